@@ -1,0 +1,160 @@
+"""Model registry: every fusion method is reachable by name.
+
+A method registers a factory with :func:`register_model`. Networks name their shipped
+weights file (``litefuse/weights/<file>``); :func:`load_model` builds the module, loads
+weights (shipped, a user path, or none) and returns it in eval mode on the requested device.
+
+Every registered module follows one contract: ``forward(ir, vi)`` takes two float tensors of
+shape ``(B, 1, H, W)`` in ``[0, 1]`` (infrared, visible luminance) and returns the fused
+luminance with the same shape, in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import ModelError
+
+__all__ = ["ModelInfo", "register_model", "list_models", "get_model_info", "load_model", "load_weights"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about one fusion method."""
+
+    name: str
+    description: str
+    factory: Callable[..., nn.Module]
+    kind: str = "network"  # "network" or "classical"
+    weights: str | None = None  # file name under litefuse/weights, or None
+    tasks: tuple[str, ...] = ("ivif",)
+    paper: str = ""
+    defaults: dict = field(default_factory=dict)
+
+    @property
+    def weights_path(self) -> Path | None:
+        if self.weights is None:
+            return None
+        path = Path(str(resources.files("litefuse") / "weights" / self.weights))
+        return path if path.is_file() else None
+
+    @property
+    def has_weights(self) -> bool:
+        return self.kind == "classical" or self.weights_path is not None
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    description: str,
+    kind: str = "network",
+    weights: str | None = None,
+    tasks: tuple[str, ...] = ("ivif",),
+    paper: str = "",
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering a factory ``(**kwargs) -> nn.Module`` under ``name``."""
+
+    def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelInfo(name, description, factory, kind, weights, tuple(tasks), paper)
+        return factory
+
+    return wrap
+
+
+def _ensure_loaded() -> None:
+    from . import models  # noqa: F401  (importing registers every model)
+
+
+def list_models(kind: str | None = None) -> list[ModelInfo]:
+    """All registered methods (optionally only ``"network"`` or ``"classical"``), by name."""
+    _ensure_loaded()
+    infos = sorted(_REGISTRY.values(), key=lambda m: (m.kind != "network", m.name))
+    return [m for m in infos if kind is None or m.kind == kind]
+
+
+def get_model_info(name: str) -> ModelInfo:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ModelError(f"unknown model {name!r}; known models: {known}") from None
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a safetensors or torch checkpoint into ``model`` (strict).
+
+    A model may define ``remap_state_dict(state) -> state`` to accept foreign key layouts
+    (e.g. a published release checkpoint).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+                state = state["model"]
+    except Exception as exc:  # corrupt or foreign file
+        raise ModelError(f"{path}: cannot read weights ({exc.__class__.__name__}: {exc})") from None
+    if hasattr(model, "remap_state_dict"):
+        state = model.remap_state_dict(state)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()
+        raise ModelError(f"{path}: weights do not fit {model.__class__.__name__}: {' '.join(first[:3])}") from None
+    return model
+
+
+def load_model(
+    name: str,
+    weights: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    pretrained: bool = True,
+    **kwargs,
+) -> nn.Module:
+    """Build a registered model, load weights and return it in eval mode.
+
+    ``weights``: a path to load instead of the shipped weights. ``pretrained=False`` skips
+    loading (random initialisation, for training). Extra ``kwargs`` go to the factory.
+    """
+    info = get_model_info(name)
+    model = info.factory(**kwargs)
+    if info.kind == "network":
+        if weights is not None:
+            load_weights(model, weights)
+        elif pretrained:
+            if info.weights_path is None:
+                raise ModelError(
+                    f"model {name!r} has no shipped weights yet; pass weights=PATH or pretrained=False"
+                )
+            load_weights(model, info.weights_path)
+    elif weights is not None:
+        raise ModelError(f"model {name!r} is classical and takes no weights")
+    return model.to(resolve_device(device)).eval()
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` picks CUDA when available; anything else is passed to :class:`torch.device`."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError("device 'cuda' requested but CUDA is not available")
+    return dev
