@@ -1,6 +1,14 @@
-"""litefuse: small, fast, measurably good infrared-visible image fusion."""
+"""litefuse: small, fast, measurably good infrared-visible image fusion.
 
+>>> import litefuse
+>>> litefuse.list_models()                      # every registered method
+>>> fused = litefuse.fuse("ir.png", "vi.png")   # float32 in [0, 1], colour if vi is colour
+>>> litefuse.save_image("fused.png", fused)
+"""
+
+from .api import Fuser, fuse, fuse_folder
+from .io import read_image, save_image
 from .registry import list_models, load_model
 
 __version__ = "0.1.0"
-__all__ = ["list_models", "load_model", "__version__"]
+__all__ = ["Fuser", "fuse", "fuse_folder", "read_image", "save_image", "list_models", "load_model", "__version__"]

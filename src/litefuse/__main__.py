@@ -1,0 +1,5 @@
+"""``python -m litefuse`` = the ``litefuse`` command."""
+
+from .cli import main
+
+main()

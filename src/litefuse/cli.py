@@ -1,0 +1,165 @@
+"""``litefuse`` command line: a thin typer layer over :mod:`litefuse.api`.
+
+Every user-facing problem is one line on stderr (``error: <file>: <problem>``) with exit code
+2, never a traceback (set ``LITEFUSE_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import LitefuseError
+
+app = typer.Typer(
+    name="litefuse",
+    help="Small, fast, measurable infrared–visible image fusion.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class IrNorm(str, Enum):
+    range = "range"
+    minmax = "minmax"
+
+
+def fail(message: str, code: int = 2) -> "typer.Exit":
+    err_console.print(f"error: {message}", markup=False)
+    return typer.Exit(code)
+
+
+def progress_bar(description: str):
+    """A rich progress tracker usable as ``progress(iterable, total)``."""
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err_console, transient=False,
+    )
+
+    def track(iterable, total):
+        with bar:
+            yield from bar.track(iterable, total=total, description=description)
+
+    return track
+
+
+@app.command()
+def fuse(
+    ir: Optional[Path] = typer.Option(None, "--ir", help="Infrared image (grey; 8/16-bit PNG, TIFF, JPEG, BMP)."),
+    vi: Optional[Path] = typer.Option(None, "--vi", help="Visible image (grey or colour)."),
+    input_dir: Optional[Path] = typer.Option(
+        None, "--input", "-i", help="Folder with ir/vi (or infrared/visible, Inf/Vis, A/B) sub-folders; pairs by file stem."
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="Output PNG (pair) or folder (folder mode, or a pair into a folder)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name (see `litefuse models`); default: the best shipped network."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file to load instead of the shipped ones (.safetensors or .pth)."),
+    device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
+    grey: bool = typer.Option(False, "--grey", help="Write a grey result even when the visible image is colour."),
+    resize_vi: bool = typer.Option(False, "--resize-vi", help="Resample the visible image to the infrared grid when sizes differ."),
+    ir_norm: IrNorm = typer.Option(IrNorm.range, "--ir-norm", help="16-bit infrared: divide by 65535 (range) or stretch per image (minmax)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (inputs are never touched)."),
+) -> None:
+    """Fuse one infrared/visible pair, or every pair in a folder."""
+    from .api import Fuser, fuse_files, fuse_folder
+
+    if input_dir is not None and (ir is not None or vi is not None):
+        raise fail("give either --input DIR or --ir/--vi, not both")
+    if input_dir is None and (ir is None or vi is None):
+        raise fail("give --ir and --vi (one pair) or --input DIR (a folder of pairs)")
+    try:
+        fuser = Fuser(model, weights=weights, device=device.value)
+        if input_dir is not None:
+            report = fuse_folder(
+                input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value,
+                overwrite=overwrite, progress=progress_bar(f"fusing ({fuser.name})"),
+            )
+            for problem in report.skipped:
+                err_console.print(f"skipped: {problem}", markup=False)
+            console.print(f"{len(report.fused)} fused, {len(report.skipped)} skipped -> {output}", markup=False)
+            raise typer.Exit(0 if not report.skipped else (1 if report.fused else 2))
+        out = output / f"{ir.stem}.png" if output.is_dir() or str(output).endswith(os.sep) else output
+        path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value, overwrite=overwrite)
+        console.print(f"fused ({fuser.name}) -> {path}", markup=False)
+    except LitefuseError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def models() -> None:
+    """List the registered fusion methods."""
+    from .registry import list_models
+
+    table = Table(title="litefuse methods")
+    for col in ("name", "kind", "weights", "tasks", "description"):
+        table.add_column(col)
+    for info in list_models():
+        shipped = "shipped" if info.weights_path else ("-" if info.kind == "classical" else "not yet")
+        table.add_row(info.name, info.kind, shipped, ",".join(info.tasks), info.description)
+    console.print(table)
+
+
+@app.command()
+def demo(
+    output: Path = typer.Option(Path("litefuse-demo"), "--output", "-o", help="Folder for the demo images."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name; default: the best shipped network."),
+    device: Device = typer.Option(Device.cpu, "--device"),
+) -> None:
+    """Fuse a built-in synthetic infrared/visible scene and write the images."""
+    from .demo import run_demo
+
+    try:
+        paths = run_demo(output, model=model, device=device.value)
+    except LitefuseError as exc:
+        raise fail(str(exc)) from None
+    for key, path in paths.items():
+        console.print(f"{key:>13}: {path}", markup=False)
+
+
+def _register_optional_commands() -> None:
+    """Commands that live in their own modules (eval, train, bench...)."""
+    from importlib import import_module
+
+    for module, func, name in (("cli_eval", "eval_command", "eval"), ("cli_train", "train_command", "train")):
+        try:
+            mod = import_module(f"{__package__}.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{module}":
+                raise
+            continue
+        app.command(name)(getattr(mod, func))
+
+
+_register_optional_commands()
+
+
+def main() -> None:  # pragma: no cover - exercised through the console script
+    try:
+        app()
+    except LitefuseError as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted", markup=False)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("LITEFUSE_DEBUG"):
+            raise
+        err_console.print(f"error: internal error ({exc.__class__.__name__}: {exc}); set LITEFUSE_DEBUG=1 for details", markup=False)
+        sys.exit(3)

@@ -1,0 +1,150 @@
+"""The CLI end to end, through a subprocess: demo, pair, folder, and every bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SAMPLE_PAIRS, sample_pair_paths
+from litefuse.demo import synthetic_pair
+from litefuse.io import read_image, save_image
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "litefuse", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str, code: int = 2) -> None:
+    assert proc.returncode == code, proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture()
+def pair(tmp_path):
+    ir, vi = synthetic_pair(96, 128)
+    return save_image(tmp_path / "ir.png", ir), save_image(tmp_path / "vi.png", vi)
+
+
+def test_demo_writes_images(tmp_path):
+    proc = run("demo", "-o", str(tmp_path / "demo"), "-m", "gff")
+    assert proc.returncode == 0, proc.stderr
+    side = read_image(tmp_path / "demo" / "demo_side_by_side.png")
+    fused = read_image(tmp_path / "demo" / "demo_fused_gff.png")
+    assert fused.shape == (240, 320, 3) and side.shape[1] > 3 * 320
+    assert "side_by_side" in proc.stdout
+
+
+def test_default_demo_runs(tmp_path):
+    proc = run("demo", "-o", str(tmp_path / "d"))
+    assert proc.returncode == 0, proc.stderr
+    assert list((tmp_path / "d").glob("demo_fused_*.png"))
+
+
+def test_fuse_pair_colour_and_grey(tmp_path, pair):
+    ir, vi = pair
+    proc = run("fuse", "--ir", str(ir), "--vi", str(vi), "-o", str(tmp_path / "f.png"), "-m", "max")
+    assert proc.returncode == 0, proc.stderr
+    out = read_image(tmp_path / "f.png")
+    assert out.shape == (96, 128, 3)
+    proc = run("fuse", "--ir", str(ir), "--vi", str(vi), "-o", str(tmp_path / "g.png"), "-m", "max", "--grey")
+    assert read_image(tmp_path / "g.png").shape == (96, 128)
+
+
+def test_existing_output_not_overwritten_without_flag(tmp_path, pair):
+    ir, vi = pair
+    out = tmp_path / "f.png"
+    out.write_bytes(b"keep me")
+    assert_one_line_error(run("fuse", "--ir", str(ir), "--vi", str(vi), "-o", str(out), "-m", "max"), "f.png", "exists")
+    assert out.read_bytes() == b"keep me"
+    assert run("fuse", "--ir", str(ir), "--vi", str(vi), "-o", str(out), "-m", "max", "--overwrite").returncode == 0
+    assert read_image(out).shape == (96, 128, 3)
+
+
+def test_bad_inputs_one_line_each(tmp_path, pair):
+    ir, vi = pair
+    out = str(tmp_path / "o.png")
+    base = ("fuse", "-m", "max", "-o", out)
+    assert_one_line_error(run(*base, "--ir", str(tmp_path / "missing.png"), "--vi", str(vi)), "missing.png", "file not found")
+    (tmp_path / "empty.png").write_bytes(b"")
+    assert_one_line_error(run(*base, "--ir", str(tmp_path / "empty.png"), "--vi", str(vi)), "empty.png", "empty file")
+    (tmp_path / "text.png").write_text("not an image")
+    assert_one_line_error(run(*base, "--ir", str(tmp_path / "text.png"), "--vi", str(vi)), "text.png", "not an image")
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(vi.read_bytes()[:400])
+    assert_one_line_error(run(*base, "--ir", str(ir), "--vi", str(cut)), "cut.png")
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(tmp_path / "tiny.png")
+    assert_one_line_error(run(*base, "--ir", str(tmp_path / "tiny.png"), "--vi", str(vi)), "tiny.png", "1×1")
+    small = save_image(tmp_path / "small.png", np.zeros((50, 60), np.float32))
+    assert_one_line_error(run(*base, "--ir", str(ir), "--vi", str(small)), "small.png", "size mismatch")
+    colour_ir = save_image(tmp_path / "cir.png", np.random.default_rng(0).random((96, 128, 3)))
+    assert_one_line_error(run(*base, "--ir", str(colour_ir), "--vi", str(vi)), "cir.png", "colour")
+    assert_one_line_error(run("fuse", "-m", "max", "--ir", str(ir), "--vi", str(vi), "-o", str(ir), "--overwrite"), "input")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    assert_one_line_error(run(*base[:-1], str(blocker / "x.png"), "--ir", str(ir), "--vi", str(vi)), "not a directory")
+    assert_one_line_error(run("fuse", "-m", "nope", "--ir", str(ir), "--vi", str(vi), "-o", out), "unknown model")
+    assert not Path(out).exists()
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_resize_vi_opt_in(tmp_path, pair):
+    ir, _ = pair
+    small_vi = save_image(tmp_path / "svi.png", synthetic_pair(48, 64)[1])
+    proc = run("fuse", "-m", "mean", "--ir", str(ir), "--vi", str(small_vi), "-o", str(tmp_path / "r.png"), "--resize-vi")
+    assert proc.returncode == 0, proc.stderr
+    assert read_image(tmp_path / "r.png").shape == (96, 128, 3)
+
+
+def test_16bit_rgba_inputs(tmp_path):
+    ir, vi = synthetic_pair(64, 80)
+    Image.fromarray((ir * 65535).astype(np.uint16)).save(tmp_path / "ir16.png")
+    rgba = np.concatenate([(vi * 255).astype(np.uint8), np.full((64, 80, 1), 200, np.uint8)], -1)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "vi.png")
+    ir3 = np.repeat((ir * 255).astype(np.uint8)[..., None], 3, -1)
+    Image.fromarray(ir3).save(tmp_path / "ir3.png")
+    for irp in ("ir16.png", "ir3.png"):
+        proc = run("fuse", "-m", "max", "--ir", str(tmp_path / irp), "--vi", str(tmp_path / "vi.png"), "-o", str(tmp_path / f"o_{irp}"))
+        assert proc.returncode == 0, proc.stderr
+        assert read_image(tmp_path / f"o_{irp}").shape == (64, 80, 3)
+
+
+def test_folder_mode_reports_skips(tmp_path):
+    root = tmp_path / "set"
+    for i in range(3):
+        ir, vi = synthetic_pair(40, 56, seed=i)
+        save_image(root / "ir" / f"{i}.png", ir)
+        save_image(root / "vi" / f"{i}.jpg" if i else root / "vi" / f"{i}.png", vi)
+    save_image(root / "ir" / "orphan.png", np.zeros((40, 56), np.float32))
+    (root / "vi" / "broken.png").write_bytes(b"\x89PNG\r\n")
+    (root / "ir" / "broken.png").write_bytes((root / "ir" / "0.png").read_bytes())
+    proc = run("fuse", "--input", str(root), "-o", str(tmp_path / "out"), "-m", "max")
+    assert proc.returncode == 1, proc.stderr
+    assert "3 fused, 2 skipped" in proc.stdout
+    assert "orphan.png: no partner" in proc.stderr and "broken.png" in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png", "2.png"]
+
+
+def test_models_table():
+    proc = run("models")
+    assert proc.returncode == 0
+    for name in ("max", "gff", "wavelet", "laplacian", "mean"):
+        assert name in proc.stdout
+
+
+@pytest.mark.parametrize("dataset, stem", SAMPLE_PAIRS)
+def test_sample_pairs_fuse_with_partner_size(shared, tmp_path, dataset, stem):
+    ir, vi = sample_pair_paths(shared, dataset, stem)
+    proc = run("fuse", "--ir", str(ir), "--vi", str(vi), "-o", str(tmp_path / "f.png"), "-m", "gff")
+    assert proc.returncode == 0, proc.stderr
+    out, src_ir, src_vi = read_image(tmp_path / "f.png"), read_image(ir), read_image(vi)
+    assert out.shape[:2] == src_ir.shape[:2]
+    assert out.ndim == src_vi.ndim  # MSRS / RoadScene colour stays colour, TNO stays grey

@@ -1,0 +1,154 @@
+"""Image reading/writing: formats, bit depths, channel handling, bad files, atomic writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from litefuse.colour import rgb_to_ycbcr, ycbcr_to_rgb
+from litefuse.errors import InputError, OutputError
+from litefuse.io import read_image, save_image, check_output_path
+
+
+def _gradient(h: int = 21, w: int = 33) -> np.ndarray:
+    return (np.arange(h * w).reshape(h, w) % 256).astype(np.uint8)
+
+
+@pytest.mark.parametrize("ext", [".png", ".bmp", ".tif"])
+def test_8bit_grey_roundtrip_exact(tmp_path, ext):
+    arr = _gradient()
+    path = tmp_path / f"g{ext}"
+    Image.fromarray(arr).save(path)
+    out = read_image(path)
+    assert out.shape == arr.shape and out.dtype == np.float32
+    np.testing.assert_array_equal(np.round(out * 255).astype(np.uint8), arr)
+
+
+def test_jpeg_rgb_is_colour(tmp_path):
+    rgb = np.zeros((16, 24, 3), np.uint8)
+    rgb[..., 0] = 200
+    Image.fromarray(rgb).save(tmp_path / "c.jpg", quality=95)
+    out = read_image(tmp_path / "c.jpg")
+    assert out.shape == (16, 24, 3)
+    assert abs(out[..., 0].mean() - 200 / 255) < 0.03
+
+
+def test_16bit_png_and_tiff_normalised(tmp_path):
+    arr = np.linspace(1000, 60000, 20 * 30).reshape(20, 30).astype(np.uint16)
+    Image.fromarray(arr).save(tmp_path / "r.png")
+    tifffile.imwrite(tmp_path / "r.tif", arr)
+    for name in ("r.png", "r.tif"):
+        out = read_image(tmp_path / name)
+        np.testing.assert_allclose(out, arr / 65535.0, atol=1e-6)
+        mm = read_image(tmp_path / name, norm="minmax")
+        assert mm.min() == 0.0 and mm.max() == 1.0
+
+
+def test_rgba_drops_alpha_and_identical_channels_collapse(tmp_path):
+    grey = _gradient()
+    rgba = np.stack([grey, grey, grey, np.full_like(grey, 7)], -1)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    out = read_image(tmp_path / "a.png")
+    assert out.ndim == 2  # R = G = B after dropping alpha → grey
+    np.testing.assert_array_equal(np.round(out * 255).astype(np.uint8), grey)
+
+
+def test_three_channel_tiff_planar(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 255, (3, 12, 14), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "p.tif", rgb, photometric="rgb", planarconfig="separate")
+    assert read_image(tmp_path / "p.tif").shape == (12, 14, 3)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: None, "file not found"),
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_text("hello, not an image"), "not an image"),
+        (lambda p: Image.fromarray(np.zeros((1, 1), np.uint8)).save(p), "1×1 pixels"),
+    ],
+)
+def test_bad_files_name_the_file(tmp_path, make, message):
+    path = tmp_path / "bad.png"
+    make(path)
+    with pytest.raises(InputError) as err:
+        read_image(path)
+    assert message in str(err.value) and "bad.png" in str(err.value)
+
+
+def test_truncated_png_and_jpeg(tmp_path):
+    arr = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    for ext in (".png", ".jpg"):
+        full = tmp_path / f"full{ext}"
+        Image.fromarray(arr).save(full)
+        cut = tmp_path / f"cut{ext}"
+        cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+        with pytest.raises(InputError) as err:
+            read_image(cut)
+        assert f"cut{ext}" in str(err.value)
+
+
+def test_ycbcr_roundtrip_within_one_level():
+    rgb = np.random.default_rng(2).random((50, 60, 3)).astype(np.float32)
+    back = ycbcr_to_rgb(*rgb_to_ycbcr(rgb))
+    assert np.abs(back - rgb).max() <= 1 / 255
+
+
+def test_ycbcr_matches_spec_coefficients():
+    y, cb, cr = rgb_to_ycbcr(np.array([[[1.0, 0.0, 0.0]]]))
+    assert np.isclose(y, 0.299) and np.isclose(cr, 0.713 * 0.701 + 0.5) and np.isclose(cb, 0.564 * -0.299 + 0.5)
+
+
+def test_save_is_atomic_and_refuses_inputs(tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray(_gradient()).save(src)
+    before = src.read_bytes()
+    with pytest.raises(OutputError, match="one of the inputs"):
+        check_output_path(src, (src,), overwrite=True)
+    assert src.read_bytes() == before
+    out = save_image(tmp_path / "o" / "x.png", np.full((9, 9), 0.5, np.float32))
+    assert out.is_file() and not list(out.parent.glob("*.tmp*"))
+    with pytest.raises(OutputError, match="exists"):
+        check_output_path(out)
+
+
+def test_save_into_a_file_path_fails_cleanly(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="not a directory"):
+        save_image(blocker / "x.png", np.zeros((9, 9), np.float32))
+
+
+def test_api_accepts_paths_arrays_and_pil(tmp_path, demo_pair):
+    import litefuse
+    from litefuse.api import fuse
+
+    ir, vi = demo_pair
+    ir_u8 = (ir * 255).round().astype(np.uint8)
+    vi_u8 = (vi * 255).round().astype(np.uint8)
+    from_arrays = fuse(ir_u8, vi_u8, model="max")
+    from_pil = fuse(Image.fromarray(ir_u8), Image.fromarray(vi_u8), model="max")
+    p_ir, p_vi = save_image(tmp_path / "i.png", ir_u8), save_image(tmp_path / "v.png", vi_u8)
+    from_paths = litefuse.fuse(p_ir, p_vi, model="max")
+    assert from_arrays.shape == (240, 320, 3)
+    np.testing.assert_array_equal(from_arrays, from_pil)
+    np.testing.assert_array_equal(from_arrays, from_paths)
+    grey = fuse(ir_u8.astype(np.uint16) * 257, vi_u8[..., 1], model="max")
+    assert grey.shape == (240, 320)
+
+
+def test_tiled_inference_equals_single_pass_for_local_models():
+    """Tiles with more overlap than the receptive field reproduce the single pass exactly."""
+    import torch
+    from litefuse.api import _tiled
+
+    conv = torch.nn.Conv2d(2, 1, 5, padding=2)
+
+    def model(a, b):
+        return conv(torch.cat([a, b], 1))
+
+    a, b = torch.rand(1, 1, 203, 157), torch.rand(1, 1, 203, 157)
+    with torch.no_grad():
+        assert torch.allclose(_tiled(model, a, b, tile=64, overlap=8), model(a, b), atol=1e-6)

@@ -1,0 +1,56 @@
+"""Folder pairing by stem across the recognised layouts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from litefuse.data import find_pairs
+from litefuse.errors import InputError
+
+
+def _img(path, value=128):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((12, 12), value, np.uint8)).save(path)
+
+
+@pytest.mark.parametrize("layout", [("ir", "vi"), ("infrared", "visible"), ("Inf", "Vis"), ("A", "B")])
+def test_layouts_and_mixed_extensions(tmp_path, layout):
+    a, b = layout
+    _img(tmp_path / a / "01.png")
+    _img(tmp_path / b / "01.jpg")
+    _img(tmp_path / a / "02.bmp")
+    _img(tmp_path / b / "02.tif")
+    pairs, problems = find_pairs(tmp_path)
+    assert [p.name for p in pairs] == ["01", "02"] and not problems
+    assert pairs[0].b.suffix == ".jpg"
+
+
+def test_unpaired_and_duplicates_reported(tmp_path):
+    _img(tmp_path / "ir" / "a.png")
+    _img(tmp_path / "vi" / "a.png")
+    _img(tmp_path / "ir" / "lonely.png")
+    _img(tmp_path / "vi" / "other.png")
+    _img(tmp_path / "vi" / "dup.png")
+    _img(tmp_path / "vi" / "dup.jpg")
+    (tmp_path / "ir" / "notes.txt").write_text("ignored")
+    pairs, problems = find_pairs(tmp_path)
+    assert [p.name for p in pairs] == ["a"]
+    text = "\n".join(map(str, problems))
+    assert "lonely.png: no partner in vi/" in text
+    assert "other.png: no partner in ir/" in text
+    assert "duplicate stem" in text
+
+
+def test_missing_layout_is_one_clear_error(tmp_path):
+    (tmp_path / "left").mkdir()
+    with pytest.raises(InputError, match="no source sub-folders"):
+        find_pairs(tmp_path)
+    with pytest.raises(InputError, match="directory not found"):
+        find_pairs(tmp_path / "nope")
+
+
+def test_tno_pairs(shared):
+    pairs, problems = find_pairs(shared / "data" / "ivif" / "TNO")
+    assert len(pairs) == 17 and not problems
