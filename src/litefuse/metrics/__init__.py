@@ -1,0 +1,121 @@
+"""Fusion quality metrics that reproduce the numbers of the reference codes papers use.
+
+>>> from litefuse.metrics import evaluate, load_grey_u8
+>>> scores = evaluate(load_grey_u8("ir.png"), load_grey_u8("vi.png"), load_grey_u8("fused.png"))
+
+Inputs are uint8 grey images (A = infrared, B = visible, F = fused), scored as float64 0..255.
+RGB arrays are converted with the CDDFuse grey rule; float arrays must hold integers 0..255
+(use :func:`to_uint8` for [0, 1] images). The same metric name means different numbers in
+different codes, so every result belongs to a ``convention`` (see :mod:`.conventions`);
+the default, ``cddfuse``, is CDDFuse's ``Evaluator.py``. Definitions: docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, NamedTuple
+
+import numpy as np
+
+from . import gradient, information, perceptual, statistics, structural, vif
+from ._common import as_grey_f64, check_triple, grey_from_rgb, load_grey_u8, to_uint8
+from .conventions import CONVENTIONS, Convention, get_convention
+
+__all__ = [
+    "evaluate", "METRICS", "CORE_METRICS", "DEFAULT_METRICS", "MetricInfo", "CONVENTIONS", "Convention",
+    "get_convention", "load_grey_u8", "to_uint8", "as_grey_f64", "grey_from_rgb", "resolve_metrics",
+]
+
+CORE_METRICS: tuple[str, ...] = ("EN", "SD", "SF", "MI", "SCD", "VIF", "Qabf", "SSIM")
+DEFAULT_METRICS: tuple[str, ...] = CORE_METRICS + ("AG", "CC", "PSNR")
+
+
+class MetricInfo(NamedTuple):
+    """``direction``: '↑' (higher is better) or '↓'; ``description``: one line."""
+
+    direction: str
+    description: str
+
+
+Compute = Callable[[Convention, np.ndarray, np.ndarray, np.ndarray], float]
+
+# name → (direction, description, computation under a convention)
+_TABLE: dict[str, tuple[str, str, Compute]] = {
+    "EN": ("↑", "entropy of F (bits)", lambda c, a, b, f: information.entropy(f)),
+    "SD": ("↑", "standard deviation of F", lambda c, a, b, f: statistics.sd(f)),
+    "SF": ("↑", "spatial frequency of F", lambda c, a, b, f: statistics.sf(f, normaliser=c.sf)),
+    "AG": ("↑", "average gradient of F", lambda c, a, b, f: statistics.ag(f, normaliser=c.ag)),
+    "EI": ("↑", "edge intensity of F (Sobel magnitude mean)", lambda c, a, b, f: gradient.edge_intensity(f)),
+    "MI": ("↑", "mutual information I(A;F) + I(B;F)", lambda c, a, b, f: information.mutual_information(
+        a, b, f, bits=c.mi_bits, saturate=c.mi_saturate, rebin=c.mi_rebin)),
+    "CE": ("↓", "cross entropy of the source histograms against F", lambda c, a, b, f: information.cross_entropy(a, b, f)),
+    "CC": ("↑", "mean correlation coefficient (r(A,F) + r(B,F))/2", lambda c, a, b, f: statistics.cc(a, b, f)),
+    "SCD": ("↑", "sum of the correlations of differences", lambda c, a, b, f: statistics.scd(a, b, f)),
+    "MSE": ("↓", "mean squared error to the sources", lambda c, a, b, f: statistics.mse(a, b, f, scale=c.mse_scale)),
+    "RMSE": ("↓", "root mean squared error to the sources", lambda c, a, b, f: (
+        statistics.rmse_vifb(a, b, f) if c.rmse == "vifb" else math.sqrt(statistics.mse(a, b, f, scale=c.mse_scale)))),
+    "PSNR": ("↑", "peak signal-to-noise ratio (dB; convention-dependent)", lambda c, a, b, f: statistics.psnr(
+        a, b, f, kind=c.psnr)),
+    "VIF": ("↑", "visual information fidelity vifp(A,F) + vifp(B,F)", lambda c, a, b, f: vif.vif(
+        a, b, f, flat_value=c.vif_flat)),
+    "Qabf": ("↑", "Xydeas–Petrović edge preservation Q^AB/F", lambda c, a, b, f: gradient.qabf(
+        a, b, f, scale=c.qabf_scale)),
+    "Nabf": ("↓", "Kumar's fusion artefacts N^AB/F", lambda c, a, b, f: gradient.nabf(a, b, f)),
+    "Nabf_as_called": ("↓", "Nabf with Tang's swapped arguments (old tables only)", lambda c, a, b, f: gradient.nabf(
+        a, b, f, as_called=True)),
+    "SSIM": ("↑", "structural similarity to both sources (variant and sum/mean by convention)", lambda c, a, b, f:
+             structural.ssim_fused(a, b, f, c.ssim, c.ssim_combine)),
+    "MS_SSIM": ("↑", "Wang's 5-scale MS-SSIM to both sources (unvalidated)", lambda c, a, b, f:
+                structural.ms_ssim_fused(a, b, f, c.ssim_combine)),
+    "Qs": ("↑", "Piella's fusion quality index", lambda c, a, b, f: structural.qs(a, b, f)),
+    "Qw": ("↑", "Piella's weighted fusion quality index", lambda c, a, b, f: structural.qw(a, b, f)),
+    "Qy": ("↑", "Yang's SSIM-based fusion quality", lambda c, a, b, f: structural.qy(a, b, f)),
+    "Qcb": ("↑", "Chen–Blum perceptual contrast preservation", lambda c, a, b, f: perceptual.qcb(a, b, f)),
+    "Qcv": ("↓", "Chen–Varshney perceptual distortion", lambda c, a, b, f: perceptual.qcv(a, b, f)),
+}
+
+METRICS: dict[str, MetricInfo] = {name: MetricInfo(d, text) for name, (d, text, _) in _TABLE.items()}
+_BY_LOWER = {name.lower(): name for name in _TABLE}
+
+
+def resolve_metrics(metrics: Iterable[str] | str | None, convention: str | Convention = "cddfuse") -> tuple[str, ...]:
+    """Canonical metric names (case-insensitive; a string may list them with commas).
+
+    ``None`` gives the convention's own set (:data:`DEFAULT_METRICS` for ``cddfuse``).
+    """
+    if metrics is None:
+        return get_convention(convention).metrics
+    if isinstance(metrics, str):
+        metrics = [m for m in metrics.replace(" ", "").split(",") if m]
+    names = []
+    for m in metrics:
+        key = m.lower().replace("-", "_")
+        if key not in _BY_LOWER:
+            raise ValueError(f"unknown metric {m!r}; known: {', '.join(_TABLE)}")
+        names.append(_BY_LOWER[key])
+    if not names:
+        raise ValueError("no metrics requested")
+    return tuple(dict.fromkeys(names))
+
+
+def evaluate(
+    ir: np.ndarray,
+    vi: np.ndarray,
+    fused: np.ndarray,
+    metrics: Iterable[str] | str | None = None,
+    convention: str | Convention = "cddfuse",
+    *,
+    psnr: str | None = None,
+) -> dict[str, float]:
+    """Score one fused image against its two sources.
+
+    ``ir``, ``vi``, ``fused``: uint8 grey (or RGB, converted with the CDDFuse grey rule) arrays of
+    one shape; float arrays must be integer-valued 0..255 (see :func:`to_uint8`), else
+    :class:`~litefuse.errors.InputError`. ``metrics``: names from :data:`METRICS`, default the
+    convention's own set. ``convention``: ``cddfuse`` (default), ``tang``, ``vifb`` or ``liu``;
+    ``psnr='textbook'`` overrides the PSNR kind. Returns ``{name: value}`` in the requested order.
+    """
+    conv = get_convention(convention, psnr=psnr)
+    names = resolve_metrics(metrics, conv)
+    a, b, f = check_triple(ir, vi, fused)
+    return {name: float(_TABLE[name][2](conv, a, b, f)) for name in names}

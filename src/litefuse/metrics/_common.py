@@ -1,0 +1,157 @@
+"""Input rules shared by every metric (METRICS.md §1).
+
+Every metric is defined on uint8 grey images scored as float64 with values 0..255; several
+constants (VIF's noise variance, Qabf's ``==`` quirk, Nabf's threshold, the SSIM constants)
+are absolute, so a [0, 1] image silently gives other numbers. These helpers therefore accept
+only integer-valued 0..255 data and convert colour with the CDDFuse grey rule.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+
+__all__ = ["as_grey_f64", "check_triple", "grey_from_rgb", "load_grey_u8", "to_uint8", "gaussian_1d", "filt"]
+
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Explicitly map a [0, 1] float image to uint8: ``clip(round(255·x), 0, 255)`` (half to even)."""
+    x = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise InputError("image contains NaN or infinite values")
+    return np.clip(np.round(255.0 * x), 0, 255).astype(np.uint8)
+
+
+def grey_from_rgb(rgb: np.ndarray) -> np.ndarray:
+    """CDDFuse grey rule: ``round_half_even(0.299 R + 0.587 G + 0.114 B)`` in float64, as uint8.
+
+    R = G = B maps to itself. ``rgb`` is H×W×3 in RGB order with values 0..255.
+    """
+    rgb = np.asarray(rgb, dtype=np.float64)
+    y = rgb[..., 0] * _LUMA[0] + rgb[..., 1] * _LUMA[1] + rgb[..., 2] * _LUMA[2]
+    return np.clip(np.round(y), 0, 255).astype(np.uint8)
+
+
+def as_grey_f64(x: np.ndarray, name: str = "image") -> np.ndarray:
+    """Validate one metric input and return it as a 2-D float64 array with values 0..255.
+
+    Accepts integer arrays within 0..255 and float arrays whose values are integers in 0..255.
+    H×W×3 arrays (RGB) are converted with :func:`grey_from_rgb`; H×W×1 is squeezed. Anything
+    else raises :class:`InputError`: [0, 1] floats must be converted with :func:`to_uint8` first,
+    so that rescaling is never silent.
+    """
+    x = np.asarray(x)
+    if x.ndim == 3 and x.shape[2] == 1:
+        x = x[..., 0]
+    if x.dtype == np.bool_ or not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise InputError(f"{name}: unsupported dtype {x.dtype}; expected uint8 grey 0..255")
+    if x.ndim not in (2, 3) or (x.ndim == 3 and x.shape[2] != 3):
+        raise InputError(f"{name}: shape {x.shape} is not a grey H×W or RGB H×W×3 image")
+    if min(x.shape[:2]) < 2:
+        raise InputError(f"{name}: shape {x.shape} is too small to score")
+    if x.dtype != np.uint8:
+        if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
+            raise InputError(f"{name}: contains NaN or infinite values")
+        lo, hi = x.min(), x.max()
+        if lo < 0 or hi > 255:
+            raise InputError(f"{name}: values span {lo:g}..{hi:g}, outside 0..255; metrics are defined on 8-bit data")
+        if np.issubdtype(x.dtype, np.floating) and not np.array_equal(x, np.round(x)):
+            raise InputError(
+                f"{name}: float values are not integers 0..255 (range {lo:g}..{hi:g}); metrics are defined on "
+                "uint8 data — convert [0, 1] images explicitly with litefuse.metrics.to_uint8(x)"
+            )
+    if x.ndim == 3:
+        return grey_from_rgb(x).astype(np.float64)
+    return x.astype(np.float64)
+
+
+def check_triple(ir: np.ndarray, vi: np.ndarray, fused: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate A (infrared), B (visible), F (fused) with :func:`as_grey_f64`; shapes must match."""
+    a, b, f = as_grey_f64(ir, "ir"), as_grey_f64(vi, "vi"), as_grey_f64(fused, "fused")
+    if not a.shape == b.shape == f.shape:
+        raise InputError(f"size mismatch: ir {a.shape}, vi {b.shape}, fused {f.shape}")
+    return a, b, f
+
+
+def load_grey_u8(path: str | Path) -> np.ndarray:
+    """Decode an image file to the uint8 grey array that the metrics score.
+
+    * 8-bit grey stays as is; RGB/palette/CMYK/YCbCr go through RGB and the CDDFuse grey rule
+      (:func:`grey_from_rgb`); an alpha channel is dropped.
+    * 16-bit integer images are mapped to 8 bits as ``round(x / 257)`` (= ``x·255/65535``, the
+      same as MATLAB ``im2uint8``); other integer images must already lie in 0..255.
+    * Float images (TIFF) must be integer-valued 0..255, else :class:`InputError`.
+    TIFF files are read with tifffile, everything else with Pillow.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found" if not path.exists() else "not a file", path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            arr = np.asarray(tifffile.imread(str(path)))
+            if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
+                arr = np.moveaxis(arr, 0, -1)  # planar (C, H, W) layout
+        else:
+            with Image.open(path) as im:
+                im.load()
+                if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+                    im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
+                elif im.mode == "1":
+                    im = im.convert("L")
+                arr = np.asarray(im)
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError("not an image (unrecognised format)", path) from None
+    except Exception as exc:  # decoder errors come in many types
+        raise InputError(f"unreadable image ({exc.__class__.__name__}: {exc})", path) from None
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):
+        arr = arr[..., :-1]  # drop alpha (LA → L, RGBA → RGB)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.dtype == np.uint16 or (np.issubdtype(arr.dtype, np.integer) and arr.max(initial=0) > 255):
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
+            raise InputError(f"integer values outside 0..65535 ({arr.dtype})", path)
+        arr = np.round(arr.astype(np.float64) / 257.0)
+    try:
+        grey = as_grey_f64(arr, path.name)
+    except InputError as exc:
+        raise InputError(exc.problem.removeprefix(f"{path.name}: "), path) from None
+    return grey.astype(np.uint8)
+
+
+def gaussian_1d(size: int, sigma: float) -> np.ndarray:
+    """1-D factor of MATLAB ``fspecial('gaussian', size, sigma)``: ``outer(g, g)`` is that window.
+
+    fspecial zeroes taps below eps·max; for the windows used here (corner/centre ≥ e^-6)
+    that never happens, which the assertion checks, so the window is exactly separable.
+    """
+    x = np.arange(size) - (size - 1) / 2.0
+    g = np.exp(-(x * x) / (2.0 * sigma * sigma))
+    assert g[0] * g[0] > np.finfo(np.float64).eps, "fspecial would truncate this window"
+    return g / g.sum()
+
+
+def filt(x: np.ndarray, k: np.ndarray, mode: str = "valid") -> np.ndarray:
+    """Correlate ``x`` with the separable window ``outer(k, k)`` (MATLAB ``filter2``/``imfilter``).
+
+    ``mode``: ``'valid'`` (no padding), ``'same'`` (zero padding) or ``'nearest'`` (replicate
+    padding, ``imfilter(...,'replicate')``). ``k`` has odd length.
+    """
+    pad = "nearest" if mode == "nearest" else "constant"
+    out = ndimage.correlate1d(x, k, axis=0, mode=pad)
+    out = ndimage.correlate1d(out, k, axis=1, mode=pad)
+    if mode == "valid":
+        r = len(k) // 2
+        out = out[r : x.shape[0] - r, r : x.shape[1] - r]
+    return out

@@ -1,0 +1,243 @@
+"""litefuse.metrics against the validation pack (../shared/reference/metrics) and behaviour checks.
+
+The pack tests skip when the shared folder is absent (set LITEFUSE_SHARED to point elsewhere).
+Tolerances are those of METRICS.md §6; a miss is a definition error, never a reason to widen them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from litefuse.errors import InputError
+from litefuse.metrics import (
+    CORE_METRICS, DEFAULT_METRICS, METRICS, evaluate, grey_from_rgb, load_grey_u8, to_uint8,
+)
+from litefuse.metrics import information, structural
+
+SHARED = Path(os.environ.get("LITEFUSE_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+VALUES = SHARED / "reference" / "metrics" / "values.json"
+
+# pack source → (litefuse convention, default rtol, per-metric rtol)
+SOURCES = {
+    "cddfuse_evaluator": ("cddfuse", 1e-6, {"SSIM": 5e-6, "EN": 1e-12, "MI": 1e-12, "VIF": 1e-12}),
+    "octave_tang": ("tang", 1e-9, {}),
+    "octave_vifb": ("vifb", 1e-9, {}),
+    "octave_liu": ("liu", 1e-9, {}),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _load_pack() -> dict | None:
+    return json.loads(VALUES.read_text()) if VALUES.is_file() else None
+
+
+def _triple_names() -> list[str]:
+    pack = _load_pack()
+    return list(pack["triples"]) if pack else ["(no pack)"]
+
+
+@pytest.fixture(scope="module")
+def pack() -> dict:
+    data = _load_pack()
+    if data is None:
+        pytest.skip(f"metric validation pack not found at {VALUES} (set LITEFUSE_SHARED)")
+    return data
+
+
+@functools.lru_cache(maxsize=None)
+def _triple_arrays(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    files = _load_pack()["triples"][name]["files"]
+    return tuple(load_grey_u8(SHARED / files[k]) for k in ("ir_grey", "vi_grey", "fused"))
+
+
+def _sha(x: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("source", list(SOURCES))
+@pytest.mark.parametrize("triple", _triple_names())
+def test_pack_values(pack: dict, triple: str, source: str) -> None:
+    convention, rtol, special = SOURCES[source]
+    ref = pack["triples"][triple]["metrics"][source]
+    mine = evaluate(*_triple_arrays(triple), metrics=list(ref), convention=convention)
+    misses = []
+    for name, expected in ref.items():
+        try:
+            np.testing.assert_allclose(mine[name], expected, rtol=special.get(name, rtol), atol=0)
+        except AssertionError:
+            misses.append(f"{name}: {mine[name]!r} vs {expected!r} (rtol {special.get(name, rtol):g})")
+    assert not misses, f"{triple} [{convention}]: " + "; ".join(misses)
+
+
+@pytest.mark.parametrize("triple", _triple_names())
+def test_pack_pixels(pack: dict, triple: str) -> None:
+    """Our loader reproduces the scored grey arrays from the original data files (grey rule)."""
+    t = pack["triples"][triple]
+    for role in ("ir", "vi"):
+        assert _sha(load_grey_u8(SHARED / t["files"][role])) == t["pixel_sha256"][role], f"{role}: {t['files'][role]}"
+    a, b, f = _triple_arrays(triple)
+    assert (_sha(a), _sha(b), _sha(f)) == tuple(t["pixel_sha256"][k] for k in ("ir", "vi", "fused"))
+
+
+# ---------------------------------------------------------------- behaviour (no pack needed)
+
+
+def _smooth_image(seed: int, shape=(64, 80), sigma: float = 2.0) -> np.ndarray:
+    """A textured uint8 image spanning most of 0..255."""
+    x = ndimage.gaussian_filter(np.random.default_rng(seed).normal(size=shape), sigma)
+    x = (x - x.min()) / (x.max() - x.min())
+    return np.round(10 + 235 * x).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def triple() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a, b = _smooth_image(1), _smooth_image(2)
+    return a, b, ((a.astype(np.uint16) + b + 1) // 2).astype(np.uint8)
+
+
+@pytest.mark.parametrize("convention, expected", [("cddfuse", 2.0), ("vifb", 2.0), ("tang", 1.0)])
+def test_ssim_of_identical_images(convention: str, expected: float) -> None:
+    x = _smooth_image(3)
+    assert evaluate(x, x, x, ["SSIM"], convention)["SSIM"] == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+def test_ssim_of_different_images_is_lower(triple) -> None:
+    a, b, f = triple
+    assert evaluate(a, b, f, ["SSIM"])["SSIM"] < 1.99
+
+
+def test_entropy_of_constant_image_is_zero() -> None:
+    const = np.full((32, 32), 77, np.uint8)
+    assert evaluate(const, const, const, ["EN"])["EN"] == 0.0
+    every_level = np.arange(256, dtype=np.uint8).reshape(16, 16).repeat(2, 0).repeat(2, 1)  # each level 4 times
+    assert evaluate(const, const, every_level, ["EN"])["EN"] == pytest.approx(8.0, rel=1e-12)
+
+
+def test_vif_flat_source_convention() -> None:
+    flat, x = np.full((64, 64), 100, np.uint8), _smooth_image(4, (64, 64))
+    # 1.0 for the flat source + vifp(x, x), which is 1 − O(1e-11) because of the 1e-10 regulariser in g
+    assert evaluate(flat, x, x, ["VIF"], "cddfuse")["VIF"] == pytest.approx(2.0, rel=1e-9)
+    assert np.isnan(evaluate(flat, x, x, ["VIF"], "tang")["VIF"])
+
+
+def test_float_input_rejected_with_clear_message(triple) -> None:
+    a, b, f = triple
+    with pytest.raises(InputError, match=r"fused: float values are not integers 0\.\.255.*to_uint8"):
+        evaluate(a, b, f / 255.0)
+    # explicit conversion is the documented way, and integer-valued floats are accepted as is
+    assert evaluate(a, b, to_uint8(f / 255.0)) == evaluate(a, b, f.astype(np.float32))
+
+
+def test_to_uint8_rounds_and_clips() -> None:
+    assert to_uint8(np.array([[-0.1, 0.0, 0.5, 1.0, 1.7]])).tolist() == [[0, 0, 128, 255, 255]]
+
+
+def test_size_mismatch_and_bad_shapes(triple) -> None:
+    a, b, f = triple
+    with pytest.raises(InputError, match="size mismatch"):
+        evaluate(a, b, f[:-1])
+    with pytest.raises(InputError, match="shape"):
+        evaluate(a, b, np.stack([f] * 4, axis=-1))
+    with pytest.raises(InputError, match="outside 0..255"):
+        evaluate(a, b, f.astype(np.int16) + 300)
+
+
+def test_colour_fused_is_converted_with_the_cddfuse_grey_rule(triple) -> None:
+    a, b, f = triple
+    assert grey_from_rgb(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [9, 9, 9]]])).tolist() == [[76, 150, 29, 9]]
+    rgb = np.stack([f, np.roll(f, 3, 0), np.roll(f, 5, 1)], axis=-1)
+    assert evaluate(a, b, rgb) == evaluate(a, b, grey_from_rgb(rgb))
+    assert evaluate(a, b, np.stack([f] * 3, axis=-1)) == evaluate(a, b, f)  # R = G = B is itself
+
+
+def test_sources_are_interchangeable(triple) -> None:
+    a, b, f = triple
+    names = [m for m in METRICS if m not in ("Nabf_as_called", "MS_SSIM")]
+    for convention in ("cddfuse", "tang", "vifb"):
+        ab, ba = evaluate(a, b, f, names, convention), evaluate(b, a, f, names, convention)
+        np.testing.assert_allclose([ab[m] for m in names], [ba[m] for m in names], rtol=1e-12)
+
+
+def test_default_sets_and_names(triple) -> None:
+    assert CORE_METRICS == ("EN", "SD", "SF", "MI", "SCD", "VIF", "Qabf", "SSIM")
+    assert DEFAULT_METRICS == CORE_METRICS + ("AG", "CC", "PSNR")
+    assert tuple(evaluate(*triple)) == DEFAULT_METRICS
+    assert tuple(evaluate(*triple, metrics="qabf, en")) == ("Qabf", "EN")
+    assert all(info.direction in "↑↓" for info in METRICS.values())
+    with pytest.raises(ValueError, match="unknown metric"):
+        evaluate(*triple, metrics=["FMI"])
+    with pytest.raises(ValueError, match="unknown convention"):
+        evaluate(*triple, convention="matlab")
+
+
+def test_psnr_textbook_override(triple) -> None:
+    a, b, f = triple
+    mse = evaluate(a, b, f, ["MSE"])["MSE"]
+    assert evaluate(a, b, f, ["PSNR"], psnr="textbook")["PSNR"] == pytest.approx(10 * np.log10(255**2 / mse), rel=1e-14)
+    tang = evaluate(a, b, f, ["PSNR"], "tang")["PSNR"]
+    assert tang == pytest.approx(10 * np.log10(255**2 / mse) + 20 * np.log10(255), rel=1e-14)
+
+
+def test_ms_ssim_unvalidated_sanity() -> None:
+    x, y = _smooth_image(5, (192, 192)), _smooth_image(6, (192, 192))
+    assert evaluate(x, x, x, ["MS_SSIM"])["MS_SSIM"] == pytest.approx(2.0, rel=1e-12)
+    assert 0 < structural.ms_ssim(x.astype(float), y.astype(float)) < 1
+
+
+# ---------------------------------------------------------------- oracles (test-only dependencies)
+
+
+def test_oracle_skimage_ssim(triple) -> None:
+    metrics = pytest.importorskip("skimage.metrics")
+    a, b, f = (x.astype(np.float64) for x in triple)
+    # CDDFuse = skimage 0.19.2 on float input, i.e. data_range 2
+    np.testing.assert_allclose(structural.ssim(f, a, "cddfuse"),
+                               metrics.structural_similarity(f, a, data_range=2.0), rtol=1e-12)
+    wang = metrics.structural_similarity(a, f, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                         data_range=255)
+    np.testing.assert_allclose(structural.ssim(a, f, "wang"), wang, rtol=1e-12)
+
+
+def test_oracle_sklearn_mi_and_skimage_entropy(triple) -> None:
+    skm = pytest.importorskip("sklearn.metrics")
+    measure = pytest.importorskip("skimage.measure")
+    a, b, f = triple
+    expected = skm.mutual_info_score(f.ravel(), a.ravel()) + skm.mutual_info_score(f.ravel(), b.ravel())
+    np.testing.assert_allclose(evaluate(a, b, f, ["MI"])["MI"], expected, rtol=1e-12)
+    np.testing.assert_allclose(information.entropy(f), measure.shannon_entropy(f, base=2), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- loader
+
+
+def test_load_grey_u8_formats(tmp_path: Path) -> None:
+    from PIL import Image
+    import tifffile
+
+    grey = _smooth_image(7, (20, 24))
+    rgb = np.stack([grey, np.roll(grey, 1, 0), np.roll(grey, 1, 1)], axis=-1)
+    Image.fromarray(rgb).save(tmp_path / "c.png")
+    assert np.array_equal(load_grey_u8(tmp_path / "c.png"), grey_from_rgb(rgb))
+    Image.fromarray(np.dstack([rgb, np.full_like(grey, 128)])).save(tmp_path / "ca.png")  # RGBA: alpha dropped
+    assert np.array_equal(load_grey_u8(tmp_path / "ca.png"), grey_from_rgb(rgb))
+    x16 = (grey.astype(np.uint16) * 257 + 100)
+    tifffile.imwrite(tmp_path / "w.tif", x16)
+    assert np.array_equal(load_grey_u8(tmp_path / "w.tif"), np.round(x16 / 257).astype(np.uint8))
+    tifffile.imwrite(tmp_path / "i.tif", grey.astype(np.float32))
+    assert np.array_equal(load_grey_u8(tmp_path / "i.tif"), grey)
+    tifffile.imwrite(tmp_path / "f.tif", grey.astype(np.float32) / 255)
+    with pytest.raises(InputError, match="f.tif: float values are not integers"):
+        load_grey_u8(tmp_path / "f.tif")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(InputError, match="bad.png"):
+        load_grey_u8(tmp_path / "bad.png")
+    with pytest.raises(InputError, match="file not found"):
+        load_grey_u8(tmp_path / "missing.png")
