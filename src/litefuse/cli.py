@@ -26,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -130,6 +130,49 @@ def demo(
         raise fail(str(exc)) from None
     for key, path in paths.items():
         console.print(f"{key:>13}: {path}", markup=False)
+
+
+def parse_method(spec: str) -> "Fuser":
+    """``[label=]name[@weights]`` → a loaded :class:`~litefuse.api.Fuser` carrying ``label``."""
+    from .api import Fuser
+
+    label, _, rest = spec.rpartition("=") if "=" in spec.split("@")[0] else ("", "", spec)
+    name, _, weights = rest.partition("@")
+    fuser = Fuser(name, weights=weights or None)
+    fuser.label = label or (f"{name}@{Path(weights).stem}" if weights else name)
+    return fuser
+
+
+@app.command()
+def compare(
+    inputs: list[Path] = typer.Option(..., "--input", "-i", help="Pair folder(s) (ir/vi or A/B); repeat for several sets."),
+    methods: list[str] = typer.Option(
+        ["max", "gff"], "--method", "-m", help="Method as [label=]name[@weights]; repeat. Always keep `max` beside networks."
+    ),
+    output: Path = typer.Option(Path("litefuse-compare"), "--output", "-o", help="Report folder."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metric names (default: the 8 core metrics)."),
+    convention: str = typer.Option("cddfuse", "--convention", help="cddfuse | tang | vifb | liu"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="At most this many pairs per folder."),
+) -> None:
+    """Fuse the same pairs with several methods; write scores.csv, summary.md, chart.png, grid.png."""
+    from .compare import compare as run_compare
+    from .compare import write_report
+
+    try:
+        fusers = [parse_method(m) for m in methods]
+        names = [m.strip() for m in metrics.split(",")] if metrics else None
+        result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
+                             progress=progress_bar("comparing"))
+        paths = write_report(result, output, title=", ".join(p.name for p in inputs))
+    except LitefuseError as exc:
+        raise fail(str(exc)) from None
+    for problem in result.skipped:
+        err_console.print(f"skipped: {problem}", markup=False)
+    for dataset in result.datasets():
+        console.print(f"\n{dataset}", markup=False)
+        console.print(result.markdown(dataset), markup=False)
+    for key, path in paths.items():
+        console.print(f"{key:>9}: {path}", markup=False)
 
 
 def _register_optional_commands() -> None:

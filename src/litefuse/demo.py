@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from .io import save_image
+from .viz import side_by_side
 
-__all__ = ["synthetic_pair", "side_by_side", "run_demo"]
+__all__ = ["synthetic_pair", "run_demo"]
 
 
 def _ellipse(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
@@ -57,28 +57,6 @@ def synthetic_pair(height: int = 240, width: int = 320, seed: int = 0) -> tuple[
     ir[engine] = 0.8
     ir = np.clip(ir + 0.01 * rng.standard_normal(ir.shape), 0.0, 1.0).astype(np.float32)
     return ir, vi
-
-
-def side_by_side(images: list[np.ndarray], labels: list[str], gap: int = 6) -> np.ndarray:
-    """Tile float images (grey or RGB, equal height) left to right with captions; uint8 RGB."""
-    tiles = []
-    for img in images:
-        img = np.clip(np.asarray(img, np.float32), 0.0, 1.0)
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        tiles.append((img * 255.0 + 0.5).astype(np.uint8))
-    h = max(t.shape[0] for t in tiles)
-    caption = 20
-    width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) + 1)
-    canvas = Image.new("RGB", (width, h + caption + gap), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default()
-    x = gap
-    for tile, label in zip(tiles, labels):
-        canvas.paste(Image.fromarray(tile), (x, caption))
-        draw.text((x + 2, 4), label, fill=(0, 0, 0), font=font)
-        x += tile.shape[1] + gap
-    return np.asarray(canvas)
 
 
 def run_demo(out_dir: str | Path = "litefuse-demo", model: str | None = None, device: str = "cpu") -> dict[str, Path]:

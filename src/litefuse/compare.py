@@ -1,0 +1,147 @@
+"""Compare fusion methods on the same pairs: metrics table, chart and side-by-side grid.
+
+This is how every quality claim in the docs and model cards is produced: all methods,
+the classical ``max`` baseline included, fused and scored in one run, on the uint8 image that
+would be saved (colour results converted with the CDDFuse grey rule).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from .api import Fuser
+from .data.pairs import Pair, find_pairs
+from .errors import LitefuseError
+from .io import read_image, save_image
+
+__all__ = ["Comparison", "compare", "write_report"]
+
+
+@dataclass
+class Comparison:
+    """Per-image scores ``rows`` and the fused images kept for the grid."""
+
+    methods: list[str]
+    metrics: list[str]
+    convention: str
+    rows: list[dict] = field(default_factory=list)  # {"set", "image", "method", metric: value}
+    previews: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # image → {label: array}
+    skipped: list[str] = field(default_factory=list)
+
+    def means(self, dataset: str | None = None) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for method in self.methods:
+            rows = [r for r in self.rows if r["method"] == method and (dataset is None or r["set"] == dataset)]
+            out[method] = {m: float(np.mean([r[m] for r in rows])) if rows else float("nan") for m in self.metrics}
+        return out
+
+    def datasets(self) -> list[str]:
+        return sorted({r["set"] for r in self.rows})
+
+    def markdown(self, dataset: str | None = None) -> str:
+        from .metrics import METRICS
+
+        means = self.means(dataset)
+        head = "| method | " + " | ".join(f"{m} {METRICS[m].direction}" for m in self.metrics) + " |"
+        lines = [head, "|---" * (len(self.metrics) + 1) + "|"]
+        best = {
+            m: (max if METRICS[m].direction == "↑" else min)(means[k][m] for k in self.methods) for m in self.metrics
+        }
+        for method in self.methods:
+            cells = [f"**{means[method][m]:.4f}**" if means[method][m] == best[m] else f"{means[method][m]:.4f}" for m in self.metrics]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def _u8_grey(image: np.ndarray) -> np.ndarray:
+    from .metrics import grey_from_rgb, to_uint8
+
+    u8 = to_uint8(image)
+    return grey_from_rgb(u8) if u8.ndim == 3 else u8
+
+
+def compare(
+    folders: Sequence[str | Path],
+    methods: Sequence[str | Fuser],
+    metrics: Sequence[str] | None = None,
+    convention: str = "cddfuse",
+    limit: int | None = None,
+    preview: int = 4,
+    progress: Callable[[Iterable, int], Iterable] | None = None,
+) -> Comparison:
+    """Fuse every pair of every folder with every method and score the results."""
+    from .metrics import CORE_METRICS, evaluate, load_grey_u8
+
+    fusers = [m if isinstance(m, Fuser) else Fuser(m) for m in methods]
+    labels = [getattr(f, "label", f.name) for f in fusers]
+    result = Comparison(labels, list(metrics or CORE_METRICS), convention)
+    work: list[tuple[str, Pair]] = []
+    for folder in folders:
+        pairs, problems = find_pairs(folder)
+        result.skipped += [str(p) for p in problems]
+        work += [(Path(folder).name, p) for p in pairs[:limit]]
+    iterator = progress(work, len(work)) if progress else work
+    for n, (dataset, pair) in enumerate(iterator):
+        try:
+            a_img, b_img = read_image(pair.a), read_image(pair.b)
+            a_u8, b_u8 = load_grey_u8(pair.a), load_grey_u8(pair.b)
+        except LitefuseError as exc:
+            result.skipped.append(str(exc))
+            continue
+        keep = n < preview
+        if keep:
+            result.previews[f"{dataset}/{pair.name}"] = {"infrared": a_img, "visible": b_img}
+        for fuser, label in zip(fusers, labels):
+            try:
+                fused = fuser.fuse_images(a_img, b_img)
+            except LitefuseError as exc:
+                result.skipped.append(f"{label}: {exc}")
+                continue
+            scores = evaluate(a_u8, b_u8, _u8_grey(fused), metrics=result.metrics, convention=convention)
+            result.rows.append({"set": dataset, "image": pair.name, "method": label, **scores})
+            if keep:
+                result.previews[f"{dataset}/{pair.name}"][label] = fused
+    return result
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", newline="") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_report(result: Comparison, out_dir: str | Path, title: str = "") -> dict[str, Path]:
+    """Write ``scores.csv``, ``summary.md``, ``chart.png`` and ``grid.png`` into ``out_dir``."""
+    from .metrics import METRICS
+    from .viz import image_grid, metric_chart
+
+    out_dir = Path(out_dir)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["set", "image", "method", *result.metrics])
+    writer.writeheader()
+    writer.writerows(result.rows)
+    paths = {"csv": out_dir / "scores.csv", "markdown": out_dir / "summary.md"}
+    _atomic_text(paths["csv"], buf.getvalue())
+    parts = [f"# {title or 'Comparison'}", "", f"Convention: `{result.convention}`; mean over images.", ""]
+    for dataset in result.datasets():
+        n = len({r["image"] for r in result.rows if r["set"] == dataset})
+        parts += [f"## {dataset} ({n} pairs)", "", result.markdown(dataset), ""]
+    _atomic_text(paths["markdown"], "\n".join(parts))
+    directions = {m: METRICS[m].direction for m in result.metrics}
+    paths["chart"] = metric_chart(result.means(), out_dir / "chart.png", title=title, directions=directions)
+    if result.previews:
+        cols = ["infrared", "visible", *result.methods]
+        rows = [[cells[c] for c in cols if c in cells] for cells in result.previews.values()]
+        grid = image_grid(rows, col_labels=cols, row_labels=list(result.previews), height=200)
+        paths["grid"] = save_image(out_dir / "grid.png", grid)
+    return paths
