@@ -82,47 +82,26 @@ def check_triple(ir: np.ndarray, vi: np.ndarray, fused: np.ndarray) -> tuple[np.
 def load_grey_u8(path: str | Path) -> np.ndarray:
     """Decode an image file to the uint8 grey array that the metrics score.
 
-    * 8-bit grey stays as is; RGB/palette/CMYK/YCbCr go through RGB and the CDDFuse grey rule
-      (:func:`grey_from_rgb`); an alpha channel is dropped.
-    * 16-bit integer images are mapped to 8 bits as ``round(x / 257)`` (= ``x·255/65535``, the
-      same as MATLAB ``im2uint8``); other integer images must already lie in 0..255.
+    Decoding is :mod:`litefuse.io`'s (Pillow; tifffile for TIFF), values unchanged. Then:
+
+    * 8-bit grey stays as is; RGB (also palette/CMYK/YCbCr, decoded to RGB) goes through the
+      CDDFuse grey rule (:func:`grey_from_rgb`); an alpha channel is dropped.
+    * 16-bit integer images are mapped to 8 bits as ``round(x / 257)`` (= ``x·255/65535``, as
+      MATLAB ``im2uint8``): an explicit, documented rescaling, never a per-image stretch.
     * Float images (TIFF) must be integer-valued 0..255, else :class:`InputError`.
-    TIFF files are read with tifffile, everything else with Pillow.
     """
-    from PIL import Image, UnidentifiedImageError
+    from ..io import _decode
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found" if not path.exists() else "not a file", path)
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            arr = np.asarray(tifffile.imread(str(path)))
-            if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
-                arr = np.moveaxis(arr, 0, -1)  # planar (C, H, W) layout
-        else:
-            with Image.open(path) as im:
-                im.load()
-                if im.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
-                    im = im.convert("RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
-                elif im.mode == "1":
-                    im = im.convert("L")
-                arr = np.asarray(im)
-    except InputError:
-        raise
-    except UnidentifiedImageError:
-        raise InputError("not an image (unrecognised format)", path) from None
-    except Exception as exc:  # decoder errors come in many types
-        raise InputError(f"unreadable image ({exc.__class__.__name__}: {exc})", path) from None
+    arr = _decode(path)
     if arr.ndim == 3 and arr.shape[2] in (2, 4):
         arr = arr[..., :-1]  # drop alpha (LA → L, RGBA → RGB)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.dtype == np.uint16 or (np.issubdtype(arr.dtype, np.integer) and arr.max(initial=0) > 255):
-        if arr.min(initial=0) < 0 or arr.max(initial=0) > 65535:
-            raise InputError(f"integer values outside 0..65535 ({arr.dtype})", path)
-        arr = np.round(arr.astype(np.float64) / 257.0)
+    if np.issubdtype(arr.dtype, np.integer) and (arr.dtype.itemsize > 1 or arr.dtype.kind == "i"):
+        lo, hi = int(arr.min(initial=0)), int(arr.max(initial=0))
+        if lo < 0 or hi > 65535:
+            raise InputError(f"integer values span {lo}..{hi}, outside 0..65535", path)
+        if arr.dtype == np.uint16 or hi > 255:
+            arr = np.round(arr.astype(np.float64) / 257.0)
     try:
         grey = as_grey_f64(arr, path.name)
     except InputError as exc:
