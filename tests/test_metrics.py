@@ -241,3 +241,52 @@ def test_load_grey_u8_formats(tmp_path: Path) -> None:
         load_grey_u8(tmp_path / "bad.png")
     with pytest.raises(InputError, match="file not found"):
         load_grey_u8(tmp_path / "missing.png")
+
+
+# ---------------------------------------------------------------- litefuse eval (CLI)
+
+
+@pytest.fixture()
+def eval_dirs(tmp_path: Path, triple) -> Path:
+    from PIL import Image
+
+    a, b, f = triple
+    for role, img in (("ir", a), ("vi", b), ("fused", f)):
+        (tmp_path / role).mkdir()
+        for stem in ("s1", "s2"):
+            Image.fromarray(img).save(tmp_path / role / f"{stem}.png")
+    return tmp_path
+
+
+def _run_eval(*args: str):
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    return CliRunner().invoke(app, ["eval", *args])
+
+
+def test_cli_eval_scores_and_writes_csv(eval_dirs: Path, triple) -> None:
+    d = eval_dirs
+    result = _run_eval("--ir", str(d / "ir"), "--vi", str(d / "vi"), "--fused", str(d / "fused"),
+                       "--metrics", "EN,Qabf", "--csv", str(d / "out" / "s.csv"), "--markdown", "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    assert "| Qabf | ↑ |" in result.output and "cddfuse" in result.output
+    lines = (d / "out" / "s.csv").read_text().splitlines()
+    assert lines[0] == "image,EN,Qabf" and [row.split(",")[0] for row in lines[1:]] == ["s1", "s2"]
+    assert float(lines[1].split(",")[2]) == evaluate(*triple, ["Qabf"])["Qabf"]
+
+
+def test_cli_eval_skips_bad_images_and_reports_exit_codes(eval_dirs: Path) -> None:
+    d = eval_dirs
+    (d / "fused" / "s2.png").write_bytes(b"broken")
+    (d / "ir" / "lonely.png").write_bytes((d / "ir" / "s1.png").read_bytes())
+    args = ("--ir", str(d / "ir"), "--vi", str(d / "vi"), "--fused", str(d / "fused"), "--metrics", "EN", "--jobs", "1")
+    result = _run_eval(*args)
+    assert result.exit_code == 1, result.output
+    assert "s2: " in result.output and "not an image" in result.output
+    assert "lonely: no partner" in result.output and "1 scored, 2 skipped" in result.output
+    (d / "fused" / "s1.png").write_bytes(b"broken")
+    assert _run_eval(*args).exit_code == 2  # nothing scored
+    assert _run_eval(*args[:4], "--fused", str(d / "nope")).exit_code == 2
+    assert _run_eval(*args[:6], "--metrics", "FMI").exit_code == 2
