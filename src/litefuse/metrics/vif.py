@@ -17,16 +17,23 @@ _EPS = 1e-10
 _WINDOWS = [gaussian_1d(2 ** (5 - s) + 1, (2 ** (5 - s) + 1) / 5.0) for s in range(1, 5)]
 
 
-def vifp(ref: np.ndarray, dist: np.ndarray) -> float:
-    """vifp(X, F) = Σ_scales num / Σ_scales den; NaN when the reference is flat (den = 0)."""
-    x, f = ref, dist
-    num = den = 0.0
+Scale = tuple[np.ndarray, np.ndarray, np.ndarray]  # image at this scale, local mean, local variance
+
+
+def _pyramid(x: np.ndarray) -> list[Scale]:
+    """Per scale: the image (filtered and decimated for s > 1), μ = filt(X), σ² = max(filt(X²) − μ², 0)."""
+    out = []
     for scale, k in enumerate(_WINDOWS):
         if scale > 0:
-            x, f = filt(x, k)[::2, ::2], filt(f, k)[::2, ::2]
-        mx, mf = filt(x, k), filt(f, k)
-        sx = np.maximum(filt(x * x, k) - mx * mx, 0.0)
-        sf = np.maximum(filt(f * f, k) - mf * mf, 0.0)
+            x = filt(x, k)[::2, ::2]
+        mu = filt(x, k)
+        out.append((x, mu, np.maximum(filt(x * x, k) - mu * mu, 0.0)))
+    return out
+
+
+def _vifp(ref: list[Scale], dist: list[Scale]) -> float:
+    num = den = 0.0
+    for (x, mx, sx), (f, mf, sf), k in zip(ref, dist, _WINDOWS):
         sxf = filt(x * f, k) - mx * mf
         g = sxf / (sx + _EPS)
         v = sf - g * sxf
@@ -47,15 +54,20 @@ def vifp(ref: np.ndarray, dist: np.ndarray) -> float:
         return float(np.float64(num) / np.float64(den))
 
 
+def vifp(ref: np.ndarray, dist: np.ndarray) -> float:
+    """vifp(X, F) = Σ_scales num / Σ_scales den; NaN when the reference is flat (den = 0)."""
+    return _vifp(_pyramid(ref), _pyramid(dist))
+
+
 def vif(a: np.ndarray, b: np.ndarray, f: np.ndarray, *, flat_value: float | None = 1.0) -> float:
     """VIF = vifp(A,F) + vifp(B,F) (↑).
 
     ``flat_value``: what a NaN per-source vifp (flat source) becomes — 1.0 in CDDFuse,
     ``None`` keeps NaN (Tang).
     """
-    total = 0.0
+    total, pf = 0.0, _pyramid(f)  # F's pyramid is shared by both sources
     for s in (a, b):
-        v = vifp(s, f)
+        v = _vifp(_pyramid(s), pf)
         if np.isnan(v) and flat_value is not None:
             v = flat_value
         total += v
