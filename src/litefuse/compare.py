@@ -78,11 +78,11 @@ def compare(
     progress: Callable[[Iterable, int], Iterable] | None = None,
 ) -> Comparison:
     """Fuse every pair of every folder with every method and score the results."""
-    from .metrics import CORE_METRICS, evaluate, load_grey_u8
+    from .metrics import CORE_METRICS, evaluate, load_grey_u8, resolve_metrics
 
     fusers = [m if isinstance(m, Fuser) else Fuser(m) for m in methods]
     labels = [getattr(f, "label", f.name) for f in fusers]
-    result = Comparison(labels, list(metrics or CORE_METRICS), convention)
+    result = Comparison(labels, list(resolve_metrics(metrics or CORE_METRICS)), convention)
     work: list[tuple[str, Pair]] = []
     for folder in folders:
         pairs, problems = find_pairs(folder)
