@@ -127,11 +127,14 @@ def _fmt(mean: float, std: float) -> str:
     return f"{mean:.3e} ± {std:.2e}"
 
 
-def _markdown_table(summary, metrics, n: int, convention: str) -> str:
+def _markdown_table(summary, metrics, n: int, convention: str, label: str) -> str:
+    """CDDFuse's table layout (a row per method, a column per metric), as markdown."""
     from .metrics import METRICS
 
-    lines = [f"Convention `{convention}`, {n} image(s), mean ± std", "", "| metric | | mean ± std |", "|---|---|---|"]
-    lines += [f"| {m} | {METRICS[m].direction} | {_fmt(*summary[m])} |" for m in metrics]
+    lines = [f"Convention `{convention}`, {n} image(s), mean ± std", ""]
+    lines.append("| method | " + " | ".join(f"{m} {METRICS[m].direction}" for m in metrics) + " |")
+    lines.append("|---" * (len(metrics) + 1) + "|")
+    lines.append(f"| {label} | " + " | ".join(_fmt(*summary[m]) for m in metrics) + " |")
     return "\n".join(lines)
 
 
@@ -228,14 +231,16 @@ def eval_command(
 
     # ---- summary
     summary = summarise(rows, names)
+    label = model if input_dir is not None else fused.name
     if markdown:
-        console.print(_markdown_table(summary, names, len(rows), conv.name), markup=False)
-    else:
-        table = Table(title=f"litefuse eval — convention {conv.name}, {len(rows)} image(s)")
-        for col, justify in (("metric", "left"), ("", "center"), ("mean ± std", "right")):
-            table.add_column(col, justify=justify)
+        console.print(_markdown_table(summary, names, len(rows), conv.name, label), markup=False)
+    else:  # CDDFuse's layout: one row per method, one column per metric
+        table = Table(title=f"litefuse eval — convention {conv.name}, {len(rows)} image(s), mean ± std")
+        table.add_column("method")
         for m in names:
-            table.add_row(m, METRICS[m].direction, _fmt(*summary[m]))
+            table.add_column(f"{m} {METRICS[m].direction}", justify="right")
+        table.add_row(label, *(f"{summary[m][0]:.4g}" for m in names))
+        table.add_row("± std", *(f"{summary[m][1]:.3g}" for m in names), style="dim")
         console.print(table)
     tail = f"{len(rows)} scored, {len(problems)} skipped"
     console.print(tail + (f" -> {csv_path}" if csv_path is not None else ""), markup=False)
