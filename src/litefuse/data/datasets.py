@@ -1,0 +1,294 @@
+"""Training datasets: random crops of grey images and of registered pairs, held in memory.
+
+Images are decoded once (through :func:`litefuse.io.read_image`), reduced to luminance (BT.601
+Y for colour, the single channel for grey) and kept as ``uint8``: the whole development set is a
+few hundred megabytes, and cropping from memory keeps a tiny model's training step CPU-bound on
+the model rather than on JPEG decoding.
+
+Randomness is a pure function of ``(seed, epoch, index)``: item ``i`` of epoch ``e`` is always
+the same crop with the same flips, whatever the number of DataLoader workers and whether the
+run was resumed in the middle of the epoch. Call :meth:`set_epoch` before each epoch.
+
+Images smaller than the crop are **reflect-padded** up to the crop size by default
+(``small="pad"``; numpy's ``reflect`` mode, repeated as often as needed) so that small
+multi-focus and RoadScene frames still contribute; ``small="skip"`` drops them instead.
+
+Train/validation membership is decided per pair by a stable hash of its name (see
+:func:`split_pairs`), so a held-out scene never enters training — neither of its two images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..colour import rgb_to_ycbcr
+from ..errors import InputError
+from ..io import read_image
+from .pairs import Pair, find_pairs, pair_dirs
+
+__all__ = [
+    "GreyCropDataset",
+    "PairCropDataset",
+    "collect_pairs",
+    "split_pairs",
+    "pair_hash",
+    "load_luma_u8",
+]
+
+Small = Literal["pad", "skip"]
+_MAX_DEPTH = 3  # how deep collect_pairs looks below a root for pair folders
+
+
+# --------------------------------------------------------------------------------------------
+# finding and splitting pairs
+
+
+def _pair_folders(root: Path, depth: int) -> list[Path]:
+    """``root`` itself when it is a pair folder, else the pair folders below it (sorted)."""
+    try:
+        pair_dirs(root)
+        return [root]
+    except InputError:
+        pass
+    if depth == 0:
+        return []
+    found: list[Path] = []
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        found.extend(_pair_folders(child, depth - 1))
+    return found
+
+
+def collect_pairs(roots: Iterable[str | Path]) -> list[Pair]:
+    """Every pair under ``roots``, named ``"<dataset>/<stem>"``.
+
+    A root is either a pair folder (``ir/vi``, ``A/B``, ... sub-folders, see
+    :data:`~litefuse.data.PAIR_LAYOUTS`) or a parent of such folders at any depth up to three
+    (``shared/data/ivif`` gives MSRS, TNO, RoadScene and LLVIP). ``<dataset>`` is the pair
+    folder's name. Unpaired files are ignored; a pair reached twice is kept once.
+    """
+    pairs: list[Pair] = []
+    seen: set[Path] = set()
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            raise InputError("not a directory" if root.exists() else "directory not found", root)
+        folders = _pair_folders(root, _MAX_DEPTH)
+        if not folders:
+            raise InputError("no image pair folders found (expected ir/vi or A/B sub-folders, here or below)", root)
+        for folder in folders:
+            for pair in find_pairs(folder)[0]:
+                key = pair.a.resolve()
+                if key not in seen:
+                    seen.add(key)
+                    pairs.append(Pair(f"{folder.name}/{pair.name}", pair.a, pair.b))
+    return pairs
+
+
+def pair_hash(name: str) -> float:
+    """A stable number in ``[0, 1)`` for ``name`` (SHA-1; independent of Python's hash seed)."""
+    return int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:8], "big") / 2**64
+
+
+def split_pairs(pairs: Sequence[Pair], val_fraction: float = 0.1) -> tuple[list[Pair], list[Pair]]:
+    """Split into ``(train, val)`` by :func:`pair_hash` of each pair's name.
+
+    A pair is held out when its hash is below ``val_fraction``, so its membership never depends
+    on which other files are present. When that leaves the validation set empty although
+    ``val_fraction > 0`` (tiny folders), the ``ceil(val_fraction·n)`` lowest hashes are held out.
+    Order within each part follows ``pairs``.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    hashes = {p.name: pair_hash(p.name) for p in pairs}
+    held = {name for name, h in hashes.items() if h < val_fraction}
+    if not held and val_fraction > 0 and len(pairs) > 1:
+        k = min(len(pairs) - 1, math.ceil(val_fraction * len(pairs)))
+        held = set(sorted(hashes, key=hashes.__getitem__)[:k])
+    return [p for p in pairs if p.name not in held], [p for p in pairs if p.name in held]
+
+
+# --------------------------------------------------------------------------------------------
+# decoding
+
+
+def load_luma_u8(path: str | Path) -> np.ndarray:
+    """Read an image as ``uint8`` luminance ``H×W`` (BT.601 Y for colour)."""
+    img = read_image(path)
+    if img.ndim == 3:
+        img = rgb_to_ycbcr(img)[0]
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def _decode_all(paths: Sequence[Path], workers: int) -> list[np.ndarray]:
+    """Decode in a small thread pool (PIL and numpy release the GIL while decoding)."""
+    if workers <= 1 or len(paths) < 4:
+        return [load_luma_u8(p) for p in paths]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(load_luma_u8, paths))
+
+
+def _as_hw(crop: int | Sequence[int]) -> tuple[int, int]:
+    h, w = (crop, crop) if isinstance(crop, int) else tuple(crop)
+    if h < 1 or w < 1:
+        raise ValueError(f"crop must be positive, got {crop}")
+    return int(h), int(w)
+
+
+# --------------------------------------------------------------------------------------------
+# datasets
+
+
+class _CropDataset(Dataset):
+    """Shared machinery: in-memory ``uint8`` images, seeded crop/flip per (epoch, index)."""
+
+    def __init__(
+        self,
+        crop: int | Sequence[int],
+        train: bool,
+        seed: int,
+        small: Small,
+        crops_per_image: int,
+        flips: bool,
+    ) -> None:
+        if small not in ("pad", "skip"):
+            raise ValueError(f"small must be 'pad' or 'skip', got {small!r}")
+        if crops_per_image < 1:
+            raise ValueError(f"crops_per_image must be >= 1, got {crops_per_image}")
+        self.crop = _as_hw(crop)
+        self.train = train
+        self.seed = int(seed)
+        self.small = small
+        self.crops_per_image = crops_per_image if train else 1
+        self.flips = flips and train
+        self.epoch = 0
+        self.names: list[str] = []
+        self.skipped: list[str] = []
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the crops/flips of ``epoch`` (training mode only; validation is fixed)."""
+        self.epoch = int(epoch)
+
+    def _fits(self, shape: tuple[int, ...]) -> bool:
+        return self.small == "pad" or (shape[0] >= self.crop[0] and shape[1] >= self.crop[1])
+
+    def _num_images(self) -> int:
+        return len(self.names)
+
+    def __len__(self) -> int:
+        return self._num_images() * self.crops_per_image
+
+    def _window(self, index: int, shape: tuple[int, int]) -> tuple[int, int, bool, bool]:
+        """Top-left corner and (h-flip, v-flip) for item ``index`` of the current epoch."""
+        (h, w), (ch, cw) = shape, self.crop
+        if not self.train:
+            return max(0, (h - ch) // 2), max(0, (w - cw) // 2), False, False
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        top = int(rng.integers(0, max(0, h - ch) + 1))
+        left = int(rng.integers(0, max(0, w - cw) + 1))
+        hflip, vflip = (bool(f) for f in rng.integers(0, 2, size=2)) if self.flips else (False, False)
+        return top, left, hflip, vflip
+
+    def _cut(self, img: np.ndarray, top: int, left: int, hflip: bool, vflip: bool) -> torch.Tensor:
+        ch, cw = self.crop
+        h, w = img.shape
+        if h < ch or w < cw:
+            img = np.pad(img, ((0, max(0, ch - h)), (0, max(0, cw - w))), mode="reflect")
+        patch = img[top : top + ch, left : left + cw]
+        if hflip:
+            patch = patch[:, ::-1]
+        if vflip:
+            patch = patch[::-1, :]
+        return torch.from_numpy(np.ascontiguousarray(patch)).float().div_(255.0).unsqueeze(0)
+
+
+class GreyCropDataset(_CropDataset):
+    """Single grey images for auto-encoder training, one random crop per item.
+
+    Both sources of every pair become separate images (visible Y and infrared for IVIF, A and B
+    for multi-focus / multi-exposure), so pass the pairs of one split only. Items are
+    ``(1, H, W)`` float tensors in ``[0, 1]``.
+
+    Args:
+        pairs: the source pairs (e.g. the train part of :func:`split_pairs`).
+        crop: crop size, ``int`` or ``(H, W)``; default 256×256.
+        train: random crops and flips; ``False`` gives deterministic centre crops, no flips.
+        seed: base seed of the crops and flips.
+        small: images smaller than the crop are reflect-padded (``"pad"``) or dropped (``"skip"``).
+        crops_per_image: items per image and epoch (training only).
+        flips: random horizontal and vertical flips (training only).
+        workers: decoding threads.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        crop: int | Sequence[int] = 256,
+        *,
+        train: bool = True,
+        seed: int = 0,
+        small: Small = "pad",
+        crops_per_image: int = 1,
+        flips: bool = True,
+        workers: int = 2,
+    ) -> None:
+        super().__init__(crop, train, seed, small, crops_per_image, flips)
+        sources = [(f"{p.name}:{role}", path) for p in pairs for role, path in (("a", p.a), ("b", p.b))]
+        images = _decode_all([path for _, path in sources], workers)
+        self.images: list[np.ndarray] = []
+        for (name, _), img in zip(sources, images):
+            if self._fits(img.shape):
+                self.names.append(name)
+                self.images.append(img)
+            else:
+                self.skipped.append(name)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        img = self.images[index % len(self.images)]
+        return self._cut(img, *self._window(index, img.shape))
+
+
+class PairCropDataset(_CropDataset):
+    """Registered pairs, luminance only, the same random crop and flips on both sources.
+
+    Items are ``(a, b)``: two ``(1, H, W)`` float tensors in ``[0, 1]`` (``a`` = infrared or
+    source A, ``b`` = visible Y or source B). Pairs whose sources differ in size are skipped
+    (listed in :attr:`skipped`). Arguments as :class:`GreyCropDataset`; default crop 240×320
+    (H×W, DWSFusion's training patches).
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        crop: int | Sequence[int] = (240, 320),
+        *,
+        train: bool = True,
+        seed: int = 0,
+        small: Small = "pad",
+        crops_per_image: int = 1,
+        flips: bool = True,
+        workers: int = 2,
+    ) -> None:
+        super().__init__(crop, train, seed, small, crops_per_image, flips)
+        flat = _decode_all([path for p in pairs for path in (p.a, p.b)], workers)
+        self.images: list[tuple[np.ndarray, np.ndarray]] = []
+        for pair, a, b in zip(pairs, flat[0::2], flat[1::2]):
+            if a.shape != b.shape:
+                self.skipped.append(f"{pair.name}: sources differ in size ({a.shape[1]}×{a.shape[0]} vs {b.shape[1]}×{b.shape[0]})")
+            elif not self._fits(a.shape):
+                self.skipped.append(f"{pair.name}: smaller than the crop")
+            else:
+                self.names.append(pair.name)
+                self.images.append((a, b))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = self.images[index % len(self.images)]
+        window = self._window(index, a.shape)
+        return self._cut(a, *window), self._cut(b, *window)
