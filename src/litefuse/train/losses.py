@@ -1,0 +1,132 @@
+"""Differentiable image-similarity primitives shared by the training objectives.
+
+All functions take float tensors of shape ``(B, C, H, W)`` with a data range of 1 and are
+written with plain ``torch.nn.functional`` ops, so they run on any device and back-propagate.
+
+- :func:`ssim` — Wang et al. (2004): 11×11 Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03,
+  "valid" filtering (no padding; the border where the window does not fit is left out, as in
+  Wang's reference code, scikit-image and pytorch-msssim), mean of the SSIM map.
+- :func:`ms_ssim` — Wang, Simoncelli & Bovik (2003): five scales with the published weights;
+  contrast-structure at every scale, luminance at the coarsest only; 2×2 average down-sampling
+  with symmetric edge extension for odd sizes (as the reference MATLAB code). Inputs too small
+  for five scales use fewer, with the leading weights renormalised to sum to 1.
+- :func:`sobel_gradient` — ``|Sobel_x ∗ x| + |Sobel_y ∗ x|`` with zero padding (DWSFusion's ∇).
+- :func:`gradient_l1` — mean absolute difference of two gradient maps.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["MS_SSIM_WEIGHTS", "gaussian_window", "ssim", "ms_ssim", "sobel_gradient", "gradient_l1"]
+
+MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+_K1, _K2 = 0.01, 0.03
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """Normalised 1-D Gaussian of ``size`` taps (odd), centred."""
+    coords = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    return (g / g.sum()).to(dtype)
+
+
+def _filter(x: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
+    """Separable depthwise 'valid' Gaussian filtering of every channel."""
+    c = x.shape[1]
+    kh = win.view(1, 1, -1, 1).expand(c, 1, -1, 1)
+    kw = win.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+    return F.conv2d(F.conv2d(x, kh, groups=c), kw, groups=c)
+
+
+def _fit_window(x: torch.Tensor, size: int) -> int:
+    """The window actually used: ``size``, shrunk to the largest odd side the input holds."""
+    side = min(x.shape[-2:])
+    if side >= size:
+        return size
+    if side < 1:
+        raise ValueError(f"ssim needs a non-empty image, got shape {tuple(x.shape)}")
+    return side if side % 2 else side - 1
+
+
+def _ssim_terms(
+    x: torch.Tensor, y: torch.Tensor, window_size: int, sigma: float, data_range: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image means of the SSIM map and of its contrast-structure map, each ``(B,)``."""
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(f"expected two (B, C, H, W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    win = gaussian_window(_fit_window(x, window_size), sigma, x.dtype, x.device)
+    c1, c2 = (_K1 * data_range) ** 2, (_K2 * data_range) ** 2
+    mu_x, mu_y = _filter(x, win), _filter(y, win)
+    mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
+    var_x = _filter(x * x, win) - mu_xx
+    var_y = _filter(y * y, win) - mu_yy
+    cov = _filter(x * y, win) - mu_xy
+    cs_map = (2 * cov + c2) / (var_x + var_y + c2)
+    ssim_map = (2 * mu_xy + c1) / (mu_xx + mu_yy + c1) * cs_map
+    return ssim_map.flatten(1).mean(1), cs_map.flatten(1).mean(1)
+
+
+def ssim(
+    x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5, data_range: float = 1.0
+) -> torch.Tensor:
+    """Mean SSIM of two ``(B, C, H, W)`` batches (a scalar; 1 for identical inputs).
+
+    Images smaller than the window use the largest odd window that fits.
+    """
+    return _ssim_terms(x, y, window_size, sigma, data_range)[0].mean()
+
+
+def _downsample(x: torch.Tensor) -> torch.Tensor:
+    """2×2 mean, odd sides extended by repeating the last row/column (MATLAB 'symmetric')."""
+    h, w = x.shape[-2:]
+    if h % 2 or w % 2:
+        x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
+    return F.avg_pool2d(x, 2)
+
+
+def ms_ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weights: tuple[float, ...] = MS_SSIM_WEIGHTS,
+    window_size: int = 11,
+    sigma: float = 1.5,
+    data_range: float = 1.0,
+) -> torch.Tensor:
+    """Multi-scale SSIM of two ``(B, C, H, W)`` batches, averaged over the batch (a scalar).
+
+    ``MS-SSIM = Π_j cs_j^w_j · l_M^w_M``. The number of scales is the largest M ≤ len(weights)
+    whose coarsest level still holds the full window; with M < len(weights) the first M weights
+    are renormalised. Per-scale terms are clamped to ≥ 1e-6 before the fractional power so that
+    anti-correlated inputs give a small value and a finite gradient instead of NaN.
+    """
+    side = min(x.shape[-2:])
+    scales = 1
+    while scales < len(weights) and side // 2**scales >= window_size:
+        scales += 1
+    w = torch.tensor(weights[:scales], dtype=x.dtype, device=x.device)
+    if scales < len(weights):
+        w = w / w.sum()
+    terms = []
+    for level in range(scales):
+        s, cs = _ssim_terms(x, y, window_size, sigma, data_range)
+        terms.append(s if level == scales - 1 else cs)
+        if level < scales - 1:
+            x, y = _downsample(x), _downsample(y)
+    values = torch.stack(terms, dim=0).clamp(min=1e-6)  # (scales, B)
+    return torch.prod(values ** w.view(-1, 1), dim=0).mean()
+
+
+def sobel_gradient(x: torch.Tensor) -> torch.Tensor:
+    """``|Sobel_x ∗ x| + |Sobel_y ∗ x|`` per channel, zero padding, same size as ``x``."""
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=x.dtype, device=x.device)
+    c = x.shape[1]
+    kernels = torch.stack([kx, kx.t()]).unsqueeze(1).repeat(c, 1, 1, 1)  # (2C, 1, 3, 3)
+    g = F.conv2d(x, kernels, padding=1, groups=c)
+    return g.abs().view(x.shape[0], c, 2, *x.shape[-2:]).sum(2)
+
+
+def gradient_l1(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``mean |∇out − ∇ref|`` with :func:`sobel_gradient` as ∇ (a scalar)."""
+    return F.l1_loss(sobel_gradient(out), sobel_gradient(ref))
