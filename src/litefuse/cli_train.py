@@ -1,0 +1,96 @@
+"""``litefuse train``: train a registered network with the shared trainer core.
+
+The configuration is the model's packaged default (``litefuse/configs/<model>.toml``) or
+``--config FILE``; command-line options override single fields, ``--set KEY=VALUE`` any field
+(``--set objective.ssim_weight=10``). ``--resume`` continues the run in the output folder from
+its ``last.pt`` with the run's own saved configuration (only the budget — epochs, steps,
+minutes — and the device may change). This module defines the command function only;
+``cli.py`` registers it.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+__all__ = ["train_command"]
+
+
+class TrainDevice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def train_command(
+    model: str = typer.Argument(..., help="Network to train (see `litefuse models`), e.g. lwc-densefuse."),
+    data: Optional[list[Path]] = typer.Option(
+        None, "--data", "-d", help="Pair folder (ir/vi or A/B) or a parent of such; repeat for several. Default: the config's."
+    ),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config (default: the model's packaged config)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/<model>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder from its last checkpoint."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop cleanly (and save) after this many minutes."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (default: the config's / its stages')."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimisation steps."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (weights, crops, batch order)."),
+    device: Optional[TrainDevice] = typer.Option(None, "--device", help="auto | cpu | cuda (default: the config's, auto)."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help="Override any config field: KEY=VALUE (TOML value); repeatable."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs only)."),
+) -> None:
+    """Train a network; writes last.pt, log.csv, model.safetensors and summary.json to the run folder."""
+    from rich.console import Console
+
+    from .errors import LitefuseError
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        cfg = _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets)
+        if no_progress:
+            cfg = cfg.replace(progress=False)
+        from .train import Trainer
+
+        result = Trainer(cfg, console=err).fit(resume=resume)
+    except LitefuseError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(2) from None
+    best = f"best val {result.best_val:.5g} at step {result.best_step}" if result.best_val is not None else "no validation"
+    typer.echo(f"{result.stop_reason}: {result.steps} steps, {best}; {result.weights} ({'finished' if result.finished else 'resumable with --resume'})")
+
+
+def _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets):
+    """The effective :class:`~litefuse.train.TrainConfig` of a command line."""
+    from .registry import get_model_info
+    from .train import ConfigError, TrainConfig, default_config_path, get_objective
+
+    get_model_info(model)  # unknown model -> ModelError listing the known ones
+    get_objective(model)  # no objective -> ModelError listing the trainable ones
+    run_dir = out if out is not None else Path("runs") / model
+    saved = run_dir / "config.json"
+    if config is None and resume and saved.is_file():
+        config = saved  # the run's own configuration
+    elif config is None:
+        config = default_config_path(model)
+    cfg = TrainConfig.load(config) if config is not None else TrainConfig(model=model, epochs=10)
+    if cfg.model and cfg.model != model:
+        raise ConfigError(f"{config}: is a config for {cfg.model!r}, not {model!r}")
+    cfg = cfg.replace(
+        model=model,
+        data=[str(Path(p).resolve()) for p in data] if data else None,
+        out_dir=str(run_dir),
+        max_minutes=max_minutes,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        seed=seed,
+        device=device.value if device is not None else None,
+    )
+    if sets:
+        cfg = cfg.apply_sets(sets)
+    # relative data paths are relative to the working directory; store them absolute so that a
+    # resumed run (or its config.json) finds the same files from anywhere
+    return cfg.replace(data=[str(Path(p).resolve()) for p in cfg.data])
