@@ -1,0 +1,424 @@
+"""Training: loss primitives against independent references, crop datasets, the trainer core
+(logging, atomic checkpoints, exact resume) and the ``train`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy.signal import correlate2d
+from torch import nn
+
+from litefuse.colour import rgb_to_ycbcr
+from litefuse.data import GreyCropDataset, PairCropDataset, collect_pairs, split_pairs
+from litefuse.errors import LitefuseError
+from litefuse.train import ConfigError, TrainConfig, Trainer, default_config_path, get_objective
+from litefuse.train.core import LossLog
+from litefuse.train.losses import MS_SSIM_WEIGHTS, gradient_l1, ms_ssim, sobel_gradient, ssim
+
+C1, C2 = 0.01**2, 0.03**2
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine grouped convs thrash with two (30× slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------------------------
+# numpy references (written from the papers, independent of the torch code)
+
+
+def _gauss2d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    r = np.arange(size) - size // 2
+    g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ref_ssim_cs(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Wang 2004 on 2-D float64 arrays, 'valid' Gaussian filtering: (mean SSIM, mean cs)."""
+    w = _gauss2d()
+    f = lambda a: correlate2d(a, w, mode="valid")  # noqa: E731
+    mx, my = f(x), f(y)
+    sxx, syy, sxy = f(x * x) - mx**2, f(y * y) - my**2, f(x * y) - mx * my
+    cs = (2 * sxy + C2) / (sxx + syy + C2)
+    lum = (2 * mx * my + C1) / (mx**2 + my**2 + C1)
+    return float((lum * cs).mean()), float(cs.mean())
+
+
+def ref_ms_ssim(x: np.ndarray, y: np.ndarray, scales: int) -> float:
+    """Wang 2003 (reference MATLAB procedure): 2×2 mean filter with symmetric border, keep every
+    other pixel; weights renormalised when fewer than five scales are used."""
+    w = np.array(MS_SSIM_WEIGHTS[:scales])
+    if scales < 5:
+        w = w / w.sum()
+    out = 1.0
+    for j in range(scales):
+        s, cs = ref_ssim_cs(x, y)
+        out *= (s if j == scales - 1 else cs) ** w[j]
+        pad = lambda a: np.pad(a, ((0, 1), (0, 1)), mode="symmetric")  # noqa: E731
+        px, py = pad(x), pad(y)
+        x = ((px[:-1, :-1] + px[1:, :-1] + px[:-1, 1:] + px[1:, 1:]) / 4)[::2, ::2]
+        y = ((py[:-1, :-1] + py[1:, :-1] + py[:-1, 1:] + py[1:, 1:]) / 4)[::2, ::2]
+    return out
+
+
+def _pair_of_images(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.random((h, w))
+    y = np.clip(0.6 * x + 0.4 * rng.random((h, w)), 0, 1)
+    return x, y
+
+
+def t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(a, dtype=np.float64))[None, None]
+
+
+# --------------------------------------------------------------------------------------------
+# losses
+
+
+def test_ssim_identity_and_constant_closed_form():
+    x = torch.rand(2, 1, 32, 40)
+    assert ssim(x, x).item() == pytest.approx(1.0, abs=1e-6)
+    assert ms_ssim(x, x).item() == pytest.approx(1.0, abs=1e-6)
+    a, b = 0.3, 0.7  # constant images: no variance, so SSIM = luminance term only
+    expected = (2 * a * b + C1) / (a * a + b * b + C1)
+    xa, xb = torch.full((1, 1, 24, 24), a, dtype=torch.float64), torch.full((1, 1, 24, 24), b, dtype=torch.float64)
+    assert ssim(xa, xb).item() == pytest.approx(expected, rel=1e-9)
+    # 192 px holds five scales: cs = 1 at every scale, luminance at the coarsest with weight 0.1333
+    big_a, big_b = torch.full((1, 1, 192, 192), a, dtype=torch.float64), torch.full((1, 1, 192, 192), b, dtype=torch.float64)
+    assert ms_ssim(big_a, big_b).item() == pytest.approx(expected**0.1333, rel=1e-9)
+
+
+def test_ssim_matches_numpy_reference():
+    x, y = _pair_of_images(48, 57)
+    assert ssim(t(x), t(y)).item() == pytest.approx(ref_ssim_cs(x, y)[0], abs=1e-10)
+    try:
+        from skimage.metrics import structural_similarity
+    except ImportError:
+        return
+    sk = structural_similarity(x, y, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    assert ssim(t(x), t(y)).item() == pytest.approx(sk, abs=1e-6)
+
+
+@pytest.mark.parametrize("shape, scales", [((192, 200), 5), ((67, 90), 3)])
+def test_ms_ssim_matches_numpy_reference(shape, scales):
+    x, y = _pair_of_images(*shape, seed=1)
+    assert ms_ssim(t(x), t(y)).item() == pytest.approx(ref_ms_ssim(x, y, scales), abs=1e-9)
+
+
+def test_ms_ssim_gradient_is_finite_for_anticorrelated_inputs():
+    x = torch.rand(1, 1, 64, 64, requires_grad=True)
+    value = ms_ssim(x, 1 - x.detach())
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(x.grad).all()
+
+
+def test_sobel_gradient_known_values():
+    ramp = torch.arange(12, dtype=torch.float64).repeat(10, 1)[None, None]  # x[i, j] = j
+    g = sobel_gradient(ramp)[0, 0]
+    assert torch.all(g[1:-1, 1:-1] == 8)  # (1 + 2 + 1) · (x[j+1] − x[j−1]) = 4 · 2
+    assert torch.all(g[1:-1, 0] == 4)  # zero padding: left neighbour reads 0
+    from scipy.ndimage import correlate
+
+    img = np.random.default_rng(2).random((13, 17))
+    kx = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=float)
+    ref = np.abs(correlate(img, kx, mode="constant")) + np.abs(correlate(img, kx.T, mode="constant"))
+    np.testing.assert_allclose(sobel_gradient(t(img))[0, 0].numpy(), ref, atol=1e-12)
+    assert gradient_l1(t(img), t(img)).item() == 0.0
+    assert gradient_l1(ramp, torch.zeros_like(ramp)).item() == pytest.approx(g.mean().item())
+
+
+# --------------------------------------------------------------------------------------------
+# datasets on a synthetic folder
+
+
+def _texture(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = 0.5 + 0.25 * np.sin(xx / (3 + seed % 4)) * np.cos(yy / (2 + seed % 3)) + 0.2 * rng.random((h, w))
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture()
+def image_root(tmp_path: Path) -> Path:
+    """``root/ivif/SetA/{ir,vi}`` (colour visible) and ``root/mff/SetB/{A,B}``, plus a small image."""
+    root = tmp_path / "data"
+    for i in range(8):
+        stem = f"s{i:02d}"
+        h, w = (20, 24) if i == 7 else (40, 48)  # s07 is smaller than a 32×32 crop
+        for sub in ("ir", "vi"):
+            (root / "ivif" / "SetA" / sub).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(_texture(h, w, i)).save(root / "ivif" / "SetA" / "ir" / f"{stem}.png")
+        rgb = np.stack([_texture(h, w, i + 10), _texture(h, w, i + 20), _texture(h, w, i + 30)], -1)
+        Image.fromarray(rgb).save(root / "ivif" / "SetA" / "vi" / f"{stem}.png")
+    for i in range(4):
+        for sub in ("A", "B"):
+            (root / "mff" / "SetB" / sub).mkdir(parents=True, exist_ok=True)
+        a = _texture(36, 44, 50 + i)
+        Image.fromarray(a).save(root / "mff" / "SetB" / "A" / f"m{i}.png")
+        Image.fromarray(255 - a).save(root / "mff" / "SetB" / "B" / f"m{i}.png")
+    return root
+
+
+def test_collect_pairs_walks_parents_and_names_by_dataset(image_root):
+    pairs = collect_pairs([image_root])
+    assert len(pairs) == 12
+    assert {p.name.split("/")[0] for p in pairs} == {"SetA", "SetB"}
+    assert collect_pairs([image_root / "ivif" / "SetA", image_root / "ivif"]) == collect_pairs([image_root / "ivif"])
+    with pytest.raises(LitefuseError, match="no image pair folders"):
+        collect_pairs([image_root / "ivif" / "SetA" / "ir"])
+
+
+def test_split_is_deterministic_disjoint_and_stable(image_root):
+    pairs = collect_pairs([image_root])
+    train, val = split_pairs(pairs, 0.25)
+    assert val and train
+    assert {p.name for p in train}.isdisjoint({p.name for p in val})
+    assert len(train) + len(val) == len(pairs)
+    assert split_pairs(list(reversed(pairs)), 0.25)[1] == list(reversed(val))  # order-independent
+    # membership depends only on a pair's own name: a sub-set keeps its held-out pairs held out
+    sub_train, sub_val = split_pairs(pairs[:10], 0.25)
+    assert {p.name for p in sub_val} == {p.name for p in val} & {p.name for p in pairs[:10]}
+
+
+def test_grey_crops_shape_luma_flips_and_seeding(image_root):
+    pairs = collect_pairs([image_root / "ivif"])
+    ds = GreyCropDataset(pairs, 32, seed=3)
+    assert len(ds) == 16 and not ds.skipped  # both sources of every pair; s07 is reflect-padded
+    x = ds[0]
+    assert x.shape == (1, 32, 32) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert torch.equal(ds[5], ds[5])  # same (seed, epoch, index) -> same crop
+    first = torch.stack([ds[i] for i in range(len(ds))])
+    ds.set_epoch(1)
+    assert not torch.equal(first, torch.stack([ds[i] for i in range(len(ds))]))
+    assert len(GreyCropDataset(pairs, 32, small="skip")) == 14
+
+    # the visible source is stored as BT.601 luminance
+    vi = np.asarray(Image.open(pairs[0].b), dtype=np.float64) / 255
+    y = np.rint(rgb_to_ycbcr(vi)[0] * 255) / 255
+    whole = GreyCropDataset(pairs[:1], (40, 48), train=False)
+    np.testing.assert_allclose(whole[1][0].numpy(), y, atol=1e-6)
+
+    # a full-size crop differs from the image only by its flips; all four occur over epochs
+    full = GreyCropDataset(pairs[:1], (40, 48), seed=0)
+    ir = torch.from_numpy(np.asarray(Image.open(pairs[0].a), dtype=np.float32) / 255)
+    variants = {"none": ir, "h": ir.flip(1), "v": ir.flip(0), "hv": ir.flip(0).flip(1)}
+    seen = set()
+    for epoch in range(16):
+        full.set_epoch(epoch)
+        seen |= {k for k, v in variants.items() if torch.equal(full[0][0], v)}
+    assert seen == set(variants)
+
+
+def test_pair_crops_are_aligned_and_validation_is_centred(image_root):
+    pairs = collect_pairs([image_root / "mff"])  # B = 255 − A
+    ds = PairCropDataset(pairs, (24, 30), seed=1)
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            a, b = ds[i]
+            assert a.shape == b.shape == (1, 24, 30)
+            torch.testing.assert_close(a + b, torch.ones_like(a), rtol=0, atol=1e-6)
+    val = PairCropDataset(pairs, (24, 30), train=False)
+    a, _ = val[0]
+    src = np.asarray(Image.open(pairs[0].a), dtype=np.float32) / 255
+    np.testing.assert_allclose(a[0].numpy(), src[6:30, 7:37], atol=1e-6)  # centre of 36×44
+
+
+# --------------------------------------------------------------------------------------------
+# trainer
+
+
+class TinyAE(nn.Module):
+    """A 2-layer auto-encoder with the fusion-model contract, for when no AE network is registered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Conv2d(1, 4, 3, padding=1)
+        self.dec = nn.Conv2d(4, 1, 3, padding=1)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dec(torch.relu(self.enc(x)))
+
+    def forward(self, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+        return self.reconstruct((ir + vi) / 2).clamp(0, 1)
+
+
+def _ae_model_name() -> str | None:
+    import litefuse
+
+    names = {m.name for m in litefuse.list_models("network")}
+    for name in ("lwc-densefuse", "densefuse"):
+        if name in names and hasattr(litefuse.load_model(name, pretrained=False), "reconstruct"):
+            return name
+    return None
+
+
+AE_MODEL = _ae_model_name()
+
+
+def _config(root: Path, out: Path, **kw) -> TrainConfig:
+    values = dict(
+        model=AE_MODEL or "densefuse", data=[str(root)], crop=[32, 32], batch_size=4, lr=3e-3, val_fraction=0.25,
+        log_every=1, checkpoint_every=2, progress=False, tensorboard=False, out_dir=str(out), seed=7,
+        stages=[{"epochs": 2, "ssim_weight": 1.0, "grad_weight": 0.0}, {"epochs": 2, "ssim_weight": 10.0, "grad_weight": 0.5}],
+        plateau_patience=0, plateau_factor=0.5, early_stopping_patience=3,
+    )
+    values.update(kw)
+    return TrainConfig.from_dict(values)
+
+
+def _trainer(cfg: TrainConfig, objective=None) -> Trainer:
+    model = None if AE_MODEL else TinyAE()
+    if objective is None and model is not None:
+        objective = get_objective("densefuse")()
+    return Trainer(cfg, model=model, objective=objective)
+
+
+def test_loss_decreases_on_a_fixed_batch(tmp_path):
+    torch.manual_seed(0)
+    import litefuse
+
+    model = litefuse.load_model(AE_MODEL, pretrained=False).train() if AE_MODEL else TinyAE()
+    cfg = TrainConfig.from_dict(dict(model=AE_MODEL or "densefuse", max_steps=30, lr=3e-3, objective={"ssim_weight": 1.0}))
+    objective = get_objective(cfg.model)()
+    objective.build(model, cfg)
+    batch = torch.from_numpy(np.stack([_texture(32, 32, s) for s in range(4)])[:, None] / 255.0).float()
+    losses = [objective.training_step(batch, step)["loss"] for step in range(30)]
+    assert losses[-1] < 0.7 * losses[0] and all(b < a for a, b in zip(losses[:10], losses[1:11])), losses
+
+
+def test_training_run_writes_log_checkpoint_and_weights(image_root, tmp_path):
+    out = tmp_path / "run"
+    result = _trainer(_config(image_root, out, max_steps=5)).fit()
+    assert result.steps == 5 and result.stop_reason == "max_steps" and result.finished
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["config.json", "last.pt", "log.csv", "model.safetensors", "summary.json"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]  # no temp left
+    header = (out / "log.csv").read_text().splitlines()[0].split(",")
+    assert header[:6] == list(LossLog.BASE) and {"loss", "mse", "ssim", "grad", "psnr"} <= set(header)
+    rows = (out / "log.csv").read_text().splitlines()[1:]
+    assert sum(r.startswith("train,") for r in rows) == 5 and any(r.startswith("val,") for r in rows)
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert {"model", "objective", "trainer", "rng", "config", "best_model"} <= set(ckpt) and ckpt["trainer"]["step"] == 5
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 5 and summary["seed"] == 7 and summary["best_val"] is not None
+    if AE_MODEL:
+        from litefuse.registry import load_model
+
+        fused = load_model(AE_MODEL, weights=out / "model.safetensors")(torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16))
+        assert fused.shape == (1, 1, 16, 16)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        _trainer(_config(image_root, out, max_steps=5)).fit()
+    with pytest.raises(ConfigError, match="different 'lr'"):
+        _trainer(_config(image_root, out, max_steps=8, lr=1e-2)).fit(resume=True)
+
+
+def _state(out: Path) -> dict:
+    return torch.load(out / "last.pt", weights_only=True)
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    sa, sb = _state(a), _state(b)
+    assert sa["trainer"]["step"] == sb["trainer"]["step"]
+    for k in sa["model"]:
+        assert torch.equal(sa["model"][k], sb["model"][k]), k
+    oa, ob = sa["objective"]["optimizers"]["model"], sb["objective"]["optimizers"]["model"]
+    assert oa["param_groups"] == ob["param_groups"]
+    for i in oa["state"]:
+        for k in oa["state"][i]:
+            assert torch.equal(oa["state"][i][k], ob["state"][i][k]), (i, k)
+
+    def train_rows(p: Path) -> list[str]:  # time column dropped
+        return [",".join(r.split(",")[:5] + r.split(",")[6:]) for r in (p / "log.csv").read_text().splitlines() if r.startswith("train,")]
+
+    assert train_rows(a) == train_rows(b)
+
+
+def test_resume_after_budget_stop_matches_uninterrupted_run(image_root, tmp_path):
+    # 16 train crops / batch 4 = 4 steps per epoch: step 5 stops mid-epoch, stage 2 starts at step 9
+    _trainer(_config(image_root, tmp_path / "full", max_steps=10)).fit()
+    _trainer(_config(image_root, tmp_path / "cut", max_steps=5)).fit()
+    result = _trainer(_config(image_root, tmp_path / "cut", max_steps=10)).fit(resume=True)
+    assert result.steps == 10
+    _assert_same_run(tmp_path / "full", tmp_path / "cut")
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def test_resume_after_a_crash_matches_uninterrupted_run(image_root, tmp_path):
+    """A run killed at step 6 (last checkpoint at step 4) resumes to the same weights."""
+    _trainer(_config(image_root, tmp_path / "full", max_steps=9, val_every=2)).fit()
+
+    objective = get_objective(AE_MODEL or "densefuse")()
+    step_fn = objective.training_step
+
+    def crashing(batch, step):
+        if step == 5:
+            raise _Crash
+        return step_fn(batch, step)
+
+    objective.training_step = crashing
+    with pytest.raises(_Crash):
+        _trainer(_config(image_root, tmp_path / "cut", max_steps=9, val_every=2), objective).fit()
+    assert _state(tmp_path / "cut")["trainer"]["step"] == 4
+    _trainer(_config(image_root, tmp_path / "cut", max_steps=9, val_every=2)).fit(resume=True)
+    _assert_same_run(tmp_path / "full", tmp_path / "cut")
+
+
+# --------------------------------------------------------------------------------------------
+# configuration and command line
+
+
+@pytest.mark.parametrize("model", ["densefuse", "lwc-densefuse"])
+def test_packaged_configs_load(model):
+    cfg = TrainConfig.load(default_config_path(model))
+    assert cfg.model == model and cfg.total_epochs == 30 and cfg.stages
+    assert get_objective(model).__name__ == "AutoEncoderObjective"
+
+
+def test_config_errors_and_overrides(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('model = "densefuse"\nepochs = 2\nlr = 1e-3\n[objective]\nssim_weight = 10\n')
+    cfg = TrainConfig.load(path, batch_size=2).apply_sets(["objective.grad_weight=0.5", "crop=64", "optimizer=adamw"])
+    assert (cfg.batch_size, cfg.crop, cfg.optimizer, cfg.objective) == (2, (64, 64), "adamw", {"ssim_weight": 10, "grad_weight": 0.5})
+    path.write_text('model = "densefuse"\nepochs = 2\nlearning_rate = 1\n')
+    with pytest.raises(ConfigError, match="unknown key 'learning_rate'"):
+        TrainConfig.load(path)
+    with pytest.raises(ConfigError, match="batch_size must be an integer"):
+        TrainConfig.from_dict({"model": "densefuse", "epochs": 1, "batch_size": "8"})
+    with pytest.raises(ConfigError, match="set epochs, max_steps"):
+        TrainConfig.from_dict({"model": "densefuse"})
+
+
+def test_train_command(image_root, tmp_path):
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    runner = CliRunner()
+    bad = runner.invoke(app, ["train", "no-such-model"])
+    assert bad.exit_code == 2 and "unknown model 'no-such-model'" in bad.output and "Traceback" not in bad.output
+    bad = runner.invoke(app, ["train", "densefuse", "--data", str(tmp_path / "missing"), "-o", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "directory not found" in bad.output
+    if AE_MODEL is None:
+        return
+    out = tmp_path / "cli-run"
+    args = ["train", AE_MODEL, "--data", str(image_root), "-o", str(out), "--max-steps", "2", "-b", "4",
+            "--set", "crop=32", "--set", "tensorboard=false", "--no-progress"]
+    ok = runner.invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    assert (out / "model.safetensors").is_file()
+    more = runner.invoke(app, ["train", AE_MODEL, "-o", str(out), "--resume", "--max-steps", "3", "--no-progress"])
+    assert more.exit_code == 0, more.output
+    assert json.loads((out / "summary.json").read_text())["steps"] == 3
