@@ -1,0 +1,147 @@
+"""Model complexity: parameters, multiply-accumulates (MACs) and CPU latency.
+
+What :func:`count_macs` counts
+------------------------------
+``method="hooks"`` (default, the number papers report): forward hooks on every
+``nn.Conv1d/2d/3d``, ``nn.ConvTranspose1d/2d/3d`` and ``nn.Linear`` (subclasses included), one
+count per module call, from the layer's shapes:
+
+* conv: ``output elements x (in_channels / groups) x prod(kernel_size)``
+* transposed conv: ``input elements x (out_channels / groups) x prod(kernel_size)``
+* linear: ``output elements x in_features``
+
+Biases, activations, normalisation, pooling, attention gates' element-wise products,
+``grid_sample``/interpolation and any functional op called outside these modules are **not**
+counted. A module that computes its declared conv in an equivalent but different way (e.g.
+litefuse's reflection-border fix-up or a grouped 1x1 executed as a dense matmul) is counted for
+the conv it declares.
+
+``method="executed"``: ``torch.utils.flop_counter.FlopCounterMode`` over the actual aten calls,
+``MACs = FLOPs / 2``. It sees functional convs/matmuls too (and every extra op an
+implementation runs, such as border recomputation or zero blocks of a folded grouped conv),
+but likewise ignores element-wise ops, pooling and ``grid_sample``. For a plain conv both
+methods agree exactly (see the tests).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["count_params", "count_macs", "LatencyStats", "measure_latency", "keep_heap_resident"]
+
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def count_params(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters; shared parameters count once."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _as_args(inputs: torch.Tensor | Sequence[Any]) -> tuple:
+    return (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+
+
+def _module_macs(module: nn.Module, inp: tuple, out: torch.Tensor) -> int:
+    if isinstance(module, _CONV_T):
+        k = math.prod(module.kernel_size)
+        return inp[0].numel() * (module.out_channels // module.groups) * k
+    if isinstance(module, _CONV):
+        k = math.prod(module.kernel_size)
+        return out.numel() * (module.in_channels // module.groups) * k
+    if isinstance(module, nn.Linear):
+        return out.numel() * module.in_features
+    return 0
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, inputs: torch.Tensor | Sequence[Any], method: str = "hooks") -> int:
+    """MACs of one ``model(*inputs)`` call; see the module docstring for what is counted."""
+    args = _as_args(inputs)
+    if method == "executed":
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            model(*args)
+        return counter.get_total_flops() // 2
+    if method != "hooks":
+        raise ValueError(f"unknown method {method!r}; use 'hooks' or 'executed'")
+    total = 0
+
+    def hook(module: nn.Module, inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        total += _module_macs(module, inp, out)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (*_CONV, *_CONV_T, nn.Linear))]
+    try:
+        model(*args)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Wall-clock seconds of repeated calls (after warm-up)."""
+
+    times: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def min(self) -> float:
+        return min(self.times)
+
+
+def measure_latency(fn: Callable[[], Any], warmup: int = 3, repeats: int = 10) -> LatencyStats:
+    """Time ``fn()`` ``repeats`` times after ``warmup`` calls, under ``torch.inference_mode``.
+
+    Synchronises CUDA around each call when it is initialised, so GPU timings are real.
+    """
+    sync = torch.cuda.synchronize if torch.cuda.is_available() and torch.cuda.is_initialized() else (lambda: None)
+    times = []
+    with torch.inference_mode():
+        for _ in range(warmup):
+            fn()
+        for _ in range(repeats):
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - start)
+    return LatencyStats(tuple(times))
+
+
+def keep_heap_resident() -> bool:
+    """Ask glibc to keep freed memory instead of returning it to the OS (process-wide, opt-in).
+
+    By default glibc serves every allocation above ~32 MiB with a fresh ``mmap`` and unmaps it
+    on free, so each full-resolution feature map (64 x 640 x 480 floats = 79 MB) is page-faulted
+    anew on every call; for thin, memory-bound networks on CPU this can cost more than the
+    arithmetic. Setting ``M_MMAP_MAX = 0`` and a huge ``M_TRIM_THRESHOLD`` makes large tensors
+    reuse heap memory (PyTorch's CPU tuning guide recommends jemalloc/tcmalloc for the same
+    reason). The process keeps its peak memory. Returns ``False`` where glibc is not available.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_max = -1, -4
+        ok = libc.mallopt(m_mmap_max, 0) == 1
+        ok &= libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
+    except (OSError, AttributeError):
+        return False
+    return bool(ok)
