@@ -1,0 +1,771 @@
+"""DWSFusion (Pattern Recognition 179 (2026) 113520) and the fixed variant DWSFusion+.
+
+DWSFusion fuses infrared and visible luminance with two per-pixel weight-estimation nets
+(AWEM), a learned scalar α mixing them ("cross perception"), and a small fusion head (FAF2M).
+Every attention block is CBAM-like with a frequency-adaptive dilated convolution (FADC,
+Chen et al., CVPR 2024) as its spatial branch.
+
+The faithful generator :class:`DWSFusion` (9,035 parameters) reproduces the public release,
+its quirks included, and loads the released checkpoint through :meth:`DWSFusion.remap_state_dict`.
+``dwsfusion-plus`` is the same design with the known weaknesses fixed, each behind its own
+constructor flag so an ablation can switch them one at a time (see :data:`PLUS_CONFIG`).
+
+The modulated deformable convolution is pure PyTorch (no mmcv/torchvision), with DCNv2
+semantics (bilinear, zero outside). Two exact implementations:
+
+- ``grid_sample``: all nine taps sampled by one call, then one batched matmul with the
+  per-sample kernel. Generic (any offsets), no data-dependent control flow (for tracing).
+- shift/lerp (default inside FADC): FADC's taps share one per-pixel dilation, so every bilinear
+  corner is an integer shift and every weight is ``t`` or ``1 - t``. Sampling becomes a few
+  shifted ``lerp``s with no grid or gather, about 4x faster on CPU.
+
+FreqSelect's FFT masks are built once per shape, and its inverse transforms skip the columns the
+low-pass masks zero out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import ModelError
+from ..registry import register_model
+
+__all__ = [
+    "FreqSelect",
+    "AdaKernHead",
+    "FADC",
+    "ChannelGate",
+    "FA2M",
+    "AWEM",
+    "FAF2M",
+    "AlphaNet",
+    "DWSFusion",
+    "DWSCritic",
+    "PLUS_CONFIG",
+    "modulated_deform_conv3x3",
+    "dilated_deform_conv3x3",
+    "offsets_to_grid",
+]
+
+# DCN tap layout of a 3x3 kernel: (dy, dx) pairs, row major from (-1, -1) to (1, 1); the release
+# stores exactly these 18 numbers as the FADC buffer ``dilated_offset``.
+_TAP_LIST = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+_TAPS = torch.tensor(_TAP_LIST, dtype=torch.float32)
+
+# Below this many pixels CPU convolutions skip oneDNN. Its per-call thread-parallel region costs
+# more than these 1-16 channel convs, and on a busy CPU each region can wait a scheduler tick.
+# Measured on 2 shared cores: 16x16 forward 55 ms -> 0.5-4 s with oneDNN. Large maps keep it.
+_ONEDNN_MIN_PIXELS = 128 * 128
+
+
+@contextmanager
+def _mkldnn_enabled(enabled: bool) -> Iterator[None]:
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = enabled
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
+
+
+def _conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, padding: int = 0) -> Tensor:
+    """``F.conv2d``, kept off oneDNN for small CPU maps (see ``_ONEDNN_MIN_PIXELS``)."""
+    if x.device.type == "cpu" and x.shape[-2] * x.shape[-1] < _ONEDNN_MIN_PIXELS and torch.backends.mkldnn.enabled:
+        with _mkldnn_enabled(False):
+            return F.conv2d(x, weight, bias, padding=padding)
+    return F.conv2d(x, weight, bias, padding=padding)
+
+
+# --------------------------------------------------------------------------------------------
+# modulated deformable convolution (DCNv2 semantics)
+# --------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _tap_grid(h: int, w: int, hp: int, wp: int) -> Tensor:
+    """Normalised (x, y) sampling grid of the 9 undeformed taps, shape (9, h, w, 2).
+
+    Output pixel (i, j) reads the unpadded-conv window of a ``hp x wp`` input centred at
+    (i + 1, j + 1); coordinates are normalised for ``grid_sample(align_corners=True)``.
+    Built outside inference mode: cached tensors must stay usable under autograd.
+    """
+    with torch.inference_mode(False):
+        sy, sx = 2.0 / max(hp - 1, 1), 2.0 / max(wp - 1, 1)
+        ys = torch.arange(h, dtype=torch.float64) + 1.0
+        xs = torch.arange(w, dtype=torch.float64) + 1.0
+        gy = (ys[None, :, None] + _TAPS[:, 0, None, None].double()) * sy - 1.0  # (9, h, 1)
+        gx = (xs[None, None, :] + _TAPS[:, 1, None, None].double()) * sx - 1.0  # (9, 1, w)
+        return torch.stack(torch.broadcast_tensors(gx, gy), dim=-1).float().contiguous()
+
+
+def offsets_to_grid(offset: Tensor, in_hw: tuple[int, int]) -> Tensor:
+    """DCN offsets (B, 18, H, W), (dy, dx) per tap, to a ``grid_sample`` grid (B, 9, H, W, 2)."""
+    b, _, h, w = offset.shape
+    hp, wp = in_hw
+    base = _tap_grid(h, w, hp, wp).to(offset)
+    scale = offset.new_tensor([2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)])
+    off = offset.view(b, 9, 2, h, w).flip(2).permute(0, 1, 3, 4, 2)  # (B, 9, H, W, [dx, dy])
+    return base + off * scale
+
+
+def _deform_sample(x: Tensor, grid: Tensor) -> Tensor:
+    """Bilinear samples of ``x`` (B, C, Hp, Wp) at ``grid`` (B, 9, H, W, 2) -> (B, C, 9, H, W).
+
+    ``align_corners=True`` with zero padding is exactly DCNv2's bilinear rule: corners that
+    fall outside the input contribute zero.
+    """
+    b, k, h, w, _ = grid.shape
+    out = F.grid_sample(x, grid.view(b, k * h, w, 2), mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out.view(b, x.shape[1], k, h, w)
+
+
+def _deform_conv_from_grid(x: Tensor, grid: Tensor, mask: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """Modulated deformable 3x3 conv, no padding: ``sum_{c,k} W[o,c,k] * m_k * x(p_k)``.
+
+    ``weight`` is (O, C, 3, 3) or per sample (B, O, C, 3, 3); ``mask`` is (B, 9, H, W).
+    """
+    b, k, h, w, _ = grid.shape
+    cols = _deform_sample(x, grid) * mask.unsqueeze(1)  # (B, C, 9, H, W)
+    c = cols.shape[1]
+    wmat = weight.reshape(-1, weight.shape[-4], c * k)  # (B or 1, O, C*9)
+    out = torch.matmul(wmat, cols.view(b, c * k, h * w)).view(b, -1, h, w)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
+def modulated_deform_conv3x3(
+    x: Tensor, offset: Tensor, mask: Tensor, weight: Tensor, bias: Tensor | None = None
+) -> Tensor:
+    """DCNv2 3x3 convolution (stride 1, padding 0, dilation 1, one deformable group).
+
+    x: (B, C, H+2, W+2); offset: (B, 18, H, W) as (dy, dx) per tap; mask: (B, 9, H, W);
+    weight: (O, C, 3, 3) or per sample (B, O, C, 3, 3). Matches ``torchvision.ops.deform_conv2d``.
+    """
+    return _deform_conv_from_grid(x, offsets_to_grid(offset, x.shape[-2:]), mask, weight, bias)
+
+
+def _dilation_grid(dilation: Tensor, in_hw: tuple[int, int]) -> Tensor:
+    """``grid_sample`` grid (B, 9, H, W, 2) of the taps ``p + dilation(p) * (dy, dx)``."""
+    b, _, h, w = dilation.shape
+    hp, wp = in_hw
+    base = _tap_grid(h, w, hp, wp).to(dilation)
+    scale = _TAPS.to(dilation).flip(1) * dilation.new_tensor([2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)])
+    return torch.addcmul(base, (dilation - 1).view(b, 1, h, w, 1), scale.view(9, 1, 1, 2))
+
+
+def dilated_deform_conv3x3(
+    x: Tensor,
+    dilation: Tensor,
+    mask: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    max_levels: int = 4,
+) -> Tensor:
+    """Modulated deformable 3x3 conv whose taps sit at ``p + dilation(p) * (dy, dx)``.
+
+    Equal to :func:`modulated_deform_conv3x3` with offsets ``(dilation - 1) * (dy, dx)``, but
+    exploits that all nine taps share one per-pixel dilation ``s = n + t``: every bilinear
+    corner is an integer shift by ``+-n`` or ``+-(n + 1)`` and every corner weight is ``t`` or
+    ``1 - t``. So the channel contraction runs once on the (zero-extended) input and the
+    sampling is a handful of shifted ``lerp``s -- no sampling grid, no gathers. Pixels are
+    grouped by ``n``; with more than ``max_levels`` distinct values it falls back to
+    ``grid_sample``.
+
+    x: (B, C, H+2, W+2); dilation: (B, 1, H, W) >= 0; mask: (B, 9, H, W);
+    weight: (O, C, 3, 3) or per sample (B, O, C, 3, 3).
+    """
+    b, c, hp, wp = x.shape
+    h, w = hp - 2, wp - 2
+    n = torch.floor(dilation.detach())  # piecewise constant: no gradient, like grid_sample
+    lo, hi = (float(v) for v in torch.aminmax(n))
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or hi - lo >= max_levels:
+        return _deform_conv_from_grid(x, _dilation_grid(dilation, (hp, wp)), mask, weight, bias)
+    lo, hi = int(lo), int(hi)
+    track_grad = torch.is_grad_enabled() and any(v.requires_grad for v in (x, dilation, mask, weight))
+    t = dilation - n
+    pad = hi + 1
+    z = F.pad(x, (pad, pad, pad, pad))  # zeros: DCN samples outside the input read 0
+    hz, wz = z.shape[-2:]
+    o = weight.shape[-4]
+    wk = weight.reshape(-1, o, c, 9)
+    if o <= c:
+        # few outputs: contract channels first, once per tap, on the whole extended input,
+        # then interpolate O planes per tap
+        src = torch.matmul(wk.transpose(2, 3).reshape(-1, o * 9, c), z.view(b, c, hz * wz)).view(b, o, 9, hz, wz)
+        out = src[:, :, 4, pad + 1 : pad + 1 + h, pad + 1 : pad + 1 + w] * mask[:, 4:5]  # centre tap
+        acc = None
+    else:
+        # few inputs: interpolate the C input channels per tap into one (B, 9, C, H, W) buffer,
+        # then contract (c, k) with a single matmul. Under autograd the taps are stacked
+        # instead of written in place.
+        src = z.unsqueeze(2).expand(b, c, 9, hz, wz)
+        centre = z[:, :, pad + 1 : pad + 1 + h, pad + 1 : pad + 1 + w] * mask[:, 4:5]
+        if track_grad:
+            acc: Tensor | list[Tensor | None] = [None] * 9
+            acc[4] = centre
+        else:
+            acc = x.new_empty(b, 9, c, h, w)
+            acc[:, 4] = centre
+        out = None
+
+    def at(k: int, dy: int, dx: int) -> Tensor:  # tap k's plane shifted by (dy, dx): (B, *, H, W)
+        r0, c0 = pad + 1 + dy, pad + 1 + dx
+        return src[:, :, k, r0 : r0 + h, c0 : c0 + w]
+
+    for level in range(lo, hi + 1):
+        m = mask if lo == hi else mask * (n == level)
+        n0, n1 = level, level + 1
+        for k, (ky, kx) in enumerate(_TAP_LIST):
+            if k == 4:
+                continue
+            # the last lerp of a tap writes straight into the buffer on the first level
+            dst = acc[:, k] if isinstance(acc, Tensor) and level == lo else None
+            if ky == 0:
+                v = torch.lerp(at(k, 0, kx * n0), at(k, 0, kx * n1), t, out=dst)
+            elif kx == 0:
+                v = torch.lerp(at(k, ky * n0, 0), at(k, ky * n1, 0), t, out=dst)
+            else:
+                top = torch.lerp(at(k, ky * n0, kx * n0), at(k, ky * n0, kx * n1), t)
+                bottom = torch.lerp(at(k, ky * n1, kx * n0), at(k, ky * n1, kx * n1), t)
+                v = torch.lerp(top, bottom, t, out=dst)
+            if acc is None:
+                out = out.addcmul_(v, m[:, k : k + 1])
+            elif isinstance(acc, list):
+                acc[k] = v * m[:, k : k + 1] if acc[k] is None else acc[k] + v * m[:, k : k + 1]
+            elif dst is not None:
+                dst.mul_(m[:, k : k + 1])
+            else:
+                acc[:, k].addcmul_(v, m[:, k : k + 1])
+    if acc is None:
+        return out if bias is None else out.add_(bias.view(1, -1, 1, 1))
+    wmat = wk.transpose(2, 3).reshape(-1, o, 9 * c).expand(b, o, 9 * c)  # (k, c) order, like acc
+    cols = (torch.stack(acc, dim=1) if isinstance(acc, list) else acc).view(b, 9 * c, h * w)
+    if bias is None:
+        return torch.bmm(wmat, cols).view(b, o, h, w)
+    return torch.baddbmm(bias.view(1, o, 1).expand(b, o, h * w), wmat, cols).view(b, o, h, w)
+
+
+# --------------------------------------------------------------------------------------------
+# FADC: frequency selection, adaptive kernel, adaptive dilation
+# --------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=32)
+def _lowpass_masks(h: int, w: int, factors: tuple[int, ...]) -> tuple[Tensor, ...]:
+    """Half-spectrum low-pass masks for ``irfft``, one (h, k_f) tensor per factor.
+
+    The release keeps the centred box rows ``round(h/2 - h/2f) : round(h/2 + h/2f)`` (same for
+    columns) of the fftshift-ed spectrum and takes the real part of the inverse FFT. The real
+    part equals the inverse FFT with the mask symmetrised, ``(M(k) + M(-k)) / 2``, which is
+    Hermitian, so the half spectrum suffices. Each mask is cropped to its ``k_f`` leading
+    non-zero columns: the inverse transform then only runs over those (``irfft`` zero-fills).
+    """
+    masks = []
+    with torch.inference_mode(False):  # cached: must stay usable under autograd
+        for f in factors:
+            box = torch.zeros(h, w, dtype=torch.float64)
+            rows = slice(round(h / 2 - h / (2 * f)), round(h / 2 + h / (2 * f)))
+            cols = slice(round(w / 2 - w / (2 * f)), round(w / 2 + w / (2 * f)))
+            box[rows, cols] = 1.0
+            m = torch.fft.ifftshift(box)  # back to unshifted frequency layout
+            m_neg = torch.roll(torch.flip(m, dims=(0, 1)), shifts=(1, 1), dims=(0, 1))  # M(-k)
+            half = ((m + m_neg) / 2)[:, : w // 2 + 1]
+            nonzero = half.abs().sum(0).nonzero()
+            k = int(nonzero.max()) + 1 if len(nonzero) else 1
+            masks.append(half[:, :k].float().contiguous())
+    return tuple(masks)
+
+
+class FreqSelect(nn.Module):
+    """Re-weights frequency bands of the input per pixel (FADC's FreqSelect).
+
+    Bands: ``x - low_2``, ``low_2 - low_4``, ``low_4 - low_8`` each times
+    ``2 * sigmoid(conv3x3(x))``, plus ``low_8`` unweighted; identity at (zero) init.
+    ``low_f`` keeps the centred (H/f) x (W/f) box of the orthonormal 2-D spectrum.
+    """
+
+    def __init__(self, channels: int, factors: tuple[int, ...] = (2, 4, 8)) -> None:
+        super().__init__()
+        self.factors = tuple(factors)
+        self.convs = nn.ModuleList(nn.Conv2d(channels, 1, 3, padding=1) for _ in self.factors)
+        for conv in self.convs:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def lowpass(self, x: Tensor) -> list[Tensor]:
+        """``[low_f for f in factors]``, each (B, C, H, W): 2-D FFT done as two 1-D passes
+        that skip the columns every mask zeroes (about 3x less work than full ``irfft2``)."""
+        h, w = x.shape[-2:]
+        masks = [m.to(x) for m in _lowpass_masks(h, w, self.factors)]
+        kmax = max(m.shape[1] for m in masks)
+        spec = torch.fft.fft(torch.fft.rfft(x, dim=-1, norm="ortho")[..., :kmax], dim=-2, norm="ortho")
+        lows = []
+        for m in masks:
+            y = torch.fft.ifft(spec[..., : m.shape[1]] * m, dim=-2, norm="ortho")
+            lows.append(torch.fft.irfft(y, n=w, dim=-1, norm="ortho"))
+        return lows
+
+    def forward(self, x: Tensor) -> Tensor:
+        lows = self.lowpass(x)
+        weight = torch.cat([conv.weight for conv in self.convs])
+        bias = torch.cat([conv.bias for conv in self.convs])
+        g = 2.0 * torch.sigmoid(_conv2d(x, weight, bias, padding=1))  # (B, n, H, W)
+        # sum_i g_i (low_{i-1} - low_i) + low_n, regrouped per low band: the gates are
+        # single-channel, so the coefficients are cheap and the C-channel work halves
+        coef = torch.cat([g[:, :1], g[:, 1:] - g[:, :-1], 1.0 - g[:, -1:]], dim=1)
+        out = x * coef[:, :1]
+        for i, low in enumerate(lows):
+            out = out.addcmul_(low, coef[:, i + 1 : i + 2])
+        return out
+
+
+class AdaKernHead(nn.Module):
+    """FADC attention head: pooled input -> per-sample input-channel and filter gates in (0, 1)."""
+
+    def __init__(self, in_channels: int, out_channels: int, hidden: int = 16) -> None:
+        super().__init__()
+        self.fc = nn.Conv2d(in_channels, hidden, 1, bias=False)
+        self.bn = nn.BatchNorm2d(hidden)
+        self.channel_fc = nn.Conv2d(hidden, in_channels, 1)
+        self.filter_fc = nn.Conv2d(hidden, out_channels, 1)
+        for conv in (self.fc, self.channel_fc, self.filter_fc):
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+
+    def forward(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
+        """pooled: (B, C_in) -> (B, C_in), (B, C_out). The 1x1 convs act on 1x1 maps: linears."""
+        z = F.linear(pooled, self.fc.weight.flatten(1))
+        z = F.relu(self.bn(z[:, :, None, None])).flatten(1)
+        ch = torch.sigmoid(F.linear(z, self.channel_fc.weight.flatten(1), self.channel_fc.bias))
+        filt = torch.sigmoid(F.linear(z, self.filter_fc.weight.flatten(1), self.filter_fc.bias))
+        return ch, filt
+
+
+class FADC(nn.Module):
+    """Frequency-adaptive dilated 3x3 convolution (kernel 3, stride 1, replication padding 1).
+
+    x <- FreqSelect(x); the kernel's low- (spatial mean) and high-frequency parts are scaled per
+    sample by the two AdaKern heads; every pixel gets its own continuous dilation
+    ``1 + |conv_offset(x)|`` realised by bilinear sampling, modulated by ``sigmoid(conv_mask(x))``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, 3, 3))
+        if bias:
+            self.bias = nn.Parameter(torch.zeros(out_channels))
+        else:
+            self.register_parameter("bias", None)
+        self.freq_select = FreqSelect(in_channels)
+        self.kern_low = AdaKernHead(in_channels, out_channels)
+        self.kern_high = AdaKernHead(in_channels, out_channels)
+        self.conv_offset = nn.Conv2d(in_channels, 1, 3)  # per-pixel extra dilation, reads pad(x)
+        self.conv_mask = nn.Conv2d(in_channels, 9, 3)  # per-tap modulation, reads pad(x)
+        self.sampler = "shift"  # "shift" (fast, exact) or "grid" (generic grid_sample path)
+        bound = (in_channels * 9) ** -0.5
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.zeros_(self.conv_offset.weight)
+        nn.init.constant_(self.conv_offset.bias, 1e-4)
+        nn.init.zeros_(self.conv_mask.weight)
+        nn.init.zeros_(self.conv_mask.bias)
+
+    def adaptive_kernel(self, x: Tensor) -> Tensor:
+        """Per-sample kernel (B, O, C, 3, 3) from the two attention heads."""
+        pooled = x.mean(dim=(2, 3))
+        ch1, f1 = self.kern_low(pooled)
+        ch2, f2 = self.kern_high(pooled)
+        low = self.weight.mean(dim=(2, 3), keepdim=True)
+        high = self.weight - low
+        s1 = (2 * f1)[:, :, None, None, None] * (2 * ch1)[:, None, :, None, None]
+        s2 = (2 * f2)[:, :, None, None, None] * (2 * ch2)[:, None, :, None, None]
+        return low * s1 + high * s2
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.freq_select(x)
+        kernel = self.adaptive_kernel(x)
+        xp = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        om = _conv2d(
+            xp,
+            torch.cat([self.conv_offset.weight, self.conv_mask.weight]),
+            torch.cat([self.conv_offset.bias, self.conv_mask.bias]),
+        )
+        # DCN offsets |r| * (dy, dx) on top of the unit taps = per-pixel dilation 1 + |r|
+        dilation = 1.0 + om[:, :1].abs()
+        mask = torch.sigmoid(om[:, 1:])
+        if self.sampler == "grid":
+            return _deform_conv_from_grid(xp, _dilation_grid(dilation, xp.shape[-2:]), mask, kernel, self.bias)
+        return dilated_deform_conv3x3(xp, dilation, mask, kernel, self.bias)
+
+
+# --------------------------------------------------------------------------------------------
+# FA2M, AWEM, FAF2M, AlphaNet
+# --------------------------------------------------------------------------------------------
+
+
+class ChannelGate(nn.Module):
+    """CBAM channel gate ``sigmoid(f(avg) + f(max))``.
+
+    ``mode="release"``: shared MLP C -> C//16 -> C; for C < 16 the hidden width is 0 and the
+    gate is the constant 0.5 (release quirk). ``"mlp"``: hidden width ``max(1, C//16)``.
+    ``"eca"``: a 3-tap 1-D conv across channels (ECA-Net) — no hidden ReLU that could die.
+    """
+
+    def __init__(self, channels: int, mode: str = "release") -> None:
+        super().__init__()
+        if mode not in ("release", "mlp", "eca"):
+            raise ValueError(f"unknown channel gate {mode!r}")
+        self.mode = mode
+        self.hidden = channels // 16 if mode == "release" else max(1, channels // 16)
+        if mode == "eca":
+            self.conv = nn.Conv1d(1, 1, 3, padding=1, bias=False)
+        elif self.hidden > 0:
+            self.fc1 = nn.Linear(channels, self.hidden, bias=False)
+            self.fc2 = nn.Linear(self.hidden, channels, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.mode == "release" and self.hidden == 0:
+            return x * 0.5  # sigmoid(0 + 0)
+        b, c = x.shape[:2]
+        desc = torch.stack([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))])  # (2, B, C)
+        if self.mode == "eca":
+            z = self.conv(desc.view(2 * b, 1, c)).view(2, b, c)
+        else:
+            z = self.fc2(F.relu(self.fc1(desc)))
+        return x * torch.sigmoid(z.sum(0)).view(b, c, 1, 1)
+
+
+class FA2M(nn.Module):
+    """Frequency-adaptive attention: channel gate, then ``sigmoid(FADC([mean_c, max_c]))``."""
+
+    def __init__(self, channels: int, channel_gate: str = "release") -> None:
+        super().__init__()
+        self.channel = ChannelGate(channels, channel_gate)
+        self.spatial = FADC(2, 1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.channel(x)
+        desc = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.spatial(desc))
+
+
+def _pool2(x: Tensor, mode: str) -> Tensor:
+    """2x2 pooling; odd H/W zero-padded by one row/column (bottom/right) first, as released."""
+    h, w = x.shape[-2:]
+    if h % 2 or w % 2:
+        x = F.pad(x, (0, w % 2, 0, h % 2))
+    return F.max_pool2d(x, 2) if mode == "max" else F.avg_pool2d(x, 2)
+
+
+class DownBlock(nn.Module):
+    """conv3x3 -> BN -> ReLU -> pool, twice (1/4 size). The release reuses one BN for both."""
+
+    def __init__(self, cin: int, cout: int, separate_bn: bool = False, pool: str = "max") -> None:
+        super().__init__()
+        if pool not in ("max", "avg"):
+            raise ValueError(f"unknown pooling {pool!r}")
+        self.pool = pool
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout) if separate_bn else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = _pool2(F.relu(self.bn(_conv2d(x, self.conv1.weight, padding=1))), self.pool)
+        bn2 = self.bn if self.bn2 is None else self.bn2
+        return _pool2(F.relu(bn2(_conv2d(x, self.conv2.weight, padding=1))), self.pool)
+
+
+class UpBlock(nn.Module):
+    """(2x2 stride-2 transposed conv -> BN -> ReLU) twice (x4 size); last ReLU optional."""
+
+    def __init__(self, cin: int, cout: int, final_relu: bool = True) -> None:
+        super().__init__()
+        self.deconv1 = nn.ConvTranspose2d(cin, cout, 2, stride=2)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.deconv2 = nn.ConvTranspose2d(cout, cout, 2, stride=2)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.final_relu = final_relu
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.bn2(self.deconv2(F.relu(self.bn1(self.deconv1(x)))))
+        return F.relu(x) if self.final_relu else x
+
+
+class AWEM(nn.Module):
+    """Adaptive weight estimation: per-pixel weight ``sigmoid(x + residual(x))`` in (0, 1).
+
+    In the release the residual ends in BN -> ReLU -> (positive gates), so it is >= 0 and
+    W >= sigmoid(x) >= 0.5; the loss term L1(W_IR, 1 - W_VI) then pushes it to zero, where the
+    ReLU kills it. ``signed_residual=True`` drops that last ReLU so the residual can take
+    either sign and keeps its gradient.
+    """
+
+    def __init__(
+        self,
+        channel_gate: str = "release",
+        signed_residual: bool = False,
+        separate_bn: bool = False,
+        pool: str = "max",
+    ) -> None:
+        super().__init__()
+        self.down1 = DownBlock(1, 4, separate_bn, pool)
+        self.att1 = FA2M(4, channel_gate)
+        self.down2 = DownBlock(4, 8, separate_bn, pool)
+        self.att2 = FA2M(8, channel_gate)
+        self.up1 = UpBlock(8, 4)
+        self.att3 = FA2M(4, channel_gate)
+        self.up2 = UpBlock(8, 1, final_relu=not signed_residual)
+        self.att4 = FA2M(1, channel_gate)
+
+    def forward(self, x: Tensor) -> Tensor:
+        f1 = self.att1(self.down1(x))
+        f3 = self.att3(self.up1(self.att2(self.down2(f1))))
+        if f3.shape[-2:] != f1.shape[-2:]:
+            f3 = F.interpolate(f3, size=f1.shape[-2:], mode="bilinear", align_corners=False)
+        r = self.att4(self.up2(torch.cat([f1, f3], dim=1)))
+        if r.shape[-2:] != x.shape[-2:]:
+            r = F.interpolate(r, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.sigmoid(r + x)
+
+
+class FAF2M(nn.Module):
+    """Fusion head: FADC 2->4 -> FA2M(4) -> + 1x1 skip -> FADC 4->1 -> clamp to [0, 1]."""
+
+    def __init__(self, channel_gate: str = "release") -> None:
+        super().__init__()
+        self.fadc_in = FADC(2, 4)
+        self.att = FA2M(4, channel_gate)
+        self.skip = nn.Conv2d(2, 4, 1)
+        self.fadc_out = FADC(4, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.att(self.fadc_in(x)) + _conv2d(x, self.skip.weight, self.skip.bias)
+        return self.fadc_out(y).clamp(0.0, 1.0)
+
+
+class AlphaNet(nn.Module):
+    """One mixing scalar per image pair: two convs, global average pool, Linear, ReLU/sigmoid."""
+
+    def __init__(self, bounded: bool = False) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 1)
+        self.bounded = bounded
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = F.relu(_conv2d(x, self.conv1.weight, self.conv1.bias, padding=1))
+        z = F.relu(_conv2d(z, self.conv2.weight, self.conv2.bias, padding=1)).mean(dim=(2, 3))
+        a = self.fc(z)
+        a = torch.sigmoid(a) if self.bounded else F.relu(a)
+        return a.view(-1, 1, 1, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# generator
+# --------------------------------------------------------------------------------------------
+
+#: DWSFusion+ defaults: every §3.9 fix switched on (each flag can be turned off for ablations).
+PLUS_CONFIG: dict = dict(
+    bounded_alpha=True,  # α = sigmoid(.) in (0, 1): a convex mix, no unbounded extrapolation
+    channel_gate="eca",  # input-dependent channel gate (release: constant 0.5)
+    awem_signed_residual=True,  # no ReLU before the residual add: residual cannot die
+    awem_separate_bn=True,  # one BN per conv in the down blocks
+    awem_pool="avg",  # average pooling, as the paper's figure draws it
+    registered_critic_head=True,  # critics from make_critic() own a trained Linear head
+)
+
+_RELEASE_RULES: list[tuple[str, str]] = [
+    (r"^WGet_IR\.", "awem_ir."),
+    (r"^WGet_VI\.", "awem_vi."),
+    (r"^Fusion\.", "fusion."),
+    (r"^alphanet\.fc1\.", "alpha_net.fc."),
+    (r"^alphanet\.", "alpha_net."),
+    (r"^(awem_\w+)\.conv1\.", r"\1.down1."),
+    (r"^(awem_\w+)\.conv2\.", r"\1.down2."),
+    (r"^(awem_\w+)\.conv3\.", r"\1.up1."),
+    (r"^(awem_\w+)\.conv4\.", r"\1.up2."),
+    (r"^(awem_\w+)\.cbam(\d)\.", r"\1.att\2."),
+    (r"\.upcbar\.0\.", ".deconv1."),
+    (r"\.upcbar\.1\.", ".bn1."),
+    (r"\.upcbar\.3\.", ".deconv2."),
+    (r"\.upcbar\.4\.", ".bn2."),
+    (r"^fusion\.feature_extract\.0\.", "fusion.fadc_in."),
+    (r"^fusion\.feature_extract\.1\.", "fusion.att."),
+    (r"^fusion\.conv4\.", "fusion.fadc_out."),
+    (r"^fusion\.channel_match\.", "fusion.skip."),
+    (r"\.channel_attention\.fc\.0\.", ".channel.fc1."),
+    (r"\.channel_attention\.fc\.2\.", ".channel.fc2."),
+    (r"\.spatial_attention\.conv1\.", ".spatial."),
+    (r"\.OMNI_ATT1\.", ".kern_low."),
+    (r"\.OMNI_ATT2\.", ".kern_high."),
+    (r"\.FS\.freq_weight_conv_list\.", ".freq_select.convs."),
+]
+_RELEASE_PREFIXES = ("WGet_IR.", "WGet_VI.", "Fusion.", "alphanet.")
+
+
+class DWSFusion(nn.Module):
+    """DWSFusion generator. Defaults are faithful to the public release (9,035 parameters).
+
+    Args:
+        bounded_alpha: sigmoid instead of ReLU on α (release: False).
+        channel_gate: "release" (constant 0.5 for these widths), "mlp" or "eca".
+        awem_signed_residual: drop the ReLU before the AWEM residual add (release: False).
+        awem_separate_bn: separate BNs for the two down-block convs (release: False).
+        awem_pool: "max" (release) or "avg".
+        registered_critic_head: critics built by :meth:`make_critic` own a trained Linear head
+            (release: False, a fresh random head per call). Generator weights do not change.
+    """
+
+    def __init__(
+        self,
+        bounded_alpha: bool = False,
+        channel_gate: str = "release",
+        awem_signed_residual: bool = False,
+        awem_separate_bn: bool = False,
+        awem_pool: str = "max",
+        registered_critic_head: bool = False,
+    ) -> None:
+        super().__init__()
+        self.config = dict(
+            bounded_alpha=bounded_alpha,
+            channel_gate=channel_gate,
+            awem_signed_residual=awem_signed_residual,
+            awem_separate_bn=awem_separate_bn,
+            awem_pool=awem_pool,
+            registered_critic_head=registered_critic_head,
+        )
+        awem = dict(
+            channel_gate=channel_gate,
+            signed_residual=awem_signed_residual,
+            separate_bn=awem_separate_bn,
+            pool=awem_pool,
+        )
+        self.alpha_net = AlphaNet(bounded_alpha)
+        self.awem_ir = AWEM(**awem)
+        self.awem_vi = AWEM(**awem)
+        self.fusion = FAF2M(channel_gate)
+
+    def forward_all(self, ir: Tensor, vi: Tensor, dual: bool = True) -> dict[str, Tensor]:
+        """Every intermediate the losses need: alpha (B,1,1,1), w_ir, w_vi, ir_w, vi_w, fused,
+        and with ``dual`` the dual-weight branch f_ir = AWEM_IR(fused), f_vi = AWEM_VI(fused)."""
+        alpha = self.alpha_net(torch.cat([ir, vi], dim=1))
+        w_ir, w_vi = self.awem_ir(ir), self.awem_vi(vi)
+        ir_w = ir * (alpha * w_ir + (1 - alpha) * (1 - w_vi))
+        vi_w = vi * (alpha * w_vi + (1 - alpha) * (1 - w_ir))
+        fused = self.fusion(torch.cat([ir_w, vi_w], dim=1))
+        out = dict(alpha=alpha, fused=fused, w_ir=w_ir, w_vi=w_vi, ir_w=ir_w, vi_w=vi_w)
+        if dual:
+            out["f_ir"], out["f_vi"] = self.awem_ir(fused), self.awem_vi(fused)
+        return out
+
+    def forward(self, ir: Tensor, vi: Tensor) -> Tensor:
+        """Fused luminance (B, 1, H, W) in [0, 1]; skips the training-only dual-weight branch."""
+        return self.forward_all(ir, vi, dual=False)["fused"]
+
+    def make_critic(self, patch_size: tuple[int, int] = (240, 320)) -> DWSCritic:
+        """A critic (D_IR or D_VI) matching this variant's ``registered_critic_head`` flag."""
+        return DWSCritic(self.config["registered_critic_head"], patch_size)
+
+    def set_sampler(self, mode: str) -> DWSFusion:
+        """Deformable sampling of every FADC: ``"shift"`` (fast, default) or ``"grid"``
+        (``grid_sample``, no data-dependent control flow: use it for tracing/export)."""
+        if mode not in ("shift", "grid"):
+            raise ValueError(f"unknown sampler {mode!r}")
+        for module in self.modules():
+            if isinstance(module, FADC):
+                module.sampler = mode
+        return self
+
+    def remap_state_dict(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Map release key names (``WGet_IR.conv1.conv1.weight`` ...) onto this module's names.
+
+        Native state dicts pass through unchanged. The release's zero-width channel-MLP
+        weights are dropped when this model has none, and its FADC ``dilated_offset`` buffers
+        are checked against the fixed 3x3 tap grid (they are constants, not stored here).
+        """
+        if not any(k.startswith(_RELEASE_PREFIXES) for k in state):
+            return state
+        own = self.state_dict()
+        taps = _TAPS.flatten()
+        out: dict[str, Tensor] = {}
+        for key, value in state.items():
+            if key.endswith(".dilated_offset"):
+                if not torch.equal(value.flatten().to(taps), taps):
+                    raise ModelError(f"{key}: unexpected deformable base grid {value.flatten().tolist()}")
+                continue
+            new = key
+            for pattern, repl in _RELEASE_RULES:
+                new = re.sub(pattern, repl, new)
+            if new not in own and value.numel() == 0:
+                continue  # zero-width channel MLP of the release: a constant gate here
+            out[new] = value
+        return out
+
+
+@register_model(
+    "dwsfusion",
+    description="DWSFusion generator, faithful to the public release (9,035 params)",
+    weights="dwsfusion.safetensors",
+    tasks=("ivif",),
+    paper="Pattern Recognition 179 (2026) 113520",
+)
+def dwsfusion(**kwargs) -> nn.Module:
+    return DWSFusion(**kwargs)
+
+
+@register_model(
+    "dwsfusion-plus",
+    description=(
+        "DWSFusion+: DWSFusion with bounded alpha, ECA channel gate, live AWEM residual "
+        "and a registered critic head"
+    ),
+    weights="dwsfusion-plus.safetensors",
+    tasks=("ivif",),
+    paper="Pattern Recognition 179 (2026) 113520 (fixed variant)",
+)
+def dwsfusion_plus(**kwargs) -> nn.Module:
+    return DWSFusion(**{**PLUS_CONFIG, **kwargs})
+
+
+# --------------------------------------------------------------------------------------------
+# critics
+# --------------------------------------------------------------------------------------------
+
+
+class DWSCritic(nn.Module):
+    """WGAN critic: 3 x (conv3x3 -> BN -> ReLU -> avgpool 2) with 4, 8, 16 channels -> Linear.
+
+    ``registered_head=False`` is faithful to the release: the final Linear is built anew, with
+    random weights, on every forward call (so the score carries no learned signal).
+    ``registered_head=True`` owns a trained Linear over the 16 x (H/8) x (W/8) features of a
+    ``patch_size`` input; other input sizes are average-pooled to that grid first.
+    """
+
+    def __init__(self, registered_head: bool = False, patch_size: tuple[int, int] = (240, 320)) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for cin, cout in ((1, 4), (4, 8), (8, 16)):
+            layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.AvgPool2d(2)]
+        self.features = nn.Sequential(*layers)
+        self.grid = (patch_size[0] // 8, patch_size[1] // 8)
+        self.head = nn.Linear(16 * self.grid[0] * self.grid[1], 1) if registered_head else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.features(x)
+        if self.head is None:
+            z = z.flatten(1)
+            head = nn.Linear(z.shape[1], 1).to(device=z.device, dtype=z.dtype)  # release quirk
+            return head(z)
+        if z.shape[-2:] != self.grid:
+            z = F.adaptive_avg_pool2d(z, self.grid)
+        return self.head(z.flatten(1))
