@@ -29,13 +29,14 @@ from litefuse.models.complexity import count_macs, count_params, keep_heap_resid
 from litefuse.models.densefuse import DenseFuse
 from litefuse.models.lwc_densefuse import ABLATION_VARIANTS, LWCDenseFuse
 
-BASELINES = ("densefuse", "densefuse (NHWC)")
+BASELINES = ("densefuse", "densefuse (NCHW)")
 
 
 def build_models() -> dict[str, nn.Module]:
-    models: dict[str, nn.Module] = {"densefuse": DenseFuse()}
+    models: dict[str, nn.Module] = {"densefuse": DenseFuse(), "densefuse (NCHW)": DenseFuse(channels_last=False)}
     for name, kwargs in ABLATION_VARIANTS.items():
-        models["densefuse (NHWC)" if name == "densefuse" else f"lwc: {name}"] = LWCDenseFuse(**kwargs)
+        if name != "densefuse":  # the standard-conv preset is DenseFuse itself
+            models[f"lwc: {name}"] = LWCDenseFuse(**kwargs)
     return {k: m.eval() for k, m in models.items()}
 
 

@@ -188,7 +188,7 @@ def test_state_dicts_are_contiguous_for_safetensors() -> None:
 
 
 def test_lwc_standard_equals_densefuse_structure() -> None:
-    a, b = DenseFuse(), LWCDenseFuse(conv="standard", channels_last=False)
+    a, b = DenseFuse(channels_last=False), LWCDenseFuse(conv="standard")
     assert a.state_dict().keys() == b.state_dict().keys()
     b.load_state_dict(a.state_dict())
     x = torch.rand(1, 1, 11, 13)

@@ -19,8 +19,9 @@ the conv it declares.
 ``method="executed"``: ``torch.utils.flop_counter.FlopCounterMode`` over the actual aten calls,
 ``MACs = FLOPs / 2``. It sees functional convs/matmuls too (and every extra op an
 implementation runs, such as border recomputation or zero blocks of a folded grouped conv),
-but likewise ignores element-wise ops, pooling and ``grid_sample``. For a plain conv both
-methods agree exactly (see the tests).
+but likewise ignores element-wise ops, pooling and ``grid_sample``, and it does not see aten
+ops without a FLOP formula (e.g. a direct ``torch.mkldnn_convolution``, which LWC-DenseFuse's
+NHWC pointwise path calls on CPU). For a plain conv both methods agree exactly (see the tests).
 """
 
 from __future__ import annotations
