@@ -78,7 +78,8 @@ class Conv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight.to(memory_format=torch.channels_last)
-        if self.out_channels == 1 and self.groups == 1 and self.stride == (1, 1) and self.dilation == (1, 1):
+        one_out = self.out_channels == 1 and self.groups == 1 and self.padding_mode == "zeros"
+        if one_out and self.stride == (1, 1) and self.dilation == (1, 1) and not isinstance(self.padding, str):
             if self.kernel_size != (1, 1):
                 x = F.conv2d(x, weight.transpose(0, 1), None, 1, self.padding, 1, self.in_channels)
                 weight = torch.ones_like(self.weight[:, :, :1, :1])
@@ -99,6 +100,8 @@ def _act() -> nn.Module:
 
 # --------------------------------------------------------------------------------------------
 # body blocks: every block maps (N, C, H, W) -> (N, C, H, W)
+# Residuals are added in place into the freshly computed branch output (one full-size buffer
+# fewer per block); a conv or cat does not keep its output for backward, so autograd is safe.
 # --------------------------------------------------------------------------------------------
 
 
