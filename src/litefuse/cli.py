@@ -193,6 +193,14 @@ _register_optional_commands()
 
 
 def main() -> None:  # pragma: no cover - exercised through the console script
+    # The CLI owns its process: keep freed heap memory resident so full-resolution feature maps
+    # are not page-faulted anew on every call (2-3x faster CPU inference and training for
+    # these thin networks; see litefuse.models.complexity.keep_heap_resident). Opt out with
+    # LITEFUSE_RESIDENT_HEAP=0.
+    if os.environ.get("LITEFUSE_RESIDENT_HEAP", "1") != "0":
+        from .models.complexity import keep_heap_resident
+
+        keep_heap_resident()
     try:
         app()
     except LitefuseError as exc:
