@@ -422,3 +422,31 @@ def test_train_command(image_root, tmp_path):
     more = runner.invoke(app, ["train", AE_MODEL, "-o", str(out), "--resume", "--max-steps", "3", "--no-progress"])
     assert more.exit_code == 0, more.output
     assert json.loads((out / "summary.json").read_text())["steps"] == 3
+
+
+def test_model_card_reports_measured_facts_of_the_run(image_root, tmp_path):
+    import hashlib
+
+    from litefuse.compare import compare
+    from litefuse.models.complexity import count_macs, count_params
+    from litefuse.train.card import loss_curve, model_card
+
+    out = tmp_path / "run"
+    _trainer(_config(image_root, out, max_steps=3, stages=[{"epochs": 1}])).fit()
+    name = AE_MODEL or pytest.skip("no registered auto-encoder")
+    result = compare([image_root / "ivif" / "SetA"], ["max", "mean"], metrics=["EN", "SF"], limit=2, preview=0)
+    card = model_card(name, out / "model.safetensors", out, f"litefuse train {name}", result.markdown(), notes=["a note"])
+
+    import litefuse
+
+    model = litefuse.load_model(name, pretrained=False)
+    x = torch.zeros(1, 1, 480, 640)
+    macs = count_macs(model, (x, x))
+    assert f"| parameters | {count_params(model):,} |" in card
+    assert f"{macs / 1e9:.3f} G" in card
+    assert hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()[:16] in card
+    assert "| seed | 7 |" in card and "3 steps" in card and "stopped by `max_steps`" in card
+    assert f"litefuse train {name}" in card and "- a note" in card
+    assert "| max |" in card and "| mean |" in card  # the results table beside the classical baseline
+    png = loss_curve(out, tmp_path / "loss.png")
+    assert png.stat().st_size > 1000

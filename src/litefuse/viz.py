@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["side_by_side", "image_grid", "metric_chart"]
+__all__ = ["side_by_side", "image_grid", "metric_chart", "save_figure"]
 
 _CAPTION = 18
 
@@ -83,8 +83,6 @@ def metric_chart(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import save_image
-
     methods = list(scores)
     metrics = [m for m in next(iter(scores.values()))]
     ncols = min(4, len(metrics))
@@ -102,6 +100,15 @@ def metric_chart(
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=11)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Render a matplotlib figure and write it atomically as PNG (closes the figure)."""
+    import matplotlib.pyplot as plt
+
+    from .io import save_image
+
     fig.tight_layout()
     fig.canvas.draw()
     rgba = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()

@@ -1,0 +1,157 @@
+"""Model cards: what a shipped (or user-trained) weights file is, how it was made, how it scores.
+
+A card is written from a finished training run (``summary.json``, ``config.json``, ``log.csv``
+of :class:`~litefuse.train.core.Trainer`) plus a :class:`~litefuse.compare.Comparison` that
+scored the weights beside the classical ``max`` fuser (and any other reference) in one run.
+Params and MACs at 640×480 are measured on the model itself, never copied from a config.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+__all__ = ["RunRecord", "read_run", "model_complexity", "loss_curve", "model_card"]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The facts of one finished training run that a card reports."""
+
+    summary: dict
+    config: dict
+    val_rows: list[dict]
+
+    @property
+    def wall_minutes(self) -> float:
+        return float(self.summary.get("wall_time_s", 0.0)) / 60.0
+
+
+def read_run(run_dir: str | Path) -> RunRecord:
+    """Load ``summary.json``, ``config.json`` and the validation rows of ``log.csv``."""
+    run = Path(run_dir)
+    summary = json.loads((run / "summary.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    rows: list[dict] = []
+    log = run / "log.csv"
+    if log.is_file():
+        with log.open(newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("kind") == "val"]
+    return RunRecord(summary, config, rows)
+
+
+def model_complexity(name: str, size: tuple[int, int] = (480, 640), **kwargs) -> tuple[int, int]:
+    """(trainable params, MACs of one fusion of an ``H×W`` pair) of a registered network."""
+    from ..models.complexity import count_macs, count_params
+    from ..registry import load_model
+
+    model = load_model(name, pretrained=False, **kwargs)
+    x = torch.zeros(1, 1, *size)
+    with torch.inference_mode():
+        macs = count_macs(model, (x, x))
+    return count_params(model), macs
+
+
+def loss_curve(run_dir: str | Path, out_png: str | Path, title: str = "") -> Path:
+    """Plot the train/val loss of a run (``log.csv``) to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..viz import save_figure
+
+    train, val = [], []
+    with (Path(run_dir) / "log.csv").open(newline="") as fh:
+        for r in csv.DictReader(fh):
+            if r.get("loss"):
+                (val if r["kind"] == "val" else train).append((int(r["step"]), float(r["loss"])))
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
+    if train:
+        ax.plot(*zip(*train), lw=1, alpha=0.7, label="train")
+    if val:
+        ax.plot(*zip(*val), "o-", ms=3, label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title or Path(run_dir).name)
+    return save_figure(fig, Path(out_png))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def model_card(
+    name: str,
+    weights: str | Path,
+    run_dir: str | Path,
+    command: str,
+    results_md: str,
+    notes: Sequence[str] = (),
+    model_kwargs: dict | None = None,
+) -> str:
+    """Markdown model card for ``weights`` of registered model ``name`` trained in ``run_dir``.
+
+    ``results_md``: evaluation tables (e.g. :meth:`Comparison.markdown` per dataset) that put the
+    weights beside the classical ``max`` fuser. ``notes``: honest remarks (deviations, targets missed).
+    """
+    from ..registry import get_model_info
+
+    info = get_model_info(name)
+    run = read_run(run_dir)
+    cfg, s = run.config, run.summary
+    weights = Path(weights)
+    params, macs = model_complexity(name, **(model_kwargs or cfg.get("model_kwargs") or {}))
+    if params != s.get("params", params):
+        raise ValueError(f"{name}: run trained {s['params']} params but the registered model has {params}")
+    data = ", ".join(f"`{Path(d).parent.name}/{Path(d).name}`" for d in cfg.get("data", []))
+    stages = cfg.get("stages") or []
+    objective = cfg.get("objective") or {}
+    last_val = run.val_rows[-1] if run.val_rows else {}
+    val_cols = {k: v for k, v in last_val.items() if k not in {"kind", "step", "epoch", "stage", "lr", "time_s"} and v}
+    lines = [
+        f"# {name} — model card",
+        "",
+        f"{info.description}. Paper: {info.paper or '—'}.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| weights | `{weights.name}` ({weights.stat().st_size / 1024:.1f} KiB, sha256 `{_sha256(weights)[:16]}…`) |",
+        f"| parameters | {params:,} |",
+        f"| MACs, one 640×480 fusion | {macs / 1e9:.3f} G |",
+        f"| tasks | {', '.join(info.tasks)} |",
+        f"| training data | {data} ({s.get('train_crops', '?')} training / {s.get('val_crops', '?')} validation crops per epoch; "
+        f"validation = {cfg.get('val_fraction', 0):.0%} of pairs held out by a stable hash of `<dataset>/<stem>`) |",
+        f"| crop, batch | {cfg.get('crop')}, {cfg.get('batch_size')} |",
+        f"| optimiser | {cfg.get('optimizer')} lr {cfg.get('lr')}, plateau ×{cfg.get('plateau_factor')} "
+        f"(patience {cfg.get('plateau_patience')}), early stop patience {cfg.get('early_stopping_patience')} |",
+        f"| objective | `{json.dumps(objective)}`" + (f"; stages `{json.dumps(stages)}`" if stages else "") + " |",
+        f"| seed | {s.get('seed')} |",
+        f"| steps, epochs | {s.get('steps')} steps, {s.get('epochs_completed')} epochs; stopped by `{s.get('stop_reason')}` |",
+        f"| weights taken from | {s.get('weights_from')} validation loss {s.get('best_val', float('nan')):.5g} at step {s.get('best_step')} |",
+        f"| training time | {run.wall_minutes:.1f} min on `{s.get('device')}`, torch {s.get('torch')}, {cfg.get('threads') or 'default'} thread(s) |",
+        "",
+        "## Reproduce",
+        "",
+        "From a checkout with `../shared` beside it:",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+    ]
+    if val_cols:
+        lines += ["Last validation row: " + ", ".join(f"{k} {float(v):.4g}" for k, v in val_cols.items()) + ".", ""]
+    lines += ["## Results on the development sets", "", results_md.strip(), ""]
+    if notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    return "\n".join(lines)
