@@ -22,6 +22,11 @@ implementation runs, such as border recomputation or zero blocks of a folded gro
 but likewise ignores element-wise ops, pooling and ``grid_sample``, and it does not see aten
 ops without a FLOP formula (e.g. a direct ``torch.mkldnn_convolution``, which LWC-DenseFuse's
 NHWC pointwise path calls on CPU). For a plain conv both methods agree exactly (see the tests).
+
+``method="auto"`` (what the benchmark runner and model cards report): the larger of the two.
+Each method can only miss work -- hooks miss functional convs (DWSFusion calls ``F.conv2d`` on
+module weights), the flop counter misses direct oneDNN calls -- so the larger count is the
+closer one for networks of either style.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ def _module_macs(module: nn.Module, inp: tuple, out: torch.Tensor) -> int:
 def count_macs(model: nn.Module, inputs: torch.Tensor | Sequence[Any], method: str = "hooks") -> int:
     """MACs of one ``model(*inputs)`` call; see the module docstring for what is counted."""
     args = _as_args(inputs)
+    if method == "auto":
+        return max(count_macs(model, args, "hooks"), count_macs(model, args, "executed"))
     if method == "executed":
         from torch.utils.flop_counter import FlopCounterMode
 
@@ -75,7 +82,7 @@ def count_macs(model: nn.Module, inputs: torch.Tensor | Sequence[Any], method: s
             model(*args)
         return counter.get_total_flops() // 2
     if method != "hooks":
-        raise ValueError(f"unknown method {method!r}; use 'hooks' or 'executed'")
+        raise ValueError(f"unknown method {method!r}; use 'hooks', 'executed' or 'auto'")
     total = 0
 
     def hook(module: nn.Module, inp: tuple, out: torch.Tensor) -> None:

@@ -54,7 +54,7 @@ def model_complexity(name: str, size: tuple[int, int] = (480, 640), **kwargs) ->
     model = load_model(name, pretrained=False, **kwargs)
     x = torch.zeros(1, 1, *size)
     with torch.inference_mode():
-        macs = count_macs(model, (x, x))
+        macs = count_macs(model, (x, x), method="auto")
     return count_params(model), macs
 
 
