@@ -26,7 +26,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(soft_wrap=True)
+# Piped output (files, CI logs) gets a wide console so metric tables are never truncated.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -179,7 +180,8 @@ def _register_optional_commands() -> None:
     """Commands that live in their own modules (eval, train, bench...)."""
     from importlib import import_module
 
-    for module, func, name in (("cli_eval", "eval_command", "eval"), ("cli_train", "train_command", "train")):
+    for module, func, name in (("cli_eval", "eval_command", "eval"), ("cli_train", "train_command", "train"),
+                               ("cli_study", "study_command", "study")):
         try:
             mod = import_module(f"{__package__}.{module}")
         except ModuleNotFoundError as exc:

@@ -23,7 +23,7 @@ import hashlib
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Callable, Iterable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -262,6 +262,11 @@ class PairCropDataset(_CropDataset):
     source A, ``b`` = visible Y or source B). Pairs whose sources differ in size are skipped
     (listed in :attr:`skipped`). Arguments as :class:`GreyCropDataset`; default crop 240×320
     (H×W, DWSFusion's training patches).
+
+    ``targets``: optional function ``(names, [(a, b), ...]) -> [target, ...]`` called once with
+    the kept pairs' ``uint8`` luminance arrays; each target is a ``uint8`` ``H×W`` array of its
+    pair's size (e.g. a positive sample / pseudo ground truth). Items then are ``(a, b, target)``
+    with one window and one flip for all three, so they stay pixel-aligned.
     """
 
     def __init__(
@@ -275,10 +280,11 @@ class PairCropDataset(_CropDataset):
         crops_per_image: int = 1,
         flips: bool = True,
         workers: int = 2,
+        targets: Callable[[list[str], list[tuple[np.ndarray, np.ndarray]]], Sequence[np.ndarray]] | None = None,
     ) -> None:
         super().__init__(crop, train, seed, small, crops_per_image, flips)
         flat = _decode_all([path for p in pairs for path in (p.a, p.b)], workers)
-        self.images: list[tuple[np.ndarray, np.ndarray]] = []
+        self.images: list[tuple[np.ndarray, ...]] = []
         for pair, a, b in zip(pairs, flat[0::2], flat[1::2]):
             if a.shape != b.shape:
                 self.skipped.append(f"{pair.name}: sources differ in size ({a.shape[1]}×{a.shape[0]} vs {b.shape[1]}×{b.shape[0]})")
@@ -287,8 +293,17 @@ class PairCropDataset(_CropDataset):
             else:
                 self.names.append(pair.name)
                 self.images.append((a, b))
+        if targets is not None:
+            extra = list(targets(list(self.names), [(a, b) for a, b in self.images]))
+            if len(extra) != len(self.images):
+                raise ValueError(f"targets returned {len(extra)} arrays for {len(self.images)} pairs")
+            for i, (name, target) in enumerate(zip(self.names, extra)):
+                target = np.asarray(target)
+                if target.shape != self.images[i][0].shape or target.dtype != np.uint8:
+                    raise ValueError(f"{name}: target must be uint8 {self.images[i][0].shape}, got {target.dtype} {target.shape}")
+                self.images[i] = (*self.images[i], target)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = self.images[index % len(self.images)]
-        window = self._window(index, a.shape)
-        return self._cut(a, *window), self._cut(b, *window)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        images = self.images[index % len(self.images)]
+        window = self._window(index, images[0].shape)
+        return tuple(self._cut(img, *window) for img in images)

@@ -5,7 +5,8 @@ written with plain ``torch.nn.functional`` ops, so they run on any device and ba
 
 - :func:`ssim` — Wang et al. (2004): 11×11 Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03,
   "valid" filtering (no padding; the border where the window does not fit is left out, as in
-  Wang's reference code, scikit-image and pytorch-msssim), mean of the SSIM map.
+  Wang's reference code, scikit-image and pytorch-msssim), mean of the SSIM map;
+  :func:`ssim_map` gives the map itself (for per-pixel weighting).
 - :func:`ms_ssim` — Wang, Simoncelli & Bovik (2003): five scales with the published weights;
   contrast-structure at every scale, luminance at the coarsest only; 2×2 average down-sampling
   with symmetric edge extension for odd sizes (as the reference MATLAB code). Inputs too small
@@ -19,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["MS_SSIM_WEIGHTS", "gaussian_window", "ssim", "ms_ssim", "sobel_gradient", "gradient_l1"]
+__all__ = ["MS_SSIM_WEIGHTS", "gaussian_window", "ssim", "ssim_map", "ms_ssim", "sobel_gradient", "gradient_l1"]
 
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _K1, _K2 = 0.01, 0.03
@@ -50,10 +51,10 @@ def _fit_window(x: torch.Tensor, size: int) -> int:
     return side if side % 2 else side - 1
 
 
-def _ssim_terms(
+def _ssim_maps(
     x: torch.Tensor, y: torch.Tensor, window_size: int, sigma: float, data_range: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image means of the SSIM map and of its contrast-structure map, each ``(B,)``."""
+    """The 'valid' SSIM map and contrast-structure map, each ``(B, C, H - k + 1, W - k + 1)``."""
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"expected two (B, C, H, W) tensors of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     win = gaussian_window(_fit_window(x, window_size), sigma, x.dtype, x.device)
@@ -64,8 +65,27 @@ def _ssim_terms(
     var_y = _filter(y * y, win) - mu_yy
     cov = _filter(x * y, win) - mu_xy
     cs_map = (2 * cov + c2) / (var_x + var_y + c2)
-    ssim_map = (2 * mu_xy + c1) / (mu_xx + mu_yy + c1) * cs_map
-    return ssim_map.flatten(1).mean(1), cs_map.flatten(1).mean(1)
+    s_map = (2 * mu_xy + c1) / (mu_xx + mu_yy + c1) * cs_map
+    return s_map, cs_map
+
+
+def _ssim_terms(
+    x: torch.Tensor, y: torch.Tensor, window_size: int, sigma: float, data_range: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image means of the SSIM map and of its contrast-structure map, each ``(B,)``."""
+    s_map, cs_map = _ssim_maps(x, y, window_size, sigma, data_range)
+    return s_map.flatten(1).mean(1), cs_map.flatten(1).mean(1)
+
+
+def ssim_map(
+    x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float = 1.5, data_range: float = 1.0
+) -> torch.Tensor:
+    """Per-pixel SSIM of two ``(B, C, H, W)`` batches over the 'valid' region.
+
+    Shape ``(B, C, H - k + 1, W - k + 1)`` with ``k`` the window used; value ``i, j`` belongs to
+    the window centred on input pixel ``(i + k // 2, j + k // 2)``. Its mean is :func:`ssim`.
+    """
+    return _ssim_maps(x, y, window_size, sigma, data_range)[0]
 
 
 def ssim(
