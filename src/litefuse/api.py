@@ -74,11 +74,12 @@ class Fuser:
         device: str = "cpu",
         tile: int = 1024,
         overlap: int = 32,
+        **model_kwargs,
     ) -> None:
         self.name = model or default_model()
         self.info = get_model_info(self.name)
         self.device = resolve_device(device)
-        self.model: nn.Module = load_model(self.name, weights=weights, device=self.device)
+        self.model: nn.Module = load_model(self.name, weights=weights, device=self.device, **model_kwargs)
         self.tile, self.overlap = tile, overlap
 
     # -- luminance -------------------------------------------------------------------------
