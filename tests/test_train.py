@@ -383,7 +383,8 @@ def test_resume_after_a_crash_matches_uninterrupted_run(image_root, tmp_path):
 @pytest.mark.parametrize("model", ["densefuse", "lwc-densefuse"])
 def test_packaged_configs_load(model):
     cfg = TrainConfig.load(default_config_path(model))
-    assert cfg.model == model and cfg.total_epochs == 30 and cfg.stages
+    # the two shipped recipes have the same length, so the constant-λ vs progressive comparison is fair
+    assert cfg.model == model and cfg.total_epochs == 12 and cfg.stages
     assert get_objective(model).__name__ == "AutoEncoderObjective"
 
 
