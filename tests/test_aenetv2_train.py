@@ -225,6 +225,18 @@ def test_stage_rows_change_the_loss_weights(tmp_path):
 # the study command
 
 
+def test_study_quality_and_pareto_front():
+    from litefuse.train.study import StudyRow, pareto_front, quality_scores
+
+    nan = float("nan")
+    rows = [StudyRow("fast", "variant", 1, 1, 10.0, {"t": {"X": 1.0, "Y": nan}}),
+            StudyRow("good", "variant", 1, 1, 20.0, {"t": {"X": 3.0, "Y": 2.0}}),
+            StudyRow("worse", "variant", 1, 1, 30.0, {"t": {"X": 2.0, "Y": 2.0}})]
+    quality_scores(rows)
+    assert [r.quality for r in rows] == [0.0, 1.0, 0.75]  # per metric min-max, NaN = worst, then the mean
+    assert [r.name for r in pareto_front(rows)] == ["fast", "good"]
+
+
 def test_study_command_on_two_variants(tmp_path):
     from typer.testing import CliRunner
 

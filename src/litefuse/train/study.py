@@ -14,13 +14,16 @@ widths matched for parameters) the study
    :data:`~litefuse.metrics.CORE_METRICS` (cddfuse convention) and averages them per task;
 3. measures parameters, MACs at 640x480 (:func:`~litefuse.models.complexity.count_macs`,
    hooks) and CPU latency at 640x480, batch 1 (median of ``latency_runs`` calls after two
-   warm-up calls, with ``threads`` torch threads).
+   warm-up calls, with ``threads`` torch threads, under the process's allocator: the
+   ``litefuse`` CLI keeps freed heap resident, see
+   :func:`~litefuse.models.complexity.keep_heap_resident`).
 
 Reference fusers (default: the classical ``max``) are scored and timed beside the variants.
 
 **Quality score** (the Pareto plot's y axis): per task and core metric, values are min–max
-normalised over all rows (variants and references; higher is better for every core metric),
-averaged over the metrics of a task, then over tasks. It is a *relative* score in [0, 1]:
+normalised over all rows (variants and references; higher is better for every core metric; an
+undefined value, e.g. SCD of a flat output, counts as the worst), averaged over the metrics of a
+task, then over tasks. It is a *relative* score in [0, 1]:
 only comparable inside one study table.
 
 Outputs in ``out``: ``runs/<variant>/`` (each training run), ``study.csv`` (one row per method,
@@ -123,8 +126,14 @@ def score_model(model: torch.nn.Module, tasks: dict[str, list[tuple[str, np.ndar
             for _, a, b in items:
                 with np.errstate(all="ignore"):
                     rows.append(evaluate(a, b, _u8(model(_t(a), _t(b))), CORE_METRICS))
-        result[task] = {m: float(np.nanmean([r[m] for r in rows])) for m in CORE_METRICS}
+        result[task] = {m: _finite_mean([r[m] for r in rows]) for m in CORE_METRICS}
     return result
+
+
+def _finite_mean(values: Sequence[float]) -> float:
+    """Mean of the defined values (a metric can be undefined, e.g. SCD of a flat output); NaN if none."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
 
 
 def complexity(model: torch.nn.Module, runs: int) -> tuple[int, int, float]:
@@ -150,8 +159,12 @@ def quality_scores(rows: Sequence[StudyRow]) -> None:
         norm = np.zeros((len(rows), len(metrics)))
         for j, m in enumerate(metrics):
             v = np.array([r.metrics[task][m] for r in rows], dtype=np.float64)
-            lo, hi = np.nanmin(v), np.nanmax(v)
-            norm[:, j] = np.where(np.isfinite(v), (v - lo) / (hi - lo), 0.0) if hi > lo else 0.0
+            ok = np.isfinite(v)  # an undefined value counts as the worst
+            if ok.any() and v[ok].max() > v[ok].min():
+                lo, hi = v[ok].min(), v[ok].max()
+                norm[:, j] = np.where(ok, (np.where(ok, v, lo) - lo) / (hi - lo), 0.0)
+            elif ok.any() and not ok.all():
+                norm[:, j] = ok  # one defined value: those rows are the best
         for r, q in zip(rows, norm.mean(axis=1)):
             r.task_quality[task] = float(q)
     for r in rows:
@@ -241,6 +254,12 @@ def run_study(
 
     memo: dict = {}
     objective_cls = _shared_data_objective(memo)
+    if any(not (out / "runs" / n / "summary.json").is_file() for n in names):
+        # decode the pairs and read/build the positive samples now, outside every variant's budget
+        first = base.replace(model_kwargs=dict(STUDY_VARIANTS[names[0]]))
+        warm = objective_cls()
+        warm.build(load_model(MODEL, pretrained=False, **first.model_kwargs), first)
+        warm.build_datasets(*split_pairs(collect_pairs(first.data), first.val_fraction), first)
     tasks = eval_set(base.data, base.val_fraction, eval_pairs, eval_size)
     console.print("evaluation set: " + ", ".join(f"{t} {len(v)}" for t, v in tasks.items()), markup=False)
 
