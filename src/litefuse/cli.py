@@ -63,12 +63,12 @@ def progress_bar(description: str):
 
 @app.command()
 def fuse(
-    ir: Optional[Path] = typer.Option(None, "--ir", help="Infrared image (grey; 8/16-bit PNG, TIFF, JPEG, BMP)."),
-    vi: Optional[Path] = typer.Option(None, "--vi", help="Visible image (grey or colour)."),
+    ir: Optional[Path] = typer.Option(None, "--ir", help="Infrared image (grey; 8/16-bit PNG, TIFF, JPEG, BMP) or video (.mp4, .mkv, .mov, .avi)."),
+    vi: Optional[Path] = typer.Option(None, "--vi", help="Visible image (grey or colour), or video when --ir is one."),
     input_dir: Optional[Path] = typer.Option(
         None, "--input", "-i", help="Folder with ir/vi (or infrared/visible, Inf/Vis, A/B) sub-folders; pairs by file stem."
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="Output PNG (pair) or folder (folder mode, or a pair into a folder)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output PNG (pair), video file (video pair) or folder (folder mode, or a pair into a folder)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name (see `litefuse models`); default: the best shipped network."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file to load instead of the shipped ones (.safetensors or .pth)."),
     device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
@@ -77,8 +77,9 @@ def fuse(
     ir_norm: IrNorm = typer.Option(IrNorm.range, "--ir-norm", help="16-bit infrared: divide by 65535 (range) or stretch per image (minmax)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (inputs are never touched)."),
 ) -> None:
-    """Fuse one infrared/visible pair, or every pair in a folder."""
+    """Fuse one infrared/visible pair (images or videos), or every pair in a folder."""
     from .api import Fuser, fuse_files, fuse_folder
+    from .video import is_video
 
     if input_dir is not None and (ir is not None or vi is not None):
         raise fail("give either --input DIR or --ir/--vi, not both")
@@ -95,11 +96,25 @@ def fuse(
                 err_console.print(f"skipped: {problem}", markup=False)
             console.print(f"{len(report.fused)} fused, {len(report.skipped)} skipped -> {output}", markup=False)
             raise typer.Exit(0 if not report.skipped else (1 if report.fused else 2))
+        if is_video(ir) or is_video(vi):
+            _fuse_video(ir, vi, output, fuser, grey=grey, resize_vi=resize_vi, overwrite=overwrite)
+            return
         out = output / f"{ir.stem}.png" if output.is_dir() or str(output).endswith(os.sep) else output
         path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value, overwrite=overwrite)
         console.print(f"fused ({fuser.name}) -> {path}", markup=False)
     except LitefuseError as exc:
         raise fail(str(exc)) from None
+
+
+def _fuse_video(ir: Path, vi: Path, output: Path, fuser, **kwargs) -> None:
+    from .video import fuse_video, is_video
+
+    for path in (ir, vi):
+        if not is_video(path):
+            raise fail(f"{path}: not a video (both --ir and --vi must be videos to fuse a video)")
+    out = output / f"{ir.stem}_fused.mp4" if output.is_dir() or str(output).endswith(os.sep) else output
+    report = fuse_video(ir, vi, out, fuser, progress=progress_bar(f"fusing frames ({fuser.name})"), **kwargs)
+    console.print(f"fused {report.frames} frames ({fuser.name}, {report.size[0]}×{report.size[1]} @ {report.fps:g} fps) -> {report.path}", markup=False)
 
 
 @app.command()

@@ -127,15 +127,18 @@ def read_image(path: str | Path, norm: Norm = "range") -> np.ndarray:
     return to_float(_decode(path), norm=norm, source=path)
 
 
-def check_output_path(out: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = False) -> Path:
+def check_output_path(
+    out: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = False, suffixes: tuple[str, ...] = (".png",)
+) -> Path:
     """Validate an output path before any work is done; returns it resolved."""
     out = Path(out)
     resolved = out.resolve()
     for src in inputs:
         if src is not None and Path(src).resolve() == resolved:
             raise OutputError(f"{out}: output path is one of the inputs; refusing to overwrite an input")
-    if out.suffix.lower() != ".png":
-        raise OutputError(f"{out}: outputs are written as PNG; use a .png file name")
+    if out.suffix.lower() not in suffixes:
+        kinds = "PNG" if suffixes == (".png",) else "/".join(s.lstrip(".") for s in suffixes)
+        raise OutputError(f"{out}: outputs are written as {kinds}; use a {' or '.join(suffixes)} file name")
     parent = resolved.parent
     if parent.exists() and not parent.is_dir():
         raise OutputError(f"{out}: {parent} is not a directory")

@@ -1,0 +1,102 @@
+"""Video fusion: frame-exact sizes, frame count, colour, atomic output and bad streams."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ff = pytest.importorskip("imageio_ffmpeg")
+
+import litefuse
+from litefuse.errors import InputError, OutputError
+from litefuse.video import fuse_video, read_video
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    h, w = frames[0].shape[:2]
+    pix = "yuv420p" if h % 2 == 0 and w % 2 == 0 else "yuv444p"
+    writer = ff.write_frames(str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out=pix, macro_block_size=1,
+                             output_params=["-crf", "0"], ffmpeg_log_level="error")
+    writer.send(None)
+    for f in frames:
+        f = np.repeat(f[..., None], 3, -1) if f.ndim == 2 else f
+        writer.send(np.ascontiguousarray(f, dtype=np.uint8).tobytes())
+    writer.close()
+    return path
+
+
+def scene(n: int, h: int, w: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A warm square moving over a dark IR background; a colour gradient visible."""
+    ir, vi = [], []
+    yy, xx = np.mgrid[0:h, 0:w]
+    for t in range(n):
+        a = np.full((h, w), 30, np.uint8)
+        a[(abs(yy - h // 2) < 4) & (abs(xx - 6 - 3 * t) < 4)] = 230
+        ir.append(a)
+        vi.append(np.stack([xx * 200 // w + 20, yy * 200 // h + 20, np.full((h, w), 90)], -1).astype(np.uint8))
+    return ir, vi
+
+
+@pytest.fixture()
+def pair(tmp_path):
+    ir, vi = scene(6, 36, 50)
+    return write_video(tmp_path / "ir.mp4", ir), write_video(tmp_path / "vi.mp4", vi)
+
+
+def test_fused_video_has_every_frame_at_the_input_size_with_max_semantics(pair, tmp_path):
+    out = tmp_path / "out" / "fused.mp4"
+    report = fuse_video(*pair, out, litefuse.Fuser("max"))
+    assert (report.frames, report.size, report.fps) == (6, (50, 36), 10.0)
+    meta, frames = read_video(out)
+    frames = list(frames)
+    assert meta["size"] == (50, 36) and len(frames) == 6
+    # the warm square of frame t is in the fused frame t (max keeps it), the colour survives elsewhere
+    ir, _ = scene(6, 36, 50)
+    for t, f in enumerate(frames):
+        y = f.mean(-1)
+        hot = ir[t] > 128
+        assert y[hot].mean() > 0.8 and y[~hot].mean() < 0.6
+    assert np.ptp(frames[0][..., 0] - frames[0][..., 2]) > 0.3  # colour, not grey
+    assert [p.name for p in out.parent.iterdir()] == ["fused.mp4"]  # no temporary left
+
+
+def test_odd_sizes_come_back_exactly(tmp_path):
+    ir, vi = scene(3, 35, 49)
+    a, b = write_video(tmp_path / "a.mkv", ir), write_video(tmp_path / "b.mkv", vi)
+    report = fuse_video(a, b, tmp_path / "f.mkv", litefuse.Fuser("mean"), grey=True)
+    assert report.size == (49, 35) and read_video(tmp_path / "f.mkv")[0]["size"] == (49, 35)
+
+
+def test_bad_streams_name_the_file_and_leave_nothing(pair, tmp_path):
+    ir_path, _ = pair
+    short = write_video(tmp_path / "short.mp4", scene(4, 36, 50)[1])
+    out = tmp_path / "o" / "f.mp4"
+    with pytest.raises(InputError, match="short.mp4.*frame counts differ"):
+        fuse_video(ir_path, short, out, litefuse.Fuser("max"))
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+    other = write_video(tmp_path / "big.mp4", scene(6, 40, 50)[1])
+    with pytest.raises(InputError, match="big.mp4.*size mismatch"):
+        fuse_video(ir_path, other, out, litefuse.Fuser("max"))
+    assert fuse_video(ir_path, other, out, litefuse.Fuser("max"), resize_vi=True).frames == 6
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 10)
+    with pytest.raises(InputError, match="junk.mp4.*not a readable video"):
+        fuse_video(ir_path, junk, tmp_path / "g.mp4", litefuse.Fuser("max"))
+    with pytest.raises(OutputError, match="exists"):
+        fuse_video(*pair, out, litefuse.Fuser("max"))
+    with pytest.raises(OutputError, match="one of the inputs"):
+        fuse_video(*pair, ir_path, litefuse.Fuser("max"), overwrite=True)
+
+
+def test_cli_fuses_a_video_pair_and_reports_errors_in_one_line(pair, tmp_path):
+    cmd = [sys.executable, "-m", "litefuse", "fuse", "--ir", str(pair[0]), "--vi", str(pair[1]), "-m", "max"]
+    done = subprocess.run([*cmd, "-o", str(tmp_path / "res.mp4")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "fused 6 frames" in done.stdout and (tmp_path / "res.mp4").is_file()
+    bad = subprocess.run([*cmd[:-4], "--vi", str(tmp_path / "missing.mp4"), "-m", "max", "-o", str(tmp_path / "x.mp4")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "missing.mp4" in bad.stderr, bad.stderr
