@@ -25,11 +25,11 @@ RELEASE = SHARED / "reference" / "dwsfusion" / "release_generator.pth"
 
 # The command each shipped file was trained with (run from the checkout, ../shared beside it).
 RECIPES = {
-    "densefuse": "litefuse train densefuse --set threads=1 --out runs/densefuse --max-minutes 30",
-    "lwc-densefuse": "litefuse train lwc-densefuse --set threads=1 --out runs/lwc-densefuse --max-minutes 30",
-    "aenetv2": "litefuse train aenetv2 --set threads=1 --out runs/aenetv2 --max-minutes 30",
-    "dwsfusion": "litefuse train dwsfusion --set threads=1 --out runs/dwsfusion --max-minutes 30",
-    "dwsfusion-plus": "litefuse train dwsfusion-plus --set threads=1 --out runs/dwsfusion-plus --max-minutes 30",
+    "densefuse": "litefuse train densefuse --set threads=1 --out runs/densefuse",
+    "lwc-densefuse": "litefuse train lwc-densefuse --set threads=1 --out runs/lwc-densefuse",
+    "aenetv2": "litefuse train aenetv2 --set threads=1 --out runs/aenetv2 --max-minutes 45",
+    "dwsfusion": "litefuse train dwsfusion --set threads=1 --out runs/dwsfusion --max-minutes 60",
+    "dwsfusion-plus": "litefuse train dwsfusion-plus --set threads=1 --out runs/dwsfusion-plus --max-minutes 60",
 }
 IVIF_SETS = ["MSRS", "TNO", "RoadScene", "LLVIP"]
 OTHER_TASKS = {"mff": ["MFIFB"], "mef": ["MEFB"], "medical": ["MRI_CT", "MRI_PET", "MRI_SPECT"]}
