@@ -33,3 +33,14 @@ def sample_pair_paths(shared_dir: Path, dataset: str, stem: str) -> tuple[Path, 
     (ir,) = (folder / "ir").glob(f"{stem}.*")
     (vi,) = (folder / "vi").glob(f"{stem}.*")
     return ir, vi
+
+
+@pytest.fixture()
+def one_thread():
+    """Run a test with one torch thread (training tests: deterministic and polite to the CPU)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -20,12 +20,7 @@ from litefuse.train import positives as P
 from litefuse.train.objectives.aenetv2 import AENetV2Objective, positive_loss, saliency_weights, similarity_loss
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # training tests: one torch thread (see conftest)
 
 
 def _u8(x: np.ndarray) -> np.ndarray:

@@ -22,12 +22,7 @@ from litefuse.train.objectives.dwsfusion import DWSFusionObjective, content_loss
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=float)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # training tests: one torch thread (see conftest)
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
