@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         f.label = name
         fusers.append(f)
         steps[name] = json.loads((run / "summary.json").read_text())["steps"]
-    result = compare([SHARED / "data" / "ivif" / s for s in SETS], [*fusers, Fuser("max")], limit=args.limit, preview=0)
+    result = compare([SHARED / "data" / "ivif" / s for s in SETS], [*fusers, Fuser("max")], limit=args.limit, preview=0, jobs=args.jobs)
     means = result.means()
 
     x = torch.rand(1, 1, 480, 640)

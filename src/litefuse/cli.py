@@ -169,6 +169,7 @@ def compare(
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metric names (default: the 8 core metrics)."),
     convention: str = typer.Option("cddfuse", "--convention", help="cddfuse | tang | vifb | liu"),
     limit: Optional[int] = typer.Option(None, "--limit", help="At most this many pairs per folder."),
+    jobs: int = typer.Option(min(4, os.cpu_count() or 1), "--jobs", "-j", help="Worker processes (pairs in parallel)."),
 ) -> None:
     """Fuse the same pairs with several methods; write scores.csv, summary.md, chart.png, grid.png."""
     from .compare import compare as run_compare
@@ -178,7 +179,7 @@ def compare(
         fusers = [parse_method(m) for m in methods]
         names = [m.strip() for m in metrics.split(",")] if metrics else None
         result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
-                             progress=progress_bar("comparing"))
+                             progress=progress_bar("comparing"), jobs=jobs)
         paths = write_report(result, output, title=", ".join(p.name for p in inputs))
     except LitefuseError as exc:
         raise fail(str(exc)) from None

@@ -76,9 +76,14 @@ def compare(
     limit: int | None = None,
     preview: int = 4,
     progress: Callable[[Iterable, int], Iterable] | None = None,
+    jobs: int = 1,
 ) -> Comparison:
-    """Fuse every pair of every folder with every method and score the results."""
-    from .metrics import CORE_METRICS, evaluate, load_grey_u8, resolve_metrics
+    """Fuse every pair of every folder with every method and score the results.
+
+    ``jobs > 1`` spreads the pairs over that many worker processes (one torch thread each);
+    rows come back in the same order as a serial run.
+    """
+    from .metrics import CORE_METRICS, resolve_metrics
 
     fusers = [m if isinstance(m, Fuser) else Fuser(m) for m in methods]
     labels = [getattr(f, "label", f.name) for f in fusers]
@@ -88,28 +93,69 @@ def compare(
         pairs, problems = find_pairs(folder)
         result.skipped += [str(p) for p in problems]
         work += [(Path(folder).name, p) for p in pairs[:limit]]
-    iterator = progress(work, len(work)) if progress else work
-    for n, (dataset, pair) in enumerate(iterator):
-        try:
-            a_img, b_img = read_image(pair.a), read_image(pair.b)
-            a_u8, b_u8 = load_grey_u8(pair.a), load_grey_u8(pair.b)
-        except LitefuseError as exc:
-            result.skipped.append(str(exc))
-            continue
-        keep = n < preview
-        if keep:
-            result.previews[f"{dataset}/{pair.name}"] = {"infrared": a_img, "visible": b_img}
-        for fuser, label in zip(fusers, labels):
-            try:
-                fused = fuser.fuse_images(a_img, b_img)
-            except LitefuseError as exc:
-                result.skipped.append(f"{label}: {exc}")
-                continue
-            scores = evaluate(a_u8, b_u8, _u8_grey(fused), metrics=result.metrics, convention=convention)
-            result.rows.append({"set": dataset, "image": pair.name, "method": label, **scores})
-            if keep:
-                result.previews[f"{dataset}/{pair.name}"][label] = fused
+    tasks = [(dataset, pair, n < preview) for n, (dataset, pair) in enumerate(work)]
+    if jobs > 1 and len(tasks) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                 initargs=(fusers, labels, result.metrics, convention)) as pool:
+            outputs = pool.map(_worker_score, tasks, chunksize=1)
+            outputs = progress(outputs, len(tasks)) if progress else outputs
+            for out in outputs:
+                _merge(result, out)
+    else:
+        _init_worker(fusers, labels, result.metrics, convention)
+        for task in progress(tasks, len(tasks)) if progress else tasks:
+            _merge(result, _worker_score(task))
     return result
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(fusers: list[Fuser], labels: list[str], metrics: list[str], convention: str) -> None:
+    import multiprocessing as mp
+
+    if mp.parent_process() is not None:  # a spawned worker: stay on one core
+        import torch
+
+        torch.set_num_threads(1)
+    _WORKER.update(fusers=fusers, labels=labels, metrics=metrics, convention=convention)
+
+
+def _worker_score(task: tuple[str, Pair, bool]) -> tuple[str, Pair, list[dict], dict | None, list[str]]:
+    """Fuse and score one pair with every method: (set, pair, rows, previews or None, problems)."""
+    from .metrics import evaluate, load_grey_u8
+
+    dataset, pair, keep = task
+    rows: list[dict] = []
+    problems: list[str] = []
+    try:
+        a_img, b_img = read_image(pair.a), read_image(pair.b)
+        a_u8, b_u8 = load_grey_u8(pair.a), load_grey_u8(pair.b)
+    except LitefuseError as exc:
+        return dataset, pair, rows, None, [str(exc)]
+    previews = {"infrared": a_img, "visible": b_img} if keep else None
+    for fuser, label in zip(_WORKER["fusers"], _WORKER["labels"]):
+        try:
+            fused = fuser.fuse_images(a_img, b_img)
+        except LitefuseError as exc:
+            problems.append(f"{label}: {exc}")
+            continue
+        scores = evaluate(a_u8, b_u8, _u8_grey(fused), metrics=_WORKER["metrics"], convention=_WORKER["convention"])
+        rows.append({"set": dataset, "image": pair.name, "method": label, **scores})
+        if previews is not None:
+            previews[label] = fused
+    return dataset, pair, rows, previews, problems
+
+
+def _merge(result: Comparison, out: tuple) -> None:
+    dataset, pair, rows, previews, problems = out
+    result.rows += rows
+    result.skipped += problems
+    if previews is not None:
+        result.previews[f"{dataset}/{pair.name}"] = previews
 
 
 def _atomic_text(path: Path, text: str) -> None:
