@@ -136,7 +136,12 @@ def main(argv: list[str] | None = None) -> int:
             text += f"\n<!-- {script} -->\n" + (out.stdout if out.returncode == 0 else f"({script} failed: {out.stderr.strip().splitlines()[-1:]})\n")
             print(out.stdout)
     if args.out:
-        args.out.write_text(text)
+        head = (
+            "# Benchmarks\n\nLatest output of `python benchmarks/run.py` (the machine is named in the table's notes). "
+            "Timings on these shared machines are noisy: compare the ratios inside one run, not absolute times "
+            "across runs. Model-specific scripts (`benchmarks/bench_*.py`) break the time down further.\n\n"
+        )
+        args.out.write_text(head + text)
     return 0
 
 
