@@ -100,9 +100,11 @@ def test_param_counts() -> None:
     assert n_params(dws.AWEM()) == 3306
     assert n_params(dws.FAF2M()) == 2042
     assert n_params(dws.AlphaNet()) == 381
-    plus = load_model("dwsfusion-plus", pretrained=False)
-    # + separate down-block BNs (2 x 24) and 3-tap ECA gates (9 x 3)
-    assert n_params(plus) == 9035 + 48 + 27 == 9110
+    # every fix on: + separate down-block BNs (2 x 24) and 3-tap ECA gates (9 x 3)
+    all_fixes = dict(channel_gate="eca", awem_signed_residual=True, awem_separate_bn=True, awem_pool="avg")
+    assert n_params(load_model("dwsfusion-plus", pretrained=False, **all_fixes)) == 9035 + 48 + 27 == 9110
+    # the shipped DWSFusion+ keeps the fixes that helped (bounded α, trained critic head): no new parameters
+    assert n_params(load_model("dwsfusion-plus", pretrained=False)) == 9035
 
 
 def test_registry_entries() -> None:
@@ -145,7 +147,8 @@ def test_any_size_and_range(name: str, hw: tuple[int, int]) -> None:
 
 def test_plus_trains() -> None:
     torch.manual_seed(0)
-    model = load_model("dwsfusion-plus", pretrained=False).train()
+    all_fixes = dict(channel_gate="eca", awem_signed_residual=True, awem_separate_bn=True, awem_pool="avg")
+    model = load_model("dwsfusion-plus", pretrained=False, **all_fixes).train()
     ir, vi = torch.rand(2, 1, 33, 41), torch.rand(2, 1, 33, 41)
     out = model.forward_all(ir, vi)
     loss = (out["fused"] - torch.maximum(ir, vi)).abs().mean()
