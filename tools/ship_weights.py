@@ -28,7 +28,7 @@ RECIPES = {
     "densefuse": "litefuse train densefuse --set threads=1 --out runs/densefuse",
     "lwc-densefuse": "litefuse train lwc-densefuse --set threads=1 --out runs/lwc-densefuse",
     "aenetv2": "litefuse train aenetv2 --set threads=1 --out runs/aenetv2 --max-steps 3323",
-    "dwsfusion": "litefuse train dwsfusion --set threads=1 --out runs/dwsfusion --max-minutes 60",
+    "dwsfusion": "litefuse train dwsfusion --set threads=1 --out runs/dwsfusion --max-steps 549",
     "dwsfusion-plus": "litefuse train dwsfusion-plus --set threads=1 --out runs/dwsfusion-plus --max-minutes 60",
 }
 IVIF_SETS = ["MSRS", "TNO", "RoadScene", "LLVIP"]
