@@ -54,7 +54,7 @@ DWS_FIXES = [  # (row name, --set added to everything above it)
     ("+ ECA channel gate", "--set=model_kwargs.channel_gate=eca"),
     ("+ signed AWEM residual", "--set=model_kwargs.awem_signed_residual=true"),
     ("+ separate AWEM BNs", "--set=model_kwargs.awem_separate_bn=true"),
-    ("+ average pooling (= DWSFusion+)", "--set=model_kwargs.awem_pool=avg"),
+    ("+ average pooling (all fixes)", "--set=model_kwargs.awem_pool=avg"),
 ]
 
 
