@@ -29,7 +29,7 @@ RECIPES = {
     "lwc-densefuse": "litefuse train lwc-densefuse --set threads=1 --out runs/lwc-densefuse",
     "aenetv2": "litefuse train aenetv2 --set threads=1 --out runs/aenetv2 --max-steps 3323",
     "dwsfusion": "litefuse train dwsfusion --set threads=1 --out runs/dwsfusion --max-steps 549",
-    "dwsfusion-plus": "litefuse train dwsfusion-plus --set threads=1 --out runs/dwsfusion-plus --max-minutes 60",
+    "dwsfusion-plus": "litefuse train dwsfusion-plus --set threads=1 --out runs/dwsfusion-plus --max-steps 354",
 }
 IVIF_SETS = ["MSRS", "TNO", "RoadScene", "LLVIP"]
 OTHER_TASKS = {"mff": ["MFIFB"], "mef": ["MEFB"], "medical": ["MRI_CT", "MRI_PET", "MRI_SPECT"]}
