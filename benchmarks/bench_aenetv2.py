@@ -32,25 +32,9 @@ import platform
 import subprocess
 import sys
 
+from machine import load_average, machine_line  # benchmarks/machine.py (this folder)
+
 MODES = ("default", "thp", "resident")
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def load() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def variants() -> dict[str, dict]:
@@ -102,7 +86,7 @@ def main() -> None:
         keys = args.only.split(",")
         configs = {k: v for k, v in configs.items() if k == "default" or any(s in k for s in keys)}
 
-    load_start, threads = load(), None
+    load_start, threads = load_average(), None
     x = torch.rand(1, 1, h, w)
     rows = []
     for name, cfg in configs.items():
@@ -128,9 +112,9 @@ def main() -> None:
         print(row, file=sys.stderr, flush=True)  # progress
 
     print(f"## AE-Netv2 study variants at {w}x{h} (CPU, batch 1, IR + VI per call)\n")
-    print(f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}")
+    print(machine_line())
     print(f"- torch {torch.__version__}, {threads} threads; Python {platform.python_version()}")
-    print(f"- load average (1/5/15 min) at start: {load_start}; at end: {load()}")
+    print(f"- load average (1/5/15 min) at start: {load_start}; at end: {load_average()}")
     print(f"- latency: {args.warmup} warm-up calls, then median (min) of {args.runs} calls in ms; one fresh")
     print("  worker process per variant and allocator setting (see the script's docstring)")
     print(f"- default config: {DEFAULT_CONFIG}\n")

@@ -26,9 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
+
+from machine import load_average, machine_line  # benchmarks/machine.py (this folder)
 import time
 
 MODES = ("default", "thp", "resident")
@@ -44,24 +45,6 @@ def build_models() -> dict:
         if name != "densefuse":  # the standard-conv preset is DenseFuse itself
             models[f"lwc: {name}"] = LWCDenseFuse(**kwargs)
     return {k: m.eval() for k, m in models.items()}
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def load() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def median(xs: list[float]) -> float:
@@ -120,7 +103,7 @@ def main() -> None:
     stats = {name: (count_params(m), count_macs(m, (ir, ir))) for name, m in models.items()}
     del models
 
-    load_start = load()
+    load_start = load_average()
     results: dict[str, dict[str, list[float]]] = {}
     threads = None
     for mode in args.allocator:
@@ -141,9 +124,9 @@ def main() -> None:
 
     w, h = args.width, args.height
     print(f"## DenseFuse vs LWC-DenseFuse at {w}x{h} (CPU, batch 1, IR + VI per call)\n")
-    print(f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}")
+    print(machine_line())
     print(f"- torch {torch.__version__}, {threads} threads, oneDNN {torch.backends.mkldnn.is_available()}")
-    print(f"- load average (1/5/15 min) at start: {load_start}; at end: {load()}")
+    print(f"- load average (1/5/15 min) at start: {load_start}; at end: {load_average()}")
     print(f"- latency: {args.warmup} warm-up calls, then {args.repeats} interleaved rounds; median (min) in ms,")
     print("  one worker process per allocator setting (see the script's docstring)")
     print("- MACs: conv/linear layers as declared (see litefuse.models.complexity); biases, activations,")

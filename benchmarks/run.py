@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
+
+from machine import load_average, machine_line  # benchmarks/machine.py (this folder)
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,30 +33,11 @@ DETAIL_SCRIPTS = ["bench_densefuse.py", "bench_aenetv2.py", "bench_dwsfusion.py"
 CLASSICAL = ("max", "gff")
 
 
-def cpu_name() -> str:
-    """The CPU model name from /proc/cpuinfo (Linux), else what platform reports."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
 def machine(device: str) -> str:
     import torch
 
     lines = [
-        f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}",
+        machine_line(),
         f"- torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, device `{device}`",
     ]
     if device.startswith("cuda"):
