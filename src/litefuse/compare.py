@@ -105,9 +105,9 @@ def compare(
             for out in outputs:
                 _merge(result, out)
     else:
-        _init_worker(fusers, labels, result.metrics, convention)
+        context = dict(fusers=fusers, labels=labels, metrics=result.metrics, convention=convention)
         for task in progress(tasks, len(tasks)) if progress else tasks:
-            _merge(result, _worker_score(task))
+            _merge(result, _score_pair(task, context))
     return result
 
 
@@ -115,16 +115,18 @@ _WORKER: dict = {}
 
 
 def _init_worker(fusers: list[Fuser], labels: list[str], metrics: list[str], convention: str) -> None:
-    import multiprocessing as mp
+    """Spawned worker: hold the methods once, stay on one core."""
+    import torch
 
-    if mp.parent_process() is not None:  # a spawned worker: stay on one core
-        import torch
-
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
     _WORKER.update(fusers=fusers, labels=labels, metrics=metrics, convention=convention)
 
 
-def _worker_score(task: tuple[str, Pair, bool]) -> tuple[str, Pair, list[dict], dict | None, list[str]]:
+def _worker_score(task: tuple[str, Pair, bool]) -> tuple:
+    return _score_pair(task, _WORKER)
+
+
+def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, list[dict], dict | None, list[str]]:
     """Fuse and score one pair with every method: (set, pair, rows, previews or None, problems)."""
     from .metrics import evaluate, load_grey_u8
 
@@ -137,13 +139,13 @@ def _worker_score(task: tuple[str, Pair, bool]) -> tuple[str, Pair, list[dict], 
     except LitefuseError as exc:
         return dataset, pair, rows, None, [str(exc)]
     previews = {"infrared": a_img, "visible": b_img} if keep else None
-    for fuser, label in zip(_WORKER["fusers"], _WORKER["labels"]):
+    for fuser, label in zip(ctx["fusers"], ctx["labels"]):
         try:
             fused = fuser.fuse_images(a_img, b_img)
         except LitefuseError as exc:
             problems.append(f"{label}: {exc}")
             continue
-        scores = evaluate(a_u8, b_u8, _u8_grey(fused), metrics=_WORKER["metrics"], convention=_WORKER["convention"])
+        scores = evaluate(a_u8, b_u8, _u8_grey(fused), metrics=ctx["metrics"], convention=ctx["convention"])
         rows.append({"set": dataset, "image": pair.name, "method": label, **scores})
         if previews is not None:
             previews[label] = fused
