@@ -151,7 +151,7 @@ def model_card(
     ]
     if val_cols:
         lines += ["Last validation row: " + ", ".join(f"{k} {float(v):.4g}" for k, v in val_cols.items()) + ".", ""]
-    lines += ["## Results on the development sets", "", results_md.strip(), ""]
     if notes:
         lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
+    lines += ["## Results on the development sets", "", results_md.strip(), ""]
     return "\n".join(lines)
