@@ -15,7 +15,7 @@ from torch import nn
 
 from litefuse.colour import rgb_to_ycbcr
 from litefuse.data import GreyCropDataset, PairCropDataset, collect_pairs, split_pairs
-from litefuse.errors import LitefuseError
+from litefuse.errors import LitefuseError, ModelError
 from litefuse.train import ConfigError, TrainConfig, Trainer, default_config_path, get_objective
 from litefuse.train.core import LossLog
 from litefuse.train.losses import MS_SSIM_WEIGHTS, gradient_l1, ms_ssim, sobel_gradient, ssim
@@ -406,6 +406,9 @@ def test_train_command(image_root, tmp_path):
     assert bad.exit_code == 2 and "unknown model 'no-such-model'" in bad.output and "Traceback" not in bad.output
     bad = runner.invoke(app, ["train", "densefuse", "--data", str(tmp_path / "missing"), "-o", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "directory not found" in bad.output
+    bad = runner.invoke(app, ["train", "densefuse", "--init", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path / "y")])
+    assert bad.exit_code == 2 and "weights file not found" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "y").exists()  # nothing written for a command that cannot start
     if AE_MODEL is None:
         return
     out = tmp_path / "cli-run"
@@ -417,6 +420,36 @@ def test_train_command(image_root, tmp_path):
     more = runner.invoke(app, ["train", AE_MODEL, "-o", str(out), "--resume", "--max-steps", "3", "--no-progress"])
     assert more.exit_code == 0, more.output
     assert json.loads((out / "summary.json").read_text())["steps"] == 3
+
+
+@pytest.mark.skipif(AE_MODEL is None, reason="no registered auto-encoder network")
+def test_fine_tuning_starts_from_the_shipped_or_given_weights(image_root, tmp_path):
+    """``init`` loads weights before the first step: a pretrained auto-encoder already
+    reconstructs unseen textures, so its first validation loss is far below a random start's."""
+    from safetensors.torch import load_file
+
+    import litefuse
+
+    def first_val(run: Path) -> float:
+        rows = [r.split(",") for r in (run / "log.csv").read_text().splitlines()]
+        col = rows[0].index("loss")
+        return float(next(r for r in rows[1:] if r[0] == "val")[col])
+
+    common = dict(max_steps=1, lr=1e-9, stages=[], epochs=1, objective={"ssim_weight": 1.0})
+    scratch = _trainer(_config(image_root, tmp_path / "scratch", **common)).fit()
+    tuned = _trainer(_config(image_root, tmp_path / "tuned", init="pretrained", **common)).fit()
+    assert first_val(tuned.out_dir) < 0.5 * first_val(scratch.out_dir), (first_val(tuned.out_dir), first_val(scratch.out_dir))
+    shipped = litefuse.load_model(AE_MODEL).state_dict()
+    after = load_file(str(tuned.weights))  # lr ~0: one step leaves the shipped weights in place
+    assert all(torch.allclose(after[k], shipped[k], atol=1e-6) for k in after)
+
+    # a weights file works the same way, and the card says where the run started
+    again = _trainer(_config(image_root, tmp_path / "again", init=str(tuned.weights), **common)).fit()
+    assert torch.allclose(load_file(str(again.weights))[next(iter(after))], after[next(iter(after))], atol=1e-6)
+    with pytest.raises(ConfigError, match="weights file not found"):
+        _config(image_root, tmp_path / "bad", init=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(ModelError, match="do not fit"):  # another architecture than the shipped one
+        _trainer(_config(image_root, tmp_path / "kw", init="pretrained", model_kwargs={"attention": None})).fit()
 
 
 def test_model_card_reports_measured_facts_of_the_run(image_root, tmp_path):

@@ -4,7 +4,8 @@ The configuration is the model's packaged default (``litefuse/configs/<model>.to
 ``--config FILE``; command-line options override single fields, ``--set KEY=VALUE`` any field
 (``--set objective.ssim_weight=10``). ``--resume`` continues the run in the output folder from
 its ``last.pt`` with the run's own saved configuration (only the budget — epochs, steps,
-minutes — and the device may change). This module defines the command function only;
+minutes — and the device may change). ``--init pretrained`` (or ``--init FILE``) fine-tunes
+from the shipped weights (or a weights file) instead of a random start. This module defines the command function only;
 ``cli.py`` registers it.
 """
 
@@ -37,6 +38,9 @@ def train_command(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (default: the config's / its stages')."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimisation steps."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size."),
+    init: Optional[str] = typer.Option(
+        None, "--init", help="Start from weights instead of random: 'pretrained' (the shipped ones) or a weights file (fine-tuning)."
+    ),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (weights, crops, batch order)."),
     device: Optional[TrainDevice] = typer.Option(None, "--device", help="auto | cpu | cuda (default: the config's, auto)."),
     sets: Optional[list[str]] = typer.Option(None, "--set", help="Override any config field: KEY=VALUE (TOML value); repeatable."),
@@ -49,7 +53,7 @@ def train_command(
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        cfg = _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets)
+        cfg = _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init)
         if no_progress:
             cfg = cfg.replace(progress=False)
         from .train import Trainer
@@ -62,7 +66,7 @@ def train_command(
     typer.echo(f"{result.stop_reason}: {result.steps} steps, {best}; {result.weights} ({'finished' if result.finished else 'resumable with --resume'})")
 
 
-def _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets):
+def _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init=None):
     """The effective :class:`~litefuse.train.TrainConfig` of a command line."""
     from .registry import get_model_info
     from .train import ConfigError, TrainConfig, default_config_path, get_objective
@@ -88,6 +92,7 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
         batch_size=batch_size,
         seed=seed,
         device=device.value if device is not None else None,
+        init=init if init in (None, "", "pretrained") else str(Path(init).resolve()),
     )
     if sets:
         cfg = cfg.apply_sets(sets)

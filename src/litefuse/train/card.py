@@ -86,6 +86,13 @@ def loss_curve(run_dir: str | Path, out_png: str | Path, title: str = "") -> Pat
     return save_figure(fig, Path(out_png))
 
 
+def _init_text(init: str) -> str:
+    """How the run started: from scratch, the shipped weights, or a named file (fine-tuning)."""
+    if not init:
+        return "random (trained from scratch)"
+    return "the shipped weights (fine-tuned)" if init == "pretrained" else f"`{Path(init).name}` (fine-tuned)"
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -135,6 +142,7 @@ def model_card(
         f"| optimiser | {cfg.get('optimizer')} lr {cfg.get('lr')}, plateau ×{cfg.get('plateau_factor')} "
         f"(patience {cfg.get('plateau_patience')}), early stop patience {cfg.get('early_stopping_patience')} |",
         f"| objective | `{json.dumps(objective)}`" + (f"; stages `{json.dumps(stages)}`" if stages else "") + " |",
+        f"| initial weights | {_init_text(cfg.get('init', ''))} |",
         f"| seed | {s.get('seed')} |",
         f"| steps, epochs | {s.get('steps')} steps, {s.get('epochs_completed')} epochs; stopped by `{s.get('stop_reason')}` |",
         f"| weights taken from | {s.get('weights_from')} validation loss {s.get('best_val', float('nan')):.5g} at step {s.get('best_step')} |",

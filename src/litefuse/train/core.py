@@ -119,6 +119,9 @@ class TrainConfig:
     max_steps: int | None = None
     max_minutes: float | None = None
     stages: list[dict[str, Any]] = field(default_factory=list)
+    # initial weights: "" = random (from scratch), "pretrained" = the shipped weights, or a
+    # weights file (safetensors / torch; a release checkpoint the model can remap) to fine-tune
+    init: str = ""
     # optimisation
     lr: float = 1e-3
     optimizer: str = "adam"
@@ -244,6 +247,8 @@ class TrainConfig:
                 raise bad(f"stage {i}: 'epochs' must be an integer >= 1, got {epochs!r}")
         if self.epochs is None and not self.stages and self.max_steps is None:
             raise bad("set epochs, max_steps or a [[stages]] table")
+        if self.init not in ("", "pretrained") and not Path(self.init).is_file():
+            raise bad(f"init: weights file not found: {self.init} (use 'pretrained' for the shipped weights)")
         if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
             raise bad(f"device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -792,7 +797,7 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
 
-        self.model = self._build_model().to(self.device).train()
+        self.model = self._build_model(init=ckpt is None).to(self.device).train()
         self.objective = self._objective if self._objective is not None else get_objective(cfg.model)()
         self.objective.build(self.model, cfg)
         self.train_set, self.val_set = self._build_data()
@@ -820,6 +825,8 @@ class Trainer:
         else:
             _atomic_write_text(self.out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
         self._tb = self._tensorboard()
+        if ckpt is None and cfg.init and self.val_set is not None:
+            self._validate(scheduled=False)  # step 0: fine-tuning never exports worse than its start
 
         stop_reason = self._loop()
         finished = stop_reason in ("completed", "max_steps", "early stopping")
@@ -842,18 +849,38 @@ class Trainer:
 
     # -- building ---------------------------------------------------------------------------
 
-    def _build_model(self) -> nn.Module:
-        if self._model is not None:
-            return self._model
-        from ..registry import get_model_info, load_model
+    def _build_model(self, init: bool = True) -> nn.Module:
+        """The network to train; ``init`` loads ``config.init`` (a resumed run skips it: the
+        checkpoint replaces every weight anyway)."""
+        from ..registry import get_model_info, load_model, load_weights
 
-        info = get_model_info(self.config.model)
-        if info.kind != "network":
-            raise ModelError(f"model {self.config.model!r} is classical; there is nothing to train")
-        try:
-            return load_model(self.config.model, pretrained=False, **self.config.model_kwargs)
-        except TypeError as exc:
-            raise ConfigError(f"[model_kwargs] do not fit {self.config.model}: {exc}") from None
+        cfg = self.config
+        if self._model is not None:
+            model = self._model
+        else:
+            info = get_model_info(cfg.model)
+            if info.kind != "network":
+                raise ModelError(f"model {cfg.model!r} is classical; there is nothing to train")
+            try:
+                model = load_model(cfg.model, pretrained=False, **cfg.model_kwargs)
+            except TypeError as exc:
+                raise ConfigError(f"[model_kwargs] do not fit {cfg.model}: {exc}") from None
+        if init and cfg.init:
+            source = self._init_weights_path()
+            load_weights(model, source)
+            self.console.print(f"init: weights from {source}", markup=False)
+        return model
+
+    def _init_weights_path(self) -> Path:
+        from ..registry import get_model_info
+
+        cfg = self.config
+        if cfg.init != "pretrained":
+            return Path(cfg.init)
+        path = get_model_info(cfg.model).weights_path if cfg.model else None
+        if path is None:
+            raise ModelError(f"init = 'pretrained' but {cfg.model or 'this model'!r} ships no weights; pass a weights file")
+        return Path(path)
 
     def _build_data(self) -> tuple[Dataset, Dataset | None]:
         cfg = self.config
