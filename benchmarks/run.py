@@ -18,7 +18,6 @@ per-block profiles); ``--all`` runs them after the main table and appends their 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys

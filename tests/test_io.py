@@ -114,6 +114,26 @@ def test_save_is_atomic_and_refuses_inputs(tmp_path):
         check_output_path(out)
 
 
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes go through ``mkstemp`` (mode 0600); published files must be readable by
+    others like any ``open()``-created file (0666 minus the umask)."""
+    import os
+    import stat
+
+    from litefuse._files import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        png = save_image(tmp_path / "x.png", np.zeros((9, 9), np.float32))
+        txt = tmp_path / "t.csv"
+        atomic_write_text(txt, "a,b\n")
+    finally:
+        os.umask(old)
+    for path in (png, txt):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, oct(path.stat().st_mode)
+    assert txt.read_text() == "a,b\n"
+
+
 def test_save_into_a_file_path_fails_cleanly(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -15,12 +15,13 @@ import io as _io
 import math
 import os
 import sys
-import tempfile
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from ._files import atomic_write_text
 
 __all__ = ["eval_command", "pair_by_stem", "score_one", "summarise", "write_csv_atomic"]
 
@@ -98,18 +99,7 @@ def write_csv_atomic(path: Path, rows: dict[str, dict[str, float]], metrics: tup
     writer.writerow(["image", *metrics])
     for name in sorted(rows):
         writer.writerow([name, *(repr(rows[name][m]) for m in metrics)])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(buf.getvalue())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, buf.getvalue())
 
 
 def _executor(jobs: int) -> Executor:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ._files import atomic_write_text
 from .api import Fuser
 from .data.pairs import Pair, find_pairs
 from .errors import LitefuseError
@@ -160,14 +159,6 @@ def _merge(result: Comparison, out: tuple) -> None:
         result.previews[f"{dataset}/{pair.name}"] = previews
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def write_report(result: Comparison, out_dir: str | Path, title: str = "") -> dict[str, Path]:
     """Write ``scores.csv``, ``summary.md``, ``chart.png`` and ``grid.png`` into ``out_dir``."""
     from .metrics import METRICS
@@ -179,12 +170,12 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "") -> di
     writer.writeheader()
     writer.writerows(result.rows)
     paths = {"csv": out_dir / "scores.csv", "markdown": out_dir / "summary.md"}
-    _atomic_text(paths["csv"], buf.getvalue())
+    atomic_write_text(paths["csv"], buf.getvalue())
     parts = [f"# {title or 'Comparison'}", "", f"Convention: `{result.convention}`; mean over images.", ""]
     for dataset in result.datasets():
         n = len({r["image"] for r in result.rows if r["set"] == dataset})
         parts += [f"## {dataset} ({n} pairs)", "", result.markdown(dataset), ""]
-    _atomic_text(paths["markdown"], "\n".join(parts))
+    atomic_write_text(paths["markdown"], "\n".join(parts))
     directions = {m: METRICS[m].direction for m in result.metrics}
     paths["chart"] = metric_chart(result.means(), out_dir / "chart.png", title=title, directions=directions)
     if result.previews:

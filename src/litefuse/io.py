@@ -14,13 +14,13 @@ then renamed over the target, so a crash never leaves a half-written output.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ._files import publish, temporary_beside
 from .errors import InputError, OutputError
 
 __all__ = ["IMAGE_EXTENSIONS", "MIN_SIDE", "read_image", "to_float", "save_image", "check_output_path"]
@@ -167,17 +167,10 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
         raise OutputError(f"{path}: cannot create directory {parent} (permission denied)") from None
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{path}: directory {parent} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.png", dir=parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(arr).save(fh, format="PNG")
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-        raise
+        with temporary_beside(path, suffix=".tmp.png") as tmp:
+            Image.fromarray(arr).save(tmp, format="PNG")
+            publish(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     return path

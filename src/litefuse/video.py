@@ -17,8 +17,6 @@ with ``pip install litefuse[video]``). Frames are fused one at a time with a loa
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -26,7 +24,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .colour import rgb_to_ycbcr
-from .errors import InputError, LitefuseError, OutputError
+from ._files import publish, temporary_beside
+from .errors import InputError, LitefuseError
 from .io import check_output_path
 
 __all__ = ["VIDEO_SUFFIXES", "VideoReport", "is_video", "read_video", "fuse_video"]
@@ -112,30 +111,26 @@ def fuse_video(
 
     ff = _ffmpeg()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
     pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
-    writer = ff.write_frames(tmp, (w, h), fps=fps, codec="libx264", pix_fmt_out=pix_fmt, macro_block_size=1,
-                             output_params=["-crf", "17"], ffmpeg_log_level="error")
-    n = 0
-    try:
-        writer.send(None)
-        pairs = _zip_strict(ir_frames, vi_frames, Path(ir), Path(vi), max_frames)
-        for ir_rgb, vi_rgb in (progress(pairs, total) if progress else pairs):
-            ir_y = rgb_to_ycbcr(ir_rgb)[0]
-            fused = fuser.fuse_images(ir_y, vi_rgb, grey=grey, resize_b=resize_vi, names=(ir, vi))
-            if fused.ndim == 2:
-                fused = np.repeat(fused[..., None], 3, axis=-1)
-            writer.send(np.ascontiguousarray(np.round(np.clip(fused, 0, 1) * 255).astype(np.uint8)).tobytes())
-            n += 1
-        writer.close()
+    with temporary_beside(out, suffix=out.suffix) as tmp:  # ffmpeg picks the container by suffix
+        writer = ff.write_frames(tmp, (w, h), fps=fps, codec="libx264", pix_fmt_out=pix_fmt, macro_block_size=1,
+                                 output_params=["-crf", "17"], ffmpeg_log_level="error")
+        n = 0
+        try:
+            writer.send(None)
+            pairs = _zip_strict(ir_frames, vi_frames, Path(ir), Path(vi), max_frames)
+            for ir_rgb, vi_rgb in (progress(pairs, total) if progress else pairs):
+                ir_y = rgb_to_ycbcr(ir_rgb)[0]
+                fused = fuser.fuse_images(ir_y, vi_rgb, grey=grey, resize_b=resize_vi, names=(ir, vi))
+                if fused.ndim == 2:
+                    fused = np.repeat(fused[..., None], 3, axis=-1)
+                writer.send(np.ascontiguousarray(np.round(np.clip(fused, 0, 1) * 255).astype(np.uint8)).tobytes())
+                n += 1
+        finally:
+            writer.close()
         if n == 0:
             raise InputError("no frames", ir)
-        os.replace(tmp, out)
-    except BaseException:
-        writer.close()
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        publish(tmp, out)
     return VideoReport(out, n, fps, (w, h))
 
 

@@ -28,7 +28,6 @@ import math
 import os
 import random
 import signal
-import tempfile
 import threading
 import time
 import tomllib
@@ -47,6 +46,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data import GreyCropDataset, PairCropDataset, collect_pairs, split_pairs
 from ..data.pairs import Pair
+from .._files import atomic_write_text, publish, temporary_beside
 from ..errors import InputError, LitefuseError, ModelError
 
 __all__ = [
@@ -590,12 +590,12 @@ class LossLog:
             return list(csv.DictReader(fh))
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        with _temporary_beside(self.path) as tmp:
+        with temporary_beside(self.path) as tmp:
             with open(tmp, "w", newline="") as fh:
                 writer = csv.DictWriter(fh, fieldnames=self.fields, restval="")
                 writer.writeheader()
                 writer.writerows(rows)
-            _publish(tmp, self.path)
+            publish(tmp, self.path)
 
     def truncate_after(self, step: int) -> None:
         """Drop rows logged after ``step`` (a killed run's tail that the resume will redo)."""
@@ -617,49 +617,22 @@ def _fmt(value: Any) -> Any:
     return f"{value:.6g}" if isinstance(value, float) else value
 
 
-def _publish(tmp: str, path: Path) -> None:
-    """Give a finished temporary file the usual permissions and move it over ``path``."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
-@contextmanager
-def _temporary_beside(path: Path) -> Iterator[str]:
-    """A temporary file name in ``path``'s folder, removed unless published."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield tmp
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``:
     a crash at any moment leaves either the previous checkpoint or the new one, never half."""
-    with _temporary_beside(path) as tmp:
+    with temporary_beside(path) as tmp:
         with open(tmp, "wb") as fh:
             torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _publish(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    with _temporary_beside(path) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
-        _publish(tmp, path)
+        publish(tmp, path, fsync=True)
 
 
 def _save_safetensors(state: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
-    with _temporary_beside(path) as tmp:
+    with temporary_beside(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
-        _publish(tmp, path)
+        publish(tmp, path)
 
 
 def seed_everything(seed: int) -> None:
@@ -823,7 +796,7 @@ class Trainer:
             self._restore(ckpt)
             self.log.truncate_after(self.step)
         else:
-            _atomic_write_text(self.out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+            atomic_write_text(self.out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
         self._tb = self._tensorboard()
         if ckpt is None and cfg.init and self.val_set is not None:
             self._validate(scheduled=False)  # step 0: fine-tuning never exports worse than its start
@@ -1196,7 +1169,7 @@ class Trainer:
             "config": cfg.to_dict(),
         }
         path = self.out / SUMMARY
-        _atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
         return path
 
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,8 @@ from typing import Sequence
 import numpy as np
 import torch
 from PIL import Image
+
+from .._files import publish, temporary_beside
 
 __all__ = [
     "BANK",
@@ -195,14 +196,11 @@ class PositiveCache:
         """Write ``positive`` atomically (temporary file beside the entry, then rename)."""
         path = self.path(self.key(a, b))
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".npz.tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
+        with temporary_beside(path, suffix=".npz.tmp") as tmp:
+            with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, positive=positive.image, method=np.array(positive.method),
                                     scores=positive.scores, signature=np.array(self.signature))
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+            publish(tmp, path)
         return path
 
     def get(self, a: np.ndarray, b: np.ndarray) -> Positive:

@@ -48,7 +48,8 @@ from PIL import Image
 
 from ..data import collect_pairs, load_luma_u8, pair_hash, split_pairs
 from ..errors import InputError
-from .core import ConfigError, Trainer, TrainConfig, _atomic_write_text, default_config_path
+from .._files import atomic_write_text
+from .core import ConfigError, Trainer, TrainConfig, default_config_path
 
 __all__ = ["StudyRow", "run_study", "pareto_front", "quality_scores"]
 
@@ -370,12 +371,12 @@ def write_outputs(rows: Sequence[StudyRow], out: Path, meta: dict[str, Any]) -> 
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     writer.writerows(table)
-    _atomic_write_text(out / "study.csv", buf.getvalue())
+    atomic_write_text(out / "study.csv", buf.getvalue())
     intro = (f"AE-Netv2 study: {meta['per_variant_minutes']:.3g} min per variant"
              + (f" (at most {meta['max_steps']} steps)" if meta.get("max_steps") else "")
              + f", {meta['threads']} CPU thread(s); latency at 640×480, batch 1, {meta['threads']} thread(s). "
              "Quality: core metrics per task, min–max normalised over the rows, averaged (relative to this table).\n\n")
-    _atomic_write_text(out / "study.md", intro + markdown_table(rows))
-    _atomic_write_text(out / "study.json", json.dumps({**meta, "rows": [
+    atomic_write_text(out / "study.md", intro + markdown_table(rows))
+    atomic_write_text(out / "study.json", json.dumps({**meta, "rows": [
         {k: v for k, v in r.__dict__.items()} for r in rows]}, indent=2, default=str) + "\n")
     pareto_plot(rows, out / "pareto.png")
