@@ -7,9 +7,10 @@
 """
 
 from .api import Fuser, fuse, fuse_folder
+from .export import export_onnx
 from .io import read_image, save_image
 from .registry import list_models, load_model
 from .video import fuse_video
 
 __version__ = "0.1.0"
-__all__ = ["Fuser", "fuse", "fuse_folder", "read_image", "save_image", "list_models", "load_model", "fuse_video", "__version__"]
+__all__ = ["Fuser", "fuse", "fuse_folder", "read_image", "save_image", "list_models", "load_model", "fuse_video", "export_onnx", "__version__"]

@@ -151,6 +151,37 @@ def demo(
         console.print(f"{key:>13}: {path}", markup=False)
 
 
+@app.command()
+def export(
+    model: str = typer.Argument(..., help="Network to export (see `litefuse models`), e.g. aenetv2."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output .onnx file."),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file instead of the shipped ones."),
+    size: str = typer.Option("640x480", "--size", help="Frame size WxH baked into the graph, or 'dynamic' for any size."),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Run the graph in onnxruntime and compare with PyTorch."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+) -> None:
+    """Export a network to ONNX (inputs ir, vi: 1x1xHxW luminance in [0, 1]; output fused)."""
+    from .export import export_onnx
+
+    try:
+        report = export_onnx(model, output, weights=weights, size=_parse_size(size), opset=opset, check=check,
+                             overwrite=overwrite)
+    except LitefuseError as exc:
+        raise fail(str(exc)) from None
+    console.print(report.summary(), markup=False)
+
+
+def _parse_size(text: str) -> tuple[int, int] | None:
+    """``"640x480"`` -> ``(480, 640)`` (H, W); ``"dynamic"`` -> None."""
+    if text.strip().lower() == "dynamic":
+        return None
+    w, sep, h = text.lower().replace("×", "x").partition("x")
+    if not sep or not w.strip().isdigit() or not h.strip().isdigit():
+        raise fail(f"--size {text!r}: expected WxH (e.g. 640x480) or 'dynamic'")
+    return int(h), int(w)
+
+
 def parse_method(spec: str) -> "Fuser":
     """``[label=]name[@weights]`` → a loaded :class:`~litefuse.api.Fuser` carrying ``label``."""
     from .api import Fuser

@@ -342,7 +342,8 @@ class AENetV2(nn.Module):
         skip = self.fuse_skip(s)  # fused now, so the two-stream full-res tensor can be freed early
         # even size for the stride-2 grid (pool) / right-bottom pad for the 2x2 kernel (no pool)
         ph, pw = (h % 2, w % 2) if self.pool else (1, 1)
-        f = self.down(F.pad(s, (0, pw, 0, ph), mode="replicate") if ph or pw else s)
+        exporting = torch.compiler.is_exporting()  # a size-generic graph must keep the (maybe empty) pad
+        f = self.down(F.pad(s, (0, pw, 0, ph), mode="replicate") if ph or pw or exporting else s)
         del s
         f = self.reduce(self.decoder(self.fuse(self.encoder(f))))
         if self.pool:

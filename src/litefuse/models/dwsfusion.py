@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -258,28 +259,27 @@ def dilated_deform_conv3x3(
 
 
 @lru_cache(maxsize=32)
-def _lowpass_masks(h: int, w: int, factors: tuple[int, ...]) -> tuple[Tensor, ...]:
-    """Half-spectrum low-pass masks for ``irfft``, one (h, k_f) tensor per factor.
+def _lowpass_masks(h: int, w: int, factors: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Half-spectrum low-pass masks for ``irfft``, one (h, k_f) float32 array per factor.
 
     The release keeps the centred box rows ``round(h/2 - h/2f) : round(h/2 + h/2f)`` (same for
     columns) of the fftshift-ed spectrum and takes the real part of the inverse FFT. The real
     part equals the inverse FFT with the mask symmetrised, ``(M(k) + M(-k)) / 2``, which is
     Hermitian, so the half spectrum suffices. Each mask is cropped to its ``k_f`` leading
     non-zero columns: the inverse transform then only runs over those (``irfft`` zero-fills).
+    NumPy, not torch: the masks depend on the size only, so a traced or exported graph takes
+    them as constants.
     """
     masks = []
-    with torch.inference_mode(False):  # cached: must stay usable under autograd
-        for f in factors:
-            box = torch.zeros(h, w, dtype=torch.float64)
-            rows = slice(round(h / 2 - h / (2 * f)), round(h / 2 + h / (2 * f)))
-            cols = slice(round(w / 2 - w / (2 * f)), round(w / 2 + w / (2 * f)))
-            box[rows, cols] = 1.0
-            m = torch.fft.ifftshift(box)  # back to unshifted frequency layout
-            m_neg = torch.roll(torch.flip(m, dims=(0, 1)), shifts=(1, 1), dims=(0, 1))  # M(-k)
-            half = ((m + m_neg) / 2)[:, : w // 2 + 1]
-            nonzero = half.abs().sum(0).nonzero()
-            k = int(nonzero.max()) + 1 if len(nonzero) else 1
-            masks.append(half[:, :k].float().contiguous())
+    for f in factors:
+        box = np.zeros((h, w))
+        box[round(h / 2 - h / (2 * f)) : round(h / 2 + h / (2 * f)), round(w / 2 - w / (2 * f)) : round(w / 2 + w / (2 * f))] = 1.0
+        m = np.fft.ifftshift(box)  # back to unshifted frequency layout
+        m_neg = np.roll(m[::-1, ::-1], shift=(1, 1), axis=(0, 1))  # M(-k)
+        half = ((m + m_neg) / 2)[:, : w // 2 + 1]
+        nonzero = np.flatnonzero(np.abs(half).sum(0))
+        k = int(nonzero.max()) + 1 if len(nonzero) else 1
+        masks.append(np.ascontiguousarray(half[:, :k], dtype=np.float32))
     return tuple(masks)
 
 
@@ -303,7 +303,7 @@ class FreqSelect(nn.Module):
         """``[low_f for f in factors]``, each (B, C, H, W): 2-D FFT done as two 1-D passes
         that skip the columns every mask zeroes (about 3x less work than full ``irfft2``)."""
         h, w = x.shape[-2:]
-        masks = [m.to(x) for m in _lowpass_masks(h, w, self.factors)]
+        masks = [torch.from_numpy(m).to(x) for m in _lowpass_masks(int(h), int(w), self.factors)]
         kmax = max(m.shape[1] for m in masks)
         spec = torch.fft.fft(torch.fft.rfft(x, dim=-1, norm="ortho")[..., :kmax], dim=-2, norm="ortho")
         lows = []
@@ -626,6 +626,9 @@ class DWSFusion(nn.Module):
         registered_critic_head: critics built by :meth:`make_critic` own a trained Linear head
             (release: False, a fresh random head per call). Generator weights do not change.
     """
+
+    #: why :func:`litefuse.export.export_onnx` refuses this model
+    onnx_unsupported = "FreqSelect uses complex FFTs, which the torch ONNX exporter does not convert"
 
     def __init__(
         self,

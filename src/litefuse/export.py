@@ -1,0 +1,177 @@
+"""ONNX export of the fusion networks, checked against PyTorch with onnxruntime.
+
+The exported graph is the network itself: inputs ``ir`` and ``vi``, each ``(1, 1, H, W)``
+float32 luminance in [0, 1] (the visible image's Y), output ``fused`` of the same shape.
+Colour (fusing on Y and keeping the visible chroma) and range handling stay outside the
+graph, as in :class:`litefuse.Fuser`.
+
+``size=(H, W)`` exports a fixed frame size (a camera's resolution; the fastest graph);
+``size=None`` exports height and width as dynamic axes. Needs ``pip install "litefuse[onnx]"``
+(onnx, onnxscript, onnxruntime). DWSFusion cannot be exported: its FreqSelect transforms with
+complex FFTs, which the torch ONNX exporter does not convert.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._files import publish, temporary_beside
+from .errors import LitefuseError, ModelError, OutputError
+from .registry import get_model_info, load_model
+
+__all__ = ["ExportReport", "export_onnx", "check_onnx"]
+
+#: tolerance of the PyTorch-vs-onnxruntime check (float32 rounding of a different op order)
+TOLERANCE = 1e-4
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export_onnx` wrote and how closely onnxruntime reproduces PyTorch."""
+
+    path: Path
+    model: str
+    opset: int
+    size: tuple[int, int] | None  # None: dynamic height and width
+    bytes: int
+    max_abs_error: float | None = None  # over every checked size; None when not checked
+    checked: list[tuple[int, int]] = field(default_factory=list)
+    ort_ms: float | None = None  # onnxruntime latency of one fusion at the first checked size
+
+    def summary(self) -> str:
+        shape = f"{self.size[0]}×{self.size[1]}" if self.size else "dynamic H×W"
+        text = f"{self.model} -> {self.path} ({self.bytes / 1024:.1f} KiB, opset {self.opset}, {shape})"
+        if self.max_abs_error is not None:
+            sizes = ", ".join(f"{h}×{w}" for h, w in self.checked)
+            text += f"; onnxruntime vs PyTorch max |Δ| {self.max_abs_error:.1e} at {sizes}; {self.ort_ms:.1f} ms per fusion"
+        return text
+
+
+def _require(module: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise ModelError(f"ONNX export needs {module}: pip install \"litefuse[onnx]\"") from None
+
+
+def export_onnx(
+    model: str,
+    path: str | Path,
+    weights: str | Path | None = None,
+    size: tuple[int, int] | None = (480, 640),
+    opset: int = 18,
+    check: bool = True,
+    overwrite: bool = False,
+) -> ExportReport:
+    """Export a registered network (shipped weights, or ``weights``) to ONNX at ``path``.
+
+    The file is written atomically; with ``check`` it is run by onnxruntime on the built-in
+    synthetic pair (and, for dynamic axes, also at an odd size) and compared with PyTorch;
+    a difference above :data:`TOLERANCE` is an error and leaves no file behind.
+    """
+    path = Path(path)
+    info = get_model_info(model)
+    if info.kind != "network":
+        raise ModelError(f"{model!r} is a classical method, not a network; there is nothing to export")
+    if path.suffix.lower() != ".onnx":
+        raise OutputError(f"{path}: the output must end in .onnx")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: exists (pass --overwrite to replace it)")
+    if size is not None and min(size) < 8:
+        raise OutputError(f"export size must be at least 8×8, got {size[0]}×{size[1]}")
+    _require("onnx")
+    _require("onnxscript")
+    net = load_model(model, weights=weights, device="cpu").eval()
+    reason = getattr(net, "onnx_unsupported", None)
+    if reason:
+        raise ModelError(f"{model}: cannot be exported to ONNX: {reason}")
+
+    h, w = size if size is not None else (64, 96)
+    example = tuple(torch.from_numpy(a)[None, None] for a in _luma_pair(h, w))
+    dynamic = None
+    if size is None:
+        dims = {2: torch.export.Dim("height", min=8, max=16384), 3: torch.export.Dim("width", min=8, max=16384)}
+        dynamic = {"ir": dims, "vi": dims}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with temporary_beside(path, suffix=".onnx") as tmp:
+        try:
+            with _quiet(), torch.no_grad():
+                torch.onnx.export(
+                    net, example, tmp, input_names=["ir", "vi"], output_names=["fused"], opset_version=opset,
+                    dynamo=True, dynamic_shapes=dynamic, external_data=False, verbose=False,
+                )
+        except LitefuseError:
+            raise
+        except Exception as exc:  # exporter failures are long; keep the first line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise ModelError(f"{model}: ONNX export failed ({first[:200]})") from None
+        report = ExportReport(path, model, opset, size, Path(tmp).stat().st_size)
+        if check:
+            sizes = [(h, w)] if size is not None else [(h, w), (75, 101)]
+            report.max_abs_error, report.ort_ms = check_onnx(tmp, net, sizes)
+            report.checked = sizes
+            if report.max_abs_error > TOLERANCE:
+                raise ModelError(
+                    f"{model}: the ONNX graph differs from PyTorch by {report.max_abs_error:.2e} (> {TOLERANCE:g}); not written"
+                )
+        publish(tmp, path)
+    return report
+
+
+def check_onnx(path: str | Path, net: torch.nn.Module, sizes: list[tuple[int, int]]) -> tuple[float, float]:
+    """Max |onnxruntime - PyTorch| over the synthetic pair at ``sizes``, and the onnxruntime
+    latency (ms, best of 3) at the first size."""
+    ort = _require("onnxruntime")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    worst, ms = 0.0, float("nan")
+    for i, (h, w) in enumerate(sizes):
+        ir, vi = _luma_pair(h, w)
+        feed = {"ir": ir[None, None], "vi": vi[None, None]}
+        got = session.run(None, feed)[0]
+        with torch.no_grad():
+            ref = net(torch.from_numpy(feed["ir"]), torch.from_numpy(feed["vi"])).numpy()
+        worst = max(worst, float(np.abs(got - ref).max()))
+        if i == 0:
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                session.run(None, feed)
+                times.append(time.perf_counter() - start)
+            ms = 1000 * min(times)
+    return worst, ms
+
+
+def _luma_pair(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The demo's synthetic scene as float32 luminance in [0, 1]."""
+    from .colour import rgb_to_ycbcr
+    from .demo import synthetic_pair
+
+    ir, vi = synthetic_pair(h, w)
+    return np.ascontiguousarray(ir, np.float32), np.ascontiguousarray(rgb_to_ycbcr(vi)[0], np.float32)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporter reports its progress on stdout and through warnings and loggers."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)

@@ -1,0 +1,71 @@
+"""ONNX export: onnxruntime reproduces PyTorch, dynamic axes hold at odd sizes, bad requests fail cleanly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxscript")
+ort = pytest.importorskip("onnxruntime")
+
+import litefuse  # noqa: E402
+from litefuse.errors import ModelError, OutputError  # noqa: E402
+from litefuse.export import export_onnx  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _run(path, ir: np.ndarray, vi: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"ir": ir[None, None], "vi": vi[None, None]})[0][0, 0]
+
+
+def test_dynamic_export_matches_pytorch_at_any_size(tmp_path):
+    import onnx
+
+    report = export_onnx("aenetv2", tmp_path / "a.onnx", size=None)
+    assert report.max_abs_error is not None and report.max_abs_error < 1e-4
+    assert (75, 101) in report.checked  # odd sizes exercise the pad in front of the stride-2 pool
+    onnx.checker.check_model(str(report.path))
+    # an independent size and real-looking content, through the public Fuser
+    rng = np.random.default_rng(0)
+    ir, vi = rng.random((2, 57, 83), dtype=np.float32)
+    fused = litefuse.Fuser("aenetv2").fuse_luma(ir, vi)
+    np.testing.assert_allclose(_run(report.path, ir, vi), fused, atol=1e-4)
+
+
+def test_fixed_size_export_of_the_densefuse_family(tmp_path):
+    report = export_onnx("lwc-densefuse", tmp_path / "l.onnx", size=(48, 64))
+    assert report.size == (48, 64) and report.max_abs_error < 1e-4
+    assert report.path.stat().st_mode & 0o044  # readable by others, like any written file
+    with pytest.raises(Exception):  # the graph is fixed-size: another size is refused by onnxruntime
+        _run(report.path, *np.zeros((2, 40, 64), np.float32))
+
+
+def test_bad_exports_fail_with_one_line_and_write_nothing(tmp_path):
+    with pytest.raises(ModelError, match="complex FFTs"):
+        export_onnx("dwsfusion", tmp_path / "d.onnx")
+    with pytest.raises(ModelError, match="classical"):
+        export_onnx("max", tmp_path / "m.onnx")
+    with pytest.raises(OutputError, match=r"\.onnx"):
+        export_onnx("aenetv2", tmp_path / "a.png")
+    existing = tmp_path / "keep.onnx"
+    existing.write_bytes(b"not yours")
+    with pytest.raises(OutputError, match="exists"):
+        export_onnx("aenetv2", existing)
+    assert existing.read_bytes() == b"not yours"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.onnx"]  # no temporary left
+
+
+def test_export_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["export", "densefuse", "-o", str(tmp_path / "d.onnx"), "--size", "64x48"])
+    assert ok.exit_code == 0, ok.output
+    assert "48×64" in ok.output and "max |Δ|" in ok.output and (tmp_path / "d.onnx").is_file()
+    bad = runner.invoke(app, ["export", "densefuse", "-o", str(tmp_path / "e.onnx"), "--size", "64by48"])
+    assert bad.exit_code == 2 and "expected WxH" in bad.output and "Traceback" not in bad.output
