@@ -146,7 +146,7 @@ def test_run_checkpoints_critics_but_exports_the_generator_only(pairs_root, tmp_
     assert {"content", "l1", "grad", "msssim", "dual", "adv", "d_ir", "d_vi", "gp"} <= set(header)
     ckpt = torch.load(out / "last.pt", weights_only=True)
     assert set(ckpt["objective"]["nets"]) == {"critic_ir", "critic_vi"}
-    assert "head.weight" in ckpt["objective"]["nets"]["critic_ir"]  # registered head, also for dwsfusion
+    assert "head.weight" not in ckpt["objective"]["nets"]["critic_ir"]  # packaged recipe: the release's random head
     assert set(ckpt["objective"]["optimizers"]) == {"generator", "critic_ir", "critic_vi"}
     model = litefuse.load_model("dwsfusion", pretrained=False)
     with safe_open(out / "model.safetensors", "pt") as fh:
@@ -154,6 +154,13 @@ def test_run_checkpoints_critics_but_exports_the_generator_only(pairs_root, tmp_
     loaded = litefuse.load_model("dwsfusion", weights=out / "model.safetensors")
     assert sum(p.numel() for p in loaded.parameters()) == 9035
     assert loaded(torch.rand(1, 1, 17, 23), torch.rand(1, 1, 17, 23)).shape == (1, 1, 17, 23)
+
+
+def test_registered_critic_head_is_trained_and_checkpointed(pairs_root, tmp_path):
+    out = tmp_path / "reg"
+    Trainer(_config(pairs_root, out, max_steps=2, objective={"critic_head": "registered"})).fit()
+    nets = torch.load(out / "last.pt", weights_only=True)["objective"]["nets"]
+    assert {"head.weight", "head.bias"} <= set(nets["critic_ir"]) and {"head.weight", "head.bias"} <= set(nets["critic_vi"])
 
 
 class _Crash(RuntimeError):

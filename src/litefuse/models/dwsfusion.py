@@ -582,7 +582,7 @@ PLUS_CONFIG: dict = dict(
     awem_signed_residual=False,  # a residual that cannot die trained worse at equal budget
     awem_separate_bn=False,  # one BN per conv in the down blocks (see the ablation)
     awem_pool="max",  # "avg" as the paper's figure draws it (see the ablation)
-    registered_critic_head=True,  # critics own a trained Linear head (the release's is random per call)
+    registered_critic_head=False,  # a trained critic head pulled training away from the content target (see the ablation)
 )
 
 _RELEASE_RULES: list[tuple[str, str]] = [
@@ -730,7 +730,7 @@ def dwsfusion(**kwargs) -> nn.Module:
 @register_model(
     "dwsfusion-plus",
     description=(
-        "DWSFusion+: DWSFusion with a bounded alpha and a trained (registered) critic head"
+        "DWSFusion+: DWSFusion with a sigmoid-bounded alpha (the fix that helped in the ablation)"
     ),
     weights="dwsfusion-plus.safetensors",
     tasks=("ivif",),

@@ -20,10 +20,11 @@ as released), ``critic_optimizer``/``critic_lr`` for the critics (RMSprop as rel
 
 Critic head: the release rebuilds each critic's final Linear with random weights on every call
 (§3.6), so its adversarial signal is noise and nothing about the head can be trained or
-checkpointed. ``critic_head = "registered"`` (default, for both models) trains critics with an
-owned Linear head over the crop's 16×(H/8)×(W/8) features; ``"model"`` uses the model's own
+checkpointed. ``critic_head = "registered"`` trains critics with an owned Linear head over the
+crop's 16×(H/8)×(W/8) features; ``"model"`` uses the model's own
 :meth:`~litefuse.models.dwsfusion.DWSFusion.make_critic`, i.e. the release quirk for
-``dwsfusion`` (ablations only). The critics live in :attr:`nets`: they are checkpointed (exact
+``dwsfusion``. The packaged configs use ``"model"``: in longer runs the trained critics pulled
+the generator away from its content target (see the configs' comments). The critics live in :attr:`nets`: they are checkpointed (exact
 resume) but never exported with the generator weights.
 
 Validation (nets in eval mode, deterministic centre crops): ``loss = content_weight·L_c +
@@ -82,7 +83,7 @@ class DWSFusionObjective(Objective):
         "gp_weight": 10.0,
         "critic_lr": None,  # None = the generator's lr
         "critic_optimizer": "rmsprop",
-        "critic_head": "registered",  # or "model": the model's make_critic() (release quirk for dwsfusion)
+        "critic_head": "model",  # the model's make_critic() (release quirk for dwsfusion), or "registered"
     }
     stage_keys = frozenset({"content_weight", "dual_weight", "adv_weight", "gp_weight"})
 
