@@ -5,7 +5,7 @@
 Exports ``densefuse``, ``lwc-densefuse`` and ``aenetv2`` at a fixed size with
 :func:`litefuse.export_onnx` (each checked against PyTorch), then times ``model(ir, vi)`` in
 PyTorch (``torch.inference_mode``, resident heap as the CLI) and ``session.run`` in
-onnxruntime (CPU provider, intra-op threads = torch's) round-robin, so load spreads alike.
+onnxruntime (CPU provider, intra-op threads = torch's, no spinning) round-robin, so load spreads alike.
 Reports median (min) ms and the speed-up against ``densefuse`` in the same runtime.
 """
 
@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             errors[name] = report.max_abs_error
             options = ort.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
+            # no busy-waiting threads after a run: they would steal the cores from the next (torch) call
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = ort.InferenceSession(str(report.path), options, providers=["CPUExecutionProvider"])
             model = litefuse.load_model(name)
             calls[(name, "torch")] = lambda m=model: m(tir, tvi)
