@@ -447,7 +447,14 @@ def test_fine_tuning_starts_from_the_shipped_or_given_weights(image_root, tmp_pa
     again = _trainer(_config(image_root, tmp_path / "again", init=str(tuned.weights), **common)).fit()
     assert torch.allclose(load_file(str(again.weights))[next(iter(after))], after[next(iter(after))], atol=1e-6)
     with pytest.raises(ConfigError, match="weights file not found"):
-        _config(image_root, tmp_path / "bad", init=str(tmp_path / "missing.safetensors"))
+        _trainer(_config(image_root, tmp_path / "bad", init=str(tmp_path / "missing.safetensors"))).fit()
+    assert not (tmp_path / "bad").exists()
+    # a resumed run does not need its init file any more
+    (tmp_path / "init.safetensors").write_bytes(tuned.weights.read_bytes())
+    resumable = _config(image_root, tmp_path / "res", init=str(tmp_path / "init.safetensors"), **{**common, "max_steps": 1})
+    _trainer(resumable).fit()
+    (tmp_path / "init.safetensors").unlink()
+    assert _trainer(resumable.replace(max_steps=2)).fit(resume=True).steps == 2
     with pytest.raises(ModelError, match="do not fit"):  # another architecture than the shipped one
         _trainer(_config(image_root, tmp_path / "kw", init="pretrained", model_kwargs={"attention": None})).fit()
 

@@ -247,8 +247,6 @@ class TrainConfig:
                 raise bad(f"stage {i}: 'epochs' must be an integer >= 1, got {epochs!r}")
         if self.epochs is None and not self.stages and self.max_steps is None:
             raise bad("set epochs, max_steps or a [[stages]] table")
-        if self.init not in ("", "pretrained") and not Path(self.init).is_file():
-            raise bad(f"init: weights file not found: {self.init} (use 'pretrained' for the shipped weights)")
         if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
             raise bad(f"device must be auto, cpu or cuda, got {self.device!r}")
 
@@ -763,6 +761,9 @@ class Trainer:
         ckpt = self._load_checkpoint() if resume else None
         if ckpt is None and (self.out / CHECKPOINT).exists():
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another output folder")
+        init = self.config.init
+        if ckpt is None and init not in ("", "pretrained") and not Path(init).is_file():  # a resume does not need it
+            raise ConfigError(f"init: weights file not found: {init} (use 'pretrained' for the shipped weights)")
         self.out.mkdir(parents=True, exist_ok=True)
         cfg = self.config
         seed_everything(cfg.seed)
