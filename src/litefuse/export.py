@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from ._files import publish, temporary_beside
-from .errors import LitefuseError, ModelError, OutputError
+from .errors import ModelError, OutputError
+from .io import check_output_path
 from .registry import get_model_info, load_model
 
 __all__ = ["ExportReport", "export_onnx", "check_onnx"]
@@ -78,18 +79,14 @@ def export_onnx(
     synthetic pair (and, for dynamic axes, also at an odd size) and compared with PyTorch;
     a difference above :data:`TOLERANCE` is an error and leaves no file behind.
     """
-    path = Path(path)
     info = get_model_info(model)
     if info.kind != "network":
         raise ModelError(f"{model!r} is a classical method, not a network; there is nothing to export")
-    if path.suffix.lower() != ".onnx":
-        raise OutputError(f"{path}: the output must end in .onnx")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path}: exists (pass --overwrite to replace it)")
+    path = check_output_path(path, (weights,) if weights else (), overwrite, suffixes=(".onnx",))
     if size is not None and min(size) < 8:
         raise OutputError(f"export size must be at least 8×8, got {size[0]}×{size[1]}")
-    _require("onnx")
-    _require("onnxscript")
+    for module in ("onnx", "onnxscript", *(("onnxruntime",) if check else ())):
+        _require(module)  # before the (slow) export
     net = load_model(model, weights=weights, device="cpu").eval()
     reason = getattr(net, "onnx_unsupported", None)
     if reason:
@@ -109,8 +106,6 @@ def export_onnx(
                     net, example, tmp, input_names=["ir", "vi"], output_names=["fused"], opset_version=opset,
                     dynamo=True, dynamic_shapes=dynamic, external_data=False, verbose=False,
                 )
-        except LitefuseError:
-            raise
         except Exception as exc:  # exporter failures are long; keep the first line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise ModelError(f"{model}: ONNX export failed ({first[:200]})") from None
