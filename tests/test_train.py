@@ -443,6 +443,11 @@ def test_fine_tuning_starts_from_the_shipped_or_given_weights(image_root, tmp_pa
     after = load_file(str(tuned.weights))  # lr ~0: one step leaves the shipped weights in place
     assert all(torch.allclose(after[k], shipped[k], atol=1e-6) for k in after)
 
+    # a step that makes things worse is not exported: the start stays the best weights
+    wrecked = _trainer(_config(image_root, tmp_path / "wrecked", init="pretrained", **{**common, "lr": 10.0})).fit()
+    assert wrecked.best_step == 0, wrecked.best_step
+    assert all(torch.equal(v, shipped[k]) for k, v in load_file(str(wrecked.weights)).items())
+
     # a weights file works the same way, and the card says where the run started
     again = _trainer(_config(image_root, tmp_path / "again", init=str(tuned.weights), **common)).fit()
     assert torch.allclose(load_file(str(again.weights))[next(iter(after))], after[next(iter(after))], atol=1e-6)

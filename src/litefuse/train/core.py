@@ -800,7 +800,10 @@ class Trainer:
             atomic_write_text(self.out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
         self._tb = self._tensorboard()
         if ckpt is None and cfg.init and self.val_set is not None:
-            self._validate(scheduled=False)  # step 0: fine-tuning never exports worse than its start
+            # step 0: fine-tuning never exports worse than its start. Enter the first stage
+            # before (its loss weights, fresh trackers), so the loop does not reset this best.
+            self._enter_epoch()
+            self._validate(scheduled=False)
 
         stop_reason = self._loop()
         finished = stop_reason in ("completed", "max_steps", "early stopping")
