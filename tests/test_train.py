@@ -422,6 +422,29 @@ def test_train_command(image_root, tmp_path):
     assert json.loads((out / "summary.json").read_text())["steps"] == 3
 
 
+def test_weights_of_a_run_with_constructor_arguments_load_by_model_name(image_root, tmp_path):
+    """``--set model_kwargs=...`` changes the architecture; the exported weights carry those
+    arguments, so ``fuse --model NAME --weights FILE`` rebuilds the same network; weights of
+    another model are refused in one line."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    runner = CliRunner()
+    run = tmp_path / "se-run"
+    args = ["train", "lwc-densefuse", "--data", str(image_root), "-o", str(run), "--max-steps", "1", "-b", "4",
+            "--set", "crop=32", "--set", "tensorboard=false", "--set", 'model_kwargs={attention="se"}', "--no-progress"]
+    ok = runner.invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    pair = sorted((image_root / "ivif" / "SetA" / "ir").iterdir())[0]
+    fuse = ["fuse", "--ir", str(pair), "--vi", str(pair.parent.parent / "vi" / pair.name), "--weights", str(run / "model.safetensors")]
+    done = runner.invoke(app, [*fuse, "--model", "lwc-densefuse", "-o", str(tmp_path / "f.png")])
+    assert done.exit_code == 0 and (tmp_path / "f.png").is_file(), done.output
+    wrong = runner.invoke(app, [*fuse, "--model", "densefuse", "-o", str(tmp_path / "g.png")])
+    assert wrong.exit_code == 2 and "weights of 'lwc-densefuse', not 'densefuse'" in wrong.output, wrong.output
+    assert "Traceback" not in wrong.output and not (tmp_path / "g.png").exists()
+
+
 @pytest.mark.skipif(AE_MODEL is None, reason="no registered auto-encoder network")
 def test_fine_tuning_starts_from_the_shipped_or_given_weights(image_root, tmp_path):
     """``init`` loads weights before the first step: a pretrained auto-encoder already

@@ -11,6 +11,7 @@ luminance with the same shape, in ``[0, 1]``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -122,6 +123,25 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     return model
 
 
+def _trained_kwargs(name: str, path: Path) -> dict:
+    """Constructor arguments a litefuse training run stored in its safetensors metadata
+    (``litefuse train --set model_kwargs=...``), so its weights load by model name alone."""
+    if path.suffix != ".safetensors" or not path.is_file():
+        return {}
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        kwargs = json.loads(meta.get("model_kwargs", "{}"))
+    except Exception:  # foreign or corrupt file: load_weights reports it
+        return {}
+    trained = meta.get("model")
+    if trained and trained != name:
+        raise ModelError(f"{path}: weights of {trained!r}, not {name!r}; use --model {trained}")
+    return kwargs if isinstance(kwargs, dict) else {}
+
+
 def load_model(
     name: str,
     weights: str | Path | None = None,
@@ -131,10 +151,13 @@ def load_model(
 ) -> nn.Module:
     """Build a registered model, load weights and return it in eval mode.
 
-    ``weights``: a path to load instead of the shipped weights. ``pretrained=False`` skips
+    ``weights``: a path to load instead of the shipped weights; a litefuse run's safetensors
+    also supplies the constructor arguments it was trained with. ``pretrained=False`` skips
     loading (random initialisation, for training). Extra ``kwargs`` go to the factory.
     """
     info = get_model_info(name)
+    if weights is not None and info.kind == "network":
+        kwargs = {**_trained_kwargs(name, Path(weights)), **kwargs}  # explicit arguments win
     model = info.factory(**kwargs)
     if info.kind == "network":
         if weights is not None:
