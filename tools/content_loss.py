@@ -44,12 +44,14 @@ def main() -> None:
         label, _, rest = spec.partition("=")
         model, _, path = rest.partition(":")
         nets[label] = load_model(model, weights=path)
+    for net in nets.values():
+        net.eval()
     pairs = collect_pairs([args.data])[:: args.every]
     rows: dict[str, list[list[float]]] = {"max (F = M)": [], **{k: [] for k in nets}}
     with torch.inference_mode():
         for pair in pairs:
             ir, vi = _y(pair.a), _y(pair.b)
-            outs = {"max (F = M)": torch.maximum(ir, vi), **{k: n.eval()(ir, vi) for k, n in nets.items()}}
+            outs = {"max (F = M)": torch.maximum(ir, vi), **{k: n(ir, vi) for k, n in nets.items()}}
             for label, fused in outs.items():
                 total, parts = content_loss(fused, ir, vi)
                 rows[label].append([float(total), float(parts["l1"]), float(parts["grad"]), float(parts["msssim"])])
