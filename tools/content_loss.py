@@ -44,8 +44,6 @@ def main() -> None:
         label, _, rest = spec.partition("=")
         model, _, path = rest.partition(":")
         nets[label] = load_model(model, weights=path)
-    for net in nets.values():
-        net.eval()
     pairs = collect_pairs([args.data])[:: args.every]
     rows: dict[str, list[list[float]]] = {"max (F = M)": [], **{k: [] for k in nets}}
     with torch.inference_mode():
