@@ -370,6 +370,43 @@ def test_resume_after_a_crash_matches_uninterrupted_run(image_root, tmp_path):
     _assert_same_run(tmp_path / "full", tmp_path / "cut")
 
 
+def _snapshot_at_build(objective):
+    """Make ``objective`` record the model's parameters as ``build`` sees them (the initial weights)."""
+    seen: dict[str, torch.Tensor] = {}
+    build = objective.build
+
+    def recording(model, config):
+        build(model, config)
+        seen.update({k: v.detach().clone() for k, v in model.named_parameters()})
+
+    objective.build = recording
+    return seen
+
+
+def test_frozen_parameters_get_no_updates_until_their_stage_ends(image_root, tmp_path):
+    # 4 steps per epoch: stage 1 (2 epochs, first module frozen) ends at step 8
+    name = AE_MODEL or "densefuse"
+    top = next((TinyAE() if AE_MODEL is None else __import__("litefuse").load_model(name, pretrained=False)).named_parameters())[0].split(".")[0]
+    stages = [{"epochs": 2, "freeze": [top]}, {"epochs": 2, "freeze": []}]
+    kw = dict(stages=stages, plateau_patience=None, early_stopping_patience=0)
+    for steps, frozen_kept in ((8, True), (10, False)):
+        objective = get_objective(name)()
+        start = _snapshot_at_build(objective)
+        trainer = _trainer(_config(image_root, tmp_path / f"run{steps}", max_steps=steps, **kw), objective)
+        trainer.fit()
+        for key, value in trainer.model.named_parameters():
+            unchanged = torch.equal(value.detach().cpu(), start[key])
+            assert unchanged == (frozen_kept and key.split(".")[0] == top), (steps, key)
+    # a run cut inside the frozen stage resumes with the freeze in force
+    _trainer(_config(image_root, tmp_path / "cut", max_steps=5, **kw)).fit()
+    _trainer(_config(image_root, tmp_path / "cut", max_steps=10, **kw)).fit(resume=True)
+    _assert_same_run(tmp_path / "run10", tmp_path / "cut")
+    with pytest.raises(ConfigError, match="'nope' names no parameter"):
+        _trainer(_config(image_root, tmp_path / "bad", max_steps=1, freeze=["nope"])).fit()
+    with pytest.raises(ConfigError, match="'enc' names no parameter|row 1: freeze"):
+        _trainer(_config(image_root, tmp_path / "bad2", max_steps=1, stages=[{"epochs": 1, "freeze": "enc"}])).fit()
+
+
 # --------------------------------------------------------------------------------------------
 # configuration and command line
 
@@ -495,8 +532,8 @@ def test_model_card_reports_measured_facts_of_the_run(image_root, tmp_path):
     from litefuse.train.card import loss_curve, model_card
 
     out = tmp_path / "run"
-    _trainer(_config(image_root, out, max_steps=3, stages=[{"epochs": 1}])).fit()
     name = AE_MODEL or pytest.skip("no registered auto-encoder")
+    _trainer(_config(image_root, out, max_steps=3, stages=[{"epochs": 1}], freeze=["conv1"])).fit()
     result = compare([image_root / "ivif" / "SetA"], ["max", "mean"], metrics=["EN", "SF"], limit=2, preview=0)
     card = model_card(name, out / "model.safetensors", out, f"litefuse train {name}", result.markdown(), notes=["a note"])
 
@@ -509,6 +546,7 @@ def test_model_card_reports_measured_facts_of_the_run(image_root, tmp_path):
     assert f"{macs / 1e9:.3f} G" in card
     assert hashlib.sha256((out / "model.safetensors").read_bytes()).hexdigest()[:16] in card
     assert "| seed | 7 |" in card and "3 steps" in card and "stopped by `max_steps`" in card
+    assert "| frozen parameters | `conv1` |" in card
     assert f"litefuse train {name}" in card and "- a note" in card
     assert "| max |" in card and "| mean |" in card  # the results table beside the classical baseline
     png = loss_curve(out, tmp_path / "loss.png")

@@ -143,6 +143,7 @@ def model_card(
         f"(patience {cfg.get('plateau_patience')}), early stop patience {cfg.get('early_stopping_patience')} |",
         f"| objective | `{json.dumps(objective)}`" + (f"; stages `{json.dumps(stages)}`" if stages else "") + " |",
         f"| initial weights | {_init_text(cfg.get('init', ''))} |",
+        *([f"| frozen parameters | {', '.join(f'`{x}`' for x in cfg['freeze'])} |"] if cfg.get("freeze") else []),
         f"| seed | {s.get('seed')} |",
         f"| steps, epochs | {s.get('steps')} steps, {s.get('epochs_completed')} epochs; stopped by `{s.get('stop_reason')}` |",
         f"| weights taken from | {s.get('weights_from')} validation loss {s.get('best_val', float('nan')):.5g} at step {s.get('best_step')} |",

@@ -122,6 +122,9 @@ class TrainConfig:
     # initial weights: "" = random (from scratch), "pretrained" = the shipped weights, or a
     # weights file (safetensors / torch; a release checkpoint the model can remap) to fine-tune
     init: str = ""
+    # parameters that get no updates: dotted name prefixes of the model's parameters
+    # (e.g. ["alpha_net"] or ["encoder", "fusion.conv1"]); a [[stages]] row may set its own
+    freeze: list[str] = field(default_factory=list)
     # optimisation
     lr: float = 1e-3
     optimizer: str = "adam"
@@ -315,7 +318,7 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
             if isinstance(value, (str, Path)):
                 value = [value]
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, Path)) for v in value):
-                raise bad("a list of paths")
+                raise bad("a list of paths" if name == "data" else "a list of strings")
             return [str(v) for v in value]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, dict) for v in value):
             raise bad("an array of tables ([[stages]])")
@@ -399,10 +402,20 @@ class Objective:
             known = ", ".join(sorted(self.defaults)) or "none"
             raise ConfigError(f"[objective]: unknown key {unknown[0]!r} for {config.model}; known keys: {known}")
         for i, row in enumerate(config.stages, 1):
-            extra = sorted(set(row) - {"epochs", "lr"} - set(self.stage_keys))
+            extra = sorted(set(row) - {"epochs", "lr", "freeze"} - set(self.stage_keys))
             if extra:
-                known = ", ".join(["epochs", "lr", *sorted(self.stage_keys)])
+                known = ", ".join(["epochs", "freeze", "lr", *sorted(self.stage_keys)])
                 raise ConfigError(f"[[stages]] row {i}: unknown key {extra[0]!r}; known keys: {known}")
+        names = [name for name, _ in model.named_parameters()]
+        for where, prefixes in [("freeze", config.freeze)] + [
+            (f"[[stages]] row {i}: freeze", row["freeze"]) for i, row in enumerate(config.stages, 1) if "freeze" in row
+        ]:
+            if not isinstance(prefixes, list) or not all(isinstance(x, str) for x in prefixes):
+                raise ConfigError(f"{where} must be a list of parameter-name prefixes, got {prefixes!r}")
+            for prefix in prefixes:
+                if not any(_under(name, prefix) for name in names):
+                    tops = ", ".join(dict.fromkeys(name.split(".")[0] for name in names))
+                    raise ConfigError(f"{where}: {prefix!r} names no parameter of {config.model}; top-level modules: {tops}")
         self.model, self.config = model, config
         self.params = {**self.defaults, **config.objective}
 
@@ -433,8 +446,14 @@ class Objective:
 
         The base version manages learning rates: every stage after the first starts from the
         optimizers' initial lrs (undoing plateau cuts of the previous stage), and a row's ``lr``
-        sets the model optimizer's (the first one's).
+        sets the model optimizer's (the first one's). ``freeze`` (the row's, else the config's)
+        stops updates of the model parameters under those name prefixes: they get no gradient,
+        so the optimizers skip them.
         """
+        if self.model is not None and self.config is not None:
+            frozen = params.get("freeze", self.config.freeze)
+            for name, param in self.model.named_parameters():
+                param.requires_grad_(not any(_under(name, prefix) for prefix in frozen))
         if not hasattr(self, "_initial_lrs"):
             self._initial_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.optimizers.items()}
         elif index > 0:
@@ -479,6 +498,11 @@ class Objective:
             opt.load_state_dict(state["optimizers"][key])
         for key, net in self.nets.items():
             net.load_state_dict(state["nets"][key])
+
+
+def _under(name: str, prefix: str) -> bool:
+    """Whether parameter ``name`` lies under the dotted ``prefix`` (``a.b`` covers ``a.b.weight``, not ``a.bc``)."""
+    return name == prefix or name.startswith(prefix + ".")
 
 
 _OBJECTIVES: dict[str, type[Objective]] = {}
