@@ -49,6 +49,9 @@ def test_content_loss_matches_hand_computation():
     assert parts["grad"].item() == pytest.approx(grad, abs=1e-12)
     assert parts["msssim"].item() == pytest.approx(sim, abs=1e-12)
     assert total.item() == pytest.approx(l1 + grad + 1 - sim, abs=1e-12)
+    # a curriculum stage may scale the gradient term; the parts stay unweighted
+    total, parts = content_loss(_t(fused), _t(ir), _t(vi), grad_weight=0.25)
+    assert total.item() == pytest.approx(l1 + 0.25 * grad + 1 - sim, abs=1e-12) and parts["grad"].item() == pytest.approx(grad, abs=1e-12)
     # F = max(IR, VI): only the gradient term is left
     total, parts = content_loss(_t(m), _t(ir), _t(vi))
     assert parts["l1"].item() == 0 and parts["msssim"].item() == pytest.approx(1.0, abs=1e-9)
@@ -154,6 +157,19 @@ def test_run_checkpoints_critics_but_exports_the_generator_only(pairs_root, tmp_
     loaded = litefuse.load_model("dwsfusion", weights=out / "model.safetensors")
     assert sum(p.numel() for p in loaded.parameters()) == 9035
     assert loaded(torch.rand(1, 1, 17, 23), torch.rand(1, 1, 17, 23)).shape == (1, 1, 17, 23)
+
+
+def test_curriculum_stage_drops_the_gradient_term_then_restores_it(pairs_root, tmp_path):
+    out = tmp_path / "run"
+    stages = [{"epochs": 1, "grad_weight": 0.0}, {"epochs": 1}]
+    Trainer(_config(pairs_root, out, stages=stages, val_every=0, max_steps=None)).fit()
+    rows = [r.split(",") for r in (out / "log.csv").read_text().splitlines()]
+    col = {k: i for i, k in enumerate(rows[0])}
+    vals = [{k: float(r[i]) for k, i in col.items() if k not in ("kind",) and r[i]} for r in rows[1:] if r[0] == "val"]
+    assert [v["stage"] for v in vals] == [1, 2]
+    for v, g in zip(vals, (0.0, 1.0)):  # validation loss = 10·(l1 + g·grad + 1 − MS-SSIM) + dual
+        assert v["grad"] > 0.01
+        assert v["loss"] == pytest.approx(10 * (v["l1"] + g * v["grad"] + 1 - v["msssim"]) + v["dual"], rel=1e-3)
 
 
 def test_registered_critic_head_is_trained_and_checkpointed(pairs_root, tmp_path):

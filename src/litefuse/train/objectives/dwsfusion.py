@@ -8,7 +8,8 @@ With M = max(IR, VI) per pixel and ∇ = |Sobel_x ∗ ·| + |Sobel_y ∗ ·| (ze
 - dual      L_W = L1(W_IR, F_IR) + L1(W_VI, F_VI) + L1(W_IR, 1 − W_VI), no detach, where
   W_* = AWEM_*(source) and F_* = AWEM_*(fused) (``forward_all(..., dual=True)``);
 - adversarial L_adv = −mean D_IR(F) − mean D_VI(F);
-- generator L_G = 10·L_c + L_W + 0.1·L_adv (``content_weight``, ``dual_weight``, ``adv_weight``).
+- generator L_G = 10·L_c + L_W + 0.1·L_adv (``content_weight``, ``dual_weight``, ``adv_weight``;
+  ``grad_weight`` scales the gradient term of L_c, 1 as in the paper, for curriculum stages).
 
 Two critics (D_IR: real = IR, D_VI: real = visible Y) train as WGAN-GP critics,
 ``mean D(F) − mean D(real) + λ_GP·mean (‖∇_x̂ D(x̂)‖₂ − 1)²`` on per-sample random
@@ -48,13 +49,16 @@ from ..losses import ms_ssim, sobel_gradient
 __all__ = ["DWSFusionObjective", "content_loss", "dual_weight_loss", "gradient_penalty"]
 
 
-def content_loss(fused: Tensor, ir: Tensor, vi: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-    """``L1(F, M) + L1(∇F, max(∇IR, ∇VI)) + (1 − MS-SSIM(F, M))`` and its parts (l1, grad, msssim)."""
+def content_loss(fused: Tensor, ir: Tensor, vi: Tensor, grad_weight: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+    """``L1(F, M) + g·L1(∇F, max(∇IR, ∇VI)) + (1 − MS-SSIM(F, M))`` and its parts (l1, grad, msssim).
+
+    ``g = grad_weight`` is 1 in the paper; a curriculum stage may lower it.
+    """
     target = torch.maximum(ir, vi)
     l1 = F.l1_loss(fused, target)
     grad = F.l1_loss(sobel_gradient(fused), torch.maximum(sobel_gradient(ir), sobel_gradient(vi)))
     sim = ms_ssim(fused, target)
-    return l1 + grad + (1.0 - sim), {"l1": l1, "grad": grad, "msssim": sim}
+    return l1 + grad_weight * grad + (1.0 - sim), {"l1": l1, "grad": grad, "msssim": sim}
 
 
 def dual_weight_loss(out: dict[str, Tensor]) -> Tensor:
@@ -81,11 +85,12 @@ class DWSFusionObjective(Objective):
         "dual_weight": 1.0,
         "adv_weight": 0.1,
         "gp_weight": 10.0,
+        "grad_weight": 1.0,  # weight of the gradient term inside L_c (1 = the paper)
         "critic_lr": None,  # None = the generator's lr
         "critic_optimizer": "rmsprop",
         "critic_head": "model",  # the model's make_critic() (release quirk for dwsfusion), or "registered"
     }
-    stage_keys = frozenset({"content_weight", "dual_weight", "adv_weight", "gp_weight"})
+    stage_keys = frozenset({"content_weight", "dual_weight", "adv_weight", "gp_weight", "grad_weight"})
 
     def build(self, model: nn.Module, config: TrainConfig) -> None:
         super().build(model, config)
@@ -95,7 +100,7 @@ class DWSFusionObjective(Objective):
         head = p["critic_head"]
         if head not in ("registered", "model"):
             raise ConfigError(f"[objective]: critic_head must be 'registered' or 'model', got {head!r}")
-        for key in ("content_weight", "dual_weight", "adv_weight", "gp_weight"):
+        for key in ("content_weight", "dual_weight", "adv_weight", "gp_weight", "grad_weight"):
             if not isinstance(p[key], (int, float)) or isinstance(p[key], bool) or p[key] < 0:
                 raise ConfigError(f"[objective]: {key} must be a number >= 0, got {p[key]!r}")
         critic_lr = config.lr if p["critic_lr"] is None else float(p["critic_lr"])
@@ -117,6 +122,7 @@ class DWSFusionObjective(Objective):
         self.dual_weight = float(params["dual_weight"])
         self.adv_weight = float(params["adv_weight"])
         self.gp_weight = float(params["gp_weight"])
+        self.grad_weight = float(params["grad_weight"])
 
     def on_stage(self, index: int, params: dict[str, Any]) -> None:
         super().on_stage(index, params)
@@ -135,7 +141,7 @@ class DWSFusionObjective(Objective):
 
     def generator_losses(self, ir: Tensor, vi: Tensor, out: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """``content_weight·L_c + dual_weight·L_W`` (no adversarial term) and its logged parts."""
-        content, parts = content_loss(out["fused"], ir, vi)
+        content, parts = content_loss(out["fused"], ir, vi, self.grad_weight)
         dual = dual_weight_loss(out)
         total = self.content_weight * content + self.dual_weight * dual
         logged = {"content": content.item(), **{k: v.item() for k, v in parts.items()}, "dual": dual.item(),
