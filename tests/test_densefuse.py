@@ -173,13 +173,15 @@ def test_l1_rule_is_differentiable() -> None:
 def test_lwc_param_counts() -> None:
     counts = {name: count_params(LWCDenseFuse(**kw)) for name, kw in ABLATION_VARIANTS.items()}
     assert counts["densefuse"] == 74_193
-    assert counts["sclwc"] == count_params(load_model("lwc-densefuse", pretrained=False)) == 4_835
-    assert counts["sclwc"] <= 9_300 and counts["sclwc"] * 8 <= 74_193
+    assert counts["sclwc"] == 4_835
+    assert counts["sclwc-g2"] == count_params(load_model("lwc-densefuse", pretrained=False)) == 6_883  # the default
+    assert counts["sclwc-g2"] <= 9_300 and counts["sclwc-g2"] * 8 <= 74_193  # the bound: 1/8 of DenseFuse
     assert counts["dws"] == counts["dws+shuffle"] == 4_817  # shuffle adds no parameters
     assert counts["dws+att"] == counts["sclwc"] == counts["sclwc+res"] == 4_835  # ECA: 6 x 3 weights
     assert all(n <= 9_300 for name, n in counts.items() if name not in ("densefuse", "dws-g1"))
-    # hand count of the default SC-LWC block 64 -> 64: DW 64*9 + grouped PW 64*16 + 64 + ECA 3
-    assert count_params(SCLWConv(64, 64)) == 576 + 1024 + 64 + 3
+    # hand count of an SC-LWC block 64 -> 64: DW 64*9 + grouped PW 64*64/g + 64 + ECA 3
+    assert count_params(SCLWConv(64, 64, groups=4)) == 576 + 1024 + 64 + 3
+    assert count_params(SCLWConv(64, 64, groups=2)) == 576 + 2048 + 64 + 3
 
 
 def test_state_dicts_are_contiguous_for_safetensors() -> None:
@@ -322,11 +324,12 @@ def test_count_macs_of_the_networks() -> None:
     # DenseFuse per pixel: encoder 9*(16 + 16*16 + 32*16 + 48*16) twice, decoder 9*(64*64 + 64*32 + 32*16 + 16)
     per_pixel = 2 * 9 * (16 + 256 + 512 + 768) + 9 * (4096 + 2048 + 512 + 16)
     assert count_macs(DenseFuse(), (x, x)) == per_pixel * h * w
-    # LWC-DenseFuse: depthwise 9*C_in + grouped pointwise C_in*C_out/4 per block, ECA 1-D convs
+    # LWC-DenseFuse: depthwise 9*C_in + grouped pointwise C_in*C_out/g per block, ECA 1-D convs
     blocks = [(16, 16), (32, 16), (48, 16)]
-    enc = 9 * 16 + sum(9 * ci + ci * co // 4 for ci, co in blocks)
-    dec = sum(9 * ci + ci * co // 4 for ci, co in [(64, 64), (64, 32), (32, 16)]) + 9 * 16
     eca = 2 * 3 * 16 * 3 + 3 * (64 + 32 + 16)  # k=3 over each block's channel descriptor
-    assert count_macs(LWCDenseFuse(), (x, x)) == (2 * enc + dec) * h * w + eca
+    for g in (2, 4):
+        enc = 9 * 16 + sum(9 * ci + ci * co // g for ci, co in blocks)
+        dec = sum(9 * ci + ci * co // g for ci, co in [(64, 64), (64, 32), (32, 16)]) + 9 * 16
+        assert count_macs(LWCDenseFuse(groups=g), (x, x)) == (2 * enc + dec) * h * w + eca
     with pytest.raises(ValueError):
         count_macs(DenseFuse(), (x, x), method="guess")
