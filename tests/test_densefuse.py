@@ -333,3 +333,24 @@ def test_count_macs_of_the_networks() -> None:
         assert count_macs(LWCDenseFuse(groups=g), (x, x)) == (2 * enc + dec) * h * w + eca
     with pytest.raises(ValueError):
         count_macs(DenseFuse(), (x, x), method="guess")
+
+
+def test_weights_from_before_the_default_change_load_by_name(tmp_path) -> None:
+    """A g = 4 file without constructor metadata (trained when g = 4 was the default) loads as g = 4."""
+    from safetensors.torch import save_file
+
+    from litefuse.errors import ModelError
+
+    old = LWCDenseFuse(groups=4).eval()
+    path = tmp_path / "old.safetensors"
+    save_file({k: v.contiguous() for k, v in old.state_dict().items()}, str(path))
+    model = load_model("lwc-densefuse", weights=path)
+    assert model.config["groups"] == 4 and count_params(model) == 4_835
+    x = torch.rand(1, 1, 12, 14)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x, x), old(x, x))
+    with pytest.raises(ModelError, match="do not fit"):  # an explicit argument still wins
+        load_model("lwc-densefuse", weights=path, groups=2)
+    standard = tmp_path / "standard.safetensors"  # no SC-LWC layers: nothing to infer
+    save_file({k: v.contiguous() for k, v in LWCDenseFuse(conv="standard").state_dict().items()}, str(standard))
+    assert load_model("lwc-densefuse", weights=standard, conv="standard").config == {"conv": "standard"}

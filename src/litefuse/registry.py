@@ -37,6 +37,9 @@ class ModelInfo:
     tasks: tuple[str, ...] = ("ivif",)
     paper: str = ""
     defaults: dict = field(default_factory=dict)
+    #: constructor arguments read off a weights file's tensor shapes (name -> shape), for
+    #: files whose metadata does not carry them (e.g. trained before a default changed)
+    infer_kwargs: Callable[[dict[str, tuple[int, ...]]], dict] | None = None
 
     @property
     def weights_path(self) -> Path | None:
@@ -61,13 +64,14 @@ def register_model(
     weights: str | None = None,
     tasks: tuple[str, ...] = ("ivif",),
     paper: str = "",
+    infer_kwargs: Callable[[dict[str, tuple[int, ...]]], dict] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a factory ``(**kwargs) -> nn.Module`` under ``name``."""
 
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelInfo(name, description, factory, kind, weights, tuple(tasks), paper)
+        _REGISTRY[name] = ModelInfo(name, description, factory, kind, weights, tuple(tasks), paper, infer_kwargs=infer_kwargs)
         return factory
 
     return wrap
@@ -123,6 +127,19 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     return model
 
 
+def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of a safetensors file, read from its header ({} for other or corrupt files)."""
+    if path.suffix != ".safetensors" or not path.is_file():
+        return {}
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception:  # load_weights reports it
+        return {}
+
+
 def _trained_kwargs(name: str, path: Path) -> dict:
     """Constructor arguments a litefuse training run stored in its safetensors metadata
     (``litefuse train --set model_kwargs=...``), so its weights load by model name alone."""
@@ -157,7 +174,8 @@ def load_model(
     """
     info = get_model_info(name)
     if weights is not None and info.kind == "network":
-        kwargs = {**_trained_kwargs(name, Path(weights)), **kwargs}  # explicit arguments win
+        inferred = info.infer_kwargs(_shapes(Path(weights))) if info.infer_kwargs else {}
+        kwargs = {**inferred, **_trained_kwargs(name, Path(weights)), **kwargs}  # explicit arguments win
     model = info.factory(**kwargs)
     if info.kind == "network":
         if weights is not None:

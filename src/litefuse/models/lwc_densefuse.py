@@ -289,12 +289,22 @@ def ablation_kwargs(variant: str) -> dict:
         raise ValueError(f"unknown ablation variant {variant!r}; choose from {list(ABLATION_VARIANTS)}") from None
 
 
+def _infer_kwargs(shapes: dict[str, tuple[int, ...]]) -> dict:
+    """``groups`` of a weights file from its first dense-layer convs (files trained before the
+    default changed from 4 to 2 carry no ``groups`` in their metadata)."""
+    dw, pw = shapes.get("dense.layers.0.dw.weight"), shapes.get("dense.layers.0.pw.weight")
+    if dw is None or pw is None or len(pw) != 4 or not pw[1] or dw[0] % pw[1]:
+        return {}
+    return {"groups": dw[0] // pw[1]}
+
+
 @register_model(
     "lwc-densefuse",
     description="LWC-DenseFuse: DenseFuse with SC-LWC convs (6,883 params), l1-norm rule",
     weights="lwc-densefuse.safetensors",
     tasks=("ivif",),
     paper="Sensors 2026, 26(12), 3748",
+    infer_kwargs=_infer_kwargs,
 )
 def lwc_densefuse(variant: str | None = None, **kwargs) -> nn.Module:
     """Build LWC-DenseFuse; ``variant`` picks an ablation preset, ``kwargs`` override it."""
