@@ -383,6 +383,19 @@ def _snapshot_at_build(objective):
     return seen
 
 
+def test_freeze_restores_what_the_model_itself_keeps_fixed():
+    model = TinyAE()
+    model.dec.bias.requires_grad_(False)  # fixed by the model, not by the config
+    cfg = TrainConfig.from_dict(dict(model="densefuse", stages=[{"epochs": 1, "freeze": ["enc"]}, {"epochs": 1, "freeze": []}]))
+    objective = get_objective("densefuse")()
+    objective.build(model, cfg)
+    grads = lambda: {n: p.requires_grad for n, p in model.named_parameters()}  # noqa: E731
+    objective.stage(0)
+    assert grads() == {"enc.weight": False, "enc.bias": False, "dec.weight": True, "dec.bias": False}
+    objective.stage(1)
+    assert grads() == {"enc.weight": True, "enc.bias": True, "dec.weight": True, "dec.bias": False}
+
+
 def test_frozen_parameters_get_no_updates_until_their_stage_ends(image_root, tmp_path):
     # 4 steps per epoch: stage 1 (2 epochs, first module frozen) ends at step 8
     name = AE_MODEL or "densefuse"

@@ -127,22 +127,11 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     return model
 
 
-def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor shapes of a safetensors file, read from its header ({} for other or corrupt files)."""
-    if path.suffix != ".safetensors" or not path.is_file():
-        return {}
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except Exception:  # load_weights reports it
-        return {}
-
-
-def _trained_kwargs(name: str, path: Path) -> dict:
-    """Constructor arguments a litefuse training run stored in its safetensors metadata
-    (``litefuse train --set model_kwargs=...``), so its weights load by model name alone."""
+def _file_kwargs(info: ModelInfo, path: Path) -> dict:
+    """Constructor arguments of a safetensors weights file, from one read of its header: those a
+    litefuse training run stored in the metadata (``litefuse train --set model_kwargs=...``), so
+    its weights load by model name alone, over those the model reads off the tensor shapes
+    (:attr:`ModelInfo.infer_kwargs`, for files whose metadata does not name them)."""
     if path.suffix != ".safetensors" or not path.is_file():
         return {}
     try:
@@ -150,13 +139,15 @@ def _trained_kwargs(name: str, path: Path) -> dict:
 
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()} if info.infer_kwargs else {}
         kwargs = json.loads(meta.get("model_kwargs", "{}"))
     except Exception:  # foreign or corrupt file: load_weights reports it
         return {}
     trained = meta.get("model")
-    if trained and trained != name:
-        raise ModelError(f"{path}: weights of {trained!r}, not {name!r}; use --model {trained}")
-    return kwargs if isinstance(kwargs, dict) else {}
+    if trained and trained != info.name:
+        raise ModelError(f"{path}: weights of {trained!r}, not {info.name!r}; use --model {trained}")
+    inferred = info.infer_kwargs(shapes) if info.infer_kwargs else {}
+    return {**inferred, **(kwargs if isinstance(kwargs, dict) else {})}
 
 
 def load_model(
@@ -174,8 +165,7 @@ def load_model(
     """
     info = get_model_info(name)
     if weights is not None and info.kind == "network":
-        inferred = info.infer_kwargs(_shapes(Path(weights))) if info.infer_kwargs else {}
-        kwargs = {**inferred, **_trained_kwargs(name, Path(weights)), **kwargs}  # explicit arguments win
+        kwargs = {**_file_kwargs(info, Path(weights)), **kwargs}  # explicit arguments win
     model = info.factory(**kwargs)
     if info.kind == "network":
         if weights is not None:

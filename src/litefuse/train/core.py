@@ -418,6 +418,7 @@ class Objective:
                     raise ConfigError(f"{where}: {prefix!r} names no parameter of {config.model}; top-level modules: {tops}")
         self.model, self.config = model, config
         self.params = {**self.defaults, **config.objective}
+        self._trainable = {name: p.requires_grad for name, p in model.named_parameters()}  # what freeze restores
 
     def build_datasets(
         self, train: Sequence[Pair], val: Sequence[Pair], config: TrainConfig
@@ -453,7 +454,7 @@ class Objective:
         if self.model is not None and self.config is not None:
             frozen = params.get("freeze", self.config.freeze)
             for name, param in self.model.named_parameters():
-                param.requires_grad_(not any(_under(name, prefix) for prefix in frozen))
+                param.requires_grad_(self._trainable[name] and not any(_under(name, prefix) for prefix in frozen))
         if not hasattr(self, "_initial_lrs"):
             self._initial_lrs = {k: [g["lr"] for g in o.param_groups] for k, o in self.optimizers.items()}
         elif index > 0:
