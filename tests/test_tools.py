@@ -1,17 +1,25 @@
-"""tools/positive_ceiling.py: the per-pair oracle of the positive-sample rule, on a hand-made table."""
+"""The analysis scripts under tools/ whose numbers the docs quote, on hand-made inputs."""
 
 import csv
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from litefuse.metrics import CORE_METRICS
 from litefuse.train.positives import BANK
 
-spec = importlib.util.spec_from_file_location("positive_ceiling", Path(__file__).parents[1] / "tools" / "positive_ceiling.py")
-ceiling = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ceiling)
+
+def _tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ceiling = _tool("positive_ceiling")
+residual = _tool("residual_to_max")
 
 
 def _write(path: Path, table: dict[str, dict[str, float]]) -> None:
@@ -44,3 +52,20 @@ def test_a_pair_missing_a_bank_fuser_is_one_line_error(tmp_path):
     _write(path, table)
     with pytest.raises(SystemExit, match="pair S/a has no rows for wavelet"):
         ceiling.oracle_table(path, "net")
+
+
+def test_residual_to_max_separates_a_smooth_offset_from_added_edges():
+    rng = np.random.default_rng(0)
+    ir = rng.integers(0, 200, (64, 64)).astype(np.uint8)
+    vi = rng.integers(0, 200, (64, 64)).astype(np.uint8)
+    m = np.maximum(ir, vi)
+    exact = dict(zip(residual.COLUMNS, residual.residual_stats(ir, vi, m)))
+    assert exact["mean abs F−M"] == exact["abs low"] == exact["abs high"] == 0.0
+    assert exact["std F"] == exact["std M"]
+    offset = dict(zip(residual.COLUMNS, residual.residual_stats(ir, vi, m + 3)))  # a constant is all low frequency
+    assert offset["abs low"] == pytest.approx(3.0) and offset["abs high"] == pytest.approx(0.0, abs=1e-12)
+    assert offset["F>M+1"] == 1.0 and offset["MI(F,IR)"] == pytest.approx(exact["MI(F,IR)"])  # a shift keeps MI
+    checker = (np.indices(m.shape).sum(axis=0) % 2 * 6).astype(np.uint8)  # +0/+6 alternating: high frequency
+    edges = dict(zip(residual.COLUMNS, residual.residual_stats(ir, vi, m + checker)))
+    assert edges["abs high"] == pytest.approx(3.0, abs=0.1)  # vs 0 for the constant offset
+    assert edges["MI(F,VI)"] < exact["MI(F,VI)"]
