@@ -69,3 +69,9 @@ def test_residual_to_max_separates_a_smooth_offset_from_added_edges():
     edges = dict(zip(residual.COLUMNS, residual.residual_stats(ir, vi, m + checker)))
     assert edges["abs high"] == pytest.approx(3.0, abs=0.1)  # vs 0 for the constant offset
     assert edges["MI(F,VI)"] < exact["MI(F,VI)"]
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (Path(__file__).parents[1] / "tools").glob("*.py")))
+def test_tool_scripts_compile(script):
+    path = Path(__file__).parents[1] / "tools" / script
+    compile(path.read_text(encoding="utf-8"), str(path), "exec")  # maintainer scripts are not imported by the suite
