@@ -12,7 +12,8 @@ for the same number of epochs. Writes ``docs/lwc-ablation.md``.
 ``dwsfusion``: the release design (random per-call critic head) and then each DWSFusion+ fix
 switched on cumulatively (registered critic head, bounded α, ECA channel gate, signed AWEM
 residual, separate AWEM BNs, average pooling = DWSFusion+), each for the same number of steps
-with the CPU-saving recipe of ``dwsfusion-plus.toml`` (176×240, batch 8, lr 3e-3, seed 0). Writes ``docs/dwsfusion-ablation.md``.
+with the CPU-saving recipe of ``dwsfusion-plus.toml`` (176×240, batch 8, lr 3e-3, seed 0).
+Writes ``docs/dwsfusion-ablation.md``.
 
 Columns: params, MACs and CPU latency at 640×480 (one interleaved timing run in this process)
 and the 8 core metrics on development infrared–visible sets, ``max`` scored in the same run.
