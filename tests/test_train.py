@@ -562,5 +562,10 @@ def test_model_card_reports_measured_facts_of_the_run(image_root, tmp_path):
     assert "| frozen parameters | `conv1` |" in card
     assert f"litefuse train {name}" in card and "- a note" in card
     assert "| max |" in card and "| mean |" in card  # the results table beside the classical baseline
+    assert "| initial weights | random (trained from scratch) |" in card
+    # a run continued from another run's best weights names that run, not just model.safetensors
+    _trainer(_config(image_root, tmp_path / "part2", max_steps=1, init=str(out / "model.safetensors"))).fit()
+    part2 = model_card(name, tmp_path / "part2" / "model.safetensors", tmp_path / "part2", "cmd", result.markdown())
+    assert "| initial weights | `run/model.safetensors` (fine-tuned) |" in part2
     png = loss_curve(out, tmp_path / "loss.png")
     assert png.stat().st_size > 1000

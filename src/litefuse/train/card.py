@@ -90,7 +90,12 @@ def _init_text(init: str) -> str:
     """How the run started: from scratch, the shipped weights, or a named file (fine-tuning)."""
     if not init:
         return "random (trained from scratch)"
-    return "the shipped weights (fine-tuned)" if init == "pretrained" else f"`{Path(init).name}` (fine-tuned)"
+    if init == "pretrained":
+        return "the shipped weights (fine-tuned)"
+    # a run's best weights are all called model.safetensors: name the run folder as well
+    path = Path(init)
+    name = f"{path.parent.name}/{path.name}" if path.name == "model.safetensors" else path.name
+    return f"`{name}` (fine-tuned)"
 
 
 def _sha256(path: Path) -> str:
