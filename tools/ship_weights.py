@@ -30,9 +30,6 @@ RECIPES = {
     "densefuse": "litefuse train densefuse --set threads=1 --out runs/densefuse",
     "lwc-densefuse": "litefuse train lwc-densefuse --set threads=1 --out runs/lwc-densefuse",
     "aenetv2": "litefuse train aenetv2 --set threads=1 --out runs/aenetv2 --max-steps 3323",
-    # stage 1: trained critic heads (the recipe of the time; early stopping ends it); stage 2: the
-    # release's random critic head from stage 1's best weights (see docs/dwsfusion-ablation.md);
-    # stage 3: a warm restart at lr 3e-3 with more plateau patience from stage 2's best
     # part 1: the packaged recipe = the release's (240x320, batch 16, lr 1e-2, seed 2), early
     # stopping ends it; part 2: from part 1's best at the release's constant lr 1e-2 (its epochs
     # were ~1,000 steps, so its plateau rule never fired), stopped by hand (resume is exact)
@@ -40,6 +37,9 @@ RECIPES = {
         "litefuse train dwsfusion --out runs/relrec-full-s2\n"
         "litefuse train dwsfusion --init runs/relrec-full-s2/model.safetensors --set plateau_patience=1000 --set early_stopping_patience=1000 --set epochs=400 --set checkpoint_every=14 --set threads=2 --out runs/full-s2c --max-steps 864"
     ),
+    # stage 1: trained critic heads (the recipe of the time; early stopping ends it); stage 2: the
+    # release's random critic head from stage 1's best weights (see docs/dwsfusion-ablation.md);
+    # stage 3: a warm restart at lr 3e-3 with more plateau patience from stage 2's best
     "dwsfusion-plus": (
         "litefuse train dwsfusion-plus --set threads=1 --set 'objective.critic_head=\"registered\"' --out runs/dwsfusion-plus --max-steps 2000\n"
         "litefuse train dwsfusion-plus --set threads=1 --init runs/dwsfusion-plus/model.safetensors --out runs/plusC\n"

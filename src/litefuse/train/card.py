@@ -92,10 +92,8 @@ def _init_text(init: str) -> str:
         return "random (trained from scratch)"
     if init == "pretrained":
         return "the shipped weights (fine-tuned)"
-    # a run's best weights are all called model.safetensors: name the run folder as well
-    path = Path(init)
-    name = f"{path.parent.name}/{path.name}" if path.name == "model.safetensors" else path.name
-    return f"`{name}` (fine-tuned)"
+    path = Path(init)  # with its folder: every run's best weights are called model.safetensors
+    return f"`{path.parent.name}/{path.name}` (fine-tuned)"
 
 
 def _sha256(path: Path) -> str:
