@@ -20,6 +20,7 @@ def _tool(name: str):
 
 ceiling = _tool("positive_ceiling")
 residual = _tool("residual_to_max")
+plus_init = _tool("plus_from_dwsfusion")
 
 
 def _write(path: Path, table: dict[str, dict[str, float]]) -> None:
@@ -69,6 +70,53 @@ def test_residual_to_max_separates_a_smooth_offset_from_added_edges():
     edges = dict(zip(residual.COLUMNS, residual.residual_stats(ir, vi, m + checker)))
     assert edges["abs high"] == pytest.approx(3.0, abs=0.1)  # vs 0 for the constant offset
     assert edges["MI(F,VI)"] < exact["MI(F,VI)"]
+
+
+def _demo_lumas(seeds=(0, 1, 2)):
+    import torch
+
+    from litefuse.colour import rgb_to_ycbcr
+    from litefuse.demo import synthetic_pair
+
+    out = []
+    for seed in seeds:
+        ir, vi = synthetic_pair(96, 128, seed=seed)
+        out.append((torch.from_numpy(ir)[None, None], torch.from_numpy(np.ascontiguousarray(rgb_to_ycbcr(vi)[0]))[None, None]))
+    return out
+
+
+def test_plus_start_computes_what_the_shipped_dwsfusion_computes():
+    import torch
+
+    from litefuse.registry import load_model
+
+    dws = load_model("dwsfusion").eval()
+    pairs = _demo_lumas()
+    state, a0, lo, hi = plus_init.plus_state(dws, pairs)
+    assert 0 < lo <= a0 <= hi < 1
+    plus = load_model("dwsfusion-plus", pretrained=False)
+    plus.load_state_dict(state, strict=True)
+    plus.eval()
+    with torch.no_grad():
+        for ir, vi in pairs:
+            assert plus.alpha_net(torch.cat([ir, vi], 1)).item() == pytest.approx(dws.alpha_net(torch.cat([ir, vi], 1)).item(), abs=1e-5)
+            assert (plus(ir, vi) - dws(ir, vi)).abs().max().item() < 1e-5
+        # copying the weights unchanged would not: sigmoid(a0) is not relu(a0)
+        plus.load_state_dict(dws.state_dict())
+        ir, vi = pairs[0]
+        assert (plus(ir, vi) - dws(ir, vi)).abs().max().item() > 1e-3
+
+
+def test_plus_start_refuses_a_dead_alpha():
+    import torch
+
+    from litefuse.registry import load_model
+
+    dws = load_model("dwsfusion").eval()
+    with torch.no_grad():
+        dws.alpha_net.fc.bias.fill_(-5.0)  # relu(a) = 0 on every pair: sigmoid cannot match
+    with pytest.raises(SystemExit, match="alpha pre-activations span"):
+        plus_init.plus_state(dws, _demo_lumas((0,)))
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in (Path(__file__).parents[1] / "tools").glob("*.py")))

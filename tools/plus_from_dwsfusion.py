@@ -40,6 +40,19 @@ def alpha_preactivation(model: torch.nn.Module, ir: torch.Tensor, vi: torch.Tens
     return net.fc(F.relu(net.conv2(z)).mean(dim=(2, 3))).item()
 
 
+def plus_state(dws: torch.nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[dict, float, float, float]:
+    """``dwsfusion-plus`` weights computing what ``dws`` computes on ``pairs``: (state, a0, min a, max a)."""
+    pre = torch.tensor([alpha_preactivation(dws, ir, vi) for ir, vi in pairs])
+    a0 = pre.mean().item()
+    if pre.min() <= 0 or a0 >= 1:
+        raise SystemExit(f"alpha pre-activations span [{pre.min():.4g}, {pre.max():.4g}]: no single sigmoid point matches")
+    s = a0 * (1 - a0)
+    state = {k: v.detach().clone().contiguous() for k, v in dws.state_dict().items()}
+    state["alpha_net.fc.weight"] = state["alpha_net.fc.weight"] / s
+    state["alpha_net.fc.bias"] = (state["alpha_net.fc.bias"] - a0) / s + math.log(a0 / (1 - a0))
+    return state, a0, pre.min().item(), pre.max().item()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("source", help="dwsfusion weights (safetensors or the release .pth)")
@@ -51,14 +64,7 @@ def main() -> None:
     dws = load_weights(load_model("dwsfusion", pretrained=False), args.source).eval()
     pairs = collect_pairs([args.data])
     loaded = [(_luma(p.a), _luma(p.b)) for p in pairs]
-    pre = torch.tensor([alpha_preactivation(dws, ir, vi) for ir, vi in loaded])
-    a0 = pre.mean().item()
-    if pre.min() <= 0 or a0 >= 1:
-        raise SystemExit(f"alpha pre-activations span [{pre.min():.4g}, {pre.max():.4g}]: no single sigmoid point matches")
-    s = a0 * (1 - a0)
-    state = {k: v.detach().clone().contiguous() for k, v in dws.state_dict().items()}
-    state["alpha_net.fc.weight"] = state["alpha_net.fc.weight"] / s
-    state["alpha_net.fc.bias"] = (state["alpha_net.fc.bias"] - a0) / s + math.log(a0 / (1 - a0))
+    state, a0, lo, hi = plus_state(dws, loaded)
 
     plus = load_model("dwsfusion-plus", pretrained=False)
     plus.load_state_dict(state, strict=True)
@@ -68,7 +74,7 @@ def main() -> None:
         for ir, vi in loaded[:: args.every]:
             worst = max(worst, (plus(ir, vi) - dws(ir, vi)).abs().max().item())
     save_file(state, args.dest)
-    print(f"a0 = {a0:.6f} (a spans {pre.min():.6f} .. {pre.max():.6f} over {len(pairs)} pairs); "
+    print(f"a0 = {a0:.6f} (a spans {lo:.6f} .. {hi:.6f} over {len(pairs)} pairs); "
           f"max |fused_plus - fused_dwsfusion| = {worst:.2e} over {len(loaded[:: args.every])} pairs -> {args.dest}")
 
 
