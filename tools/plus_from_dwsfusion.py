@@ -19,7 +19,6 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from litefuse.data.datasets import collect_pairs, load_luma_u8
@@ -32,17 +31,10 @@ def _luma(path: Path) -> torch.Tensor:
     return torch.from_numpy(load_luma_u8(path)).float()[None, None] / 255.0
 
 
-@torch.no_grad()
-def alpha_preactivation(model: torch.nn.Module, ir: torch.Tensor, vi: torch.Tensor) -> float:
-    """alphaNet's output before its ReLU/sigmoid, for one pair."""
-    net = model.alpha_net
-    z = F.relu(net.conv1(torch.cat([ir, vi], dim=1)))
-    return net.fc(F.relu(net.conv2(z)).mean(dim=(2, 3))).item()
-
-
 def plus_state(dws: torch.nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[dict, float, float, float]:
     """``dwsfusion-plus`` weights computing what ``dws`` computes on ``pairs``: (state, a0, min a, max a)."""
-    pre = torch.tensor([alpha_preactivation(dws, ir, vi) for ir, vi in pairs])
+    with torch.no_grad():
+        pre = torch.tensor([dws.alpha_net.logits(torch.cat([ir, vi], dim=1)).item() for ir, vi in pairs])
     a0 = pre.mean().item()
     if pre.min() <= 0 or a0 >= 1:
         raise SystemExit(f"alpha pre-activations span [{pre.min():.4g}, {pre.max():.4g}]: no single sigmoid point matches")

@@ -562,10 +562,14 @@ class AlphaNet(nn.Module):
         self.fc = nn.Linear(8, 1)
         self.bounded = bounded
 
-    def forward(self, x: Tensor) -> Tensor:
+    def logits(self, x: Tensor) -> Tensor:
+        """The scalar before the ReLU/sigmoid, (B, 1)."""
         z = F.relu(_conv2d(x, self.conv1.weight, self.conv1.bias, padding=1))
         z = F.relu(_conv2d(z, self.conv2.weight, self.conv2.bias, padding=1)).mean(dim=(2, 3))
-        a = self.fc(z)
+        return self.fc(z)
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.logits(x)
         a = torch.sigmoid(a) if self.bounded else F.relu(a)
         return a.view(-1, 1, 1, 1)
 
