@@ -75,14 +75,9 @@ def test_residual_to_max_separates_a_smooth_offset_from_added_edges():
 def _demo_lumas(seeds=(0, 1, 2)):
     import torch
 
-    from litefuse.colour import rgb_to_ycbcr
-    from litefuse.demo import synthetic_pair
+    from litefuse.demo import synthetic_luma_pair
 
-    out = []
-    for seed in seeds:
-        ir, vi = synthetic_pair(96, 128, seed=seed)
-        out.append((torch.from_numpy(ir)[None, None], torch.from_numpy(np.ascontiguousarray(rgb_to_ycbcr(vi)[0]))[None, None]))
-    return out
+    return [tuple(torch.from_numpy(a)[None, None] for a in synthetic_luma_pair(96, 128, seed)) for seed in seeds]
 
 
 def test_plus_start_computes_what_the_shipped_dwsfusion_computes():

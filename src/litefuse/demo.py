@@ -15,7 +15,7 @@ import numpy as np
 from .io import save_image
 from .viz import side_by_side
 
-__all__ = ["synthetic_pair", "run_demo"]
+__all__ = ["synthetic_pair", "synthetic_luma_pair", "run_demo"]
 
 
 def _ellipse(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
@@ -57,6 +57,14 @@ def synthetic_pair(height: int = 240, width: int = 320, seed: int = 0) -> tuple[
     ir[engine] = 0.8
     ir = np.clip(ir + 0.01 * rng.standard_normal(ir.shape), 0.0, 1.0).astype(np.float32)
     return ir, vi
+
+
+def synthetic_luma_pair(height: int = 240, width: int = 320, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The same scene as the networks see it: float32 ``H×W`` infrared and visible luminance."""
+    from .colour import rgb_to_ycbcr
+
+    ir, vi = synthetic_pair(height, width, seed)
+    return np.ascontiguousarray(ir, np.float32), np.ascontiguousarray(rgb_to_ycbcr(vi)[0], np.float32)
 
 
 def run_demo(out_dir: str | Path = "litefuse-demo", model: str | None = None, device: str = "cpu") -> dict[str, Path]:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ._files import publish, temporary_beside
+from .demo import synthetic_luma_pair
 from .errors import ModelError, OutputError
 from .io import check_output_path
 from .registry import get_model_info, load_model
@@ -93,7 +94,7 @@ def export_onnx(
         raise ModelError(f"{model}: cannot be exported to ONNX: {reason}")
 
     h, w = size if size is not None else (64, 96)
-    example = tuple(torch.from_numpy(a)[None, None] for a in _luma_pair(h, w))
+    example = tuple(torch.from_numpy(a)[None, None] for a in synthetic_luma_pair(h, w))
     dynamic = None
     if size is None:
         dims = {2: torch.export.Dim("height", min=8, max=16384), 3: torch.export.Dim("width", min=8, max=16384)}
@@ -131,7 +132,7 @@ def check_onnx(path: str | Path, net: torch.nn.Module, sizes: list[tuple[int, in
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     worst, ms = 0.0, float("nan")
     for i, (h, w) in enumerate(sizes):
-        ir, vi = _luma_pair(h, w)
+        ir, vi = synthetic_luma_pair(h, w)
         feed = {"ir": ir[None, None], "vi": vi[None, None]}
         got = session.run(None, feed)[0]
         with torch.no_grad():
@@ -145,15 +146,6 @@ def check_onnx(path: str | Path, net: torch.nn.Module, sizes: list[tuple[int, in
                 times.append(time.perf_counter() - start)
             ms = 1000 * min(times)
     return worst, ms
-
-
-def _luma_pair(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """The demo's synthetic scene as float32 luminance in [0, 1]."""
-    from .colour import rgb_to_ycbcr
-    from .demo import synthetic_pair
-
-    ir, vi = synthetic_pair(h, w)
-    return np.ascontiguousarray(ir, np.float32), np.ascontiguousarray(rgb_to_ycbcr(vi)[0], np.float32)
 
 
 @contextlib.contextmanager
