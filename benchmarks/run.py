@@ -1,6 +1,6 @@
 """Benchmark runner: every registered fusion method at one resolution, in one run.
 
-    python benchmarks/run.py [--size 640x480] [--rounds 15] [--device cpu|cuda] [--out docs/benchmarks.md]
+    python benchmarks/run.py [--size 640x480] [--rounds 15] [--device cpu|cuda] [--out docs/benchmarks.md] [--json bench.json]
 
 For each method (every registered network with its default configuration, plus the classical
 ``max`` and ``gff`` fusers): parameters, MACs of one fusion and the latency of
@@ -13,11 +13,13 @@ not absolute times, across machines. CPU runs keep freed heap memory resident, a
 
 The model-specific scripts beside this one go deeper (allocator settings, ablation variants,
 per-block profiles); ``--all`` runs them after the main table and appends their output.
+``--json`` also writes the measurements machine-readably (``tools/speed_quality.py`` plots them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown here")
     ap.add_argument("--all", action="store_true", help="run the model-specific benchmarks too")
+    ap.add_argument("--json", type=Path, default=None, metavar="PATH",
+                    help="also write the measurements as JSON (params, MACs, ms median/min per method)")
     args = ap.parse_args(argv)
 
     import torch
@@ -111,6 +115,20 @@ def main(argv: list[str] | None = None) -> int:
         )
     text = "\n".join(lines) + "\n"
     print(text)
+    if args.json:
+        from litefuse._files import atomic_write_text
+
+        record = {
+            "machine": machine(args.device),
+            "size": f"{w}x{h}",
+            "device": args.device,
+            "methods": {
+                n: {"params": int(stats[n][0]), "macs": int(stats[n][1]),
+                    "ms_median": med[n] * 1e3, "ms_min": min(times[n]) * 1e3}
+                for n in models
+            },
+        }
+        atomic_write_text(args.json, json.dumps(record, indent=2) + "\n")  # temp file beside it, os.replace
     if args.all:
         for script in DETAIL_SCRIPTS:
             out = subprocess.run([sys.executable, str(HERE / script)], capture_output=True, text=True)

@@ -17,7 +17,9 @@ from litefuse.demo import synthetic_pair
 from litefuse.metrics import evaluate
 from litefuse.train import ConfigError, TrainConfig, default_config_path, get_objective
 from litefuse.train import positives as P
-from litefuse.train.objectives.aenetv2 import AENetV2Objective, positive_loss, saliency_weights, similarity_loss
+from litefuse.train import teachers as T
+from litefuse.train.losses import saliency_weights, similarity_loss, teacher_loss
+from litefuse.train.objectives.aenetv2 import AENetV2Objective
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # training tests: one torch thread (see conftest)
@@ -71,8 +73,11 @@ def test_similarity_and_positive_losses():
     assert parts["wssim"].item() == pytest.approx(1.0, abs=1e-5) and total.item() == pytest.approx(0.0, abs=1e-5)
     _, parts = similarity_loss(a, a, b, intensity_target="max")
     assert parts["int"].item() == pytest.approx((torch.maximum(a, b) - a).abs().mean().item(), rel=1e-5)
-    loss, parts = positive_loss(b, b)
-    assert loss.item() == pytest.approx(0.0, abs=1e-5) and parts["pos_ssim"].item() == pytest.approx(1.0, abs=1e-5)
+    loss, parts = teacher_loss(b, b)  # AE-Net's positive-sample loss: L1 + (1 - SSIM)
+    assert loss.item() == pytest.approx(0.0, abs=1e-5) and parts["t_ssim"].item() == pytest.approx(1.0, abs=1e-5)
+    loss, parts = teacher_loss(a, b, (1.0, 1.0, 0.5))
+    expect = (a - b).abs().mean() + (1 - parts["t_ssim"]) + 0.5 * parts["t_grad"]
+    assert loss.item() == pytest.approx(expect.item(), rel=1e-6) and "t_grad" in parts
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,32 +107,37 @@ def test_positive_is_argmax_of_the_bank_score(small_pair):
 
 def test_cache_hits_are_identical_and_keyed_by_content(small_pair, tmp_path, monkeypatch):
     a, b = small_pair
-    cache = P.PositiveCache(tmp_path / "cache", work_size=32)
-    first = cache.get(a, b)
+    bank = T.parse_teacher("bank", work_size=32)
+    cache = T.TeacherCache(tmp_path / "cache")
+    first = cache.get(bank, a, b)
     assert (cache.hits, cache.misses) == (0, 1)
-    again = P.PositiveCache(tmp_path / "cache", work_size=32).load(a, b)  # a fresh process reads the file
-    assert again is not None and again.method == first.method
-    np.testing.assert_array_equal(again.image, first.image)
-    np.testing.assert_array_equal(again.scores, first.scores)
-    assert cache.get(a, b).image.tobytes() == first.image.tobytes() and cache.hits == 1
+    np.testing.assert_array_equal(first, P.choose_positive(a, b, work_size=32).image)  # "bank" = AE-Net's positive
+    key = T.pair_key(a, b, bank.signature)
+    again = T.TeacherCache(tmp_path / "cache").load(key, a.shape)  # a fresh process reads the file
+    assert again is not None
+    np.testing.assert_array_equal(again, first)
+    assert cache.get(bank, a, b).tobytes() == first.tobytes() and cache.hits == 1
     files = list((tmp_path / "cache").rglob("*"))
-    assert [f.name for f in files if f.is_file()] == [f"{cache.key(a, b)}.npz"]  # no temporary left behind
-    # the key is the content: one changed pixel, a swapped order or another bank setting miss
+    assert [f.name for f in files if f.is_file()] == [f"{key}.npz"]  # no temporary left behind
+    # the key is the content: one changed pixel, a swapped order or another teacher setting miss
     b2 = b.copy()
     b2[5, 7] ^= 1
-    keys = {cache.key(a, b), cache.key(a, b2), cache.key(b, a), P.PositiveCache(tmp_path, work_size=64).key(a, b)}
-    assert len(keys) == 4
-    assert cache.load(a, b2) is None
+    sigs = {bank.signature, T.parse_teacher("bank", work_size=64).signature, T.parse_teacher("max").signature,
+            T.parse_teacher("dwsfusion").signature}
+    assert len(sigs) == 4
+    keys = {T.pair_key(a, b, bank.signature), T.pair_key(a, b2, bank.signature), T.pair_key(b, a, bank.signature)}
+    assert len(keys) == 3
+    assert cache.load(T.pair_key(a, b2, bank.signature), a.shape) is None
     # a corrupt entry is recomputed, not trusted
-    cache.path(cache.key(a, b)).write_bytes(b"not an npz")
-    assert cache.load(a, b) is None
-    np.testing.assert_array_equal(cache.get(a, b).image, first.image)
+    cache.path(key).write_bytes(b"not an npz")
+    assert cache.load(key, a.shape) is None
+    np.testing.assert_array_equal(cache.get(bank, a, b), first)
     # the default location follows the environment
-    monkeypatch.setenv("LITEFUSE_POSITIVE_CACHE", str(tmp_path / "env"))
-    assert P.PositiveCache().root == tmp_path / "env"
-    monkeypatch.delenv("LITEFUSE_POSITIVE_CACHE")
+    monkeypatch.setenv("LITEFUSE_TEACHER_CACHE", str(tmp_path / "env"))
+    assert T.TeacherCache().root == tmp_path / "env"
+    monkeypatch.delenv("LITEFUSE_TEACHER_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert P.default_cache_dir() == tmp_path / "xdg" / "litefuse" / "positives"
+    assert T.default_cache_dir() == tmp_path / "xdg" / "litefuse" / "teachers"
 
 
 def test_pair_crops_carry_an_aligned_target(tmp_path):
@@ -164,7 +174,7 @@ def test_pair_crops_carry_an_aligned_target(tmp_path):
 def _tiny_config(tmp_path: Path, **extra) -> TrainConfig:
     values = dict(model="aenetv2", model_kwargs=dict(width=8, skip_width=4, num_blocks=2, fuse_at=1), max_steps=2,
                   crop=[24, 24], batch_size=2, lr=1e-2, tensorboard=False, progress=False, threads=1,
-                  objective={"positive_cache": str(tmp_path / "cache"), "positive_work_size": 32},
+                  objective={"teacher_cache": str(tmp_path / "cache"), "bank_work_size": 32},
                   out_dir=str(tmp_path / "run"))
     values.update(extra)
     return TrainConfig.from_dict(values)
@@ -179,8 +189,12 @@ def test_objective_config_is_checked(tmp_path):
         AENetV2Objective().build(model, _tiny_config(tmp_path, objective={"ssim": 1.0}))
     with pytest.raises(ConfigError, match="intensity_target"):
         AENetV2Objective().build(model, _tiny_config(tmp_path, objective={"intensity_target": "mean"}))
-    with pytest.raises(ConfigError, match="positive_weight"):
-        AENetV2Objective().build(model, _tiny_config(tmp_path, objective={"positive_weight": -1.0}))
+    with pytest.raises(ConfigError, match="teacher_weight"):
+        AENetV2Objective().build(model, _tiny_config(tmp_path, objective={"teacher_weight": -1.0}))
+    with pytest.raises(ConfigError, match="unknown model 'nope'"):
+        AENetV2Objective().build(model, _tiny_config(tmp_path, objective={"teachers": ["nope"]}))
+    with pytest.raises(ConfigError, match="combine"):
+        AENetV2Objective().build(model, _tiny_config(tmp_path, objective={"combine": "vote"}))
     cfg = TrainConfig.load(default_config_path("aenetv2"))
     assert [Path(d).name for d in cfg.data] == ["ivif", "mff", "mef", "medical"]
     AENetV2Objective().build(model, cfg.replace(out_dir=str(tmp_path / "x")))  # the packaged config is valid
@@ -199,21 +213,21 @@ def test_loss_decreases_on_a_tiny_overfit(small_pair, tmp_path):
     first = objective.training_step(batch, 0)
     for step in range(1, 80):
         last = objective.training_step(batch, step)
-    assert {"loss", "sim", "pos", "wssim", "int", "grad", "pos_l1", "pos_ssim"} <= set(first)
+    assert {"loss", "content", "teacher", "wssim", "int", "grad", "t_l1", "t_ssim"} <= set(first)
     assert last["loss"] < 0.5 * first["loss"]
-    assert last["pos_l1"] < first["pos_l1"]
+    assert last["t_l1"] < first["t_l1"]
 
 
 def test_stage_rows_change_the_loss_weights(tmp_path):
     from litefuse.registry import load_model
 
-    cfg = _tiny_config(tmp_path, max_steps=None, stages=[{"epochs": 1, "positive_weight": 2.0}, {"epochs": 1, "positive_weight": 0.0}])
+    cfg = _tiny_config(tmp_path, max_steps=None, stages=[{"epochs": 1, "teacher_weight": 2.0}, {"epochs": 1, "teacher_weight": 0.0}])
     objective = AENetV2Objective()
     objective.build(load_model("aenetv2", pretrained=False, width=8, skip_width=4), cfg)
     objective.stage(0)
-    assert objective.weights["positive_weight"] == 2.0
+    assert objective.weights["teacher_weight"] == 2.0
     objective.stage(1)
-    assert objective.weights["positive_weight"] == 0.0 and objective.weights["ssim_weight"] == 1.0
+    assert objective.weights["teacher_weight"] == 0.0 and objective.weights["ssim_weight"] == 1.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,7 +257,7 @@ def test_study_command_on_two_variants(tmp_path):
     args = ["study", "aenetv2", "--variants", "dws-pool,fire-pool", "--out", str(out), "--data", str(ivif), "--data", str(mff),
             "--max-steps", "2", "--budget-minutes", "2", "--eval-pairs", "1", "--latency-runs", "1",
             "--set", "crop=24", "--set", "batch_size=2", "--set", "val_fraction=0.34",
-            "--set", f"objective.positive_cache=\"{tmp_path / 'cache'}\"", "--set", "objective.positive_work_size=32"]
+            "--set", f"objective.teacher_cache=\"{tmp_path / 'cache'}\"", "--set", "objective.bank_work_size=32"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "best quality" in result.output
@@ -277,8 +291,8 @@ def test_multitask_data_and_colour_pairs(shared, tmp_path):
     for root in roots:
         assert root.is_dir()
     pet = collect_pairs([shared / "data" / "medical" / "MRI_PET"])[:1]  # colour PET fused on its Y
-    cache = P.PositiveCache(tmp_path / "cache")
-    ds = PairCropDataset(pet, crop=64, train=False, targets=lambda n, imgs: cache.build(n, imgs, progress=False))
+    cache = T.TeacherCache(tmp_path / "cache")
+    ds = PairCropDataset(pet, crop=64, train=False, targets=cache.targets([T.parse_teacher("bank")], progress=False))
     a, b, p = ds[0]
     assert a.shape == b.shape == p.shape == (1, 64, 64)
     assert ds.images[0][1].ndim == 2  # luminance, not RGB

@@ -22,23 +22,32 @@ import torch.nn.functional as F
 from torch import nn
 
 from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
-from .data.pairs import find_pairs
+from .data.pairs import find_pairs, pair_dirs
 from .errors import InputError, LitefuseError
 from .io import Norm, check_output_path, read_image, save_image, to_float
 from .registry import get_model_info, list_models, load_model, resolve_device
 
-__all__ = ["ImageLike", "Fuser", "default_model", "fuse", "fuse_files", "fuse_folder", "FolderReport"]
+__all__ = ["ImageLike", "Fuser", "default_model", "folder_task", "fuse", "fuse_files", "fuse_folder", "FolderReport"]
 
 ImageLike = Union[str, Path, np.ndarray, "PIL.Image.Image"]  # noqa: F821
 
 # networks first, in order of preference; the first one with shipped weights is the default
-_DEFAULT_PREFERENCE = ("aenetv2", "lwc-densefuse", "dwsfusion-plus", "dwsfusion", "densefuse", "gff")
+_DEFAULT_PREFERENCE = ("aenetv2-ivif", "aenetv2", "lwc-densefuse", "dwsfusion-plus", "dwsfusion", "densefuse", "gff")
+_AB_TASKS = frozenset({"mff", "mef", "medical"})
 
 
-def default_model() -> str:
-    """The default method: the preferred network that ships weights, else classical ``gff``."""
-    available = {m.name for m in list_models() if m.has_weights}
-    return next(name for name in _DEFAULT_PREFERENCE if name in available)
+def default_model(task: str = "ivif") -> str:
+    """The default method for ``task``: the first preferred network that ships weights and
+    covers it, else classical ``gff``. ``task="ab"`` stands for the A/B pair tasks
+    (multi-focus, multi-exposure, medical) together, which one general network covers."""
+    wanted = _AB_TASKS if task == "ab" else {task}
+    available = {m.name for m in list_models() if m.has_weights and wanted <= set(m.tasks)}
+    return next((name for name in _DEFAULT_PREFERENCE if name in available), "gff")
+
+
+def folder_task(folder: str | Path) -> str:
+    """``"ab"`` for a folder of ``A/B`` pairs (multi-focus, multi-exposure, medical), else ``"ivif"``."""
+    return "ab" if pair_dirs(folder)[0].name.lower() == "a" else "ivif"
 
 
 def as_image(x: ImageLike, norm: Norm = "range", name: str | None = None) -> np.ndarray:
@@ -74,9 +83,10 @@ class Fuser:
         device: str = "cpu",
         tile: int = 1024,
         overlap: int = 32,
+        task: str = "ivif",
         **model_kwargs,
     ) -> None:
-        self.name = model or default_model()
+        self.name = model or default_model(task)
         self.info = get_model_info(self.name)
         self.device = resolve_device(device)
         self.model: nn.Module = load_model(self.name, weights=weights, device=self.device, **model_kwargs)
@@ -251,7 +261,10 @@ def fuse_folder(
     tracker) wrapped around the pairs.
     """
     pairs, problems = find_pairs(input_dir)
-    fuser = model if isinstance(model, Fuser) else Fuser(model, weights=weights, device=device)
+    if isinstance(model, Fuser):
+        fuser = model
+    else:
+        fuser = Fuser(model, weights=weights, device=device, task=folder_task(input_dir))
     report = FolderReport(skipped=[str(p) for p in problems])
     out_dir = Path(out_dir)
     iterator = progress(pairs, len(pairs)) if progress else pairs

@@ -72,7 +72,7 @@ def fuse(
         None, "--input", "-i", help="Folder with ir/vi (or infrared/visible, Inf/Vis, A/B) sub-folders; pairs by file stem."
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Output PNG (pair), video file (video pair) or folder (folder mode, or a pair into a folder)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name (see `litefuse models`); default: the best shipped network."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name (see `litefuse models`); default: aenetv2-ivif for infrared-visible, aenetv2 for A/B folders."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file to load instead of the shipped ones (.safetensors or .pth)."),
     device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
     grey: bool = typer.Option(False, "--grey", help="Write a grey result even when the visible image is colour."),
@@ -81,7 +81,7 @@ def fuse(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (inputs are never touched)."),
 ) -> None:
     """Fuse one infrared/visible pair (images or videos), or every pair in a folder."""
-    from .api import Fuser, fuse_files, fuse_folder
+    from .api import Fuser, folder_task, fuse_files, fuse_folder
     from .video import is_video
 
     if input_dir is not None and (ir is not None or vi is not None):
@@ -89,7 +89,8 @@ def fuse(
     if input_dir is None and (ir is None or vi is None):
         raise fail("give --ir and --vi (one pair) or --input DIR (a folder of pairs)")
     try:
-        fuser = Fuser(model, weights=weights, device=device.value)
+        task = folder_task(input_dir) if input_dir is not None and model is None else "ivif"
+        fuser = Fuser(model, weights=weights, device=device.value, task=task)
         if input_dir is not None:
             report = fuse_folder(
                 input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value,

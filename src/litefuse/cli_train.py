@@ -5,7 +5,9 @@ The configuration is the model's packaged default (``litefuse/configs/<model>.to
 (``--set objective.ssim_weight=10``). ``--resume`` continues the run in the output folder from
 its ``last.pt`` with the run's own saved configuration (only the budget — epochs, steps,
 minutes — and the device may change). ``--init pretrained`` (or ``--init FILE``) fine-tunes
-from the shipped weights (or a weights file) instead of a random start. This module defines the command function only;
+from the shipped weights (or a weights file) instead of a random start. ``--teacher NAME`` (repeatable)
+distils other methods' results into any network (:mod:`litefuse.train.objectives.distill`).
+This module defines the command function only;
 ``cli.py`` registers it.
 """
 
@@ -44,6 +46,10 @@ def train_command(
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (weights, crops, batch order)."),
     device: Optional[TrainDevice] = typer.Option(None, "--device", help="auto | cpu | cuda (default: the config's, auto)."),
     sets: Optional[list[str]] = typer.Option(None, "--set", help="Override any config field: KEY=VALUE (TOML value); repeatable."),
+    teachers: Optional[list[str]] = typer.Option(
+        None, "--teacher", "-t",
+        help="Distil from this method (name, NAME=WEIGHTS, or 'bank'); repeat for an ensemble. Any network can be the student.",
+    ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs only)."),
 ) -> None:
     """Train a network; writes last.pt, log.csv, model.safetensors and summary.json to the run folder."""
@@ -53,7 +59,8 @@ def train_command(
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        cfg = _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init)
+        cfg = _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init,
+                            teachers)
         if no_progress:
             cfg = cfg.replace(progress=False)
         from .train import Trainer
@@ -66,8 +73,13 @@ def train_command(
     typer.echo(f"{result.stop_reason}: {result.steps} steps, {best}; {result.weights} ({'finished' if result.finished else 'resumable with --resume'})")
 
 
-def _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init=None):
-    """The effective :class:`~litefuse.train.TrainConfig` of a command line."""
+def _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init=None,
+                  teachers=None):
+    """The effective :class:`~litefuse.train.TrainConfig` of a command line.
+
+    ``teachers`` set ``[objective] teachers``; a model whose own objective has no teachers
+    switches to the ``distill`` objective (its own loss parameters no longer apply).
+    """
     from .registry import get_model_info
     from .train import ConfigError, TrainConfig, default_config_path, get_objective
 
@@ -94,8 +106,15 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
         device=device.value if device is not None else None,
         init=init if init in (None, "", "pretrained") else str(Path(init).resolve()),
     )
+    if teachers:
+        own = get_objective(cfg.objective_name or model)
+        if "teachers" in own.defaults:
+            cfg = cfg.replace(objective={**cfg.objective, "teachers": list(teachers)})
+        else:
+            cfg = cfg.replace(objective_name="distill", objective={"teachers": list(teachers)})
     if sets:
         cfg = cfg.apply_sets(sets)
+    get_objective(cfg.objective_name or model)
     # relative data paths are relative to the working directory; store them absolute so that a
     # resumed run (or its config.json) finds the same files from anywhere
     return cfg.replace(data=[str(Path(p).resolve()) for p in cfg.data])

@@ -21,7 +21,7 @@ from .data.pairs import Pair, find_pairs
 from .errors import LitefuseError
 from .io import read_image, save_image
 
-__all__ = ["Comparison", "compare", "write_report"]
+__all__ = ["Comparison", "compare", "compare_pairs", "write_report"]
 
 
 @dataclass
@@ -82,16 +82,33 @@ def compare(
     ``jobs > 1`` spreads the pairs over that many worker processes (one torch thread each);
     rows come back in the same order as a serial run.
     """
+    work: list[tuple[str, Pair]] = []
+    skipped: list[str] = []
+    for folder in folders:
+        pairs, problems = find_pairs(folder)
+        skipped += [str(p) for p in problems]
+        work += [(Path(folder).name, p) for p in pairs[:limit]]
+    result = compare_pairs(work, methods, metrics, convention, preview, progress, jobs)
+    result.skipped[:0] = skipped
+    return result
+
+
+def compare_pairs(
+    work: Sequence[tuple[str, Pair]],
+    methods: Sequence[str | Fuser],
+    metrics: Sequence[str] | None = None,
+    convention: str = "cddfuse",
+    preview: int = 4,
+    progress: Callable[[Iterable, int], Iterable] | None = None,
+    jobs: int = 1,
+) -> Comparison:
+    """:func:`compare` over given ``(dataset, pair)`` items, e.g. the validation split of
+    :func:`~litefuse.data.split_pairs` (pairs a network did not train on)."""
     from .metrics import CORE_METRICS, resolve_metrics
 
     fusers = [m if isinstance(m, Fuser) else Fuser(m) for m in methods]
     labels = [getattr(f, "label", f.name) for f in fusers]
     result = Comparison(labels, list(resolve_metrics(metrics or CORE_METRICS)), convention)
-    work: list[tuple[str, Pair]] = []
-    for folder in folders:
-        pairs, problems = find_pairs(folder)
-        result.skipped += [str(p) for p in problems]
-        work += [(Path(folder).name, p) for p in pairs[:limit]]
     tasks = [(dataset, pair, n < preview) for n, (dataset, pair) in enumerate(work)]
     if jobs > 1 and len(tasks) > 1:
         import multiprocessing as mp

@@ -22,7 +22,7 @@ from torch import nn
 
 from .errors import ModelError
 
-__all__ = ["ModelInfo", "register_model", "list_models", "get_model_info", "load_model", "load_weights"]
+__all__ = ["ModelInfo", "register_model", "list_models", "get_model_info", "load_model", "load_weights", "read_weights_model"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,20 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         first = str(exc).splitlines()
         raise ModelError(f"{path}: weights do not fit {model.__class__.__name__}: {' '.join(first[:3])}") from None
     return model
+
+
+def read_weights_model(path: str | Path) -> str | None:
+    """The model a litefuse safetensors file was trained as (its ``model`` metadata), or ``None``."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("model") or None
+    except Exception:  # foreign or corrupt file: load_weights reports it
+        return None
 
 
 def _file_kwargs(info: ModelInfo, path: Path) -> dict:

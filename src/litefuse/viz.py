@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["side_by_side", "image_grid", "metric_chart", "save_figure"]
+__all__ = ["side_by_side", "image_grid", "metric_chart", "speed_quality_chart", "save_figure"]
 
 _CAPTION = 18
 
@@ -98,6 +98,77 @@ def metric_chart(
         ax.tick_params(axis="y", labelsize=8)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return save_figure(fig, path)
+
+
+_KIND_MARKERS = {"network": "o", "classical": "s", "reference": "^"}
+REAL_TIME_MS = 1000.0 / 30.0
+
+
+def speed_quality_chart(
+    points: list[dict],
+    path: str | Path,
+    metrics: tuple[str, ...] | list[str] = ("MI", "VIF"),
+    title: str = "",
+    xlabel: str = "CPU ms per frame at 640×480",
+) -> Path:
+    """Speed against quality, one panel per metric: where each method sits on the trade-off.
+
+    ``points``: ``{"label", "ms", "kind", <metric>: value, ...}`` dicts, ``kind`` one of
+    ``network`` (circle), ``classical`` (square) or ``reference`` (triangle). x is ``ms`` on a
+    log scale (methods span orders of magnitude), y the metric (its direction from
+    :data:`litefuse.metrics.METRICS` in the axis label; MI, VIF: higher is better); a dashed line
+    marks 33 ms, real time at 30 FPS. Needs matplotlib (``pip install litefuse[plot]``); written
+    atomically as PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
+
+    from .metrics import METRICS
+
+    if not points:
+        raise ValueError("speed_quality_chart: no points")
+    for p in points:
+        if p["kind"] not in _KIND_MARKERS:
+            raise ValueError(f"{p['label']}: kind {p['kind']!r} is not one of {', '.join(_KIND_MARKERS)}")
+        if not p["ms"] > 0:
+            raise ValueError(f"{p['label']}: ms must be positive on a log axis, got {p['ms']}")
+    colours = dict(zip(_KIND_MARKERS, plt.get_cmap("tab10").colors))
+    ms = [float(p["ms"]) for p in points]
+    lo, hi = min(ms + [REAL_TIME_MS]), max(ms + [REAL_TIME_MS])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 4.0), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for p in points:
+            y = p.get(metric)
+            if y is None or not np.isfinite(y):
+                continue
+            ax.scatter(p["ms"], y, marker=_KIND_MARKERS[p["kind"]], s=44, color=colours[p["kind"]],
+                       edgecolors="black", linewidths=0.5, zorder=3)
+            ax.annotate(p["label"], (p["ms"], y), xytext=(5, 3), textcoords="offset points", fontsize=7)
+        ax.axvline(REAL_TIME_MS, color="grey", linestyle="--", linewidth=1, zorder=1)
+        ax.text(REAL_TIME_MS, 0.02, " real time (30 FPS)", transform=ax.get_xaxis_transform(),
+                rotation=90, va="bottom", ha="right", fontsize=7, color="grey")
+        ax.set_xscale("log")
+        ax.set_xlim(lo / 1.6, hi * 2.5)  # room on the right for the labels
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 1, 10, 100 rather than 10^k
+        ax.margins(y=0.12)  # and above the top point's label
+        ax.set_xlabel(xlabel, fontsize=9)
+        name = f"{metric} {METRICS[metric].direction if metric in METRICS else ''}".strip()
+        ax.set_ylabel(name, fontsize=9)
+        ax.set_title(f"{name} against speed", fontsize=10)
+        ax.tick_params(labelsize=8)
+        ax.grid(True, which="both", alpha=0.25)
+    kinds = [k for k in _KIND_MARKERS if any(p["kind"] == k for p in points)]
+    handles = [Line2D([], [], linestyle="", marker=_KIND_MARKERS[k], color=colours[k], markeredgecolor="black",
+                      label=k) for k in kinds]
+    handles.append(Line2D([], [], linestyle="--", color="grey", label="real time (30 FPS)"))
+    axes.flat[0].legend(handles=handles, fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=11)
     return save_figure(fig, path)

@@ -104,6 +104,8 @@ class TrainConfig:
     """
 
     model: str = ""
+    # "" = the model's own objective; "distill" = teacher-student training of any network
+    objective_name: str = ""
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     objective: dict[str, Any] = field(default_factory=dict)
     # data
@@ -514,6 +516,8 @@ _OBJECTIVE_MODULES = {
     "aenetv2": "aenetv2",
     "dwsfusion": "dwsfusion",
     "dwsfusion-plus": "dwsfusion",
+    "distill": "distill",
+    "aenetv2-ivif": "distill",
 }
 
 
@@ -797,7 +801,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
 
         self.model = self._build_model(init=ckpt is None).to(self.device).train()
-        self.objective = self._objective if self._objective is not None else get_objective(cfg.model)()
+        self.objective = self._objective if self._objective is not None else get_objective(cfg.objective_name or cfg.model)()
         self.objective.build(self.model, cfg)
         self.train_set, self.val_set = self._build_data()
         self.steps_per_epoch = len(self.train_set) // cfg.batch_size

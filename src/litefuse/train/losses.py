@@ -13,6 +13,9 @@ written with plain ``torch.nn.functional`` ops, so they run on any device and ba
   for five scales use fewer, with the leading weights renormalised to sum to 1.
 - :func:`sobel_gradient` — ``|Sobel_x ∗ x| + |Sobel_y ∗ x|`` with zero padding (DWSFusion's ∇).
 - :func:`gradient_l1` — mean absolute difference of two gradient maps.
+- :func:`saliency_weights`, :func:`similarity_loss` — AE-Net's content terms: the output
+  should resemble each source where that source is active (gradient energy).
+- :func:`teacher_loss` — how far the output is from a teacher's result (pixel, SSIM, gradient).
 """
 
 from __future__ import annotations
@@ -20,7 +23,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["MS_SSIM_WEIGHTS", "gaussian_window", "ssim", "ssim_map", "ms_ssim", "sobel_gradient", "gradient_l1"]
+__all__ = [
+    "MS_SSIM_WEIGHTS",
+    "gaussian_window",
+    "ssim",
+    "ssim_map",
+    "ms_ssim",
+    "sobel_gradient",
+    "gradient_l1",
+    "saliency_weights",
+    "similarity_loss",
+    "teacher_loss",
+]
 
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _K1, _K2 = 0.01, 0.03
@@ -150,3 +164,94 @@ def sobel_gradient(x: torch.Tensor) -> torch.Tensor:
 def gradient_l1(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     """``mean |∇out − ∇ref|`` with :func:`sobel_gradient` as ∇ (a scalar)."""
     return F.l1_loss(sobel_gradient(out), sobel_gradient(ref))
+
+
+# --------------------------------------------------------------------------------------------
+# composite losses of the fusion objectives
+
+_EPS = 1e-4
+
+
+def saliency_weights(a: torch.Tensor, b: torch.Tensor, radius: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel weights ``(w_a, w_b)`` from local gradient energy; ``w_a + w_b = 1``.
+
+    Activity of a source ``s = box_r(|∇x|²) + 1e-4`` (a ``(2r+1)²`` mean, replicate border), so
+    flat regions get ½/½.
+    """
+
+    def activity(x: torch.Tensor) -> torch.Tensor:
+        energy = sobel_gradient(x).square()
+        if radius > 0:
+            energy = F.avg_pool2d(F.pad(energy, (radius,) * 4, mode="replicate"), 2 * radius + 1, stride=1)
+        return energy + _EPS
+
+    s_a, s_b = activity(a), activity(b)
+    w_a = s_a / (s_a + s_b)
+    return w_a, 1.0 - w_a
+
+
+def _crop_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Centre-crop ``x`` to ``ref``'s spatial size (the SSIM map's 'valid' region)."""
+    dh, dw = (x.shape[-2] - ref.shape[-2]) // 2, (x.shape[-1] - ref.shape[-1]) // 2
+    return x[..., dh : dh + ref.shape[-2], dw : dw + ref.shape[-1]]
+
+
+def similarity_loss(
+    f: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    intensity_target: str = "weighted",
+    radius: int = 5,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """AE-Net's similarity loss and its (unweighted) terms ``wssim``, ``int``, ``grad``::
+
+        λ_s·(1 − mean(w_a·SSIM(f, a) + w_b·SSIM(f, b))) + λ_i·|f − I*| + λ_g·| |∇f| − max(|∇a|, |∇b|) |
+
+    with ``(w_a, w_b)`` from :func:`saliency_weights` (cropped to the SSIM map's valid region,
+    so each window is weighted by the activity at its centre) and ``I* = w_a·a + w_b·b``
+    (``"weighted"``) or ``max(a, b)`` (``"max"``). Terms whose weight is 0 are not computed.
+    """
+    ls, li, lg = weights
+    zero = f.new_zeros(())
+    total, parts = zero, {}
+    w_a = w_b = None
+    if ls or (li and intensity_target == "weighted"):
+        w_a, w_b = saliency_weights(a, b, radius)
+    if ls:
+        map_a, map_b = ssim_map(f, a), ssim_map(f, b)
+        parts["wssim"] = (_crop_like(w_a, map_a) * map_a + _crop_like(w_b, map_b) * map_b).mean()
+        total = total + ls * (1.0 - parts["wssim"])
+    if li:
+        target = w_a * a + w_b * b if intensity_target == "weighted" else torch.maximum(a, b)
+        parts["int"] = F.l1_loss(f, target)
+        total = total + li * parts["int"]
+    if lg:
+        parts["grad"] = F.l1_loss(sobel_gradient(f), torch.maximum(sobel_gradient(a), sobel_gradient(b)))
+        total = total + lg * parts["grad"]
+    return total, parts
+
+
+def teacher_loss(
+    f: torch.Tensor, t: torch.Tensor, weights: tuple[float, float, float] = (1.0, 1.0, 0.0)
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Distance of the output ``f`` to a teacher's result ``t`` and its terms::
+
+        λ_1·|f − t| + λ_s·(1 − SSIM(f, t)) + λ_g·| |∇f| − |∇t| |
+
+    (``t_l1``, ``t_ssim`` — the SSIM itself —, ``t_grad``). ``(1, 1, 0)`` is AE-Net's
+    positive-sample loss; a gradient term sharpens a distilled student. Zero-weight terms are
+    not computed.
+    """
+    l1w, sw, gw = weights
+    total, parts = f.new_zeros(()), {}
+    if l1w:
+        parts["t_l1"] = F.l1_loss(f, t)
+        total = total + l1w * parts["t_l1"]
+    if sw:
+        parts["t_ssim"] = ssim(f, t)
+        total = total + sw * (1.0 - parts["t_ssim"])
+    if gw:
+        parts["t_grad"] = gradient_l1(f, t)
+        total = total + gw * parts["t_grad"]
+    return total, parts
