@@ -27,7 +27,8 @@ def make_fuser(spec: str) -> Fuser:
     """``NAME`` or ``NAME=WEIGHTS`` (label: the spec, shortened to the run folder)."""
     name, _, weights = spec.partition("=")
     fuser = Fuser(name, weights=weights or None)
-    fuser.label = name if not weights else f"{name}@{Path(weights).parent.name or Path(weights).stem}"
+    path = Path(weights)
+    fuser.label = name if not weights else f"{name}@{path.parent.name if path.stem == 'model' else path.stem}"
     return fuser
 
 

@@ -37,6 +37,10 @@ Output (``output``):
   their grey-level statistics (what MI, VIF and Qabf reward) and is easy for a tiny network to
   learn; ``ρ`` (``residual``, 0 = none) leaves room for contrast a teacher adds beyond either
   source. The head then has 2 output channels (1 with ``residual = 0``).
+  ``select = κ > 0`` adds a selection prior to the weight's logit, ``l + κ·(ir − vi)`` with κ a
+  learned scale starting at ``select``: an untrained network already picks the brighter source
+  per pixel (a soft ``max(ir, vi)``, the strong classical baseline on infrared–visible pairs),
+  and training learns where and how to depart from it.
 
 CPU speed note: a 640x480 forward allocates ~40 MB of short-lived tensors. glibc's default
 malloc returns them to the OS and page-faults them back on every call, which costs about as
@@ -317,6 +321,7 @@ class AENetV2(nn.Module):
             ``B - fuse_at`` run once on the fused features. ``None``: all ``B`` before fusion.
         output: ``"direct"`` (sigmoid image) or ``"blend"`` (weight map + bounded residual).
         residual: bound ρ of the blend residual (``"blend"`` only; 0 = pure weight map).
+        select: initial scale κ of the blend's selection prior (``"blend"`` only; 0 = none).
     """
 
     def __init__(
@@ -330,13 +335,17 @@ class AENetV2(nn.Module):
         fuse_at: int | None = 2,
         output: str = "direct",
         residual: float = 0.0,
+        select: float = 0.0,
     ) -> None:
         super().__init__()
         if output not in OUTPUTS:
             raise ValueError(f"unknown output {output!r}; choose from {', '.join(OUTPUTS)}")
         if residual < 0 or (residual and output != "blend"):
             raise ValueError(f"residual must be >= 0 and needs output='blend', got {residual!r} with {output!r}")
+        if select < 0 or (select and output != "blend"):
+            raise ValueError(f"select must be >= 0 and needs output='blend', got {select!r} with {output!r}")
         self.output, self.residual = output, float(residual)
+        self.select_scale = nn.Parameter(torch.tensor([float(select)])) if select else None
         if block not in BLOCKS:
             raise ValueError(f"unknown block {block!r}; choose from {', '.join(BLOCKS)}")
         fuse_at = num_blocks if fuse_at is None else fuse_at
@@ -371,6 +380,8 @@ class AENetV2(nn.Module):
         if self.output == "direct":
             return f.sigmoid_()
         logit, *res = f.split(1, dim=1)
+        if self.select_scale is not None:
+            logit = logit + self.select_scale * (ir - vi)
         out = torch.lerp(vi, ir, torch.sigmoid(logit))
         if res:
             out = out + self.residual * torch.tanh(res[0])
