@@ -43,7 +43,8 @@ def _detail(y: np.ndarray, mask: np.ndarray) -> float:
 def test_every_network_ships_weights_and_the_default_is_a_network():
     for name in NETWORKS:
         assert get_model_info(name).weights_path is not None, name
-    assert default_model() == "aenetv2"
+    assert default_model() == "aenetv2-ivif"  # infrared-visible: the distilled real-time network
+    assert default_model("ab") == "aenetv2"  # multi-focus, multi-exposure, medical: the general one
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -85,3 +86,30 @@ def test_untrained_network_fails_the_same_check():
     people, wall = _masks(*ir.shape)
     vi_y = rgb_to_ycbcr(vi)[0]
     assert not (out[people].mean() - vi_y[people].mean() > 0.55 and _detail(out, wall) > 0.4 * _detail(vi_y, wall))
+
+
+def test_distilled_default_is_closer_to_its_teacher_than_max_and_an_untrained_student(shared):
+    """aenetv2-ivif starts as a soft max(ir, vi) (its selection prior), so the synthetic check above
+    cannot tell trained from untrained weights. On real pairs the shipped weights must reproduce
+    their teacher, DWSFusion, more closely than `max` does, and far more closely than the same
+    network with random weights."""
+    from conftest import SAMPLE_PAIRS, sample_pair_paths
+
+    from litefuse.io import read_image
+
+    student, teacher = litefuse.Fuser("aenetv2-ivif"), litefuse.Fuser("dwsfusion")
+    torch.manual_seed(0)
+    untrained = litefuse.load_model("aenetv2-ivif", pretrained=False)
+    gaps = {"shipped": [], "max": [], "untrained": []}
+    for dataset, stem in SAMPLE_PAIRS:
+        ir_path, vi_path = sample_pair_paths(shared, dataset, stem)
+        ir, vi = read_image(ir_path), read_image(vi_path)
+        ir = ir.mean(axis=2) if ir.ndim == 3 else ir
+        vi = rgb_to_ycbcr(vi)[0] if vi.ndim == 3 else vi
+        target = teacher.fuse_luma(ir, vi)
+        with torch.inference_mode():
+            raw = untrained(torch.from_numpy(ir)[None, None], torch.from_numpy(vi)[None, None])[0, 0].numpy()
+        for key, out in (("shipped", student.fuse_luma(ir, vi)), ("max", np.maximum(ir, vi)), ("untrained", raw)):
+            gaps[key].append(float(np.abs(out - target).mean()))
+    mean = {k: float(np.mean(v)) for k, v in gaps.items()}
+    assert mean["shipped"] < mean["max"] and 2 * mean["shipped"] < mean["untrained"], mean
