@@ -44,3 +44,8 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def to_u8(x: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] -> uint8 (rounded, clipped)."""
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)

@@ -25,8 +25,7 @@ from litefuse.train.objectives.aenetv2 import AENetV2Objective
 pytestmark = pytest.mark.usefixtures("one_thread")  # training tests: one torch thread (see conftest)
 
 
-def _u8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+from conftest import to_u8 as _u8  # noqa: E402
 
 
 @pytest.fixture(scope="module")

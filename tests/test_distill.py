@@ -20,8 +20,7 @@ from litefuse.train import teachers as T
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _u8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+from conftest import to_u8 as _u8  # noqa: E402
 
 
 @pytest.fixture(scope="module")

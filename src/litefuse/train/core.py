@@ -104,8 +104,7 @@ class TrainConfig:
     """
 
     model: str = ""
-    # "" = the model's own objective; "distill" = teacher-student training of any network
-    objective_name: str = ""
+    objective_name: str = ""  # "" = the model's own objective; "distill" = teacher-student training
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     objective: dict[str, Any] = field(default_factory=dict)
     # data
@@ -509,16 +508,6 @@ def _under(name: str, prefix: str) -> bool:
 
 
 _OBJECTIVES: dict[str, type[Objective]] = {}
-# model name -> module of litefuse.train.objectives that registers its objective
-_OBJECTIVE_MODULES = {
-    "densefuse": "autoencoder",
-    "lwc-densefuse": "autoencoder",
-    "aenetv2": "aenetv2",
-    "dwsfusion": "dwsfusion",
-    "dwsfusion-plus": "dwsfusion",
-    "distill": "distill",
-    "aenetv2-ivif": "distill",
-}
 
 
 def register_objective(*names: str):
@@ -550,8 +539,10 @@ def _import_objectives(module: str | None = None) -> None:
 
 def get_objective(name: str) -> type[Objective]:
     """The objective class registered for model ``name`` (imports its module on first use)."""
+    from . import objectives
+
     if name not in _OBJECTIVES:
-        _import_objectives(_OBJECTIVE_MODULES.get(name))
+        _import_objectives(objectives.MODULES.get(name))
     if name not in _OBJECTIVES:
         _import_objectives()
     try:
