@@ -350,8 +350,11 @@ class _Crash(RuntimeError):
     pass
 
 
-def test_resume_after_a_crash_matches_uninterrupted_run(image_root, tmp_path):
-    """A run killed at step 6 (last checkpoint at step 4) resumes to the same weights."""
+@pytest.mark.parametrize("by", ["steps", "minutes"])
+def test_resume_after_a_crash_matches_uninterrupted_run(image_root, tmp_path, by):
+    """A run killed at step 6 resumes to the same weights, from its last step checkpoint (step 4)
+    or from a time-based one (a tiny ``checkpoint_minutes`` saves after every step: step 5)."""
+    timing = {"steps": {}, "minutes": {"checkpoint_every": 0, "checkpoint_minutes": 1e-9}}[by]
     _trainer(_config(image_root, tmp_path / "full", max_steps=9, val_every=2)).fit()
 
     objective = get_objective(AE_MODEL or "densefuse")()
@@ -364,8 +367,8 @@ def test_resume_after_a_crash_matches_uninterrupted_run(image_root, tmp_path):
 
     objective.training_step = crashing
     with pytest.raises(_Crash):
-        _trainer(_config(image_root, tmp_path / "cut", max_steps=9, val_every=2), objective).fit()
-    assert _state(tmp_path / "cut")["trainer"]["step"] == 4
+        _trainer(_config(image_root, tmp_path / "cut", max_steps=9, val_every=2, **timing), objective).fit()
+    assert _state(tmp_path / "cut")["trainer"]["step"] == {"steps": 4, "minutes": 5}[by]
     _trainer(_config(image_root, tmp_path / "cut", max_steps=9, val_every=2)).fit(resume=True)
     _assert_same_run(tmp_path / "full", tmp_path / "cut")
 

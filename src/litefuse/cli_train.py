@@ -7,8 +7,13 @@ its ``last.pt`` with the run's own saved configuration (only the budget — epoc
 minutes — and the device may change). ``--init pretrained`` (or ``--init FILE``) fine-tunes
 from the shipped weights (or a weights file) instead of a random start. ``--teacher NAME`` (repeatable)
 distils other methods' results into any network (:mod:`litefuse.train.objectives.distill`).
-This module defines the command function only;
-``cli.py`` registers it.
+
+Data: ``--data`` paths are relative to the working directory; a config file's relative ``data``
+paths to the file's folder, and the packaged configs' ``../shared/...`` to ``$LITEFUSE_SHARED``
+when it is set (:mod:`litefuse.train.trainset`). Unusable pairs are skipped and reported. Every
+failure is one ``error:`` line on stderr and exit status 2; a run that could take no
+optimisation step (e.g. ``--max-minutes`` spent in a pre-pass) writes no weights and fails the same way.
+This module defines the command function only; ``cli.py`` registers it.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
     """
     from .registry import get_model_info
     from .train import ConfigError, TrainConfig, default_config_path, get_objective
+    from .train.trainset import resolve_config_data
 
     get_model_info(model)  # unknown model -> ModelError listing the known ones
     get_objective(model)  # no objective -> ModelError listing the trainable ones
@@ -94,6 +100,8 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
     cfg = TrainConfig.load(config) if config is not None else TrainConfig(model=model, epochs=10)
     if cfg.model and cfg.model != model:
         raise ConfigError(f"{config}: is a config for {cfg.model!r}, not {model!r}")
+    if config is not None:  # a config file's relative paths start from its own folder, not from here
+        cfg = cfg.replace(data=resolve_config_data(cfg.data, config))
     cfg = cfg.replace(
         model=model,
         data=[str(Path(p).resolve()) for p in data] if data else None,
@@ -115,6 +123,6 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
     if sets:
         cfg = cfg.apply_sets(sets)
     get_objective(cfg.objective_name or model)
-    # relative data paths are relative to the working directory; store them absolute so that a
-    # resumed run (or its config.json) finds the same files from anywhere
+    # what is still relative came from the command line (--set data=...), so from the working
+    # directory; store every path absolute so that a resumed run finds the same files from anywhere
     return cfg.replace(data=[str(Path(p).resolve()) for p in cfg.data])

@@ -9,6 +9,11 @@ Randomness is a pure function of ``(seed, epoch, index)``: item ``i`` of epoch `
 the same crop with the same flips, whatever the number of DataLoader workers and whether the
 run was resumed in the middle of the epoch. Call :meth:`set_epoch` before each epoch.
 
+A pair that cannot be used — a source that does not decode (corrupt or truncated file,
+unsupported channel layout, ...) or two sources of different sizes — is left out and listed in
+the dataset's ``skipped`` as ``"<file>: <problem>"`` (:func:`decode_pairs`), as ``litefuse fuse``
+reports it in folder mode; one bad file never aborts a training run.
+
 Images smaller than the crop are **reflect-padded** up to the crop size by default
 (``small="pad"``; numpy's ``reflect`` mode, repeated as often as needed) so that small
 multi-focus and RoadScene frames still contribute; ``small="skip"`` drops them instead.
@@ -41,9 +46,12 @@ __all__ = [
     "split_pairs",
     "pair_hash",
     "load_luma_u8",
+    "decode_pairs",
 ]
 
 Small = Literal["pad", "skip"]
+#: a PairCropDataset ``targets`` function: ``(names, [(a, b), ...]) -> [target, ...]``
+Targets = Callable[[list[str], list[tuple[np.ndarray, np.ndarray]]], Sequence[np.ndarray]]
 _MAX_DEPTH = 3  # how deep collect_pairs looks below a root for pair folders
 
 
@@ -127,12 +135,49 @@ def load_luma_u8(path: str | Path) -> np.ndarray:
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def _decode_all(paths: Sequence[Path], workers: int) -> list[np.ndarray]:
+def _read_luma(path: Path) -> np.ndarray | InputError:
+    """:func:`load_luma_u8`, or the :class:`InputError` that says why the file cannot be used."""
+    try:
+        return load_luma_u8(path)
+    except InputError as exc:
+        return exc
+
+
+def _decode_all(paths: Sequence[Path], workers: int) -> list[np.ndarray | InputError]:
     """Decode in a small thread pool (PIL and numpy release the GIL while decoding)."""
     if workers <= 1 or len(paths) < 4:
-        return [load_luma_u8(p) for p in paths]
+        return [_read_luma(p) for p in paths]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(load_luma_u8, paths))
+        return list(pool.map(_read_luma, paths))
+
+
+def _pair_problem(pair: Pair, a: np.ndarray | InputError, b: np.ndarray | InputError) -> str | None:
+    """Why ``pair`` (decoded as ``a``, ``b``) is unusable, as ``"<file>: <problem>"``; None if usable."""
+    for decoded in (a, b):
+        if isinstance(decoded, InputError):
+            return str(decoded)
+    if a.shape != b.shape:
+        (ha, wa), (hb, wb) = a.shape, b.shape
+        return f"{pair.b}: size mismatch: {wb}×{hb} here but {wa}×{ha} for its partner {pair.a.name}"
+    return None
+
+
+def decode_pairs(pairs: Sequence[Pair], workers: int = 2) -> tuple[list[tuple[Pair, np.ndarray, np.ndarray]], list[str]]:
+    """Both sources of every pair as ``uint8`` luminance: ``(usable, skipped)``.
+
+    ``usable`` holds ``(pair, a, b)`` for the pairs whose sources decode and share one size, in
+    order; ``skipped`` says why each other pair was left out (``"<file>: <problem>"``).
+    """
+    flat = _decode_all([path for p in pairs for path in (p.a, p.b)], workers)
+    usable: list[tuple[Pair, np.ndarray, np.ndarray]] = []
+    skipped: list[str] = []
+    for pair, a, b in zip(pairs, flat[0::2], flat[1::2]):
+        problem = _pair_problem(pair, a, b)
+        if problem is None:
+            usable.append((pair, a, b))
+        else:
+            skipped.append(problem)
+    return usable, skipped
 
 
 def _as_hw(crop: int | Sequence[int]) -> tuple[int, int]:
@@ -179,6 +224,10 @@ class _CropDataset(Dataset):
     def _fits(self, shape: tuple[int, ...]) -> bool:
         return self.small == "pad" or (shape[0] >= self.crop[0] and shape[1] >= self.crop[1])
 
+    def _too_small(self, path: Path, shape: tuple[int, ...]) -> str:
+        """The ``skipped`` entry of an image dropped by ``small="skip"``."""
+        return f"{path}: {shape[1]}×{shape[0]} is smaller than the {self.crop[1]}×{self.crop[0]} crop (small_images = 'skip')"
+
     def _num_images(self) -> int:
         return len(self.names)
 
@@ -214,7 +263,8 @@ class GreyCropDataset(_CropDataset):
 
     Both sources of every pair become separate images (visible Y and infrared for IVIF, A and B
     for multi-focus / multi-exposure), so pass the pairs of one split only. Items are
-    ``(1, H, W)`` float tensors in ``[0, 1]``.
+    ``(1, H, W)`` float tensors in ``[0, 1]``. Unusable pairs (an unreadable source, sources of
+    different sizes) are left out and listed in :attr:`skipped`.
 
     Args:
         pairs: the source pairs (e.g. the train part of :func:`split_pairs`).
@@ -240,15 +290,15 @@ class GreyCropDataset(_CropDataset):
         workers: int = 2,
     ) -> None:
         super().__init__(crop, train, seed, small, crops_per_image, flips)
-        sources = [(f"{p.name}:{role}", path) for p in pairs for role, path in (("a", p.a), ("b", p.b))]
-        images = _decode_all([path for _, path in sources], workers)
+        usable, self.skipped = decode_pairs(pairs, workers)
         self.images: list[np.ndarray] = []
-        for (name, _), img in zip(sources, images):
-            if self._fits(img.shape):
-                self.names.append(name)
-                self.images.append(img)
-            else:
-                self.skipped.append(name)
+        for pair, a, b in usable:
+            for role, path, img in (("a", pair.a, a), ("b", pair.b, b)):
+                if self._fits(img.shape):
+                    self.names.append(f"{pair.name}:{role}")
+                    self.images.append(img)
+                else:
+                    self.skipped.append(self._too_small(path, img.shape))
 
     def __getitem__(self, index: int) -> torch.Tensor:
         img = self.images[index % len(self.images)]
@@ -259,14 +309,15 @@ class PairCropDataset(_CropDataset):
     """Registered pairs, luminance only, the same random crop and flips on both sources.
 
     Items are ``(a, b)``: two ``(1, H, W)`` float tensors in ``[0, 1]`` (``a`` = infrared or
-    source A, ``b`` = visible Y or source B). Pairs whose sources differ in size are skipped
-    (listed in :attr:`skipped`). Arguments as :class:`GreyCropDataset`; default crop 240×320
-    (H×W, DWSFusion's training patches).
+    source A, ``b`` = visible Y or source B). Unusable pairs (an unreadable source, sources of
+    different sizes) are left out and listed in :attr:`skipped`. Arguments as
+    :class:`GreyCropDataset`; default crop 240×320 (H×W, DWSFusion's training patches).
 
     ``targets``: optional function ``(names, [(a, b), ...]) -> [target, ...]`` called once with
     the kept pairs' ``uint8`` luminance arrays; each target is a ``uint8`` ``H×W`` array of its
     pair's size (e.g. a positive sample / pseudo ground truth). Items then are ``(a, b, target)``
-    with one window and one flip for all three, so they stay pixel-aligned.
+    with one window and one flip for all three, so they stay pixel-aligned. :meth:`add_targets`
+    does the same later (e.g. once the kept pairs of every split are known).
     """
 
     def __init__(
@@ -280,28 +331,32 @@ class PairCropDataset(_CropDataset):
         crops_per_image: int = 1,
         flips: bool = True,
         workers: int = 2,
-        targets: Callable[[list[str], list[tuple[np.ndarray, np.ndarray]]], Sequence[np.ndarray]] | None = None,
+        targets: Targets | None = None,
     ) -> None:
         super().__init__(crop, train, seed, small, crops_per_image, flips)
-        flat = _decode_all([path for p in pairs for path in (p.a, p.b)], workers)
+        usable, self.skipped = decode_pairs(pairs, workers)
         self.images: list[tuple[np.ndarray, ...]] = []
-        for pair, a, b in zip(pairs, flat[0::2], flat[1::2]):
-            if a.shape != b.shape:
-                self.skipped.append(f"{pair.name}: sources differ in size ({a.shape[1]}×{a.shape[0]} vs {b.shape[1]}×{b.shape[0]})")
-            elif not self._fits(a.shape):
-                self.skipped.append(f"{pair.name}: smaller than the crop")
-            else:
+        for pair, a, b in usable:
+            if self._fits(a.shape):
                 self.names.append(pair.name)
                 self.images.append((a, b))
+            else:
+                self.skipped.append(self._too_small(pair.a, a.shape))
         if targets is not None:
-            extra = list(targets(list(self.names), [(a, b) for a, b in self.images]))
-            if len(extra) != len(self.images):
-                raise ValueError(f"targets returned {len(extra)} arrays for {len(self.images)} pairs")
-            for i, (name, target) in enumerate(zip(self.names, extra)):
-                target = np.asarray(target)
-                if target.shape != self.images[i][0].shape or target.dtype != np.uint8:
-                    raise ValueError(f"{name}: target must be uint8 {self.images[i][0].shape}, got {target.dtype} {target.shape}")
-                self.images[i] = (*self.images[i], target)
+            self.add_targets(targets)
+
+    def add_targets(self, targets: Targets) -> None:
+        """Add every kept pair's target (the ``targets`` function of the class docstring, called once)."""
+        if any(len(images) != 2 for images in self.images):
+            raise ValueError("this dataset has its targets already")
+        extra = list(targets(list(self.names), [(a, b) for a, b in self.images]))
+        if len(extra) != len(self.images):
+            raise ValueError(f"targets returned {len(extra)} arrays for {len(self.images)} pairs")
+        for i, (name, target) in enumerate(zip(self.names, extra)):
+            target = np.asarray(target)
+            if target.shape != self.images[i][0].shape or target.dtype != np.uint8:
+                raise ValueError(f"{name}: target must be uint8 {self.images[i][0].shape}, got {target.dtype} {target.shape}")
+            self.images[i] = (*self.images[i], target)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         images = self.images[index % len(self.images)]

@@ -44,10 +44,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..data import GreyCropDataset, PairCropDataset, collect_pairs, split_pairs
+from ..data import GreyCropDataset, PairCropDataset
 from ..data.pairs import Pair
 from .._files import atomic_write_text, publish, temporary_beside
 from ..errors import InputError, LitefuseError, ModelError
+from .budget import CheckpointSchedule, Deadline, require_progress
+from .rundir import CHECKPOINT, CONFIG, LOG, SUMMARY, TENSORBOARD, WEIGHTS, RunFolder
+from .trainset import build_datasets
 
 __all__ = [
     "ConfigError",
@@ -65,10 +68,6 @@ __all__ = [
     "atomic_torch_save",
 ]
 
-CHECKPOINT = "last.pt"
-WEIGHTS = "model.safetensors"
-SUMMARY = "summary.json"
-LOG = "log.csv"
 _FORMAT = 1
 
 
@@ -99,8 +98,8 @@ class TrainConfig:
 
     ``epochs`` defaults to the sum of the stages' epochs; with more epochs than the stages
     cover, the last stage continues. ``max_steps`` and ``max_minutes`` cap a run further
-    (``max_minutes`` counts per invocation, data loading included). Relative ``data`` paths are
-    relative to the working directory.
+    (``max_minutes`` counts per invocation, data loading and pre-passes included). ``litefuse train``
+    resolves a config file's relative ``data`` paths against its folder (:mod:`.trainset`).
     """
 
     model: str = ""
@@ -141,6 +140,7 @@ class TrainConfig:
     # bookkeeping
     log_every: int = 10
     checkpoint_every: int = 200
+    checkpoint_minutes: float = 5.0  # also save last.pt this long after the previous save; 0 = steps only
     seed: int = 0
     out_dir: str = ""  # default runs/<model>
     device: str = "auto"
@@ -151,7 +151,7 @@ class TrainConfig:
     #: fields a resumed run may change; every other field must match the checkpoint
     RESUMABLE: ClassVar[frozenset[str]] = frozenset(
         {"epochs", "max_steps", "max_minutes", "device", "threads", "num_workers", "progress", "tensorboard",
-         "log_every", "checkpoint_every", "out_dir"}
+         "log_every", "checkpoint_every", "checkpoint_minutes", "out_dir"}
     )
 
     # -- construction ---------------------------------------------------------------------
@@ -242,7 +242,8 @@ class TrainConfig:
         for name in ("crops_per_image", "log_every"):
             if getattr(self, name) < 1:
                 raise bad(f"{name} must be >= 1")
-        for name in ("val_every", "checkpoint_every", "plateau_patience", "early_stopping_patience", "num_workers", "threads"):
+        for name in ("val_every", "checkpoint_every", "checkpoint_minutes", "plateau_patience", "early_stopping_patience",
+                     "num_workers", "threads"):
             if (getattr(self, name) or 0) < 0:
                 raise bad(f"{name} must be >= 0")
         for i, row in enumerate(self.stages, 1):
@@ -390,6 +391,7 @@ class Objective:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.nets: dict[str, nn.Module] = {}
         self.stage_index: int | None = None
+        self.deadline: Deadline | None = None  # the run's time budget (set by the trainer): pre-passes check it
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -424,12 +426,12 @@ class Objective:
     def build_datasets(
         self, train: Sequence[Pair], val: Sequence[Pair], config: TrainConfig
     ) -> tuple[Dataset, Dataset | None]:
-        """Training and validation datasets from the split pairs (by :attr:`data`)."""
+        """Training and validation datasets from the split pairs (by :attr:`data`); the second may be empty."""
         cls = {"grey": GreyCropDataset, "pair": PairCropDataset}[self.data]
         common = dict(crop=config.crop, small=config.small_images, workers=max(2, os.cpu_count() or 1))
         train_ds = cls(train, train=True, seed=config.seed, crops_per_image=config.crops_per_image, **common)
         val_ds = cls(val, train=False, **common) if val else None
-        return train_ds, (val_ds if val_ds is not None and len(val_ds) else None)
+        return train_ds, val_ds
 
     # -- schedule -------------------------------------------------------------------------
 
@@ -776,7 +778,12 @@ class Trainer:
     # -- public ---------------------------------------------------------------------------
 
     def fit(self, resume: bool = False) -> TrainResult:
-        """Train (or continue the run in ``config.run_dir`` with ``resume=True``)."""
+        """Train (or continue the run in ``config.run_dir`` with ``resume=True``). A start that fails
+        before the first checkpoint removes what it wrote (:class:`~.rundir.RunFolder`)."""
+        with RunFolder(self.out) as folder:
+            return self._fit(resume, folder)
+
+    def _fit(self, resume: bool, folder: RunFolder) -> TrainResult:
         start = time.monotonic()
         ckpt = self._load_checkpoint() if resume else None
         if ckpt is None and (self.out / CHECKPOINT).exists():
@@ -784,7 +791,7 @@ class Trainer:
         init = self.config.init
         if ckpt is None and init not in ("", "pretrained") and not Path(init).is_file():  # a resume does not need it
             raise ConfigError(f"init: weights file not found: {init} (use 'pretrained' for the shipped weights)")
-        self.out.mkdir(parents=True, exist_ok=True)
+        folder.create()
         cfg = self.config
         seed_everything(cfg.seed)
         self.device = _resolve_device(cfg.device)
@@ -794,7 +801,8 @@ class Trainer:
         self.model = self._build_model(init=ckpt is None).to(self.device).train()
         self.objective = self._objective if self._objective is not None else get_objective(cfg.objective_name or cfg.model)()
         self.objective.build(self.model, cfg)
-        self.train_set, self.val_set = self._build_data()
+        self.deadline = self.objective.deadline = Deadline(cfg.max_minutes, start, str(self.out))
+        self.train_set, self.val_set = build_datasets(self.objective, cfg, self.console)
         self.steps_per_epoch = len(self.train_set) // cfg.batch_size
         if self.steps_per_epoch == 0:
             raise InputError(f"{len(self.train_set)} training crops is fewer than one batch of {cfg.batch_size}")
@@ -809,6 +817,7 @@ class Trainer:
         self._running: dict[str, float] = {}
         self._running_n = 0
         self._start = start
+        self._checkpoints = CheckpointSchedule(cfg.checkpoint_every, cfg.checkpoint_minutes)
         self._new_stage_trackers()
         if ckpt is None:
             (self.out / LOG).unlink(missing_ok=True)
@@ -817,7 +826,7 @@ class Trainer:
             self._restore(ckpt)
             self.log.truncate_after(self.step)
         else:
-            atomic_write_text(self.out / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
+            atomic_write_text(self.out / CONFIG, json.dumps(cfg.to_dict(), indent=2) + "\n")
         self._tb = self._tensorboard()
         if ckpt is None and cfg.init and self.val_set is not None:
             # step 0: fine-tuning never exports worse than its start. Enter the first stage
@@ -826,6 +835,7 @@ class Trainer:
             self._validate(scheduled=False)
 
         stop_reason = self._loop()
+        require_progress(self.step, stop_reason, self.deadline)  # no step: no weights, nothing kept
         finished = stop_reason in ("completed", "max_steps", "early stopping")
         if self.val_set is not None and self.last_val_step != self.step and stop_reason != "interrupted":
             self._validate(scheduled=False)
@@ -879,22 +889,6 @@ class Trainer:
             raise ModelError(f"init = 'pretrained' but {cfg.model or 'this model'!r} ships no weights; pass a weights file")
         return Path(path)
 
-    def _build_data(self) -> tuple[Dataset, Dataset | None]:
-        cfg = self.config
-        if not cfg.data:
-            raise InputError("no training data; pass --data DIR (a folder with ir/vi or A/B sub-folders, or a parent of such)")
-        pairs = collect_pairs(cfg.data)
-        if not pairs:
-            raise InputError(f"no image pairs found in {', '.join(cfg.data)}")
-        train, val = split_pairs(pairs, cfg.val_fraction)
-        train_ds, val_ds = self.objective.build_datasets(train, val, cfg)
-        self.console.print(
-            f"data: {len(train)} train / {len(val)} val pairs -> {len(train_ds)} train / "
-            f"{len(val_ds) if val_ds is not None else 0} val crops",
-            markup=False,
-        )
-        return train_ds, val_ds
-
     def _new_stage_trackers(self) -> None:
         """Fresh plateau schedulers, early stopping and best-model tracking (a stage's loss
         weights make its validation loss incomparable with the previous stage's)."""
@@ -917,7 +911,7 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             return None
-        return SummaryWriter(str(self.out / "tb"))
+        return SummaryWriter(str(self.out / TENSORBOARD))
 
     # -- loop -------------------------------------------------------------------------------
 
@@ -942,7 +936,7 @@ class Trainer:
                         self._log_train()
                     if cfg.val_every and self.step % cfg.val_every == 0:
                         jumped = self._validate(scheduled=True)
-                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    if self._checkpoints.due(self.step):
                         self._save_checkpoint()
                     advance(self.step, self._running_text())
                     if jumped or self._budget_reason():
@@ -964,7 +958,7 @@ class Trainer:
             return "max_steps"
         if self.epoch >= cfg.total_epochs:
             return "completed"
-        if cfg.max_minutes is not None and time.monotonic() - self._start >= 60 * cfg.max_minutes:
+        if self.deadline.expired():
             return "time budget"
         return None
 

@@ -16,7 +16,7 @@ widths matched for parameters) the study
    hooks) and CPU latency at 640x480, batch 1 (median of ``latency_runs`` calls after two
    warm-up calls, with ``threads`` torch threads, under the process's allocator: the
    ``litefuse`` CLI keeps freed heap resident, see
-   :func:`~litefuse.models.complexity.keep_heap_resident`).
+   :func:`~litefuse.runtime.keep_heap_resident`).
 
 Reference fusers (default: the classical ``max``) are scored and timed beside the variants.
 
@@ -50,6 +50,7 @@ from ..data import collect_pairs, load_luma_u8, pair_hash, split_pairs
 from ..errors import InputError
 from .._files import atomic_write_text
 from .core import ConfigError, Trainer, TrainConfig, default_config_path
+from .trainset import resolve_config_data
 
 __all__ = ["StudyRow", "run_study", "pareto_front", "quality_scores"]
 
@@ -244,6 +245,8 @@ def run_study(
 
     path = Path(config) if config is not None else default_config_path(MODEL)
     base = TrainConfig.load(path) if path is not None else TrainConfig(model=MODEL, epochs=40)
+    if path is not None:  # a config file's relative data paths start from its folder (see .trainset)
+        base = base.replace(data=resolve_config_data(base.data, path))
     if data:
         base = base.replace(data=[str(Path(p).resolve()) for p in data])
     if sets:

@@ -37,7 +37,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .._files import publish, temporary_beside
-from ..errors import ModelError
+from ..errors import ModelError, OutputError
+from .budget import Deadline
 
 __all__ = [
     "COMBINE",
@@ -187,11 +188,17 @@ class TeacherCache:
     def store(self, key: str, image: np.ndarray, signature: str = "") -> Path:
         """Write ``image`` atomically (temporary file beside the entry, then rename)."""
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with temporary_beside(path, suffix=".npz.tmp") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, target=image, signature=np.array(signature))
-            publish(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with temporary_beside(path, suffix=".npz.tmp") as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez_compressed(fh, target=image, signature=np.array(signature))
+                publish(tmp, path)
+        except OSError as exc:
+            raise OutputError(
+                f"{self.root}: cannot write the teacher cache ({exc.strerror or exc}); "
+                "set [objective] teacher_cache or LITEFUSE_TEACHER_CACHE to a writable folder"
+            ) from None
         return path
 
     def get(self, teacher: Teacher, a: np.ndarray, b: np.ndarray, signature: str | None = None) -> np.ndarray:
@@ -213,9 +220,18 @@ class TeacherCache:
         rule: str = "mean",
         progress: bool = True,
         console=None,
+        deadline: Deadline | None = None,
+        total: int | None = None,
     ) -> Callable[[list[str], list[tuple[np.ndarray, np.ndarray]]], list[np.ndarray]]:
         """A :class:`~litefuse.data.PairCropDataset` ``targets`` function: every pair's combined
-        teacher result, with a rich progress bar; prints hits, misses and time."""
+        teacher result, with a rich progress bar; prints hits, misses and time.
+
+        The pre-pass checks ``deadline`` before each pair and raises its
+        :class:`~litefuse.train.budget.TimeBudgetError` once it has expired ("pre-pass: N of M
+        pairs cached"; the cached ones are reused by the next run). Counts run over every call of
+        the function (training, then validation pairs); ``total`` (M) defaults to the pairs seen.
+        """
+        done = 0  # pairs whose target is in the cache, over every call
 
         def build(names: list[str], pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
             from rich.console import Console
@@ -224,9 +240,15 @@ class TeacherCache:
             start, hits0, misses0 = time.monotonic(), self.hits, self.misses
             signatures = [t.signature for t in teachers]
             label = "+".join(t.label for t in teachers)
+            expected = total if total is not None else done + len(pairs)
 
             def one(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-                return combine_targets([self.get(t, a, b, s) for t, s in zip(teachers, signatures)], rule)
+                nonlocal done
+                if deadline is not None and deadline.expired():
+                    raise deadline.exhausted(f"pre-pass: {done} of {expected} pairs cached")
+                target = combine_targets([self.get(t, a, b, s) for t, s in zip(teachers, signatures)], rule)
+                done += 1
+                return target
 
             out: list[np.ndarray] = []
             if progress and pairs:

@@ -104,13 +104,19 @@ class DistillObjective(Objective):
     def build_datasets(
         self, train: Sequence[Pair], val: Sequence[Pair], config: TrainConfig
     ) -> tuple[Dataset, Dataset | None]:
-        """Pair crops with their teacher target (computed once, then read from the cache)."""
-        cache = TeacherCache(self.params["teacher_cache"] or None)
-        targets = cache.targets(self.teachers, self.params["combine"], progress=config.progress)
-        common = dict(crop=config.crop, small=config.small_images, workers=max(2, os.cpu_count() or 1), targets=targets)
+        """Pair crops with their teacher target (computed once, then read from the cache); the
+        pre-pass stops at the run's time budget (:attr:`deadline`), keeping what it cached."""
+        common = dict(crop=config.crop, small=config.small_images, workers=max(2, os.cpu_count() or 1))
         train_ds = PairCropDataset(train, train=True, seed=config.seed, crops_per_image=config.crops_per_image, **common)
         val_ds = PairCropDataset(val, train=False, **common) if val else None
-        return train_ds, (val_ds if val_ds is not None and len(val_ds) else None)
+        kept = [ds for ds in (train_ds, val_ds) if ds is not None]
+        # one pre-pass over the usable pairs of both splits, counted as one ("N of M pairs cached")
+        cache = TeacherCache(self.params["teacher_cache"] or None)
+        targets = cache.targets(self.teachers, self.params["combine"], progress=config.progress,
+                                deadline=self.deadline, total=sum(len(ds.names) for ds in kept))
+        for ds in kept:
+            ds.add_targets(targets)
+        return train_ds, val_ds  # the trainer drops an empty validation set (after reporting its skipped pairs)
 
     def losses(self, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Total loss (for backward) and its components (for the log)."""

@@ -1,0 +1,100 @@
+"""A run's training data: where its configured paths point, and the usable pairs they hold.
+
+**Paths.** ``--data`` paths are typed by the user and relative to the working directory. A
+relative ``data`` path in a config file is relative to that file's folder, never to the working
+directory. The packaged configs' ``../shared/...`` is the development-data convention ("the
+``shared`` folder beside the checkout"): with ``$LITEFUSE_SHARED`` set it is resolved against
+that folder; otherwise a packaged config's paths start from the checkout root the configs were
+written for (``<checkout>/src/litefuse/configs`` → ``<checkout>``), so ``../shared`` is the
+folder beside the checkout. A data folder that does not exist is reported with the path tried
+and how to point to the data.
+
+**Pairs.** The datasets leave out pairs they cannot use (an unreadable or corrupt file, sources
+of different sizes, an unsupported channel layout; see :func:`litefuse.data.datasets.decode_pairs`).
+:func:`build_datasets` reports each as ``skipped: <file>: <problem>`` and their count, as
+``litefuse fuse`` does in folder mode, and fails only when no usable training pair is left.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from torch.utils.data import Dataset
+
+from ..data import collect_pairs, split_pairs
+from ..data.pairs import Pair
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from .core import Objective, TrainConfig
+
+__all__ = ["SHARED_ENV", "build_datasets", "config_base", "resolve_config_data", "resolve_data_path", "training_pairs"]
+
+SHARED_ENV = "LITEFUSE_SHARED"
+_SHARED_PREFIX = ("..", "shared")
+_HINT = f"point to the data with --data DIR, or set {SHARED_ENV} to the folder that holds data/"
+
+
+def _packaged_configs() -> Path:
+    return Path(str(resources.files("litefuse") / "configs")).resolve()
+
+
+def config_base(config: str | Path) -> Path:
+    """The folder a config file's relative paths start from: its own, or the checkout root for a packaged config."""
+    folder = Path(config).resolve().parent
+    packaged = _packaged_configs()
+    return packaged.parents[2] if folder == packaged else folder
+
+
+def resolve_data_path(entry: str | Path, base: Path) -> str:
+    """Absolute form of one configured data path, relative to ``base`` (``../shared/...``: see the module docstring)."""
+    path = Path(entry).expanduser()
+    shared = os.environ.get(SHARED_ENV)
+    if shared and not path.is_absolute() and path.parts[:2] == _SHARED_PREFIX:
+        path = Path(shared).expanduser().resolve().joinpath(*path.parts[2:])
+    return str((base / path).resolve())
+
+
+def resolve_config_data(entries: Sequence[str], config: str | Path) -> list[str]:
+    """The ``data`` entries of config file ``config`` as absolute paths."""
+    base = config_base(config)
+    return [resolve_data_path(entry, base) for entry in entries]
+
+
+def training_pairs(roots: Sequence[str]) -> list[Pair]:
+    """Every pair under ``roots``; a missing root names the path tried and how to point to data."""
+    if not roots:
+        raise InputError("no training data; pass --data DIR (a folder with ir/vi or A/B sub-folders, or a parent of such)")
+    for root in roots:
+        if not Path(root).exists():
+            raise InputError(f"data directory not found; {_HINT}", root)
+    try:
+        pairs = collect_pairs(roots)
+    except OSError as exc:  # e.g. a folder without read permission
+        raise InputError(f"cannot read the data folder ({exc.strerror or exc})", exc.filename or roots[0]) from None
+    if not pairs:
+        raise InputError(f"no image pairs found in {', '.join(roots)}")
+    return pairs
+
+
+def build_datasets(objective: "Objective", config: "TrainConfig", console: Any) -> tuple[Dataset, Dataset | None]:
+    """The run's split pairs turned into the objective's datasets; skipped pairs are reported on
+    ``console``, and :class:`InputError` is raised when no usable training pair remains."""
+    train, val = split_pairs(training_pairs(config.data), config.val_fraction)
+    train_ds, val_ds = objective.build_datasets(train, val, config)  # val_ds may be None or empty
+    skipped = [problem for ds in (train_ds, val_ds) for problem in getattr(ds, "skipped", ())]
+    for problem in skipped:
+        console.print(f"skipped: {problem}", markup=False)
+    note = f" ({len(skipped)} skipped)" if skipped else ""
+    if len(train_ds) == 0:
+        raise InputError(f"no usable training pair in {', '.join(config.data)}{note}")
+    val_ds = val_ds if val_ds is not None and len(val_ds) else None
+    console.print(
+        f"data: {len(train)} train / {len(val)} val pairs{note} -> {len(train_ds)} train / "
+        f"{len(val_ds) if val_ds is not None else 0} val crops",
+        markup=False,
+    )
+    return train_ds, val_ds
