@@ -17,7 +17,7 @@ model changes the next one's latency by up to 2x -- under each setting:
 * ``default``: glibc as configured: freed feature maps go back to the OS and are page-faulted
   in again on the next call (what a plain ``python`` process gets);
 * ``thp``: ``THP_MEM_ALLOC_ENABLE=1``, PyTorch's switch for 2 MiB-aligned huge-page buffers;
-* ``resident``: :func:`litefuse.models.complexity.keep_heap_resident`, freed buffers are reused
+* ``resident``: :func:`litefuse.runtime.keep_heap_resident`, freed buffers are reused
   (what jemalloc/tcmalloc give): the arithmetic alone.
 
 Target for the default: >= 30 FPS (<= 33.3 ms) at 640x480.
@@ -48,7 +48,8 @@ def worker(args: argparse.Namespace, h: int, w: int) -> None:
     import torch
 
     from litefuse.models.aenetv2 import AENetV2
-    from litefuse.models.complexity import keep_heap_resident, measure_latency
+    from litefuse.models.complexity import measure_latency
+    from litefuse.runtime import keep_heap_resident
 
     if args.mode == "resident" and not keep_heap_resident():
         print(json.dumps({"error": "glibc mallopt unavailable"}))

@@ -15,7 +15,7 @@ timing runs once per allocator setting, each in a fresh worker process:
   in 4 KiB pages on each call;
 * ``thp``: ``THP_MEM_ALLOC_ENABLE=1`` -- PyTorch aligns large CPU buffers to 2 MiB and asks for
   transparent huge pages (useful where THP is ``madvise``), ~30x fewer page faults;
-* ``resident``: :func:`litefuse.models.complexity.keep_heap_resident` -- freed buffers are
+* ``resident``: :func:`litefuse.runtime.keep_heap_resident` -- freed buffers are
   reused, no page faults after warm-up (what jemalloc/tcmalloc would give).
 
     python benchmarks/bench_densefuse.py [--height 480 --width 640 --repeats 10 --threads N]
@@ -57,7 +57,7 @@ def worker(args: argparse.Namespace) -> None:
     """Time every model in this process (allocator already set up) and print JSON."""
     import torch
 
-    from litefuse.models.complexity import keep_heap_resident
+    from litefuse.runtime import keep_heap_resident
 
     if args.worker == "resident" and not keep_heap_resident():
         print(json.dumps({"error": "glibc mallopt unavailable"}))

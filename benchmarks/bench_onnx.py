@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import litefuse
-    from litefuse.models.complexity import keep_heap_resident
+    from litefuse.runtime import keep_heap_resident
 
     keep_heap_resident()
     w, h = (int(v) for v in args.size.lower().split("x"))

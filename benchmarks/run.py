@@ -9,7 +9,7 @@ methods are timed **interleaved** (each round calls every method once, after war
 from other processes spreads over all of them alike; the table reports median and minimum and
 the speed ratio against ``densefuse`` and ``max`` measured in the same run -- compare ratios,
 not absolute times, across machines. CPU runs keep freed heap memory resident, as the
-``litefuse`` CLI does (see :func:`litefuse.models.complexity.keep_heap_resident`).
+``litefuse`` CLI does (see :func:`litefuse.runtime.keep_heap_resident`).
 
 The model-specific scripts beside this one go deeper (allocator settings, ablation variants,
 per-block profiles); ``--all`` runs them after the main table and appends their output.
@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import litefuse
-    from litefuse.models.complexity import count_macs, count_params, keep_heap_resident
+    from litefuse.models.complexity import count_macs, count_params
+    from litefuse.runtime import keep_heap_resident
 
     if args.threads:
         torch.set_num_threads(args.threads)

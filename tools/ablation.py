@@ -106,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     from litefuse.api import Fuser
     from litefuse.compare import compare
     from litefuse.metrics import METRICS
-    from litefuse.models.complexity import count_macs, count_params, keep_heap_resident
+    from litefuse.models.complexity import count_macs, count_params
+    from litefuse.runtime import keep_heap_resident
 
     keep_heap_resident()
     make_plan, doc_name, baseline = PLANS[args.which]

@@ -149,7 +149,7 @@ def write_validation_doc(parts: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     from litefuse.api import Fuser
     from litefuse.compare import compare, compare_pairs, write_report
-    from litefuse.models.complexity import keep_heap_resident
+    from litefuse.runtime import keep_heap_resident
     from litefuse.registry import get_model_info
 
     keep_heap_resident()

@@ -45,6 +45,22 @@ class IrNorm(str, Enum):
     minmax = "minmax"
 
 
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+class Task(str, Enum):
+    ivif = "ivif"
+    mff = "mff"
+    mef = "mef"
+    medical = "medical"
+
+
+THREADS_HELP = "CPU threads for torch (default: free cores by the load average, or $LITEFUSE_THREADS)."
+
+
 def fail(message: str, code: int = 2) -> "typer.Exit":
     err_console.print(f"error: {message}", markup=False)
     return typer.Exit(code)
@@ -68,10 +84,13 @@ def progress_bar(description: str):
 def fuse(
     ir: Optional[Path] = typer.Option(None, "--ir", help="Infrared image (grey; 8/16-bit PNG, TIFF, JPEG, BMP) or video (.mp4, .mkv, .mov, .avi)."),
     vi: Optional[Path] = typer.Option(None, "--vi", help="Visible image (grey or colour), or video when --ir is one."),
+    a: Optional[Path] = typer.Option(None, "--a", help="First source of an A/B pair (multi-focus, multi-exposure, medical; grey or colour)."),
+    b: Optional[Path] = typer.Option(None, "--b", help="Second source of an A/B pair."),
+    task: Optional[Task] = typer.Option(None, "--task", help="What the pair is: ivif for --ir/--vi (default), mff|mef|medical for --a/--b (default: any)."),
     input_dir: Optional[Path] = typer.Option(
         None, "--input", "-i", help="Folder with ir/vi (or infrared/visible, Inf/Vis, A/B) sub-folders; pairs by file stem."
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="Output PNG (pair), video file (video pair) or folder (folder mode, or a pair into a folder)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output image (pair: .png, .tif, .jpg, .bmp), video file (video pair) or folder (folder mode, or a pair into a folder)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name (see `litefuse models`); default: aenetv2-ivif for infrared-visible, aenetv2 for A/B folders."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file to load instead of the shipped ones (.safetensors or .pth)."),
     device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
@@ -79,22 +98,38 @@ def fuse(
     resize_vi: bool = typer.Option(False, "--resize-vi", help="Resample the visible image to the infrared grid when sizes differ."),
     ir_norm: IrNorm = typer.Option(IrNorm.range, "--ir-norm", help="16-bit infrared: divide by 65535 (range) or stretch per image (minmax)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (inputs are never touched)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help="Networks' arithmetic: fp32, fp16 or bf16 (half precision: faster on GPUs)."),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Folder mode: same-size pairs fused per network call (GPU throughput)."),
 ) -> None:
-    """Fuse one infrared/visible pair (images or videos), or every pair in a folder."""
+    """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
     from .api import Fuser, folder_task, fuse_files, fuse_folder
     from .video import is_video
 
+    pair_ab = a is not None or b is not None
+    if pair_ab and (ir is not None or vi is not None):
+        raise fail("give either --ir/--vi (infrared + visible) or --a/--b (an A/B pair), not both")
+    if pair_ab:
+        ir, vi = a, b
+    sources = "--a and --b" if pair_ab else "--ir and --vi"
     if input_dir is not None and (ir is not None or vi is not None):
-        raise fail("give either --input DIR or --ir/--vi, not both")
+        raise fail(f"give either --input DIR or {sources}, not both")
     if input_dir is None and (ir is None or vi is None):
-        raise fail("give --ir and --vi (one pair) or --input DIR (a folder of pairs)")
+        raise fail(f"give {sources} (one pair) or --input DIR (a folder of pairs)")
+    if task is not None and task != Task.ivif and not pair_ab and input_dir is None:
+        raise fail(f"--task {task.value} fuses an A/B pair: give --a and --b")
+    if task == Task.ivif and pair_ab:
+        raise fail("--task ivif fuses an infrared/visible pair: give --ir and --vi")
     try:
-        task = folder_task(input_dir) if input_dir is not None and model is None else "ivif"
-        fuser = Fuser(model, weights=weights, device=device.value, task=task)
+        if input_dir is not None:
+            kind = task.value if task is not None else (folder_task(input_dir) if model is None else "ivif")
+        else:
+            kind = task.value if task is not None else ("ab" if pair_ab else "ivif")
+        fuser = Fuser(model, weights=weights, device=device.value, task=kind, threads=threads, precision=precision.value)
         if input_dir is not None:
             report = fuse_folder(
                 input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value,
-                overwrite=overwrite, progress=progress_bar(f"fusing ({fuser.name})"),
+                overwrite=overwrite, progress=progress_bar(f"fusing ({fuser.name})"), batch_size=batch_size,
             )
             for problem in report.skipped:
                 err_console.print(f"skipped: {problem}", markup=False)
@@ -140,12 +175,14 @@ def demo(
     output: Path = typer.Option(Path("litefuse-demo"), "--output", "-o", help="Folder for the demo images."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name; default: the best shipped network."),
     device: Device = typer.Option(Device.cpu, "--device"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace demo images already in the folder."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
 ) -> None:
     """Fuse a built-in synthetic infrared/visible scene and write the images."""
     from .demo import run_demo
 
     try:
-        paths = run_demo(output, model=model, device=device.value)
+        paths = run_demo(output, model=model, device=device.value, overwrite=overwrite, threads=threads)
     except LitefuseError as exc:
         raise fail(str(exc)) from None
     for key, path in paths.items():
@@ -209,8 +246,10 @@ def compare(
     """Fuse the same pairs with several methods; write scores.csv, summary.md, chart.png, grid.png."""
     from .compare import compare as run_compare
     from .compare import write_report
+    from .io import check_output_dir
 
     try:
+        check_output_dir(output)
         fusers = [parse_method(m) for m in methods]
         names = [m.strip() for m in metrics.split(",")] if metrics else None
         result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
@@ -246,16 +285,16 @@ _register_optional_commands()
 
 
 def main() -> None:  # pragma: no cover - exercised through the console script
-    # The CLI owns its process: keep freed heap memory resident so full-resolution feature maps
-    # are not page-faulted anew on every call (2-3x faster CPU inference and training for
-    # these thin networks; see litefuse.models.complexity.keep_heap_resident). Opt out with
-    # LITEFUSE_RESIDENT_HEAP=0.
-    if os.environ.get("LITEFUSE_RESIDENT_HEAP", "1") != "0":
-        from .models.complexity import keep_heap_resident
+    # The CLI owns its process: freed heap memory stays resident so full-resolution feature maps
+    # are not page-faulted anew on every call (litefuse.runtime.keep_heap_resident).
+    from .runtime import apply_heap_policy
 
-        keep_heap_resident()
+    apply_heap_policy()
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors come here, reported as one line
+    except typer.Abort:
+        err_console.print("interrupted", markup=False)
+        sys.exit(130)
     except LitefuseError as exc:
         err_console.print(f"error: {exc}", markup=False)
         sys.exit(2)
@@ -263,7 +302,15 @@ def main() -> None:  # pragma: no cover - exercised through the console script
         err_console.print("interrupted", markup=False)
         sys.exit(130)
     except Exception as exc:
+        if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+            # click's (or typer's vendored click's) usage errors: bad option, missing value...
+            ctx = getattr(exc, "ctx", None)
+            command = f"litefuse {ctx.info_name}" if ctx is not None and ctx.info_name != "litefuse" else "litefuse"
+            if exc.format_message().strip():  # empty when the help was shown for missing arguments
+                err_console.print(f"error: {exc.format_message()} (see: {command} --help)", markup=False)
+            sys.exit(exc.exit_code)
         if os.environ.get("LITEFUSE_DEBUG"):
             raise
         err_console.print(f"error: internal error ({exc.__class__.__name__}: {exc}); set LITEFUSE_DEBUG=1 for details", markup=False)
         sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)

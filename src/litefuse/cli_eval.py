@@ -169,10 +169,14 @@ def eval_command(
     try:
         conv = get_convention(convention, psnr=psnr)
         names = resolve_metrics(metrics, conv)
-    except ValueError as exc:
+    except LitefuseError as exc:
         raise fail(str(exc)) from None
 
     try:
+        if csv_path is not None:
+            from .io import check_output_path
+
+            check_output_path(csv_path, overwrite=True, suffixes=(".csv",))
         # ---- optionally fuse first (litefuse.api.fuse_folder)
         if input_dir is not None:
             from .api import fuse_folder

@@ -18,7 +18,7 @@ import numpy as np
 from ._files import atomic_write_text
 from .api import Fuser
 from .data.pairs import Pair, find_pairs
-from .errors import LitefuseError
+from .errors import InputError, LitefuseError
 from .io import read_image, save_image
 
 __all__ = ["Comparison", "compare", "compare_pairs", "write_report"]
@@ -88,6 +88,9 @@ def compare(
         pairs, problems = find_pairs(folder)
         skipped += [str(p) for p in problems]
         work += [(Path(folder).name, p) for p in pairs[:limit]]
+    if not work:
+        detail = f" ({len(skipped)} unpaired or unreadable files)" if skipped else ""
+        raise InputError(f"no image pairs found in {', '.join(map(str, folders))}{detail}")
     result = compare_pairs(work, methods, metrics, convention, preview, progress, jobs)
     result.skipped[:0] = skipped
     return result

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import save_image
+from .io import check_output_path, save_image
 from .viz import side_by_side
 
 __all__ = ["synthetic_pair", "synthetic_luma_pair", "run_demo"]
@@ -67,19 +67,26 @@ def synthetic_luma_pair(height: int = 240, width: int = 320, seed: int = 0) -> t
     return np.ascontiguousarray(ir, np.float32), np.ascontiguousarray(rgb_to_ycbcr(vi)[0], np.float32)
 
 
-def run_demo(out_dir: str | Path = "litefuse-demo", model: str | None = None, device: str = "cpu") -> dict[str, Path]:
-    """Generate the synthetic pair, fuse it, write ir/vi/fused/side-by-side PNGs."""
+def run_demo(
+    out_dir: str | Path = "litefuse-demo", model: str | None = None, device: str = "cpu", overwrite: bool = False,
+    threads: int | None = None,
+) -> dict[str, Path]:
+    """Generate the synthetic pair, fuse it, write ir/vi/fused/side-by-side PNGs.
+
+    Existing demo images are replaced only with ``overwrite``; every output path is checked
+    before any work."""
     from .api import Fuser
 
     out_dir = Path(out_dir)
-    ir, vi = synthetic_pair()
-    fuser = Fuser(model, device=device)
-    fused = fuser.fuse_images(ir, vi)
-    paths = {
-        "ir": save_image(out_dir / "demo_ir.png", ir),
-        "vi": save_image(out_dir / "demo_vi.png", vi),
-        "fused": save_image(out_dir / f"demo_fused_{fuser.name}.png", fused),
+    fuser = Fuser(model, device=device, threads=threads)
+    targets = {
+        "ir": out_dir / "demo_ir.png", "vi": out_dir / "demo_vi.png",
+        "fused": out_dir / f"demo_fused_{fuser.name}.png", "side_by_side": out_dir / "demo_side_by_side.png",
     }
+    for path in targets.values():
+        check_output_path(path, overwrite=overwrite)
+    ir, vi = synthetic_pair()
+    fused = fuser.fuse_images(ir, vi)
     grid = side_by_side([ir, vi, fused], ["infrared", "visible", f"fused ({fuser.name})"])
-    paths["side_by_side"] = save_image(out_dir / "demo_side_by_side.png", grid)
-    return paths
+    images = {"ir": ir, "vi": vi, "fused": fused, "side_by_side": grid}
+    return {key: save_image(path, images[key]) for key, path in targets.items()}

@@ -22,5 +22,9 @@ class OutputError(LitefuseError):
     """An output that cannot or must not be written."""
 
 
+class OptionError(LitefuseError, ValueError):
+    """An unknown option value or an impossible combination of options (also a ``ValueError``)."""
+
+
 class ModelError(LitefuseError):
     """Unknown model name, missing or incompatible weights."""

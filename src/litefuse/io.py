@@ -1,33 +1,62 @@
-"""Image reading and writing.
+"""Image reading and writing, and the one input contract of the API and the CLI.
 
 Reading returns float32 arrays in [0, 1]: ``H×W`` for grey images, ``H×W×3`` for colour.
-8-bit files are divided by 255, 16-bit files by 65535 (``norm="range"``, the default: keeps
-the radiometric scale comparable across frames) or stretched per image
-(``norm="minmax"``: for raw radiometric infrared that occupies a narrow band of the 16-bit
-range). RGBA drops alpha; three identical channels collapse to one grey channel. Every
-problem raises :class:`~litefuse.errors.InputError` naming the file.
+RGBA drops alpha; three identical channels collapse to one grey channel. Every problem raises
+:class:`~litefuse.errors.InputError` naming the file (or array).
 
-Writing is atomic: the image goes to a temporary file in the destination folder which is
-then renamed over the target, so a crash never leaves a half-written output.
+The input contract (:func:`to_float`, used for files and arrays alike):
+
+- ``uint8`` is divided by 255 and ``uint16`` by 65535 (``norm="range"``, the default: keeps
+  the radiometric scale comparable across frames), or stretched per image (``norm="minmax"``:
+  raw radiometric infrared that fills a narrow band of the 16-bit range).
+- Other integer types (signed, 32/64-bit) carry no known range: they need an explicit
+  ``norm`` (``"minmax"`` or a number, the value that maps to 1, e.g. ``4095`` for 12-bit data);
+  without one they are refused, never guessed. 16-bit files that a decoder hands over in a
+  32-bit container are read as the 16-bit data they are.
+- Floats must be finite and in [0, 1]. Values up to ``FLOAT_TOLERANCE`` outside (rounding) are
+  clipped; beyond that the image is refused with its value span; floats are never rescaled
+  silently (divide by your peak, or pass ``norm="minmax"`` or a number).
+
+Writing is atomic and true to the suffix: PNG (8 or 16 bit), TIFF (8 or 16 bit), JPEG and BMP
+(8 bit); the image goes to a temporary file in the destination folder which is then renamed
+over the target, so a crash never leaves a half-written output.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ._files import publish, temporary_beside
-from .errors import InputError, OutputError
+from .errors import InputError, OptionError, OutputError
 
-__all__ = ["IMAGE_EXTENSIONS", "MIN_SIDE", "read_image", "to_float", "save_image", "check_output_path"]
+__all__ = [
+    "IMAGE_EXTENSIONS", "MIN_SIDE", "FLOAT_TOLERANCE", "Norm", "check_norm", "read_image", "to_float", "save_image",
+    "check_output_path", "check_output_dir", "writable_dir",
+]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 MIN_SIDE = 8  # smaller inputs are not images worth fusing, and break the networks' down-sampling
-Norm = Literal["range", "minmax"]
+FLOAT_TOLERANCE = 1e-3  # float inputs this far outside [0, 1] are rounding, clipped; further out refused
+Norm = Union[Literal["range", "minmax"], float]
+# suffix -> (Pillow format, bit depths it stores)
+_WRITERS = {".png": ("PNG", (8, 16)), ".tif": ("TIFF", (8, 16)), ".tiff": ("TIFF", (8, 16)),
+            ".jpg": ("JPEG", (8,)), ".jpeg": ("JPEG", (8,)), ".bmp": ("BMP", (8,))}
+
+
+def check_norm(norm: Norm) -> Norm:
+    """Validate a ``norm`` value: ``"range"``, ``"minmax"`` or a positive finite peak value."""
+    if isinstance(norm, str):
+        if norm in ("range", "minmax"):
+            return norm
+    elif isinstance(norm, (int, float, np.integer, np.floating)) and not isinstance(norm, bool):
+        if np.isfinite(norm) and norm > 0:
+            return float(norm)
+    raise OptionError(f"norm={norm!r}: expected 'range', 'minmax' or a positive peak value (e.g. 4095)")
 
 
 def _decode(path: Path) -> np.ndarray:
@@ -58,6 +87,8 @@ def _decode(path: Path) -> np.ndarray:
             elif im.mode == "1":
                 im = im.convert("L")
             arr = np.asarray(im)
+            if im.mode.startswith("I") and arr.dtype != np.uint16 and arr.size and 0 <= arr.min() and arr.max() <= 65535:
+                arr = arr.astype(np.uint16)  # 16-bit data in Pillow's 32-bit container
     except UnidentifiedImageError:
         raise InputError("not an image (unrecognised format)", path) from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -69,10 +100,13 @@ def _decode(path: Path) -> np.ndarray:
 
 
 def to_float(arr: np.ndarray, norm: Norm = "range", source: str | Path | None = None) -> np.ndarray:
-    """Convert an integer or float image array to float32 in [0, 1] with 1 or 3 channels.
+    """Convert an image array to float32 in [0, 1] with 1 or 3 channels, by the input contract.
 
-    ``source`` only names the origin in error messages.
+    ``norm``: ``"range"`` (uint8 / 255, uint16 / 65535, floats as they are), ``"minmax"``
+    (stretch this image to [0, 1]) or a number (divide by it). ``source`` names the origin in
+    error messages.
     """
+    norm = check_norm(norm)
     arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
@@ -88,37 +122,54 @@ def to_float(arr: np.ndarray, norm: Norm = "range", source: str | Path | None = 
         raise InputError(f"image is {w}×{h} pixels; at least {MIN_SIDE}×{MIN_SIDE} is needed", source)
 
     if arr.dtype == np.bool_:
-        out = arr.astype(np.float32)
-    elif np.issubdtype(arr.dtype, np.integer):
-        if norm == "minmax":
-            lo, hi = float(arr.min()), float(arr.max())
-            out = (arr.astype(np.float32) - lo) / (hi - lo) if hi > lo else np.zeros(arr.shape, np.float32)
-        else:
-            peak = 255.0 if arr.dtype.itemsize == 1 else float(np.iinfo(arr.dtype).max)
-            if arr.dtype.itemsize > 2 and arr.max() <= 65535:  # 32-bit containers holding 16-bit data
-                peak = 65535.0 if arr.max() > 255 else 255.0
-            out = arr.astype(np.float32) / peak
+        arr = arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.integer):
+        out = _int_to_float(arr, norm, source)
     elif np.issubdtype(arr.dtype, np.floating):
-        out = arr.astype(np.float32)
-        if not np.isfinite(out).all():
-            raise InputError("image contains NaN or infinite values", source)
-        lo, hi = float(out.min()), float(out.max())
-        if norm == "minmax":
-            out = (out - lo) / (hi - lo) if hi > lo else np.zeros_like(out)
-        elif lo < 0.0 or hi > 1.0:
-            if lo >= 0.0 and hi <= 255.0:
-                out = out / 255.0  # float array holding 8-bit levels
-            else:
-                raise InputError(
-                    f"float image values span [{lo:g}, {hi:g}]; expected [0, 1] or 0..255 (use norm='minmax')",
-                    source,
-                )
+        out = _float_to_unit(arr.astype(np.float32), norm, source)
     else:
-        raise InputError(f"unsupported pixel type {arr.dtype}", source)
+        raise InputError(f"unsupported pixel type {arr.dtype}; expected uint8, uint16 or float", source)
 
     if out.ndim == 3 and np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 0], out[..., 2]):
         out = out[..., 0]  # grey stored as three identical channels
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.ndarray:
+    if norm == "minmax":
+        return _stretch(arr.astype(np.float32))
+    if norm == "range":
+        if arr.dtype not in (np.uint8, np.uint16):
+            lo, hi = int(arr.min()), int(arr.max())
+            raise InputError(
+                f"{arr.dtype} pixels (values {lo}..{hi}) have no known range; convert to uint8/uint16 "
+                "or give the scale: norm='minmax' or norm=<peak> (--ir-norm minmax on the command line)",
+                source,
+            )
+        return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+    return _float_to_unit(arr.astype(np.float32) / np.float32(norm), "range", source)
+
+
+def _float_to_unit(out: np.ndarray, norm: Norm, source: str | Path | None) -> np.ndarray:
+    if not np.isfinite(out).all():
+        raise InputError("image contains NaN or infinite values", source)
+    if norm == "minmax":
+        return _stretch(out)
+    if norm != "range":
+        out = out / np.float32(norm)
+    lo, hi = float(out.min()), float(out.max())
+    if lo < -FLOAT_TOLERANCE or hi > 1.0 + FLOAT_TOLERANCE:
+        raise InputError(
+            f"float image values span [{lo:g}, {hi:g}]; expected [0, 1] (never rescaled silently: divide by "
+            "your peak, or pass norm='minmax' or norm=<peak>)",
+            source,
+        )
+    return np.clip(out, 0.0, 1.0) if lo < 0.0 or hi > 1.0 else out
+
+
+def _stretch(x: np.ndarray) -> np.ndarray:
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
 
 
 def read_image(path: str | Path, norm: Norm = "range") -> np.ndarray:
@@ -139,9 +190,7 @@ def check_output_path(
     if out.suffix.lower() not in suffixes:
         kinds = "PNG" if suffixes == (".png",) else "/".join(s.lstrip(".") for s in suffixes)
         raise OutputError(f"{out}: outputs are written as {kinds}; use a {' or '.join(suffixes)} file name")
-    parent = resolved.parent
-    if parent.exists() and not parent.is_dir():
-        raise OutputError(f"{out}: {parent} is not a directory")
+    _check_creatable(out, resolved.parent)
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: output exists; pass --overwrite to replace it")
     if out.is_dir():
@@ -149,27 +198,68 @@ def check_output_path(
     return resolved
 
 
+def _check_creatable(out: Path, parent: Path) -> None:
+    """Refuse early when ``parent`` (or the nearest folder above it that exists) cannot take files."""
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{out}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "folder" if existing == parent else f"folder {parent} cannot be created: {existing}"
+        raise OutputError(f"{out}: {what} is not writable")
+
+
+def check_output_dir(folder: str | Path) -> Path:
+    """Validate an output folder before any work, without creating it: an existing writable
+    folder, or one that can be created under a writable parent."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is not a directory")
+    _check_creatable(folder, folder if folder.exists() else folder.parent)
+    return folder
+
+
+def writable_dir(folder: str | Path) -> Path:
+    """Create ``folder`` (and its parents) if needed and check that files can be written in it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise OutputError(f"{folder}: exists and is not a directory") from None
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: folder is not writable")
+    return folder
+
+
 def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
-    """Write a float image in [0, 1] (or a uint8/uint16 array) as PNG, atomically."""
+    """Write a float image in [0, 1] (or a uint8/uint16 array) atomically, in the format its suffix
+    names: PNG or TIFF (8 or 16 ``bits``), JPEG or BMP (8 bits). Other suffixes are refused."""
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _WRITERS:
+        raise OutputError(f"{path}: cannot write {suffix or 'files without a suffix'}; use "
+                          + ", ".join(sorted({s for s in _WRITERS})))
+    fmt, depths = _WRITERS[suffix]
+    if bits not in depths:
+        raise OutputError(f"{path}: {fmt} stores {' or '.join(map(str, depths))}-bit images, not {bits}-bit")
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if np.issubdtype(arr.dtype, np.floating):
         peak = 255 if bits == 8 else 65535
         arr = np.clip(np.round(np.clip(arr, 0.0, 1.0) * peak), 0, peak).astype(np.uint8 if bits == 8 else np.uint16)
-    parent = path.parent if str(path.parent) else Path(".")
+    if arr.dtype == np.uint16 and arr.ndim == 3:
+        raise OutputError(f"{path}: 16-bit colour is not supported; write 8 bits or a grey image")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise OutputError(f"{path}: {parent} is not a directory") from None
-    except PermissionError:
-        raise OutputError(f"{path}: cannot create directory {parent} (permission denied)") from None
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"{path}: directory {parent} is not writable")
+        writable_dir(path.parent if str(path.parent) else Path("."))
+    except OutputError as exc:
+        raise OutputError(f"{path}: {exc}") from None
     try:
-        with temporary_beside(path, suffix=".tmp.png") as tmp:
-            Image.fromarray(arr).save(tmp, format="PNG")
+        with temporary_beside(path, suffix=".tmp" + suffix) as tmp:
+            Image.fromarray(arr).save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
             publish(tmp, path)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .errors import ModelError
+from .runtime import resolve_device
 
 __all__ = ["ModelInfo", "register_model", "list_models", "get_model_info", "load_model", "load_weights", "read_weights_model"]
 
@@ -116,15 +117,43 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
             if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
                 state = state["model"]
     except Exception as exc:  # corrupt or foreign file
-        raise ModelError(f"{path}: cannot read weights ({exc.__class__.__name__}: {exc})") from None
+        raise ModelError(f"{path}: cannot read weights ({_first_line(exc)})") from None
     if hasattr(model, "remap_state_dict"):
         state = model.remap_state_dict(state)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()
-        raise ModelError(f"{path}: weights do not fit {model.__class__.__name__}: {' '.join(first[:3])}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{path}: not a weights file (no tensor state dict inside)")
+    problem = _state_mismatch(model, state)
+    if problem:
+        raise ModelError(f"{path}: weights do not fit {model.__class__.__name__}: {problem}")
+    model.load_state_dict(state, strict=True)
     return model
+
+
+def _first_line(exc: BaseException) -> str:
+    """``Type: first line`` of an exception, without terminal colour codes, at most 160 characters."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    line = text.splitlines()[0].strip() if text else ""
+    if isinstance(exc, (KeyError, EOFError)) or "Unpickl" in exc.__class__.__name__ or "magic number" in line:
+        return "corrupt, or not a PyTorch/safetensors weights file"
+    line = line if len(line) <= 160 else line[:157] + "..."
+    return f"{exc.__class__.__name__}: {line}" if line else exc.__class__.__name__
+
+
+def _state_mismatch(model: nn.Module, state: dict) -> str:
+    """A short description of how ``state`` differs from ``model``'s parameters, or ``""``."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("of another shape", shapes)):
+        if keys:
+            example = keys[0] if label != "of another shape" else (
+                f"{keys[0]} {tuple(state[keys[0]].shape)} vs {tuple(own[keys[0]].shape)}")
+            parts.append(f"{len(keys)} tensor(s) {label} (e.g. {example})")
+    return "; ".join(parts) + ("; a file of another model or configuration?" if parts else "")
 
 
 def read_weights_model(path: str | Path) -> str | None:
@@ -193,13 +222,3 @@ def load_model(
     elif weights is not None:
         raise ModelError(f"model {name!r} is classical and takes no weights")
     return model.to(resolve_device(device)).eval()
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` picks CUDA when available; anything else is passed to :class:`torch.device`."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ModelError("device 'cuda' requested but CUDA is not available")
-    return dev

@@ -26,7 +26,7 @@ import numpy as np
 from .colour import rgb_to_ycbcr
 from ._files import publish, temporary_beside
 from .errors import InputError, LitefuseError
-from .io import check_output_path
+from .io import check_output_path, writable_dir
 
 __all__ = ["VIDEO_SUFFIXES", "VideoReport", "is_video", "read_video", "fuse_video"]
 
@@ -110,7 +110,7 @@ def fuse_video(
         total = min(total, max_frames) if total else max_frames
 
     ff = _ffmpeg()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    writable_dir(out.parent)
     pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
     with temporary_beside(out, suffix=out.suffix) as tmp:  # ffmpeg picks the container by suffix
         writer = ff.write_frames(tmp, (w, h), fps=fps, codec="libx264", pix_fmt_out=pix_fmt, macro_block_size=1,

@@ -12,6 +12,8 @@ the default, ``cddfuse``, is CDDFuse's ``Evaluator.py``. Definitions: docs/metri
 
 from __future__ import annotations
 
+from ..errors import OptionError
+
 import math
 from typing import Callable, Iterable, NamedTuple
 
@@ -91,10 +93,10 @@ def resolve_metrics(metrics: Iterable[str] | str | None, convention: str | Conve
     for m in metrics:
         key = m.lower().replace("-", "_")
         if key not in _BY_LOWER:
-            raise ValueError(f"unknown metric {m!r}; known: {', '.join(_TABLE)}")
+            raise OptionError(f"unknown metric {m!r}; known: {', '.join(_TABLE)}")
         names.append(_BY_LOWER[key])
     if not names:
-        raise ValueError("no metrics requested")
+        raise OptionError("no metrics requested")
     return tuple(dict.fromkeys(names))
 
 

@@ -13,6 +13,8 @@ Every reported table must name its convention (METRICS.md §4). The presets repr
 
 from __future__ import annotations
 
+from ..errors import OptionError
+
 from dataclasses import dataclass, replace
 
 __all__ = ["Convention", "CONVENTIONS", "PSNR_KINDS", "get_convention"]
@@ -84,10 +86,10 @@ def get_convention(convention: str | Convention = "cddfuse", *, psnr: str | None
     if isinstance(convention, str):
         key = convention.lower()
         if key not in CONVENTIONS:
-            raise ValueError(f"unknown convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
+            raise OptionError(f"unknown convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
         convention = CONVENTIONS[key]
     if psnr is not None:
         if psnr not in PSNR_KINDS:
-            raise ValueError(f"unknown PSNR kind {psnr!r}; expected one of {', '.join(PSNR_KINDS)}")
+            raise OptionError(f"unknown PSNR kind {psnr!r}; expected one of {', '.join(PSNR_KINDS)}")
         convention = replace(convention, psnr=psnr, name=f"{convention.name}+psnr={psnr}")
     return convention

@@ -6,6 +6,8 @@ argument; :mod:`litefuse.metrics.conventions` picks the values for each conventi
 
 from __future__ import annotations
 
+from ..errors import OptionError
+
 import numpy as np
 
 __all__ = ["sd", "sf", "ag", "corr2", "cc", "scd", "mse", "rmse_vifb", "psnr"]
@@ -28,7 +30,7 @@ def sf(f: np.ndarray, *, normaliser: str = "mean") -> float:
         return float(np.sqrt(dh.mean() + dv.mean()))
     if normaliser == "mn":
         return float(np.sqrt((dh.sum() + dv.sum()) / f.size))
-    raise ValueError(f"unknown SF normaliser {normaliser!r}")
+    raise OptionError(f"unknown SF normaliser {normaliser!r}")
 
 
 def ag(f: np.ndarray, *, normaliser: str = "mn") -> float:
@@ -44,7 +46,7 @@ def ag(f: np.ndarray, *, normaliser: str = "mn") -> float:
         return float(total / (m * n))
     if normaliser == "m1n1":
         return float(total / ((m - 1) * (n - 1)))
-    raise ValueError(f"unknown AG normaliser {normaliser!r}")
+    raise OptionError(f"unknown AG normaliser {normaliser!r}")
 
 
 def corr2(x: np.ndarray, y: np.ndarray) -> float:
@@ -95,4 +97,4 @@ def psnr(a: np.ndarray, b: np.ndarray, f: np.ndarray, *, kind: str = "cddfuse") 
             return float(10.0 * np.log10(255.0**2 / m))
         if kind == "tang":
             return float(10.0 * np.log10(255.0**2 / m) + 20.0 * np.log10(255.0))
-    raise ValueError(f"unknown PSNR kind {kind!r}")
+    raise OptionError(f"unknown PSNR kind {kind!r}")

@@ -12,6 +12,8 @@ Inputs are float64 arrays with values 0..255 (METRICS.md §3.3, §3.5). The SSIM
 
 from __future__ import annotations
 
+from ..errors import OptionError
+
 import numpy as np
 from scipy import ndimage
 
@@ -65,7 +67,7 @@ def ssim(x: np.ndarray, y: np.ndarray, variant: str = "cddfuse") -> float:
         return float(ssim_map_gaussian(x, y)[0].mean())
     if variant == "matlab":
         return float(ssim_map_gaussian(x, y, c=(1e-4, 9e-4), mode="nearest")[0].mean())
-    raise ValueError(f"unknown SSIM variant {variant!r}; expected one of {SSIM_VARIANTS}")
+    raise OptionError(f"unknown SSIM variant {variant!r}; expected one of {SSIM_VARIANTS}")
 
 
 def ssim_fused(a: np.ndarray, b: np.ndarray, f: np.ndarray, variant: str = "cddfuse", combine: str = "sum") -> float:

@@ -44,7 +44,7 @@ Output (``output``):
 
 CPU speed note: a 640x480 forward allocates ~40 MB of short-lived tensors. glibc's default
 malloc returns them to the OS and page-faults them back on every call, which costs about as
-much as the arithmetic; :func:`litefuse.models.complexity.keep_heap_resident`,
+much as the arithmetic; :func:`litefuse.runtime.keep_heap_resident`,
 ``THP_MEM_ALLOC_ENABLE=1`` (a PyTorch switch) or jemalloc/tcmalloc remove most of that.
 """
 

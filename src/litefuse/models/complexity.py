@@ -31,8 +31,6 @@ closer one for networks of either style.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import math
 import statistics
 import time
@@ -42,7 +40,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-__all__ = ["count_params", "count_macs", "LatencyStats", "measure_latency", "keep_heap_resident"]
+__all__ = ["count_params", "count_macs", "LatencyStats", "measure_latency"]
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -71,8 +69,20 @@ def _module_macs(module: nn.Module, inp: tuple, out: torch.Tensor) -> int:
 
 @torch.no_grad()
 def count_macs(model: nn.Module, inputs: torch.Tensor | Sequence[Any], method: str = "hooks") -> int:
-    """MACs of one ``model(*inputs)`` call; see the module docstring for what is counted."""
+    """MACs of one ``model(*inputs)`` call; see the module docstring for what is counted.
+
+    Counted on a float32 CPU copy of the model and inputs, so the number does not depend on the
+    device or precision (a model may take other code paths on a GPU, and the flop counter sees
+    different kernels there).
+    """
     args = _as_args(inputs)
+    if any(isinstance(a, torch.Tensor) and (a.device.type != "cpu" or a.dtype != torch.float32) for a in args) or any(
+        p.device.type != "cpu" or p.dtype != torch.float32 for p in model.parameters()
+    ):
+        import copy
+
+        model = copy.deepcopy(model).to("cpu", torch.float32)
+        args = tuple(a.to("cpu", torch.float32) if isinstance(a, torch.Tensor) else a for a in args)
     if method == "auto":
         return max(count_macs(model, args, "hooks"), count_macs(model, args, "executed"))
     if method == "executed":
@@ -130,26 +140,3 @@ def measure_latency(fn: Callable[[], Any], warmup: int = 3, repeats: int = 10) -
             sync()
             times.append(time.perf_counter() - start)
     return LatencyStats(tuple(times))
-
-
-def keep_heap_resident() -> bool:
-    """Ask glibc to keep freed memory instead of returning it to the OS (process-wide, opt-in).
-
-    By default glibc serves every allocation above ~32 MiB with a fresh ``mmap`` and unmaps it
-    on free, so each full-resolution feature map (64 x 640 x 480 floats = 79 MB) is page-faulted
-    anew on every call; for thin, memory-bound networks on CPU this can cost more than the
-    arithmetic. Setting ``M_MMAP_MAX = 0`` and a huge ``M_TRIM_THRESHOLD`` makes large tensors
-    reuse heap memory (PyTorch's CPU tuning guide recommends jemalloc/tcmalloc for the same
-    reason). The process keeps its peak memory. Returns ``False`` where glibc is not available.
-    """
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        m_trim_threshold, m_mmap_max = -1, -4
-        ok = libc.mallopt(m_mmap_max, 0) == 1
-        ok &= libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
-    except (OSError, AttributeError):
-        return False
-    return bool(ok)

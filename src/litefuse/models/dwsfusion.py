@@ -215,6 +215,7 @@ def dilated_deform_conv3x3(
             acc = x.new_empty(b, 9, c, h, w)
             acc[:, 4] = centre
         out = None
+    t, mask = t.to(src.dtype), mask.to(src.dtype)  # under autocast the tensors above differ in precision
 
     def at(k: int, dy: int, dx: int) -> Tensor:  # tap k's plane shifted by (dy, dx): (B, *, H, W)
         r0, c0 = pad + 1 + dy, pad + 1 + dx
@@ -303,13 +304,18 @@ class FreqSelect(nn.Module):
         """``[low_f for f in factors]``, each (B, C, H, W): 2-D FFT done as two 1-D passes
         that skip the columns every mask zeroes (about 3x less work than full ``irfft2``)."""
         h, w = x.shape[-2:]
-        masks = [torch.from_numpy(m).to(x) for m in _lowpass_masks(int(h), int(w), self.factors)]
-        kmax = max(m.shape[1] for m in masks)
-        spec = torch.fft.fft(torch.fft.rfft(x, dim=-1, norm="ortho")[..., :kmax], dim=-2, norm="ortho")
-        lows = []
-        for m in masks:
-            y = torch.fft.ifft(spec[..., : m.shape[1]] * m, dim=-2, norm="ortho")
-            lows.append(torch.fft.irfft(y, n=w, dim=-1, norm="ortho"))
+        dtype = x.dtype
+        # always in float32: half-precision FFTs need power-of-two sizes on CUDA and lose the
+        # low bands' precision anyway; autocast must not cast back inside
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.float()
+            masks = [torch.from_numpy(m).to(x) for m in _lowpass_masks(int(h), int(w), self.factors)]
+            kmax = max(m.shape[1] for m in masks)
+            spec = torch.fft.fft(torch.fft.rfft(x, dim=-1, norm="ortho")[..., :kmax], dim=-2, norm="ortho")
+            lows = []
+            for m in masks:
+                y = torch.fft.ifft(spec[..., : m.shape[1]] * m, dim=-2, norm="ortho")
+                lows.append(torch.fft.irfft(y, n=w, dim=-1, norm="ortho").to(dtype))
         return lows
 
     def forward(self, x: Tensor) -> Tensor:

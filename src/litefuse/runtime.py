@@ -1,0 +1,158 @@
+"""Process-level runtime settings for CPU/GPU inference: device choice, CPU threads, heap policy.
+
+One home for what every entry point (CLI, :class:`litefuse.Fuser`, trainers, benchmarks) applies
+before running a network, so the Python API runs as fast as the command line.
+
+Threads. torch uses one intra-op thread per core by default. On a shared machine whose cores are
+already busy that oversubscribes them, and these thin, memory-bound networks then run several
+times slower than with fewer threads (measured: aenetv2 326 vs 35 ms a pair with 2 threads vs 1
+on a loaded 2-core host). :func:`default_threads` therefore takes the cores this process may use
+minus the ones the 1-minute load average says are busy (at least 1); ``LITEFUSE_THREADS`` or an
+explicit ``threads=`` / ``--threads`` overrides it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+import torch
+
+from torch import nn
+
+from .errors import OptionError
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+__all__ = ["PRECISIONS", "check_precision", "with_precision", "resolve_device", "available_cores", "default_threads", "set_threads", "keep_heap_resident", "apply_heap_policy", "prepare"]
+
+_HEAP_DONE: bool | None = None
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` picks CUDA when available; anything else is passed to :class:`torch.device`."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise OptionError(f"device {device!r}: expected 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError("device 'cuda' requested but CUDA is not available")
+    if dev.type not in ("cpu", "cuda"):
+        raise OptionError(f"device {device!r}: only 'cpu' and 'cuda' are supported")
+    return dev
+
+
+def check_precision(precision: str) -> torch.dtype:
+    """The torch dtype of ``"fp32"``, ``"fp16"`` or ``"bf16"``."""
+    try:
+        return PRECISIONS[precision]
+    except (KeyError, TypeError):
+        raise OptionError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}") from None
+
+
+class HalfPrecision(nn.Module):
+    """Runs a fusion network in fp16 or bf16: weights cast once, inputs cast on the way in,
+    the fused image returned as float32. Parts that need float32 (DWSFusion's FFT) keep it
+    inside the model. Attributes of the wrapped model stay reachable."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.model = model.to(dtype)
+        self.dtype = dtype
+
+    def forward(self, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+        return self.model(ir.to(self.dtype), vi.to(self.dtype)).float()
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("model"), name)
+
+
+def with_precision(model: nn.Module, precision: str = "fp32") -> nn.Module:
+    """``model`` itself for ``"fp32"``, else wrapped in :class:`HalfPrecision`."""
+    dtype = check_precision(precision)
+    return model if dtype == torch.float32 else HalfPrecision(model, dtype)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Intra-op threads that avoid oversubscribing busy cores: ``$LITEFUSE_THREADS`` if set, else
+    the available cores minus the busy ones by the 1-minute load average, at least 1."""
+    env = os.environ.get("LITEFUSE_THREADS", "").strip()
+    if env:
+        return _check_threads(env, "LITEFUSE_THREADS")
+    cores = available_cores()
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - no load average on this OS
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
+
+
+def _check_threads(value: object, name: str = "threads") -> int:
+    try:
+        n = int(str(value))
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise OptionError(f"{name}={value!r}: expected a positive whole number of CPU threads")
+    return n
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op CPU threads (process-wide) to ``threads`` or :func:`default_threads`."""
+    n = default_threads() if threads is None else _check_threads(threads)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def keep_heap_resident() -> bool:
+    """Ask glibc to keep freed memory instead of returning it to the OS (process-wide).
+
+    By default glibc serves every allocation above ~32 MiB with a fresh ``mmap`` and unmaps it
+    on free, so each full-resolution feature map (64 x 640 x 480 floats = 79 MB) is page-faulted
+    anew on every call; for thin, memory-bound networks on CPU this can cost more than the
+    arithmetic (2-3x). Setting ``M_MMAP_MAX = 0`` and a huge ``M_TRIM_THRESHOLD`` makes large
+    tensors reuse heap memory (PyTorch's CPU tuning guide recommends jemalloc/tcmalloc for the
+    same reason). The process keeps its peak memory. Returns ``False`` where glibc is not
+    available.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_max = -1, -4
+        ok = libc.mallopt(m_mmap_max, 0) == 1
+        ok &= libc.mallopt(m_trim_threshold, 2**31 - 1) == 1
+    except (OSError, AttributeError):
+        return False
+    return bool(ok)
+
+
+def apply_heap_policy() -> bool:
+    """:func:`keep_heap_resident` once per process, unless ``LITEFUSE_RESIDENT_HEAP=0``."""
+    global _HEAP_DONE
+    if _HEAP_DONE is None:
+        _HEAP_DONE = os.environ.get("LITEFUSE_RESIDENT_HEAP", "1") != "0" and keep_heap_resident()
+    return _HEAP_DONE
+
+
+def prepare(threads: int | None = None) -> int:
+    """What every inference entry point applies: the heap policy and the thread count
+    (``threads`` or :func:`default_threads`). Returns the threads in use."""
+    apply_heap_policy()
+    return set_threads(threads)

@@ -1,0 +1,295 @@
+"""The bad-input corpus: every case a user met (issue 23), generated here, none committed.
+
+Command-line cases run the real entry point (:func:`litefuse.cli.main`) in this process, so they
+see exactly what a user sees: the exit code, one ``error:`` line, no traceback, and nothing
+half-written or overwritten. API cases check the input contract of :mod:`litefuse.io`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import litefuse
+from litefuse.demo import synthetic_pair
+from litefuse.errors import InputError, LitefuseError, ModelError, OptionError, OutputError
+from litefuse.io import FLOAT_TOLERANCE, read_image, save_image, to_float
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``litefuse ARGS`` through :func:`litefuse.cli.main`; returns (exit code, stdout, stderr)."""
+    from litefuse.cli import main
+
+    argv = sys.argv
+    sys.argv = ["litefuse", *args]
+    try:
+        with pytest.raises(SystemExit) as stop:
+            main()
+    finally:
+        sys.argv = argv
+    out, err = capsys.readouterr()
+    return stop.value.code, out, err
+
+
+def one_line_error(capsys, *args: str, fragments: tuple[str, ...] = (), code: int = 2) -> str:
+    rc, out, err = cli(capsys, *args)
+    lines = [line for line in err.splitlines() if line.strip() and "━" not in line]
+    assert rc == code, err + out
+    assert "Traceback" not in err and "\x1b[" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture()
+def pair(tmp_path) -> tuple[Path, Path]:
+    ir, vi = synthetic_pair(48, 64)
+    return save_image(tmp_path / "in" / "ir.png", ir), save_image(tmp_path / "in" / "vi.png", vi)
+
+
+@pytest.fixture()
+def blocker(tmp_path) -> Path:
+    """A regular file used as a parent folder: unwritable for every user, root included."""
+    path = tmp_path / "blocker"
+    path.write_text("a file, not a folder")
+    return path
+
+
+# -- the input contract (API) --------------------------------------------------------------------
+
+def test_float_rounding_above_one_is_clipped_not_rescaled():
+    ir, vi = synthetic_pair(48, 64)
+    ir = ir / ir.max()
+    ir[0, 0] = 1.0000001
+    fused = litefuse.fuse(ir, vi, model="max", grey=True)
+    expected = litefuse.fuse(np.clip(ir, 0, 1), vi, model="max", grey=True)
+    np.testing.assert_array_equal(fused, expected)
+    assert fused.max() > 0.9  # the infrared did not collapse to 1/255 of its range
+    tol = 0.99 * FLOAT_TOLERANCE
+    edge = np.linspace(-tol, 1 + tol, 64 * 48, dtype=np.float32).reshape(48, 64)
+    assert to_float(edge).min() == 0.0 and to_float(edge).max() == 1.0
+
+
+@pytest.mark.parametrize(
+    "array, fragment",
+    [
+        (np.linspace(0, 1.2, 48 * 64).reshape(48, 64), "span [0, 1.2]"),
+        (np.linspace(0, 255, 48 * 64).reshape(48, 64), "never rescaled"),
+        (np.linspace(-0.1, 1, 48 * 64).reshape(48, 64), "expected [0, 1]"),
+        (np.arange(48 * 64).reshape(48, 64).astype(np.int32) - 100, "int32 pixels"),
+        (np.arange(48 * 64).reshape(48, 64).astype(np.int64) % 1001, "no known range"),
+        (np.full((48, 64), np.nan, np.float32), "NaN"),
+    ],
+)
+def test_out_of_contract_arrays_are_refused(array, fragment):
+    _, vi = synthetic_pair(48, 64)
+    with pytest.raises(InputError, match=None) as err:
+        litefuse.fuse(array, vi, model="max")
+    assert fragment in str(err.value) and "infrared" in str(err.value)
+
+
+def test_wide_integers_with_an_explicit_scale():
+    data = (np.arange(48 * 64).reshape(48, 64) % 1001).astype(np.int64)
+    np.testing.assert_allclose(to_float(data, norm=1000.0), np.minimum(data / 1000.0, 1.0), atol=1e-7)
+    np.testing.assert_allclose(to_float(data, norm="minmax"), data / 1000.0, atol=1e-7)
+    assert to_float(np.array([[0, 65535]] * 8, np.uint16).repeat(4, 1)).max() == 1.0
+
+
+@pytest.mark.parametrize("norm", ["bogus", 0, -3.0, float("nan"), True])
+def test_unknown_norm_is_an_option_error(norm):
+    ir, vi = synthetic_pair(48, 64)
+    with pytest.raises(OptionError, match="norm"):
+        litefuse.fuse(ir, vi, model="max", ir_norm=norm)
+
+
+@pytest.mark.parametrize("kwargs, error", [({"task": "bogus"}, OptionError), ({"device": "gpu0"}, OptionError),
+                                           ({"threads": 0}, OptionError)])
+def test_unknown_options_are_litefuse_errors(kwargs, error):
+    with pytest.raises(error):
+        litefuse.Fuser("max", **kwargs)
+
+
+def test_save_image_writes_the_format_its_suffix_names(tmp_path):
+    img = synthetic_pair(48, 64)[1]
+    for suffix, fmt in ((".jpg", "JPEG"), (".tif", "TIFF"), (".bmp", "BMP"), (".png", "PNG")):
+        with Image.open(save_image(tmp_path / f"x{suffix}", img)) as im:
+            assert im.format == fmt
+    grey16 = save_image(tmp_path / "g16.tif", synthetic_pair(48, 64)[0], bits=16)
+    assert read_image(grey16).dtype == np.float32 and np.asarray(Image.open(grey16)).dtype == np.uint16
+    with pytest.raises(OutputError, match="gif"):
+        save_image(tmp_path / "x.gif", img)
+    with pytest.raises(OutputError, match="8-bit"):
+        save_image(tmp_path / "x.jpg", img, bits=16)
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_two_colour_sources_fuse_as_an_ab_pair():
+    _, vi = synthetic_pair(48, 64)
+    other = np.ascontiguousarray(vi[:, ::-1])
+    with pytest.raises(InputError, match="--a/--b"):
+        litefuse.fuse(vi, other, model="max")
+    fused = litefuse.fuse(vi, other, model="max", task="mef")
+    assert fused.shape == (48, 64, 3) and 0.0 <= fused.min() and fused.max() <= 1.0
+
+
+def test_weights_cache_follows_the_file_not_the_path(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from litefuse.registry import get_model_info
+
+    ir, vi = synthetic_pair(48, 64)
+    path = tmp_path / "w.safetensors"
+    state = load_file(str(get_model_info("aenetv2").weights_path))
+    save_file(state, str(path), metadata={"model": "aenetv2"})
+    first = litefuse.fuse(ir, vi, weights=path, grey=True)
+    save_file({k: v * 0.5 if v.is_floating_point() else v for k, v in state.items()}, str(path), metadata={"model": "aenetv2"})
+    second = litefuse.fuse(ir, vi, weights=path, grey=True)
+    assert np.abs(first - second).max() > 1e-3  # a retrained file at the same path is reloaded
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+def test_unwritable_outputs_are_one_line_and_exit_2(capsys, tmp_path, pair, blocker):
+    ir, vi = map(str, pair)
+    before = snapshot(tmp_path / "in")
+    target = str(blocker / "sub" / "x.png")
+    one_line_error(capsys, "fuse", "-m", "max", "--ir", ir, "--vi", vi, "-o", target, fragments=("not a directory",))
+    one_line_error(capsys, "fuse", "-m", "max", "--input", str(tmp_path / "set"), "-o", str(blocker / "out"),
+                   fragments=("set",))  # no such folder: refused before any work
+    (tmp_path / "set" / "ir").mkdir(parents=True)
+    (tmp_path / "set" / "vi").mkdir()
+    for i in range(3):
+        save_image(tmp_path / "set" / "ir" / f"{i}.png", read_image(ir))
+        save_image(tmp_path / "set" / "vi" / f"{i}.png", read_image(vi))
+    line = one_line_error(capsys, "fuse", "-m", "max", "--input", str(tmp_path / "set"), "-o", str(blocker / "out"))
+    assert "blocker" in line  # stops at once, not one skipped line per pair
+    one_line_error(capsys, "fuse", "-m", "max", "--ir", str(tmp_path / "a.mp4"), "--vi", str(tmp_path / "b.mp4"),
+                   "-o", str(blocker / "v.mp4"), fragments=("blocker",))
+    one_line_error(capsys, "export", "aenetv2", "-o", str(blocker / "m.onnx"), fragments=("not a directory",))
+    one_line_error(capsys, "compare", "-i", str(tmp_path / "set"), "-m", "max", "-o", str(blocker / "rep"),
+                   fragments=("blocker",))
+    one_line_error(capsys, "eval", "--ir", str(tmp_path / "set" / "ir"), "--vi", str(tmp_path / "set" / "vi"),
+                   "--fused", str(tmp_path / "set" / "vi"), "--csv", str(blocker / "s.csv"), fragments=("blocker",))
+    one_line_error(capsys, "demo", "-m", "max", "-o", str(blocker / "demo"), fragments=("not a directory",))
+    assert snapshot(tmp_path / "in") == before
+    assert not list(tmp_path.rglob(".*.tmp*"))
+
+
+def test_empty_inputs_write_nothing(capsys, tmp_path):
+    (tmp_path / "empty" / "ir").mkdir(parents=True)
+    (tmp_path / "empty" / "vi").mkdir()
+    one_line_error(capsys, "compare", "-i", str(tmp_path / "empty"), "-m", "max", "-o", str(tmp_path / "rep"),
+                   fragments=("no image pairs",))
+    one_line_error(capsys, "eval", "-i", str(tmp_path / "empty"), "-m", "max", "-o", str(tmp_path / "fused"),
+                   fragments=("no image pairs",))
+    one_line_error(capsys, "fuse", "-m", "max", "-i", str(tmp_path / "empty"), "-o", str(tmp_path / "out"),
+                   fragments=("no image pairs",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+def test_demo_never_overwrites_without_the_flag(capsys, tmp_path):
+    out = tmp_path / "demo"
+    rc, _, err = cli(capsys, "demo", "-m", "max", "-o", str(out))
+    assert rc == 0, err
+    (out / "demo_ir.png").write_bytes(b"mine")
+    one_line_error(capsys, "demo", "-m", "max", "-o", str(out), fragments=("demo_ir.png", "--overwrite"))
+    assert (out / "demo_ir.png").read_bytes() == b"mine"
+    rc, _, err = cli(capsys, "demo", "-m", "max", "-o", str(out), "--overwrite")
+    assert rc == 0 and read_image(out / "demo_ir.png").shape == (240, 320)
+
+
+def test_colour_pair_from_the_command_line(capsys, tmp_path, pair):
+    _, vi = pair
+    other = save_image(tmp_path / "other.jpg", read_image(vi)[:, ::-1])
+    one_line_error(capsys, "fuse", "-m", "max", "--ir", str(vi), "--vi", str(other), "-o", str(tmp_path / "x.png"),
+                   fragments=("colour", "--a/--b"))
+    rc, _, err = cli(capsys, "fuse", "-m", "max", "--a", str(vi), "--b", str(other), "-o", str(tmp_path / "ab.jpg"))
+    assert rc == 0, err
+    with Image.open(tmp_path / "ab.jpg") as im:
+        assert im.format == "JPEG" and im.mode == "RGB"
+    one_line_error(capsys, "fuse", "--a", str(vi), "--vi", str(other), "-o", str(tmp_path / "y.png"), fragments=("not both",))
+
+
+def test_weights_files_errors_are_one_short_line(capsys, tmp_path, pair):
+    ir, vi = map(str, pair)
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(np.random.default_rng(0).bytes(3000))
+    text = tmp_path / "text.pth"
+    text.write_text("hello world\n")
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"a": torch.zeros(3)}, foreign)
+    for path, fragment in ((corrupt, "not a PyTorch/safetensors"), (text, "not a PyTorch/safetensors"),
+                           (foreign, "missing")):
+        line = one_line_error(capsys, "fuse", "-m", "aenetv2", "--weights", str(path), "--ir", ir, "--vi", vi,
+                              "-o", str(tmp_path / "o.png"), fragments=(path.name, fragment))
+        assert len(line) < 300, line
+    from litefuse.registry import get_model_info
+
+    shipped = get_model_info("densefuse").weights_path
+    line = one_line_error(capsys, "fuse", "-m", "lwc-densefuse", "--weights", str(shipped), "--ir", ir, "--vi", vi,
+                          "-o", str(tmp_path / "o.png"), fragments=("--model densefuse",))
+    assert len(line) < 300
+    rc, out, err = cli(capsys, "fuse", "--weights", str(shipped), "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"))
+    assert rc == 0 and "densefuse" in out, err  # the file names its model: no -m needed
+    assert not (tmp_path / "o.png").exists() or read_image(tmp_path / "o.png").shape[:2] == (48, 64)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("fuse", "--bogus"), "No such option"),
+        (("fuse", "--threads", "0", "--ir", "a.png", "--vi", "b.png", "-o", "c.png"), "--threads"),
+        (("fuse", "--ir-norm", "bogus", "--ir", "a.png", "--vi", "b.png", "-o", "c.png"), "--ir-norm"),
+        (("compare", "-i", ".", "--metrics", "FMI"), "FMI"),
+        (("nothing",), "No such command"),
+    ],
+)
+def test_unknown_options_are_one_line(capsys, tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    if "compare" in args:
+        for sub in ("ir", "vi"):
+            save_image(tmp_path / sub / "0.png", synthetic_pair(48, 64)[0])
+    one_line_error(capsys, *args, fragments=(fragment,))
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_threads_option_sets_torch_threads(capsys, tmp_path, pair):
+    ir, vi = map(str, pair)
+    before = torch.get_num_threads()
+    try:
+        rc, _, err = cli(capsys, "fuse", "-m", "max", "--threads", "1", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "t.png"))
+        assert rc == 0, err
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_default_threads_leave_busy_cores_alone(monkeypatch):
+    from litefuse import runtime
+
+    monkeypatch.delenv("LITEFUSE_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "available_cores", lambda: 8)
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (5.2, 0.0, 0.0))
+    assert runtime.default_threads() == 3
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (30.0, 0.0, 0.0))
+    assert runtime.default_threads() == 1
+    monkeypatch.setenv("LITEFUSE_THREADS", "6")
+    assert runtime.default_threads() == 6
+    monkeypatch.setenv("LITEFUSE_THREADS", "many")
+    with pytest.raises(LitefuseError, match="LITEFUSE_THREADS"):
+        runtime.default_threads()
+
+
+def test_model_errors_are_litefuse_errors():
+    with pytest.raises(ModelError, match="unknown model"):
+        litefuse.Fuser("nope")

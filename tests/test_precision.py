@@ -1,0 +1,69 @@
+"""Half precision: every network runs in fp16 and bf16 on the CPU and stays close to float32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from litefuse.api import Fuser
+from litefuse.demo import synthetic_pair
+from litefuse.errors import OptionError
+from litefuse.registry import list_models
+from litefuse.runtime import HalfPrecision
+
+# measured on the 96x128 demo scene: bf16 max |d| <= 0.019, fp16 <= 0.0025 (dwsfusion-plus worst)
+TOLERANCE = {"bf16": (0.04, 0.006), "fp16": (0.006, 0.001)}  # (max |d|, mean |d|)
+NETWORKS = [m.name for m in list_models("network") if m.has_weights]
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return synthetic_pair(96, 128)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_half_precision_close_to_fp32(name, scene, one_thread):
+    ir, vi = scene
+    ref = Fuser(name).fuse_images(ir, vi, grey=True)
+    for precision, (max_tol, mean_tol) in TOLERANCE.items():
+        fuser = Fuser(name, precision=precision)
+        assert isinstance(fuser.model, HalfPrecision)
+        assert next(fuser.model.parameters()).dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        out = fuser.fuse_images(ir, vi, grey=True)
+        assert out.dtype == np.float32 and out.shape == ref.shape
+        diff = np.abs(out - ref)
+        assert diff.max() <= max_tol and diff.mean() <= mean_tol, (precision, diff.max(), diff.mean())
+        assert diff.max() > 0  # really ran in half precision
+
+
+def test_fp32_is_the_unwrapped_model_and_classical_stays_fp32():
+    assert not isinstance(Fuser("aenetv2").model, HalfPrecision)
+    fuser = Fuser("gff", precision="bf16")
+    assert fuser.precision == "fp32" and not isinstance(fuser.model, HalfPrecision)
+    with pytest.raises(OptionError, match="precision"):
+        Fuser("aenetv2", precision="fp8")
+
+
+def test_dwsfusion_under_autocast(scene, one_thread):
+    """Users who wrap the module in autocast themselves: the FFT stays float32 inside."""
+    from litefuse.registry import load_model
+
+    ir, vi = (torch.from_numpy(np.ascontiguousarray(x if x.ndim == 2 else x.mean(-1)))[None, None] for x in scene)
+    model = load_model("dwsfusion")
+    with torch.inference_mode():
+        ref = model(ir, vi)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(ir, vi)
+    assert (out.float() - ref).abs().max() < 0.04
+
+
+def test_mac_count_does_not_depend_on_precision():
+    from litefuse.models.complexity import count_macs
+    from litefuse.registry import load_model
+
+    x = torch.rand(1, 1, 64, 80)
+    model = load_model("lwc-densefuse")
+    fp32 = count_macs(model, (x, x), "auto")
+    assert fp32 == count_macs(load_model("lwc-densefuse").to(torch.bfloat16), (x.bfloat16(), x.bfloat16()), "auto")
+    assert next(model.parameters()).dtype == torch.float32  # counted on a copy
