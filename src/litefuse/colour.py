@@ -8,15 +8,36 @@ the channel axis last (``..., 3``).
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 import numpy as np
 
 Array = TypeVar("Array")
 
+_BLOCK_ROWS = 256  # rows per block: a few MB of temporaries even for a 6000-pixel-wide frame
 
-def rgb_to_ycbcr(rgb: Array) -> tuple[Array, Array, Array]:
-    """Split RGB in [0, 1] (channels last) into Y, Cb, Cr, each in [0, 1]."""
+
+def _by_rows(fn: Callable[..., tuple[np.ndarray, ...]], *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``fn(*arrays)`` for an element-wise ``fn``, computed in blocks of rows.
+
+    The result is identical to one call, but the temporaries of ``fn``'s expression exist for
+    one block at a time instead of the whole frame (several full-size planes otherwise: 96 MB
+    each at 6000×4000 float32); only the outputs are allocated at full size.
+    """
+    n = arrays[0].shape[0] if arrays[0].ndim else 0
+    if n <= _BLOCK_ROWS:
+        return fn(*arrays)
+    outs: tuple[np.ndarray, ...] = ()
+    for i in range(0, n, _BLOCK_ROWS):
+        parts = fn(*(x[i : i + _BLOCK_ROWS] for x in arrays))
+        if not outs:
+            outs = tuple(np.empty((n, *p.shape[1:]), p.dtype) for p in parts)
+        for out, part in zip(outs, parts):
+            out[i : i + _BLOCK_ROWS] = part
+    return outs
+
+
+def _rgb_to_ycbcr(rgb: Array) -> tuple[Array, Array, Array]:
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     y = 0.299 * r + 0.587 * g + 0.114 * b
     cr = 0.713 * (r - y) + 0.5
@@ -24,16 +45,29 @@ def rgb_to_ycbcr(rgb: Array) -> tuple[Array, Array, Array]:
     return y, cb, cr
 
 
-def ycbcr_to_rgb(y: Array, cb: Array, cr: Array) -> Array:
-    """Inverse of :func:`rgb_to_ycbcr`, clamped to [0, 1], channels last."""
+def rgb_to_ycbcr(rgb: Array) -> tuple[Array, Array, Array]:
+    """Split RGB in [0, 1] (channels last) into Y, Cb, Cr, each in [0, 1]."""
+    if isinstance(rgb, np.ndarray) and rgb.ndim > 1:
+        return _by_rows(_rgb_to_ycbcr, rgb)
+    return _rgb_to_ycbcr(rgb)
+
+
+def _ycbcr_to_rgb(y: Array, cb: Array, cr: Array) -> tuple[Array]:
     r = y + 1.403 * (cr - 0.5)
     g = y - 0.714 * (cr - 0.5) - 0.344 * (cb - 0.5)
     b = y + 1.773 * (cb - 0.5)
     if isinstance(y, np.ndarray):
-        return np.clip(np.stack([r, g, b], axis=-1), 0.0, 1.0)
+        return (np.clip(np.stack([r, g, b], axis=-1), 0.0, 1.0),)
     import torch
 
-    return torch.stack([r, g, b], dim=-1).clamp(0.0, 1.0)
+    return (torch.stack([r, g, b], dim=-1).clamp(0.0, 1.0),)
+
+
+def ycbcr_to_rgb(y: Array, cb: Array, cr: Array) -> Array:
+    """Inverse of :func:`rgb_to_ycbcr`, clamped to [0, 1], channels last."""
+    if isinstance(y, np.ndarray):
+        return _by_rows(_ycbcr_to_rgb, y, cb, cr)[0]
+    return _ycbcr_to_rgb(y, cb, cr)[0]
 
 
 def fuse_chroma(cb_a: np.ndarray, cr_a: np.ndarray, cb_b: np.ndarray, cr_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,10 +78,10 @@ def fuse_chroma(cb_a: np.ndarray, cr_a: np.ndarray, cb_b: np.ndarray, cr_b: np.n
     neutral the plain mean is used.
     """
 
-    def blend(c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
+    def blend(c1: np.ndarray, c2: np.ndarray) -> tuple[np.ndarray]:
         w1, w2 = np.abs(c1 - 0.5), np.abs(c2 - 0.5)
         total = w1 + w2
         mixed = np.where(total > 1e-8, (c1 * w1 + c2 * w2) / np.maximum(total, 1e-8), 0.5 * (c1 + c2))
-        return mixed.astype(c1.dtype, copy=False)
+        return (mixed.astype(c1.dtype, copy=False),)
 
-    return blend(cb_a, cb_b), blend(cr_a, cr_b)
+    return _by_rows(blend, cb_a, cb_b)[0], _by_rows(blend, cr_a, cr_b)[0]

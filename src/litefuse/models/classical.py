@@ -1,6 +1,10 @@
 """Classical (training-free) fusers: the baselines every network is compared against.
 
 All follow the registry contract: ``forward(a, b)`` on ``(B, 1, H, W)`` tensors in [0, 1].
+Each also declares what :meth:`litefuse.Fuser.fuse_luma` needs to fuse a large frame in tiles
+that reproduce the single pass: ``tile_context``, the pixels of input on each side an output
+pixel depends on (0 for per-pixel fusers), and ``tile_align``, the multiple of which a tile's
+origin must be so its down-sampling grid lines up with the whole frame's.
 
 - ``mean`` / ``max``: per-pixel average / maximum. ``max`` is a strong baseline on the
   standard metrics and must be reported beside every network.
@@ -29,12 +33,16 @@ __all__ = ["MeanFusion", "MaxFusion", "LaplacianFusion", "WaveletFusion", "Guide
 class MeanFusion(nn.Module):
     """Per-pixel average."""
 
+    tile_context, tile_align = 0, 1
+
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         return 0.5 * (a + b)
 
 
 class MaxFusion(nn.Module):
     """Per-pixel maximum (brightest source wins: warm targets and lit texture both survive)."""
+
+    tile_context, tile_align = 0, 1
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         return torch.maximum(a, b)
@@ -51,7 +59,10 @@ def _blur(x: Tensor) -> Tensor:
 
 
 def _up(x: Tensor, size: tuple[int, int]) -> Tensor:
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    """Bilinear 2× up-sampling cropped to ``size``: the same sampling grid whatever the size
+    (odd ones included), so the pyramid commutes with shifts by 2^levels and tiles reproduce
+    the whole frame."""
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)[..., : size[0], : size[1]]
 
 
 def laplacian_pyramid(x: Tensor, levels: int) -> list[Tensor]:
@@ -84,6 +95,9 @@ class LaplacianFusion(nn.Module):
     def __init__(self, levels: int = 4) -> None:
         super().__init__()
         self.levels = levels
+        # the pyramid's support is about 7·2^levels pixels; 2^(levels+3) also keeps every tile
+        # large enough for the full depth (see _levels_for)
+        self.tile_context, self.tile_align = 2 ** (levels + 3), 2**levels
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         levels = _levels_for(*a.shape[-2:], self.levels)
@@ -98,7 +112,13 @@ class WaveletFusion(nn.Module):
 
     def __init__(self, wavelet: str = "db2", levels: int = 3) -> None:
         super().__init__()
+        import pywt
+
         self.wavelet, self.levels = wavelet, levels
+        # analysis and synthesis each reach (filter length - 1)·(2^levels - 1) pixels; that also
+        # keeps every tile large enough for the full depth (pywt.dwt_max_level)
+        reach = 2 * (pywt.Wavelet(wavelet).dec_len - 1) * (2**levels - 1)
+        self.tile_context, self.tile_align = reach, 2**levels
 
     def _fuse_one(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         import pywt
@@ -157,6 +177,9 @@ def guided_filter(guide: Tensor, src: Tensor, radius: int, eps: float) -> Tensor
     return box_filter(a, radius) * guide + box_filter(b, radius)
 
 
+_BASE_RADIUS = 15  # GFF's 31×31 base/detail mean filter
+
+
 def _fit_radius(x: Tensor, radius: int) -> int:
     """Shrink a window radius so the window fits inside small images."""
     return max(0, min(radius, (min(x.shape[-2:]) - 1) // 2))
@@ -173,6 +196,8 @@ class GuidedFilterFusion(nn.Module):
     def __init__(self, r1: int = 45, eps1: float = 0.3, r2: int = 7, eps2: float = 1e-6) -> None:
         super().__init__()
         self.r1, self.eps1, self.r2, self.eps2 = r1, eps1, r2, eps2
+        # a guided filter reaches 2r (box of box), after the saliency's 1 + 5 pixels
+        self.tile_context, self.tile_align = 2 * max(r1, r2, _BASE_RADIUS) + 6, 1
         lap = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
         ax = torch.arange(-5, 6, dtype=torch.float32)
         g = torch.exp(-(ax**2) / (2 * 5.0**2))
@@ -185,7 +210,7 @@ class GuidedFilterFusion(nn.Module):
         return F.conv2d(F.pad(h, (5, 5, 5, 5), mode="replicate"), self.gauss.to(x))
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        r1, r2, r_base = (_fit_radius(a, r) for r in (self.r1, self.r2, 15))
+        r1, r2, r_base = (_fit_radius(a, r) for r in (self.r1, self.r2, _BASE_RADIUS))
         base_a, base_b = box_filter(a, r_base), box_filter(b, r_base)
         detail_a, detail_b = a - base_a, b - base_b
         sal_a, sal_b = self._saliency(a), self._saliency(b)
