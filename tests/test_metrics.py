@@ -171,7 +171,10 @@ def test_default_sets_and_names(triple) -> None:
     assert DEFAULT_METRICS == CORE_METRICS + ("AG", "CC", "PSNR")
     assert tuple(evaluate(*triple)) == DEFAULT_METRICS
     assert tuple(evaluate(*triple, metrics="qabf, en")) == ("Qabf", "EN")
-    assert all(info.direction in "↑↓" for info in METRICS.values())
+    assert all(isinstance(info.higher_is_better, bool) for info in METRICS.values())
+    assert METRICS["MI"].higher_is_better and not METRICS["Nabf"].higher_is_better
+    assert (METRICS["MI"].arrow, METRICS["Nabf"].arrow) == ("↑", "↓")
+    assert METRICS["Nabf"].best([0.3, float("nan"), 0.1]) == 0.1 and METRICS["MI"].best([1.0, 3.0]) == 3.0
     with pytest.raises(ValueError, match="unknown metric"):
         evaluate(*triple, metrics=["FMI"])
     with pytest.raises(ValueError, match="unknown convention"):
@@ -285,7 +288,7 @@ def test_cli_eval_skips_bad_images_and_reports_exit_codes(eval_dirs: Path) -> No
     result = _run_eval(*args)
     assert result.exit_code == 1, result.output
     assert "s2: " in result.output and "not an image" in result.output
-    assert "lonely: no partner" in result.output and "1 scored, 2 skipped" in result.output
+    assert "lonely.png: no partner in vi/ and fused/" in result.output and "1 scored, 2 skipped" in result.output
     (d / "fused" / "s1.png").write_bytes(b"broken")
     assert _run_eval(*args).exit_code == 2  # nothing scored
     assert _run_eval(*args[:4], "--fused", str(d / "nope")).exit_code == 2

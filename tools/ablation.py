@@ -143,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
 
     metrics = result.metrics
     ref = baseline or next(iter(done))
-    head = f"| row | params | GMACs | CPU ms | × vs {ref} | steps | " + " | ".join(f"{m} {METRICS[m].direction}" for m in metrics) + " |"
+    head = f"| row | params | GMACs | CPU ms | × vs {ref} | steps | " + " | ".join(f"{m} {METRICS[m].arrow}" for m in metrics) + " |"
     lines = [head, "|---" * (6 + len(metrics)) + "|"]
-    best = {m: (max if METRICS[m].direction == "↑" else min)(means[k][m] for k in done) for m in metrics}
+    best = {m: METRICS[m].best(means[k][m] for k in done) for m in metrics}
     for label in [*done, "max"]:
         p, macs = stats.get(label, (0, 0))
         ms = f"{med[label] * 1e3:.0f}" if label in med else "–"

@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     from litefuse.viz import metric_chart
 
     metric_chart(ivif.means(), img / "results_ivif.png", title="Infrared-visible development sets (mean)",
-                 directions={m: METRICS[m].direction for m in ivif.metrics})
+                 directions={m: METRICS[m].arrow for m in ivif.metrics})
     demo_grid(methods, img / "demo_methods.png")
     doc = [
         "# Results on the development sets",

@@ -40,7 +40,7 @@ def level_counts(result: Comparison, dataset: str | None, ref: str = "dwsfusion"
     for method in result.methods:
         level = wins = 0
         for m in result.metrics:
-            up = METRICS[m].direction == "↑"
+            up = METRICS[m].higher_is_better
             v, r, b = means[method][m], means.get(ref, {}).get(m), means.get(base, {}).get(m)
             if r is not None and (v >= r - tol * abs(r) if up else v <= r + tol * abs(r)):
                 level += 1

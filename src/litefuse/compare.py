@@ -7,8 +7,6 @@ would be saved (colour results converted with the CDDFuse grey rule).
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -19,6 +17,7 @@ from ._files import atomic_write_text
 from .api import Fuser
 from .data.pairs import Pair, find_pairs
 from .errors import InputError, LitefuseError
+from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
 from .io import read_image, save_image
 
 __all__ = ["Comparison", "compare", "compare_pairs", "write_report"]
@@ -36,28 +35,19 @@ class Comparison:
     skipped: list[str] = field(default_factory=list)
 
     def means(self, dataset: str | None = None) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
+        """Mean of every metric per method (over one ``dataset``, or all)."""
+        out = {}
         for method in self.methods:
             rows = [r for r in self.rows if r["method"] == method and (dataset is None or r["set"] == dataset)]
-            out[method] = {m: float(np.mean([r[m] for r in rows])) if rows else float("nan") for m in self.metrics}
+            out[method] = {m: mean for m, (mean, _) in summarise(rows, self.metrics).items()}
         return out
 
     def datasets(self) -> list[str]:
         return sorted({r["set"] for r in self.rows})
 
     def markdown(self, dataset: str | None = None) -> str:
-        from .metrics import METRICS
-
-        means = self.means(dataset)
-        head = "| method | " + " | ".join(f"{m} {METRICS[m].direction}" for m in self.metrics) + " |"
-        lines = [head, "|---" * (len(self.metrics) + 1) + "|"]
-        best = {
-            m: (max if METRICS[m].direction == "↑" else min)(means[k][m] for k in self.methods) for m in self.metrics
-        }
-        for method in self.methods:
-            cells = [f"**{means[method][m]:.4f}**" if means[method][m] == best[m] else f"{means[method][m]:.4f}" for m in self.metrics]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+        """The means as a Markdown table, best per metric in bold."""
+        return markdown_table(self.means(dataset), self.metrics)
 
 
 def _u8_grey(image: np.ndarray) -> np.ndarray:
@@ -113,36 +103,10 @@ def compare_pairs(
     labels = [getattr(f, "label", f.name) for f in fusers]
     result = Comparison(labels, list(resolve_metrics(metrics or CORE_METRICS)), convention)
     tasks = [(dataset, pair, n < preview) for n, (dataset, pair) in enumerate(work)]
-    if jobs > 1 and len(tasks) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                 initargs=(fusers, labels, result.metrics, convention)) as pool:
-            outputs = pool.map(_worker_score, tasks, chunksize=1)
-            outputs = progress(outputs, len(tasks)) if progress else outputs
-            for out in outputs:
-                _merge(result, out)
-    else:
-        context = dict(fusers=fusers, labels=labels, metrics=result.metrics, convention=convention)
-        for task in progress(tasks, len(tasks)) if progress else tasks:
-            _merge(result, _score_pair(task, context))
+    context = dict(fusers=fusers, labels=labels, metrics=result.metrics, convention=convention)
+    for out in parallel_map(_score_pair, tasks, jobs, context, progress):
+        _merge(result, out)
     return result
-
-
-_WORKER: dict = {}
-
-
-def _init_worker(fusers: list[Fuser], labels: list[str], metrics: list[str], convention: str) -> None:
-    """Spawned worker: hold the methods once, stay on one core."""
-    import torch
-
-    torch.set_num_threads(1)
-    _WORKER.update(fusers=fusers, labels=labels, metrics=metrics, convention=convention)
-
-
-def _worker_score(task: tuple[str, Pair, bool]) -> tuple:
-    return _score_pair(task, _WORKER)
 
 
 def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, list[dict], dict | None, list[str]]:
@@ -185,18 +149,14 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "") -> di
     from .viz import image_grid, metric_chart
 
     out_dir = Path(out_dir)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["set", "image", "method", *result.metrics])
-    writer.writeheader()
-    writer.writerows(result.rows)
     paths = {"csv": out_dir / "scores.csv", "markdown": out_dir / "summary.md"}
-    atomic_write_text(paths["csv"], buf.getvalue())
+    write_scores_csv(paths["csv"], result.rows, ["set", "image", "method", *result.metrics])
     parts = [f"# {title or 'Comparison'}", "", f"Convention: `{result.convention}`; mean over images.", ""]
     for dataset in result.datasets():
         n = len({r["image"] for r in result.rows if r["set"] == dataset})
         parts += [f"## {dataset} ({n} pairs)", "", result.markdown(dataset), ""]
     atomic_write_text(paths["markdown"], "\n".join(parts))
-    directions = {m: METRICS[m].direction for m in result.metrics}
+    directions = {m: METRICS[m].arrow for m in result.metrics}
     paths["chart"] = metric_chart(result.means(), out_dir / "chart.png", title=title, directions=directions)
     if result.previews:
         cols = ["infrared", "visible", *result.methods]

@@ -159,7 +159,7 @@ def speed_quality_chart(
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 1, 10, 100 rather than 10^k
         ax.margins(y=0.12)  # and above the top point's label
         ax.set_xlabel(xlabel, fontsize=9)
-        name = f"{metric} {METRICS[metric].direction if metric in METRICS else ''}".strip()
+        name = f"{metric} {METRICS[metric].arrow if metric in METRICS else ''}".strip()
         ax.set_ylabel(name, fontsize=9)
         ax.set_title(f"{name} against speed", fontsize=10)
         ax.tick_params(labelsize=8)

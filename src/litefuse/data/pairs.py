@@ -3,18 +3,21 @@
 A fusion folder holds two sub-folders, one per source, and files of the same stem form a pair
 (any image extension on either side). The recognised layouts are those of the public
 benchmarks: ``ir/vi`` (MSRS, TNO, LLVIP copies), ``infrared/visible``, ``Inf/Vis`` and ``A/B``
-(multi-focus, multi-exposure, medical). Names are matched case-insensitively.
+(multi-focus, multi-exposure, medical). Folder names are matched case-insensitively.
+:func:`match_stems` is the one pairing rule, also used by ``litefuse eval`` for its three
+folders.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from ..errors import InputError
 from ..io import IMAGE_EXTENSIONS
 
-__all__ = ["PAIR_LAYOUTS", "Pair", "PairProblem", "find_pairs", "pair_dirs"]
+__all__ = ["PAIR_LAYOUTS", "Pair", "PairProblem", "find_pairs", "match_stems", "pair_dirs"]
 
 PAIR_LAYOUTS: tuple[tuple[str, str], ...] = (("ir", "vi"), ("infrared", "visible"), ("inf", "vis"), ("a", "b"))
 
@@ -53,27 +56,41 @@ def pair_dirs(root: str | Path) -> tuple[Path, Path]:
     raise InputError(f"no source sub-folders found; expected one of {layouts}", root)
 
 
-def _images_by_stem(folder: Path, problems: list[PairProblem]) -> dict[str, Path]:
-    found: dict[str, Path] = {}
+def _images_by_stem(folder: Path) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
-            continue
-        if path.stem in found:
-            problems.append(PairProblem(path.stem, path, f"duplicate stem (also {found[path.stem].name}); skipped"))
-            continue
-        found[path.stem] = path
+        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS:
+            found.setdefault(path.stem, []).append(path)
     return found
 
 
-def find_pairs(root: str | Path) -> tuple[list[Pair], list[PairProblem]]:
-    """Pairs in ``root`` sorted by name, and the files that have no partner."""
-    dir_a, dir_b = pair_dirs(root)
+def match_stems(folders: Mapping[str, Path]) -> tuple[dict[str, dict[str, Path]], list[PairProblem]]:
+    """Group the images of several folders by file stem: the one pairing rule of litefuse.
+
+    Returns ``{stem: {role: path}}`` for the stems with exactly one image in every folder
+    (sorted), and a :class:`PairProblem` for each other stem: a file with no partner in some
+    folder, or a stem shared by several files of one folder (ambiguous, so skipped).
+    """
+    by_role = {role: _images_by_stem(folder) for role, folder in folders.items()}
+    matched: dict[str, dict[str, Path]] = {}
     problems: list[PairProblem] = []
-    a_files, b_files = _images_by_stem(dir_a, problems), _images_by_stem(dir_b, problems)
-    dupes = {p.name for p in problems}
-    pairs = [Pair(s, a_files[s], b_files[s]) for s in sorted(a_files.keys() & b_files.keys()) if s not in dupes]
-    for stem in sorted(a_files.keys() - b_files.keys()):
-        problems.append(PairProblem(stem, a_files[stem], f"no partner in {dir_b.name}/"))
-    for stem in sorted(b_files.keys() - a_files.keys()):
-        problems.append(PairProblem(stem, b_files[stem], f"no partner in {dir_a.name}/"))
-    return pairs, problems
+    for stem in sorted(set().union(*by_role.values())):
+        files = {role: found[stem] for role, found in by_role.items() if stem in found}
+        first = next(iter(files.values()))[0]
+        dupes = [paths for paths in files.values() if len(paths) > 1]
+        if dupes:
+            names = "; ".join(", ".join(p.name for p in paths) for paths in dupes)
+            problems.append(PairProblem(stem, dupes[0][0], f"duplicate stem ({names}); skipped"))
+        elif len(files) < len(folders):
+            missing = " and ".join(f"{folders[r].name}/" for r in folders if r not in files)
+            problems.append(PairProblem(stem, first, f"no partner in {missing}"))
+        else:
+            matched[stem] = {role: paths[0] for role, paths in files.items()}
+    return matched, problems
+
+
+def find_pairs(root: str | Path) -> tuple[list[Pair], list[PairProblem]]:
+    """Pairs in ``root`` sorted by name, and the files that could not be paired."""
+    dir_a, dir_b = pair_dirs(root)
+    matched, problems = match_stems({"a": dir_a, "b": dir_b})
+    return [Pair(stem, files["a"], files["b"]) for stem, files in matched.items()], problems

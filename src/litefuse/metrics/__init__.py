@@ -12,13 +12,12 @@ the default, ``cddfuse``, is CDDFuse's ``Evaluator.py``. Definitions: docs/metri
 
 from __future__ import annotations
 
-from ..errors import OptionError
-
 import math
 from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
+from ..errors import OptionError
 from . import gradient, information, perceptual, statistics, structural, vif
 from ._common import as_grey_f64, check_triple, grey_from_rgb, load_grey_u8, to_uint8
 from .conventions import CONVENTIONS, Convention, get_convention
@@ -33,47 +32,60 @@ DEFAULT_METRICS: tuple[str, ...] = CORE_METRICS + ("AG", "CC", "PSNR")
 
 
 class MetricInfo(NamedTuple):
-    """``direction``: '↑' (higher is better) or '↓'; ``description``: one line."""
+    """What a table or a chart needs to know about a metric."""
 
-    direction: str
+    higher_is_better: bool
     description: str
+
+    @property
+    def arrow(self) -> str:
+        """'↑' or '↓', for column headers and axis labels (display only)."""
+        return "↑" if self.higher_is_better else "↓"
+
+    def best(self, values: Iterable[float]) -> float:
+        """The best of ``values`` by this metric's direction (NaN ignored)."""
+        finite = [v for v in values if v == v]
+        return (max if self.higher_is_better else min)(finite) if finite else float("nan")
+
+
+UP, DOWN = True, False  # higher_is_better, for the table below
 
 
 Compute = Callable[[Convention, np.ndarray, np.ndarray, np.ndarray], float]
 
-# name → (direction, description, computation under a convention)
+# name → (higher is better, description, computation under a convention)
 _TABLE: dict[str, tuple[str, str, Compute]] = {
-    "EN": ("↑", "entropy of F (bits)", lambda c, a, b, f: information.entropy(f)),
-    "SD": ("↑", "standard deviation of F", lambda c, a, b, f: statistics.sd(f)),
-    "SF": ("↑", "spatial frequency of F", lambda c, a, b, f: statistics.sf(f, normaliser=c.sf)),
-    "AG": ("↑", "average gradient of F", lambda c, a, b, f: statistics.ag(f, normaliser=c.ag)),
-    "EI": ("↑", "edge intensity of F (Sobel magnitude mean)", lambda c, a, b, f: gradient.edge_intensity(f)),
-    "MI": ("↑", "mutual information I(A;F) + I(B;F)", lambda c, a, b, f: information.mutual_information(
+    "EN": (UP, "entropy of F (bits)", lambda c, a, b, f: information.entropy(f)),
+    "SD": (UP, "standard deviation of F", lambda c, a, b, f: statistics.sd(f)),
+    "SF": (UP, "spatial frequency of F", lambda c, a, b, f: statistics.sf(f, normaliser=c.sf)),
+    "AG": (UP, "average gradient of F", lambda c, a, b, f: statistics.ag(f, normaliser=c.ag)),
+    "EI": (UP, "edge intensity of F (Sobel magnitude mean)", lambda c, a, b, f: gradient.edge_intensity(f)),
+    "MI": (UP, "mutual information I(A;F) + I(B;F)", lambda c, a, b, f: information.mutual_information(
         a, b, f, bits=c.mi_bits, saturate=c.mi_saturate, rebin=c.mi_rebin)),
-    "CE": ("↓", "cross entropy of the source histograms against F", lambda c, a, b, f: information.cross_entropy(a, b, f)),
-    "CC": ("↑", "mean correlation coefficient (r(A,F) + r(B,F))/2", lambda c, a, b, f: statistics.cc(a, b, f)),
-    "SCD": ("↑", "sum of the correlations of differences", lambda c, a, b, f: statistics.scd(a, b, f)),
-    "MSE": ("↓", "mean squared error to the sources", lambda c, a, b, f: statistics.mse(a, b, f, scale=c.mse_scale)),
-    "RMSE": ("↓", "root mean squared error to the sources", lambda c, a, b, f: (
+    "CE": (DOWN, "cross entropy of the source histograms against F", lambda c, a, b, f: information.cross_entropy(a, b, f)),
+    "CC": (UP, "mean correlation coefficient (r(A,F) + r(B,F))/2", lambda c, a, b, f: statistics.cc(a, b, f)),
+    "SCD": (UP, "sum of the correlations of differences", lambda c, a, b, f: statistics.scd(a, b, f)),
+    "MSE": (DOWN, "mean squared error to the sources", lambda c, a, b, f: statistics.mse(a, b, f, scale=c.mse_scale)),
+    "RMSE": (DOWN, "root mean squared error to the sources", lambda c, a, b, f: (
         statistics.rmse_vifb(a, b, f) if c.rmse == "vifb" else math.sqrt(statistics.mse(a, b, f, scale=c.mse_scale)))),
-    "PSNR": ("↑", "peak signal-to-noise ratio (dB; convention-dependent)", lambda c, a, b, f: statistics.psnr(
+    "PSNR": (UP, "peak signal-to-noise ratio (dB; convention-dependent)", lambda c, a, b, f: statistics.psnr(
         a, b, f, kind=c.psnr)),
-    "VIF": ("↑", "visual information fidelity vifp(A,F) + vifp(B,F)", lambda c, a, b, f: vif.vif(
+    "VIF": (UP, "visual information fidelity vifp(A,F) + vifp(B,F)", lambda c, a, b, f: vif.vif(
         a, b, f, flat_value=c.vif_flat)),
-    "Qabf": ("↑", "Xydeas–Petrović edge preservation Q^AB/F", lambda c, a, b, f: gradient.qabf(
+    "Qabf": (UP, "Xydeas–Petrović edge preservation Q^AB/F", lambda c, a, b, f: gradient.qabf(
         a, b, f, scale=c.qabf_scale)),
-    "Nabf": ("↓", "Kumar's fusion artefacts N^AB/F", lambda c, a, b, f: gradient.nabf(a, b, f)),
-    "Nabf_as_called": ("↓", "Nabf with Tang's swapped arguments (old tables only)", lambda c, a, b, f: gradient.nabf(
+    "Nabf": (DOWN, "Kumar's fusion artefacts N^AB/F", lambda c, a, b, f: gradient.nabf(a, b, f)),
+    "Nabf_as_called": (DOWN, "Nabf with Tang's swapped arguments (old tables only)", lambda c, a, b, f: gradient.nabf(
         a, b, f, as_called=True)),
-    "SSIM": ("↑", "structural similarity to both sources (variant and sum/mean by convention)", lambda c, a, b, f:
+    "SSIM": (UP, "structural similarity to both sources (variant and sum/mean by convention)", lambda c, a, b, f:
              structural.ssim_fused(a, b, f, c.ssim, c.ssim_combine)),
-    "MS_SSIM": ("↑", "Wang's 5-scale MS-SSIM to both sources (unvalidated)", lambda c, a, b, f:
+    "MS_SSIM": (UP, "Wang's 5-scale MS-SSIM to both sources (unvalidated)", lambda c, a, b, f:
                 structural.ms_ssim_fused(a, b, f, c.ssim_combine)),
-    "Qs": ("↑", "Piella's fusion quality index", lambda c, a, b, f: structural.qs(a, b, f)),
-    "Qw": ("↑", "Piella's weighted fusion quality index", lambda c, a, b, f: structural.qw(a, b, f)),
-    "Qy": ("↑", "Yang's SSIM-based fusion quality", lambda c, a, b, f: structural.qy(a, b, f)),
-    "Qcb": ("↑", "Chen–Blum perceptual contrast preservation", lambda c, a, b, f: perceptual.qcb(a, b, f)),
-    "Qcv": ("↓", "Chen–Varshney perceptual distortion", lambda c, a, b, f: perceptual.qcv(a, b, f)),
+    "Qs": (UP, "Piella's fusion quality index", lambda c, a, b, f: structural.qs(a, b, f)),
+    "Qw": (UP, "Piella's weighted fusion quality index", lambda c, a, b, f: structural.qw(a, b, f)),
+    "Qy": (UP, "Yang's SSIM-based fusion quality", lambda c, a, b, f: structural.qy(a, b, f)),
+    "Qcb": (UP, "Chen–Blum perceptual contrast preservation", lambda c, a, b, f: perceptual.qcb(a, b, f)),
+    "Qcv": (DOWN, "Chen–Varshney perceptual distortion", lambda c, a, b, f: perceptual.qcv(a, b, f)),
 }
 
 METRICS: dict[str, MetricInfo] = {name: MetricInfo(d, text) for name, (d, text, _) in _TABLE.items()}

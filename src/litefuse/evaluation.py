@@ -1,0 +1,126 @@
+"""The evaluation engine shared by ``litefuse eval``, ``litefuse compare`` and the tools.
+
+Scoring itself is :func:`litefuse.metrics.evaluate`; this module holds what every caller needs
+around it, once: a worker pool that keeps results in input order (:func:`parallel_map`), the
+mean ± std summary (:func:`summarise`), the Markdown table (:func:`markdown_table`, CDDFuse's
+layout: a row per method, a column per metric, the best in bold by each metric's direction) and
+the per-image CSV (:func:`write_scores_csv`). Pairing files by stem is
+:func:`litefuse.data.pairs.match_stems`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+
+from ._files import atomic_write_text
+
+__all__ = ["format_value", "markdown_table", "parallel_map", "summarise", "write_scores_csv"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+Progress = Callable[[Iterable, int], Iterable]
+
+_CONTEXT: dict[str, Any] = {}  # a worker process's copy of the context (see parallel_map)
+
+
+def _init_worker(context: Any) -> None:
+    """Spawned worker: keep the context once and stay on one core (the workers share the CPU)."""
+    import torch
+
+    torch.set_num_threads(1)
+    _CONTEXT["value"] = context
+
+
+def _call(fn: Callable[[T, Any], R], task: T) -> R:
+    return fn(task, _CONTEXT["value"])
+
+
+def parallel_map(
+    fn: Callable[[T, Any], R],
+    tasks: Sequence[T],
+    jobs: int = 1,
+    context: Any = None,
+    progress: Progress | None = None,
+) -> list[R]:
+    """``[fn(task, context) for task in tasks]``, over ``jobs`` worker processes when ``jobs > 1``.
+
+    ``fn`` must be a module-level function (it is pickled) and should turn its own failures into
+    values, so one bad item does not end the run. ``context`` (fusers, metric names, …) is sent
+    to each worker once. Workers are *spawned*, never forked: the parent may already run torch's
+    OpenMP threads, and a forked child of a threaded process can deadlock. Results come back in
+    the order of ``tasks`` whatever the number of workers, so serial and parallel runs agree.
+    """
+    if jobs <= 1 or len(tasks) <= 1:
+        results: Iterable[R] = (fn(task, context) for task in tasks)
+        return list(progress(results, len(tasks)) if progress else results)
+    import functools
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=mp.get_context("spawn"),
+                             initializer=_init_worker, initargs=(context,)) as pool:
+        results = pool.map(functools.partial(_call, fn), tasks, chunksize=1)
+        return list(progress(results, len(tasks)) if progress else results)
+
+
+def summarise(rows: Iterable[Mapping[str, float]], metrics: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """Mean and population standard deviation of each metric over ``rows`` (NaN when empty)."""
+    rows = list(rows)
+    out = {}
+    for m in metrics:
+        values = [float(r[m]) for r in rows]
+        if not values:
+            out[m] = (math.nan, math.nan)
+            continue
+        mean = math.fsum(values) / len(values)
+        out[m] = (mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values)))
+    return out
+
+
+def format_value(value: float, std: float | None = None) -> str:
+    """4 decimals, or scientific notation for very small or large magnitudes (e.g. Nabf);
+    ``± std`` when given."""
+    plain = value == 0 or not math.isfinite(value) or 1e-3 <= abs(value) < 1e5
+    text = f"{value:.4f}" if plain else f"{value:.3e}"
+    if std is None:
+        return text
+    return f"{text} ± {std:.4f}" if plain else f"{text} ± {std:.2e}"
+
+
+def markdown_table(
+    means: Mapping[str, Mapping[str, float]],
+    metrics: Sequence[str],
+    stds: Mapping[str, Mapping[str, float]] | None = None,
+    bold_best: bool = True,
+) -> str:
+    """A Markdown table, a row per method (``means``' keys) and a column per metric with its
+    direction arrow; with ``stds``, cells read ``mean ± std``; with ``bold_best`` and more than
+    one row, the best value of each column is bold."""
+    from .metrics import METRICS
+
+    info = {m: METRICS.get(m) for m in metrics}
+    head = " | ".join(f"{m} {info[m].arrow}" if info[m] else m for m in metrics)
+    lines = [f"| method | {head} |", "|---" * (len(metrics) + 1) + "|"]
+    best = {}
+    if bold_best and len(means) > 1:
+        best = {m: info[m].best(row[m] for row in means.values()) for m in metrics if info[m]}
+    for label, row in means.items():
+        cells = []
+        for m in metrics:
+            cell = format_value(row[m], None if stds is None else stds[label][m])
+            cells.append(f"**{cell}**" if m in best and row[m] == best[m] else cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_scores_csv(path, rows: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> None:
+    """Per-image scores as CSV, floats at full precision (``repr``), written atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([repr(v) if isinstance(v, float) else v for v in (row[f] for f in fields)])
+    atomic_write_text(path, buf.getvalue())

@@ -1,0 +1,55 @@
+"""The evaluation engine shared by eval, compare and the tools."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from litefuse.evaluation import format_value, markdown_table, parallel_map, summarise, write_scores_csv
+
+
+def _square_or_problem(task: int, context: dict) -> tuple[int, float | None]:
+    """Module level (pickled into spawned workers); failures come back as values."""
+    return (task, None) if task < 0 else (task, context["scale"] * task * task)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_parallel_map_keeps_input_order_and_context(jobs):
+    tasks = [3, -1, 0, 5, 2]
+    out = parallel_map(_square_or_problem, tasks, jobs, {"scale": 2.0})
+    assert out == [(3, 18.0), (-1, None), (0, 0.0), (5, 50.0), (2, 8.0)]
+
+
+def test_parallel_map_reports_progress_over_every_item():
+    seen = []
+
+    def progress(items, total):
+        seen.append(total)
+        return items
+
+    assert parallel_map(_square_or_problem, [1, 2], 1, {"scale": 1.0}, progress) == [(1, 1.0), (2, 4.0)]
+    assert seen == [2]
+
+
+def test_summarise_is_mean_and_population_std():
+    rows = [{"MI": 1.0, "SD": 10.0}, {"MI": 3.0, "SD": 10.0}]
+    assert summarise(rows, ["MI", "SD"]) == {"MI": (2.0, 1.0), "SD": (10.0, 0.0)}
+    assert all(math.isnan(v) for v in summarise([], ["MI"])["MI"])
+
+
+def test_markdown_table_bolds_the_best_by_direction():
+    means = {"a": {"MI": 2.0, "Nabf": 0.002}, "b": {"MI": 3.0, "Nabf": 0.001}}
+    lines = markdown_table(means, ["MI", "Nabf"]).splitlines()
+    assert lines[0] == "| method | MI ↑ | Nabf ↓ |"
+    assert lines[2] == "| a | 2.0000 | 0.0020 |"
+    assert lines[3] == "| b | **3.0000** | **0.0010** |"  # higher MI and lower Nabf win
+    one = markdown_table({"a": {"MI": 2.0}}, ["MI"], stds={"a": {"MI": 0.5}}).splitlines()
+    assert one[2] == "| a | 2.0000 ± 0.5000 |"  # a single row is not bolded
+    assert format_value(2.5e-6, 1e-7) == "2.500e-06 ± 1.00e-07"
+
+
+def test_scores_csv_keeps_full_precision(tmp_path):
+    path = tmp_path / "s.csv"
+    write_scores_csv(path, [{"image": "x", "MI": 1 / 3}], ["image", "MI"])
+    assert path.read_text().splitlines() == ["image,MI", f"x,{1 / 3!r}"]
