@@ -101,6 +101,7 @@ def fuse(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="Networks' arithmetic: fp32, fp16 or bf16 (half precision: faster on GPUs)."),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Folder mode: same-size pairs fused per network call (GPU throughput)."),
+    compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (CUDA graphs on GPU): the first frame of each size compiles (slow), then faster; for folders and videos."),
 ) -> None:
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
     from .api import Fuser, folder_task, fuse_files, fuse_folder
@@ -125,7 +126,8 @@ def fuse(
             kind = task.value if task is not None else (folder_task(input_dir) if model is None else "ivif")
         else:
             kind = task.value if task is not None else ("ab" if pair_ab else "ivif")
-        fuser = Fuser(model, weights=weights, device=device.value, task=kind, threads=threads, precision=precision.value)
+        fuser = Fuser(model, weights=weights, device=device.value, task=kind, threads=threads,
+                      precision=precision.value, compile=compile)
         if input_dir is not None:
             report = fuse_folder(
                 input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value,
