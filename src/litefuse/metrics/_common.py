@@ -1,4 +1,4 @@
-"""Input rules shared by every metric (METRICS.md §1).
+"""Input rules shared by every metric (docs/metrics.md, "Input rules").
 
 Every metric is defined on uint8 grey images scored as float64 with values 0..255; several
 constants (VIF's noise variance, Qabf's ``==`` quirk, Nabf's threshold, the SSIM constants)

@@ -1,6 +1,6 @@
 """Convention presets: the same metric name means different numbers in different reference codes.
 
-Every reported table must name its convention (METRICS.md §4). The presets reproduce:
+Every reported table must name its convention (docs/metrics.md, "Conventions"). The presets reproduce:
 
 * ``cddfuse`` (default): CDDFuse ``utils/Evaluator.py`` @ fd8da1f3, the de-facto Python reference;
 * ``tang``: Tang's MATLAB ``analysis_Reference`` (SeAFusion-style tables), with MATLAB's ``ssim``;
@@ -24,7 +24,7 @@ PSNR_KINDS = ("cddfuse", "tang", "vifb", "textbook")
 
 @dataclass(frozen=True)
 class Convention:
-    """The switches on which the reference codes disagree (see METRICS.md §4)."""
+    """The switches on which the reference codes disagree (docs/metrics.md, "Conventions")."""
 
     name: str
     description: str

@@ -1,4 +1,4 @@
-"""Edge metrics: Xydeas–Petrović Qabf, Kumar's Nabf, edge intensity EI (METRICS.md §3.2, §3.4, §3.5).
+"""Edge metrics: Xydeas–Petrović Qabf, Kumar's Nabf, edge intensity EI (docs/metrics.md, "Metric reference").
 
 Inputs are float64 arrays with values 0..255; the sigmoid constants and thresholds are absolute.
 All Sobel kernels are separable ([1 2 1] smoothing × [−1 0 1] difference), so they run as two

@@ -1,4 +1,4 @@
-"""Human-vision metrics: Chen–Blum Qcb and Chen–Varshney Qcv (METRICS.md §3.5).
+"""Human-vision metrics: Chen–Blum Qcb and Chen–Varshney Qcv (docs/metrics.md, "Metric reference").
 
 Both follow Liu's ``metricChenBlum.m`` / ``metricChen.m`` (VIFB carries copies): min-max
 normalise each image to rounded 0..255, filter with a contrast-sensitivity function (CSF) in

@@ -1,4 +1,4 @@
-"""Pixel statistics: SD, SF, AG, CC, SCD, MSE, RMSE, PSNR (METRICS.md §2, §4).
+"""Pixel statistics: SD, SF, AG, CC, SCD, MSE, RMSE, PSNR (docs/metrics.md, "Metric reference" and "Conventions").
 
 Inputs are float64 arrays with values 0..255. Where the references disagree the switch is an
 argument; :mod:`litefuse.metrics.conventions` picks the values for each convention.

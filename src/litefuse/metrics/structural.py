@@ -1,6 +1,6 @@
 """Structural similarity: SSIM (three variants), Wang's MS-SSIM, and Piella's Qs/Qw, Yang's Qy.
 
-Inputs are float64 arrays with values 0..255 (METRICS.md §3.3, §3.5). The SSIM variants:
+Inputs are float64 arrays with values 0..255 (docs/metrics.md, "Input rules"; definitions under "Metric reference"). The SSIM variants:
 
 * ``cddfuse``: scikit-image 0.19.2 defaults on float input — 7×7 uniform window with reflect
   padding, sample covariance, data_range 2 (C1 = 4e-4, C2 = 3.6e-3), 3-px crop, then the mean;

@@ -1,4 +1,4 @@
-"""Pixel-domain multiscale VIF (Sheikh–Bovik ``vifp_mscale``, METRICS.md §3.1).
+"""Pixel-domain multiscale VIF (Sheikh–Bovik ``vifp_mscale``; docs/metrics.md, "Metric reference").
 
 CDDFuse calls it "VIFF", but it is not Han's VIFF. The noise variance σ_n² = 2 is absolute,
 so inputs must be float64 0..255.
