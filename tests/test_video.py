@@ -64,6 +64,19 @@ def test_fused_video_has_every_frame_at_the_input_size_with_max_semantics(pair, 
     assert [p.name for p in out.parent.iterdir()] == ["fused.mp4"]  # no temporary left
 
 
+def test_batched_pipelined_video_equals_one_frame_at_a_time(pair, tmp_path, one_thread):
+    """6 frames in batches of 4 (a short last batch) through a network give the frames of
+    batch 1, and a failing decode mid-stream still leaves nothing behind."""
+    fuser = litefuse.Fuser("aenetv2-ivif")
+    one = fuse_video(*pair, tmp_path / "one.mp4", fuser)
+    three = fuse_video(*pair, tmp_path / "three.mp4", fuser, batch_size=4)
+    assert one.frames == three.frames == 6
+    a, b = (np.stack(list(read_video(r.path)[1])) for r in (one, three))
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # float rounding across a batch, then 8-bit
+    with pytest.raises(litefuse.errors.OptionError):
+        fuse_video(*pair, tmp_path / "bad.mp4", fuser, batch_size=0)
+
+
 def test_odd_sizes_come_back_exactly(tmp_path):
     ir, vi = scene(3, 35, 49)
     a, b = write_video(tmp_path / "a.mkv", ir), write_video(tmp_path / "b.mkv", vi)

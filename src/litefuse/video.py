@@ -17,15 +17,18 @@ with ``pip install litefuse[video]``). Frames are fused one at a time with a loa
 
 from __future__ import annotations
 
+import queue
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
 from .colour import rgb_to_ycbcr
 from ._files import publish, temporary_beside
-from .errors import InputError, LitefuseError
+from .errors import InputError, LitefuseError, OptionError
 from .io import check_output_path, writable_dir
 
 __all__ = ["VIDEO_SUFFIXES", "VideoReport", "is_video", "read_video", "fuse_video"]
@@ -95,8 +98,12 @@ def fuse_video(
     overwrite: bool = False,
     max_frames: int | None = None,
     progress: Callable[[Iterable, int | None], Iterable] | None = None,
+    batch_size: int = 1,
 ) -> VideoReport:
-    """Fuse two videos frame by frame into ``out`` (written atomically)."""
+    """Fuse two videos frame by frame into ``out`` (written atomically); ``batch_size`` frames
+    go through a network per call (the same frames as one at a time, to float rounding)."""
+    if batch_size < 1:
+        raise OptionError(f"batch_size must be at least 1 (got {batch_size})")
     out = check_output_path(out, (ir, vi), overwrite, suffixes=VIDEO_SUFFIXES)
     ir_meta, ir_frames = read_video(ir)
     vi_meta, vi_frames = read_video(vi)
@@ -112,26 +119,99 @@ def fuse_video(
     ff = _ffmpeg()
     writable_dir(out.parent)
     pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+
+    def prepare(frames: tuple[np.ndarray, np.ndarray]):  # decode thread: luma + chroma split
+        ir_rgb, vi_rgb = frames
+        return fuser.prepare(rgb_to_ycbcr(ir_rgb)[0], vi_rgb, resize_b=resize_vi, names=(ir, vi))
+
     with temporary_beside(out, suffix=out.suffix) as tmp:  # ffmpeg picks the container by suffix
         writer = ff.write_frames(tmp, (w, h), fps=fps, codec="libx264", pix_fmt_out=pix_fmt, macro_block_size=1,
                                  output_params=["-crf", "17"], ffmpeg_log_level="error")
+
+        def encode(fused_y: np.ndarray, prepared) -> None:  # encode thread, frames in order
+            fused = fuser.finish(fused_y, prepared, grey)
+            if fused.ndim == 2:
+                fused = np.repeat(fused[..., None], 3, axis=-1)
+            writer.send(np.ascontiguousarray(np.round(np.clip(fused, 0, 1) * 255).astype(np.uint8)).tobytes())
+
         n = 0
         try:
             writer.send(None)
             pairs = _zip_strict(ir_frames, vi_frames, Path(ir), Path(vi), max_frames)
-            for ir_rgb, vi_rgb in (progress(pairs, total) if progress else pairs):
-                ir_y = rgb_to_ycbcr(ir_rgb)[0]
-                fused = fuser.fuse_images(ir_y, vi_rgb, grey=grey, resize_b=resize_vi, names=(ir, vi))
-                if fused.ndim == 2:
-                    fused = np.repeat(fused[..., None], 3, axis=-1)
-                writer.send(np.ascontiguousarray(np.round(np.clip(fused, 0, 1) * 255).astype(np.uint8)).tobytes())
-                n += 1
+            prepared_frames = _ahead(map(prepare, pairs), depth=2 * batch_size + 1)
+            with ThreadPoolExecutor(1, thread_name_prefix="litefuse-encode") as encoder:
+                pending: list[Future] = []
+                for batch in _batches(progress(prepared_frames, total) if progress else prepared_frames, batch_size):
+                    lumas = fuser.fuse_luma_batch([p.a[0] for p in batch], [p.b[0] for p in batch])
+                    pending += [encoder.submit(encode, y, p) for y, p in zip(lumas, batch)]
+                    while pending and pending[0].done():
+                        pending.pop(0).result()  # an encoding error stops the run here
+                    n += len(batch)
+                for job in pending:
+                    job.result()
         finally:
             writer.close()
         if n == 0:
             raise InputError("no frames", ir)
         publish(tmp, out)
     return VideoReport(out, n, fps, (w, h))
+
+
+T = TypeVar("T")
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _ahead(items: Iterator[T], depth: int) -> Iterator[T]:
+    """``items``, produced by a background thread up to ``depth`` ahead of the consumer.
+
+    An exception in the producer is raised in the consumer at the same position; when the
+    consumer stops early the producer is told to stop and the thread ends.
+    """
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as exc:  # handed to the consumer
+            put((None, exc))
+
+    thread = threading.Thread(target=produce, name="litefuse-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = box.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _zip_strict(a: Iterator, b: Iterator, pa: Path, pb: Path, limit: int | None) -> Iterator[tuple]:
