@@ -17,7 +17,7 @@ from litefuse.colour import rgb_to_ycbcr
 from litefuse.data import GreyCropDataset, PairCropDataset, collect_pairs, split_pairs
 from litefuse.errors import LitefuseError, ModelError
 from litefuse.train import ConfigError, TrainConfig, Trainer, default_config_path, get_objective
-from litefuse.train.core import LossLog
+from litefuse.train.state import LossLog
 from litefuse.train.losses import MS_SSIM_WEIGHTS, gradient_l1, ms_ssim, sobel_gradient, ssim
 
 C1, C2 = 0.01**2, 0.03**2

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import save_file
 
 from litefuse.data.datasets import collect_pairs, load_luma_u8
-from litefuse.registry import load_model, load_weights
+from litefuse.registry import load_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=10, help="check the outputs on every n-th pair")
     args = ap.parse_args()
 
-    dws = load_weights(load_model("dwsfusion", pretrained=False), args.source).eval()
+    dws = load_model("dwsfusion", weights=args.source)  # the registry's checkpoint filter reads the release .pth
     pairs = collect_pairs([args.data])
     loaded = [(_luma(p.a), _luma(p.b)) for p in pairs]
     state, a0, lo, hi = plus_state(dws, loaded)

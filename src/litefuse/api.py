@@ -32,11 +32,12 @@ __all__ = ["ImageLike", "Fuser", "default_model", "folder_task", "fuse", "fuse_f
 
 ImageLike = Union[str, Path, np.ndarray, "PIL.Image.Image"]  # noqa: F821
 
-# networks first, in order of preference; the first one with shipped weights is the default
 OUTPUT_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")  # what save_image writes
-_DEFAULT_PREFERENCE = ("aenetv2-ivif", "aenetv2", "lwc-densefuse", "dwsfusion-plus", "dwsfusion", "densefuse", "gff")
 _AB_TASKS = frozenset({"mff", "mef", "medical"})
 TASKS = ("ivif", "ab", *sorted(_AB_TASKS))
+
+
+DEFAULT_TILE = 1024  # pixels per tile side when the model declares no ``tile_size``
 
 
 def check_task(task: str) -> str:
@@ -47,12 +48,16 @@ def check_task(task: str) -> str:
 
 
 def default_model(task: str = "ivif") -> str:
-    """The default method for ``task``: the first preferred network that ships weights and
-    covers it, else classical ``gff``. ``task="ab"`` stands for the A/B pair tasks
-    (multi-focus, multi-exposure, medical) together, which one general network covers."""
+    """The default method for ``task``: of the methods that ship weights and cover it, the one
+    of lowest :attr:`~litefuse.registry.ModelInfo.default_rank` (the networks first, classical
+    ``gff`` last). ``task="ab"`` stands for the A/B pair tasks (multi-focus, multi-exposure,
+    medical) together, which one general network covers."""
     wanted = _AB_TASKS if check_task(task) == "ab" else {task}
-    available = {m.name for m in list_models() if m.has_weights and wanted <= set(m.tasks)}
-    return next((name for name in _DEFAULT_PREFERENCE if name in available), "gff")
+    ranked = sorted((m.default_rank, m.name) for m in list_models()
+                    if m.default_rank is not None and m.has_weights and wanted <= set(m.tasks))
+    if not ranked:
+        raise ModelError(f"no registered method is a default for task {task!r}")
+    return ranked[0][1]
 
 
 def folder_task(folder: str | Path) -> str:
@@ -92,9 +97,10 @@ class Fuser:
     :func:`litefuse.runtime.compile_for_inference`): the first frame of each size compiles
     (slow), later frames run faster; classical fusers run as they are.
 
-    ``tile``: networks run on tiles of at most ``tile × tile`` pixels (with ``overlap``
+    ``tile``: methods run on tiles of at most ``tile × tile`` pixels (with ``overlap``
     pixels of context on each side) when an image has more than ``tile²`` pixels, which bounds
-    memory for very large frames. Methods with global operators (DWSFusion's FFT and global
+    memory (default: the model's ``tile_size``, else 1024; the DenseFuse family, whose
+    full-resolution 64-channel maps are the largest, declares 512). Methods with global operators (DWSFusion's FFT and global
     pooling) see each tile separately, so tiled output differs slightly from a single pass.
     """
 
@@ -103,7 +109,7 @@ class Fuser:
         model: str | None = None,
         weights: str | Path | None = None,
         device: str = "cpu",
-        tile: int = 1024,
+        tile: int | None = None,
         overlap: int = 32,
         task: str = "ivif",
         threads: int | None = None,
@@ -127,7 +133,8 @@ class Fuser:
         model = with_precision(model, self.precision)
         self.compiled = compile_backend(compile) if self.info.kind == "network" else None
         self.model: nn.Module = compile_for_inference(model, self.device, self.compiled)
-        self.tile, self.overlap = tile, overlap
+        self.tile = tile or getattr(model, "tile_size", DEFAULT_TILE)
+        self.overlap = overlap
 
     # -- luminance -------------------------------------------------------------------------
     @torch.inference_mode()

@@ -100,7 +100,7 @@ def fuse(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (inputs are never touched)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="Networks' arithmetic: fp32, fp16 or bf16 (half precision: faster on GPUs)."),
-    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Folder mode: same-size pairs fused per network call (GPU throughput)."),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Folder and video mode: same-size pairs (frames) fused per network call (GPU throughput)."),
     compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (CUDA graphs on GPU): the first frame of each size compiles (slow), then faster; for folders and videos."),
 ) -> None:
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
@@ -138,7 +138,7 @@ def fuse(
             console.print(f"{len(report.fused)} fused, {len(report.skipped)} skipped -> {output}", markup=False)
             raise typer.Exit(0 if not report.skipped else (1 if report.fused else 2))
         if is_video(ir) or is_video(vi):
-            _fuse_video(ir, vi, output, fuser, grey=grey, resize_vi=resize_vi, overwrite=overwrite)
+            _fuse_video(ir, vi, output, fuser, grey=grey, resize_vi=resize_vi, overwrite=overwrite, batch_size=batch_size)
             return
         out = output / f"{ir.stem}.png" if output.is_dir() or str(output).endswith(os.sep) else output
         path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value, overwrite=overwrite)
@@ -268,22 +268,18 @@ def compare(
         console.print(f"{key:>9}: {path}", markup=False)
 
 
-def _register_optional_commands() -> None:
-    """Commands that live in their own modules (eval, train, bench...)."""
-    from importlib import import_module
+def _register_module_commands() -> None:
+    """Commands that live in their own modules (imported after ``app`` exists, which they use)."""
+    from .cli_eval import eval_command
+    from .cli_study import study_command
+    from .cli_train import train_command
 
-    for module, func, name in (("cli_eval", "eval_command", "eval"), ("cli_train", "train_command", "train"),
-                               ("cli_study", "study_command", "study")):
-        try:
-            mod = import_module(f"{__package__}.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.{module}":
-                raise
-            continue
-        app.command(name)(getattr(mod, func))
+    app.command("eval")(eval_command)
+    app.command("train")(train_command)
+    app.command("study")(study_command)
 
 
-_register_optional_commands()
+_register_module_commands()
 
 
 def main() -> None:  # pragma: no cover - exercised through the console script

@@ -1,6 +1,6 @@
 """``litefuse train``: train a registered network with the shared trainer core.
 
-The configuration is the model's packaged default (``litefuse/configs/<model>.toml``) or
+The configuration is the model's packaged default (its registry ``config``, under ``litefuse/configs``) or
 ``--config FILE``; command-line options override single fields, ``--set KEY=VALUE`` any field
 (``--set objective.ssim_weight=10``). ``--resume`` continues the run in the output folder from
 its ``last.pt`` with the run's own saved configuration (only the budget — epochs, steps,

@@ -1,8 +1,12 @@
-"""Model registry: every fusion method is reachable by name.
+"""Model registry: every fusion method is reachable by name, and every fact about it is here.
 
-A method registers a factory with :func:`register_model`. Networks name their shipped
-weights file (``litefuse/weights/<file>``); :func:`load_model` builds the module, loads
-weights (shipped, a user path, or none) and returns it in eval mode on the requested device.
+A method registers a factory with :func:`register_model`; :func:`load_model` builds the module,
+loads weights (shipped, a user path, or none) and returns it in eval mode on the requested
+device. The registry is the one home of what the rest of the package needs to know about a
+method (:class:`ModelInfo`), like timm's pretrained configs: its shipped weights file, tasks,
+training objective, packaged training config, rank among the default choices, and the filter
+that maps foreign checkpoint layouts onto its keys. Importing :mod:`litefuse` imports
+:mod:`litefuse.models`, which registers every method; this module imports no model.
 
 Every registered module follows one contract: ``forward(ir, vi)`` takes two float tensors of
 shape ``(B, 1, H, W)`` in ``[0, 1]`` (infrared, visible luminance) and returns the fused
@@ -11,8 +15,9 @@ luminance with the same shape, in ``[0, 1]``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Callable
@@ -23,7 +28,20 @@ from torch import nn
 from .errors import ModelError
 from .runtime import resolve_device
 
-__all__ = ["ModelInfo", "register_model", "list_models", "get_model_info", "load_model", "load_weights", "read_weights_model"]
+__all__ = [
+    "CheckpointFilter",
+    "ModelInfo",
+    "add_model_facts",
+    "get_model_info",
+    "list_models",
+    "load_model",
+    "load_weights",
+    "read_weights_model",
+    "register_model",
+]
+
+#: ``filter(model, state) -> state``: a checkpoint's tensors under the model's own key names
+CheckpointFilter = Callable[[nn.Module, dict], dict]
 
 
 @dataclass(frozen=True)
@@ -37,13 +55,22 @@ class ModelInfo:
     weights: str | None = None  # file name under litefuse/weights, or None
     tasks: tuple[str, ...] = ("ivif",)
     paper: str = ""
-    defaults: dict = field(default_factory=dict)
     #: constructor arguments read off a weights file's tensor shapes (name -> shape), for
     #: files whose metadata does not carry them (e.g. trained before a default changed)
     infer_kwargs: Callable[[dict[str, tuple[int, ...]]], dict] | None = None
+    #: training objective name: ``litefuse/train/objectives/<objective>.py`` (None = not trainable)
+    objective: str | None = None
+    #: packaged default training config: file name under ``litefuse/configs``
+    config: str | None = None
+    #: place among the default methods (0 = first choice); the default for a task is the
+    #: lowest-ranked method that ships weights and covers it; None = never the default
+    default_rank: int | None = None
+    #: applied to every state dict loaded into the model (e.g. a published release's key layout)
+    checkpoint_filter: CheckpointFilter | None = None
 
     @property
     def weights_path(self) -> Path | None:
+        """The shipped weights file, if it is installed."""
         if self.weights is None:
             return None
         path = Path(str(resources.files("litefuse") / "weights" / self.weights))
@@ -51,14 +78,26 @@ class ModelInfo:
 
     @property
     def has_weights(self) -> bool:
+        """Whether the method runs as shipped (classical methods need no weights)."""
         return self.kind == "classical" or self.weights_path is not None
+
+    @property
+    def config_path(self) -> Path | None:
+        """The packaged default training config, if the method has one."""
+        if self.config is None:
+            return None
+        path = Path(str(resources.files("litefuse") / "configs" / self.config))
+        return path if path.is_file() else None
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+#: the facts :func:`add_model_facts` may add to a registered method
+_FACTS = ("objective", "config", "default_rank", "checkpoint_filter")
 
 
 def register_model(
     name: str,
+    factory: Callable[..., nn.Module] | None = None,
     *,
     description: str,
     kind: str = "network",
@@ -66,31 +105,51 @@ def register_model(
     tasks: tuple[str, ...] = ("ivif",),
     paper: str = "",
     infer_kwargs: Callable[[dict[str, tuple[int, ...]]], dict] | None = None,
-) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering a factory ``(**kwargs) -> nn.Module`` under ``name``."""
+    objective: str | None = None,
+    config: str | None = None,
+    default_rank: int | None = None,
+    checkpoint_filter: CheckpointFilter | None = None,
+) -> Callable[..., nn.Module]:
+    """Register ``factory`` ``(**kwargs) -> nn.Module`` under ``name`` with its facts (:class:`ModelInfo`).
+
+    Without ``factory`` this is a decorator.
+    """
 
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelInfo(name, description, factory, kind, weights, tuple(tasks), paper, infer_kwargs=infer_kwargs)
+        if kind not in ("network", "classical"):
+            raise ValueError(f"model {name!r}: kind must be 'network' or 'classical', got {kind!r}")
+        _REGISTRY[name] = ModelInfo(
+            name, description, factory, kind, weights, tuple(tasks), paper, infer_kwargs,
+            objective, config, default_rank, checkpoint_filter,
+        )
         return factory
 
-    return wrap
+    return wrap(factory) if factory is not None else wrap
 
 
-def _ensure_loaded() -> None:
-    from . import models  # noqa: F401  (importing registers every model)
+def add_model_facts(name: str, **facts) -> ModelInfo:
+    """Add facts (``objective``, ``config``, ``default_rank``, ``checkpoint_filter``) to a registered
+    method. Each fact is stated once: one already set, by this or by :func:`register_model`, raises."""
+    info = get_model_info(name)
+    for key, value in facts.items():
+        if key not in _FACTS:
+            raise TypeError(f"add_model_facts: unknown fact {key!r}; facts: {', '.join(_FACTS)}")
+        if getattr(info, key) is not None:
+            raise ValueError(f"model {name!r}: {key} is already registered as {getattr(info, key)!r}")
+    _REGISTRY[name] = info = dataclasses.replace(info, **facts)
+    return info
 
 
 def list_models(kind: str | None = None) -> list[ModelInfo]:
-    """All registered methods (optionally only ``"network"`` or ``"classical"``), by name."""
-    _ensure_loaded()
+    """All registered methods (optionally only ``"network"`` or ``"classical"``), networks first, by name."""
     infos = sorted(_REGISTRY.values(), key=lambda m: (m.kind != "network", m.name))
     return [m for m in infos if kind is None or m.kind == kind]
 
 
 def get_model_info(name: str) -> ModelInfo:
-    _ensure_loaded()
+    """The registry entry of ``name``; an unknown name raises :class:`ModelError` listing the known ones."""
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -98,11 +157,11 @@ def get_model_info(name: str) -> ModelInfo:
         raise ModelError(f"unknown model {name!r}; known models: {known}") from None
 
 
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+def load_weights(model: nn.Module, path: str | Path, *, checkpoint_filter: CheckpointFilter | None = None) -> nn.Module:
     """Load a safetensors or torch checkpoint into ``model`` (strict).
 
-    A model may define ``remap_state_dict(state) -> state`` to accept foreign key layouts
-    (e.g. a published release checkpoint).
+    ``checkpoint_filter`` (the model's registry fact, :attr:`ModelInfo.checkpoint_filter`) maps
+    foreign key layouts, e.g. a published release checkpoint, onto the model's own.
     """
     path = Path(path)
     if not path.is_file():
@@ -118,8 +177,8 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
                 state = state["model"]
     except Exception as exc:  # corrupt or foreign file
         raise ModelError(f"{path}: cannot read weights ({_first_line(exc)})") from None
-    if hasattr(model, "remap_state_dict"):
-        state = model.remap_state_dict(state)
+    if checkpoint_filter is not None and isinstance(state, dict):
+        state = checkpoint_filter(model, state)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path}: not a weights file (no tensor state dict inside)")
     problem = _state_mismatch(model, state)
@@ -212,13 +271,13 @@ def load_model(
     model = info.factory(**kwargs)
     if info.kind == "network":
         if weights is not None:
-            load_weights(model, weights)
+            load_weights(model, weights, checkpoint_filter=info.checkpoint_filter)
         elif pretrained:
             if info.weights_path is None:
                 raise ModelError(
                     f"model {name!r} has no shipped weights yet; pass weights=PATH or pretrained=False"
                 )
-            load_weights(model, info.weights_path)
+            load_weights(model, info.weights_path, checkpoint_filter=info.checkpoint_filter)
     elif weights is not None:
         raise ModelError(f"model {name!r} is classical and takes no weights")
     return model.to(resolve_device(device)).eval()

@@ -1,11 +1,27 @@
-"""Fusion methods. Importing this package registers every model with :mod:`litefuse.registry`."""
+"""Fusion methods. Importing this package registers every method with :mod:`litefuse.registry`.
 
-from importlib import import_module
+Each method's module registers what defines it next to its code: factory, description, shipped
+weights file, tasks, paper. The table below adds, once per method, what the rest of the package
+needs to know about it (:class:`~litefuse.registry.ModelInfo`):
 
-# one module per method; a module that is missing (work in progress) must not break the rest
-for _name in ("classical", "densefuse", "lwc_densefuse", "aenetv2", "dwsfusion"):
-    try:
-        import_module(f"{__name__}.{_name}")
-    except ModuleNotFoundError as exc:  # pragma: no cover
-        if exc.name != f"{__name__}.{_name}":
-            raise
+- ``objective``: the training objective, ``litefuse/train/objectives/<objective>.py``;
+- ``config``: the packaged training config under ``litefuse/configs`` (what ``litefuse train``
+  starts from);
+- ``default_rank``: the order of preference for the default method (0 first), among the methods
+  that ship weights and cover the task;
+- ``checkpoint_filter``: maps another checkpoint layout (DWSFusion's public release) onto the
+  model's own keys whenever weights are loaded.
+"""
+
+from ..registry import add_model_facts
+from . import aenetv2, classical, densefuse, dwsfusion, lwc_densefuse  # noqa: F401  (registers each method)
+
+add_model_facts("aenetv2-ivif", objective="distill", config="aenetv2-ivif.toml", default_rank=0)
+add_model_facts("aenetv2", objective="aenetv2", config="aenetv2.toml", default_rank=1)
+add_model_facts("lwc-densefuse", objective="autoencoder", config="lwc-densefuse.toml", default_rank=2)
+add_model_facts("dwsfusion-plus", objective="dwsfusion", config="dwsfusion-plus.toml", default_rank=3,
+                checkpoint_filter=dwsfusion.DWSFusion.remap_state_dict)
+add_model_facts("dwsfusion", objective="dwsfusion", config="dwsfusion.toml", default_rank=4,
+                checkpoint_filter=dwsfusion.DWSFusion.remap_state_dict)
+add_model_facts("densefuse", objective="autoencoder", config="densefuse.toml", default_rank=5)
+add_model_facts("gff", default_rank=6)  # classical: always available, for every task

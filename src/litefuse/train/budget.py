@@ -1,4 +1,4 @@
-"""Time budgets and checkpoint timing of a training run.
+"""When a training run stops and saves: time budgets, stop signals and checkpoint timing.
 
 ``max_minutes`` bounds a whole invocation: data decoding, any pre-pass (the teacher / positive
 sample cache of :mod:`.teachers`, which checks the :class:`Deadline` between pairs) and the step
@@ -9,18 +9,24 @@ raises :class:`NoProgressError` (:class:`TimeBudgetError` when the budget ran ou
 :class:`CheckpointSchedule` says when the loop saves ``last.pt``: every ``checkpoint_every``
 steps and, whatever the step rate, after ``checkpoint_minutes`` of wall time since the last
 save, so a killed run always has a recent checkpoint to ``--resume`` from.
+
+:func:`stop_on_signal` turns SIGINT/SIGTERM into a request the loop honours at the next step
+boundary, so an interrupted run still saves a checkpoint and its weights.
 """
 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import LitefuseError
 
-__all__ = ["CheckpointSchedule", "Deadline", "NoProgressError", "TimeBudgetError", "require_progress"]
+__all__ = ["CheckpointSchedule", "Deadline", "NoProgressError", "TimeBudgetError", "require_progress", "stop_on_signal"]
 
 
 class NoProgressError(LitefuseError):
@@ -87,3 +93,24 @@ class CheckpointSchedule:
         if by_steps or by_time:
             self._last = now
         return by_steps or by_time
+
+
+@contextmanager
+def stop_on_signal(flag: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``flag`` (the loop stops at the next step boundary and saves);
+    a second SIGINT interrupts at once. No-op outside the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        if flag.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -1,7 +1,7 @@
 """Model cards: what a shipped (or user-trained) weights file is, how it was made, how it scores.
 
 A card is written from a finished training run (``summary.json``, ``config.json``, ``log.csv``
-of :class:`~litefuse.train.core.Trainer`) plus a :class:`~litefuse.compare.Comparison` that
+of :class:`~litefuse.train.trainer.Trainer`) plus a :class:`~litefuse.compare.Comparison` that
 scored the weights beside the classical ``max`` fuser (and any other reference) in one run.
 Params and MACs at 640×480 are measured on the model itself, never copied from a config.
 """

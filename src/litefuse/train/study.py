@@ -49,7 +49,8 @@ from PIL import Image
 from ..data import collect_pairs, load_luma_u8, pair_hash, split_pairs
 from ..errors import InputError
 from .._files import atomic_write_text
-from .core import ConfigError, Trainer, TrainConfig, default_config_path
+from .config import ConfigError, TrainConfig, default_config_path
+from .trainer import Trainer
 from .trainset import resolve_config_data
 
 __all__ = ["StudyRow", "run_study", "pareto_front", "quality_scores"]

@@ -13,6 +13,9 @@ and how to point to the data.
 of different sizes, an unsupported channel layout; see :func:`litefuse.data.datasets.decode_pairs`).
 :func:`build_datasets` reports each as ``skipped: <file>: <problem>`` and their count, as
 ``litefuse fuse`` does in folder mode, and fails only when no usable training pair is left.
+
+**Order.** An epoch's batch order is a pure function of ``(seed, epoch)`` (:func:`epoch_loader`),
+so a resumed run replays the rest of its epoch exactly, and the global RNGs are left untouched.
 """
 
 from __future__ import annotations
@@ -22,16 +25,22 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from torch.utils.data import Dataset
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
 
 from ..data import collect_pairs, split_pairs
 from ..data.pairs import Pair
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from .core import Objective, TrainConfig
+    from .config import TrainConfig
+    from .objective import Batch, Objective
 
-__all__ = ["SHARED_ENV", "build_datasets", "config_base", "resolve_config_data", "resolve_data_path", "training_pairs"]
+__all__ = [
+    "SHARED_ENV", "batch_size", "build_datasets", "config_base", "epoch_loader", "resolve_config_data", "resolve_data_path",
+    "to_device", "training_pairs",
+]
 
 SHARED_ENV = "LITEFUSE_SHARED"
 _SHARED_PREFIX = ("..", "shared")
@@ -98,3 +107,47 @@ def build_datasets(objective: "Objective", config: "TrainConfig", console: Any) 
         markup=False,
     )
     return train_ds, val_ds
+
+
+def epoch_loader(
+    dataset: Dataset, config: "TrainConfig", epoch: int, first_batch: int, steps_per_epoch: int, device: torch.device
+) -> DataLoader:
+    """Batches ``first_batch`` .. ``steps_per_epoch - 1`` of ``epoch``, in the epoch's seeded order."""
+    bs = config.batch_size
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(_mix(config.seed, epoch))).tolist()
+    batches = [order[b * bs : (b + 1) * bs] for b in range(first_batch, steps_per_epoch)]
+    return DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(_mix(config.seed, epoch, 1)),  # keeps global RNG untouched
+    )
+
+
+def to_device(batch: "Batch", device: torch.device) -> "Batch":
+    """``batch`` (a tensor, or a tuple/list/dict of them) on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def batch_size(batch: "Batch") -> int:
+    """Number of samples in ``batch`` (of its first tensor)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.shape[0]
+    if isinstance(batch, (list, tuple)):
+        return batch_size(batch[0])
+    if isinstance(batch, dict):
+        return batch_size(next(iter(batch.values())))
+    return 1
+
+
+def _mix(*values: int) -> int:
+    """Combine integers into one 63-bit seed (stable across runs and platforms)."""
+    state = np.random.SeedSequence([int(v) % 2**63 for v in values]).generate_state(1, np.uint64)[0]
+    return int(state) >> 1

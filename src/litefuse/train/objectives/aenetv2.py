@@ -21,7 +21,7 @@ teachers (``teachers = ["dwsfusion"]``) turn it into distillation with the same 
 
 from __future__ import annotations
 
-from ..core import register_objective
+from ..objective import register_objective
 from .distill import DistillObjective
 
 __all__ = ["AENetV2Objective"]

@@ -30,13 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import ModelError
-from ..core import Objective, TrainConfig, make_optimizer, register_objective
+from ..config import TrainConfig
 from ..losses import gradient_l1, ssim
+from ..objective import Objective, make_optimizer, register_objective
 
 __all__ = ["AutoEncoderObjective"]
 
 
-@register_objective("densefuse", "lwc-densefuse")
+@register_objective("autoencoder")
 class AutoEncoderObjective(Objective):
     """``MSE + λ(t)·(1 − SSIM) + μ(t)·L1(|∇out|, |∇in|)`` on grey crops, one Adam optimizer."""
 

@@ -36,8 +36,9 @@ from torch.utils.data import Dataset
 from ...data import PairCropDataset
 from ...data.pairs import Pair
 from ...errors import ModelError
-from ..core import ConfigError, Objective, TrainConfig, make_optimizer, register_objective
+from ..config import ConfigError, TrainConfig
 from ..losses import similarity_loss, teacher_loss
+from ..objective import Objective, make_optimizer, register_objective
 from ..teachers import COMBINE, TeacherCache, parse_teacher
 
 __all__ = ["DistillObjective"]
@@ -45,7 +46,7 @@ __all__ = ["DistillObjective"]
 _WEIGHTS = ("teacher_weight", "teacher_l1", "teacher_ssim", "teacher_grad", "ssim_weight", "intensity_weight", "grad_weight")
 
 
-@register_objective("distill", "aenetv2-ivif")
+@register_objective("distill")
 class DistillObjective(Objective):
     """Teacher terms + content terms on ``(a, b, target)`` crops, one optimizer."""
 

@@ -43,8 +43,9 @@ from torch import Tensor, nn
 
 from ...errors import ModelError
 from ...models.dwsfusion import DWSCritic
-from ..core import ConfigError, Objective, TrainConfig, make_optimizer, register_objective
+from ..config import ConfigError, TrainConfig
 from ..losses import ms_ssim, sobel_gradient
+from ..objective import Objective, make_optimizer, register_objective
 
 __all__ = ["DWSFusionObjective", "content_loss", "dual_weight_loss", "gradient_penalty"]
 
@@ -75,7 +76,7 @@ def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
     return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
 
 
-@register_objective("dwsfusion", "dwsfusion-plus")
+@register_objective("dwsfusion")
 class DWSFusionObjective(Objective):
     """``10·L_c + L_W + 0.1·L_adv`` for the generator, two WGAN-GP critics (D_IR, D_VI)."""
 
