@@ -305,10 +305,10 @@ class FreqSelect(nn.Module):
         that skip the columns every mask zeroes (about 3x less work than full ``irfft2``)."""
         h, w = x.shape[-2:]
         dtype = x.dtype
-        # always in float32: half-precision FFTs need power-of-two sizes on CUDA and lose the
-        # low bands' precision anyway; autocast must not cast back inside
+        # at least float32: half-precision FFTs need power-of-two sizes on CUDA and lose the
+        # low bands' precision anyway; autocast must not cast back inside (float64 stays float64)
         with torch.autocast(x.device.type, enabled=False):
-            x = x.float()
+            x = x if dtype == torch.float64 else x.float()
             masks = [torch.from_numpy(m).to(x) for m in _lowpass_masks(int(h), int(w), self.factors)]
             kmax = max(m.shape[1] for m in masks)
             spec = torch.fft.fft(torch.fft.rfft(x, dim=-1, norm="ortho")[..., :kmax], dim=-2, norm="ortho")
