@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from litefuse.demo import synthetic_pair
 
@@ -49,3 +50,32 @@ def one_thread():
 def to_u8(x: np.ndarray) -> np.ndarray:
     """Float image in [0, 1] -> uint8 (rounded, clipped)."""
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def texture(h: int, w: int, seed: int) -> np.ndarray:
+    """A seeded uint8 sine texture with noise: structure for crop and training tests."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = 0.5 + 0.25 * np.sin(xx / (3 + seed % 4)) * np.cos(yy / (2 + seed % 3)) + 0.2 * rng.random((h, w))
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture()
+def image_root(tmp_path: Path) -> Path:
+    """``root/ivif/SetA/{ir,vi}`` (colour visible) and ``root/mff/SetB/{A,B}``, plus a small image."""
+    root = tmp_path / "data"
+    for i in range(8):
+        stem = f"s{i:02d}"
+        h, w = (20, 24) if i == 7 else (40, 48)  # s07 is smaller than a 32×32 crop
+        for sub in ("ir", "vi"):
+            (root / "ivif" / "SetA" / sub).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(texture(h, w, i)).save(root / "ivif" / "SetA" / "ir" / f"{stem}.png")
+        rgb = np.stack([texture(h, w, i + 10), texture(h, w, i + 20), texture(h, w, i + 30)], -1)
+        Image.fromarray(rgb).save(root / "ivif" / "SetA" / "vi" / f"{stem}.png")
+    for i in range(4):
+        for sub in ("A", "B"):
+            (root / "mff" / "SetB" / sub).mkdir(parents=True, exist_ok=True)
+        a = texture(36, 44, 50 + i)
+        Image.fromarray(a).save(root / "mff" / "SetB" / "A" / f"m{i}.png")
+        Image.fromarray(255 - a).save(root / "mff" / "SetB" / "B" / f"m{i}.png")
+    return root

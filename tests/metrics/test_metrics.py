@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,8 @@ from litefuse.metrics import (
 )
 from litefuse.metrics import information, structural
 
-SHARED = Path(os.environ.get("LITEFUSE_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+from conftest import SHARED
+
 VALUES = SHARED / "reference" / "metrics" / "values.json"
 
 # pack source → (litefuse convention, default rtol, per-metric rtol)

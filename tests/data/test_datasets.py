@@ -1,0 +1,86 @@
+"""Crop datasets and splits on a synthetic folder tree (the ``image_root`` fixture)."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from litefuse.colour import rgb_to_ycbcr
+from litefuse.data import GreyCropDataset, PairCropDataset, collect_pairs, split_pairs
+from litefuse.errors import LitefuseError
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread: grouped convs thrash with two on 2 cores
+
+
+# --------------------------------------------------------------------------------------------
+# datasets on a synthetic folder
+
+
+def test_collect_pairs_walks_parents_and_names_by_dataset(image_root):
+    pairs = collect_pairs([image_root])
+    assert len(pairs) == 12
+    assert {p.name.split("/")[0] for p in pairs} == {"SetA", "SetB"}
+    assert collect_pairs([image_root / "ivif" / "SetA", image_root / "ivif"]) == collect_pairs([image_root / "ivif"])
+    with pytest.raises(LitefuseError, match="no image pair folders"):
+        collect_pairs([image_root / "ivif" / "SetA" / "ir"])
+
+
+def test_split_is_deterministic_disjoint_and_stable(image_root):
+    pairs = collect_pairs([image_root])
+    train, val = split_pairs(pairs, 0.25)
+    assert val and train
+    assert {p.name for p in train}.isdisjoint({p.name for p in val})
+    assert len(train) + len(val) == len(pairs)
+    assert split_pairs(list(reversed(pairs)), 0.25)[1] == list(reversed(val))  # order-independent
+    # membership depends only on a pair's own name: a sub-set keeps its held-out pairs held out
+    sub_train, sub_val = split_pairs(pairs[:10], 0.25)
+    assert {p.name for p in sub_val} == {p.name for p in val} & {p.name for p in pairs[:10]}
+
+
+def test_grey_crops_shape_luma_flips_and_seeding(image_root):
+    pairs = collect_pairs([image_root / "ivif"])
+    ds = GreyCropDataset(pairs, 32, seed=3)
+    assert len(ds) == 16 and not ds.skipped  # both sources of every pair; s07 is reflect-padded
+    x = ds[0]
+    assert x.shape == (1, 32, 32) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert torch.equal(ds[5], ds[5])  # same (seed, epoch, index) -> same crop
+    first = torch.stack([ds[i] for i in range(len(ds))])
+    ds.set_epoch(1)
+    assert not torch.equal(first, torch.stack([ds[i] for i in range(len(ds))]))
+    assert len(GreyCropDataset(pairs, 32, small="skip")) == 14
+
+    # the visible source is stored as BT.601 luminance
+    vi = np.asarray(Image.open(pairs[0].b), dtype=np.float64) / 255
+    y = np.rint(rgb_to_ycbcr(vi)[0] * 255) / 255
+    whole = GreyCropDataset(pairs[:1], (40, 48), train=False)
+    np.testing.assert_allclose(whole[1][0].numpy(), y, atol=1e-6)
+
+    # a full-size crop differs from the image only by its flips; all four occur over epochs
+    full = GreyCropDataset(pairs[:1], (40, 48), seed=0)
+    ir = torch.from_numpy(np.asarray(Image.open(pairs[0].a), dtype=np.float32) / 255)
+    variants = {"none": ir, "h": ir.flip(1), "v": ir.flip(0), "hv": ir.flip(0).flip(1)}
+    seen = set()
+    for epoch in range(16):
+        full.set_epoch(epoch)
+        seen |= {k for k, v in variants.items() if torch.equal(full[0][0], v)}
+    assert seen == set(variants)
+
+
+def test_pair_crops_are_aligned_and_validation_is_centred(image_root):
+    pairs = collect_pairs([image_root / "mff"])  # B = 255 − A
+    ds = PairCropDataset(pairs, (24, 30), seed=1)
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            a, b = ds[i]
+            assert a.shape == b.shape == (1, 24, 30)
+            torch.testing.assert_close(a + b, torch.ones_like(a), rtol=0, atol=1e-6)
+    val = PairCropDataset(pairs, (24, 30), train=False)
+    a, _ = val[0]
+    src = np.asarray(Image.open(pairs[0].a), dtype=np.float32) / 255
+    np.testing.assert_allclose(a[0].numpy(), src[6:30, 7:37], atol=1e-6)  # centre of 36×44
+
+
