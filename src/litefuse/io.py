@@ -234,6 +234,13 @@ def writable_dir(folder: str | Path) -> Path:
     return folder
 
 
+# PNG at zlib level 1 (OpenCV's default too): lossless either way, and on a 640×480 colour image
+# 40 ms instead of 190 ms at Pillow's level 6 for a file 16 % larger -- at level 6 encoding
+# costs more than fusing with the default network, so folder and video throughput would be
+# bound by it. JPEG at quality 95.
+_SAVE_OPTIONS = {"PNG": {"compress_level": 1}, "JPEG": {"quality": 95}}
+
+
 def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
     """Write a float image in [0, 1] (or a uint8/uint16 array) atomically, in the format its suffix
     names: PNG or TIFF (8 or 16 ``bits``), JPEG or BMP (8 bits). Other suffixes are refused."""
@@ -259,7 +266,7 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
         raise OutputError(f"{path}: {exc}") from None
     try:
         with temporary_beside(path, suffix=".tmp" + suffix) as tmp:
-            Image.fromarray(arr).save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+            Image.fromarray(arr).save(tmp, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
             publish(tmp, path)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
