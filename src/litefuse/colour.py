@@ -1,7 +1,7 @@
 """BT.601 YCbCr conversion used to fuse colour images on luminance only.
 
-The coefficients are those of ``shared/spec/MODELS.md`` ("Colour, sizes and ranges"): the
-same full-range BT.601 transform the DWSFusion, DenseFuse and CDDFuse test scripts use, so a
+The coefficients (docs/models.md, "Colour, sizes and ranges") are the same full-range BT.601
+transform the DWSFusion, DenseFuse and CDDFuse test scripts use, so a
 fused result is comparable with theirs. Works on numpy arrays and torch tensors alike, with
 the channel axis last (``..., 3``).
 """

@@ -1,4 +1,4 @@
-"""Dual-weight-supervised WGAN-GP objective of DWSFusion and DWSFusion+ (MODELS.md §3.7-3.8).
+"""Dual-weight-supervised WGAN-GP objective of DWSFusion and DWSFusion+ (docs/models.md, "DWSFusion").
 
 With M = max(IR, VI) per pixel and ∇ = |Sobel_x ∗ ·| + |Sobel_y ∗ ·| (zero padding):
 
