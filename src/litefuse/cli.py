@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .cli_common import console, err_console, fail, progress_bar
 from .errors import LitefuseError
 
 if TYPE_CHECKING:
@@ -29,9 +28,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Piped output (files, CI logs) gets a wide console so metric tables are never truncated.
-console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Device(str, Enum):
@@ -59,25 +55,6 @@ class Task(str, Enum):
 
 
 THREADS_HELP = "CPU threads for torch (default: free cores by the load average, or $LITEFUSE_THREADS)."
-
-
-def fail(message: str, code: int = 2) -> "typer.Exit":
-    err_console.print(f"error: {message}", markup=False)
-    return typer.Exit(code)
-
-
-def progress_bar(description: str):
-    """A rich progress tracker usable as ``progress(iterable, total)``."""
-    bar = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, transient=False,
-    )
-
-    def track(iterable, total):
-        with bar:
-            yield from bar.track(iterable, total=total, description=description)
-
-    return track
 
 
 @app.command()

@@ -74,7 +74,7 @@ def eval_command(
     """Score fused images with the fusion metrics: per-image CSV and a mean ± std table."""
     from rich.table import Table
 
-    from .cli import console, err_console, fail, progress_bar
+    from .cli_common import console, err_console, fail, progress_bar
     from .data.pairs import match_stems
     from .errors import LitefuseError
     from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv

@@ -34,11 +34,9 @@ def study_command(
     progress: bool = typer.Option(False, "--progress/--no-progress", help="Training progress bars."),
 ) -> None:
     """Train and compare the AE-Netv2 study variants; writes study.csv, study.md and pareto.png."""
-    from rich.console import Console
-
+    from .cli_common import err_console as err
     from .errors import LitefuseError
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     if model != "aenetv2":
         err.print(f"error: no architecture study for {model!r}; available: aenetv2", markup=False)
         raise typer.Exit(2)

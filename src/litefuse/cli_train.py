@@ -58,11 +58,9 @@ def train_command(
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs only)."),
 ) -> None:
     """Train a network; writes last.pt, log.csv, model.safetensors and summary.json to the run folder."""
-    from rich.console import Console
-
+    from .cli_common import err_console as err
     from .errors import LitefuseError
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         cfg = _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init,
                             teachers)

@@ -1,0 +1,37 @@
+"""What every ``litefuse`` command shares: the two consoles, the one-line failure and the
+progress bar. Its own module so the command modules (``cli.py``, ``cli_eval.py``,
+``cli_train.py``, ``cli_study.py``) import it instead of each other."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+__all__ = ["console", "err_console", "fail", "progress_bar"]
+
+# Piped output (files, CI logs) gets a wide console so metric tables are never truncated.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: <message>`` on stderr; the ``typer.Exit`` to raise (exit 2 by default)."""
+    err_console.print(f"error: {message}", markup=False)
+    return typer.Exit(code)
+
+
+def progress_bar(description: str):
+    """A rich progress tracker usable as ``progress(iterable, total)``."""
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err_console, transient=False,
+    )
+
+    def track(iterable, total):
+        with bar:
+            yield from bar.track(iterable, total=total, description=description)
+
+    return track
