@@ -5,7 +5,8 @@
 Exports ``densefuse``, ``lwc-densefuse`` and ``aenetv2`` at a fixed size with
 :func:`litefuse.export_onnx` (each checked against PyTorch), then times ``model(ir, vi)`` in
 PyTorch (``torch.inference_mode``, resident heap as the CLI) and ``session.run`` in
-onnxruntime (CPU provider, intra-op threads = torch's, no spinning) round-robin, so load spreads alike.
+onnxruntime (:func:`litefuse.export.ort_session`: intra-op threads = torch's, no spinning)
+round-robin, so load spreads alike. ``bench_inference.py`` adds the training forms and int8.
 Reports median (min) ms and the speed-up against ``densefuse`` in the same runtime.
 """
 
@@ -15,10 +16,9 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from machine import load_average, machine_line  # benchmarks/machine.py (this folder)
+from machine import interleaved_times, load_average, machine_line  # benchmarks/machine.py (this folder)
 
 MODELS = ("densefuse", "lwc-densefuse", "aenetv2")
 
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import litefuse
+    from litefuse.export import ort_session
     from litefuse.runtime import keep_heap_resident
 
     keep_heap_resident()
@@ -47,25 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         for name in MODELS:
             report = litefuse.export_onnx(name, Path(tmp) / f"{name}.onnx", size=(h, w))
             errors[name] = report.max_abs_error
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()
-            # no busy-waiting threads after a run: they would steal the cores from the next (torch) call
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = ort.InferenceSession(str(report.path), options, providers=["CPUExecutionProvider"])
+            session = ort_session(report.path)
             model = litefuse.load_model(name)
             calls[(name, "torch")] = lambda m=model: m(tir, tvi)
             calls[(name, "onnxruntime")] = lambda s=session: s.run(None, {"ir": ir, "vi": vi})
     load_start = load_average()
-    times: dict[tuple[str, str], list[float]] = {k: [] for k in calls}
     with torch.inference_mode():
-        for _ in range(args.warmup):
-            for call in calls.values():
-                call()
-        for _ in range(args.rounds):
-            for key, call in calls.items():
-                t0 = time.perf_counter()
-                call()
-                times[key].append(time.perf_counter() - t0)
+        times = interleaved_times(calls, args.rounds, args.warmup)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"## PyTorch vs onnxruntime at {w}×{h} (batch 1)\n")
     print(machine_line())

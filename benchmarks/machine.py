@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
+import time
+from typing import Callable, Hashable
 
-__all__ = ["cpu_name", "load_average", "machine_line"]
+__all__ = ["cpu_name", "interleaved_times", "load_average", "machine_line", "median_ms"]
 
 
 def cpu_name() -> str:
@@ -30,3 +33,23 @@ def load_average() -> str:
 
 def machine_line() -> str:
     return f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+
+
+def interleaved_times(calls: dict[Hashable, Callable[[], object]], rounds: int, warmup: int) -> dict[Hashable, list[float]]:
+    """Seconds per call of each of ``calls``, timed interleaved: every round calls each once (after
+    ``warmup`` untimed rounds), so load from other processes spreads over all of them alike."""
+    times: dict[Hashable, list[float]] = {k: [] for k in calls}
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    for _ in range(rounds):
+        for key, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            times[key].append(time.perf_counter() - t0)
+    return times
+
+
+def median_ms(times: dict[Hashable, list[float]]) -> dict[Hashable, float]:
+    """Median of each list, in milliseconds."""
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}

@@ -69,3 +69,28 @@ def test_export_command(tmp_path):
     assert "48×64" in ok.output and "max |Δ|" in ok.output and (tmp_path / "d.onnx").is_file()
     bad = runner.invoke(app, ["export", "densefuse", "-o", str(tmp_path / "e.onnx"), "--size", "64by48"])
     assert bad.exit_code == 2 and "expected WxH" in bad.output and "Traceback" not in bad.output
+
+
+def test_graphs_hold_no_whole_map_scatters_transposes_or_where(tmp_path):
+    """What made onnxruntime 3-14x slower than PyTorch: the eager border fix-ups exported as
+    ScatterND between layout Transposes, and lerp's Where-based decomposition."""
+    import onnx
+
+    for name in ("lwc-densefuse", "aenetv2-ivif"):
+        report = export_onnx(name, tmp_path / f"{name}.onnx", size=(48, 64))
+        ops = {node.op_type for node in onnx.load(str(report.path)).graph.node}
+        assert not ops & {"ScatterND", "Transpose", "Where"}, (name, ops)
+        assert report.max_abs_error < 1e-4
+
+
+def test_session_options(tmp_path):
+    import torch
+
+    from litefuse.export import ort_session
+
+    path = export_onnx("densefuse", tmp_path / "d.onnx", size=(16, 16), check=False).path
+    options = ort_session(path, threads=1).get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert ort_session(path).get_session_options().intra_op_num_threads == torch.get_num_threads()

@@ -9,6 +9,16 @@ graph, as in :class:`litefuse.Fuser`.
 ``size=None`` exports height and width as dynamic axes. Needs ``pip install "litefuse[onnx]"``
 (onnx, onnxscript, onnxruntime). DWSFusion cannot be exported: its FreqSelect transforms with
 complex FFTs, which the torch ONNX exporter does not convert.
+
+What the graph records. The networks trace their training form with export-friendly variants
+of a few ops (:mod:`litefuse.models.layers`): reflection padding as one ``Pad`` (the eager
+code's in-place border fix-ups would become whole-map ``ScatterND`` + ``Transpose``), ``lerp``
+as ``a + w * (b - a)`` (not the exporter's ``Where``-based decomposition), channel sums and
+one-output-channel convolutions as convolutions that onnxruntime's blocked (NCHWc) kernels run
+well, and no layout conversions. :func:`ort_session` holds the session options that matter on
+CPU: intra-op threads as many as torch uses, no spinning threads, all graph optimisations (the
+NCHWc layout transformation included). Static int8 quantisation was measured and is not offered
+(slower than float32 on AVX2 CPUs without VNNI, and quality dropped; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ from .errors import ModelError, OutputError
 from .io import check_output_path
 from .registry import get_model_info, load_model
 
-__all__ = ["ExportReport", "export_onnx", "check_onnx"]
+__all__ = ["ExportReport", "export_onnx", "check_onnx", "ort_session"]
 
 #: tolerance of the PyTorch-vs-onnxruntime check (float32 rounding of a different op order)
 TOLERANCE = 1e-4
@@ -123,13 +133,28 @@ def export_onnx(
     return report
 
 
-def check_onnx(path: str | Path, net: torch.nn.Module, sizes: list[tuple[int, int]]) -> tuple[float, float]:
-    """Max |onnxruntime - PyTorch| over the synthetic pair at ``sizes``, and the onnxruntime
-    latency (ms, best of 3) at the first size."""
+def ort_session(path: str | Path, threads: int | None = None):
+    """An onnxruntime CPU session for a litefuse graph with the options that matter on CPU.
+
+    ``threads`` intra-op threads (default: as many as torch uses, i.e. litefuse's thread policy);
+    worker threads do not spin after a run (spinning keeps cores busy between frames and
+    starves whatever runs next); all graph optimisations, including the NCHWc layout
+    transformation, which is what makes onnxruntime's convolutions fast on x86.
+    """
     ort = _require("onnxruntime")
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def check_onnx(path: str | Path, net: torch.nn.Module, sizes: list[tuple[int, int]]) -> tuple[float, float]:
+    """Max |onnxruntime - PyTorch| over the synthetic pair at ``sizes``, and the onnxruntime
+    latency (ms, best of 3) at the first size."""
+    session = ort_session(path)
     worst, ms = 0.0, float("nan")
     for i, (h, w) in enumerate(sizes):
         ir, vi = synthetic_luma_pair(h, w)

@@ -17,7 +17,8 @@ no layer list. litefuse fixes one skeleton and makes the studied choices switcha
   the pixels; bilinear up-sampling and a full-resolution skip restore detail. ``pool=False``
   keeps the identical layers (same parameters) at stride 1: that is the study's comparison.
 * Full resolution only carries ``skip_width`` channels through a handful of ops; the body runs
-  at half resolution. Everything computes channels-last (see :class:`Conv2d`).
+  at half resolution. Every conv follows the CPU policy of :mod:`litefuse.models.layers`
+  (channels-last activations, one-output-channel convs as depthwise + channel sum).
 
 Fusion modes (used on the body features and, with their own parameters, on the skip):
 
@@ -57,6 +58,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register_model
+from .layers import (  # Conv2d: nn.Conv2d under the shared CPU convolution policy
+    Conv2d,
+    channels_last,
+    lerp,
+)
 
 __all__ = [
     "AENetV2",
@@ -74,31 +80,6 @@ __all__ = [
     "aenetv2_ivif",
     "shuffle_concat",
 ]
-
-
-class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` computed in channels-last layout, with fast paths for one output channel.
-
-    On CPU, oneDNN runs these few-channel convolutions 2-20x faster in NHWC than in NCHW.
-    A single-channel input cannot signal its layout, so the weight decides: it is viewed as
-    channels-last at call time (a copy of a few hundred floats), which keeps the stored
-    parameters plain and contiguous (safetensors-friendly) and lets NHWC propagate downstream.
-
-    oneDNN is slow for a single output channel (2-3x the time of an 8-channel output), so
-    ``C -> 1`` convolutions compute the same sum another way: a 1x1 is a matrix-vector product
-    over the contiguous NHWC channel axis, and a ``k x k`` is a depthwise ``k x k`` (one kernel
-    per input channel) followed by that channel sum. Parameters keep the ``nn.Conv2d`` layout.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.weight.to(memory_format=torch.channels_last)
-        one_out = self.out_channels == 1 and self.groups == 1 and self.padding_mode == "zeros"
-        if one_out and self.stride == (1, 1) and self.dilation == (1, 1) and not isinstance(self.padding, str):
-            if self.kernel_size != (1, 1):
-                x = F.conv2d(x, weight.transpose(0, 1), None, 1, self.padding, 1, self.in_channels)
-                weight = torch.ones_like(self.weight[:, :, :1, :1])
-            return F.linear(x.permute(0, 2, 3, 1), weight.flatten(1), self.bias).permute(0, 3, 1, 2)
-        return self._conv_forward(x, weight, self.bias)
 
 
 def _conv(
@@ -299,7 +280,7 @@ class Fusion(nn.Module):
             return self.proj(torch.cat([a, b], dim=1))
         s_a, s_b = self.score(x).chunk(2)
         w = torch.sigmoid(s_a - s_b)  # softmax([s_a, s_b])[0]
-        return torch.lerp(b, a, w)
+        return lerp(b, a, w)
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,12 +347,14 @@ class AENetV2(nn.Module):
 
     def forward(self, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
         h, w = ir.shape[-2:]
-        s = self.stem(torch.cat([ir, vi], dim=0))  # shared encoder: sources stacked on the batch
+        x = torch.cat([ir, vi], dim=0)  # shared encoder: sources stacked on the batch
+        s = self.stem(channels_last(x) if x.device.type == "cpu" else x)  # NHWC on CPU (layers.py)
         skip = self.fuse_skip(s)  # fused now, so the two-stream full-res tensor can be freed early
         # even size for the stride-2 grid (pool) / right-bottom pad for the 2x2 kernel (no pool)
         ph, pw = (h % 2, w % 2) if self.pool else (1, 1)
-        exporting = torch.compiler.is_exporting()  # a size-generic graph must keep the (maybe empty) pad
-        f = self.down(F.pad(s, (0, pw, 0, ph), mode="replicate") if ph or pw or exporting else s)
+        # a size-generic traced graph must keep the (maybe empty) pad; a fixed-size one skips it
+        symbolic = isinstance(h, torch.SymInt) or isinstance(w, torch.SymInt)
+        f = self.down(F.pad(s, (0, pw, 0, ph), mode="replicate") if ph or pw or symbolic else s)
         del s
         f = self.reduce(self.decoder(self.fuse(self.encoder(f))))
         if self.pool:
@@ -382,7 +365,7 @@ class AENetV2(nn.Module):
         logit, *res = f.split(1, dim=1)
         if self.select_scale is not None:
             logit = logit + self.select_scale * (ir - vi)
-        out = torch.lerp(vi, ir, torch.sigmoid(logit))
+        out = lerp(vi, ir, torch.sigmoid(logit))
         if res:
             out = out + self.residual * torch.tanh(res[0])
         return out.clamp_(0.0, 1.0)

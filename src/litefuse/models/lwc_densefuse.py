@@ -16,24 +16,36 @@ The paper leaves the module details open; every choice is a constructor argument
 (4,835 parameters, 1.85 GMACs): at the full recipe, over two seeds, g = 2 scored higher EN and
 VIF than g = 4 at the same CPU latency (docs/lwc-ablation.md).
 
-CPU notes: these thin layers are bound by memory traffic, not arithmetic, so activations run
-in NHWC (oneDNN's fast depthwise path), reflection padding is done without a padded copy
-(:func:`~litefuse.models.densefuse.reflect_conv3x3`), the grouped pointwise conv and the
-shuffle run as one dense 1x1 conv (:class:`GroupedPointwise`), and gates / ReLU / residual
-work in place when autograd does not need the inputs.
+Speed. In eval mode the network runs its inference form (:class:`SCLWCPlan`, driven by
+:class:`~litefuse.models.densefuse.InferencePlan`): per block one depthwise conv per input piece
+and one pointwise conv whose weights carry the channel shuffle and the attention gate, with
+bias, ReLU and residual fused -- instead of the training form's chain of depthwise, pointwise,
+shuffle, gate, ReLU and concatenation passes over full-resolution maps. The training form runs
+activations in NHWC, computes reflection padding without a padded copy
+(:func:`~litefuse.models.densefuse.reflect_conv3x3`), runs the grouped pointwise conv and the
+shuffle as one dense 1x1 conv (:class:`GroupedPointwise`), and gates / ReLU / residual in place
+when autograd does not need the inputs.
 """
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register_model
-from .densefuse import ConvLayer, FusionAutoEncoder, ReflectConv2d, _inplace_ok
+from .densefuse import ConvLayer, FusionAutoEncoder, ReflectConv2d, fill_border_
+from .layers import (
+    ECA,
+    SqueezeExcite,
+    channel_attention,
+    conv2d,
+    conv_act,
+    conv_add_,
+    conv_add_act,
+    eca_kernel_size,
+)
 
 __all__ = [
     "channel_shuffle",
@@ -41,6 +53,7 @@ __all__ = [
     "SqueezeExcite",
     "GroupedPointwise",
     "SCLWConv",
+    "SCLWCPlan",
     "LWCDenseFuse",
     "ABLATION_VARIANTS",
     "ablation_kwargs",
@@ -62,67 +75,9 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 
-def eca_kernel_size(channels: int, gamma: float = 2.0, beta: float = 1.0) -> int:
-    """ECA-Net adaptive kernel size: nearest odd number to ``(log2 C + beta) / gamma``, at least 3."""
-    k = int(abs((math.log2(channels) + beta) / gamma))
-    k = k if k % 2 else k + 1
-    return max(k, 3)
-
-
-class ECA(nn.Module):
-    """Efficient channel attention: 1-D conv across the globally pooled channel descriptor, no reduction."""
-
-    def __init__(self, channels: int, kernel_size: int | None = None, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-        k = kernel_size or eca_kernel_size(channels)
-        self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x.mean((2, 3)).unsqueeze(1)  # (B, 1, C)
-        y = torch.sigmoid(self.conv(y)).transpose(1, 2).unsqueeze(-1)  # (B, C, 1, 1)
-        return x.mul_(y) if self.inplace and _inplace_ok(x) else x * y
-
-
-class SqueezeExcite(nn.Module):
-    """Squeeze-and-excitation gate with reduction ``r``; the hidden width is never below 1."""
-
-    def __init__(self, channels: int, reduction: int = 4, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-        hidden = max(1, channels // reduction)
-        self.fc1 = nn.Conv2d(channels, hidden, 1)
-        self.fc2 = nn.Conv2d(hidden, channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3), keepdim=True)))))
-        return x.mul_(y) if self.inplace and _inplace_ok(x) else x * y
-
-
 def _attention(kind: str | None, channels: int, se_reduction: int, inplace: bool = False) -> nn.Module:
-    if kind is None or kind == "none":
-        return nn.Identity()
-    if kind == "eca":
-        return ECA(channels, inplace=inplace)
-    if kind == "se":
-        return SqueezeExcite(channels, se_reduction, inplace=inplace)
-    raise ValueError(f"unknown attention {kind!r}; choose 'eca', 'se' or None")
-
-
-def _conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """1x1 conv; on CPU always through oneDNN.
-
-    ``F.conv2d`` sends 1x1 convs with batch < 16 on one thread to a slow im2col-free GEMM
-    path that also drops the NHWC layout; oneDNN keeps NHWC and fuses the bias.
-    """
-    if (
-        x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and torch.backends.mkldnn.is_available()
-        and not torch.compiler.is_compiling()  # the direct op has no fake-tensor support
-    ):
-        return torch.mkldnn_convolution(x, weight, bias, (0, 0), (1, 1), (1, 1), 1)
-    return F.conv2d(x, weight, bias)
+    """The block's channel gate: ECA or SE over the average-pooled descriptor (or none)."""
+    return channel_attention(kind, channels, reduction=se_reduction, inplace=inplace)
 
 
 class GroupedPointwise(nn.Conv2d):
@@ -155,7 +110,7 @@ class GroupedPointwise(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last):
             w, b = self.dense_weight()
-            return _conv1x1(x, w[:, :, None, None], b)
+            return conv2d(x, w[:, :, None, None], b)
         y = super().forward(x)
         return channel_shuffle(y, self.groups) if self.shuffle else y
 
@@ -198,6 +153,132 @@ class SCLWConv(nn.Module):
         if self.residual:
             y = y.add_(x)  # y is a fresh tensor that no backward needs
         return self.act(y)
+
+    def inference_plan(self, in_perm: torch.Tensor | None = None, grouped: bool = False) -> SCLWCPlan:
+        """This block on padded maps (see :class:`SCLWCPlan`)."""
+        return SCLWCPlan(self, in_perm, grouped)
+
+
+def window_sums(p: torch.Tensor) -> torch.Tensor:
+    """``(C, 9)`` sums of a padded map ``p`` ``(1, C, H + 2, W + 2)`` over its nine ``H x W``
+    windows, one per 3x3 tap (row major), for H, W >= 2.
+
+    The mean of a depthwise 3x3 conv of ``p`` is then ``(sums * kernel).sum(1) / (H * W)``
+    without reading the conv's output: each window is the whole map minus two border rows and
+    two border columns (plus their four corners), so one pass over ``p`` and a few border
+    strips give all nine.
+    """
+    idx = [0, 1, -2, -1]
+    # ex[k, i] = 1: border line i (padded 0, 1, H, H + 1) lies outside the window of tap row k
+    ex = torch.tensor([[0.0, 0, 1, 1], [1, 0, 0, 1], [1, 1, 0, 0]], dtype=p.dtype, device=p.device)
+    total = p.sum((0, 2, 3))[:, None, None]  # (C, 1, 1)
+    rows = p[0][:, idx].sum(-1) @ ex.t()  # (C, 3): sum of the rows outside each window
+    cols = p[0][:, :, idx].sum(-2) @ ex.t()  # (C, 3)
+    corners = ex @ p[0][:, idx][:, :, idx] @ ex.t()  # (C, 3, 3): counted twice above
+    return (total - rows[:, :, None] - cols[:, None, :] + corners).flatten(1)
+
+
+class SCLWCPlan:
+    """Inference form of :class:`SCLWConv` on reflection-padded maps (see
+    :class:`~litefuse.models.densefuse.InferencePlan`).
+
+    The training form makes six passes over full-resolution maps (depthwise, pointwise, shuffle,
+    attention's mean, gate, ReLU) plus the dense block's concatenation. Here a block makes two
+    large passes per input piece -- the depthwise conv, then the pointwise conv with bias, gate,
+    residual and ReLU folded in -- plus one read of the depthwise output:
+
+    * **Gate before the pointwise conv.** ECA / SE gate on the spatial mean of the pointwise
+      output ``z = W d + b``; the mean of an affine map is the map of the mean, so
+      ``mean(z) = W mean(d) + b`` comes from a (cheap) mean of the depthwise output ``d``
+      before ``z`` exists. The gate ``s > 0`` then scales the pointwise weights and bias, and
+      ``relu(s * z) = s * relu(z)`` lets ReLU fuse into the same conv.
+    * **Shuffle as a permutation.** A channel shuffle after a grouped 1x1 conv is a permutation
+      of its output channels: either folded into the rows of one dense (block-diagonal) weight,
+      or -- with ``grouped`` and the input in its training order -- left in the output of a
+      truly grouped conv (half the MACs at g = 2) and absorbed by the next block's weights
+      (``out_perm``).
+    * **Pieces.** Each input piece (a dense-block layer's output) gets its own depthwise conv and
+      its slice of the pointwise weight; the pointwise results are summed in place.
+    """
+
+    def __init__(self, block: SCLWConv, in_perm: torch.Tensor | None = None, grouped: bool = False) -> None:
+        dw, pw = block.dw.weight.detach(), block.pw
+        w, b = pw.dense_weight()  # rows in the shuffled (training output) order
+        w, b = w.detach(), b.detach()
+        self.out_channels = w.shape[0]
+        if in_perm is not None:
+            dw, w = dw[in_perm], w[:, in_perm]
+        self.dw = dw.contiguous()
+        self.w_mean, self.b_mean = w, b  # logical rows: the gate's input order
+        self.att = block.att
+        self.residual = block.residual
+        # grouped execution keeps the pre-shuffle output order; residual needs the input's order
+        self.grouped = grouped and in_perm is None and pw.groups > 1 and not self.residual
+        if self.grouped:
+            self.groups = pw.groups
+            self.out_perm = None  # without a shuffle the grouped conv's order is the training order
+            if pw.shuffle:
+                self.out_perm = torch.empty_like(pw.perm)
+                self.out_perm[pw.perm] = torch.arange(len(pw.perm))  # stored channel -> training channel
+            self.w_out, self.b_out = pw.weight.detach().flatten(1), pw.bias.detach()
+        else:
+            self.groups = 1
+            self.out_perm = in_perm if self.residual else None
+            perm = self.out_perm
+            self.w_out, self.b_out = (w, b) if perm is None else (w[perm], b[perm])
+
+    def gate(self, mean_d: torch.Tensor) -> torch.Tensor | None:
+        """Per output channel (stored order) gate from the depthwise output's mean, or ``None``."""
+        if isinstance(self.att, nn.Identity):
+            return None
+        mean_z = torch.addmv(self.b_mean, self.w_mean, mean_d)
+        s = torch.sigmoid(self.att.logit([mean_z[None]])[0])
+        return s if self.out_perm is None else s[self.out_perm]
+
+    def __call__(self, pieces: list[torch.Tensor], replicate: bool, sums: list | None = None) -> torch.Tensor:
+        """Padded maps in (``sums``: their :func:`window_sums`, filled in where ``None``),
+        padded map out."""
+        h, w = pieces[0].shape[-2] - 2, pieces[0].shape[-1] - 2
+        ds, c0 = [], 0
+        for p in pieces:
+            # depthwise 3x3 with zero padding 1 on the padded map: a padded-size output whose
+            # interior is exact (its border only feeds the border of the output, rewritten
+            # below), so the pointwise conv runs unpadded -- oneDNN's fast 1x1 kernel
+            c = p.shape[1]
+            ds.append(conv2d(p, self.dw[c0 : c0 + c], None, padding=1, groups=c))
+            c0 += c
+        s = None
+        if not isinstance(self.att, nn.Identity):
+            if min(h, w) >= 2:
+                # mean(d) from the input's window sums: read once per piece, shared by every
+                # block that reads the piece (the dense block's later layers)
+                sums = [None] * len(pieces) if sums is None else sums
+                for i, p in enumerate(pieces):
+                    if sums[i] is None:
+                        sums[i] = window_sums(p)
+                mean_d = (torch.cat(sums) * self.dw.flatten(1)).sum(1).div_(h * w)
+            else:
+                mean_d = torch.cat([d[..., 1:-1, 1:-1].sum((0, 2, 3)) for d in ds]).div_(h * w)
+            s = self.gate(mean_d)
+        weight, bias = self.w_out, self.b_out
+        if s is not None:
+            weight, bias = weight * s[:, None], bias * s
+        if self.grouped:
+            out = conv_act(ds[0], weight[:, :, None, None], bias, groups=self.groups, relu=True)
+            return fill_border_(out, replicate)
+        ws = [x[:, :, None, None].contiguous() for x in weight.split([d.shape[1] for d in ds], dim=1)]
+        last = len(ds) - 1
+        if self.residual:  # relu(s * z + x): the (single, in == out) input map is the summand
+            assert len(pieces) == 1
+            out = conv_add_act(ds[0], pieces[0], ws[0], bias)
+        else:
+            out = conv_act(ds[0], ws[0], bias, relu=last == 0)
+        for i in range(1, last + 1):
+            if i == last:
+                out = conv_add_act(ds[i], out, ws[i])
+            else:
+                conv_add_(out, ds[i], ws[i])
+        return fill_border_(out, replicate)
 
 
 _CONV_KINDS = ("sclwc", "dws", "standard")

@@ -4,7 +4,6 @@ pure-PyTorch deformable convolution against explicit references."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,8 @@ from litefuse.errors import ModelError
 from litefuse.models import dwsfusion as dws
 from litefuse.registry import get_model_info, load_model
 
-SHARED = Path(os.environ.get("LITEFUSE_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+from conftest import SHARED  # noqa: E402
+
 REF = SHARED / "reference" / "dwsfusion"
 ARRAYS = ("alpha", "fused", "w_ir", "w_vi", "f_ir", "f_vi", "ir_w", "vi_w")
 CASES = sorted(REF.glob("*.npz")) if REF.is_dir() else []
