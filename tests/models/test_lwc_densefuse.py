@@ -162,3 +162,15 @@ def test_fill_border_is_reflection_padding() -> None:
     torch.testing.assert_close(fill_border_(p), F.pad(x, (1, 1, 1, 1), mode="reflect"), atol=0, rtol=0)
     one = torch.rand(1, 2, 1, 5)
     torch.testing.assert_close(fill_border_(F.pad(one, (1, 1, 1, 1)), replicate=True), F.pad(one, (1, 1, 1, 1), mode="replicate"))
+
+
+def test_executed_mac_count_is_the_grouped_architecture():
+    """The NHWC fast path runs the grouped pointwise conv as a dense block-diagonal one (2x the
+    multiplies); a MAC counter watching the network must still see the grouped conv's work."""
+    from litefuse.models.complexity import count_macs
+    from litefuse.registry import load_model
+
+    x = torch.rand(1, 1, 48, 64)
+    model = load_model("lwc-densefuse")
+    hooks, executed = count_macs(model, (x, x), "hooks"), count_macs(model, (x, x), "executed")
+    assert hooks <= executed <= 1.01 * hooks, (hooks, executed)

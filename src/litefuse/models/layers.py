@@ -162,7 +162,8 @@ def conv2d(
             return torch.ops.aten._slow_conv2d_forward(x.contiguous(), weight.contiguous(), weight.shape[-2:], bias, stride, padding)
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
     k = tuple(weight.shape[-2:])
-    if nhwc and weight.shape[0] == 1 and groups == 1 and stride == (1, 1) and dilation == (1, 1) and x.shape[1] > 1:
+    if (nhwc and weight.shape[0] == 1 and groups == 1 and stride == (1, 1) and dilation == (1, 1) and x.shape[1] > 1
+            and not _dispatch_mode_outside_compile()):  # counted (FlopCounterMode): the plain conv's MACs
         # rule 3: the channel sum of a depthwise conv, as a matrix-vector product over NHWC
         c = x.shape[1]
         if k != (1, 1):

