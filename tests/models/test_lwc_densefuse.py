@@ -173,4 +173,4 @@ def test_executed_mac_count_is_the_grouped_architecture():
     x = torch.rand(1, 1, 48, 64)
     model = load_model("lwc-densefuse")
     hooks, executed = count_macs(model, (x, x), "hooks"), count_macs(model, (x, x), "executed")
-    assert hooks <= executed <= 1.01 * hooks, (hooks, executed)
+    assert hooks <= executed <= 1.05 * hooks, (hooks, executed)  # + fusion-rule arithmetic; dense would be ~1.6x
