@@ -100,8 +100,9 @@ class Fuser:
     ``tile``: methods run on tiles of at most ``tile × tile`` pixels (with ``overlap``
     pixels of context on each side) when an image has more than ``tile²`` pixels, which bounds
     memory (default: the model's ``tile_size``, else 1024; the DenseFuse family, whose
-    full-resolution 64-channel maps are the largest, declares 512). Methods with global operators (DWSFusion's FFT and global
-    pooling) see each tile separately, so tiled output differs slightly from a single pass.
+    full-resolution 64-channel maps are the largest, declares 600). Methods with global
+    operators (DWSFusion's FFT and global pooling) see each tile separately, so tiled output
+    differs slightly from a single pass.
     """
 
     def __init__(

@@ -354,3 +354,24 @@ def test_weights_from_before_the_default_change_load_by_name(tmp_path) -> None:
     standard = tmp_path / "standard.safetensors"  # no SC-LWC layers: nothing to infer
     save_file({k: v.contiguous() for k, v in LWCDenseFuse(conv="standard").state_dict().items()}, str(standard))
     assert load_model("lwc-densefuse", weights=standard, conv="standard").config == {"conv": "standard"}
+
+
+def test_fuser_tiles_the_densefuse_family_and_keeps_640x480_whole(one_thread):
+    """tile_size 600 bounds memory on huge frames (bench_memory.py) while a 640×480 frame still
+    goes through in one pass. DenseFuse's receptive field is far inside the tile overlap, so its
+    tiled frames equal the single pass (LWC-DenseFuse's ECA pools globally: close, not equal)."""
+    import numpy as np
+
+    from litefuse.api import Fuser
+    from litefuse.demo import synthetic_pair
+
+    for name in ("densefuse", "lwc-densefuse"):
+        tile = Fuser(name).tile
+        assert tile == 600 and 640 * 480 <= tile**2
+    fuser = Fuser("densefuse", tile=64)
+    ir, vi = synthetic_pair(150, 170)  # 3×3 tiles of 64 (+32 overlap)
+    y = vi.mean(-1).astype(np.float32)
+    tiled = fuser.fuse_luma(ir, y)
+    with torch.inference_mode():
+        whole = fuser.model(torch.from_numpy(ir)[None, None], torch.from_numpy(y)[None, None])[0, 0].clamp(0, 1).numpy()
+    assert np.abs(tiled - whole).max() < 1e-5

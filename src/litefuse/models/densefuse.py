@@ -394,8 +394,8 @@ class FusionAutoEncoder(nn.Module):
 
     # litefuse.Fuser tiles frames above tile_size² pixels: the full-resolution 64-channel maps
     # of this family are the largest of any method (a 6000×4000 pair peaks at 4.6-5.2 GB with
-    # 1024² tiles, about 2 GB with 512²)
-    tile_size = 512
+    # 1024² tiles, 2.2 GB with 600²); 600² still fuses a 640×480 frame in one pass
+    tile_size = 600
 
     #: run :class:`InferencePlan` in eval mode (see :meth:`fuse_for_inference`)
     inference_form: bool = True
