@@ -266,7 +266,9 @@ def observed(module: nn.Module) -> bool:
     forms that compute a network without calling its submodules step aside then."""
     from torch.nn.modules import module as _module
 
-    if _module._global_forward_hooks or _module._global_forward_pre_hooks or _dispatch_mode():
+    if _module._global_forward_hooks or _module._global_forward_pre_hooks:
+        return True
+    if _dispatch_mode_outside_compile() and not _exporting():  # tracing modes are not watchers
         return True
     return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
