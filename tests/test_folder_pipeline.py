@@ -43,3 +43,42 @@ def test_batch_equals_single_calls(one_thread):
     batched = fuser.fuse_luma_batch([p.a[0] for p in ys], [p.b[0] for p in ys])
     for p, out in zip(ys, batched):
         np.testing.assert_allclose(out, fuser.fuse_luma(p.a[0], p.b[0]), atol=1e-5)
+
+
+# -- colour on the device: the path a GPU takes, forced on the CPU --------------------------
+
+
+@pytest.mark.parametrize("task", ["ivif", "mef"])
+def test_colour_on_device_equals_host_colour(task, one_thread):
+    """Whole sources split, fused and merged as tensors give the host (numpy) result."""
+    host, device = Fuser("aenetv2", task=task), Fuser("aenetv2", task=task, colour_on_device=True)
+    assert not host.colour_on_device and device.colour_on_device
+    ir, vi = synthetic_pair(48, 64, seed=7)
+    a = ir if task == "ivif" else np.clip(vi[..., ::-1] * 0.8 + 0.1, 0, 1)  # a second colour source
+    for grey in (False, True):
+        expected = host.fuse_images(a, vi, grey=grey)
+        got = device.fuse_images(a, vi, grey=grey)
+        assert got.shape == expected.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, atol=2e-6)
+    np.testing.assert_allclose(device.fuse_images(ir, vi.mean(-1)), host.fuse_images(ir, vi.mean(-1)), atol=2e-6)
+
+
+def test_colour_on_device_batches_and_tiles(one_thread):
+    """A batch of whole pairs equals one pair at a time; mixed shapes and tiled frames fall back."""
+    device = Fuser("aenetv2", colour_on_device=True, tile=40, overlap=8)
+    host = Fuser("aenetv2", tile=40, overlap=8)
+    pairs = [synthetic_pair(32, 36, seed=i) for i in range(3)] + [synthetic_pair(48, 64, seed=9)]  # last: tiled
+    prepared = [device.prepare(ir, vi) for ir, vi in pairs]
+    assert all(p.whole for p in prepared) and prepared[0].shape == (32, 36)
+    outs = device.fuse_prepared(prepared)
+    for (ir, vi), p, out in zip(pairs, prepared, outs):
+        assert device.finish(out, p) is out  # finished on the device
+        np.testing.assert_allclose(out, host.fuse_images(ir, vi), atol=2e-6)
+
+
+def test_folder_with_colour_on_device(folder, tmp_path, one_thread):
+    host = fuse_folder(folder, tmp_path / "host", Fuser("aenetv2-ivif"), batch_size=3)
+    dev = fuse_folder(folder, tmp_path / "dev", Fuser("aenetv2-ivif", colour_on_device=True), batch_size=3)
+    assert [p.name for p in dev.fused] == [p.name for p in host.fused] and len(dev.skipped) == 1
+    for a, b in zip(host.fused, dev.fused):
+        assert np.abs(read_image(a) - read_image(b)).max() <= 1 / 255 + 1e-6

@@ -6,7 +6,7 @@
 >>> litefuse.save_image("fused.png", fused)
 """
 
-from . import models  # registers every method (the registry itself imports none)
+from . import models  # noqa: F401  registers every method (the registry itself imports none)
 from .api import Fuser, fuse, fuse_folder
 from .export import export_onnx
 from .io import read_image, save_image

@@ -26,7 +26,7 @@ from .data.pairs import find_pairs, pair_dirs
 from .errors import InputError, LitefuseError, ModelError, OptionError
 from .io import Norm, check_norm, check_output_path, read_image, save_image, to_float, writable_dir
 from .registry import get_model_info, list_models, load_model, read_weights_model
-from .runtime import check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
+from .runtime import available_cores, check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
 
 __all__ = ["ImageLike", "Fuser", "default_model", "folder_task", "fuse", "fuse_files", "fuse_folder", "FolderReport"]
 
@@ -96,6 +96,9 @@ class Fuser:
     ``compile``: run networks under ``torch.compile`` (``True``, or a backend name; see
     :func:`litefuse.runtime.compile_for_inference`): the first frame of each size compiles
     (slow), later frames run faster; classical fusers run as they are.
+    ``colour_on_device``: split colour sources into YCbCr and merge the result on the model's
+    device, so one upload and one download carry each image (default: on a GPU; on the CPU the
+    numpy conversion runs in the folder and video pipelines' worker threads instead).
 
     ``tile``: methods run on tiles of at most ``tile × tile`` pixels (with ``overlap``
     pixels of context on each side) when an image has more than ``tile²`` pixels, which bounds
@@ -116,6 +119,7 @@ class Fuser:
         threads: int | None = None,
         precision: str = "fp32",
         compile: bool | str = False,
+        colour_on_device: bool | None = None,
         **model_kwargs,
     ) -> None:
         self.task = check_task(task)
@@ -136,11 +140,11 @@ class Fuser:
         self.model: nn.Module = compile_for_inference(model, self.device, self.compiled)
         self.tile = tile or getattr(model, "tile_size", DEFAULT_TILE)
         self.overlap = overlap
+        self.colour_on_device = self.device.type != "cpu" if colour_on_device is None else bool(colour_on_device)
 
     # -- luminance -------------------------------------------------------------------------
-    @torch.inference_mode()
-    def fuse_luma(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Fuse two grey float images of equal size; returns float32 ``H×W`` in [0, 1].
+    def _fuse_tensors(self, ta: torch.Tensor, tb: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, H, W)`` luma on the device -> fused ``(B, 1, H, W)`` float32 in [0, 1].
 
         A frame of more than ``tile²`` pixels is fused tile by tile, whatever the method, so
         memory stays bounded (a 6000×4000 frame through ``gff`` in one pass needs ~5 GB). Each
@@ -148,28 +152,58 @@ class Fuser:
         starts on a multiple of ``model.tile_align``: the classical fusers declare both, so
         their tiled output equals the single pass (to float rounding).
         """
-        ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None].to(self.device)
-        tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))[None, None].to(self.device)
-        h, w = a.shape
+        h, w = ta.shape[-2:]
         if h * w <= self.tile * self.tile:
-            return self.model(ta, tb)[0, 0].clamp(0.0, 1.0).float().cpu().numpy()
+            return self.model(ta, tb).clamp(0.0, 1.0).float()
         context = max(self.overlap, getattr(self.model, "tile_context", 0))
-        out = _tiled(self.model, ta, tb, self.tile, context, align=getattr(self.model, "tile_align", 1))
+        align = getattr(self.model, "tile_align", 1)
+        outs = [_tiled(self.model, ta[i : i + 1], tb[i : i + 1], self.tile, context, align) for i in range(ta.shape[0])]
         _release_free_heap()
-        return out[0, 0].clamp_(0.0, 1.0).cpu().numpy()  # in place: no second full-size copy
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        return out.clamp_(0.0, 1.0).float()  # in place: no second full-size copy
+
+    def _upload(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """Equal-shape float images stacked into one tensor on the device."""
+        x = images[0][None] if len(images) == 1 else np.stack(images)
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+
+    @torch.inference_mode()
+    def fuse_luma(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Fuse two grey float images of equal size; returns float32 ``H×W`` in [0, 1]
+        (tiled above ``tile²`` pixels, see :meth:`_fuse_tensors`)."""
+        return self._fuse_tensors(self._upload([a])[:, None], self._upload([b])[:, None])[0, 0].cpu().numpy()
 
     @torch.inference_mode()
     def fuse_luma_batch(self, a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> list[np.ndarray]:
         """:meth:`fuse_luma` over several pairs; equal-size frames that fit one pass go through a
         network as one batch (same result as one at a time, to float rounding)."""
-        shape = a[0].shape
-        one_pass = shape[0] * shape[1] <= self.tile * self.tile
-        if len(a) == 1 or self.info.kind != "network" or not one_pass or any(x.shape != shape for x in (*a, *b)):
+        if not self._batchable(a, b):
             return [self.fuse_luma(x, y) for x, y in zip(a, b)]
-        ta = torch.from_numpy(np.stack(a).astype(np.float32, copy=False))[:, None].to(self.device)
-        tb = torch.from_numpy(np.stack(b).astype(np.float32, copy=False))[:, None].to(self.device)
-        out = self.model(ta, tb)[:, 0].clamp(0.0, 1.0).float().cpu().numpy()
-        return list(out)
+        return list(self._fuse_tensors(self._upload(a)[:, None], self._upload(b)[:, None])[:, 0].cpu().numpy())
+
+    def _batchable(self, *sources: Sequence[np.ndarray]) -> bool:
+        """Whether pairs can go through the method as one batch: a network, several pairs, each
+        source's frames of one shape, small enough for one pass."""
+        h, w = sources[0][0].shape[:2]
+        return (self.info.kind == "network" and len(sources[0]) > 1 and h * w <= self.tile * self.tile
+                and all(x.shape == images[0].shape for images in sources for x in images))
+
+    @torch.inference_mode()
+    def _fuse_on_device(self, batch: Sequence["Prepared"], grey: bool) -> list[np.ndarray]:
+        """Whole sources in, finished images out: YCbCr split, luma fusion, chroma blend and
+        RGB merge all on the device (one upload and one download per image)."""
+        a, b = [p.a[0] for p in batch], [p.b[0] for p in batch]
+        if len(batch) > 1 and not self._batchable(a, b):
+            return [self._fuse_on_device([p], grey)[0] for p in batch]
+        (ya, cba, cra), (yb, cbb, crb) = (_split(self._upload(x), colour=x[0].ndim == 3) for x in (a, b))
+        y = self._fuse_tensors(ya[:, None], yb[:, None])[:, 0]
+        if not (grey or (cba is None and cbb is None)):
+            if cba is not None and cbb is not None:
+                cb, cr = fuse_chroma(cba, cra, cbb, crb)
+            else:
+                cb, cr = (cba, cra) if cba is not None else (cbb, crb)
+            y = ycbcr_to_rgb(y, cb, cr)
+        return list(y.cpu().numpy())
 
     # -- images ----------------------------------------------------------------------------
     def prepare(
@@ -190,13 +224,24 @@ class Fuser:
                     names[1],
                 )
             b = _resize(b, a.shape[:2])
+        if self.colour_on_device:
+            return Prepared((a, None, None), (b, None, None), whole=True)
         return Prepared(_split(a), _split(b))
+
+    def fuse_prepared(self, batch: Sequence["Prepared"], grey: bool = False) -> list[np.ndarray]:
+        """Fuse prepared pairs (batched where they allow it); pass each result with its pair to
+        :meth:`finish`. Split on the host, the result is the fused luma (``finish`` adds the
+        colour, e.g. in an encoding thread); left whole for the device, the finished image."""
+        if batch and batch[0].whole:
+            return self._fuse_on_device(batch, grey)
+        return self.fuse_luma_batch([p.a[0] for p in batch], [p.b[0] for p in batch])
 
     @staticmethod
     def finish(fused_y: np.ndarray, prepared: "Prepared", grey: bool = False) -> np.ndarray:
-        """Fused luma back to an image: grey, or colour from the sources' chroma."""
+        """Fused luma back to an image: grey, or colour from the sources' chroma (the result of
+        :meth:`fuse_prepared` as it is for pairs fused whole on the device)."""
         (_, cba, cra), (_, cbb, crb) = prepared.a, prepared.b
-        if grey or (cba is None and cbb is None):
+        if prepared.whole or grey or (cba is None and cbb is None):
             return fused_y
         if cba is not None and cbb is not None:
             cb, cr = fuse_chroma(cba, cra, cbb, crb)
@@ -215,7 +260,7 @@ class Fuser:
     ) -> np.ndarray:
         """Fuse two float images (grey or colour); the result has ``a``'s H×W."""
         prepared = self.prepare(a, b, resize_b=resize_b, names=names)
-        return self.finish(self.fuse_luma(prepared.a[0], prepared.b[0]), prepared, grey)
+        return self.finish(self.fuse_prepared([prepared], grey)[0], prepared, grey)
 
     def __call__(self, ir: ImageLike, vi: ImageLike, **kwargs) -> np.ndarray:
         return fuse(ir, vi, model=self, **kwargs)
@@ -223,18 +268,22 @@ class Fuser:
 
 @dataclass
 class Prepared:
-    """Two sources split for fusion: ``(luma, cb, cr)`` each, chroma ``None`` for grey."""
+    """Two sources ready for fusion: ``(luma, cb, cr)`` each, chroma ``None`` for grey; or, when
+    ``whole``, ``(image, None, None)`` each, split on the device by :meth:`Fuser.fuse_prepared`."""
 
-    a: tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
-    b: tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
+    a: tuple
+    b: tuple
+    whole: bool = False
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.a[0].shape
+        return self.a[0].shape[:2]
 
 
-def _split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    if x.ndim == 2:
+def _split(x, colour: bool | None = None):
+    """A grey or colour (channels last) image, numpy or torch, -> ``(luma, cb, cr)``; ``colour``
+    says which for a stack of images (default: an image is colour when it has 3 axes)."""
+    if not (x.ndim == 3 if colour is None else colour):
         return x, None, None
     return rgb_to_ycbcr(x)
 
@@ -404,17 +453,18 @@ def fuse_folder(
     progress: Callable | None = None,
     threads: int | None = None,
     batch_size: int = 1,
-    workers: int = 2,
+    workers: int | None = None,
 ) -> FolderReport:
     """Fuse every pair in ``input_dir`` (``ir/vi``, ``infrared/visible``, ``Inf/Vis`` or ``A/B``)
     into ``out_dir/<stem>.png``. Unpaired and unreadable files are reported and skipped; a
     folder without a single pair, or an output folder that cannot be written, is an error
     before any work.
 
-    Pipelined: ``workers`` threads decode the next pairs and encode finished images while the
-    method runs, and up to ``batch_size`` consecutive same-size pairs go through a network as
-    one batch. Results equal one-at-a-time fusion (to float rounding) and are written
-    atomically, in pair order.
+    Pipelined: ``workers`` threads (default: the cores less one, 2 to 8) decode the next pairs
+    and encode finished images while the method runs, and up to ``batch_size`` consecutive
+    same-size pairs go through a network as one batch; on a GPU the colour conversion runs
+    there too (:attr:`Fuser.colour_on_device`). Results equal one-at-a-time fusion (to float
+    rounding) and are written atomically, in pair order.
 
     ``progress``: optional callable ``(iterable, total) -> iterable`` (e.g. a rich progress
     tracker) wrapped around the pairs.
@@ -422,6 +472,8 @@ def fuse_folder(
     from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
+    if workers is None:
+        workers = max(2, min(8, available_cores() - 1))  # a GPU machine decodes on many cores
     if batch_size < 1 or workers < 1:
         raise OptionError(f"batch_size and workers must be at least 1 (got {batch_size}, {workers})")
     pairs, problems = find_pairs(input_dir)
@@ -447,7 +499,7 @@ def fuse_folder(
     writes: list[Future | str] = []  # in pair order: a pending write, or a problem
 
     def flush(batch: list[tuple[Path, Prepared]]) -> None:
-        lumas = fuser.fuse_luma_batch([p.a[0] for _, p in batch], [p.b[0] for _, p in batch])
+        lumas = fuser.fuse_prepared([p for _, p in batch], grey)
         for (out, prepared), fused_y in zip(batch, lumas):
             writes.append(pool.submit(write, out, fused_y, prepared))
         batch.clear()

@@ -70,18 +70,24 @@ def ycbcr_to_rgb(y: Array, cb: Array, cr: Array) -> Array:
     return _ycbcr_to_rgb(y, cb, cr)[0]
 
 
-def fuse_chroma(cb_a: np.ndarray, cr_a: np.ndarray, cb_b: np.ndarray, cr_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fuse_chroma(cb_a: Array, cr_a: Array, cb_b: Array, cr_b: Array) -> tuple[Array, Array]:
     """Blend the chroma of two colour sources (multi-exposure / multi-focus pairs).
 
     Each chroma plane is weighted per pixel by its saturation ``|C − 0.5|``, so the more
     colourful source wins and a neutral (grey) source contributes nothing; where both are
-    neutral the plain mean is used.
+    neutral the plain mean is used. numpy arrays or torch tensors (on any device).
     """
+    if not isinstance(cb_a, np.ndarray):
+        return _blend_chroma(cb_a, cb_b)[0], _blend_chroma(cr_a, cr_b)[0]
+    return _by_rows(_blend_chroma, cb_a, cb_b)[0], _by_rows(_blend_chroma, cr_a, cr_b)[0]
 
-    def blend(c1: np.ndarray, c2: np.ndarray) -> tuple[np.ndarray]:
-        w1, w2 = np.abs(c1 - 0.5), np.abs(c2 - 0.5)
-        total = w1 + w2
+
+def _blend_chroma(c1: Array, c2: Array) -> tuple[Array]:
+    w1, w2 = abs(c1 - 0.5), abs(c2 - 0.5)
+    total = w1 + w2
+    if isinstance(c1, np.ndarray):
         mixed = np.where(total > 1e-8, (c1 * w1 + c2 * w2) / np.maximum(total, 1e-8), 0.5 * (c1 + c2))
         return (mixed.astype(c1.dtype, copy=False),)
+    import torch
 
-    return _by_rows(blend, cb_a, cb_b)[0], _by_rows(blend, cr_a, cr_b)[0]
+    return (torch.where(total > 1e-8, (c1 * w1 + c2 * w2) / total.clamp(min=1e-8), 0.5 * (c1 + c2)),)

@@ -142,7 +142,7 @@ def fuse_video(
             with ThreadPoolExecutor(1, thread_name_prefix="litefuse-encode") as encoder:
                 pending: list[Future] = []
                 for batch in _batches(progress(prepared_frames, total) if progress else prepared_frames, batch_size):
-                    lumas = fuser.fuse_luma_batch([p.a[0] for p in batch], [p.b[0] for p in batch])
+                    lumas = fuser.fuse_prepared(batch, grey)
                     pending += [encoder.submit(encode, y, p) for y, p in zip(lumas, batch)]
                     while pending and pending[0].done():
                         pending.pop(0).result()  # an encoding error stops the run here
