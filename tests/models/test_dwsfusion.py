@@ -12,6 +12,7 @@ import torch
 
 from litefuse.errors import ModelError
 from litefuse.models import dwsfusion as dws
+from litefuse.models import layers
 from litefuse.registry import get_model_info, load_model
 
 from conftest import SHARED  # noqa: E402
@@ -300,3 +301,31 @@ def test_deform_conv_matches_torchvision() -> None:
     weight, bias = torch.randn(4, 3, 3, 3), torch.randn(4)
     ref = deform_conv2d(x, offset, weight, bias, mask=mask)
     torch.testing.assert_close(dws.modulated_deform_conv3x3(x, offset, mask, weight, bias), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_dilated_samplers_agree() -> None:
+    """The GPU default (one grid_sample gather over all taps) computes what the CPU's shifted
+    lerps do; ``auto`` takes the shifts on the CPU."""
+    torch.manual_seed(4)
+    b, c, o, h, w = 2, 4, 3, 9, 11
+    x = torch.rand(b, c, h + 2, w + 2)
+    dilation = 1 + 2.5 * torch.rand(b, 1, h, w)
+    mask, weight, bias = torch.rand(b, 9, h, w), torch.randn(o, c, 3, 3), torch.randn(o)
+    lerp = dws.dilated_deform_conv3x3(x, dilation, mask, weight, bias, sampler="shift")
+    grid = dws.dilated_deform_conv3x3(x, dilation, mask, weight, bias, sampler="grid")
+    assert torch.equal(grid, layers.deform_conv_from_grid(x, layers.dilation_grid(dilation, (h + 2, w + 2)), mask, weight, bias))
+    torch.testing.assert_close(grid, lerp, atol=2e-5, rtol=1e-5)
+    assert torch.equal(dws.dilated_deform_conv3x3(x, dilation, mask, weight, bias), lerp)
+    with pytest.raises(ValueError, match="sampler"):
+        dws.dilated_deform_conv3x3(x, dilation, mask, weight, bias, sampler="triton")
+
+
+def test_lowpass_masks_cached_per_device() -> None:
+    """Off the CPU the FreqSelect masks are uploaded once per size and reused (meta device here)."""
+    x = torch.empty(1, 2, 30, 41, device="meta")
+    a, b = dws._masks_like(x, (2, 4, 8)), dws._masks_like(x, (2, 4, 8))
+    assert all(p is q for p, q in zip(a, b)) and a[0].device.type == "meta"
+    cpu = dws._masks_like(torch.zeros(1, 2, 30, 41), (2, 4, 8))
+    assert [m.shape for m in cpu] == [m.shape for m in a]
+    with torch.inference_mode():
+        assert not dws._masks_like(torch.empty(1, 1, 31, 41, device="meta"), (2, 4, 8))[0].is_inference()  # built here

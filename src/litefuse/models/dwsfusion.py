@@ -40,8 +40,6 @@ from .layers import (
     offsets_to_grid,
 )
 from .layers import conv2d as _policy_conv2d
-from .layers import deform_conv_from_grid as _deform_conv_from_grid
-from .layers import dilation_grid as _dilation_grid
 
 
 def _conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, padding: int = 0) -> Tensor:
@@ -95,6 +93,21 @@ def _lowpass_masks(h: int, w: int, factors: tuple[int, ...]) -> tuple[np.ndarray
     return tuple(masks)
 
 
+def _masks_like(x: Tensor, factors: tuple[int, ...]) -> list[Tensor]:
+    """:func:`_lowpass_masks` for ``x``'s size as tensors on its device and dtype. On a GPU they
+    are uploaded once per size (cached), not copied from host memory on every call."""
+    h, w = (int(v) for v in x.shape[-2:])
+    if x.device.type == "cpu" or torch.compiler.is_compiling():
+        return [torch.from_numpy(m).to(x) for m in _lowpass_masks(h, w, factors)]  # no copy on CPU
+    return list(_device_masks(h, w, factors, x.device, x.dtype))
+
+
+@lru_cache(maxsize=32)
+def _device_masks(h: int, w: int, factors: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> tuple[Tensor, ...]:
+    with torch.inference_mode(False):  # cached tensors must stay usable under autograd
+        return tuple(torch.from_numpy(m).to(device, dtype) for m in _lowpass_masks(h, w, factors))
+
+
 class FreqSelect(nn.Module):
     """Re-weights frequency bands of the input per pixel (FADC's FreqSelect).
 
@@ -120,7 +133,7 @@ class FreqSelect(nn.Module):
         # low bands' precision anyway; autocast must not cast back inside (float64 stays float64)
         with torch.autocast(x.device.type, enabled=False):
             x = x if dtype == torch.float64 else x.float()
-            masks = [torch.from_numpy(m).to(x) for m in _lowpass_masks(int(h), int(w), self.factors)]
+            masks = _masks_like(x, self.factors)
             kmax = max(m.shape[1] for m in masks)
             spec = torch.fft.fft(torch.fft.rfft(x, dim=-1, norm="ortho")[..., :kmax], dim=-2, norm="ortho")
             lows = []
@@ -187,7 +200,7 @@ class FADC(nn.Module):
         self.kern_high = AdaKernHead(in_channels, out_channels)
         self.conv_offset = nn.Conv2d(in_channels, 1, 3)  # per-pixel extra dilation, reads pad(x)
         self.conv_mask = nn.Conv2d(in_channels, 9, 3)  # per-tap modulation, reads pad(x)
-        self.sampler = "shift"  # "shift" (fast, exact) or "grid" (generic grid_sample path)
+        self.sampler = "auto"  # see dilated_deform_conv3x3: shifts on the CPU, one gather on a GPU
         bound = (in_channels * 9) ** -0.5
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.zeros_(self.conv_offset.weight)
@@ -218,9 +231,7 @@ class FADC(nn.Module):
         # DCN offsets |r| * (dy, dx) on top of the unit taps = per-pixel dilation 1 + |r|
         dilation = 1.0 + om[:, :1].abs()
         mask = torch.sigmoid(om[:, 1:])
-        if self.sampler == "grid":
-            return _deform_conv_from_grid(xp, _dilation_grid(dilation, xp.shape[-2:]), mask, kernel, self.bias)
-        return dilated_deform_conv3x3(xp, dilation, mask, kernel, self.bias)
+        return dilated_deform_conv3x3(xp, dilation, mask, kernel, self.bias, sampler=self.sampler)
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,9 +496,10 @@ class DWSFusion(nn.Module):
         return DWSCritic(self.config["registered_critic_head"], patch_size)
 
     def set_sampler(self, mode: str) -> DWSFusion:
-        """Deformable sampling of every FADC: ``"shift"`` (fast, default) or ``"grid"``
-        (``grid_sample``, no data-dependent control flow: use it for tracing/export)."""
-        if mode not in ("shift", "grid"):
+        """Deformable sampling of every FADC: ``"auto"`` (default: ``"shift"`` on the CPU, ``"grid"``
+        elsewhere), ``"shift"`` (exact shifted lerps, fastest on CPU) or ``"grid"`` (one
+        ``grid_sample`` gather, no data-dependent control flow: for GPUs, tracing, export)."""
+        if mode not in ("auto", "shift", "grid"):
             raise ValueError(f"unknown sampler {mode!r}")
         for module in self.modules():
             if isinstance(module, FADC):

@@ -507,6 +507,7 @@ def dilated_deform_conv3x3(
     weight: Tensor,
     bias: Tensor | None = None,
     max_levels: int = 4,
+    sampler: str = "auto",
 ) -> Tensor:
     """Modulated deformable 3x3 conv whose taps sit at ``p + dilation(p) * (dy, dx)``.
 
@@ -518,11 +519,20 @@ def dilated_deform_conv3x3(
     grouped by ``n``; with more than ``max_levels`` distinct values it falls back to
     ``grid_sample``.
 
+    ``sampler``: ``"shift"`` (the above), ``"grid"`` (one ``grid_sample`` gather over all nine
+    taps, then one matmul) or ``"auto"``: shifts on the CPU, the gather elsewhere -- on a GPU
+    the shift path's dozens of small kernels and its host synchronisation (the dilation levels
+    are read back to pick the shifts) cost more than one fused gather.
+
     x: (B, C, H+2, W+2); dilation: (B, 1, H, W) >= 0; mask: (B, 9, H, W);
     weight: (O, C, 3, 3) or per sample (B, O, C, 3, 3).
     """
     b, c, hp, wp = x.shape
     h, w = hp - 2, wp - 2
+    if sampler not in ("auto", "shift", "grid"):
+        raise ValueError(f"unknown sampler {sampler!r}; choose 'auto', 'shift' or 'grid'")
+    if sampler == "grid" or (sampler == "auto" and x.device.type != "cpu"):
+        return deform_conv_from_grid(x, dilation_grid(dilation, (hp, wp)), mask, weight, bias)
     n = torch.floor(dilation.detach())  # piecewise constant: no gradient, like grid_sample
     lo, hi = (float(v) for v in torch.aminmax(n))
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or hi - lo >= max_levels:
