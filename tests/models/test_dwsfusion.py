@@ -329,3 +329,11 @@ def test_lowpass_masks_cached_per_device() -> None:
     assert [m.shape for m in cpu] == [m.shape for m in a]
     with torch.inference_mode():
         assert not dws._masks_like(torch.empty(1, 1, 31, 41, device="meta"), (2, 4, 8))[0].is_inference()  # built here
+
+
+@pytest.mark.parametrize(("h", "w"), [(64, 96), (61, 83), (7, 5), (480, 640), (2, 9)])
+def test_traced_masks_equal_numpy_masks(h: int, w: int) -> None:
+    """What torch.compile traces (index arithmetic) is exactly the numpy construction."""
+    like = torch.zeros(1, dtype=torch.float32)
+    for got, ref in zip(dws._traced_masks(h, w, (2, 4, 8), like), dws._lowpass_masks(h, w, (2, 4, 8))):
+        assert got.shape == ref.shape and torch.equal(got, torch.from_numpy(ref))

@@ -172,15 +172,14 @@ def conv2d(
         elif padding != (0, 0):
             x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
         return F.linear(x.permute(0, 2, 3, 1), weight.flatten(1), bias).permute(0, 3, 1, 2)
-    # rules 1-2: in the input's layout; float32 calls oneDNN directly. Inference uses the op
-    # that torch.compile traces too (compiled and eager graphs run the same kernel); under
-    # autograd the differentiable one, which only eager mode can call.
+    # rules 1-2: in the input's layout; float32 calls oneDNN directly (inference: the pointwise
+    # op, under autograd the differentiable one). Traced graphs get F.conv2d, which inductor
+    # lowers to oneDNN itself (its fusion passes mis-stride a pre-made pointwise op).
     weight = weight.contiguous(memory_format=_CL if nhwc else torch.contiguous_format)
-    if fp32 and _HAS_ONEDNN and not _dispatch_mode_outside_compile():
+    if fp32 and _HAS_ONEDNN and not _tracing():
         if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))):
             return _MKLDNN._convolution_pointwise(x, weight, bias, list(padding), list(stride), list(dilation), groups, "none", [], None)
-        if not torch.compiler.is_compiling():
-            return torch.mkldnn_convolution(x, weight, bias, padding, stride, dilation, groups)
+        return torch.mkldnn_convolution(x, weight, bias, padding, stride, dilation, groups)
     return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
 
@@ -520,9 +519,10 @@ def dilated_deform_conv3x3(
     ``grid_sample``.
 
     ``sampler``: ``"shift"`` (the above), ``"grid"`` (one ``grid_sample`` gather over all nine
-    taps, then one matmul) or ``"auto"``: shifts on the CPU, the gather elsewhere -- on a GPU
-    the shift path's dozens of small kernels and its host synchronisation (the dilation levels
-    are read back to pick the shifts) cost more than one fused gather.
+    taps, then one matmul) or ``"auto"``: shifts on the CPU, the gather on other devices and
+    under ``torch.compile`` -- on a GPU the shift path's dozens of small kernels and its host
+    synchronisation (the dilation levels are read back to pick the shifts) cost more than one
+    fused gather, and a compiler cannot trace data-dependent shifts without graph breaks.
 
     x: (B, C, H+2, W+2); dilation: (B, 1, H, W) >= 0; mask: (B, 9, H, W);
     weight: (O, C, 3, 3) or per sample (B, O, C, 3, 3).
@@ -531,7 +531,7 @@ def dilated_deform_conv3x3(
     h, w = hp - 2, wp - 2
     if sampler not in ("auto", "shift", "grid"):
         raise ValueError(f"unknown sampler {sampler!r}; choose 'auto', 'shift' or 'grid'")
-    if sampler == "grid" or (sampler == "auto" and x.device.type != "cpu"):
+    if sampler == "grid" or (sampler == "auto" and (x.device.type != "cpu" or torch.compiler.is_compiling())):
         return deform_conv_from_grid(x, dilation_grid(dilation, (hp, wp)), mask, weight, bias)
     n = torch.floor(dilation.detach())  # piecewise constant: no gradient, like grid_sample
     lo, hi = (float(v) for v in torch.aminmax(n))

@@ -1,0 +1,198 @@
+"""Issue 20's GPU targets in one run, made to fit one short call on a lent GPU machine.
+
+    python benchmarks/bench_gpu.py [--device cuda] [--size 640x480] [--rounds 50] [--pairs 64] [--out FILE]
+    python benchmarks/bench_gpu.py --device cpu --quick      # checks the script itself on a CPU
+
+Everything goes through :class:`litefuse.Fuser`, as a user would run it, with fixed frame sizes
+(``cudnn.benchmark`` tunes once per size). Sections:
+
+1. **precision** -- every network, batch 1, eager, at fp32 / fp16 / bf16: median ms, FPS and the
+   max |difference| from fp32 on the same random pair (or the error a precision raised);
+2. **compiled** -- ``Fuser(compile=True)`` (inductor; CUDA graphs via ``reduce-overhead`` on
+   CUDA) for the AE-Netv2 networks and ``dwsfusion`` at batch 1, and fp16 batch 16 in images/s;
+3. **dwsfusion sampling** -- the deformable sampler ``grid`` (one gather, the GPU default) and
+   ``shift`` (the CPU default) on the same device;
+4. **folder** -- ``fuse_folder`` over ``--pairs`` generated 640x480 colour PNG pairs (decode,
+   colour, network, encode, atomic writes): pairs/s with colour conversion on the device and on
+   the host, batch 1 and ``--batch-size``.
+
+Targets (issue 20): aenetv2 >= 2,000 FPS compiled at batch 1; every network runs in fp16 and
+bf16; dwsfusion >= 150 FPS; folder >= 100 pairs/s on a 16-core GPU machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from machine import load_average, machine_line  # benchmarks/machine.py (this folder)
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+COMPILED = ("aenetv2", "aenetv2-ivif", "dwsfusion")
+
+
+def _timer(device: str):
+    import torch
+
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def median_ms(call, rounds: int, warmup: int) -> float:
+        for _ in range(warmup):
+            call()
+        sync()
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            call()
+            sync()
+            times.append(time.perf_counter() - t0)
+        return 1e3 * statistics.median(times)
+
+    return median_ms
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"fails: {type(exc).__name__}: {text[:90]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--size", default="640x480", help="W x H")
+    ap.add_argument("--rounds", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--pairs", type=int, default=64, help="generated colour pairs for the folder section")
+    ap.add_argument("--batch-size", type=int, default=8, help="folder batch size (besides 1)")
+    ap.add_argument("--big-batch", type=int, default=16, help="fp16 batch of the compiled section")
+    ap.add_argument("--no-compile", action="store_true", help="skip the compiled section")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes and counts: a check of the script")
+    ap.add_argument("--out", type=Path, default=None, help="also write the markdown here")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.size, args.rounds, args.warmup, args.pairs, args.batch_size, args.big_batch = "96x64", 3, 1, 6, 3, 4
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    import litefuse
+    from litefuse.api import Fuser, fuse_folder
+    from litefuse.demo import synthetic_pair
+    from litefuse.io import save_image
+
+    torch.backends.cudnn.benchmark = True
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    dev = args.device
+    median_ms = _timer(dev)
+    torch.manual_seed(0)
+    ir, vi = torch.rand(1, 1, h, w, device=dev), torch.rand(1, 1, h, w, device=dev)
+    networks = [m.name for m in litefuse.list_models("network")]
+    out: list[str] = [f"## GPU inference (issue 20): {w}×{h}, `python benchmarks/bench_gpu.py --device {dev}`", ""]
+    out.append(machine_line())
+    gpu = torch.cuda.get_device_name(0) if dev.startswith("cuda") and torch.cuda.is_available() else "none"
+    out += [f"- device: {dev} ({gpu}); torch {torch.__version__}; load average {load_average()}", ""]
+
+    def emit(lines: list[str]) -> None:
+        out.extend(lines)
+        print("\n".join(lines), flush=True)
+
+    print("\n".join(out), flush=True)
+
+    # 1. precision ---------------------------------------------------------------------------
+    rows = ["### Every network at fp32 / fp16 / bf16, batch 1, eager", "",
+            "| network | " + " | ".join(f"{p} ms (FPS)" for p in PRECISIONS) + " | max abs diff fp16, bf16 vs fp32 |",
+            "|---|" + "---:|" * len(PRECISIONS) + "---|"]
+    for name in networks:
+        cells, ref, diffs = [], None, []
+        for precision in PRECISIONS:
+            try:
+                fuser = Fuser(name, device=dev, precision=precision)
+                with torch.inference_mode():
+                    y = fuser.model(ir, vi)
+                    ms = median_ms(lambda f=fuser: f.model(ir, vi), args.rounds, args.warmup)
+                if ref is None:
+                    ref = y
+                else:
+                    diffs.append(f"{(y.float() - ref).abs().max().item():.1e}")
+                cells.append(f"{ms:.2f} ({1e3 / ms:,.0f})")
+            except Exception as exc:  # noqa: BLE001 - the table reports what failed
+                cells.append(_short(exc))
+                diffs.append("-")
+        rows.append(f"| {name} | " + " | ".join(cells) + f" | {', '.join(diffs)} |")
+    emit(rows + [""])
+
+    # 2. compiled ----------------------------------------------------------------------------
+    if not args.no_compile:
+        rows = ["### Compiled (`Fuser(compile=True)`), batch 1, and fp16 batch " + str(args.big_batch), "",
+                "| network | eager fp32 ms | compiled fp32 ms (FPS) | compiled fp16 ms (FPS) | "
+                f"compiled fp16 batch {args.big_batch}: images/s | first call (compile) s |", "|---|---:|---:|---:|---:|---:|"]
+        big_ir, big_vi = ir.expand(args.big_batch, -1, -1, -1).contiguous(), vi.expand(args.big_batch, -1, -1, -1).contiguous()
+        for name in COMPILED[:1] if args.quick else COMPILED:  # dwsfusion compiles for minutes on a small CPU
+            try:
+                with torch.inference_mode():
+                    eager = Fuser(name, device=dev)
+                    e_ms = median_ms(lambda f=eager: f.model(ir, vi), args.rounds, args.warmup)
+                    c32 = Fuser(name, device=dev, compile=True)
+                    t0 = time.perf_counter()
+                    c32.model(ir, vi)
+                    first = time.perf_counter() - t0
+                    c_ms = median_ms(lambda f=c32: f.model(ir, vi), args.rounds, args.warmup)
+                    c16 = Fuser(name, device=dev, compile=True, precision="fp16")
+                    h_ms = median_ms(lambda f=c16: f.model(ir, vi), args.rounds, args.warmup)
+                    b_ms = median_ms(lambda f=c16: f.model(big_ir, big_vi), max(3, args.rounds // 5), 2)
+                rows.append(f"| {name} | {e_ms:.2f} | {c_ms:.2f} ({1e3 / c_ms:,.0f}) | {h_ms:.2f} ({1e3 / h_ms:,.0f}) "
+                            f"| {args.big_batch * 1e3 / b_ms:,.0f} | {first:.1f} |")
+            except Exception as exc:  # noqa: BLE001
+                rows.append(f"| {name} | {_short(exc)} | | | | |")
+        emit(rows + [""])
+
+    # 3. dwsfusion sampling ------------------------------------------------------------------
+    rows = ["### dwsfusion deformable sampling, batch 1, fp32 eager", "", "| sampler | ms (FPS) | max abs diff vs shift |", "|---|---:|---:|"]
+    fuser = Fuser("dwsfusion", device=dev)
+    ref = None
+    for sampler in ("shift", "grid"):
+        fuser.model.set_sampler(sampler)
+        with torch.inference_mode():
+            y = fuser.model(ir, vi)
+            ms = median_ms(lambda: fuser.model(ir, vi), args.rounds, args.warmup)
+        ref = y if ref is None else ref
+        rows.append(f"| {sampler} | {ms:.2f} ({1e3 / ms:,.0f}) | {(y - ref).abs().max().item():.1e} |")
+    emit(rows + [""])
+
+    # 4. folder ------------------------------------------------------------------------------
+    rows = [f"### Folder fusion, {args.pairs} generated {w}×{h} colour PNG pairs, aenetv2-ivif", "",
+            "| colour conversion | batch | pairs/s | s total |", "|---|---:|---:|---:|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "set"
+        for i in range(args.pairs):
+            a, b = synthetic_pair(h, w, seed=i)
+            save_image(root / "ir" / f"{i:04d}.png", a)
+            save_image(root / "vi" / f"{i:04d}.png", b)
+        for on_device in (True, False):
+            fuser = Fuser("aenetv2-ivif", device=dev, colour_on_device=on_device)
+            fuse_folder(root, Path(tmp) / "warm", fuser, batch_size=args.batch_size, overwrite=True)  # tune sizes
+            for batch in (1, args.batch_size):
+                dest = Path(tmp) / f"out-{on_device}-{batch}"
+                t0 = time.perf_counter()
+                report = fuse_folder(root, dest, fuser, batch_size=batch)
+                took = time.perf_counter() - t0
+                assert len(report.fused) == args.pairs, report.summary
+                where = "device" if on_device else "host (numpy, worker threads)"
+                rows.append(f"| {where} | {batch} | {args.pairs / took:,.1f} | {took:.2f} |")
+        first = np.asarray(Image.open(Path(tmp) / f"out-True-{args.batch_size}" / "0000.png"), np.int16)
+        other = np.asarray(Image.open(Path(tmp) / "out-False-1" / "0000.png"), np.int16)
+        rows += ["", f"Device and host colour paths differ by at most {np.abs(first - other).max()} grey level(s) in pair 0000."]
+    emit(rows + [""])
+
+    if args.out:
+        args.out.write_text("\n".join(out) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
