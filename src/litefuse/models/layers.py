@@ -445,11 +445,17 @@ def _tap_grid(h: int, w: int, hp: int, wp: int) -> Tensor:
         return torch.stack(torch.broadcast_tensors(gx, gy), dim=-1).float().contiguous()
 
 
+def _base_grid(h: int, w: int, hp: int, wp: int) -> Tensor:
+    """:func:`_tap_grid`, cached in eager mode; traced afresh under ``torch.compile`` (which
+    would ignore the cache, with a warning)."""
+    return _tap_grid.__wrapped__(h, w, hp, wp) if torch.compiler.is_compiling() else _tap_grid(h, w, hp, wp)
+
+
 def offsets_to_grid(offset: Tensor, in_hw: tuple[int, int]) -> Tensor:
     """DCN offsets (B, 18, H, W), (dy, dx) per tap, to a ``grid_sample`` grid (B, 9, H, W, 2)."""
     b, _, h, w = offset.shape
     hp, wp = in_hw
-    base = _tap_grid(h, w, hp, wp).to(offset)
+    base = _base_grid(h, w, hp, wp).to(offset)
     scale = offset.new_tensor([2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)])
     off = offset.view(b, 9, 2, h, w).flip(2).permute(0, 1, 3, 4, 2)  # (B, 9, H, W, [dx, dy])
     return base + off * scale
@@ -494,7 +500,7 @@ def dilation_grid(dilation: Tensor, in_hw: tuple[int, int]) -> Tensor:
     """``grid_sample`` grid (B, 9, H, W, 2) of the taps ``p + dilation(p) * (dy, dx)``."""
     b, _, h, w = dilation.shape
     hp, wp = in_hw
-    base = _tap_grid(h, w, hp, wp).to(dilation)
+    base = _base_grid(h, w, hp, wp).to(dilation)
     scale = _TAPS.to(dilation).flip(1) * dilation.new_tensor([2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)])
     return torch.addcmul(base, (dilation - 1).view(b, 1, h, w, 1), scale.view(9, 1, 1, 2))
 
