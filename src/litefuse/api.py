@@ -460,7 +460,8 @@ def fuse_folder(
     folder without a single pair, or an output folder that cannot be written, is an error
     before any work.
 
-    Pipelined: ``workers`` threads (default: the cores less one, 2 to 8) decode the next pairs
+    Pipelined: ``workers`` threads (default: 2 on the CPU; with a GPU the cores less one, up
+    to 8) decode the next pairs
     and encode finished images while the method runs, and up to ``batch_size`` consecutive
     same-size pairs go through a network as one batch; on a GPU the colour conversion runs
     there too (:attr:`Fuser.colour_on_device`). Results equal one-at-a-time fusion (to float
@@ -472,9 +473,7 @@ def fuse_folder(
     from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    if workers is None:
-        workers = max(2, min(8, available_cores() - 1))  # a GPU machine decodes on many cores
-    if batch_size < 1 or workers < 1:
+    if batch_size < 1 or (workers is not None and workers < 1):
         raise OptionError(f"batch_size and workers must be at least 1 (got {batch_size}, {workers})")
     pairs, problems = find_pairs(input_dir)
     if not pairs:
@@ -485,6 +484,8 @@ def fuse_folder(
         fuser = model
     else:
         fuser = Fuser(model, weights=weights, device=device, task=folder_task(input_dir), threads=threads)
+    if workers is None:  # a GPU outruns two decoders; on the CPU more would hold more frames in memory
+        workers = 2 if fuser.device.type == "cpu" else max(2, min(8, available_cores() - 1))
     report = FolderReport(skipped=[str(p) for p in problems])
 
     def load(pair) -> tuple[Path, Prepared]:
