@@ -461,11 +461,10 @@ def fuse_folder(
     before any work.
 
     Pipelined: ``workers`` threads (default: 2 on the CPU; with a GPU the cores less one, up
-    to 8) decode the next pairs
-    and encode finished images while the method runs, and up to ``batch_size`` consecutive
-    same-size pairs go through a network as one batch; on a GPU the colour conversion runs
-    there too (:attr:`Fuser.colour_on_device`). Results equal one-at-a-time fusion (to float
-    rounding) and are written atomically, in pair order.
+    to 8) decode the next pairs and encode finished images while the method runs, and up to
+    ``batch_size`` consecutive same-size pairs go through a network as one batch; on a GPU the
+    colour conversion runs there too (:attr:`Fuser.colour_on_device`). Results equal
+    one-at-a-time fusion (to float rounding) and are written atomically, in pair order.
 
     ``progress``: optional callable ``(iterable, total) -> iterable`` (e.g. a rich progress
     tracker) wrapped around the pairs.
