@@ -10,14 +10,17 @@ Everything goes through :class:`litefuse.Fuser`, as a user would run it, with fi
    max |difference| from fp32 on the same random pair (or the error a precision raised);
 2. **compiled** -- ``Fuser(compile=True)`` (inductor; CUDA graphs via ``reduce-overhead`` on
    CUDA) for the AE-Netv2 networks and ``dwsfusion`` at batch 1, and fp16 batch 16 in images/s;
-3. **dwsfusion sampling** -- the deformable sampler ``grid`` (one gather, the GPU default) and
+3. **DenseFuse family** -- ``lwc-densefuse`` against ``densefuse`` (issue 21's GPU target),
+   inference and training forms, batch 1 and 8;
+4. **dwsfusion sampling** -- the deformable sampler ``grid`` (one gather, the GPU default) and
    ``shift`` (the CPU default) on the same device;
-4. **folder** -- ``fuse_folder`` over ``--pairs`` generated 640x480 colour PNG pairs (decode,
+5. **folder** -- ``fuse_folder`` over ``--pairs`` generated 640x480 colour PNG pairs (decode,
    colour, network, encode, atomic writes): pairs/s with colour conversion on the device and on
    the host, batch 1 and ``--batch-size``.
 
 Targets (issue 20): aenetv2 >= 2,000 FPS compiled at batch 1; every network runs in fp16 and
-bf16; dwsfusion >= 150 FPS; folder >= 100 pairs/s on a 16-core GPU machine.
+bf16; dwsfusion >= 150 FPS; folder >= 100 pairs/s on a 16-core GPU machine; issue 21:
+lwc-densefuse no slower than densefuse at batch 1.
 """
 
 from __future__ import annotations
@@ -151,7 +154,21 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(f"| {name} | {_short(exc)} | | | | |")
         emit(rows + [""])
 
-    # 3. dwsfusion sampling ------------------------------------------------------------------
+    # 3. the DenseFuse family (issue 21: lwc-densefuse no slower than densefuse at batch 1) ------
+    rows = ["### lwc-densefuse vs densefuse, fp32 eager (issue 21)", "",
+            "| network | form | batch 1 ms | batch 8 ms per image |", "|---|---|---:|---:|"]
+    ir8, vi8 = ir.expand(8, -1, -1, -1).contiguous(), vi.expand(8, -1, -1, -1).contiguous()
+    for name in ("densefuse", "lwc-densefuse"):
+        fuser = Fuser(name, device=dev)
+        for form in ("inference", "training"):
+            fuser.model.fuse_for_inference(form == "inference")
+            with torch.inference_mode():
+                one = median_ms(lambda f=fuser: f.model(ir, vi), args.rounds, args.warmup)
+                eight = median_ms(lambda f=fuser: f.model(ir8, vi8), max(3, args.rounds // 5), 2) / 8
+            rows.append(f"| {name} | {form} | {one:.2f} | {eight:.2f} |")
+    emit(rows + [""])
+
+    # 4. dwsfusion sampling ------------------------------------------------------------------
     rows = ["### dwsfusion deformable sampling, batch 1, fp32 eager", "", "| sampler | ms (FPS) | max abs diff vs shift |", "|---|---:|---:|"]
     fuser = Fuser("dwsfusion", device=dev)
     ref = None
@@ -164,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(f"| {sampler} | {ms:.2f} ({1e3 / ms:,.0f}) | {(y - ref).abs().max().item():.1e} |")
     emit(rows + [""])
 
-    # 4. folder ------------------------------------------------------------------------------
+    # 5. folder ------------------------------------------------------------------------------
     rows = [f"### Folder fusion, {args.pairs} generated {w}×{h} colour PNG pairs, aenetv2-ivif", "",
             "| colour conversion | batch | pairs/s | s total |", "|---|---:|---:|---:|"]
     with tempfile.TemporaryDirectory() as tmp:
