@@ -12,7 +12,7 @@ import torch
 
 from litefuse.errors import ModelError
 from litefuse.models import dwsfusion as dws
-from litefuse.models import layers
+from litefuse.models import deform, lowpass
 from litefuse.registry import get_model_info, load_model
 
 from conftest import SHARED  # noqa: E402
@@ -313,7 +313,7 @@ def test_dilated_samplers_agree() -> None:
     mask, weight, bias = torch.rand(b, 9, h, w), torch.randn(o, c, 3, 3), torch.randn(o)
     lerp = dws.dilated_deform_conv3x3(x, dilation, mask, weight, bias, sampler="shift")
     grid = dws.dilated_deform_conv3x3(x, dilation, mask, weight, bias, sampler="grid")
-    assert torch.equal(grid, layers.deform_conv_from_grid(x, layers.dilation_grid(dilation, (h + 2, w + 2)), mask, weight, bias))
+    assert torch.equal(grid, deform.deform_conv_from_grid(x, deform.dilation_grid(dilation, (h + 2, w + 2)), mask, weight, bias))
     torch.testing.assert_close(grid, lerp, atol=2e-5, rtol=1e-5)
     assert torch.equal(dws.dilated_deform_conv3x3(x, dilation, mask, weight, bias), lerp)
     with pytest.raises(ValueError, match="sampler"):
@@ -323,17 +323,17 @@ def test_dilated_samplers_agree() -> None:
 def test_lowpass_masks_cached_per_device() -> None:
     """Off the CPU the FreqSelect masks are uploaded once per size and reused (meta device here)."""
     x = torch.empty(1, 2, 30, 41, device="meta")
-    a, b = dws._masks_like(x, (2, 4, 8)), dws._masks_like(x, (2, 4, 8))
+    a, b = lowpass.lowpass_masks_like(x, (2, 4, 8)), lowpass.lowpass_masks_like(x, (2, 4, 8))
     assert all(p is q for p, q in zip(a, b)) and a[0].device.type == "meta"
-    cpu = dws._masks_like(torch.zeros(1, 2, 30, 41), (2, 4, 8))
+    cpu = lowpass.lowpass_masks_like(torch.zeros(1, 2, 30, 41), (2, 4, 8))
     assert [m.shape for m in cpu] == [m.shape for m in a]
     with torch.inference_mode():
-        assert not dws._masks_like(torch.empty(1, 1, 31, 41, device="meta"), (2, 4, 8))[0].is_inference()  # built here
+        assert not lowpass.lowpass_masks_like(torch.empty(1, 1, 31, 41, device="meta"), (2, 4, 8))[0].is_inference()  # built here
 
 
 @pytest.mark.parametrize(("h", "w"), [(64, 96), (61, 83), (7, 5), (480, 640), (2, 9)])
 def test_traced_masks_equal_numpy_masks(h: int, w: int) -> None:
     """What torch.compile traces (index arithmetic) is exactly the numpy construction."""
     like = torch.zeros(1, dtype=torch.float32)
-    for got, ref in zip(dws._traced_masks(h, w, (2, 4, 8), like), dws._lowpass_masks(h, w, (2, 4, 8))):
+    for got, ref in zip(lowpass._traced_masks(h, w, (2, 4, 8), like), lowpass._lowpass_masks(h, w, (2, 4, 8))):
         assert got.shape == ref.shape and torch.equal(got, torch.from_numpy(ref))
