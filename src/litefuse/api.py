@@ -197,13 +197,7 @@ class Fuser:
             return [self._fuse_on_device([p], grey)[0] for p in batch]
         (ya, cba, cra), (yb, cbb, crb) = (_split(self._upload(x), colour=x[0].ndim == 3) for x in (a, b))
         y = self._fuse_tensors(ya[:, None], yb[:, None])[:, 0]
-        if not (grey or (cba is None and cbb is None)):
-            if cba is not None and cbb is not None:
-                cb, cr = fuse_chroma(cba, cra, cbb, crb)
-            else:
-                cb, cr = (cba, cra) if cba is not None else (cbb, crb)
-            y = ycbcr_to_rgb(y, cb, cr)
-        return list(y.cpu().numpy())
+        return list(_merge_colour(y, (cba, cra), (cbb, crb), grey).cpu().numpy())
 
     # -- images ----------------------------------------------------------------------------
     def prepare(
@@ -240,14 +234,10 @@ class Fuser:
     def finish(fused_y: np.ndarray, prepared: "Prepared", grey: bool = False) -> np.ndarray:
         """Fused luma back to an image: grey, or colour from the sources' chroma (the result of
         :meth:`fuse_prepared` as it is for pairs fused whole on the device)."""
-        (_, cba, cra), (_, cbb, crb) = prepared.a, prepared.b
-        if prepared.whole or grey or (cba is None and cbb is None):
+        if prepared.whole:
             return fused_y
-        if cba is not None and cbb is not None:
-            cb, cr = fuse_chroma(cba, cra, cbb, crb)
-        else:
-            cb, cr = (cba, cra) if cba is not None else (cbb, crb)
-        return ycbcr_to_rgb(fused_y, cb, cr).astype(np.float32)
+        out = _merge_colour(fused_y, prepared.a[1:], prepared.b[1:], grey)
+        return out if out is fused_y else out.astype(np.float32)
 
     def fuse_images(
         self,
@@ -278,6 +268,19 @@ class Prepared:
     @property
     def shape(self) -> tuple[int, int]:
         return self.a[0].shape[:2]
+
+
+def _merge_colour(y, chroma_a: tuple, chroma_b: tuple, grey: bool = False):
+    """Fused luma (numpy or torch) back to an image: as it is when ``grey`` or both sources are
+    grey, else RGB with one colour source's ``(cb, cr)`` or the blend of both (:func:`fuse_chroma`)."""
+    (cba, cra), (cbb, crb) = chroma_a, chroma_b
+    if grey or (cba is None and cbb is None):
+        return y
+    if cba is not None and cbb is not None:
+        cb, cr = fuse_chroma(cba, cra, cbb, crb)
+    else:
+        cb, cr = (cba, cra) if cba is not None else (cbb, crb)
+    return ycbcr_to_rgb(y, cb, cr)
 
 
 def _split(x, colour: bool | None = None):

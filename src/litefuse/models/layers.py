@@ -84,6 +84,7 @@ def _tracing() -> bool:
 
 
 def _dispatch_mode_outside_compile() -> bool:
+    """A Python dispatch mode that is not ``torch.compile``'s own tracing (e.g. the flop counter)."""
     return not torch.compiler.is_compiling() and _dispatch_mode()
 
 
