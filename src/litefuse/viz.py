@@ -144,13 +144,15 @@ def speed_quality_chart(
     lo, hi = min(ms + [REAL_TIME_MS]), max(ms + [REAL_TIME_MS])
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 4.0), squeeze=False)
     for ax, metric in zip(axes.flat, metrics):
-        for p in points:
-            y = p.get(metric)
-            if y is None or not np.isfinite(y):
-                continue
-            ax.scatter(p["ms"], y, marker=_KIND_MARKERS[p["kind"]], s=44, color=colours[p["kind"]],
+        shown = [(float(p["ms"]), float(p[metric]), p) for p in points
+                 if p.get(metric) is not None and np.isfinite(p[metric])]
+        span = (max(y for _, y, _ in shown) - min(y for _, y, _ in shown)) or 1.0
+        for x, y, p in shown:
+            ax.scatter(x, y, marker=_KIND_MARKERS[p["kind"]], s=44, color=colours[p["kind"]],
                        edgecolors="black", linewidths=0.5, zorder=3)
-            ax.annotate(p["label"], (p["ms"], y), xytext=(5, 3), textcoords="offset points", fontsize=7)
+            # a label would run into a point just to its right at about the same height: put it below
+            crowded = any(x < x2 < 3 * x and abs(y2 - y) < 0.04 * span for x2, y2, _ in shown)
+            ax.annotate(p["label"], (x, y), xytext=(5, -10 if crowded else 3), textcoords="offset points", fontsize=7)
         ax.axvline(REAL_TIME_MS, color="grey", linestyle="--", linewidth=1, zorder=1)
         ax.text(REAL_TIME_MS, 0.02, " real time (30 FPS)", transform=ax.get_xaxis_transform(),
                 rotation=90, va="bottom", ha="right", fontsize=7, color="grey")
