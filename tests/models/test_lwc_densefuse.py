@@ -68,6 +68,25 @@ def test_every_ablation_variant(variant: str) -> None:
         torch.testing.assert_close(infer, train, atol=TOL, rtol=0)
 
 
+@pytest.mark.parametrize("variant", ["sclwc-g2", "dws"])
+def test_decoder_runs_one_map_per_group_on_cpu(variant: str) -> None:
+    """The fused features reach a grouped first decoder block as one map per group (g = 2 with
+    shuffle: C2 split, C3 takes two pieces; g = 4 without: the split runs through C2-C4), and
+    give what one map gives."""
+    model = _unsaturated(LWCDenseFuse(**ABLATION_VARIANTS[variant])).eval()
+    plan = model.inference_plan()
+    groups = model.conv2.groups
+    pieces = [torch.empty(1, c, 4, 4) for c in (16, 16, 16, 16)]
+    assert plan.decoder_widths(pieces) == [64 // groups] * groups
+    assert plan.decoder_widths([torch.empty(1, c, 4, 4) for c in (24, 40)]) == [64]  # a piece straddles groups
+    ir, vi = torch.rand(1, 1, 131, 140), torch.rand(1, 1, 131, 140)
+    with torch.no_grad():
+        split = model(ir, vi)
+        plan.decoder_widths = lambda pieces: [sum(p.shape[1] for p in pieces)]
+        one_map = model(ir, vi)
+    torch.testing.assert_close(split, one_map, atol=2e-6, rtol=0)
+
+
 def test_generic_path_in_float64() -> None:
     """Off oneDNN (another dtype, as on a GPU) the plan runs plain convolutions."""
     model = _unsaturated(LWCDenseFuse(), seed=3).double()

@@ -20,7 +20,8 @@ Speed. In eval mode the network runs its inference form (:class:`SCLWCPlan`, dri
 :class:`~litefuse.models.densefuse.InferencePlan`): per block one depthwise conv per input piece
 and one pointwise conv whose weights carry the channel shuffle and the attention gate, with
 bias, ReLU and residual fused -- instead of the training form's chain of depthwise, pointwise,
-shuffle, gate, ReLU and concatenation passes over full-resolution maps. The training form runs
+shuffle, gate, ReLU and concatenation passes over full-resolution maps; on CPU the decoder's
+grouped blocks take one map per group. The training form runs
 activations in NHWC, computes reflection padding without a padded copy
 (:func:`~litefuse.models.densefuse.reflect_conv3x3`), runs the grouped pointwise conv and the
 shuffle as one dense 1x1 conv (:class:`GroupedPointwise`), and gates / ReLU / residual in place
@@ -238,9 +239,13 @@ class SCLWCPlan:
         s = torch.sigmoid(self.att.logit([mean_z[None]])[0])
         return s if self.out_perm is None else s[self.out_perm]
 
-    def __call__(self, pieces: list[torch.Tensor], replicate: bool, sums: list | None = None) -> torch.Tensor:
-        """Padded maps in (``sums``: their :func:`window_sums`, filled in where ``None``),
-        padded map out."""
+    def split_widths(self, channels: int) -> list[int]:
+        """Channels of the maps this block takes one per group (:meth:`__call__`): its groups'
+        input widths when it runs grouped, else ``[channels]``."""
+        return [channels // self.groups] * self.groups if self.grouped else [channels]
+
+    def _depthwise(self, pieces: list[torch.Tensor], sums: list | None) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Depthwise conv of each piece, and the pointwise weight and bias with the gate folded in."""
         h, w = pieces[0].shape[-2] - 2, pieces[0].shape[-1] - 2
         ds, c0 = [], 0
         for p in pieces:
@@ -250,25 +255,44 @@ class SCLWCPlan:
             c = p.shape[1]
             ds.append(conv2d(p, self.dw[c0 : c0 + c], None, padding=1, groups=c))
             c0 += c
-        s = None
-        if not isinstance(self.att, nn.Identity):
-            if min(h, w) >= 2:
-                # mean(d) from the input's window sums: read once per piece, shared by every
-                # block that reads the piece (the dense block's later layers)
-                sums = [None] * len(pieces) if sums is None else sums
-                for i, p in enumerate(pieces):
-                    if sums[i] is None:
-                        sums[i] = window_sums(p)
-                mean_d = (torch.cat(sums) * self.dw.flatten(1)).sum(1).div_(h * w)
-            else:
-                mean_d = torch.cat([d[..., 1:-1, 1:-1].sum((0, 2, 3)) for d in ds]).div_(h * w)
-            s = self.gate(mean_d)
         weight, bias = self.w_out, self.b_out
-        if s is not None:
-            weight, bias = weight * s[:, None], bias * s
+        if isinstance(self.att, nn.Identity):
+            return ds, weight, bias
+        if min(h, w) >= 2:
+            # mean(d) from the input's window sums: read once per piece, shared by every
+            # block that reads the piece (the dense block's later layers)
+            sums = [None] * len(pieces) if sums is None else sums
+            for i, p in enumerate(pieces):
+                if sums[i] is None:
+                    sums[i] = window_sums(p)
+            mean_d = (torch.cat(sums) * self.dw.flatten(1)).sum(1).div_(h * w)
+        else:
+            mean_d = torch.cat([d[..., 1:-1, 1:-1].sum((0, 2, 3)) for d in ds]).div_(h * w)
+        s = self.gate(mean_d)
+        return ds, weight * s[:, None], bias * s
+
+    def __call__(
+        self, pieces: list[torch.Tensor], replicate: bool, sums: list | None = None
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """Padded maps in (``sums``: their :func:`window_sums`, filled in where ``None``),
+        padded map out.
+
+        A grouped block also takes one map per group (:meth:`split_widths`) and then returns
+        one map per group, in the same stored channel order: on CPU, two dense 1x1 convs on
+        separate 32-channel maps run in 2/3 of the time of one grouped conv on a 64-channel map.
+        """
+        ds, weight, bias = self._depthwise(pieces, sums)
         if self.grouped:
-            out = conv_act(ds[0], weight[:, :, None, None], bias, groups=self.groups, relu=True)
-            return fill_border_(out, replicate)
+            if len(ds) == 1:
+                out = conv_act(ds[0], weight[:, :, None, None], bias, groups=self.groups, relu=True)
+                return fill_border_(out, replicate)
+            if [d.shape[1] for d in ds] != self.split_widths(self.w_out.shape[1] * self.groups):
+                raise ValueError(f"a grouped block takes one map or one per group, got {[d.shape[1] for d in ds]} channels")
+            o = self.out_channels // self.groups
+            return [
+                fill_border_(conv_act(d, weight[i * o : (i + 1) * o, :, None, None], bias[i * o : (i + 1) * o], relu=True), replicate)
+                for i, d in enumerate(ds)
+            ]
         ws = [x[:, :, None, None].contiguous() for x in weight.split([d.shape[1] for d in ds], dim=1)]
         last = len(ds) - 1
         if self.residual:  # relu(s * z + x): the (single, in == out) input map is the summand
