@@ -19,6 +19,7 @@ for the dense-block and C2-C4 layers, which is how LWC-DenseFuse swaps in its SC
 
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Callable
 
 import torch
@@ -310,9 +311,8 @@ class InferencePlan:
         if split is None or pieces[0].device.type != "cpu":
             return [channels]
         widths = split(channels)
-        bounds = set(torch.tensor(widths).cumsum(0).tolist())
-        edges = torch.tensor([p.shape[1] for p in pieces]).cumsum(0).tolist()
-        return widths if bounds <= set(edges) else [channels]
+        edges = set(accumulate(p.shape[1] for p in pieces))
+        return widths if set(accumulate(widths)) <= edges else [channels]
 
     def fuse(self, f_ir: list[torch.Tensor], f_vi: list[torch.Tensor], rule: str, replicate: bool) -> list[torch.Tensor]:
         """The fusion rule applied piece by piece, written into the decoder's padded input maps
