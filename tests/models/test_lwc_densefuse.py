@@ -87,6 +87,21 @@ def test_decoder_runs_one_map_per_group_on_cpu(variant: str) -> None:
     torch.testing.assert_close(split, one_map, atol=2e-6, rtol=0)
 
 
+@pytest.mark.parametrize("name", ["densefuse", "lwc-densefuse"])
+def test_inference_form_in_the_gpu_layout(name: str, monkeypatch) -> None:
+    """Off the CPU the inference form keeps NCHW maps (and one decoder map): forced here on the
+    CPU, so the layout a GPU runs is checked without one."""
+    import litefuse.models.densefuse as densefuse
+
+    monkeypatch.setattr(densefuse, "_layout", lambda x: torch.contiguous_format)
+    monkeypatch.setattr(densefuse, "_in_layout", lambda x: x.contiguous())
+    model = load_model(name)
+    model.channels_last = False
+    ir, vi = torch.rand(1, 1, 131, 140), torch.rand(1, 1, 131, 140)
+    train, infer = _forms(model, ir, vi)
+    torch.testing.assert_close(infer, train, atol=TOL, rtol=0)
+
+
 def test_generic_path_in_float64() -> None:
     """Off oneDNN (another dtype, as on a GPU) the plan runs plain convolutions."""
     model = _unsaturated(LWCDenseFuse(), seed=3).double()
