@@ -102,6 +102,40 @@ def test_inference_form_in_the_gpu_layout(name: str, monkeypatch) -> None:
     torch.testing.assert_close(infer, train, atol=TOL, rtol=0)
 
 
+def test_gpu_statistics_path_builds_nothing_on_the_host(monkeypatch) -> None:
+    """Off the CPU the gates' means come from the depthwise outputs: same function, and no
+    tensor built on the host per call (each would be a blocking host-to-device copy)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from litefuse.models import lwc_densefuse
+
+    class HostTensors(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.lift_fresh.default:  # torch.tensor(...), a list as an index
+                self.seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    model = load_model("lwc-densefuse")
+    ir, vi = torch.rand(1, 1, 67, 90), torch.rand(1, 1, 67, 90)
+    train, infer_cpu = _forms(model, ir, vi)
+    monkeypatch.setattr(lwc_densefuse, "stats_from_input", lambda p: False)
+    model.fuse_for_inference(True)
+    plan = model.inference_plan()
+    mode = HostTensors()
+    with torch.no_grad(), mode:
+        infer = plan(ir, vi, model.fusion_rule)
+    assert mode.seen == []
+    torch.testing.assert_close(infer, train, atol=TOL, rtol=0)
+    with torch.no_grad(), HostTensors() as cpu_mode:  # the CPU path does build index tensors
+        monkeypatch.undo()
+        plan(ir, vi, model.fusion_rule)
+    assert cpu_mode.seen
+
+
 def test_generic_path_in_float64() -> None:
     """Off oneDNN (another dtype, as on a GPU) the plan runs plain convolutions."""
     model = _unsaturated(LWCDenseFuse(), seed=3).double()

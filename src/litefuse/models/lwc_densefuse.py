@@ -182,6 +182,15 @@ def window_sums(p: torch.Tensor) -> torch.Tensor:
     return (total - rows[:, :, None] - cols[:, None, :] + corners).flatten(1)
 
 
+def stats_from_input(p: torch.Tensor) -> bool:
+    """Whether a block's gate statistics come from its padded input ``p`` by :func:`window_sums`
+    (one read per piece, shared by every block reading it: on CPU, where passes over memory
+    cost) or from the depthwise output, one reduction per piece and block (elsewhere: a GPU
+    reads the map in microseconds, while window sums launch a dozen small kernels and copy
+    index tensors from the host)."""
+    return p.device.type == "cpu" and min(p.shape[-2:]) >= 4  # H, W >= 2
+
+
 class SCLWCPlan:
     """Inference form of :class:`SCLWConv` on reflection-padded maps (see
     :class:`~litefuse.models.densefuse.InferencePlan`).
@@ -258,7 +267,7 @@ class SCLWCPlan:
         weight, bias = self.w_out, self.b_out
         if isinstance(self.att, nn.Identity):
             return ds, weight, bias
-        if min(h, w) >= 2:
+        if stats_from_input(pieces[0]):
             # mean(d) from the input's window sums: read once per piece, shared by every
             # block that reads the piece (the dense block's later layers)
             sums = [None] * len(pieces) if sums is None else sums
