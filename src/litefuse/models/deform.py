@@ -48,18 +48,34 @@ def _tap_grid(h: int, w: int, hp: int, wp: int) -> Tensor:
         return torch.stack(torch.broadcast_tensors(gx, gy), dim=-1).float().contiguous()
 
 
-def _base_grid(h: int, w: int, hp: int, wp: int) -> Tensor:
-    """:func:`_tap_grid`, cached in eager mode; traced afresh under ``torch.compile`` (which
-    would ignore the cache, with a warning)."""
-    return _tap_grid.__wrapped__(h, w, hp, wp) if torch.compiler.is_compiling() else _tap_grid(h, w, hp, wp)
+def _grid_scale(hp: int, wp: int) -> Tensor:
+    """``(2,)``: one input pixel along x and y in ``grid_sample``'s normalised coordinates."""
+    return torch.tensor([2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)])
+
+
+@lru_cache(maxsize=8)
+def _grid_constants(h: int, w: int, hp: int, wp: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """The base grid (9, h, w, 2), the pixel scale (2,) and the taps' (dx, dy) steps (9, 2) on
+    ``device`` in ``dtype``: made once per size and device, so a GPU call copies nothing from
+    the host (the base grid of a 640x480 frame is 22 MB)."""
+    with torch.inference_mode(False):
+        scale = _grid_scale(hp, wp)
+        return tuple(t.to(device, dtype) for t in (_tap_grid(h, w, hp, wp), scale, _TAPS.flip(1) * scale))
+
+
+def _constants_like(x: Tensor, h: int, w: int, hp: int, wp: int) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_grid_constants` for ``x``'s device and dtype: cached in eager mode, traced afresh
+    under ``torch.compile`` (which would ignore the cache, with a warning)."""
+    if torch.compiler.is_compiling():
+        scale = _grid_scale(hp, wp)
+        return tuple(t.to(x) for t in (_tap_grid.__wrapped__(h, w, hp, wp), scale, _TAPS.flip(1) * scale))
+    return _grid_constants(h, w, hp, wp, x.device, x.dtype)
 
 
 def offsets_to_grid(offset: Tensor, in_hw: tuple[int, int]) -> Tensor:
     """DCN offsets (B, 18, H, W), (dy, dx) per tap, to a ``grid_sample`` grid (B, 9, H, W, 2)."""
     b, _, h, w = offset.shape
-    hp, wp = in_hw
-    base = _base_grid(h, w, hp, wp).to(offset)
-    scale = offset.new_tensor([2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)])
+    base, scale, _ = _constants_like(offset, h, w, *in_hw)
     off = offset.view(b, 9, 2, h, w).flip(2).permute(0, 1, 3, 4, 2)  # (B, 9, H, W, [dx, dy])
     return base + off * scale
 
@@ -102,10 +118,8 @@ def modulated_deform_conv3x3(
 def dilation_grid(dilation: Tensor, in_hw: tuple[int, int]) -> Tensor:
     """``grid_sample`` grid (B, 9, H, W, 2) of the taps ``p + dilation(p) * (dy, dx)``."""
     b, _, h, w = dilation.shape
-    hp, wp = in_hw
-    base = _base_grid(h, w, hp, wp).to(dilation)
-    scale = _TAPS.to(dilation).flip(1) * dilation.new_tensor([2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)])
-    return torch.addcmul(base, (dilation - 1).view(b, 1, h, w, 1), scale.view(9, 1, 1, 2))
+    base, _, steps = _constants_like(dilation, h, w, *in_hw)
+    return torch.addcmul(base, (dilation - 1).view(b, 1, h, w, 1), steps.view(9, 1, 1, 2))
 
 
 def dilated_deform_conv3x3(
