@@ -23,6 +23,7 @@ low-pass masks zero out.
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -85,7 +86,8 @@ class FreqSelect(nn.Module):
         dtype = x.dtype
         # at least float32: half-precision FFTs need power-of-two sizes on CUDA and lose the
         # low bands' precision anyway; autocast must not cast back inside (float64 stays float64)
-        with torch.autocast(x.device.type, enabled=False):
+        device = x.device.type
+        with torch.autocast(device, enabled=False) if torch.amp.is_autocast_available(device) else nullcontext():
             x = x if dtype == torch.float64 else x.float()
             masks = lowpass_masks_like(x, self.factors)
             kmax = max(m.shape[1] for m in masks)
