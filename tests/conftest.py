@@ -79,3 +79,20 @@ def image_root(tmp_path: Path) -> Path:
         Image.fromarray(a).save(root / "mff" / "SetB" / "A" / f"m{i}.png")
         Image.fromarray(255 - a).save(root / "mff" / "SetB" / "B" / f"m{i}.png")
     return root
+
+
+def host_tensor_counter():
+    """A dispatch mode counting tensors built from host data (``torch.tensor(...)``, a Python list
+    used as an index): on a GPU each is a blocking upload. ``with host_tensor_counter() as c:
+    ...; c.count``."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class HostTensors(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.count += func is torch.ops.aten.lift_fresh.default
+            return func(*args, **(kwargs or {}))
+
+    return HostTensors()

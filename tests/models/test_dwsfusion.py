@@ -15,7 +15,7 @@ from litefuse.models import dwsfusion as dws
 from litefuse.models import deform, lowpass
 from litefuse.registry import get_model_info, load_model
 
-from conftest import SHARED  # noqa: E402
+from conftest import SHARED, host_tensor_counter  # noqa: E402
 
 REF = SHARED / "reference" / "dwsfusion"
 ARRAYS = ("alpha", "fused", "w_ir", "w_vi", "f_ir", "f_vi", "ir_w", "vi_w")
@@ -334,23 +334,12 @@ def test_lowpass_masks_cached_per_device() -> None:
 def test_deformable_grid_constants_made_once_per_device() -> None:
     """The base grid (22 MB at 640x480) and the tap steps are made once per size and device:
     a call builds nothing from host data (on a GPU each would be a blocking upload)."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class HostTensors(TorchDispatchMode):
-        def __init__(self) -> None:
-            super().__init__()
-            self.count = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.count += func is torch.ops.aten.lift_fresh.default
-            return func(*args, **(kwargs or {}))
-
     meta = torch.empty(1, 1, 30, 41, device="meta")
     a, b = deform._constants_like(meta, 30, 41, 32, 43), deform._constants_like(meta, 30, 41, 32, 43)
     assert all(p is q and p.device.type == "meta" for p, q in zip(a, b))
     dilation, offset = 1 + torch.rand(2, 1, 30, 41), torch.randn(2, 18, 30, 41)
     expected = deform.dilation_grid(dilation, (32, 43)), deform.offsets_to_grid(offset, (32, 43))
-    with HostTensors() as mode:
+    with host_tensor_counter() as mode:
         got = deform.dilation_grid(dilation, (32, 43)), deform.offsets_to_grid(offset, (32, 43))
     assert mode.count == 0
     assert all(torch.equal(g, e) for g, e in zip(got, expected))

@@ -12,6 +12,8 @@ from litefuse.models.densefuse import DenseFuse, InferencePlan, fill_border_
 from litefuse.models.lwc_densefuse import ABLATION_VARIANTS, LWCDenseFuse, window_sums
 from litefuse.registry import load_model
 
+from conftest import host_tensor_counter
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TOL = 1e-5
@@ -105,19 +107,7 @@ def test_inference_form_in_the_gpu_layout(name: str, monkeypatch) -> None:
 def test_gpu_statistics_path_builds_nothing_on_the_host(monkeypatch) -> None:
     """Off the CPU the gates' means come from the depthwise outputs: same function, and no
     tensor built on the host per call (each would be a blocking host-to-device copy)."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     from litefuse.models import lwc_densefuse
-
-    class HostTensors(TorchDispatchMode):
-        def __init__(self) -> None:
-            super().__init__()
-            self.seen: list[str] = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func is torch.ops.aten.lift_fresh.default:  # torch.tensor(...), a list as an index
-                self.seen.append(str(func))
-            return func(*args, **(kwargs or {}))
 
     model = load_model("lwc-densefuse")
     ir, vi = torch.rand(1, 1, 67, 90), torch.rand(1, 1, 67, 90)
@@ -125,15 +115,14 @@ def test_gpu_statistics_path_builds_nothing_on_the_host(monkeypatch) -> None:
     monkeypatch.setattr(lwc_densefuse, "stats_from_input", lambda p: False)
     model.fuse_for_inference(True)
     plan = model.inference_plan()
-    mode = HostTensors()
-    with torch.no_grad(), mode:
+    with torch.no_grad(), host_tensor_counter() as mode:
         infer = plan(ir, vi, model.fusion_rule)
-    assert mode.seen == []
+    assert mode.count == 0
     torch.testing.assert_close(infer, train, atol=TOL, rtol=0)
-    with torch.no_grad(), HostTensors() as cpu_mode:  # the CPU path does build index tensors
+    with torch.no_grad(), host_tensor_counter() as cpu_mode:  # the CPU path does build index tensors
         monkeypatch.undo()
         plan(ir, vi, model.fusion_rule)
-    assert cpu_mode.seen
+    assert cpu_mode.count
 
 
 def test_generic_path_in_float64() -> None:
