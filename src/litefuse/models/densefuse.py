@@ -33,7 +33,6 @@ from .layers import (
     conv2d,
     conv_act,
     conv_add_,
-    conv_add_act,
     lerp,
     observed,
     parameter_key,
@@ -237,10 +236,7 @@ class ConvPlan:
         ws, last = self._pieces[widths], len(pieces) - 1
         out = conv_act(pieces[0], ws[0], self.bias, padding=1, relu=self.relu and last == 0)
         for i in range(1, last + 1):
-            if i == last and self.relu:
-                out = conv_add_act(pieces[i], out, ws[i], padding=1)
-            else:
-                conv_add_(out, pieces[i], ws[i], padding=1)
+            conv_add_(out, pieces[i], ws[i], padding=1, relu=self.relu and i == last)  # in place
         return fill_border_(out, replicate)
 
     def final(self, x: torch.Tensor) -> torch.Tensor:

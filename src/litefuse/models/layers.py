@@ -230,15 +230,20 @@ def conv_act(
     return y.relu_() if relu else y
 
 
-def conv_add_(acc: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None = None, padding: int = 0) -> Tensor:
-    """``acc += conv(x) + bias`` in place (stride 1): oneDNN's sum post-op on CPU.
+def conv_add_(
+    acc: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None = None, padding: int = 0, relu: bool = False
+) -> Tensor:
+    """``acc += conv(x) + bias`` in place (stride 1), then ``relu`` in place too: oneDNN's sum
+    (and ReLU) post-ops on CPU -- no new tensor, no second pass.
 
     One group only: oneDNN's binary post-ops run a slow per-group fallback for grouped convs.
     """
     if onednn_ok(x) and not torch.is_grad_enabled():
         p = [padding, padding]
-        return _MKLDNN._convolution_pointwise_.binary(acc, x, weight, bias, p, [1, 1], [1, 1], 1, "add", None, None, [], None)
-    return acc.add_(conv2d(x, weight, bias, 1, padding))
+        act = "relu" if relu else None
+        return _MKLDNN._convolution_pointwise_.binary(acc, x, weight, bias, p, [1, 1], [1, 1], 1, "add", None, act, [], None)
+    acc.add_(conv2d(x, weight, bias, 1, padding))
+    return acc.relu_() if relu else acc
 
 
 def conv_add_act(x: Tensor, other: Tensor, weight: Tensor, bias: Tensor | None = None, padding: int = 0) -> Tensor:

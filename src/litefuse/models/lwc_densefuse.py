@@ -310,10 +310,7 @@ class SCLWCPlan:
         else:
             out = conv_act(ds[0], ws[0], bias, relu=last == 0)
         for i in range(1, last + 1):
-            if i == last:
-                out = conv_add_act(ds[i], out, ws[i])
-            else:
-                conv_add_(out, ds[i], ws[i])
+            conv_add_(out, ds[i], ws[i], relu=i == last)  # in place: no second output-sized map
         return fill_border_(out, replicate)
 
 
