@@ -61,7 +61,7 @@ NOTES: dict[str, list[str]] = {
         'Progressive schedule 4 + 4 + 4 epochs (λ 1 → 10 → 100, μ 0 → 0.5 → 1) on 128² crops, the same 12 epochs as the shipped DenseFuse.',
         'Pointwise groups g = 2 (6,883 params), not the g = 4 of the ablation presets (4,835): at this full recipe over two seeds g = 2 averages EN 6.717 and VIF 0.6985 against 6.690 and 0.688 for g = 4, at the same CPU latency (docs/lwc-ablation.md). These weights are seed 0; seed 1 (`--seed 1`) gives EN 6.709, VIF 0.695.',
         "Issue target 'EN and VIF ≥ DenseFuse on the development IVIF sets' is met by these weights: over all 254 pairs EN 6.725 vs 6.694 and VIF 0.702 vs 0.699. Across the two seeds EN is met by both, VIF by seed 0 only (seed 1: 0.695).",
-        'Speed target (≥ 4× DenseFuse) **not met**: with the inference form, 130.7 vs 286.4 ms at 640×480 on the 2-core CPU with 2 threads (2.19×), 251.0 vs 570.4 ms with 1 (2.27×), `benchmarks/run.py` on 2026-12-05 (quiet host; 1.81× on 2026-11-30 with the training form); see docs/benchmarks.md.',
+        'Speed target (≥ 4× DenseFuse) **not met**: with the inference form, 124.7 vs 283.2 ms at 640×480 on the 2-core CPU with 2 threads (2.27×), 193.3 vs 540.3 ms with 1 (2.80×), `benchmarks/run.py` on 2026-12-05 (quiet host; 1.81× on 2026-11-30 with the training form); see docs/benchmarks.md.',
     ],
     'aenetv2': [
         "Architecture = the study's best trade-off, `standard-pool` (docs/aenetv2-study.md). Trained 3,323 steps on the four-task mixture; the plateau rule had cut the learning rate to 8e-5 and validation was flat, so the run was stopped there (`--max-steps 3323` reproduces it).",
