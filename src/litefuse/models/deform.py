@@ -31,45 +31,41 @@ _TAP_LIST = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 _TAPS = torch.tensor(_TAP_LIST, dtype=torch.float32)
 
 
-@lru_cache(maxsize=4)
 def _tap_grid(h: int, w: int, hp: int, wp: int) -> Tensor:
     """Normalised (x, y) sampling grid of the 9 undeformed taps, shape (9, h, w, 2).
 
     Output pixel (i, j) reads the unpadded-conv window of a ``hp x wp`` input centred at
     (i + 1, j + 1); coordinates are normalised for ``grid_sample(align_corners=True)``.
-    Built outside inference mode: cached tensors must stay usable under autograd.
     """
+    sy, sx = 2.0 / max(hp - 1, 1), 2.0 / max(wp - 1, 1)
+    ys = torch.arange(h, dtype=torch.float64) + 1.0
+    xs = torch.arange(w, dtype=torch.float64) + 1.0
+    gy = (ys[None, :, None] + _TAPS[:, 0, None, None].double()) * sy - 1.0  # (9, h, 1)
+    gx = (xs[None, None, :] + _TAPS[:, 1, None, None].double()) * sx - 1.0  # (9, 1, w)
+    return torch.stack(torch.broadcast_tensors(gx, gy), dim=-1).float().contiguous()
+
+
+def _grid_constants(
+    h: int, w: int, hp: int, wp: int, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The base grid (9, h, w, 2), one input pixel in normalised (x, y) (2,) and the taps'
+    (dx, dy) steps (9, 2), on ``device`` in ``dtype``. Built outside inference mode: the cached
+    copies must stay usable under autograd."""
     with torch.inference_mode(False):
-        sy, sx = 2.0 / max(hp - 1, 1), 2.0 / max(wp - 1, 1)
-        ys = torch.arange(h, dtype=torch.float64) + 1.0
-        xs = torch.arange(w, dtype=torch.float64) + 1.0
-        gy = (ys[None, :, None] + _TAPS[:, 0, None, None].double()) * sy - 1.0  # (9, h, 1)
-        gx = (xs[None, None, :] + _TAPS[:, 1, None, None].double()) * sx - 1.0  # (9, 1, w)
-        return torch.stack(torch.broadcast_tensors(gx, gy), dim=-1).float().contiguous()
-
-
-def _grid_scale(hp: int, wp: int) -> Tensor:
-    """``(2,)``: one input pixel along x and y in ``grid_sample``'s normalised coordinates."""
-    return torch.tensor([2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)])
-
-
-@lru_cache(maxsize=8)
-def _grid_constants(h: int, w: int, hp: int, wp: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
-    """The base grid (9, h, w, 2), the pixel scale (2,) and the taps' (dx, dy) steps (9, 2) on
-    ``device`` in ``dtype``: made once per size and device, so a GPU call copies nothing from
-    the host (the base grid of a 640x480 frame is 22 MB)."""
-    with torch.inference_mode(False):
-        scale = _grid_scale(hp, wp)
+        scale = torch.tensor([2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)])
         return tuple(t.to(device, dtype) for t in (_tap_grid(h, w, hp, wp), scale, _TAPS.flip(1) * scale))
+
+
+# made once per size and device: a GPU call then copies nothing from the host (the base grid of a
+# 640x480 frame is 22 MB)
+_cached_grid_constants = lru_cache(maxsize=8)(_grid_constants)
 
 
 def _constants_like(x: Tensor, h: int, w: int, hp: int, wp: int) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`_grid_constants` for ``x``'s device and dtype: cached in eager mode, traced afresh
     under ``torch.compile`` (which would ignore the cache, with a warning)."""
-    if torch.compiler.is_compiling():
-        scale = _grid_scale(hp, wp)
-        return tuple(t.to(x) for t in (_tap_grid.__wrapped__(h, w, hp, wp), scale, _TAPS.flip(1) * scale))
-    return _grid_constants(h, w, hp, wp, x.device, x.dtype)
+    make = _grid_constants if torch.compiler.is_compiling() else _cached_grid_constants
+    return make(h, w, hp, wp, x.device, x.dtype)
 
 
 def offsets_to_grid(offset: Tensor, in_hw: tuple[int, int]) -> Tensor:

@@ -295,7 +295,7 @@ class SCLWCPlan:
             if len(ds) == 1:
                 out = conv_act(ds[0], weight[:, :, None, None], bias, groups=self.groups, relu=True)
                 return fill_border_(out, replicate)
-            if [d.shape[1] for d in ds] != self.split_widths(self.w_out.shape[1] * self.groups):
+            if [d.shape[1] for d in ds] != self.split_widths(self.dw.shape[0]):
                 raise ValueError(f"a grouped block takes one map or one per group, got {[d.shape[1] for d in ds]} channels")
             o = self.out_channels // self.groups
             return [
