@@ -8,7 +8,7 @@ import statistics
 import time
 from typing import Callable, Hashable
 
-__all__ = ["cpu_name", "interleaved_times", "load_average", "machine_line", "median_ms"]
+__all__ = ["cpu_name", "cpu_features", "interleaved_times", "load_average", "machine_line", "median_ms"]
 
 
 def cpu_name() -> str:
@@ -23,6 +23,22 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def cpu_features() -> str:
+    """The vector ISA that decides these timings (AVX2 / AVX-512 / VNNI / AMX), from /proc/cpuinfo.
+
+    int8 convolutions are only fast with VNNI, and oneDNN's float kernels differ between AVX2 and
+    AVX-512 hosts, so tables from different hosts are not comparable without it.
+    """
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((set(line.split(":", 1)[1].split()) for line in fh if line.startswith("flags")), set())
+    except OSError:
+        return "ISA unknown"
+    known = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+    present = [f for f in known if f in flags]
+    return ", ".join(present) if present else "no AVX2"
+
+
 def load_average() -> str:
     """The 1/5/15-minute load averages, or n/a."""
     try:
@@ -32,7 +48,7 @@ def load_average() -> str:
 
 
 def machine_line() -> str:
-    return f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+    return f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs ({cpu_features()}), {platform.system()} {platform.release()}"
 
 
 def interleaved_times(calls: dict[Hashable, Callable[[], object]], rounds: int, warmup: int) -> dict[Hashable, list[float]]:

@@ -17,8 +17,9 @@ as ``a + w * (b - a)`` (not the exporter's ``Where``-based decomposition), chann
 one-output-channel convolutions as convolutions that onnxruntime's blocked (NCHWc) kernels run
 well, and no layout conversions. :func:`ort_session` holds the session options that matter on
 CPU: intra-op threads as many as torch uses, no spinning threads, all graph optimisations (the
-NCHWc layout transformation included). Static int8 quantisation was measured and is not offered
-(slower than float32 on AVX2 CPUs without VNNI, and quality dropped; docs/benchmarks.md).
+NCHWc layout transformation included). Static int8 quantisation was measured and is not offered:
+slower than float32 on AVX2 CPUs without VNNI; 2.3× faster for DenseFuse on AVX-512 VNNI, but 8-bit
+decoder activations cost 3–27 % on the fusion metrics (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -56,12 +56,18 @@ def check_precision(precision: str) -> torch.dtype:
 class HalfPrecision(nn.Module):
     """Runs a fusion network in fp16 or bf16: weights cast once, inputs cast on the way in,
     the fused image returned as float32. Parts that need float32 (DWSFusion's FFT) keep it
-    inside the model. Attributes of the wrapped model stay reachable."""
+    inside the model; submodules a model names in ``float32_modules`` keep float32 weights and
+    run on float32 inputs (hooks cast on the way in and back out, so state-dict keys do not
+    change). Attributes of the wrapped model stay reachable."""
 
     def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
         super().__init__()
         self.model = model.to(dtype)
         self.dtype = dtype
+        for name in getattr(model, "float32_modules", ()):
+            part = model.get_submodule(name).float()
+            part.register_forward_pre_hook(_inputs_to_float32)
+            part.register_forward_hook(lambda _m, _i, out, dtype=dtype: out.to(dtype))
 
     def forward(self, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
         return self.model(ir.to(self.dtype), vi.to(self.dtype)).float()
@@ -71,6 +77,10 @@ class HalfPrecision(nn.Module):
             return super().__getattr__(name)
         except AttributeError:
             return getattr(super().__getattr__("model"), name)
+
+
+def _inputs_to_float32(_module: nn.Module, args: tuple) -> tuple:
+    return tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
 
 
 def with_precision(model: nn.Module, precision: str = "fp32") -> nn.Module:
