@@ -172,3 +172,18 @@ def test_tiled_inference_equals_single_pass_for_local_models():
     a, b = torch.rand(1, 1, 203, 157), torch.rand(1, 1, 203, 157)
     with torch.no_grad():
         assert torch.allclose(_tiled(model, a, b, tile=64, overlap=8), model(a, b), atol=1e-6)
+
+
+def test_fuser_fuse_images_applies_the_input_contract_to_integer_arrays():
+    """uint8 arrays are uint8 / 255 there too (raw 0..255 values saturated every network's output
+    to 1.0); integers without a known range are refused with the file-style one-line error."""
+    from litefuse.api import Fuser
+
+    rng = np.random.default_rng(0)
+    ir, vi = (rng.integers(0, 256, (40, 48), dtype=np.uint8) for _ in range(2))
+    fuser = Fuser("aenetv2")
+    got = fuser.fuse_images(ir, vi, grey=True)
+    assert np.array_equal(got, fuser.fuse_images(ir / np.float32(255), vi / np.float32(255), grey=True))
+    assert 0.05 < got.mean() < 0.95
+    with pytest.raises(InputError, match="no known range"):
+        fuser.fuse_images(ir.astype(np.int32), vi, grey=True)

@@ -8,10 +8,9 @@ import torch
 from conftest import sample_pair_paths
 
 from litefuse.api import Fuser
-from litefuse.colour import rgb_to_ycbcr
 from litefuse.demo import synthetic_pair
 from litefuse.errors import OptionError
-from litefuse.io import read_image
+from litefuse.data.datasets import load_luma_u8
 from litefuse.metrics import CORE_METRICS, evaluate, to_uint8
 from litefuse.registry import list_models
 from litefuse.runtime import HalfPrecision
@@ -78,11 +77,9 @@ def test_bf16_keeps_the_metrics_of_fp32_on_real_pairs(name, shared, one_thread):
     """Scored like a user scores: the core metrics of the saved uint8 image. Measured on these two
     MSRS pairs: every network within 1.3 % of fp32 in bf16; DWSFusion with its fusion head in
     bf16 (no ``float32_modules``) lost up to 6.5 % MI and 3.3 % VIF/Qabf/SSIM."""
+    fusers = {p: Fuser(name, precision=p) for p in ("fp32", "bf16")}
     for stem in ("00633D", "00881N"):
-        ir_path, vi_path = sample_pair_paths(shared, "MSRS", stem)
-        ir, vi = read_image(ir_path), read_image(vi_path)
-        ir, vi = (ir.mean(2) if ir.ndim == 3 else ir), rgb_to_ycbcr(vi)[0]
-        scores = {p: evaluate(to_uint8(ir), to_uint8(vi), to_uint8(Fuser(name, precision=p).fuse_images(ir, vi, grey=True)),
-                              CORE_METRICS) for p in ("fp32", "bf16")}
+        ir, vi = (load_luma_u8(path) for path in sample_pair_paths(shared, "MSRS", stem))
+        scores = {p: evaluate(ir, vi, to_uint8(f.fuse_images(ir, vi, grey=True)), CORE_METRICS) for p, f in fusers.items()}
         change = {m: (scores["bf16"][m] - scores["fp32"][m]) / abs(scores["fp32"][m]) for m in CORE_METRICS}
         assert max(abs(v) for v in change.values()) < 0.02, (stem, change)

@@ -248,7 +248,12 @@ class Fuser:
         resize_b: bool = False,
         names: tuple[str | Path | None, str | Path | None] = (None, None),
     ) -> np.ndarray:
-        """Fuse two float images (grey or colour); the result has ``a``'s H×W."""
+        """Fuse two images (grey or colour); the result has ``a``'s H×W, float32 in [0, 1].
+
+        Float arrays are taken as [0, 1] as they are (the fast path: :func:`fuse` and the
+        readers convert first); integer arrays go through the input contract
+        (:func:`litefuse.io.to_float`: uint8 / 255, uint16 / 65535), never as raw 0..255 values."""
+        a, b = (x if np.issubdtype(x.dtype, np.floating) else to_float(x, source=name) for x, name in zip((a, b), names))
         prepared = self.prepare(a, b, resize_b=resize_b, names=names)
         return self.finish(self.fuse_prepared([prepared], grey)[0], prepared, grey)
 
