@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DETAIL_SCRIPTS = ["bench_densefuse.py", "bench_aenetv2.py", "bench_dwsfusion.py", "bench_metrics.py", "bench_onnx.py", "bench_inference.py"]
+DETAIL_SCRIPTS = ["bench_densefuse.py", "bench_aenetv2.py", "bench_dwsfusion.py", "bench_metrics.py", "bench_onnx.py", "bench_inference.py", "bench_precision.py"]
 CLASSICAL = ("max", "gff")
 
 
