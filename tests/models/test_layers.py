@@ -83,3 +83,26 @@ def test_lerp_and_channel_sum_exported_forms_agree() -> None:
     a, b, w = torch.rand(1, 4, 6, 7), torch.rand(1, 4, 6, 7), torch.rand(1, 1, 6, 7)
     torch.testing.assert_close(L.lerp(a, b, w), a + w * (b - a))
     torch.testing.assert_close(L.channel_sum(a), F.conv2d(a, torch.ones(1, 4, 1, 1)))
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 48, 64), (2, 3, 17, 9), (1, 8, 2, 2), (1, 2, 3, 2)])
+@pytest.mark.parametrize("nhwc", [False, True])
+def test_max_pool2x2_equals_f_max_pool2d(shape, nhwc) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(shape)
+    x[0, 0, 0, 0] = float("nan")  # NaN propagates as in ATen's kernel
+    x = x.contiguous(memory_format=torch.channels_last) if nhwc else x
+    with torch.no_grad():
+        out = L.max_pool2x2(x)
+    ref = F.max_pool2d(x, 2)
+    assert out.shape == ref.shape
+    assert torch.equal(out.nan_to_num(-9.0), ref.nan_to_num(-9.0))
+    assert out[0, 0].isnan().any() == ref[0, 0].isnan().any()
+
+
+def test_max_pool2x2_keeps_the_aten_gradient_when_autograd_records() -> None:
+    x = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]], requires_grad=True)  # a tie
+    L.max_pool2x2(x).sum().backward()
+    y = x.detach().clone().requires_grad_(True)
+    F.max_pool2d(y, 2).sum().backward()
+    assert torch.equal(x.grad, y.grad) and x.grad.sum() == 1.0  # all to one element, not split

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from ..errors import ModelError
 from ..registry import register_model
 from .deform import _TAPS, dilated_deform_conv3x3, modulated_deform_conv3x3, offsets_to_grid
-from .layers import channel_attention
+from .layers import channel_attention, max_pool2x2
 from .layers import conv2d as _policy_conv2d
 from .lowpass import lowpass_masks_like
 
@@ -229,7 +229,7 @@ def _pool2(x: Tensor, mode: str) -> Tensor:
     h, w = x.shape[-2:]
     if h % 2 or w % 2:
         x = F.pad(x, (0, w % 2, 0, h % 2))
-    return F.max_pool2d(x, 2) if mode == "max" else F.avg_pool2d(x, 2)
+    return max_pool2x2(x) if mode == "max" else F.avg_pool2d(x, 2)
 
 
 class DownBlock(nn.Module):

