@@ -42,6 +42,20 @@ def test_policy_conv_equals_f_conv2d_with_gradients(shape, weight, padding, grou
     assert x.grad is not None and w.grad is not None and b.grad is not None
 
 
+@pytest.mark.parametrize(
+    "shape, weight, padding",
+    [((1, 2, 150, 140), (4, 2, 1, 1), 0), ((2, 3, 150, 140), (5, 3, 1, 1), 1), ((1, 1, 150, 140), (4, 1, 3, 3), 1)],
+)
+def test_policy_rule5_nchw_pointwise_and_one_channel_convs_in_inference(shape, weight, padding) -> None:
+    """Rule 5: the native GEMM path; same values as F.conv2d, NCHW out."""
+    torch.manual_seed(0)
+    x, w, b = torch.rand(shape), torch.randn(weight), torch.randn(weight[0])
+    with torch.no_grad():
+        y = L.conv2d(x, w, b, 1, padding)
+    torch.testing.assert_close(y, F.conv2d(x, w, b, 1, padding), atol=1e-5, rtol=1e-5)
+    assert y.is_contiguous()
+
+
 def test_fused_primitives() -> None:
     torch.manual_seed(0)
     x = L.channels_last(torch.rand(1, 16, 130, 140))

@@ -24,6 +24,9 @@ handles them (measured on a 2-core AVX2 EPYC, 640x480, float32; docs/benchmarks.
    forward: 55 ms native, 0.5-4 s with oneDNN), so small NCHW maps use PyTorch's native
    convolution. The NHWC networks keep oneDNN at every size: their layout has no fast native
    kernel, and one code path at every size keeps ``torch.compile`` (dynamic shapes) exact.
+5. **NCHW 1x1 and one-input-channel convolutions.** On NCHW maps oneDNN is slow for these
+   (2->4 1x1 on 640x480: 5.3 ms against 0.4 ms; 1->4 3x3: 2.0 against 1.1 ms), while the
+   native op is a plain GEMM: in inference they take it at every size (DWSFusion's heads).
 
 Off CPU :func:`conv2d` is plain ``F.conv2d``; under ``torch.compile`` it traces the same
 decisions, under ``torch.export`` it records plain convolutions (see :mod:`litefuse.export`). The fused primitives :func:`conv_act`, :func:`conv_add_` and
@@ -153,6 +156,10 @@ def conv2d(
             return torch.ops.aten._slow_conv2d_forward(x.contiguous(), weight.contiguous(), weight.shape[-2:], bias, stride, padding)
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
     k = tuple(weight.shape[-2:])
+    if (fp32 and not nhwc and groups == 1 and dilation == (1, 1) and (k == (1, 1) or x.shape[1] == 1)
+            and not _tracing() and not _records_grad(x, weight, bias)):
+        # rule 5: the native op is a GEMM here (no im2col for 1x1), oneDNN's NCHW kernel is not
+        return torch.ops.aten._slow_conv2d_forward(x.contiguous(), weight.contiguous(), k, bias, stride, padding)
     if (nhwc and weight.shape[0] == 1 and groups == 1 and stride == (1, 1) and dilation == (1, 1) and x.shape[1] > 1
             and not _dispatch_mode_outside_compile()):  # counted (FlopCounterMode): the plain conv's MACs
         # rule 3: the channel sum of a depthwise conv, as a matrix-vector product over NHWC
@@ -168,10 +175,15 @@ def conv2d(
     # lowers to oneDNN itself (its fusion passes mis-stride a pre-made pointwise op).
     weight = weight.contiguous(memory_format=_CL if nhwc else torch.contiguous_format)
     if fp32 and _HAS_ONEDNN and not _tracing():
-        if not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))):
+        if not _records_grad(x, weight, bias):
             return _MKLDNN._convolution_pointwise(x, weight, bias, list(padding), list(stride), list(dilation), groups, "none", [], None)
         return torch.mkldnn_convolution(x, weight, bias, padding, stride, dilation, groups)
     return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+
+def _records_grad(*tensors: Tensor | None) -> bool:
+    """Whether autograd records an op on ``tensors``."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def _is_nhwc(x: Tensor) -> bool:
@@ -218,7 +230,7 @@ def max_pool2x2(x: Tensor) -> Tensor:
     ``F.max_pool2d``.
     """
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
-    if x.device.type != "cpu" or x.dim() != 4 or not h or not w or (torch.is_grad_enabled() and x.requires_grad) or _tracing():
+    if x.device.type != "cpu" or x.dim() != 4 or not h or not w or _records_grad(x) or _tracing():
         return F.max_pool2d(x, 2)
     x = x[..., :h, :w]
     return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 1::2, 0::2]), torch.maximum(x[..., 0::2, 1::2], x[..., 1::2, 1::2]))
