@@ -187,3 +187,26 @@ def test_fuser_fuse_images_applies_the_input_contract_to_integer_arrays():
     assert 0.05 < got.mean() < 0.95
     with pytest.raises(InputError, match="no known range"):
         fuser.fuse_images(ir.astype(np.int32), vi, grey=True)
+
+
+def test_fuser_takes_torch_tensors_as_their_numpy_twins():
+    """H×W(×3) tensors (float in [0, 1], uint8, half precision) follow the same input contract."""
+    import torch
+
+    import litefuse
+    from litefuse.api import Fuser
+
+    rng = np.random.default_rng(1)
+    ir = rng.integers(0, 256, (40, 48), dtype=np.uint8)
+    vi = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    fuser = Fuser("aenetv2-ivif")
+    want = fuser.fuse_images(ir, vi)
+    assert want.shape == (40, 48, 3)
+    for a, b in [(torch.from_numpy(ir), torch.from_numpy(vi)),
+                 (torch.from_numpy(ir).float() / 255, torch.from_numpy(vi).float() / 255)]:
+        np.testing.assert_allclose(fuser.fuse_images(a, b), want, atol=1e-6)
+        np.testing.assert_allclose(litefuse.fuse(a, b), want, atol=1e-6)
+    half = fuser.fuse_images(torch.from_numpy(ir).to(torch.bfloat16) / 255, torch.from_numpy(vi).float() / 255)
+    assert np.abs(half - want).max() < 0.02  # the inputs rounded to bf16
+    with pytest.raises(InputError, match=r"expected \[0, 1\]"):
+        fuser.fuse_images(torch.from_numpy(ir).float(), torch.from_numpy(vi).float())  # 0..255 floats

@@ -30,7 +30,7 @@ from .runtime import available_cores, check_precision, compile_backend, compile_
 
 __all__ = ["ImageLike", "Fuser", "default_model", "folder_task", "fuse", "fuse_files", "fuse_folder", "FolderReport"]
 
-ImageLike = Union[str, Path, np.ndarray, "PIL.Image.Image"]  # noqa: F821
+ImageLike = Union[str, Path, np.ndarray, torch.Tensor, "PIL.Image.Image"]  # noqa: F821
 
 OUTPUT_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")  # what save_image writes
 _AB_TASKS = frozenset({"mff", "mef", "medical"})
@@ -69,6 +69,10 @@ def as_image(x: ImageLike, norm: Norm = "range", name: str | None = None) -> np.
     """Anything image-like → float32 in [0, 1], ``H×W`` or ``H×W×3``."""
     if isinstance(x, (str, Path)):
         return read_image(x, norm=norm)
+    if isinstance(x, torch.Tensor):  # H×W or H×W×3 on any device, as its numpy twin
+        x = x.detach().cpu()
+        x = x.float() if x.is_floating_point() and x.dtype != torch.float64 else x  # fp16/bf16 too
+        return to_float(x.numpy(), norm=norm, source=name)
     if isinstance(x, np.ndarray):
         return to_float(x, norm=norm, source=name)
     try:
@@ -241,8 +245,8 @@ class Fuser:
 
     def fuse_images(
         self,
-        a: np.ndarray,
-        b: np.ndarray,
+        a: np.ndarray | torch.Tensor,
+        b: np.ndarray | torch.Tensor,
         *,
         grey: bool = False,
         resize_b: bool = False,
@@ -250,10 +254,13 @@ class Fuser:
     ) -> np.ndarray:
         """Fuse two images (grey or colour); the result has ``a``'s H×W, float32 in [0, 1].
 
-        Float arrays are taken as [0, 1] as they are (the fast path: :func:`fuse` and the
-        readers convert first); integer arrays go through the input contract
-        (:func:`litefuse.io.to_float`: uint8 / 255, uint16 / 65535), never as raw 0..255 values."""
-        a, b = (x if np.issubdtype(x.dtype, np.floating) else to_float(x, source=name) for x, name in zip((a, b), names))
+        Float numpy arrays are taken as [0, 1] as they are (the fast path: :func:`fuse` and the
+        readers convert first); integer arrays and torch tensors go through the input contract
+        (:func:`as_image`: uint8 / 255, uint16 / 65535), never as raw 0..255 values."""
+        a, b = (
+            x if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating) else as_image(x, name=name)
+            for x, name in zip((a, b), names)
+        )
         prepared = self.prepare(a, b, resize_b=resize_b, names=names)
         return self.finish(self.fuse_prepared([prepared], grey)[0], prepared, grey)
 
@@ -380,7 +387,7 @@ def fuse(
 ) -> np.ndarray:
     """Fuse an infrared and a visible image (or, with an A/B ``task``, any two sources).
 
-    ``ir``/``vi``: paths, PIL images or numpy arrays, read by the input contract of
+    ``ir``/``vi``: paths, PIL images, numpy arrays or torch tensors (``H×W`` or ``H×W×3``), read by the input contract of
     :mod:`litefuse.io` (uint8, uint16, floats in [0, 1]; other integers need ``ir_norm``).
     Returns a float32 array in [0, 1] with the first image's H×W: ``H×W×3`` when a source is
     colour (unless ``grey``), ``H×W`` otherwise. For ``task="ivif"`` (the default) the
