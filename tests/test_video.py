@@ -113,3 +113,19 @@ def test_cli_fuses_a_video_pair_and_reports_errors_in_one_line(pair, tmp_path):
     bad = subprocess.run([*cmd[:-4], "--vi", str(tmp_path / "missing.mp4"), "-m", "max", "-o", str(tmp_path / "x.mp4")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "missing.mp4" in bad.stderr, bad.stderr
+
+
+def test_shortest_fuses_up_to_the_shorter_stream_and_names_it(pair, tmp_path):
+    ir_path, vi_path = pair
+    short = write_video(tmp_path / "short.mp4", scene(4, 36, 50)[1])
+    report = fuse_video(ir_path, short, tmp_path / "s.mp4", litefuse.Fuser("max"), shortest=True)
+    assert (report.frames, report.shorter) == (4, short)
+    meta, frames = read_video(report.path)
+    assert sum(1 for _ in frames) == 4
+    same = fuse_video(ir_path, vi_path, tmp_path / "t.mp4", litefuse.Fuser("max"), shortest=True)
+    assert (same.frames, same.shorter) == (6, None)  # equal lengths: nothing cut
+    cmd = [sys.executable, "-m", "litefuse", "fuse", "--ir", str(short), "--vi", str(vi_path), "-m", "max"]
+    bad = subprocess.run([*cmd, "-o", str(tmp_path / "u.mp4")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--shortest" in bad.stderr and not (tmp_path / "u.mp4").exists(), bad.stderr
+    done = subprocess.run([*cmd, "--shortest", "-o", str(tmp_path / "u.mp4")], capture_output=True, text=True)
+    assert done.returncode == 0 and "fused 4 frames" in done.stdout and "short.mp4 ended after 4 frames" in done.stderr, done.stderr

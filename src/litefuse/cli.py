@@ -78,6 +78,7 @@ def fuse(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="Networks' arithmetic: fp32, fp16 or bf16 (half precision: faster on GPUs)."),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Folder and video mode: same-size pairs (frames) fused per network call (GPU throughput)."),
+    shortest: bool = typer.Option(False, "--shortest", help="Video mode: when the streams' frame counts differ, stop at the shorter one (default: an error)."),
     compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (CUDA graphs on GPU): the first frame of each size compiles (slow), then faster; for folders and videos."),
 ) -> None:
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
@@ -115,7 +116,8 @@ def fuse(
             console.print(f"{len(report.fused)} fused, {len(report.skipped)} skipped -> {output}", markup=False)
             raise typer.Exit(0 if not report.skipped else (1 if report.fused else 2))
         if is_video(ir) or is_video(vi):
-            _fuse_video(ir, vi, output, fuser, grey=grey, resize_vi=resize_vi, overwrite=overwrite, batch_size=batch_size)
+            _fuse_video(ir, vi, output, fuser, grey=grey, resize_vi=resize_vi, overwrite=overwrite, batch_size=batch_size,
+                        shortest=shortest)
             return
         out = output / f"{ir.stem}.png" if output.is_dir() or str(output).endswith(os.sep) else output
         path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value, overwrite=overwrite)
@@ -133,6 +135,8 @@ def _fuse_video(ir: Path, vi: Path, output: Path, fuser, **kwargs) -> None:
     out = output / f"{ir.stem}_fused.mp4" if output.is_dir() or str(output).endswith(os.sep) else output
     report = fuse_video(ir, vi, out, fuser, progress=progress_bar(f"fusing frames ({fuser.name})"), **kwargs)
     console.print(f"fused {report.frames} frames ({fuser.name}, {report.size[0]}×{report.size[1]} @ {report.fps:g} fps) -> {report.path}", markup=False)
+    if report.shorter is not None:
+        err_console.print(f"note: {report.shorter} ended after {report.frames} frames; the other stream's later frames were not fused", markup=False)
 
 
 @app.command()

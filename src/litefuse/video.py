@@ -8,8 +8,9 @@ with ``pip install litefuse[video]``). Frames are fused one at a time with a loa
   thermal video no longer has exactly identical RGB channels, so the image rule "three
   identical channels = grey" cannot be applied frame by frame.
 - Both streams must have the same frame size (``resize_vi`` resamples the visible) and the same
-  number of frames; a stream that ends early is an error naming it. The frame rate of the
-  infrared stream is kept.
+  number of frames; a stream that ends early is an error naming it, unless ``shortest`` stops
+  at the shorter one (cameras recording side by side often differ by a frame or two). The
+  frame rate of the infrared stream is kept.
 - Output: H.264 (``libx264``, CRF 17) in ``.mp4``/``.mkv``/``.mov``/``.avi``; ``yuv420p`` when
   both sides are even, else ``yuv444p`` so odd sizes come back exactly. Written to a temporary
   file in the target folder and renamed at the end; on any error nothing is left behind.
@@ -45,6 +46,7 @@ class VideoReport:
     frames: int
     fps: float
     size: tuple[int, int]  # (width, height)
+    shorter: Path | None = None  # with ``shortest``: the stream that ended while the other had more
 
 
 def is_video(path: str | Path) -> bool:
@@ -99,9 +101,12 @@ def fuse_video(
     max_frames: int | None = None,
     progress: Callable[[Iterable, int | None], Iterable] | None = None,
     batch_size: int = 1,
+    shortest: bool = False,
 ) -> VideoReport:
     """Fuse two videos frame by frame into ``out`` (written atomically); ``batch_size`` frames
-    go through a network per call (the same frames as one at a time, to float rounding)."""
+    go through a network per call (the same frames as one at a time, to float rounding).
+    Streams of different lengths are an error naming the shorter one, or with ``shortest`` fuse
+    up to its end (:attr:`VideoReport.shorter` names it)."""
     if batch_size < 1:
         raise OptionError(f"batch_size must be at least 1 (got {batch_size})")
     out = check_output_path(out, (ir, vi), overwrite, suffixes=VIDEO_SUFFIXES)
@@ -137,7 +142,8 @@ def fuse_video(
         n = 0
         try:
             writer.send(None)
-            pairs = _zip_strict(ir_frames, vi_frames, Path(ir), Path(vi), max_frames)
+            ended: list[Path] = []
+            pairs = _zip_strict(ir_frames, vi_frames, Path(ir), Path(vi), max_frames, ended if shortest else None)
             prepared_frames = _ahead(map(prepare, pairs), depth=2 * batch_size + 1)
             with ThreadPoolExecutor(1, thread_name_prefix="litefuse-encode") as encoder:
                 pending: list[Future] = []
@@ -154,7 +160,7 @@ def fuse_video(
         if n == 0:
             raise InputError("no frames", ir)
         publish(tmp, out)
-    return VideoReport(out, n, fps, (w, h))
+    return VideoReport(out, n, fps, (w, h), ended[0] if ended else None)
 
 
 T = TypeVar("T")
@@ -214,8 +220,9 @@ def _ahead(items: Iterator[T], depth: int) -> Iterator[T]:
         thread.join()
 
 
-def _zip_strict(a: Iterator, b: Iterator, pa: Path, pb: Path, limit: int | None) -> Iterator[tuple]:
-    """Pairs of frames; a stream that ends before the other is an error naming it."""
+def _zip_strict(a: Iterator, b: Iterator, pa: Path, pb: Path, limit: int | None, ended: list | None = None) -> Iterator[tuple]:
+    """Pairs of frames; a stream that ends before the other is an error naming it, or, given
+    an ``ended`` list, the end of the pairs (the stream's path is appended to it)."""
     n = 0
     while limit is None or n < limit:
         fa, fb = next(a, None), next(b, None)
@@ -223,6 +230,12 @@ def _zip_strict(a: Iterator, b: Iterator, pa: Path, pb: Path, limit: int | None)
             return
         if fa is None or fb is None:
             short, other = (pa, pb) if fa is None else (pb, pa)
-            raise InputError(f"stream ends after {n} frames but {other.name} has more (frame counts differ)", short)
+            if ended is not None:
+                ended.append(short)
+                return
+            raise InputError(
+                f"stream ends after {n} frames but {other.name} has more (frame counts differ; "
+                "--shortest / shortest=True stops at the shorter stream)", short,
+            )
         n += 1
         yield fa, fb
