@@ -46,3 +46,19 @@ def test_parallel_run_matches_serial_run_and_report_is_written(pairs, tmp_path):
     paths = write_report(parallel, tmp_path / "rep", title="t")
     assert {p.name for p in (tmp_path / "rep").iterdir()} == {"scores.csv", "summary.md", "chart.png"}
     assert "| max |" in paths["markdown"].read_text()
+
+
+def test_cli_compare_adds_max_beside_networks_unless_told_not_to(pairs, tmp_path):
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    runner = CliRunner()
+    base = ["compare", "-i", str(pairs), "-m", "aenetv2-ivif", "--metrics", "EN", "-j", "1"]
+    done = runner.invoke(app, [*base, "-o", str(tmp_path / "a")])
+    assert done.exit_code == 0, done.output
+    assert "| max |" in (tmp_path / "a" / "summary.md").read_text() and "`max` added" in done.output
+    done = runner.invoke(app, [*base, "--no-reference", "-o", str(tmp_path / "b")])
+    assert done.exit_code == 0 and "| max |" not in (tmp_path / "b" / "summary.md").read_text()
+    done = runner.invoke(app, ["compare", "-i", str(pairs), "-m", "mean", "--metrics", "EN", "-j", "1", "-o", str(tmp_path / "c")])
+    assert "| max |" not in (tmp_path / "c" / "summary.md").read_text()  # classical only: nothing to add

@@ -218,7 +218,11 @@ def parse_method(spec: str) -> "Fuser":
 def compare(
     inputs: list[Path] = typer.Option(..., "--input", "-i", help="Pair folder(s) (ir/vi or A/B); repeat for several sets."),
     methods: list[str] = typer.Option(
-        ["max", "gff"], "--method", "-m", help="Method as [label=]name[@weights]; repeat. Always keep `max` beside networks."
+        ["max", "gff"], "--method", "-m", help="Method as [label=]name[@weights]; repeat."
+    ),
+    reference: bool = typer.Option(
+        True, "--reference/--no-reference",
+        help="Add the classical `max` fuser beside networks compared without it: the bar a network must beat.",
     ),
     output: Path = typer.Option(Path("litefuse-compare"), "--output", "-o", help="Report folder."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metric names (default: the 8 core metrics)."),
@@ -234,6 +238,9 @@ def compare(
     try:
         check_output_dir(output)
         fusers = [parse_method(m) for m in methods]
+        if reference and any(f.info.kind == "network" for f in fusers) and not any(f.name == "max" for f in fusers):
+            fusers.append(parse_method("max"))
+            err_console.print("note: `max` added as the classical reference (--no-reference leaves it out)", markup=False)
         names = [m.strip() for m in metrics.split(",")] if metrics else None
         result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
                              progress=progress_bar("comparing"), jobs=jobs)
