@@ -4,7 +4,7 @@ deformable convolution is in :mod:`.deform`).
 CPU convolution policy
 ----------------------
 litefuse's networks are thin (1-64 channels) and run at full image resolution, where PyTorch's
-default CPU dispatch of ``F.conv2d`` is slow in four ways. :func:`conv2d` is the one place that
+default CPU dispatch of ``F.conv2d`` is slow in five ways. :func:`conv2d` is the one place that
 handles them (measured on a 2-core AVX2 EPYC, 640x480, float32; docs/benchmarks.md):
 
 1. **Layout.** oneDNN's depthwise and 1x1 kernels are 2-3x faster on channels-last (NHWC)
