@@ -161,7 +161,7 @@ def _float_to_unit(out: np.ndarray, norm: Norm, source: str | Path | None) -> np
     if lo < -FLOAT_TOLERANCE or hi > 1.0 + FLOAT_TOLERANCE:
         raise InputError(
             f"float image values span [{lo:g}, {hi:g}]; expected [0, 1] (never rescaled silently: divide by "
-            "your peak, or pass norm='minmax' or norm=<peak>)",
+            "your peak, or give the scale: norm='minmax' or norm=<peak> (--ir-norm minmax on the command line))",
             source,
         )
     return np.clip(out, 0.0, 1.0) if lo < 0.0 or hi > 1.0 else out
