@@ -193,6 +193,47 @@ def export(
     console.print(report.summary(), markup=False)
 
 
+@app.command()
+def bench(
+    methods: Optional[list[str]] = typer.Option(
+        None, "--method", "-m", help="Method to time; repeat (default: every network, max and gff). `max` is always timed."
+    ),
+    size: str = typer.Option("640x480", "--size", help="Frame size WxH."),
+    device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help="Networks' arithmetic."),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Pairs per call."),
+    compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (warm-up rounds absorb the compilation)."),
+    rounds: int = typer.Option(15, "--rounds", min=1, help="Timed rounds; each calls every method once."),
+    warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed rounds first."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the measurements as JSON."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
+) -> None:
+    """Time fusion methods on this machine: params, MACs, latency and pairs/s, interleaved in one run."""
+    import json
+
+    from ._files import atomic_write_text
+    from .bench import benchmark
+    from .io import check_output_path
+
+    hw = _parse_size(size)
+    if hw is None:
+        raise fail("--size: give a frame size WxH (e.g. 640x480)")
+    try:
+        if json_path is not None:
+            json_path = check_output_path(json_path, (), overwrite, suffixes=(".json",))
+        report = benchmark(methods, size=hw, device=device.value, threads=threads, precision=precision.value,
+                           batch_size=batch_size, compile=compile, rounds=rounds, warmup=warmup,
+                           progress=progress_bar("timing rounds"))
+        if json_path is not None:
+            atomic_write_text(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
+    except LitefuseError as exc:
+        raise fail(str(exc)) from None
+    console.print(report.markdown(), markup=False)
+    if json_path is not None:
+        console.print(f"json: {json_path}", markup=False)
+
+
 def _parse_size(text: str) -> tuple[int, int] | None:
     """``"640x480"`` -> ``(480, 640)`` (H, W); ``"dynamic"`` -> None."""
     if text.strip().lower() == "dynamic":

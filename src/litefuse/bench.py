@@ -1,0 +1,279 @@
+"""Speed on this machine: parameters, MACs and latency of fusion methods, timed in one run.
+
+:func:`benchmark` loads each method as :class:`~litefuse.api.Fuser` would (shipped weights,
+eval mode, the requested precision and ``torch.compile``), feeds a random ``(B, 1, H, W)``
+luminance pair and times ``model(ir, vi)`` -- the network alone, as papers report it --
+**interleaved**: every round calls every method once, after warm-up rounds, so load from
+other processes spreads over all of them alike. The classical ``max`` fuser is always in the
+run: its time is the floor every method is reported against (``time ÷ max``), and
+``densefuse``, when present, is the baseline of the speed-up column. Compare ratios, not
+absolute times, across machines; :func:`machine_line` names the CPU and its vector ISA, which
+decide these timings.
+
+``litefuse bench`` is the command-line front; ``benchmarks/run.py`` writes the docs' table
+with it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Hashable, Iterable, Sequence
+
+import torch
+
+__all__ = [
+    "BenchRow",
+    "BenchReport",
+    "benchmark",
+    "cpu_features",
+    "cpu_name",
+    "interleaved_times",
+    "load_average",
+    "machine_line",
+    "median_ms",
+]
+
+REFERENCE = "max"  # always timed: the floor of the time ÷ max column
+BASELINE = "densefuse"  # the speed-up column's baseline when it is in the run
+DEFAULT_CLASSICAL = ("max", "gff")
+
+
+# --------------------------------------------------------------------------------------------
+# the machine
+
+
+def cpu_name() -> str:
+    """The CPU model name from /proc/cpuinfo (Linux), else what platform reports."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def cpu_features() -> str:
+    """The vector ISA that decides these timings (AVX2 / AVX-512 / VNNI / AMX), from /proc/cpuinfo.
+
+    int8 convolutions are only fast with VNNI, and oneDNN's float kernels differ between AVX2 and
+    AVX-512 hosts, so tables from different hosts are not comparable without it.
+    """
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((set(line.split(":", 1)[1].split()) for line in fh if line.startswith("flags")), set())
+    except OSError:
+        return "ISA unknown"
+    known = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
+    present = [f for f in known if f in flags]
+    return ", ".join(present) if present else "no AVX2"
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, or n/a."""
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except (AttributeError, OSError):
+        return "n/a"
+
+
+def machine_line() -> str:
+    """``- machine: <CPU>, <n> logical CPUs (<ISA>), <OS>`` (a markdown list item)."""
+    return f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs ({cpu_features()}), {platform.system()} {platform.release()}"
+
+
+# --------------------------------------------------------------------------------------------
+# timing
+
+
+def interleaved_times(
+    calls: dict[Hashable, Callable[[], object]],
+    rounds: int,
+    warmup: int,
+    sync: Callable[[], object] | None = None,
+    progress: Callable[[Iterable, int | None], Iterable] | None = None,
+) -> dict[Hashable, list[float]]:
+    """Seconds per call of each of ``calls``, timed interleaved: every round calls each once (after
+    ``warmup`` untimed rounds), so load from other processes spreads over all of them alike.
+    ``sync`` (e.g. ``torch.cuda.synchronize``) runs around every timed call."""
+    sync = sync or (lambda: None)
+    times: dict[Hashable, list[float]] = {k: [] for k in calls}
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    for _ in progress(range(rounds), rounds) if progress else range(rounds):
+        for key, call in calls.items():
+            sync()
+            t0 = time.perf_counter()
+            call()
+            sync()
+            times[key].append(time.perf_counter() - t0)
+    return times
+
+
+def median_ms(times: dict[Hashable, list[float]]) -> dict[Hashable, float]:
+    """Median of each list, in milliseconds."""
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# the report
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One method of a run: size, cost of one fusion and its call times (seconds, one batch each)."""
+
+    name: str
+    kind: str  # "network" | "classical"
+    params: int
+    macs: int  # of one fusion (one pair), independent of device and precision
+    times: tuple[float, ...]
+    batch_size: int = 1
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.times) * 1e3
+
+    @property
+    def min_ms(self) -> float:
+        return min(self.times) * 1e3
+
+    @property
+    def pairs_per_s(self) -> float:
+        return self.batch_size * 1e3 / self.median_ms
+
+
+@dataclass
+class BenchReport:
+    """What :func:`benchmark` measured, with how (``settings``) and where (``machine``)."""
+
+    rows: list[BenchRow]
+    size: tuple[int, int]  # (H, W)
+    settings: dict = field(default_factory=dict)
+    machine: str = ""
+    started: str = ""
+
+    def row(self, name: str) -> BenchRow:
+        return next(r for r in self.rows if r.name == name)
+
+    def speedup(self, name: str, baseline: str = BASELINE) -> float | None:
+        """How many times faster ``name`` runs than ``baseline`` in this run (``None`` if absent)."""
+        names = {r.name for r in self.rows}
+        return self.row(baseline).median_ms / self.row(name).median_ms if {name, baseline} <= names else None
+
+    def markdown(self) -> str:
+        """A markdown table with the run's settings and machine above it."""
+        h, w = self.size
+        s = self.settings
+        base = BASELINE if any(r.name == BASELINE for r in self.rows) else None
+        lines = [
+            self.machine,
+            f"- torch {torch.__version__}, device `{s.get('device')}`, {s.get('threads')} intra-op thread{'s' if s.get('threads') != 1 else ''}, "
+            f"{s.get('precision')}, batch {s.get('batch_size')}{', compiled' if s.get('compile') else ''}, {w}×{h}",
+            f"- load average at start {s.get('load_start')}, at end {s.get('load_end')}; "
+            f"{s.get('warmup')} warm-up + {s.get('rounds')} interleaved rounds; median (min) ms per call",
+            "",
+            "| method | params | GMACs | ms median (min) | pairs/s |" + (f" × faster than {base} |" if base else "") + f" time ÷ {REFERENCE} |",
+            "|---|---:|---:|---:|---:|" + ("---:|" if base else "") + "---:|",
+        ]
+        ref = self.row(REFERENCE).median_ms if any(r.name == REFERENCE for r in self.rows) else None
+        for r in self.rows:
+            cells = [r.name, f"{r.params:,}", f"{r.macs / 1e9:.3f}", f"{r.median_ms:.1f} ({r.min_ms:.1f})", f"{r.pairs_per_s:.1f}"]
+            if base:
+                cells.append(f"{self.speedup(r.name, base):.2f}")
+            cells.append(f"{r.median_ms / ref:.1f}" if ref else "–")
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict:
+        """JSON-ready: settings, machine and per method params, MACs, ms median/min, pairs/s."""
+        return {
+            "started": self.started,
+            "machine": self.machine.replace("- ", "", 1),
+            "size": f"{self.size[1]}x{self.size[0]}",
+            "settings": self.settings,
+            "methods": {
+                r.name: {"kind": r.kind, "params": r.params, "macs": r.macs, "ms_median": r.median_ms,
+                         "ms_min": r.min_ms, "pairs_per_s": r.pairs_per_s}
+                for r in self.rows
+            },
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+
+
+def default_methods() -> list[str]:
+    """Every registered network, then the classical ``max`` and ``gff``."""
+    from .registry import list_models
+
+    return [m.name for m in list_models("network")] + list(DEFAULT_CLASSICAL)
+
+
+def benchmark(
+    methods: Sequence[str] | None = None,
+    *,
+    size: tuple[int, int] = (480, 640),
+    device: str = "cpu",
+    threads: int | None = None,
+    precision: str = "fp32",
+    batch_size: int = 1,
+    compile: bool | str = False,
+    rounds: int = 15,
+    warmup: int = 3,
+    progress: Callable[[Iterable, int | None], Iterable] | None = None,
+) -> BenchReport:
+    """Time ``methods`` (default: :func:`default_methods`; ``max`` is added when missing) on a
+    ``size = (H, W)`` luminance pair, ``batch_size`` pairs per call, interleaved.
+
+    Networks run in ``precision`` and, with ``compile``, under ``torch.compile`` (the warm-up
+    rounds absorb the compilation); classical fusers run as they are, in float32. MACs are those
+    of one fusion counted on a float32 CPU copy (:func:`~litefuse.models.complexity.count_macs`).
+    """
+    from .errors import OptionError
+    from .models.complexity import count_macs, count_params
+    from .registry import get_model_info, load_model
+    from .runtime import check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
+
+    h, w = size
+    if h < 8 or w < 8:
+        raise OptionError(f"size must be at least 8×8, got {w}×{h}")
+    if batch_size < 1 or rounds < 1 or warmup < 0:
+        raise OptionError(f"batch_size and rounds must be at least 1, warmup at least 0 (got {batch_size}, {rounds}, {warmup})")
+    check_precision(precision)
+    backend = compile_backend(compile)
+    dev = resolve_device(device)
+    n_threads = prepare(threads) if dev.type == "cpu" else torch.get_num_threads()
+    names = list(dict.fromkeys(methods or default_methods()))
+    if REFERENCE not in names:
+        names.append(REFERENCE)
+    infos = {n: get_model_info(n) for n in names}  # unknown names fail here, before any loading
+
+    gen = torch.Generator().manual_seed(0)
+    ir, vi = (torch.rand(batch_size, 1, h, w, generator=gen).to(dev) for _ in range(2))
+    calls, stats = {}, {}
+    with torch.inference_mode():
+        for n in names:
+            model = load_model(n, device=dev)
+            stats[n] = (count_params(model), count_macs(model, (ir[:1], vi[:1]), method="auto"))
+            if infos[n].kind == "network":
+                model = compile_for_inference(with_precision(model, precision), dev, backend)
+            calls[n] = lambda m=model: m(ir, vi)
+        load_start = load_average()
+        sync = torch.cuda.synchronize if dev.type == "cuda" else None
+        times = interleaved_times(calls, rounds, warmup, sync, progress)
+    rows = [BenchRow(n, infos[n].kind, int(stats[n][0]), int(stats[n][1]), tuple(times[n]), batch_size) for n in names]
+    machine = machine_line() + (f"\n- GPU: {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "")
+    settings = {
+        "device": str(dev), "threads": n_threads, "precision": precision, "batch_size": batch_size,
+        "compile": backend, "rounds": rounds, "warmup": warmup, "load_start": load_start, "load_end": load_average(),
+    }
+    return BenchReport(rows, (h, w), settings, machine, f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")

@@ -1,0 +1,64 @@
+"""litefuse.bench / `litefuse bench`: what is timed, the counts it reports and its errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from litefuse.bench import benchmark, interleaved_times
+from litefuse.cli import app
+from litefuse.errors import LitefuseError
+from litefuse.models.complexity import count_macs
+from litefuse.registry import load_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_report_counts_what_the_models_are_and_adds_max():
+    report = benchmark(["aenetv2", "gff"], size=(24, 32), batch_size=2, rounds=3, warmup=1)
+    assert [r.name for r in report.rows] == ["aenetv2", "gff", "max"]  # the reference joins the run
+    net = report.row("aenetv2")
+    assert net.params == 2843 and net.kind == "network" and report.row("gff").kind == "classical"
+    pair = torch.rand(1, 1, 24, 32)
+    assert net.macs == count_macs(load_model("aenetv2"), (pair, pair), method="auto")  # one fusion, not the batch
+    assert len(net.times) == 3 and all(t > 0 for t in net.times)
+    assert net.pairs_per_s == pytest.approx(2e3 / net.median_ms)
+    assert report.speedup("aenetv2") is None  # densefuse not in the run
+    text = report.markdown()
+    assert "| aenetv2 | 2,843 |" in text and "time ÷ max" in text and "batch 2" in text
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["methods"]["aenetv2"]["params"] == 2843 and data["size"] == "32x24"
+
+
+def test_interleaved_rounds_call_every_method_once_per_round():
+    order: list[str] = []
+    times = interleaved_times({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=2, warmup=1)
+    assert order == ["a", "b"] * 3 and [len(v) for v in times.values()] == [2, 2]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"methods": ["nope"]}, "unknown model"),
+    ({"size": (4, 64)}, "at least 8"),
+    ({"precision": "int4"}, "precision"),
+    ({"batch_size": 0}, "at least 1"),
+])
+def test_bad_settings_are_one_clear_error(kwargs, match):
+    with pytest.raises(LitefuseError, match=match):
+        benchmark(**{"methods": ["max"], "size": (16, 16), "rounds": 1, "warmup": 0, **kwargs})
+
+
+def test_cli_prints_the_table_and_writes_json_atomically(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "b.json"
+    args = ["bench", "-m", "aenetv2", "--size", "40x32", "--rounds", "2", "--warmup", "0", "--threads", "1"]
+    done = runner.invoke(app, [*args, "--json", str(out)])
+    assert done.exit_code == 0, done.output
+    assert "| aenetv2 |" in done.output and "| max |" in done.output
+    assert json.loads(out.read_text())["settings"]["threads"] == 1
+    again = runner.invoke(app, [*args, "--json", str(out)])
+    assert again.exit_code == 2 and "exists" in again.output  # not overwritten without --overwrite
+    bad = runner.invoke(app, ["bench", "--size", "640by480"])
+    assert bad.exit_code == 2 and "WxH" in bad.output
