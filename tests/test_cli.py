@@ -138,6 +138,9 @@ def test_models_table():
     assert proc.returncode == 0
     for name in ("max", "gff", "wavelet", "laplacian", "mean"):
         assert name in proc.stdout
+    line = next(row for row in proc.stdout.splitlines() if "aenetv2-ivif" in row)
+    assert "2,917" in line and "ivif" in line.split("2,917")[1]  # params, and the default for ivif
+    assert "74,193" in next(row for row in proc.stdout.splitlines() if "densefuse " in row and "lwc" not in row)
 
 
 @pytest.mark.parametrize("dataset, stem", SAMPLE_PAIRS)

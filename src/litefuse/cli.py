@@ -141,15 +141,26 @@ def _fuse_video(ir: Path, vi: Path, output: Path, fuser, **kwargs) -> None:
 
 @app.command()
 def models() -> None:
-    """List the registered fusion methods."""
+    """List the registered fusion methods: kind, weights, parameters, tasks and where each is the default."""
+    from .api import default_model
+    from .models.complexity import count_params
     from .registry import list_models
 
-    table = Table(title="litefuse methods")
-    for col in ("name", "kind", "weights", "tasks", "description"):
-        table.add_column(col)
+    defaults: dict[str, list[str]] = {}
+    for task in ("ivif", "ab"):  # "ab": multi-focus, multi-exposure and medical pairs together
+        try:
+            defaults.setdefault(default_model(task), []).append("A/B" if task == "ab" else task)
+        except LitefuseError:
+            pass
+    table = Table(title="litefuse methods (`litefuse bench -m NAME` times them here)")
+    for col, justify in (("name", "left"), ("kind", "left"), ("weights", "left"), ("params", "right"),
+                         ("tasks", "left"), ("default for", "left"), ("description", "left")):
+        table.add_column(col, justify=justify)
     for info in list_models():
         shipped = "shipped" if info.weights_path else ("-" if info.kind == "classical" else "not yet")
-        table.add_row(info.name, info.kind, shipped, ",".join(info.tasks), info.description)
+        params = f"{count_params(info.factory()):,}" if info.kind == "network" else "-"
+        table.add_row(info.name, info.kind, shipped, params, ",".join(info.tasks), ",".join(defaults.get(info.name, [])),
+                      info.description)
     console.print(table)
 
 
