@@ -62,3 +62,13 @@ def test_cli_compare_adds_max_beside_networks_unless_told_not_to(pairs, tmp_path
     assert done.exit_code == 0 and "| max |" not in (tmp_path / "b" / "summary.md").read_text()
     done = runner.invoke(app, ["compare", "-i", str(pairs), "-m", "mean", "--metrics", "EN", "-j", "1", "-o", str(tmp_path / "c")])
     assert "| max |" not in (tmp_path / "c" / "summary.md").read_text()  # classical only: nothing to add
+
+
+def test_report_without_matplotlib_leaves_only_the_chart_out(pairs, tmp_path, monkeypatch):
+    import litefuse.viz
+
+    monkeypatch.setattr(litefuse.viz, "plotting_available", lambda: False)
+    result = compare([pairs], ["max"], metrics=["EN"], preview=1)
+    paths = write_report(result, tmp_path / "rep")
+    assert set(paths) == {"csv", "markdown", "grid"}
+    assert {p.name for p in (tmp_path / "rep").iterdir()} == {"scores.csv", "summary.md", "grid.png"}

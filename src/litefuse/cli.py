@@ -306,6 +306,10 @@ def compare(
         console.print(result.markdown(dataset), markup=False)
     for key, path in paths.items():
         console.print(f"{key:>9}: {path}", markup=False)
+    if "chart" not in paths:
+        from .viz import PLOT_HINT
+
+        err_console.print(f"note: no chart.png ({PLOT_HINT})", markup=False)
 
 
 def _register_module_commands() -> None:

@@ -144,9 +144,10 @@ def _merge(result: Comparison, out: tuple) -> None:
 
 
 def write_report(result: Comparison, out_dir: str | Path, title: str = "") -> dict[str, Path]:
-    """Write ``scores.csv``, ``summary.md``, ``chart.png`` and ``grid.png`` into ``out_dir``."""
+    """Write ``scores.csv``, ``summary.md``, ``chart.png`` (where matplotlib is installed) and
+    ``grid.png`` into ``out_dir``; the returned paths name what was written."""
     from .metrics import METRICS
-    from .viz import image_grid, metric_chart
+    from .viz import image_grid, metric_chart, plotting_available
 
     out_dir = Path(out_dir)
     paths = {"csv": out_dir / "scores.csv", "markdown": out_dir / "summary.md"}
@@ -157,7 +158,8 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "") -> di
         parts += [f"## {dataset} ({n} pairs)", "", result.markdown(dataset), ""]
     atomic_write_text(paths["markdown"], "\n".join(parts))
     directions = {m: METRICS[m].arrow for m in result.metrics}
-    paths["chart"] = metric_chart(result.means(), out_dir / "chart.png", title=title, directions=directions)
+    if plotting_available():
+        paths["chart"] = metric_chart(result.means(), out_dir / "chart.png", title=title, directions=directions)
     if result.previews:
         cols = ["infrared", "visible", *result.methods]
         rows = [[cells[c] for c in cols if c in cells] for cells in result.previews.values()]

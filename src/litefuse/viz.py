@@ -7,9 +7,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["side_by_side", "image_grid", "metric_chart", "speed_quality_chart", "save_figure"]
+__all__ = ["side_by_side", "image_grid", "metric_chart", "speed_quality_chart", "save_figure", "plotting_available", "PLOT_HINT"]
 
 _CAPTION = 18
+
+#: what a command says when it leaves a chart out
+PLOT_HINT = "charts need matplotlib: pip install 'litefuse[plot]'"
+
+
+def plotting_available() -> bool:
+    """Whether matplotlib (the ``[plot]`` extra) imports: charts are optional, grids (Pillow) are not."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _to_rgb_u8(img: np.ndarray) -> np.ndarray:

@@ -49,6 +49,7 @@ from PIL import Image
 from ..data import collect_pairs, load_luma_u8, pair_hash, split_pairs
 from ..errors import InputError
 from .._files import atomic_write_text
+from ..viz import PLOT_HINT, plotting_available
 from .config import ConfigError, TrainConfig, default_config_path
 from .trainer import Trainer
 from .trainset import resolve_config_data
@@ -297,7 +298,8 @@ def run_study(
     write_outputs(rows, out, {"per_variant_minutes": minutes, "max_steps": max_steps, "threads": threads,
                               "eval_pairs": eval_pairs, "eval_size": eval_size, "config": base.to_dict(),
                               "eval_set": {t: [n for n, _, _ in v] for t, v in tasks.items()}})
-    console.print(f"study: wrote {out / 'study.csv'}, {out / 'study.md'}, {out / 'pareto.png'}", markup=False)
+    plot = f", {out / 'pareto.png'}" if plotting_available() else f" (no pareto.png: {PLOT_HINT})"
+    console.print(f"study: wrote {out / 'study.csv'}, {out / 'study.md'}{plot}", markup=False)
     return rows
 
 
@@ -383,4 +385,5 @@ def write_outputs(rows: Sequence[StudyRow], out: Path, meta: dict[str, Any]) -> 
     atomic_write_text(out / "study.md", intro + markdown_table(rows))
     atomic_write_text(out / "study.json", json.dumps({**meta, "rows": [
         {k: v for k, v in r.__dict__.items()} for r in rows]}, indent=2, default=str) + "\n")
-    pareto_plot(rows, out / "pareto.png")
+    if plotting_available():
+        pareto_plot(rows, out / "pareto.png")
