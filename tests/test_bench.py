@@ -60,5 +60,9 @@ def test_cli_prints_the_table_and_writes_json_atomically(tmp_path):
     assert json.loads(out.read_text())["settings"]["threads"] == 1
     again = runner.invoke(app, [*args, "--json", str(out)])
     assert again.exit_code == 2 and "exists" in again.output  # not overwritten without --overwrite
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "speed.png"
+    drawn = runner.invoke(app, [*args, "--chart", str(png)])
+    assert drawn.exit_code == 0 and png.stat().st_size > 1000, drawn.output
     bad = runner.invoke(app, ["bench", "--size", "640by480"])
     assert bad.exit_code == 2 and "WxH" in bad.output

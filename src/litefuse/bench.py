@@ -22,6 +22,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable, Hashable, Iterable, Sequence
 
 import torch
@@ -191,6 +192,15 @@ class BenchReport:
             cells.append(f"{r.median_ms / ref:.1f}" if ref else "–")
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
+
+    def chart(self, path: str | Path) -> Path:
+        """Median ms per call as bars (:func:`litefuse.viz.speed_chart`); needs matplotlib."""
+        from .viz import speed_chart
+
+        h, w = self.size
+        s = self.settings
+        title = f"{w}×{h}, batch {s.get('batch_size')}, {s.get('precision')}, {s.get('device')}, {s.get('threads')} thread(s)"
+        return speed_chart([{"label": r.name, "ms": r.median_ms, "kind": r.kind} for r in self.rows], path, title=title)
 
     def to_dict(self) -> dict:
         """JSON-ready: settings, machine and per method params, MACs, ms median/min, pairs/s."""

@@ -218,7 +218,8 @@ def bench(
     rounds: int = typer.Option(15, "--rounds", min=1, help="Timed rounds; each calls every method once."),
     warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed rounds first."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the measurements as JSON."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json file."),
+    chart: Optional[Path] = typer.Option(None, "--chart", help="Also draw the latencies as a PNG bar chart (needs matplotlib)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json / --chart file."),
 ) -> None:
     """Time fusion methods on this machine: params, MACs, latency and pairs/s, interleaved in one run."""
     import json
@@ -233,16 +234,25 @@ def bench(
     try:
         if json_path is not None:
             json_path = check_output_path(json_path, (), overwrite, suffixes=(".json",))
+        if chart is not None:
+            from .viz import PLOT_HINT, plotting_available
+
+            chart = check_output_path(chart, (), overwrite, suffixes=(".png",))
+            if not plotting_available():
+                raise fail(f"--chart: {PLOT_HINT}")
         report = benchmark(methods, size=hw, device=device.value, threads=threads, precision=precision.value,
                            batch_size=batch_size, compile=compile, rounds=rounds, warmup=warmup,
                            progress=progress_bar("timing rounds"))
         if json_path is not None:
             atomic_write_text(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
+        if chart is not None:
+            report.chart(chart)
     except LitefuseError as exc:
         raise fail(str(exc)) from None
     console.print(report.markdown(), markup=False)
-    if json_path is not None:
-        console.print(f"json: {json_path}", markup=False)
+    for label, path in (("json", json_path), ("chart", chart)):
+        if path is not None:
+            console.print(f"{label}: {path}", markup=False)
 
 
 def _parse_size(text: str) -> tuple[int, int] | None:

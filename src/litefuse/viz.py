@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["side_by_side", "image_grid", "metric_chart", "speed_quality_chart", "save_figure", "plotting_available", "PLOT_HINT"]
+__all__ = ["side_by_side", "image_grid", "metric_chart", "speed_quality_chart", "speed_chart", "save_figure", "plotting_available", "PLOT_HINT"]
 
 _CAPTION = 18
 
@@ -185,6 +185,41 @@ def speed_quality_chart(
     axes.flat[0].legend(handles=handles, fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=11)
+    return save_figure(fig, path)
+
+
+def speed_chart(points: list[dict], path: str | Path, title: str = "", xlabel: str = "ms per call (log scale)") -> Path:
+    """Latency bars, fastest on top: ``points`` are ``{"label", "ms", "kind"}`` dicts (``kind``
+    ``network`` or ``classical`` picks the colour); a dashed line marks 33 ms, real time at
+    30 FPS. Needs matplotlib (``pip install litefuse[plot]``); written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
+
+    if not points or any(not p["ms"] > 0 for p in points):
+        raise ValueError("speed_chart: needs points with positive ms")
+    points = sorted(points, key=lambda p: p["ms"], reverse=True)
+    colours = dict(zip(_KIND_MARKERS, plt.get_cmap("tab10").colors))
+    fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(points) + 1.2))
+    ms = [p["ms"] for p in points]
+    ax.barh(range(len(points)), ms, color=[colours.get(p["kind"], "grey") for p in points])
+    for i, v in enumerate(ms):
+        ax.text(v, i, f" {v:.3g}", va="center", fontsize=8)
+    ax.set_yticks(range(len(points)), [p["label"] for p in points], fontsize=9)
+    ax.axvline(REAL_TIME_MS, color="grey", linestyle="--", linewidth=1)
+    ax.text(REAL_TIME_MS, len(points) - 0.5, " 30 FPS", va="top", fontsize=7, color="grey")
+    ax.set_xscale("log")
+    ax.set_xlim(min(ms + [REAL_TIME_MS]) / 2, max(ms + [REAL_TIME_MS]) * 3)  # room for the value labels
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.grid(True, axis="x", which="both", alpha=0.25)
+    kinds = [k for k in colours if any(p["kind"] == k for p in points)]
+    ax.legend(handles=[Patch(color=colours[k], label=k) for k in kinds], fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
     return save_figure(fig, path)
 
 
