@@ -4,14 +4,16 @@
 >>> litefuse.list_models()                      # every registered method
 >>> fused = litefuse.fuse("ir.png", "vi.png")   # float32 in [0, 1], colour if vi is colour
 >>> litefuse.save_image("fused.png", fused)
+>>> litefuse.benchmark(["aenetv2-ivif"]).markdown()  # params, MACs and speed on this machine
 """
 
 from . import models  # noqa: F401  registers every method (the registry itself imports none)
 from .api import Fuser, fuse, fuse_folder
+from .bench import benchmark
 from .export import export_onnx
 from .io import read_image, save_image
 from .registry import list_models, load_model
 from .video import fuse_video
 
 __version__ = "0.1.0"
-__all__ = ["Fuser", "fuse", "fuse_folder", "read_image", "save_image", "list_models", "load_model", "fuse_video", "export_onnx", "__version__"]
+__all__ = ["Fuser", "fuse", "fuse_folder", "read_image", "save_image", "list_models", "load_model", "fuse_video", "export_onnx", "benchmark", "__version__"]
