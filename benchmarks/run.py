@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             print(out.stdout)
     if args.out:
         head = (
-            "# Benchmarks\n\nLatest output of `python benchmarks/run.py` (the machine is named in the table's notes). "
+            "# Benchmarks\n\nLatest output of `python benchmarks/run.py` (the machine is named in the table's notes; "
+            "`litefuse bench` runs the same timer on any machine). "
             "Timings on these shared machines are noisy: compare the ratios inside one run, not absolute times "
             "across runs. Model-specific scripts (`benchmarks/bench_*.py`) break the time down further.\n\n"
         )
