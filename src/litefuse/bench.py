@@ -31,6 +31,7 @@ __all__ = [
     "BenchRow",
     "BenchReport",
     "benchmark",
+    "default_methods",
     "cpu_features",
     "cpu_name",
     "interleaved_times",
@@ -247,6 +248,8 @@ def benchmark(
     Networks run in ``precision`` and, with ``compile``, under ``torch.compile`` (the warm-up
     rounds absorb the compilation); classical fusers run as they are, in float32. MACs are those
     of one fusion counted on a float32 CPU copy (:func:`~litefuse.models.complexity.count_macs`).
+    On the CPU ``threads`` (default: :func:`~litefuse.runtime.default_threads`, the cores the load
+    average leaves free) and the heap policy are applied as every litefuse command applies them.
     """
     from .errors import OptionError
     from .models.complexity import count_macs, count_params
