@@ -190,7 +190,7 @@ def test_fuser_fuse_images_applies_the_input_contract_to_integer_arrays():
 
 
 def test_fuser_takes_torch_tensors_as_their_numpy_twins():
-    """H×W(×3) tensors (float in [0, 1], uint8, half precision) follow the same input contract."""
+    """Tensors (H×W, H×W×3, C×H×W, 1×C×H×W; float in [0, 1], uint8, half precision) follow the input contract."""
     import torch
 
     import litefuse
@@ -206,6 +206,9 @@ def test_fuser_takes_torch_tensors_as_their_numpy_twins():
                  (torch.from_numpy(ir).float() / 255, torch.from_numpy(vi).float() / 255)]:
         np.testing.assert_allclose(fuser.fuse_images(a, b), want, atol=1e-6)
         np.testing.assert_allclose(litefuse.fuse(a, b), want, atol=1e-6)
+    chw = torch.from_numpy(vi).permute(2, 0, 1)  # torch's layouts: C×H×W and a batch of one
+    np.testing.assert_allclose(fuser.fuse_images(torch.from_numpy(ir)[None, None], chw[None]), want, atol=1e-6)
+    np.testing.assert_allclose(litefuse.fuse(torch.from_numpy(ir)[None], chw), want, atol=1e-6)
     half = fuser.fuse_images(torch.from_numpy(ir).to(torch.bfloat16) / 255, torch.from_numpy(vi).float() / 255)
     assert np.abs(half - want).max() < 0.02  # the inputs rounded to bf16
     with pytest.raises(InputError, match=r"expected \[0, 1\]"):

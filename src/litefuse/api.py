@@ -69,8 +69,12 @@ def as_image(x: ImageLike, norm: Norm = "range", name: str | None = None) -> np.
     """Anything image-like → float32 in [0, 1], ``H×W`` or ``H×W×3``."""
     if isinstance(x, (str, Path)):
         return read_image(x, norm=norm)
-    if isinstance(x, torch.Tensor):  # H×W or H×W×3 on any device, as its numpy twin
+    if isinstance(x, torch.Tensor):  # any device, as its numpy twin; torch's C×H×W layouts too
         x = x.detach().cpu()
+        if x.dim() == 4 and x.shape[0] == 1:
+            x = x[0]  # a batch of one
+        if x.dim() == 3 and x.shape[0] in (1, 3, 4) and x.shape[-1] > 4:  # C×H×W (images are >= 8 px wide)
+            x = x.permute(1, 2, 0)
         x = x.float() if x.is_floating_point() and x.dtype != torch.float64 else x  # fp16/bf16 too
         return to_float(x.numpy(), norm=norm, source=name)
     if isinstance(x, np.ndarray):
@@ -387,7 +391,7 @@ def fuse(
 ) -> np.ndarray:
     """Fuse an infrared and a visible image (or, with an A/B ``task``, any two sources).
 
-    ``ir``/``vi``: paths, PIL images, numpy arrays or torch tensors (``H×W`` or ``H×W×3``), read by the input contract of
+    ``ir``/``vi``: paths, PIL images, numpy arrays (``H×W`` or ``H×W×3``) or torch tensors (also ``C×H×W`` and ``1×C×H×W``), read by the input contract of
     :mod:`litefuse.io` (uint8, uint16, floats in [0, 1]; other integers need ``ir_norm``).
     Returns a float32 array in [0, 1] with the first image's H×W: ``H×W×3`` when a source is
     colour (unless ``grey``), ``H×W`` otherwise. For ``task="ivif"`` (the default) the
