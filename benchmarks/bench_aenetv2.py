@@ -32,7 +32,7 @@ import platform
 import subprocess
 import sys
 
-from machine import load_average, machine_line  # benchmarks/machine.py (this folder)
+from litefuse.bench import load_average, machine_line  # the package's machine facts and interleaved timer
 
 MODES = ("default", "thp", "resident")
 

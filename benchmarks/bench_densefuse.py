@@ -29,7 +29,7 @@ import os
 import subprocess
 import sys
 
-from machine import load_average, machine_line  # benchmarks/machine.py (this folder)
+from litefuse.bench import load_average, machine_line  # the package's machine facts and interleaved timer
 import time
 
 MODES = ("default", "thp", "resident")

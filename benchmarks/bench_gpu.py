@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import load_average, machine_line  # benchmarks/machine.py (this folder)
+from litefuse.bench import load_average, machine_line  # the package's machine facts and interleaved timer
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 COMPILED = ("aenetv2", "aenetv2-ivif", "dwsfusion")

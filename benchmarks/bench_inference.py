@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from machine import interleaved_times, load_average, machine_line  # benchmarks/machine.py (this folder)
+from litefuse.bench import interleaved_times, load_average, machine_line  # the package's machine facts and interleaved timer
 
 NETWORKS = ("densefuse", "lwc-densefuse", "aenetv2", "aenetv2-ivif", "dwsfusion")
 

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine import load_average, machine_line  # benchmarks/machine.py (this folder)
+from litefuse.bench import load_average, machine_line  # the package's machine facts and interleaved timer
 
 GB = 1e9
 

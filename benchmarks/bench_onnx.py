@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from machine import interleaved_times, load_average, machine_line  # benchmarks/machine.py (this folder)
+from litefuse.bench import interleaved_times, load_average, machine_line  # the package's machine facts and interleaved timer
 
 MODELS = ("densefuse", "lwc-densefuse", "aenetv2")
 

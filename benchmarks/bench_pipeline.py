@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import load_average, machine_line  # benchmarks/machine.py (this folder)
+from litefuse.bench import load_average, machine_line  # the package's machine facts and interleaved timer
 
 API_CHILD = r"""
 import json, statistics, sys, time

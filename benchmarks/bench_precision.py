@@ -18,7 +18,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from machine import interleaved_times, load_average, machine_line  # benchmarks/machine.py (this folder)
+from litefuse.bench import interleaved_times, load_average, machine_line  # the package's machine facts and interleaved timer
 
 NETWORKS = ("densefuse", "lwc-densefuse", "aenetv2", "aenetv2-ivif", "dwsfusion", "dwsfusion-plus")
 
