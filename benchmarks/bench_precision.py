@@ -8,7 +8,9 @@ Speed: ``model(ir, vi)`` of :class:`litefuse.Fuser`'s model (the precision wrapp
 the mean core metrics of the saved uint8 image over ``--pairs`` pairs of DIR (``ir/`` + ``vi/``,
 luminance as :func:`litefuse.data.datasets.load_luma_u8` reads it), each precision against float32,
 through ``Fuser.fuse_images`` as a user runs it. bf16 pays only on CPUs with AVX-512 BF16 or AMX
-(the machine line names the ISA); elsewhere oneDNN emulates it.
+(the machine line names the ISA); elsewhere oneDNN emulates it. float32 runs with oneDNN's full
+instruction set here (one process holds both precisions), not under the AVX2 cap a float32-only
+process gets on AMD Zen 4 (:func:`litefuse.runtime.onednn_isa_cap`).
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from litefuse.api import Fuser
-    from litefuse.runtime import keep_heap_resident
+    from litefuse.runtime import keep_full_isa, keep_heap_resident
 
     keep_heap_resident()
+    keep_full_isa()  # float32 and bf16 share this process (see the docstring)
     torch.set_num_threads(args.threads)  # Fuser(threads=...) below keeps it (its default follows the load)
     w, h = (int(v) for v in args.size.lower().split("x"))
     ir, vi = (torch.rand(1, 1, h, w, generator=torch.Generator().manual_seed(i)) for i in range(2))

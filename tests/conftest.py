@@ -10,6 +10,11 @@ import pytest
 from PIL import Image
 
 from litefuse.demo import synthetic_pair
+from litefuse.runtime import keep_full_isa
+
+# the suite runs float32 and bf16 models in one process: oneDNN keeps its every instruction set
+# (tests/test_runtime.py checks the float32 cap in processes of its own)
+keep_full_isa()
 
 SHARED = Path(os.environ.get("LITEFUSE_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 

@@ -138,10 +138,10 @@ class Fuser:
         self.name = model or default_model(task)
         self.info = get_model_info(self.name)
         self.device = resolve_device(device)
-        if self.device.type == "cpu":
-            self.threads = prepare(threads)
         check_precision(precision)
         self.precision = precision if self.info.kind == "network" else "fp32"  # classical fusers stay float32
+        if self.device.type == "cpu":
+            self.threads = prepare(threads, self.precision)
         model = load_model(self.name, weights=weights, device=self.device, **model_kwargs)
         model = with_precision(model, self.precision)
         self.compiled = compile_backend(compile) if self.info.kind == "network" else None

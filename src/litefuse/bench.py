@@ -27,6 +27,8 @@ from typing import Callable, Hashable, Iterable, Sequence
 
 import torch
 
+from .runtime import isa_capped
+
 __all__ = [
     "BenchRow",
     "BenchReport",
@@ -87,7 +89,8 @@ def load_average() -> str:
 
 def machine_line() -> str:
     """``- machine: <CPU>, <n> logical CPUs (<ISA>), <OS>`` (a markdown list item)."""
-    return f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs ({cpu_features()}), {platform.system()} {platform.release()}"
+    capped = "; oneDNN capped at AVX2 (litefuse.runtime.onednn_isa_cap)" if isa_capped() else ""
+    return f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs ({cpu_features()}), {platform.system()} {platform.release()}{capped}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,7 +267,7 @@ def benchmark(
     check_precision(precision)
     backend = compile_backend(compile)
     dev = resolve_device(device)
-    n_threads = prepare(threads) if dev.type == "cpu" else torch.get_num_threads()
+    n_threads = prepare(threads, precision) if dev.type == "cpu" else torch.get_num_threads()
     names = list(dict.fromkeys(methods or default_methods()))
     if REFERENCE not in names:
         names.append(REFERENCE)

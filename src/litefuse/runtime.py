@@ -1,4 +1,5 @@
-"""Process-level runtime settings for CPU/GPU inference: device choice, CPU threads, heap policy.
+"""Process-level runtime settings for CPU/GPU inference: device choice, CPU threads, heap policy,
+oneDNN's instruction set.
 
 One home for what every entry point (CLI, :class:`litefuse.Fuser`, trainers, benchmarks) applies
 before running a network, so the Python API runs as fast as the command line.
@@ -9,6 +10,9 @@ times slower than with fewer threads (measured: aenetv2 326 vs 35 ms a pair with
 on a loaded 2-core host). :func:`default_threads` therefore takes the cores this process may use
 minus the ones the 1-minute load average says are busy (at least 1); ``LITEFUSE_THREADS`` or an
 explicit ``threads=`` / ``--threads`` overrides it.
+
+Instruction set. On AMD Zen 4 float32 inference caps oneDNN at AVX2 (:func:`onednn_isa_cap`):
+its AVX-512 kernels do up to twice the work on litefuse's thin layers there.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import warnings
 
 import torch
 
@@ -25,9 +30,11 @@ from .errors import OptionError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-__all__ = ["PRECISIONS", "check_precision", "with_precision", "compile_for_inference", "compile_backend", "resolve_device", "available_cores", "default_threads", "set_threads", "keep_heap_resident", "apply_heap_policy", "prepare"]
+__all__ = ["PRECISIONS", "check_precision", "with_precision", "compile_for_inference", "compile_backend", "resolve_device", "available_cores", "default_threads", "set_threads", "keep_heap_resident", "apply_heap_policy", "onednn_isa_cap", "apply_isa_policy", "keep_full_isa", "isa_capped", "prepare"]
 
 _HEAP_DONE: bool | None = None
+_ISA_CAPPED: bool | None = None  # None: not decided yet in this process
+_ISA_ENV = "ONEDNN_MAX_CPU_ISA"
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -161,10 +168,93 @@ def apply_heap_policy() -> bool:
     return _HEAP_DONE
 
 
-def prepare(threads: int | None = None) -> int:
-    """What every inference entry point applies: the heap policy and the thread count
-    (``threads`` or :func:`default_threads`). Returns the threads in use."""
+def onednn_isa_cap(cpuinfo: str | None = None, environ: dict | None = None) -> str | None:
+    """The instruction set oneDNN should be capped at for float32 inference on this CPU, or ``None``.
+
+    ``"AVX2"`` on AMD Zen 4 (family 19h with AVX-512), which executes 512-bit instructions as two
+    256-bit halves: oneDNN's AVX-512 convolutions there gain nothing on wide layers, and they
+    block output channels by 16 where its AVX2 kernels block by 8, so litefuse's 8-channel layers
+    do twice the work (AE-Netv2's 1->8 stem at 640x480: 12.3 vs 2.3 ms). Capped, every network
+    ran as fast or faster at inference (aenetv2-ivif 1.2-1.3x; docs/benchmarks.md). ``None``
+    elsewhere (not measured there) and when ``ONEDNN_MAX_CPU_ISA`` is set: the user's choice
+    (``ALL`` keeps every instruction set). ``cpuinfo`` / ``environ``: /proc/cpuinfo's text and
+    the environment, for tests.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get(_ISA_ENV, "").strip():
+        return None
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as fh:
+                cpuinfo = fh.read(65536)  # the first CPU's block is enough
+        except OSError:
+            return None
+    facts: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # end of the first CPU's block
+        key, _, value = line.partition(":")
+        facts[key.strip()] = value.strip()
+    zen4 = facts.get("vendor_id") == "AuthenticAMD" and facts.get("cpu family") == "25"
+    return "AVX2" if zen4 and "avx512f" in facts.get("flags", "").split() else None
+
+
+def apply_isa_policy(precision: str = "fp32") -> bool:
+    """Decide oneDNN's instruction set once per process; returns whether litefuse capped it.
+
+    The first CPU inference entry point decides: float32 applies :func:`onednn_isa_cap`;
+    fp16 / bf16 keep every instruction set, since their fast kernels need AVX-512 (BF16) --
+    under an AVX2 cap they ran 10-40x slower. oneDNN reads its limit once, at its first kernel,
+    so the variable is set, one tiny convolution pins it, and the environment is restored
+    (child processes keep the full set); where oneDNN already ran in this process the cap has
+    no effect. A reduced-precision model loaded after a capped float32 one warns.
+    """
+    global _ISA_CAPPED
+    if _ISA_CAPPED is None:
+        cap = onednn_isa_cap() if precision == "fp32" and torch.backends.mkldnn.is_available() else None
+        _ISA_CAPPED = False
+        if cap is not None:
+            os.environ[_ISA_ENV] = cap
+            try:
+                x = torch.zeros(1, 8, 4, 4).contiguous(memory_format=torch.channels_last)
+                torch.mkldnn_convolution(x, torch.zeros(8, 8, 1, 1), None, [0, 0], [1, 1], [1, 1], 1)
+                _ISA_CAPPED = True
+            except RuntimeError:  # pragma: no cover - a build whose oneDNN refuses the call
+                pass
+            finally:
+                del os.environ[_ISA_ENV]
+    elif _ISA_CAPPED and precision != "fp32":
+        warnings.warn(
+            f"{precision} on the CPU after a float32 model in this process: litefuse capped oneDNN at AVX2 for "
+            f"float32 speed on this CPU, and {precision} convolutions run many times slower under that cap; "
+            f"use a separate process, or set {_ISA_ENV}=ALL before starting",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return _ISA_CAPPED
+
+
+def keep_full_isa() -> bool:
+    """Decide, before any model runs, that this process keeps every oneDNN instruction set: for
+    processes that mix float32 with fp16 / bf16 models (precision benchmarks, the test suite).
+    Returns ``False``, or ``True`` when the cap was already applied (too late to lift)."""
+    global _ISA_CAPPED
+    if _ISA_CAPPED is None:
+        _ISA_CAPPED = False
+    return _ISA_CAPPED
+
+
+def isa_capped() -> bool:
+    """Whether :func:`apply_isa_policy` capped oneDNN's instruction set in this process."""
+    return bool(_ISA_CAPPED)
+
+
+def prepare(threads: int | None = None, precision: str = "fp32") -> int:
+    """What every CPU inference entry point applies: the heap policy, the instruction-set policy
+    for ``precision`` (:func:`apply_isa_policy`) and the thread count (``threads`` or
+    :func:`default_threads`). Returns the threads in use."""
     apply_heap_policy()
+    apply_isa_policy(precision)
     return set_threads(threads)
 
 

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from .._files import atomic_write_text
 from ..errors import InputError, ModelError
 from ..registry import get_model_info, list_models, load_model, load_weights
-from ..runtime import resolve_device
+from ..runtime import keep_full_isa, resolve_device
 from .budget import CheckpointSchedule, Deadline, require_progress, stop_on_signal
 from .config import ConfigError, TrainConfig
 from .objective import Objective, get_objective
@@ -263,6 +263,7 @@ class Trainer:
         # the order below is the order of random draws (model init, critics, crops): keep it
         seed_everything(cfg.seed)
         self.device = resolve_device(cfg.device)
+        keep_full_isa()  # the inference-only AVX2 cap (runtime.onednn_isa_cap) made lwc-densefuse's training steps slower
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.model = self._build_model(init=ckpt is None).to(self.device).train()

@@ -1,0 +1,97 @@
+"""Process-level runtime policy: oneDNN's instruction-set cap for float32 inference on AMD Zen 4."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from litefuse.runtime import onednn_isa_cap
+
+ZEN4 = "vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n\nprocessor\t: 1\n"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "environ", "expected"),
+    [
+        (ZEN4, {}, "AVX2"),
+        (ZEN4, {"ONEDNN_MAX_CPU_ISA": "ALL"}, None),  # the user's own choice wins
+        (ZEN4.replace(" avx512f", ""), {}, None),  # Zen 3: family 19h without AVX-512
+        (ZEN4.replace(": 25", ": 26"), {}, None),  # Zen 5: full-width AVX-512, not measured
+        (ZEN4.replace("AuthenticAMD", "GenuineIntel").replace(": 25", ": 6"), {}, None),
+        ("", {}, None),
+        # only the first CPU's block counts
+        ("vendor_id\t: GenuineIntel\n\n" + ZEN4, {}, None),
+    ],
+)
+def test_cap_only_on_zen4_and_never_over_the_users_setting(cpuinfo, environ, expected):
+    assert onednn_isa_cap(cpuinfo, environ) == expected
+
+
+_PROBE = r"""
+import json, os, sys, warnings
+import numpy as np
+from litefuse.api import Fuser
+from litefuse.runtime import isa_capped, onednn_isa_cap
+expected = onednn_isa_cap()  # before any model: the environment as the process started
+pair = np.random.default_rng(0).random((2, 64, 96), dtype=np.float32)
+out = {"expected": expected}
+for i, precision in enumerate(sys.argv[1:]):
+    print(f"MARK {i}", flush=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Fuser("aenetv2", precision=precision, threads=1).fuse_images(pair[0], pair[1])
+    out[f"capped{i}"] = isa_capped()
+    out[f"warned{i}"] = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+out["env_left"] = "ONEDNN_MAX_CPU_ISA" in os.environ
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+
+def _probe(*precisions: str, **env: str) -> tuple[dict, str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "ONEDNN_VERBOSE")}
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, *precisions], env={**base, "ONEDNN_VERBOSE": "1", **env},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    return result, proc.stdout
+
+
+def _conv_kernels(stdout: str, after: str) -> list[str]:
+    """oneDNN's convolution implementations (e.g. ``brg_conv_fwd:avx2``) run after the marker."""
+    text = stdout.split(after, 1)[1]
+    return [line.split(",")[6] for line in text.splitlines() if line.startswith("onednn_verbose") and ",exec,cpu,convolution," in line]
+
+
+def test_float32_fuser_caps_where_measured_and_restores_the_environment():
+    result, stdout = _probe("fp32")
+    capped = result["expected"] is not None
+    assert result["capped0"] is capped
+    assert not result["env_left"]  # child processes keep the full instruction set
+    kernels = _conv_kernels(stdout, "MARK 0")
+    assert kernels, "oneDNN ran no convolution"
+    if capped:  # every convolution of the network ran oneDNN's AVX2 kernels
+        assert all("avx512" not in k for k in kernels), kernels
+
+
+def test_reduced_precision_keeps_the_full_set_and_warns_after_a_cap():
+    result, _ = _probe("bf16", "fp32")  # bf16 first: decided, no cap, no warning later
+    assert result["capped0"] is False and result["capped1"] is False
+    assert result["warned0"] == [] and result["warned1"] == []
+    result, _ = _probe("fp32", "bf16")
+    if result["expected"] is None:
+        pytest.skip("no cap on this CPU")
+    assert result["capped1"] is True
+    assert len(result["warned1"]) == 1 and "ONEDNN_MAX_CPU_ISA=ALL" in result["warned1"][0]
+
+
+def test_users_setting_is_kept():
+    result, stdout = _probe("fp32", ONEDNN_MAX_CPU_ISA="ALL")
+    assert result["expected"] is None and result["capped0"] is False
+    if onednn_isa_cap(environ={}) is not None:  # a Zen 4: uncapped, its convolutions are AVX-512 ones
+        assert any("avx512" in k for k in _conv_kernels(stdout, "MARK 0"))
