@@ -86,10 +86,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import litefuse
     from litefuse.export import ort_session
-    from litefuse.runtime import keep_heap_resident
+    from litefuse.runtime import prepare
 
-    keep_heap_resident()
-    torch.set_num_threads(args.threads)
+    prepare(args.threads)  # torch as litefuse runs it: resident heap, oneDNN's ISA policy, threads
     w, h = (int(v) for v in args.size.lower().split("x"))
     rng = np.random.default_rng(0)
     ir, vi = (rng.random((1, 1, h, w), dtype=np.float32) for _ in range(2))

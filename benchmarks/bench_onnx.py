@@ -36,9 +36,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import litefuse
     from litefuse.export import ort_session
-    from litefuse.runtime import keep_heap_resident
+    from litefuse.runtime import apply_heap_policy, apply_isa_policy
 
-    keep_heap_resident()
+    apply_heap_policy()
+    apply_isa_policy()  # torch as litefuse runs it (float32)
     w, h = (int(v) for v in args.size.lower().split("x"))
     rng = np.random.default_rng(0)
     ir, vi = (rng.random((1, 1, h, w), dtype=np.float32) for _ in range(2))

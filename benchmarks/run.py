@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DETAIL_SCRIPTS = ["bench_densefuse.py", "bench_aenetv2.py", "bench_dwsfusion.py", "bench_metrics.py", "bench_onnx.py", "bench_inference.py", "bench_precision.py"]
+DETAIL_SCRIPTS = ["bench_densefuse.py", "bench_aenetv2.py", "bench_dwsfusion.py", "bench_metrics.py", "bench_onnx.py", "bench_inference.py", "bench_precision.py", "bench_isa.py"]
 
 
 def main(argv: list[str] | None = None) -> int:
