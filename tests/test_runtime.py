@@ -95,3 +95,16 @@ def test_users_setting_is_kept():
     assert result["expected"] is None and result["capped0"] is False
     if onednn_isa_cap(environ={}) is not None:  # a Zen 4: uncapped, its convolutions are AVX-512 ones
         assert any("avx512" in k for k in _conv_kernels(stdout, "MARK 0"))
+
+
+def test_benchmark_tables_name_the_instruction_set_limit(monkeypatch):
+    import litefuse.runtime as runtime
+    from litefuse.bench import machine_line
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(runtime, "_ISA_CAPPED", False)
+    assert "oneDNN" not in machine_line() and "ONEDNN" not in machine_line()
+    monkeypatch.setattr(runtime, "_ISA_CAPPED", True)
+    assert machine_line().endswith("; oneDNN capped at AVX2 (litefuse.runtime.onednn_isa_cap)")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")
+    assert machine_line().endswith("; ONEDNN_MAX_CPU_ISA=ALL")

@@ -88,8 +88,10 @@ def load_average() -> str:
 
 
 def machine_line() -> str:
-    """``- machine: <CPU>, <n> logical CPUs (<ISA>), <OS>`` (a markdown list item)."""
-    capped = "; oneDNN capped at AVX2 (litefuse.runtime.onednn_isa_cap)" if isa_capped() else ""
+    """``- machine: <CPU>, <n> logical CPUs (<ISA>), <OS>`` (a markdown list item), plus oneDNN's
+    instruction-set limit where one is set (by the user, or litefuse's cap on AMD Zen 4)."""
+    user = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip()
+    capped = f"; ONEDNN_MAX_CPU_ISA={user}" if user else "; oneDNN capped at AVX2 (litefuse.runtime.onednn_isa_cap)" if isa_capped() else ""
     return f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs ({cpu_features()}), {platform.system()} {platform.release()}{capped}"
 
 
