@@ -239,6 +239,9 @@ def test_weights_files_errors_are_one_short_line(capsys, tmp_path, pair):
     line = one_line_error(capsys, "fuse", "-m", "lwc-densefuse", "--weights", str(shipped), "--ir", ir, "--vi", vi,
                           "-o", str(tmp_path / "o.png"), fragments=("--model densefuse",))
     assert len(line) < 300
+    missing = tmp_path / "missing.safetensors"  # without -m: the missing file, not an unnamed model
+    one_line_error(capsys, "fuse", "--weights", str(missing), "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"),
+                   fragments=("missing.safetensors: weights file not found",))
     rc, out, err = cli(capsys, "fuse", "--weights", str(shipped), "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"))
     assert rc == 0 and "densefuse" in out, err  # the file names its model: no -m needed
     assert not (tmp_path / "o.png").exists() or read_image(tmp_path / "o.png").shape[:2] == (48, 64)

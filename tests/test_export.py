@@ -71,6 +71,32 @@ def test_export_command(tmp_path):
     assert bad.exit_code == 2 and "expected WxH" in bad.output and "Traceback" not in bad.output
 
 
+def test_export_command_takes_the_network_as_fuse_does(tmp_path):
+    """``-m NAME`` (as ``fuse`` and ``bench`` take it) or a run's weights file that names it."""
+    from safetensors.torch import save_file
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["export", "-m", "aenetv2", "-o", str(tmp_path / "a.onnx"), "--size", "64x48"])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.startswith("aenetv2 ->") and (tmp_path / "a.onnx").is_file()
+    run_weights = tmp_path / "model.safetensors"  # a training run's file: tensors + the model's name
+    state = litefuse.load_model("aenetv2").state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(run_weights), metadata={"model": "aenetv2"})
+    named = runner.invoke(app, ["export", "--weights", str(run_weights), "-o", str(tmp_path / "w.onnx"), "--size", "64x48", "--no-check"])
+    assert named.exit_code == 0 and named.output.startswith("aenetv2 ->"), named.output
+    for args, message in [
+        ([], "name the network to export"),
+        (["aenetv2", "-m", "densefuse"], "two networks named"),
+        (["--weights", str(tmp_path / "missing.safetensors")], "missing.safetensors: weights file not found"),
+    ]:
+        bad = runner.invoke(app, ["export", *args, "-o", str(tmp_path / "x.onnx")])
+        assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output, bad.output
+    assert not (tmp_path / "x.onnx").exists()
+
+
 def test_graphs_hold_no_whole_map_scatters_transposes_or_where(tmp_path):
     """What made onnxruntime 3-14x slower than PyTorch: the eager border fix-ups exported as
     ScatterND between layout Transposes, and lerp's Where-based decomposition."""

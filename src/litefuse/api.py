@@ -25,7 +25,7 @@ from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import find_pairs, pair_dirs
 from .errors import InputError, LitefuseError, ModelError, OptionError
 from .io import Norm, check_norm, check_output_path, read_image, save_image, to_float, writable_dir
-from .registry import get_model_info, list_models, load_model, read_weights_model
+from .registry import get_model_info, list_models, load_model, weights_model
 from .runtime import available_cores, check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
 
 __all__ = ["ImageLike", "Fuser", "default_model", "folder_task", "fuse", "fuse_files", "fuse_folder", "FolderReport"]
@@ -132,9 +132,7 @@ class Fuser:
     ) -> None:
         self.task = check_task(task)
         if model is None and weights is not None:
-            model = read_weights_model(weights)
-            if model is None:
-                raise ModelError(f"{weights}: the file does not name its model; pass the model (-m NAME)")
+            model = weights_model(weights)
         self.name = model or default_model(task)
         self.info = get_model_info(self.name)
         self.device = resolve_device(device)

@@ -185,9 +185,12 @@ def demo(
 
 @app.command()
 def export(
-    model: str = typer.Argument(..., help="Network to export (see `litefuse models`), e.g. aenetv2."),
+    model: Optional[str] = typer.Argument(None, help="Network to export (see `litefuse models`), e.g. aenetv2; or -m NAME."),
     output: Path = typer.Option(..., "--output", "-o", help="Output .onnx file."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file instead of the shipped ones."),
+    model_option: Optional[str] = typer.Option(None, "--model", "-m", help="The network, as `fuse` and `bench` take it."),
+    weights: Optional[Path] = typer.Option(
+        None, "--weights", help="Weights file instead of the shipped ones (a run's model.safetensors also names its network)."
+    ),
     size: str = typer.Option("640x480", "--size", help="Frame size WxH baked into the graph, or 'dynamic' for any size."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset."),
     check: bool = typer.Option(True, "--check/--no-check", help="Run the graph in onnxruntime and compare with PyTorch."),
@@ -195,8 +198,15 @@ def export(
 ) -> None:
     """Export a network to ONNX (inputs ir, vi: 1x1xHxW luminance in [0, 1]; output fused)."""
     from .export import export_onnx
+    from .registry import weights_model
 
+    if model and model_option and model != model_option:
+        raise fail(f"two networks named ({model!r} and -m {model_option!r}); name one")
+    model = model or model_option
+    if model is None and weights is None:
+        raise fail("name the network to export, e.g. `litefuse export aenetv2 -o aenetv2.onnx` (see `litefuse models`)")
     try:
+        model = model or weights_model(weights)
         report = export_onnx(model, output, weights=weights, size=_parse_size(size), opset=opset, check=check,
                              overwrite=overwrite)
     except LitefuseError as exc:

@@ -38,6 +38,7 @@ __all__ = [
     "load_weights",
     "read_weights_model",
     "register_model",
+    "weights_model",
 ]
 
 #: ``filter(model, state) -> state``: a checkpoint's tensors under the model's own key names
@@ -227,6 +228,18 @@ def read_weights_model(path: str | Path) -> str | None:
             return (f.metadata() or {}).get("model") or None
     except Exception:  # foreign or corrupt file: load_weights reports it
         return None
+
+
+def weights_model(path: str | Path) -> str:
+    """The model a weights file names (:func:`read_weights_model`); :class:`ModelError` when the
+    file is missing or names none (then the caller must be told the model)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: weights file not found")
+    name = read_weights_model(path)
+    if name is None:
+        raise ModelError(f"{path}: the file does not name its model; pass the model (-m NAME)")
+    return name
 
 
 def _file_kwargs(info: ModelInfo, path: Path) -> dict:
