@@ -89,7 +89,7 @@ def test_export_command_takes_the_network_as_fuse_does(tmp_path):
     assert named.exit_code == 0 and named.output.startswith("aenetv2 ->"), named.output
     for args, message in [
         ([], "name the network to export"),
-        (["aenetv2", "-m", "densefuse"], "two networks named"),
+        (["aenetv2", "-m", "densefuse"], "two models named"),
         (["--weights", str(tmp_path / "missing.safetensors")], "missing.safetensors: weights file not found"),
     ]:
         bad = runner.invoke(app, ["export", *args, "-o", str(tmp_path / "x.onnx")])

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.table import Table
 
-from .cli_common import console, err_console, fail, progress_bar
+from .cli_common import console, err_console, fail, one_model, progress_bar
 from .errors import LitefuseError
 
 if TYPE_CHECKING:
@@ -200,9 +200,7 @@ def export(
     from .export import export_onnx
     from .registry import weights_model
 
-    if model and model_option and model != model_option:
-        raise fail(f"two networks named ({model!r} and -m {model_option!r}); name one")
-    model = model or model_option
+    model = one_model(model, model_option)
     if model is None and weights is None:
         raise fail("name the network to export, e.g. `litefuse export aenetv2 -o aenetv2.onnx` (see `litefuse models`)")
     try:

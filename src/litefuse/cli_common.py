@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["console", "err_console", "fail", "progress_bar"]
+__all__ = ["console", "err_console", "fail", "one_model", "progress_bar"]
 
 # Piped output (files, CI logs) gets a wide console so metric tables are never truncated.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -21,6 +21,14 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: <message>`` on stderr; the ``typer.Exit`` to raise (exit 2 by default)."""
     err_console.print(f"error: {message}", markup=False)
     return typer.Exit(code)
+
+
+def one_model(argument: str | None, option: str | None) -> str | None:
+    """The model a command names by position or with ``-m`` (as ``fuse`` and ``bench`` take it),
+    or ``None``; naming two different ones is an error."""
+    if argument and option and argument != option:
+        raise fail(f"two models named ({argument!r} and -m {option!r}); name one")
+    return argument or option
 
 
 def progress_bar(description: str):

@@ -34,7 +34,8 @@ class TrainDevice(str, Enum):
 
 
 def train_command(
-    model: str = typer.Argument(..., help="Network to train (see `litefuse models`), e.g. lwc-densefuse."),
+    model: Optional[str] = typer.Argument(None, help="Network to train (see `litefuse models`), e.g. lwc-densefuse; or -m NAME."),
+    model_option: Optional[str] = typer.Option(None, "--model", "-m", help="The network, as `fuse` and `bench` take it."),
     data: Optional[list[Path]] = typer.Option(
         None, "--data", "-d", help="Pair folder (ir/vi or A/B) or a parent of such; repeat for several. Default: the config's."
     ),
@@ -59,8 +60,12 @@ def train_command(
 ) -> None:
     """Train a network; writes last.pt, log.csv, model.safetensors and summary.json to the run folder."""
     from .cli_common import err_console as err
+    from .cli_common import fail, one_model
     from .errors import LitefuseError
 
+    model = one_model(model, model_option)
+    if model is None:
+        raise fail("name the network to train, e.g. `litefuse train lwc-densefuse -d DATA` (see `litefuse models`)")
     try:
         cfg = _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init,
                             teachers)

@@ -254,6 +254,10 @@ def test_train_command(image_root, tmp_path):
     bad = runner.invoke(app, ["train", "densefuse", "--init", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path / "y")])
     assert bad.exit_code == 2 and "weights file not found" in bad.output and "Traceback" not in bad.output
     assert not (tmp_path / "y").exists()  # nothing written for a command that cannot start
+    for args, message in [([], "name the network to train"), (["densefuse", "-m", "aenetv2"], "two models named")]:
+        bad = runner.invoke(app, ["train", *args, "-o", str(tmp_path / "z")])
+        assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output, bad.output
+    assert not (tmp_path / "z").exists()
     if AE_MODEL is None:
         return
     out = tmp_path / "cli-run"
@@ -262,7 +266,7 @@ def test_train_command(image_root, tmp_path):
     ok = runner.invoke(app, args)
     assert ok.exit_code == 0, ok.output
     assert (out / "model.safetensors").is_file()
-    more = runner.invoke(app, ["train", AE_MODEL, "-o", str(out), "--resume", "--max-steps", "3", "--no-progress"])
+    more = runner.invoke(app, ["train", "-m", AE_MODEL, "-o", str(out), "--resume", "--max-steps", "3", "--no-progress"])
     assert more.exit_code == 0, more.output
     assert json.loads((out / "summary.json").read_text())["steps"] == 3
 
