@@ -163,3 +163,31 @@ def test_bad_arguments() -> None:
         AENetV2(fusion="mean")
     with pytest.raises(ValueError, match="fuse_at"):
         AENetV2(num_blocks=2, fuse_at=3)
+
+
+
+def test_inference_blocks_equal_the_module_path_and_count_the_same_macs() -> None:
+    """Without autograd a standard block runs conv + residual + ReLU as one fused call; with
+    autograd, or hooks watching the conv (MAC counting), it runs the module path: same output
+    (to float rounding), same MACs."""
+    from litefuse.models.aenetv2 import StandardBlock
+    from litefuse.models.layers import channels_last
+
+    torch.manual_seed(0)
+    block = StandardBlock(8).eval()
+    x = channels_last(torch.randn(2, 8, 40, 52))
+    with torch.inference_mode():
+        fused = block(x)
+    reference = block(x.clone().requires_grad_(True))  # autograd records: the module path
+    torch.testing.assert_close(fused, reference.detach(), atol=1e-5, rtol=0)
+    net = load_model("aenetv2-ivif")
+    calls: list[str] = []
+    hooks = [m.conv.register_forward_hook(lambda *_, n=n: calls.append(n)) for n, m in enumerate(net.encoder)]
+    with torch.inference_mode():
+        net(*pair(64, 80))  # a hook on a block's conv: the fused path steps aside
+    for h in hooks:
+        h.remove()
+    assert calls == [0, 1]
+    with torch.inference_mode():
+        net(*pair(64, 80))  # unwatched again: fused, no module call
+    assert calls == [0, 1]

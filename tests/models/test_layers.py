@@ -120,3 +120,23 @@ def test_max_pool2x2_keeps_the_aten_gradient_when_autograd_records() -> None:
     y = x.detach().clone().requires_grad_(True)
     F.max_pool2d(y, 2).sum().backward()
     assert torch.equal(x.grad, y.grad) and x.grad.sum() == 1.0  # all to one element, not split
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 24, 32), (2, 3, 7, 9), (1, 8, 1, 5), (1, 4, 1, 1), (1, 1, 6, 8)])
+@pytest.mark.parametrize("nhwc", [False, True])
+def test_upsample2x_equals_bilinear_interpolate(shape, nhwc) -> None:
+    """The transposed-conv form (NHWC, several channels) and the plain path agree with ATen's
+    bilinear x2 (align_corners=False, edges replicated), at odd and one-pixel sizes too."""
+    torch.manual_seed(0)
+    x = torch.rand(shape)
+    x = x.contiguous(memory_format=torch.channels_last) if nhwc else x
+    with torch.inference_mode():
+        out = L.upsample2x(x)
+    ref = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+    assert out.shape == ref.shape
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+    if nhwc and shape[1] > 1 and shape[2] * shape[3] > 1:  # stays NHWC for the next conv
+        assert out.is_contiguous(memory_format=torch.channels_last)
+    y = x.clone().requires_grad_(True)  # under autograd: ATen's op and its gradient
+    L.upsample2x(y).sum().backward()
+    assert y.grad is not None and torch.allclose(y.grad, torch.full_like(y.grad, 4.0))

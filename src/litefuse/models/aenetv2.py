@@ -61,7 +61,10 @@ from ..registry import register_model
 from .layers import (  # Conv2d: nn.Conv2d under the shared CPU convolution policy
     Conv2d,
     channels_last,
+    conv_add_act,
     lerp,
+    observed,
+    upsample2x,
 )
 
 __all__ = [
@@ -109,7 +112,10 @@ class StandardBlock(nn.Module):
         self.act = _act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv(x).add_(x))
+        if torch.is_grad_enabled() or observed(self):  # training, or hooks that count the conv
+            return self.act(self.conv(x).add_(x))
+        # one pass on CPU: oneDNN's sum and ReLU post-ops (elsewhere the same three ops)
+        return conv_add_act(x, x, self.conv.weight, self.conv.bias, padding=1)
 
 
 class GroupBlock(nn.Module):
@@ -358,7 +364,7 @@ class AENetV2(nn.Module):
         del s
         f = self.reduce(self.decoder(self.fuse(self.encoder(f))))
         if self.pool:
-            f = F.interpolate(f, scale_factor=2.0, mode="bilinear", align_corners=False)[..., :h, :w]
+            f = upsample2x(f)[..., :h, :w]
         f = self.head(self.act(f.add_(skip)))
         if self.output == "direct":
             return f.sigmoid_()
