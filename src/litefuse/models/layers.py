@@ -239,13 +239,13 @@ def max_pool2x2(x: Tensor) -> Tensor:
 
 def upsample2x(x: Tensor) -> Tensor:
     """``F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)``; on CPU without
-    autograd, for NHWC maps of several channels, as a depthwise transposed convolution of the
+    autograd, for float32 NHWC maps of several channels, as a depthwise transposed convolution of the
     edge-replicated map (per axis the taps 1/4, 3/4, 3/4, 1/4: the same values to float rounding,
     oneDNN's kernel instead of ATen's loop: 8x240x320 0.97 vs 1.91 ms with AVX2, 1.16 vs 1.94
-    with AVX-512). Elsewhere (NCHW, one channel, autograd, tracing) plain ``F.interpolate``,
-    which was as fast or faster there.
+    with AVX-512). Elsewhere (NCHW, one channel, bf16, autograd, tracing) plain ``F.interpolate``,
+    which was as fast or faster there (bf16: 3.9 vs 5.5 ms).
     """
-    if x.device.type != "cpu" or not _is_nhwc(x) or x.shape[1] < 2 or _records_grad(x) or _tracing():
+    if x.device.type != "cpu" or x.dtype != torch.float32 or not _is_nhwc(x) or x.shape[1] < 2 or _records_grad(x) or _tracing():
         return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
     c = x.shape[1]
     taps = x.new_tensor([0.25, 0.75, 0.75, 0.25])
