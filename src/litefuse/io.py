@@ -237,8 +237,10 @@ def writable_dir(folder: str | Path) -> Path:
 # PNG at zlib level 1 (OpenCV's default too): lossless either way, and on a 640×480 colour image
 # 40 ms instead of 190 ms at Pillow's level 6 for a file 16 % larger -- at level 6 encoding
 # costs more than fusing with the default network, so folder and video throughput would be
-# bound by it. JPEG at quality 95.
-_SAVE_OPTIONS = {"PNG": {"compress_level": 1}, "JPEG": {"quality": 95}}
+# bound by it. zlib's run-length strategy (compress_type 3, Z_RLE) on top: over 8 fused
+# development images (MSRS, TNO, RoadScene, LLVIP) 10 % less encoding time and 10 % smaller files
+# than the default strategy (16-bit grey: 32 % faster). JPEG at quality 95.
+_SAVE_OPTIONS = {"PNG": {"compress_level": 1, "compress_type": 3}, "JPEG": {"quality": 95}}
 
 
 def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
