@@ -27,7 +27,16 @@ from typing import Callable, Hashable, Iterable, Sequence
 
 import torch
 
-from .runtime import isa_capped
+from .runtime import (
+    check_precision,
+    compile_backend,
+    compile_for_inference,
+    cpu_facts,
+    isa_capped,
+    prepare,
+    resolve_device,
+    with_precision,
+)
 
 __all__ = [
     "BenchRow",
@@ -53,14 +62,7 @@ DEFAULT_CLASSICAL = ("max", "gff")
 
 def cpu_name() -> str:
     """The CPU model name from /proc/cpuinfo (Linux), else what platform reports."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    return cpu_facts().get("model name") or platform.processor() or "unknown CPU"
 
 
 def cpu_features() -> str:
@@ -69,11 +71,10 @@ def cpu_features() -> str:
     int8 convolutions are only fast with VNNI, and oneDNN's float kernels differ between AVX2 and
     AVX-512 hosts, so tables from different hosts are not comparable without it.
     """
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((set(line.split(":", 1)[1].split()) for line in fh if line.startswith("flags")), set())
-    except OSError:
+    facts = cpu_facts()
+    if not facts:
         return "ISA unknown"
+    flags = set(facts.get("flags", "").split())
     known = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
     present = [f for f in known if f in flags]
     return ", ".join(present) if present else "no AVX2"
@@ -259,7 +260,6 @@ def benchmark(
     from .errors import OptionError
     from .models.complexity import count_macs, count_params
     from .registry import get_model_info, load_model
-    from .runtime import check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
 
     h, w = size
     if h < 8 or w < 8:

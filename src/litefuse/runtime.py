@@ -21,6 +21,7 @@ import ctypes
 import ctypes.util
 import os
 import warnings
+from functools import lru_cache
 
 import torch
 
@@ -30,7 +31,7 @@ from .errors import OptionError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-__all__ = ["PRECISIONS", "check_precision", "with_precision", "compile_for_inference", "compile_backend", "resolve_device", "available_cores", "default_threads", "set_threads", "keep_heap_resident", "apply_heap_policy", "onednn_isa_cap", "apply_isa_policy", "keep_full_isa", "isa_capped", "prepare"]
+__all__ = ["PRECISIONS", "check_precision", "with_precision", "compile_for_inference", "compile_backend", "resolve_device", "available_cores", "default_threads", "set_threads", "keep_heap_resident", "apply_heap_policy", "parse_cpuinfo", "cpu_facts", "onednn_isa_cap", "apply_isa_policy", "keep_full_isa", "isa_capped", "prepare"]
 
 _HEAP_DONE: bool | None = None
 _ISA_CAPPED: bool | None = None  # None: not decided yet in this process
@@ -168,6 +169,28 @@ def apply_heap_policy() -> bool:
     return _HEAP_DONE
 
 
+def parse_cpuinfo(text: str) -> dict[str, str]:
+    """``key: value`` facts of the first CPU block of a /proc/cpuinfo text (``model name``,
+    ``vendor_id``, ``cpu family``, ``flags``, ...)."""
+    facts: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # end of the first CPU's block
+        key, _, value = line.partition(":")
+        facts[key.strip()] = value.strip()
+    return facts
+
+
+@lru_cache(maxsize=1)
+def cpu_facts() -> dict[str, str]:
+    """This machine's :func:`parse_cpuinfo` (empty where /proc/cpuinfo is missing: not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return parse_cpuinfo(fh.read(65536))  # the first CPU's block is enough
+    except OSError:
+        return {}
+
+
 def onednn_isa_cap(cpuinfo: str | None = None, environ: dict | None = None) -> str | None:
     """The instruction set oneDNN should be capped at for float32 inference on this CPU, or ``None``.
 
@@ -177,24 +200,13 @@ def onednn_isa_cap(cpuinfo: str | None = None, environ: dict | None = None) -> s
     do twice the work (AE-Netv2's 1->8 stem at 640x480: 12.3 vs 2.3 ms). Capped, every network
     ran as fast or faster at inference (aenetv2-ivif 1.2-1.3x; docs/benchmarks.md). ``None``
     elsewhere (not measured there) and when ``ONEDNN_MAX_CPU_ISA`` is set: the user's choice
-    (``ALL`` keeps every instruction set). ``cpuinfo`` / ``environ``: /proc/cpuinfo's text and
+    (``ALL`` keeps every instruction set). ``cpuinfo`` / ``environ``: a /proc/cpuinfo text and
     the environment, for tests.
     """
     environ = os.environ if environ is None else environ
     if environ.get(_ISA_ENV, "").strip():
         return None
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as fh:
-                cpuinfo = fh.read(65536)  # the first CPU's block is enough
-        except OSError:
-            return None
-    facts: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        if not line.strip():
-            break  # end of the first CPU's block
-        key, _, value = line.partition(":")
-        facts[key.strip()] = value.strip()
+    facts = cpu_facts() if cpuinfo is None else parse_cpuinfo(cpuinfo)
     zen4 = facts.get("vendor_id") == "AuthenticAMD" and facts.get("cpu family") == "25"
     return "AVX2" if zen4 and "avx512f" in facts.get("flags", "").split() else None
 

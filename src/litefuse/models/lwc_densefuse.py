@@ -82,6 +82,12 @@ def _attention(kind: str | None, channels: int, se_reduction: int, inplace: bool
     return channel_attention(kind, channels, reduction=se_reduction, inplace=inplace)
 
 
+def block_diagonal(weight: torch.Tensor, groups: int) -> torch.Tensor:
+    """A grouped 1x1 conv's ``(C_out, C_in / groups)`` weight as the ``(C_out, C_in)`` dense weight
+    of the same function (zero blocks off the diagonal)."""
+    return torch.block_diag(*weight.chunk(groups, 0))
+
+
 class GroupedPointwise(nn.Conv2d):
     """Grouped 1x1 conv, optionally followed by a channel shuffle over its groups, as one op.
 
@@ -103,7 +109,7 @@ class GroupedPointwise(nn.Conv2d):
 
     def dense_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(C_out, C_in)`` block-diagonal weight and bias, rows in output (shuffled) order."""
-        w = torch.block_diag(*self.weight.flatten(1).chunk(self.groups, 0))
+        w = block_diagonal(self.weight.flatten(1), self.groups)
         b = self.bias
         if self.shuffle:
             w = w[self.perm]
@@ -298,7 +304,7 @@ class SCLWCPlan:
                     # oneDNN's grouped 1x1 ran 2.4x slower than the dense block-diagonal conv with
                     # twice its MACs (AVX2 kernels, 32->16 g = 2 at 640x480: 11.9 vs 4.9 ms; whole
                     # network 276 -> 269 ms), and no faster with AVX-512; the zero blocks are exact
-                    weight, groups = torch.block_diag(*weight.chunk(groups, 0)), 1
+                    weight, groups = block_diagonal(weight, groups), 1
                 out = conv_act(ds[0], weight[:, :, None, None], bias, groups=groups, relu=True)
                 return fill_border_(out, replicate)
             if [d.shape[1] for d in ds] != self.split_widths(self.dw.shape[0]):
