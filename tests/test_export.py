@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("onnx")
+onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 ort = pytest.importorskip("onnxruntime")
 
@@ -22,8 +22,6 @@ def _run(path, ir: np.ndarray, vi: np.ndarray) -> np.ndarray:
 
 
 def test_dynamic_export_matches_pytorch_at_any_size(tmp_path):
-    import onnx
-
     report = export_onnx("aenetv2", tmp_path / "a.onnx", size=None)
     assert report.max_abs_error is not None and report.max_abs_error < 1e-4
     assert (75, 101) in report.checked  # odd sizes exercise the pad in front of the stride-2 pool
@@ -100,13 +98,15 @@ def test_export_command_takes_the_network_as_fuse_does(tmp_path):
 def test_graphs_hold_no_whole_map_scatters_transposes_or_where(tmp_path):
     """What made onnxruntime 3-14x slower than PyTorch: the eager border fix-ups exported as
     ScatterND between layout Transposes, and lerp's Where-based decomposition."""
-    import onnx
-
     for name in ("lwc-densefuse", "aenetv2-ivif"):
         report = export_onnx(name, tmp_path / f"{name}.onnx", size=(48, 64))
-        ops = {node.op_type for node in onnx.load(str(report.path)).graph.node}
+        nodes = onnx.load(str(report.path)).graph.node
+        ops = {node.op_type for node in nodes}
         assert not ops & {"ScatterND", "Transpose", "Where"}, (name, ops)
         assert report.max_abs_error < 1e-4
+    # AE-Netv2 runs its full-resolution layers per source: no stacked copy of the inputs
+    assert not any(node.op_type == "Concat" and {"ir", "vi"} & set(node.input) for node in nodes)
+    assert sum(node.op_type in ("Concat", "Split") for node in nodes) <= 4  # quarter-size maps only
 
 
 def test_session_options(tmp_path):
@@ -120,3 +120,27 @@ def test_session_options(tmp_path):
     assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert ort_session(path).get_session_options().intra_op_num_threads == torch.get_num_threads()
+
+
+def test_nchwc_layout_where_convs_fill_a_block(tmp_path):
+    """ORT's blocked layout (16 channels on AVX-512F, 8 elsewhere) only where the widest conv fills a block."""
+    from litefuse.export import nchwc_block, ort_session, widest_conv
+
+    assert nchwc_block("fpu sse2 avx2 avx512f avx512bw") == 16
+    assert nchwc_block("fpu sse2 avx2 fma") == 8
+    thin = export_onnx("aenetv2", tmp_path / "a.onnx", size=(16, 16), check=False).path
+    wide = export_onnx("densefuse", tmp_path / "d.onnx", size=(16, 16), check=False).path
+    assert (widest_conv(thin), widest_conv(wide)) == (8, 64)
+    assert widest_conv(tmp_path / "missing.onnx") is None
+
+    def blocked_ops(path, nchwc):
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"opt-{path.stem}-{nchwc}.onnx")
+        ort_session(path, threads=1, nchwc=nchwc, options=options)
+        graph = onnx.load(options.optimized_model_filepath).graph
+        return sum(node.domain == "com.microsoft.nchwc" for node in graph.node)
+
+    assert blocked_ops(wide, None) > 0  # 64 channels fill a block of 8 or 16
+    assert blocked_ops(thin, False) == 0
+    assert blocked_ops(thin, True) > 0
+    assert (blocked_ops(thin, None) > 0) == (nchwc_block() == 8)  # 8 channels fill only an AVX2 block

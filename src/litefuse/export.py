@@ -17,7 +17,7 @@ as ``a + w * (b - a)`` (not the exporter's ``Where``-based decomposition), chann
 one-output-channel convolutions as convolutions that onnxruntime's blocked (NCHWc) kernels run
 well, and no layout conversions. :func:`ort_session` holds the session options that matter on
 CPU: intra-op threads as many as torch uses, no spinning threads, all graph optimisations (the
-NCHWc layout transformation included). Static int8 quantisation was measured and is not offered:
+NCHWc layout transformation where the graph's convolutions are at least as wide as its block). Static int8 quantisation was measured and is not offered:
 slower than float32 on AVX2 CPUs without VNNI; 2.3× faster for DenseFuse on AVX-512 VNNI, but 8-bit
 decoder activations cost 3–27 % on the fusion metrics (docs/benchmarks.md).
 """
@@ -41,7 +41,7 @@ from .errors import ModelError, OutputError
 from .io import check_output_path
 from .registry import get_model_info, load_model
 
-__all__ = ["ExportReport", "export_onnx", "check_onnx", "ort_session"]
+__all__ = ["ExportReport", "export_onnx", "check_onnx", "ort_session", "nchwc_block", "widest_conv"]
 
 #: tolerance of the PyTorch-vs-onnxruntime check (float32 rounding of a different op order)
 TOLERANCE = 1e-4
@@ -134,22 +134,57 @@ def export_onnx(
     return report
 
 
-def ort_session(path: str | Path, threads: int | None = None):
+def nchwc_block(flags: str | None = None) -> int:
+    """Channels per block of onnxruntime's NCHWc layout on this CPU: MLAS picks 16 where the CPU
+    has AVX-512F and 8 elsewhere (by CPUID; no option changes it). ``flags``: a /proc/cpuinfo
+    ``flags`` line, for tests."""
+    if flags is None:
+        from .runtime import cpu_facts
+
+        flags = cpu_facts().get("flags", "")
+    return 16 if "avx512f" in flags.split() else 8
+
+
+def widest_conv(path: str | Path) -> int | None:
+    """The most output channels of any ``Conv`` in the ONNX graph at ``path`` whose weight is a
+    constant (``None`` where the file cannot be read with the ``onnx`` package)."""
+    try:
+        import onnx
+
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # no onnx package, or not a plain model file: leave the choice to ORT
+        return None
+    dims = {t.name: t.dims for t in graph.initializer}
+    widths = [dims[n.input[1]][0] for n in graph.node if n.op_type == "Conv" and n.input[1] in dims]
+    return max(widths, default=0)
+
+
+def ort_session(path: str | Path, threads: int | None = None, nchwc: bool | None = None, options=None):
     """An onnxruntime CPU session for a litefuse graph with the options that matter on CPU.
 
     ``threads`` intra-op threads (default: as many as torch uses, i.e. litefuse's thread policy);
     worker threads do not spin after a run (spinning keeps cores busy between frames and
-    starves whatever runs next); all graph optimisations, including the NCHWc layout
-    transformation, which is what makes onnxruntime's convolutions fast on x86.
+    starves whatever runs next); all graph optimisations. ``nchwc``: whether the NCHWc layout
+    transformation runs (``None``: where the graph's widest convolution fills one
+    :func:`nchwc_block`). The blocked layout is what makes onnxruntime's wide convolutions fast on
+    x86, but it pads every convolution to a whole block: on an AVX-512 CPU (block 16) AE-Netv2's
+    8-channel graphs ran 1.2-1.3x faster without it (aenetv2 48.4 -> 36.4 ms, 1 thread), while
+    LWC-DenseFuse and DenseFuse (16-64 channels) ran 1.26-1.31x slower (docs/benchmarks.md).
+    ``options``: an ``onnxruntime.SessionOptions`` to start from (profiling, a path for the
+    optimised graph); the settings above are written into it.
     """
     ort = _require("onnxruntime")
-    options = ort.SessionOptions()
+    options = ort.SessionOptions() if options is None else options
     options.log_severity_level = 3
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    if nchwc is None:
+        widest = widest_conv(path)
+        nchwc = widest is None or widest >= nchwc_block()
+    disabled = {} if nchwc else {"disabled_optimizers": ["NchwcTransformer"]}
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"], **disabled)
 
 
 def check_onnx(path: str | Path, net: torch.nn.Module, sizes: list[tuple[int, int]]) -> tuple[float, float]:

@@ -61,6 +61,7 @@ __all__ = [
     "conv_add_",
     "conv_add_act",
     "observed",
+    "exporting",
     "parameter_key",
     "Conv2d",
     "ECA",
@@ -93,7 +94,7 @@ def _dispatch_mode_outside_compile() -> bool:
     return not torch.compiler.is_compiling() and _dispatch_mode()
 
 
-def _exporting() -> bool:
+def exporting() -> bool:
     """``torch.export`` (the ONNX exporter): record graph-friendly variants of a few ops."""
     return torch.compiler.is_exporting()
 
@@ -139,7 +140,7 @@ def conv2d(
     through ``F.conv2d``); under ``torch.export`` the graph gets plain convolutions, with rule 3
     kept as a depthwise + 1x1 conv (runtimes' blocked kernels pad one output channel to eight).
     """
-    if _exporting():
+    if exporting():
         if weight.shape[0] == 1 and groups == 1 and weight.shape[1] > 1 and weight.shape[-1] * weight.shape[-2] > 1:
             y = F.conv2d(x, weight.transpose(0, 1), None, stride, padding, dilation, weight.shape[1])
             return F.conv2d(y, torch.ones_like(weight[:, :, :1, :1]), bias)
@@ -209,7 +210,7 @@ def lerp(start: Tensor, end: Tensor, weight: Tensor) -> Tensor:
     and two products over the full map), which onnxruntime runs ~3x slower than the plain form.
     The two agree to float rounding.
     """
-    if _exporting():
+    if exporting():
         return start + weight * (end - start)
     return torch.lerp(start, end, weight)
 
@@ -217,7 +218,7 @@ def lerp(start: Tensor, end: Tensor, weight: Tensor) -> Tensor:
 def channel_sum(x: Tensor) -> Tensor:
     """``x.sum(1, keepdim=True)``; traced for export as a 1x1 convolution with unit weights
     (onnxruntime's ``ReduceSum`` over the channel axis of a large map is ~5x slower than a conv)."""
-    if _exporting():
+    if exporting():
         return F.conv2d(x, x.new_ones(1, x.shape[1], 1, 1))
     return x.sum(1, keepdim=True)
 
@@ -308,7 +309,7 @@ def observed(module: nn.Module) -> bool:
 
     if _module._global_forward_hooks or _module._global_forward_pre_hooks:
         return True
-    if _dispatch_mode_outside_compile() and not _exporting():  # tracing modes are not watchers
+    if _dispatch_mode_outside_compile() and not exporting():  # tracing modes are not watchers
         return True
     return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
