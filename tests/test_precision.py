@@ -40,6 +40,16 @@ def test_half_precision_close_to_fp32(name, scene, one_thread):
         assert diff.max() > 0  # really ran in half precision
 
 
+def test_lwc_densefuse_fp16_at_a_real_frame_size(one_thread):
+    """Statistics over a whole frame overflow float16 (65,504) unless summed in float32: at the
+    96x128 scene above they fit, at 280x280 (TNO's smallest) the output was all NaN."""
+    ir, vi = synthetic_pair(280, 280)
+    ref = Fuser("lwc-densefuse").fuse_images(ir, vi, grey=True)
+    out = Fuser("lwc-densefuse", precision="fp16").fuse_images(ir, vi, grey=True)
+    assert np.isfinite(out).all()
+    assert np.abs(out - ref).max() <= TOLERANCE["fp16"][0]
+
+
 def test_fp32_is_the_unwrapped_model_and_classical_stays_fp32():
     assert not isinstance(Fuser("aenetv2").model, HalfPrecision)
     fuser = Fuser("gff", precision="bf16")

@@ -213,6 +213,15 @@ def test_window_sums_give_the_depthwise_mean() -> None:
     torch.testing.assert_close((window_sums(p) * k.flatten(1)).sum(1), expected, rtol=1e-5, atol=1e-4)
 
 
+def test_window_sums_of_a_half_precision_map_do_not_overflow() -> None:
+    """A float16 map of a 640x480 frame sums past float16's 65,504: the sums are float32, so the
+    gate stays finite (before, lwc-densefuse in fp16 gave an all-NaN image at real sizes)."""
+    p = torch.full((1, 2, 482, 642), 0.75, dtype=torch.float16)
+    sums = window_sums(p)
+    assert sums.dtype == torch.float32 and torch.isfinite(sums).all()
+    torch.testing.assert_close(sums, torch.full((2, 9), 0.75 * 480 * 640))
+
+
 def test_fill_border_is_reflection_padding() -> None:
     x = torch.rand(2, 3, 6, 7)
     p = F.pad(x, (1, 1, 1, 1))  # zeros outside

@@ -177,14 +177,18 @@ def window_sums(p: torch.Tensor) -> torch.Tensor:
     without reading the conv's output: each window is the whole map minus two border rows and
     two border columns (plus their four corners), so one pass over ``p`` and a few border
     strips give all nine.
+
+    Sums are float32 whatever the map's dtype: a half-precision sum over a 640x480 map exceeds
+    float16's range (65,504) and the gate would turn every output into NaN.
     """
     idx = [0, 1, -2, -1]
+    f32 = torch.float32
     # ex[k, i] = 1: border line i (padded 0, 1, H, H + 1) lies outside the window of tap row k
-    ex = torch.tensor([[0.0, 0, 1, 1], [1, 0, 0, 1], [1, 1, 0, 0]], dtype=p.dtype, device=p.device)
-    total = p.sum((0, 2, 3))[:, None, None]  # (C, 1, 1)
-    rows = p[0][:, idx].sum(-1) @ ex.t()  # (C, 3): sum of the rows outside each window
-    cols = p[0][:, :, idx].sum(-2) @ ex.t()  # (C, 3)
-    corners = ex @ p[0][:, idx][:, :, idx] @ ex.t()  # (C, 3, 3): counted twice above
+    ex = torch.tensor([[0.0, 0, 1, 1], [1, 0, 0, 1], [1, 1, 0, 0]], dtype=f32, device=p.device)
+    total = p.sum((0, 2, 3), dtype=f32)[:, None, None]  # (C, 1, 1)
+    rows = p[0][:, idx].sum(-1, dtype=f32) @ ex.t()  # (C, 3): sum of the rows outside each window
+    cols = p[0][:, :, idx].sum(-2, dtype=f32) @ ex.t()  # (C, 3)
+    corners = ex @ p[0][:, idx][:, :, idx].to(f32) @ ex.t()  # (C, 3, 3): counted twice above
     return (total - rows[:, :, None] - cols[:, None, :] + corners).flatten(1)
 
 
@@ -280,10 +284,10 @@ class SCLWCPlan:
             for i, p in enumerate(pieces):
                 if sums[i] is None:
                     sums[i] = window_sums(p)
-            mean_d = (torch.cat(sums) * self.dw.flatten(1)).sum(1).div_(h * w)
-        else:
-            mean_d = torch.cat([d[..., 1:-1, 1:-1].sum((0, 2, 3)) for d in ds]).div_(h * w)
-        s = self.gate(mean_d)
+            mean_d = (torch.cat(sums) * self.dw.flatten(1).float()).sum(1).div_(h * w)
+        else:  # float32 sums (see window_sums)
+            mean_d = torch.cat([d[..., 1:-1, 1:-1].sum((0, 2, 3), dtype=torch.float32) for d in ds]).div_(h * w)
+        s = self.gate(mean_d.to(weight.dtype))
         return ds, weight * s[:, None], bias * s
 
     def __call__(
