@@ -296,3 +296,19 @@ def test_default_threads_leave_busy_cores_alone(monkeypatch):
 def test_model_errors_are_litefuse_errors():
     with pytest.raises(ModelError, match="unknown model"):
         litefuse.Fuser("nope")
+
+
+def test_eval_scores_only_what_it_fused_with_the_named_method(capsys, tmp_path):
+    """Fused images left in --output by another method are skipped, not scored under --model's name."""
+    for i, size in enumerate([(40, 48), (44, 52)]):
+        ir, vi = synthetic_pair(*size)
+        save_image(tmp_path / "set" / "ir" / f"p{i}.png", ir)
+        save_image(tmp_path / "set" / "vi" / f"p{i}.png", vi)
+    out = tmp_path / "fused"
+    assert cli(capsys, "fuse", "-m", "max", "-i", str(tmp_path / "set"), "-o", str(out))[0] == 0
+    before = snapshot(out)
+    rc, _, err = cli(capsys, "eval", "-i", str(tmp_path / "set"), "-m", "mean", "-o", str(out), "--metrics", "EN")
+    assert rc == 2 and "output exists" in err and "nothing could be scored" in err, err
+    assert snapshot(out) == before
+    rc, stdout, _ = cli(capsys, "eval", "-i", str(tmp_path / "set"), "-m", "mean", "-o", str(out), "--metrics", "EN", "--overwrite")
+    assert rc == 0 and "2 scored" in stdout + _ and "mean" in stdout

@@ -120,6 +120,11 @@ def eval_command(
     except LitefuseError as exc:
         raise fail(str(exc)) from None
     problems = [str(p) for p in pair_problems]
+    if input_dir is not None:
+        # score what this run fused with --model only: an image already in --output (skipped as
+        # "output exists") may come from another method and must not be scored under this name
+        made = {path.resolve() for path in report.fused}
+        triples = {stem: t for stem, t in triples.items() if t["fused"].resolve() in made}
 
     # ---- score
     context = dict(metrics=names, convention=convention, psnr=psnr)
