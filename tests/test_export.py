@@ -144,3 +144,14 @@ def test_nchwc_layout_where_convs_fill_a_block(tmp_path):
     assert blocked_ops(thin, False) == 0
     assert blocked_ops(thin, True) > 0
     assert (blocked_ops(thin, None) > 0) == (nchwc_block() == 8)  # 8 channels fill only an AVX2 block
+
+
+def test_opset_is_the_one_asked_for_or_refused(tmp_path, capsys):
+    from litefuse.errors import OptionError
+
+    report = export_onnx("aenetv2", tmp_path / "a20.onnx", size=(16, 16), opset=20, check=False)
+    assert report.opset == 20
+    assert [o.version for o in onnx.load(str(report.path)).opset_import if o.domain in ("", "ai.onnx")] == [20]
+    with pytest.raises(OptionError, match="opset 18 or newer"):
+        export_onnx("aenetv2", tmp_path / "a13.onnx", size=(16, 16), opset=13)  # was written as 18, labelled 13
+    assert not (tmp_path / "a13.onnx").exists()

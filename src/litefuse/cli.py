@@ -192,7 +192,7 @@ def export(
         None, "--weights", help="Weights file instead of the shipped ones (a run's model.safetensors also names its network)."
     ),
     size: str = typer.Option("640x480", "--size", help="Frame size WxH baked into the graph, or 'dynamic' for any size."),
-    opset: int = typer.Option(18, "--opset", help="ONNX opset."),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset (18 or newer: what torch's exporter writes)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Run the graph in onnxruntime and compare with PyTorch."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
 ) -> None:

@@ -37,11 +37,14 @@ import torch
 
 from ._files import publish, temporary_beside
 from .demo import synthetic_luma_pair
-from .errors import ModelError, OutputError
+from .errors import ModelError, OptionError, OutputError
 from .io import check_output_path
 from .registry import get_model_info, load_model
 
 __all__ = ["ExportReport", "export_onnx", "check_onnx", "ort_session", "nchwc_block", "widest_conv"]
+
+#: the oldest ONNX opset torch's exporter writes (older requests come back as 18, or fail to convert)
+MIN_OPSET = 18
 
 #: tolerance of the PyTorch-vs-onnxruntime check (float32 rounding of a different op order)
 TOLERANCE = 1e-4
@@ -95,6 +98,9 @@ def export_onnx(
     if info.kind != "network":
         raise ModelError(f"{model!r} is a classical method, not a network; there is nothing to export")
     path = check_output_path(path, (weights,) if weights else (), overwrite, suffixes=(".onnx",))
+    if opset < MIN_OPSET:
+        # torch's exporter writes opset 18 and would down-convert (silently keeping 18, or failing)
+        raise OptionError(f"--opset {opset}: the exporter writes ONNX opset {MIN_OPSET} or newer")
     if size is not None and min(size) < 8:
         raise OutputError(f"export size must be at least 8×8, got {size[0]}×{size[1]}")
     for module in ("onnx", "onnxscript", *(("onnxruntime",) if check else ())):
@@ -121,6 +127,9 @@ def export_onnx(
         except Exception as exc:  # exporter failures are long; keep the first line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise ModelError(f"{model}: ONNX export failed ({first[:200]})") from None
+        written = _opset_of(tmp)
+        if written != opset:
+            raise ModelError(f"{model}: asked for ONNX opset {opset}, the exporter wrote {written}; not written")
         report = ExportReport(path, model, opset, size, Path(tmp).stat().st_size)
         if check:
             sizes = [(h, w)] if size is not None else [(h, w), (75, 101)]
@@ -132,6 +141,14 @@ def export_onnx(
                 )
         publish(tmp, path)
     return report
+
+
+def _opset_of(path: str | Path) -> int | None:
+    """The default-domain ONNX opset a graph file declares."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
 def nchwc_block(flags: str | None = None) -> int:
