@@ -312,3 +312,11 @@ def test_eval_scores_only_what_it_fused_with_the_named_method(capsys, tmp_path):
     assert snapshot(out) == before
     rc, stdout, _ = cli(capsys, "eval", "-i", str(tmp_path / "set"), "-m", "mean", "-o", str(out), "--metrics", "EN", "--overwrite")
     assert rc == 0 and "2 scored" in stdout + _ and "mean" in stdout
+
+
+def test_non_finite_images_are_never_written(tmp_path):
+    image = np.full((8, 8), 0.5, np.float32)
+    image[2, 3] = np.nan
+    with pytest.raises(OutputError, match="NaN or infinite"):
+        save_image(tmp_path / "x.png", image)
+    assert not list(tmp_path.iterdir())

@@ -258,6 +258,8 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():  # a failed computation, not an image: never written as black
+            raise OutputError(f"{path}: the image holds NaN or infinite values; nothing written")
         peak = 255 if bits == 8 else 65535
         arr = np.clip(np.round(np.clip(arr, 0.0, 1.0) * peak), 0, peak).astype(np.uint8 if bits == 8 else np.uint16)
     if arr.dtype == np.uint16 and arr.ndim == 3:
