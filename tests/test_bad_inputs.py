@@ -320,3 +320,16 @@ def test_non_finite_images_are_never_written(tmp_path):
     with pytest.raises(OutputError, match="NaN or infinite"):
         save_image(tmp_path / "x.png", image)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_compare_limit_below_one_is_refused(capsys, tmp_path, pair, limit):
+    from litefuse.compare import compare
+
+    with pytest.raises(OptionError, match="at least 1"):
+        compare([tmp_path], ["mean"], limit=int(limit))
+    (tmp_path / "set" / "ir").mkdir(parents=True)
+    (tmp_path / "set" / "vi").mkdir()
+    one_line_error(capsys, "compare", "-i", str(tmp_path / "set"), "-m", "mean", "--limit", limit, "-o", str(tmp_path / "rep"),
+                   fragments=("--limit",))
+    assert not (tmp_path / "rep").exists()

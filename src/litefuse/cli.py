@@ -297,7 +297,7 @@ def compare(
     output: Path = typer.Option(Path("litefuse-compare"), "--output", "-o", help="Report folder."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metric names (default: the 8 core metrics)."),
     convention: str = typer.Option("cddfuse", "--convention", help="cddfuse | tang | vifb | liu"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="At most this many pairs per folder."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs per folder."),
     jobs: int = typer.Option(min(4, os.cpu_count() or 1), "--jobs", "-j", help="Worker processes (pairs in parallel)."),
 ) -> None:
     """Fuse the same pairs with several methods; write scores.csv, summary.md, chart.png, grid.png."""

@@ -16,7 +16,7 @@ import numpy as np
 from ._files import atomic_write_text
 from .api import Fuser
 from .data.pairs import Pair, find_pairs
-from .errors import InputError, LitefuseError
+from .errors import InputError, LitefuseError, OptionError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
 from .io import read_image, save_image
 
@@ -72,6 +72,8 @@ def compare(
     ``jobs > 1`` spreads the pairs over that many worker processes (one torch thread each);
     rows come back in the same order as a serial run.
     """
+    if limit is not None and limit < 1:
+        raise OptionError(f"limit must be at least 1 pair per folder (got {limit})")
     work: list[tuple[str, Pair]] = []
     skipped: list[str] = []
     for folder in folders:
