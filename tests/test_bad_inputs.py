@@ -333,3 +333,10 @@ def test_compare_limit_below_one_is_refused(capsys, tmp_path, pair, limit):
     one_line_error(capsys, "compare", "-i", str(tmp_path / "set"), "-m", "mean", "--limit", limit, "-o", str(tmp_path / "rep"),
                    fragments=("--limit",))
     assert not (tmp_path / "rep").exists()
+
+
+def test_pair_into_a_new_folder_named_with_a_trailing_slash(capsys, tmp_path, pair):
+    ir, vi = pair
+    rc, _, err = cli(capsys, "fuse", "--ir", str(ir), "--vi", str(vi), "-m", "max", "-o", str(tmp_path / "new") + "/")
+    assert rc == 0, err
+    assert (tmp_path / "new" / "ir.png").is_file()

@@ -67,7 +67,7 @@ def fuse(
     input_dir: Optional[Path] = typer.Option(
         None, "--input", "-i", help="Folder with ir/vi (or infrared/visible, Inf/Vis, A/B) sub-folders; pairs by file stem."
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="Output image (pair: .png, .tif, .jpg, .bmp), video file (video pair) or folder (folder mode, or a pair into a folder)."),
+    output: str = typer.Option(..., "--output", "-o", help="Output image (pair: .png, .tif, .jpg, .bmp), video file (video pair) or folder (folder mode, or a pair into a folder: an existing one, or a name ending in /)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name (see `litefuse models`); default: aenetv2-ivif for infrared-visible, aenetv2 for A/B folders."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file to load instead of the shipped ones (.safetensors or .pth)."),
     device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
@@ -99,6 +99,9 @@ def fuse(
         raise fail(f"--task {task.value} fuses an A/B pair: give --a and --b")
     if task == Task.ivif and pair_ab:
         raise fail("--task ivif fuses an infrared/visible pair: give --ir and --vi")
+    into_folder = output.endswith(("/", os.sep))  # a pair into a folder that may not exist yet
+    output = Path(output)
+    into_folder = into_folder or output.is_dir()
     try:
         if input_dir is not None:
             kind = task.value if task is not None else (folder_task(input_dir) if model is None else "ivif")
@@ -116,23 +119,23 @@ def fuse(
             console.print(f"{len(report.fused)} fused, {len(report.skipped)} skipped -> {output}", markup=False)
             raise typer.Exit(0 if not report.skipped else (1 if report.fused else 2))
         if is_video(ir) or is_video(vi):
-            _fuse_video(ir, vi, output, fuser, grey=grey, resize_vi=resize_vi, overwrite=overwrite, batch_size=batch_size,
+            _fuse_video(ir, vi, output, fuser, into_folder, grey=grey, resize_vi=resize_vi, overwrite=overwrite, batch_size=batch_size,
                         shortest=shortest)
             return
-        out = output / f"{ir.stem}.png" if output.is_dir() or str(output).endswith(os.sep) else output
+        out = output / f"{ir.stem}.png" if into_folder else output
         path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value, overwrite=overwrite)
         console.print(f"fused ({fuser.name}) -> {path}", markup=False)
     except LitefuseError as exc:
         raise fail(str(exc)) from None
 
 
-def _fuse_video(ir: Path, vi: Path, output: Path, fuser, **kwargs) -> None:
+def _fuse_video(ir: Path, vi: Path, output: Path, fuser, into_folder: bool, **kwargs) -> None:
     from .video import fuse_video, is_video
 
     for path in (ir, vi):
         if not is_video(path):
             raise fail(f"{path}: not a video (both --ir and --vi must be videos to fuse a video)")
-    out = output / f"{ir.stem}_fused.mp4" if output.is_dir() or str(output).endswith(os.sep) else output
+    out = output / f"{ir.stem}_fused.mp4" if into_folder else output
     report = fuse_video(ir, vi, out, fuser, progress=progress_bar(f"fusing frames ({fuser.name})"), **kwargs)
     console.print(f"fused {report.frames} frames ({fuser.name}, {report.size[0]}×{report.size[1]} @ {report.fps:g} fps) -> {report.path}", markup=False)
     if report.shorter is not None:
