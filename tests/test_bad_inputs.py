@@ -340,3 +340,14 @@ def test_pair_into_a_new_folder_named_with_a_trailing_slash(capsys, tmp_path, pa
     rc, _, err = cli(capsys, "fuse", "--ir", str(ir), "--vi", str(vi), "-m", "max", "-o", str(tmp_path / "new") + "/")
     assert rc == 0, err
     assert (tmp_path / "new" / "ir.png").is_file()
+
+
+def test_folder_results_never_go_into_a_source_folder(capsys, tmp_path):
+    ir, vi = synthetic_pair(40, 48)
+    save_image(tmp_path / "set" / "ir" / "p.jpg", ir)
+    save_image(tmp_path / "set" / "vi" / "p.jpg", vi)
+    before = snapshot(tmp_path / "set")
+    for sub in ("ir", "vi"):
+        one_line_error(capsys, "fuse", "-m", "max", "-i", str(tmp_path / "set"), "-o", str(tmp_path / "set" / sub),
+                       fragments=("source folder",))
+    assert snapshot(tmp_path / "set") == before

@@ -23,7 +23,7 @@ from torch import nn
 
 from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import find_pairs, pair_dirs
-from .errors import InputError, LitefuseError, ModelError, OptionError
+from .errors import InputError, LitefuseError, ModelError, OptionError, OutputError
 from .io import Norm, check_norm, check_output_path, read_image, save_image, to_float, writable_dir
 from .registry import get_model_info, list_models, load_model, weights_model
 from .runtime import available_cores, check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
@@ -495,6 +495,9 @@ def fuse_folder(
     if not pairs:
         detail = f" ({len(problems)} unpaired or unreadable files)" if problems else ""
         raise InputError(f"no image pairs found{detail}", input_dir)
+    sources = {pair.a.resolve().parent for pair in pairs} | {pair.b.resolve().parent for pair in pairs}
+    if Path(out_dir).resolve() in sources:  # results beside the sources would pair with them next time
+        raise OutputError(f"{out_dir}: is a source folder of {input_dir}; write the fused images elsewhere")
     out_dir = writable_dir(out_dir)
     if isinstance(model, Fuser):
         fuser = model
