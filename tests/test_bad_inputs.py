@@ -351,3 +351,10 @@ def test_folder_results_never_go_into_a_source_folder(capsys, tmp_path):
         one_line_error(capsys, "fuse", "-m", "max", "-i", str(tmp_path / "set"), "-o", str(tmp_path / "set" / sub),
                        fragments=("source folder",))
     assert snapshot(tmp_path / "set") == before
+
+
+@pytest.mark.parametrize("array", [np.zeros((8, 8), np.int64), np.zeros((3, 8, 8), np.uint8), np.zeros((8, 8, 2), np.float32)])
+def test_save_image_refuses_arrays_it_cannot_write(tmp_path, array):
+    with pytest.raises(OutputError, match="cannot write a"):
+        save_image(tmp_path / "x.png", array)
+    assert not list(tmp_path.iterdir())

@@ -262,6 +262,9 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
             raise OutputError(f"{path}: the image holds NaN or infinite values; nothing written")
         peak = 255 if bits == 8 else 65535
         arr = np.clip(np.round(np.clip(arr, 0.0, 1.0) * peak), 0, peak).astype(np.uint8 if bits == 8 else np.uint16)
+    if arr.dtype not in (np.uint8, np.uint16) or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))):
+        raise OutputError(f"{path}: cannot write a {arr.dtype} array of shape {arr.shape}; give H×W or H×W×3 "
+                          "floats in [0, 1], uint8 or uint16")
     if arr.dtype == np.uint16 and arr.ndim == 3:
         raise OutputError(f"{path}: 16-bit colour is not supported; write 8 bits or a grey image")
     try:
