@@ -72,3 +72,28 @@ def test_report_without_matplotlib_leaves_only_the_chart_out(pairs, tmp_path, mo
     paths = write_report(result, tmp_path / "rep")
     assert set(paths) == {"csv", "markdown", "grid"}
     assert {p.name for p in (tmp_path / "rep").iterdir()} == {"scores.csv", "summary.md", "grid.png"}
+
+
+def test_an_earlier_report_is_replaced_only_with_overwrite(pairs, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import litefuse.viz
+    from litefuse.cli import app
+    from litefuse.errors import OutputError
+
+    base = ["compare", "-i", str(pairs), "-m", "mean", "--metrics", "EN", "-j", "1", "-o", str(tmp_path / "rep")]
+    runner = CliRunner()
+    assert runner.invoke(app, base).exit_code == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "rep").iterdir()}
+    done = runner.invoke(app, [*base[:4], "max", *base[5:]])  # another method, same folder
+    assert done.exit_code != 0 and "earlier report" in str(done.exception) + done.output
+    assert {p.name: p.read_bytes() for p in (tmp_path / "rep").iterdir()} == before  # untouched
+    assert runner.invoke(app, [*base[:4], "max", *base[5:], "--overwrite"]).exit_code == 0
+    assert "| max |" in (tmp_path / "rep" / "summary.md").read_text()
+    # an overwritten report leaves no chart from the earlier one when it cannot draw its own
+    monkeypatch.setattr(litefuse.viz, "plotting_available", lambda: False)
+    result = compare([pairs], ["mean"], metrics=["EN"], preview=1)
+    with pytest.raises(OutputError, match="earlier report"):
+        write_report(result, tmp_path / "rep")
+    write_report(result, tmp_path / "rep", overwrite=True)
+    assert not (tmp_path / "rep" / "chart.png").exists() and "| mean |" in (tmp_path / "rep" / "summary.md").read_text()

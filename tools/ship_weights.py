@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _, val_pairs = split_pairs(collect_pairs([SHARED / "data" / "ivif"]), 0.1)
     val = compare_pairs([(p.name.split("/")[0], p) for p in val_pairs], methods, progress=_progress, preview=0, jobs=args.jobs)
-    write_report(val, ROOT / "out" / "ship" / "ivif-val", title="Infrared-visible validation split")
+    write_report(val, ROOT / "out" / "ship" / "ivif-val", title="Infrared-visible validation split", overwrite=True)
     val_parts = ["### Infrared–visible validation split (pairs no network trained on)", ""]
     for dataset in [*val.datasets(), None]:
         n = len({r["image"] for r in val.rows if dataset is None or r["set"] == dataset})
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         methods = [m for m in methods if getattr(m, "label", m.name) in keep]
     ivif = compare([SHARED / "data" / "ivif" / s for s in IVIF_SETS], methods, limit=args.limit, progress=_progress,
                    preview=2, jobs=args.jobs)
-    write_report(ivif, ROOT / "out" / "ship" / "ivif", title="Infrared-visible development sets")
+    write_report(ivif, ROOT / "out" / "ship" / "ivif", title="Infrared-visible development sets", overwrite=True)
     sections = {"val": "\n".join(val_parts), "ivif": _section(ivif, "Infrared–visible (all pairs, training pairs included)")}
     task_results = {}
     multi = [Fuser(n) for n in shipped if set(get_model_info(n).tasks) > {"ivif"} and args.only in (None, n)]
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         for task, sets in OTHER_TASKS.items():
             res = compare([SHARED / "data" / task / s for s in sets], [*multi, *[Fuser(n) for n in CLASSICAL]],
                           limit=args.limit, progress=_progress, preview=2, jobs=args.jobs)
-            write_report(res, ROOT / "out" / "ship" / task, title=task)
+            write_report(res, ROOT / "out" / "ship" / task, title=task, overwrite=True)
             task_results[task] = res
             sections[task] = _section(res, task)
 

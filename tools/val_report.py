@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {method} | {level}/8 | {wins}/8 |")
         print()
     if args.out:
-        write_report(result, args.out, title=f"{args.split} split")
+        write_report(result, args.out, title=f"{args.split} split", overwrite=True)
     return 0
 
 

@@ -302,14 +302,14 @@ def compare(
     convention: str = typer.Option("cddfuse", "--convention", help="cddfuse | tang | vifb | liu"),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs per folder."),
     jobs: int = typer.Option(min(4, os.cpu_count() or 1), "--jobs", "-j", help="Worker processes (pairs in parallel)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in the --output folder."),
 ) -> None:
     """Fuse the same pairs with several methods; write scores.csv, summary.md, chart.png, grid.png."""
+    from .compare import check_report_dir, write_report
     from .compare import compare as run_compare
-    from .compare import write_report
-    from .io import check_output_dir
 
     try:
-        check_output_dir(output)
+        check_report_dir(output, overwrite)
         fusers = [parse_method(m) for m in methods]
         if reference and any(f.info.kind == "network" for f in fusers) and not any(f.name == "max" for f in fusers):
             fusers.append(parse_method("max"))
@@ -317,7 +317,7 @@ def compare(
         names = [m.strip() for m in metrics.split(",")] if metrics else None
         result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
                              progress=progress_bar("comparing"), jobs=jobs)
-        paths = write_report(result, output, title=", ".join(p.name for p in inputs))
+        paths = write_report(result, output, title=", ".join(p.name for p in inputs), overwrite=overwrite)
     except LitefuseError as exc:
         raise fail(str(exc)) from None
     for problem in result.skipped:

@@ -16,11 +16,14 @@ import numpy as np
 from ._files import atomic_write_text
 from .api import Fuser
 from .data.pairs import Pair, find_pairs
-from .errors import InputError, LitefuseError, OptionError
+from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
-from .io import read_image, save_image
+from .io import check_output_dir, read_image, save_image
 
-__all__ = ["Comparison", "compare", "compare_pairs", "write_report"]
+__all__ = ["Comparison", "REPORT_FILES", "check_report_dir", "compare", "compare_pairs", "write_report"]
+
+#: The files :func:`write_report` writes into its folder.
+REPORT_FILES = ("scores.csv", "summary.md", "chart.png", "grid.png")
 
 
 @dataclass
@@ -145,13 +148,26 @@ def _merge(result: Comparison, out: tuple) -> None:
         result.previews[f"{dataset}/{pair.name}"] = previews
 
 
-def write_report(result: Comparison, out_dir: str | Path, title: str = "") -> dict[str, Path]:
+def check_report_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Check, before any work, that a report can go into ``out_dir``: a folder that exists or
+    can be created, and holds no earlier report unless ``overwrite``."""
+    out_dir = check_output_dir(out_dir)
+    found = [name for name in REPORT_FILES if (out_dir / name).exists()]
+    if found and not overwrite:
+        raise OutputError(f"{out_dir}: holds an earlier report ({', '.join(found)}); pass --overwrite "
+                          "(overwrite=True) to replace it, or choose another folder")
+    return out_dir
+
+
+def write_report(result: Comparison, out_dir: str | Path, title: str = "", overwrite: bool = False) -> dict[str, Path]:
     """Write ``scores.csv``, ``summary.md``, ``chart.png`` (where matplotlib is installed) and
-    ``grid.png`` into ``out_dir``; the returned paths name what was written."""
+    ``grid.png`` into ``out_dir``; the returned paths name what was written. A folder holding
+    an earlier report is refused unless ``overwrite`` (then a stale ``chart.png`` or
+    ``grid.png`` this report does not write is removed, so the folder shows one report)."""
     from .metrics import METRICS
     from .viz import image_grid, metric_chart, plotting_available
 
-    out_dir = Path(out_dir)
+    out_dir = check_report_dir(out_dir, overwrite)
     paths = {"csv": out_dir / "scores.csv", "markdown": out_dir / "summary.md"}
     write_scores_csv(paths["csv"], result.rows, ["set", "image", "method", *result.metrics])
     parts = [f"# {title or 'Comparison'}", "", f"Convention: `{result.convention}`; mean over images.", ""]
@@ -167,4 +183,7 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "") -> di
         rows = [[cells[c] for c in cols if c in cells] for cells in result.previews.values()]
         grid = image_grid(rows, col_labels=cols, row_labels=list(result.previews), height=200)
         paths["grid"] = save_image(out_dir / "grid.png", grid)
+    for name, key in (("chart.png", "chart"), ("grid.png", "grid")):
+        if key not in paths:
+            (out_dir / name).unlink(missing_ok=True)  # from an earlier report
     return paths

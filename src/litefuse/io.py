@@ -192,7 +192,7 @@ def check_output_path(
         raise OutputError(f"{out}: outputs are written as {kinds}; use a {' or '.join(suffixes)} file name")
     _check_creatable(out, resolved.parent)
     if out.exists() and not overwrite:
-        raise OutputError(f"{out}: output exists; pass --overwrite to replace it")
+        raise OutputError(f"{out}: output exists; pass --overwrite (overwrite=True) to replace it")
     if out.is_dir():
         raise OutputError(f"{out}: is a directory")
     return resolved
