@@ -358,3 +358,39 @@ def test_save_image_refuses_arrays_it_cannot_write(tmp_path, array):
     with pytest.raises(OutputError, match="cannot write a"):
         save_image(tmp_path / "x.png", array)
     assert not list(tmp_path.iterdir())
+
+
+def test_bits_16_keeps_a_16_bit_source_s_precision(capsys, tmp_path):
+    import tifffile
+
+    ir8, vi8 = synthetic_pair(48, 64)
+    ramp = np.linspace(0.2, 0.6, 48 * 64, dtype=np.float32).reshape(48, 64)  # 2^16 levels apart: 16-bit only
+    ir = tmp_path / "ir.tif"
+    tifffile.imwrite(ir, np.round(ramp * 65535).astype(np.uint16))
+    vi_grey = save_image(tmp_path / "vi.png", vi8[..., 0] if vi8.ndim == 3 else vi8)
+    vi_colour = save_image(tmp_path / "vic.png", np.dstack([vi8[..., 0] if vi8.ndim == 3 else vi8] * 3) * [1.0, 0.8, 0.6])
+    rc, _, err = cli(capsys, "fuse", "-m", "max", "--ir", str(ir), "--vi", str(vi_grey), "-o", str(tmp_path / "o16.png"), "--bits", "16")
+    assert rc == 0, err
+    out = np.asarray(Image.open(tmp_path / "o16.png"))
+    expected = np.round(np.maximum(ramp, read_image(vi_grey)) * 65535)
+    assert out.dtype == np.uint16 and np.abs(out - expected).max() <= 1 and len(np.unique(out)) > 1000
+    # colour: a 16-bit RGB TIFF; as PNG a one-line error and nothing written
+    rc, _, err = cli(capsys, "fuse", "-m", "max", "--ir", str(ir), "--vi", str(vi_colour), "-o", str(tmp_path / "c16.tif"), "--bits", "16")
+    assert rc == 0, err
+    colour = tifffile.imread(tmp_path / "c16.tif")
+    assert colour.dtype == np.uint16 and colour.shape == (48, 64, 3)
+    one_line_error(capsys, "fuse", "-m", "max", "--ir", str(ir), "--vi", str(vi_colour), "-o", str(tmp_path / "c16.png"),
+                   "--bits", "16", fragments=("c16.png", "TIFF only"))
+    one_line_error(capsys, "fuse", "-m", "max", "--ir", str(ir), "--vi", str(vi_grey), "-o", str(tmp_path / "o.jpg"),
+                   "--bits", "16", fragments=("o.jpg", "8-bit"))
+    one_line_error(capsys, "fuse", "-m", "max", "--ir", str(ir), "--vi", str(vi_grey), "-o", str(tmp_path / "o.png"),
+                   "--bits", "12", fragments=("--bits",))
+    assert not any(p.name.startswith(("c16.png", "o.jpg", "o.png")) for p in tmp_path.iterdir())
+    # a folder: 16-bit TIFFs, grey and colour alike
+    for sub, src in (("ir", ir), ("vi", vi_colour)):
+        (tmp_path / "set" / sub).mkdir(parents=True)
+        (tmp_path / "set" / sub / f"p{src.suffix}").write_bytes(src.read_bytes())
+    rc, _, err = cli(capsys, "fuse", "-m", "max", "-i", str(tmp_path / "set"), "-o", str(tmp_path / "out"), "--bits", "16")
+    assert rc == 0, err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["p.tif"]
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "p.tif"), colour)

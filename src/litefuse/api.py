@@ -24,7 +24,7 @@ from torch import nn
 from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import find_pairs, pair_dirs
 from .errors import InputError, LitefuseError, ModelError, OptionError, OutputError
-from .io import Norm, check_norm, check_output_path, read_image, save_image, to_float, writable_dir
+from .io import Norm, check_bits, check_norm, check_output_path, read_image, save_image, to_float, writable_dir
 from .registry import get_model_info, list_models, load_model, weights_model
 from .runtime import available_cores, check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
 
@@ -432,15 +432,18 @@ def fuse_files(
     ir_norm: Norm = "range",
     overwrite: bool = False,
     task: str | None = None,
+    bits: int = 8,
 ) -> Path:
-    """Fuse two files and write the result atomically (format by suffix); checks the output
-    path first. ``task`` defaults to the fuser's (``"ivif"``: the first file must be grey)."""
+    """Fuse two files and write the result atomically (format by suffix, ``bits`` per sample:
+    16 keeps a 16-bit source's precision, in PNG / TIFF; colour in TIFF); checks the output path
+    first. ``task`` defaults to the fuser's (``"ivif"``: the first file must be grey)."""
     out = check_output_path(out, (ir, vi), overwrite=overwrite, suffixes=OUTPUT_SUFFIXES)
+    check_bits(out, bits)
     a = read_image(ir, norm=ir_norm)
     b = read_image(vi)
     _check_first_source(a, ir, check_task(task or fuser.task))
     fused = fuser.fuse_images(a, b, grey=grey, resize_b=resize_vi, names=(ir, vi))
-    return save_image(out, fused)
+    return save_image(out, fused, bits=bits)
 
 
 @dataclass
@@ -471,9 +474,10 @@ def fuse_folder(
     threads: int | None = None,
     batch_size: int = 1,
     workers: int | None = None,
+    bits: int = 8,
 ) -> FolderReport:
     """Fuse every pair in ``input_dir`` (``ir/vi``, ``infrared/visible``, ``Inf/Vis`` or ``A/B``)
-    into ``out_dir/<stem>.png``. Unpaired and unreadable files are reported and skipped; a
+    into ``out_dir/<stem>.png`` (``bits=16``: ``<stem>.tif``, 16 bits per sample, grey or colour). Unpaired and unreadable files are reported and skipped; a
     folder without a single pair, or an output folder that cannot be written, is an error
     before any work.
 
@@ -491,6 +495,9 @@ def fuse_folder(
 
     if batch_size < 1 or (workers is not None and workers < 1):
         raise OptionError(f"batch_size and workers must be at least 1 (got {batch_size}, {workers})")
+    if bits not in (8, 16):
+        raise OptionError(f"bits must be 8 or 16 (got {bits})")
+    suffix = ".png" if bits == 8 else ".tif"
     pairs, problems = find_pairs(input_dir)
     if not pairs:
         detail = f" ({len(problems)} unpaired or unreadable files)" if problems else ""
@@ -508,13 +515,13 @@ def fuse_folder(
     report = FolderReport(skipped=[str(p) for p in problems])
 
     def load(pair) -> tuple[Path, Prepared]:
-        out = check_output_path(out_dir / f"{pair.name}.png", (pair.a, pair.b), overwrite=overwrite)
+        out = check_output_path(out_dir / f"{pair.name}{suffix}", (pair.a, pair.b), overwrite=overwrite, suffixes=(suffix,))
         a, b = read_image(pair.a, norm=ir_norm), read_image(pair.b)
         _check_first_source(a, pair.a, "ab" if pair.a.parent.name.lower() == "a" else fuser.task)
         return out, fuser.prepare(a, b, resize_b=resize_vi, names=(pair.a, pair.b))
 
     def write(out: Path, fused_y: np.ndarray, prepared: Prepared) -> Path:
-        return save_image(out, fuser.finish(fused_y, prepared, grey))
+        return save_image(out, fuser.finish(fused_y, prepared, grey), bits=bits)
 
     writes: list[Future | str] = []  # in pair order: a pending write, or a problem
 

@@ -79,6 +79,7 @@ def fuse(
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="Networks' arithmetic: fp32, fp16 or bf16 (half precision: faster on GPUs)."),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Folder and video mode: same-size pairs (frames) fused per network call (GPU throughput)."),
     shortest: bool = typer.Option(False, "--shortest", help="Video mode: when the streams' frame counts differ, stop at the shorter one (default: an error)."),
+    bits: int = typer.Option(8, "--bits", help="Bits per sample of fused images: 8, or 16 to keep a 16-bit source's precision (PNG/TIFF; colour and folders: TIFF)."),
     compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (CUDA graphs on GPU): the first frame of each size compiles (slow), then faster; for folders and videos."),
 ) -> None:
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
@@ -99,6 +100,8 @@ def fuse(
         raise fail(f"--task {task.value} fuses an A/B pair: give --a and --b")
     if task == Task.ivif and pair_ab:
         raise fail("--task ivif fuses an infrared/visible pair: give --ir and --vi")
+    if bits not in (8, 16):
+        raise fail(f"--bits must be 8 or 16 (got {bits})")
     into_folder = output.endswith(("/", os.sep))  # a pair into a folder that may not exist yet
     output = Path(output)
     into_folder = into_folder or output.is_dir()
@@ -112,18 +115,20 @@ def fuse(
         if input_dir is not None:
             report = fuse_folder(
                 input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value,
-                overwrite=overwrite, progress=progress_bar(f"fusing ({fuser.name})"), batch_size=batch_size,
+                overwrite=overwrite, progress=progress_bar(f"fusing ({fuser.name})"), batch_size=batch_size, bits=bits,
             )
             for problem in report.skipped:
                 err_console.print(f"skipped: {problem}", markup=False)
             console.print(f"{len(report.fused)} fused, {len(report.skipped)} skipped -> {output}", markup=False)
             raise typer.Exit(0 if not report.skipped else (1 if report.fused else 2))
         if is_video(ir) or is_video(vi):
+            if bits != 8:
+                raise fail("--bits 16 applies to images; videos are encoded with 8 bits")
             _fuse_video(ir, vi, output, fuser, into_folder, grey=grey, resize_vi=resize_vi, overwrite=overwrite, batch_size=batch_size,
                         shortest=shortest)
             return
-        out = output / f"{ir.stem}.png" if into_folder else output
-        path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value, overwrite=overwrite)
+        out = output / f"{ir.stem}{'.png' if bits == 8 else '.tif'}" if into_folder else output
+        path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value, overwrite=overwrite, bits=bits)
         console.print(f"fused ({fuser.name}) -> {path}", markup=False)
     except LitefuseError as exc:
         raise fail(str(exc)) from None
@@ -225,6 +230,7 @@ def bench(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="Networks' arithmetic."),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Pairs per call."),
+    bits: int = typer.Option(8, "--bits", help="Bits per sample of fused images: 8, or 16 to keep a 16-bit source's precision (PNG/TIFF; colour and folders: TIFF)."),
     compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (warm-up rounds absorb the compilation)."),
     rounds: int = typer.Option(15, "--rounds", min=1, help="Timed rounds; each calls every method once."),
     warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed rounds first."),

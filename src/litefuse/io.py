@@ -36,7 +36,7 @@ from .errors import InputError, OptionError, OutputError
 
 __all__ = [
     "IMAGE_EXTENSIONS", "MIN_SIDE", "FLOAT_TOLERANCE", "Norm", "check_norm", "read_image", "to_float", "save_image",
-    "check_output_path", "check_output_dir", "writable_dir",
+    "check_output_path", "check_output_dir", "check_bits", "writable_dir",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -243,9 +243,8 @@ def writable_dir(folder: str | Path) -> Path:
 _SAVE_OPTIONS = {"PNG": {"compress_level": 1, "compress_type": 3}, "JPEG": {"quality": 95}}
 
 
-def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
-    """Write a float image in [0, 1] (or a uint8/uint16 array) atomically, in the format its suffix
-    names: PNG or TIFF (8 or 16 ``bits``), JPEG or BMP (8 bits). Other suffixes are refused."""
+def check_bits(path: str | Path, bits: int) -> str:
+    """The format ``path``'s suffix names, after checking it stores ``bits``-bit images."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _WRITERS:
@@ -254,6 +253,16 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
     fmt, depths = _WRITERS[suffix]
     if bits not in depths:
         raise OutputError(f"{path}: {fmt} stores {' or '.join(map(str, depths))}-bit images, not {bits}-bit")
+    return fmt
+
+
+def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
+    """Write a float image in [0, 1] (or a uint8/uint16 array) atomically, in the format its suffix
+    names: PNG or TIFF (8 or 16 ``bits``; 16-bit colour: TIFF only), JPEG or BMP (8 bits).
+    Other suffixes are refused."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    fmt = check_bits(path, bits)
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
@@ -265,15 +274,20 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
     if arr.dtype not in (np.uint8, np.uint16) or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))):
         raise OutputError(f"{path}: cannot write a {arr.dtype} array of shape {arr.shape}; give H×W or H×W×3 "
                           "floats in [0, 1], uint8 or uint16")
-    if arr.dtype == np.uint16 and arr.ndim == 3:
-        raise OutputError(f"{path}: 16-bit colour is not supported; write 8 bits or a grey image")
+    if arr.dtype == np.uint16 and arr.ndim == 3 and fmt != "TIFF":
+        raise OutputError(f"{path}: 16-bit colour is written as TIFF only; use a .tif name, 8 bits or a grey image")
     try:
         writable_dir(path.parent if str(path.parent) else Path("."))
     except OutputError as exc:
         raise OutputError(f"{path}: {exc}") from None
     try:
         with temporary_beside(path, suffix=".tmp" + suffix) as tmp:
-            Image.fromarray(arr).save(tmp, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+            if arr.dtype == np.uint16 and arr.ndim == 3:  # Pillow has no 16-bit RGB mode
+                import tifffile
+
+                tifffile.imwrite(tmp, arr, photometric="rgb" if arr.shape[-1] == 3 else None)
+            else:
+                Image.fromarray(arr).save(tmp, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
             publish(tmp, path)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
