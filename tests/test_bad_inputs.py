@@ -394,3 +394,21 @@ def test_bits_16_keeps_a_16_bit_source_s_precision(capsys, tmp_path):
     assert rc == 0, err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["p.tif"]
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "p.tif"), colour)
+
+
+def test_a_network_used_outside_its_tasks_is_noted(capsys, tmp_path):
+    with pytest.warns(UserWarning, match="densefuse is made for ivif pairs, not mff"):
+        litefuse.Fuser("densefuse", task="mff")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        litefuse.Fuser("max", task="mff")  # classical fusers cover every task: no note
+        litefuse.Fuser("densefuse")
+    _, vi = synthetic_pair(48, 64)
+    for sub in ("A", "B"):
+        save_image(tmp_path / "set" / sub / "p.png", vi)
+    rc, _, err = cli(capsys, "fuse", "-m", "densefuse", "-i", str(tmp_path / "set"), "-o", str(tmp_path / "out"))
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert rc == 0 and len(notes) == 1 and "not ab" in notes[0], err
+    assert (tmp_path / "out" / "p.png").exists()

@@ -11,6 +11,7 @@ its Y fused with the infrared and the colour restored from its chroma; two colou
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -135,6 +136,10 @@ class Fuser:
             model = weights_model(weights)
         self.name = model or default_model(task)
         self.info = get_model_info(self.name)
+        wanted = _AB_TASKS if self.task == "ab" else {self.task}
+        if not wanted <= set(self.info.tasks):  # allowed (a researcher may try it), but said
+            warnings.warn(f"{self.name} is made for {'/'.join(self.info.tasks)} pairs, not {self.task}: "
+                          "its weights never saw such pairs, expect weaker results", UserWarning, stacklevel=2)
         self.device = resolve_device(device)
         check_precision(precision)
         self.precision = precision if self.info.kind == "network" else "fp32"  # classical fusers stay float32

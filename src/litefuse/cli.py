@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -107,7 +108,7 @@ def fuse(
     into_folder = into_folder or output.is_dir()
     try:
         if input_dir is not None:
-            kind = task.value if task is not None else (folder_task(input_dir) if model is None else "ivif")
+            kind = task.value if task is not None else folder_task(input_dir)
         else:
             kind = task.value if task is not None else ("ab" if pair_ab else "ivif")
         fuser = Fuser(model, weights=weights, device=device.value, task=kind, threads=threads,
@@ -353,12 +354,17 @@ def _register_module_commands() -> None:
 _register_module_commands()
 
 
+def _note(message, category, filename, lineno, file=None, line=None) -> None:
+    err_console.print(f"note: {message}", markup=False)
+
+
 def main() -> None:  # pragma: no cover - exercised through the console script
     # The CLI owns its process: freed heap memory stays resident so full-resolution feature maps
     # are not page-faulted anew on every call (litefuse.runtime.keep_heap_resident).
     from .runtime import apply_heap_policy
 
     apply_heap_policy()
+    warnings.showwarning = _note  # library warnings as one "note:" line, not file:line + source
     try:
         code = app(standalone_mode=False)  # usage errors come here, reported as one line
     except typer.Abort:
