@@ -412,3 +412,11 @@ def test_a_network_used_outside_its_tasks_is_noted(capsys, tmp_path):
     notes = [line for line in err.splitlines() if line.startswith("note:")]
     assert rc == 0 and len(notes) == 1 and "not ab" in notes[0], err
     assert (tmp_path / "out" / "p.png").exists()
+
+
+def test_folder_options_given_for_one_pair_are_noted(capsys, pair, tmp_path):
+    rc, _, err = cli(capsys, "fuse", "-m", "max", "--ir", str(pair[0]), "--vi", str(pair[1]), "-o", str(tmp_path / "o.png"),
+                     "--batch-size", "4", "--compile")
+    assert rc == 0 and "note: --batch-size and --compile apply to folders and videos" in err, err
+    rc, _, err = cli(capsys, "fuse", "-m", "max", "--ir", str(pair[0]), "--vi", str(pair[1]), "-o", str(tmp_path / "p.png"))
+    assert rc == 0 and "note:" not in err, err

@@ -129,3 +129,16 @@ def test_shortest_fuses_up_to_the_shorter_stream_and_names_it(pair, tmp_path):
     assert bad.returncode == 2 and "--shortest" in bad.stderr and not (tmp_path / "u.mp4").exists(), bad.stderr
     done = subprocess.run([*cmd, "--shortest", "-o", str(tmp_path / "u.mp4")], capture_output=True, text=True)
     assert done.returncode == 0 and "fused 4 frames" in done.stdout and "short.mp4 ended after 4 frames" in done.stderr, done.stderr
+
+
+def test_streams_at_different_frame_rates_fuse_with_a_note(tmp_path):
+    ir, vi = scene(6, 36, 50)
+    a, b = write_video(tmp_path / "ir.mp4", ir, fps=10.0), write_video(tmp_path / "vi.mp4", vi, fps=25.0)
+    with pytest.warns(UserWarning, match=r"vi.mp4 runs at 25 fps, ir.mp4 at 10.*paired by index.*36.0 s a minute"):
+        report = fuse_video(a, b, tmp_path / "o.mp4", litefuse.Fuser("max"))
+    assert report.frames == 6 and report.fps == 10.0
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        fuse_video(a, write_video(tmp_path / "vi10.mp4", vi, fps=10.0), tmp_path / "p.mp4", litefuse.Fuser("max"))

@@ -111,6 +111,13 @@ def fuse(
             kind = task.value if task is not None else folder_task(input_dir)
         else:
             kind = task.value if task is not None else ("ab" if pair_ab else "ivif")
+        single = input_dir is None and not (is_video(ir) or is_video(vi))
+        if single and (batch_size > 1 or compile):
+            unused = [o for o, on in (("--batch-size", batch_size > 1), ("--compile", compile)) if on]
+            verb = "apply" if len(unused) > 1 else "applies"
+            err_console.print(f"note: {' and '.join(unused)} {verb} to folders and videos; one pair is fused once, as it is",
+                              markup=False)
+            compile = False  # compiling for a single call only costs time
         fuser = Fuser(model, weights=weights, device=device.value, task=kind, threads=threads,
                       precision=precision.value, compile=compile)
         if input_dir is not None:

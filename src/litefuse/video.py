@@ -10,7 +10,8 @@ with ``pip install litefuse[video]``). Frames are fused one at a time with a loa
 - Both streams must have the same frame size (``resize_vi`` resamples the visible) and the same
   number of frames; a stream that ends early is an error naming it, unless ``shortest`` stops
   at the shorter one (cameras recording side by side often differ by a frame or two). The
-  frame rate of the infrared stream is kept.
+  frame rate of the infrared stream is kept; streams whose rates differ by more than 1 % fuse
+  with a warning (frames pair by index, so they drift apart in time).
 - Output: H.264 (``libx264``, CRF 17) in ``.mp4``/``.mkv``/``.mov``/``.avi``; ``yuv420p`` when
   both sides are even, else ``yuv444p`` so odd sizes come back exactly. Written to a temporary
   file in the target folder and renamed at the end; on any error nothing is left behind.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +118,11 @@ def fuse_video(
     if (w, h) != (wv, hv) and not resize_vi:
         raise InputError(f"size mismatch: {wv}×{hv} frames here but {w}×{h} in {Path(ir).name} (pass --resize-vi to resample)", vi)
     fps = float(ir_meta.get("fps") or 25.0)
+    vi_fps = float(vi_meta.get("fps") or fps)
+    if abs(vi_fps - fps) > 0.01 * fps:  # frames pair by index: the streams drift apart in time
+        warnings.warn(f"{Path(vi).name} runs at {vi_fps:g} fps, {Path(ir).name} at {fps:g}: frames are paired by "
+                      f"index, so the streams drift apart by {abs(1 / fps - 1 / vi_fps) * 60 * fps:.1f} s a minute; "
+                      f"the output keeps {fps:g} fps (resample one stream to the other's rate first)", UserWarning, stacklevel=2)
     total = ir_meta.get("nframes")
     total = int(total) if isinstance(total, (int, float)) and np.isfinite(total) else None
     if max_frames is not None:
