@@ -213,3 +213,26 @@ def test_fuser_takes_torch_tensors_as_their_numpy_twins():
     assert np.abs(half - want).max() < 0.02  # the inputs rounded to bf16
     with pytest.raises(InputError, match=r"expected \[0, 1\]"):
         fuser.fuse_images(torch.from_numpy(ir).float(), torch.from_numpy(vi).float())  # 0..255 floats
+
+
+def test_tiff_is_read_by_its_own_axes(tmp_path):
+    grey = np.arange(20 * 30, dtype=np.uint16).reshape(20, 30) * 100
+    with tifffile.TiffWriter(tmp_path / "stack.tif") as tw:  # three grey frames: not an RGB image
+        for k in range(3):
+            tw.write(grey + k, photometric="minisblack")
+    with pytest.raises(InputError, match=r"stack.tif.*multi-page TIFF holding 3 images"):
+        read_image(tmp_path / "stack.tif")
+    with tifffile.TiffWriter(tmp_path / "two.tif") as tw:  # two images of different sizes
+        tw.write(grey, photometric="minisblack")
+        tw.write(grey[:10, :10], photometric="minisblack")
+    with pytest.raises(InputError, match="holding 2 images"):
+        read_image(tmp_path / "two.tif")
+    tifffile.imwrite(tmp_path / "one.tif", grey[None], photometric="minisblack")  # a stack of one is an image
+    np.testing.assert_array_equal(read_image(tmp_path / "one.tif"), grey / np.float32(65535))
+    # two samples: grey + alpha when the file says so, else refused
+    ga = np.dstack([grey, np.full_like(grey, 65535)])
+    tifffile.imwrite(tmp_path / "ga.tif", ga, photometric="minisblack", extrasamples=["unassalpha"])
+    np.testing.assert_array_equal(read_image(tmp_path / "ga.tif"), grey / np.float32(65535))
+    tifffile.imwrite(tmp_path / "bands.tif", ga, photometric="minisblack", planarconfig="contig")
+    with pytest.raises(InputError, match=r"bands.tif.*2 channels that are not grey \+ alpha"):
+        read_image(tmp_path / "bands.tif")

@@ -68,15 +68,7 @@ def _decode(path: Path) -> np.ndarray:
     if path.stat().st_size == 0:
         raise InputError("empty file (0 bytes)", path)
     if path.suffix.lower() in (".tif", ".tiff"):
-        try:
-            import tifffile
-
-            arr = tifffile.imread(str(path))
-        except Exception as exc:
-            raise InputError(f"unreadable TIFF ({exc.__class__.__name__}: {exc})", path) from None
-        if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[-1] not in (3, 4):
-            arr = np.moveaxis(arr, 0, -1)  # planar configuration
-        return arr
+        return _decode_tiff(path)
     try:
         with Image.open(path) as im:
             im.load()
@@ -96,6 +88,33 @@ def _decode(path: Path) -> np.ndarray:
         if "truncated" in msg.lower() or "broken" in msg.lower() or "end of file" in msg.lower():
             raise InputError(f"truncated or corrupt image ({msg})", path) from None
         raise InputError(f"unreadable image ({msg})", path) from None
+    return arr
+
+
+def _decode_tiff(path: Path) -> np.ndarray:
+    """One TIFF image as H×W or H×W×C (samples last, planar files included), by the file's own
+    axes rather than the array's shape: a 3-page grey stack is not an RGB image. Files holding
+    several full-size images, and two samples that are not grey + alpha, are refused."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(str(path)) as tif:
+            series = tif.series[0]
+            arr, axes = series.asarray(), series.axes
+            alpha = [int(e) for e in tif.pages[0].extrasamples] if "S" in axes else []
+            others = sum(1 for extra in tif.series[1:] if not getattr(extra.pages[0], "is_reduced", False))
+    except Exception as exc:
+        raise InputError(f"unreadable TIFF ({exc.__class__.__name__}: {exc})", path) from None
+    images = int(np.prod([n for a, n in zip(axes, arr.shape) if a not in "YXS"], dtype=np.int64)) + others
+    if images > 1:
+        raise InputError(f"multi-page TIFF holding {images} images; litefuse reads one image per file "
+                         "(save the page to fuse on its own)", path)
+    kept = [(a, n) for a, n in zip(axes, arr.shape) if a in "YXS"]
+    arr = arr.reshape([n for _, n in kept])
+    if kept[0][0] == "S":
+        arr = np.moveaxis(arr, 0, -1)  # planar configuration: samples first
+    if arr.ndim == 3 and arr.shape[-1] == 2 and not any(e in (1, 2) for e in alpha):
+        raise InputError("TIFF with 2 channels that are not grey + alpha; expected grey, RGB or RGBA", path)
     return arr
 
 
