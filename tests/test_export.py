@@ -109,6 +109,43 @@ def test_graphs_hold_no_whole_map_scatters_transposes_or_where(tmp_path):
     assert sum(node.op_type in ("Concat", "Split") for node in nodes) <= 4  # quarter-size maps only
 
 
+def test_densefuse_family_graphs_carry_padded_pieces_not_concatenations(tmp_path):
+    """Each dense-block piece is padded once and read by later layers as it is; the fusion rule
+    and C2 work piece by piece: after onnxruntime's optimisation no feature-map Concat or Split
+    is left (the old graphs held 4-22, plus a Pad of every layer's whole input)."""
+    from litefuse.export import ort_session
+
+    for name in ("densefuse", "lwc-densefuse"):
+        report = export_onnx(name, tmp_path / f"{name}.onnx", size=(48, 64))
+        assert report.max_abs_error < 1e-4
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"{name}-opt.onnx")
+        ort_session(report.path, threads=1, options=options)
+        nodes = onnx.load(options.optimized_model_filepath).graph.node
+        ops = [node.op_type for node in nodes]
+        assert "Concat" not in ops and "Split" not in ops, (name, sorted(set(ops)))
+        # pads: the stem input and the 4 pieces per source, the fusion weight, C3-C5's inputs
+        assert ops.count("Pad") == 2 + 2 * 4 + 1 + 3, (name, ops.count("Pad"))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("rule", ["addition", "mean"])
+def test_exported_fusion_rules_match_pytorch(tmp_path, rule):
+    import torch
+
+    from litefuse.registry import load_model
+
+    net = load_model("densefuse").eval()
+    net.fusion_rule = rule
+    ir, vi = np.random.default_rng(1).random((2, 1, 1, 24, 40), dtype=np.float32)
+    path = tmp_path / "d.onnx"
+    with torch.no_grad():
+        torch.onnx.export(net, (torch.from_numpy(ir), torch.from_numpy(vi)), str(path), input_names=["ir", "vi"],
+                          output_names=["fused"], dynamo=True, external_data=False, verbose=False)
+        expected = net(torch.from_numpy(ir), torch.from_numpy(vi)).numpy()
+    np.testing.assert_allclose(_run(path, ir[0, 0], vi[0, 0]), expected[0, 0], atol=1e-5)
+
+
 def test_session_options(tmp_path):
     import torch
 

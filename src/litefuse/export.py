@@ -163,16 +163,19 @@ def nchwc_block(flags: str | None = None) -> int:
 
 
 def widest_conv(path: str | Path) -> int | None:
-    """The most output channels of any ``Conv`` in the ONNX graph at ``path`` whose weight is a
-    constant (``None`` where the file cannot be read with the ``onnx`` package)."""
+    """The most output channels of any ``Conv`` in the ONNX graph at ``path``, by its weight's
+    shape: an initializer's, or the one the exporter recorded for a weight computed from
+    initializers (a slice of one, which onnxruntime folds to a constant). ``None`` where the
+    file cannot be read with the ``onnx`` package."""
     try:
         import onnx
 
         graph = onnx.load(str(path), load_external_data=False).graph
     except Exception:  # no onnx package, or not a plain model file: leave the choice to ORT
         return None
-    dims = {t.name: t.dims for t in graph.initializer}
-    widths = [dims[n.input[1]][0] for n in graph.node if n.op_type == "Conv" and n.input[1] in dims]
+    dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in graph.value_info}
+    dims.update({t.name: list(t.dims) for t in graph.initializer})
+    widths = [dims[n.input[1]][0] for n in graph.node if n.op_type == "Conv" and dims.get(n.input[1])]
     return max(widths, default=0)
 
 

@@ -33,6 +33,7 @@ from .layers import (
     conv2d,
     conv_act,
     conv_add_,
+    exporting,
     lerp,
     observed,
     parameter_key,
@@ -164,6 +165,16 @@ class ConvLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv(x))
 
+    def forward_pieces(self, pieces: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`forward` of the channel concatenation of ``pieces``, maps already
+        reflection-padded by one pixel: a conv per piece (its slice of the weight), summed."""
+        y, c0 = None, 0
+        for p in pieces:
+            c = p.shape[1]
+            part = conv2d(p, self.conv.weight[:, c0 : c0 + c], self.conv.bias if y is None else None)
+            y, c0 = part if y is None else y + part, c0 + c
+        return self.act(y)
+
     def inference_plan(self, in_perm: torch.Tensor | None = None, grouped: bool = False) -> ConvPlan:
         """This layer on padded maps (see :meth:`FusionAutoEncoder.fuse_for_inference`)."""
         return ConvPlan(self, in_perm)
@@ -184,6 +195,16 @@ class DenseBlock(nn.Module):
         for layer in self.layers:
             x = torch.cat([x, layer(x)], dim=1)
         return x
+
+    def padded_pieces(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """:meth:`forward`'s output as its pieces (``x``, then each layer's output), each
+        reflection-padded by one pixel; layers read the padded pieces before them
+        (``forward_pieces``) instead of a concatenation. The form exported graphs use: padding
+        commutes with channel concatenation, so each piece is padded once."""
+        padded = [reflect_pad(x)]
+        for layer in self.layers:
+            padded.append(reflect_pad(layer.forward_pieces(padded)))
+        return padded
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,6 +405,14 @@ def _activity(pieces: list[torch.Tensor]) -> torch.Tensor:
 # networks
 
 
+def _channel_sums(pieces: list[torch.Tensor]) -> torch.Tensor:
+    """Sum over the channels of all ``pieces`` (exported form of :func:`_activity`)."""
+    acc = channel_sum(pieces[0])
+    for p in pieces[1:]:
+        acc = acc + channel_sum(p)
+    return acc
+
+
 class FusionAutoEncoder(nn.Module):
     """DenseFuse skeleton: C1 -> dense block | fusion rule | C2 -> C3 -> C4 -> C5.
 
@@ -500,6 +529,8 @@ class FusionAutoEncoder(nn.Module):
         """Fuse ``(B, 1, H, W)`` infrared and visible luminance in ``[0, 1]``; returns ``(B, 1, H, W)`` in ``[0, 1]``."""
         if ir.dim() != 4 or ir.shape[1] != 1 or ir.shape != vi.shape:
             raise ValueError(f"expected two (B, 1, H, W) tensors of equal shape, got {tuple(ir.shape)} and {tuple(vi.shape)}")
+        if exporting():
+            return self._export_forward(ir, vi)
         if self._use_inference_form(ir):
             plan = self.inference_plan()
             if plan is not None:
@@ -508,6 +539,34 @@ class FusionAutoEncoder(nn.Module):
                 return (torch.cat(out) if len(out) > 1 else out[0]).contiguous()
         f_ir, f_vi = self.encode(torch.cat([ir, vi], dim=0)).chunk(2, dim=0)  # one encoder pass
         return self.decode(self.fuse_features(f_ir, f_vi)).clamp(0.0, 1.0).contiguous()
+
+
+    def _export_forward(self, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` as exported graphs record it: the same function (to float rounding),
+        shaped for runtimes with a blocked channel layout (onnxruntime's NCHWc), which carries
+        convolutions but not padding or concatenation -- each ``Pad`` costs a reorder out of the
+        layout and back in, each concatenation a copy.
+
+        Each source runs the encoder on its own (no stacked batch to split), the dense block
+        keeps its output as padded pieces (:meth:`DenseBlock.padded_pieces`), the fusion rule
+        combines padded pieces with a padded weight map (reflection padding commutes with
+        per-pixel rules), and C2 reads the fused pieces (``forward_pieces``): no 64-channel
+        concatenation, split or pad remains.
+        """
+        p_ir = self.dense.padded_pieces(self.conv1(ir))
+        p_vi = self.dense.padded_pieces(self.conv1(vi))
+        if self.fusion_rule == "l1-norm":  # post-ReLU features: no abs
+            act_ir, act_vi = (F.avg_pool2d(_channel_sums(ps)[..., 1:-1, 1:-1], 3, stride=1, padding=1, count_include_pad=False)
+                              for ps in (p_ir, p_vi))
+            eps = 1e-10
+            w_ir = reflect_pad((act_ir + eps) / (act_ir + act_vi + 2 * eps))
+            fused = [lerp(b, a, w_ir) for a, b in zip(p_ir, p_vi)]
+        elif self.fusion_rule in ("addition", "mean"):
+            fused = [a + b for a, b in zip(p_ir, p_vi)]
+            fused = [f * 0.5 for f in fused] if self.fusion_rule == "mean" else fused
+        else:
+            raise ValueError(f"unknown fusion_rule {self.fusion_rule!r}; choose from {sorted(FUSION_RULES)}")
+        return self.conv5(self.conv4(self.conv3(self.conv2.forward_pieces(fused)))).clamp(0.0, 1.0)
 
 
 class DenseFuse(FusionAutoEncoder):

@@ -46,6 +46,7 @@ from .layers import (
     conv_add_,
     conv_add_act,
     eca_kernel_size,
+    exporting,
     observed,
 )
 
@@ -92,7 +93,7 @@ class GroupedPointwise(nn.Conv2d):
     """Grouped 1x1 conv, optionally followed by a channel shuffle over its groups, as one op.
 
     NCHW input: grouped conv, then :func:`channel_shuffle` (the reference path).
-    NHWC input: one dense 1x1 conv with the block-diagonal weight whose rows are permuted by
+    NHWC input (and exported graphs): one dense 1x1 conv with the block-diagonal weight whose rows are permuted by
     the shuffle. On CPU this avoids PyTorch's slow NHWC grouped-conv fallback (per-group
     slices + concat) and the strided shuffle copy; it executes ``groups`` times the MACs
     (zero blocks) but memory, not arithmetic, bounds these thin layers. Both paths compute the
@@ -118,7 +119,9 @@ class GroupedPointwise(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # watched (MAC counting, hooks): the reference path, so counts are the grouped conv's
-        if x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last) and not observed(self):
+        # exported graphs: the dense weight is a constant, where a shuffle is a transpose of the map
+        nhwc = x.is_contiguous(memory_format=torch.channels_last)
+        if x.shape[1] > 1 and (nhwc or exporting()) and not observed(self):
             w, b = self.dense_weight()
             return conv2d(x, w[:, :, None, None], b)
         y = super().forward(x)
@@ -162,6 +165,22 @@ class SCLWConv(nn.Module):
         y = self.att(self.pw(self.dw(x)))  # pw includes the channel shuffle
         if self.residual:
             y = y.add_(x)  # y is a fresh tensor that no backward needs
+        return self.act(y)
+
+    def forward_pieces(self, pieces: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`forward` of the channel concatenation of ``pieces``, maps already
+        reflection-padded by one pixel: per piece a depthwise conv and its columns of the
+        (dense, shuffled) pointwise weight, summed -- no concatenated map."""
+        w, b = self.pw.dense_weight()
+        y, c0 = None, 0
+        for p in pieces:
+            c = p.shape[1]
+            d = conv2d(p, self.dw.weight[c0 : c0 + c], None, groups=c)
+            part = conv2d(d, w[:, c0 : c0 + c, None, None], b if y is None else None)
+            y, c0 = part if y is None else y + part, c0 + c
+        y = self.att(y)
+        if self.residual:
+            y = y + torch.cat([p[..., 1:-1, 1:-1] for p in pieces], dim=1)
         return self.act(y)
 
     def inference_plan(self, in_perm: torch.Tensor | None = None, grouped: bool = False) -> SCLWCPlan:
