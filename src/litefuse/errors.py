@@ -28,3 +28,7 @@ class OptionError(LitefuseError, ValueError):
 
 class ModelError(LitefuseError):
     """Unknown model name, missing or incompatible weights."""
+
+
+class TrainingError(LitefuseError):
+    """A training run that cannot go on: its loss or weights stopped being finite numbers."""

@@ -368,3 +368,47 @@ def test_model_card_reports_measured_facts_of_the_run(image_root, tmp_path):
     assert "| initial weights | `run/model.safetensors` (fine-tuned) |" in part2
     png = loss_curve(out, tmp_path / "loss.png")
     assert png.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"lr": float("nan")}, "lr must be a finite number"),
+        ({"lr": float("inf")}, "lr must be a finite number"),
+        ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
+        ({"grad_clip": -1.0}, "grad_clip must be >= 0"),
+        ({"min_lr": -1e-6}, "min_lr must be >= 0"),
+        ({"checkpoint_minutes": float("nan")}, "checkpoint_minutes must be a finite number"),
+        ({"max_minutes": float("nan")}, "max_minutes must be a finite number"),
+        ({"seed": -1}, "seed must be an integer in"),
+        ({"seed": 10**20}, "seed must be an integer in"),
+    ],
+)
+def test_impossible_numbers_are_config_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict({"model": "densefuse", "epochs": 1, **values})
+
+
+def test_a_diverging_run_stops_and_writes_no_weights(image_root, tmp_path):
+    out = tmp_path / "run"
+    from litefuse.errors import TrainingError
+
+    with pytest.raises(TrainingError, match=r"(training loss is .*nan|hold NaN or infinite).*wrote no weights"):
+        _trainer(_config(image_root, out, max_steps=3, lr=1e30, checkpoint_every=1)).fit()
+    assert not (out / "model.safetensors").exists()
+    if (out / "last.pt").exists():  # a checkpoint from before the divergence holds finite weights
+        state = torch.load(out / "last.pt", weights_only=True)["model"]
+        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_training_setups_that_cannot_train_are_config_errors(image_root, tmp_path):
+    import litefuse
+
+    name = AE_MODEL or "densefuse"
+    tops = sorted({k.split(".")[0] for k, _ in litefuse.load_model(name, pretrained=False).named_parameters()})
+    with pytest.raises(ConfigError, match="freezes every parameter"):
+        _trainer(_config(image_root, tmp_path / "a", max_steps=1, freeze=tops)).fit()
+    cfg = TrainConfig.from_dict(dict(model="dwsfusion", data=[str(image_root)], crop=[32, 32], batch_size=1, max_steps=1,
+                                     out_dir=str(tmp_path / "b"), progress=False, tensorboard=False))
+    with pytest.raises(ConfigError, match="batch_size must be >= 2 for dwsfusion"):
+        Trainer(cfg).fit()

@@ -183,8 +183,17 @@ class TrainConfig:
             raise bad(f"small_images must be 'pad' or 'skip', got {self.small_images!r}")
         if self.optimizer.lower() not in OPTIMIZERS:
             raise bad(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        for name in ("lr", "min_lr", "weight_decay", "grad_clip", "plateau_factor", "checkpoint_minutes", "max_minutes"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise bad(f"{name} must be a finite number, got {value}")
         if self.lr <= 0:
             raise bad(f"lr must be > 0, got {self.lr}")
+        for name in ("min_lr", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise bad(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**63:
+            raise bad(f"seed must be an integer in [0, 2^63), got {self.seed}")
         if not 0.0 < self.plateau_factor < 1.0:
             raise bad(f"plateau_factor must be in (0, 1), got {self.plateau_factor}")
         for name in ("epochs", "max_steps"):

@@ -89,6 +89,12 @@ class Objective:
                 if not any(_under(name, prefix) for name in names):
                     tops = ", ".join(dict.fromkeys(name.split(".")[0] for name in names))
                     raise ConfigError(f"{where}: {prefix!r} names no parameter of {config.model}; top-level modules: {tops}")
+            trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+            if trainable and all(any(_under(name, prefix) for prefix in prefixes) for name in trainable):
+                raise ConfigError(f"{where}: freezes every parameter of {config.model}; nothing would train")
+        if config.batch_size < 2 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            raise ConfigError(f"batch_size must be >= 2 for {config.model}: its batch normalisation needs two samples "
+                              f"per batch, got {config.batch_size}")
         self.model, self.config = model, config
         self.params = {**self.defaults, **config.objective}
         self._trainable = {name: p.requires_grad for name, p in model.named_parameters()}  # what freeze restores

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .._files import atomic_write_text
-from ..errors import InputError, ModelError
+from ..errors import InputError, ModelError, TrainingError
 from ..registry import get_model_info, list_models, load_model, load_weights
 from ..runtime import keep_full_isa, resolve_device
 from .budget import CheckpointSchedule, Deadline, require_progress, stop_on_signal
@@ -160,6 +160,12 @@ class Trainer:
         cfg, st = self.config, self.state
         for batch in epoch_loader(self.train_set, cfg, st.epoch, st.batch, self.steps_per_epoch, self.device):
             losses = self.objective.training_step(to_device(batch, self.device), st.step)
+            diverged = {k: v for k, v in losses.items() if not math.isfinite(v)}
+            if diverged:
+                raise TrainingError(
+                    f"step {st.step + 1}: the training loss is {', '.join(f'{k} = {v}' for k, v in diverged.items())}; "
+                    f"the run diverged and wrote no weights (lower lr={cfg.lr:g}, or set grad_clip)"
+                )
             st.step += 1
             st.batch += 1
             st.accumulate(losses)
@@ -354,7 +360,8 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------
 
     def save_checkpoint(self) -> None:
-        """Write ``last.pt`` (between two steps; see :mod:`.state`)."""
+        """Write ``last.pt`` (between two steps; see :mod:`.state`); never of non-finite weights."""
+        _require_finite(self.model.state_dict(), f"weights at step {self.state.step}")
         save_checkpoint(self.out / CHECKPOINT, model=self.model, objective=self.objective, state=self.state, config=self.config)
 
     def _restore(self, ckpt: Mapping[str, Any]) -> None:
@@ -406,6 +413,7 @@ class Trainer:
         cfg, st = self.config, self.state
         chosen = "best" if st.best_model is not None else "last"
         best = None if math.isinf(st.best_val) else st.best_val
+        _require_finite(st.best_model if chosen == "best" else self.model.state_dict(), f"{chosen} weights at step {st.step}")
         save_safetensors(st.best_model if chosen == "best" else self.model.state_dict(), self.out / WEIGHTS, {
             "model": cfg.model, "model_kwargs": json.dumps(cfg.model_kwargs), "step": str(st.best_step if chosen == "best" else st.step),
             "val_" + cfg.monitor: str(best), "seed": str(cfg.seed),
@@ -436,3 +444,11 @@ class Trainer:
         atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
         return path
 
+
+def _require_finite(state: Mapping[str, torch.Tensor], what: str) -> None:
+    """Raise :class:`TrainingError` when a floating tensor of ``state`` holds NaN or infinity:
+    a diverged run must not leave weights that fuse every image into NaN."""
+    bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise TrainingError(f"the {what} hold NaN or infinite values ({bad[0]}{' and more' if len(bad) > 1 else ''}); "
+                            "the run diverged and wrote no weights (lower lr, or set grad_clip)")
