@@ -420,3 +420,33 @@ def test_folder_options_given_for_one_pair_are_noted(capsys, pair, tmp_path):
     assert rc == 0 and "note: --batch-size and --compile apply to folders and videos" in err, err
     rc, _, err = cli(capsys, "fuse", "-m", "max", "--ir", str(pair[0]), "--vi", str(pair[1]), "-o", str(tmp_path / "p.png"))
     assert rc == 0 and "note:" not in err, err
+
+
+def test_eval_counts_pairs_it_did_not_fuse_and_keeps_an_existing_csv(capsys, tmp_path):
+    for i, size in enumerate([(40, 48), (44, 52)]):
+        ir, vi = synthetic_pair(*size)
+        save_image(tmp_path / "set" / "ir" / f"p{i}.png", ir)
+        save_image(tmp_path / "set" / "vi" / f"p{i}.png", vi)
+    out = tmp_path / "fused"
+    save_image(out / "p0.png", synthetic_pair(40, 48)[0])  # one output already there
+    rc, stdout, err = cli(capsys, "eval", "-i", str(tmp_path / "set"), "-m", "max", "-o", str(out), "--metrics", "EN")
+    assert rc == 1 and "not fused: " in err and "p0.png: output exists" in err and "1 scored, 1 skipped" in stdout, err + stdout
+    # --csv: an existing file is replaced only with --overwrite
+    csv = tmp_path / "scores.csv"
+    csv.write_text("mine\n")
+    args = ("eval", "--ir", str(tmp_path / "set" / "ir"), "--vi", str(tmp_path / "set" / "vi"), "--fused", str(out),
+            "--metrics", "EN", "--csv", str(csv))
+    one_line_error(capsys, *args, fragments=("scores.csv", "output exists", "--overwrite"))
+    assert csv.read_text() == "mine\n"
+    assert cli(capsys, *args, "--overwrite")[0] == 0 and csv.read_text().startswith("image,EN")
+
+
+def test_eval_reads_float_tiff_sources_by_the_input_contract(capsys, tmp_path):
+    import tifffile
+
+    ir, vi = synthetic_pair(40, 48)
+    (tmp_path / "set" / "ir").mkdir(parents=True)
+    tifffile.imwrite(tmp_path / "set" / "ir" / "p.tif", ir.astype(np.float32))  # [0, 1] floats, as fuse reads them
+    save_image(tmp_path / "set" / "vi" / "p.png", vi)
+    rc, stdout, err = cli(capsys, "eval", "-i", str(tmp_path / "set"), "-m", "max", "-o", str(tmp_path / "f"), "--metrics", "EN")
+    assert rc == 0 and "1 scored, 0 skipped" in stdout, err + stdout

@@ -61,7 +61,7 @@ def eval_command(
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="With --input: folder for the fused images (default: ./fused-<model>)."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="With --input: replace fused images already in --output."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --csv file, and (with --input) fused images already in --output."),
     metrics: Optional[str] = typer.Option(
         None, "--metrics", help="Comma-separated metric names (default: the convention's set; cddfuse: 8 core + AG, CC, PSNR)."
     ),
@@ -100,7 +100,7 @@ def eval_command(
         if csv_path is not None:
             from .io import check_output_path
 
-            check_output_path(csv_path, overwrite=True, suffixes=(".csv",))
+            check_output_path(csv_path, overwrite=overwrite, suffixes=(".csv",))
         # ---- optionally fuse first (litefuse.api.fuse_folder)
         if input_dir is not None:
             from .api import fuse_folder
@@ -110,8 +110,6 @@ def eval_command(
             fused = output if output is not None else Path(f"fused-{model}")
             report = fuse_folder(input_dir, fused, model=model, overwrite=overwrite,
                                  progress=progress_bar(f"fusing ({model})"))
-            for problem in report.skipped:
-                err_console.print(f"fuse skipped: {problem}", markup=False)
             console.print(f"{len(report.fused)} fused -> {fused}", markup=False)
         for flag, folder in (("--ir", ir), ("--vi", vi), ("--fused", fused)):
             if not folder.is_dir():
@@ -122,8 +120,10 @@ def eval_command(
     problems = [str(p) for p in pair_problems]
     if input_dir is not None:
         # score what this run fused with --model only: an image already in --output (skipped as
-        # "output exists") may come from another method and must not be scored under this name
+        # "output exists") may come from another method and must not be scored under this name;
+        # each pair it did not fuse counts as skipped (exit 1), not silently left out of the means
         made = {path.resolve() for path in report.fused}
+        problems = [f"not fused: {p}" for p in report.skipped]
         triples = {stem: t for stem, t in triples.items() if t["fused"].resolve() in made}
 
     # ---- score
@@ -139,7 +139,8 @@ def eval_command(
         err_console.print(line, markup=False)
 
     if not rows:
-        raise fail(f"nothing could be scored ({len(problems)} problem(s))")
+        raise fail(f"nothing could be scored: {len(problems)} pair(s) skipped (reasons above)" if problems
+                   else "nothing could be scored: no fused image matches a source pair")
     if csv_path is not None:
         try:
             write_scores_csv(csv_path, ({"image": k, **rows[k]} for k in sorted(rows)), ["image", *names])

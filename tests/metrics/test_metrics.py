@@ -236,9 +236,12 @@ def test_load_grey_u8_formats(tmp_path: Path) -> None:
     assert np.array_equal(load_grey_u8(tmp_path / "w.tif"), np.round(x16 / 257).astype(np.uint8))
     tifffile.imwrite(tmp_path / "i.tif", grey.astype(np.float32))
     assert np.array_equal(load_grey_u8(tmp_path / "i.tif"), grey)
+    # [0, 1] floats: the input contract fuse reads them by, as to_uint8 maps them
     tifffile.imwrite(tmp_path / "f.tif", grey.astype(np.float32) / 255)
-    with pytest.raises(InputError, match="f.tif: float values are not integers"):
-        load_grey_u8(tmp_path / "f.tif")
+    assert np.array_equal(load_grey_u8(tmp_path / "f.tif"), grey)
+    tifffile.imwrite(tmp_path / "g.tif", grey.astype(np.float32) / 255 * 2.5)  # neither levels nor [0, 1]
+    with pytest.raises(InputError, match="g.tif: float values are not integers"):
+        load_grey_u8(tmp_path / "g.tif")
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(InputError, match="bad.png"):
         load_grey_u8(tmp_path / "bad.png")

@@ -88,7 +88,9 @@ def load_grey_u8(path: str | Path) -> np.ndarray:
       CDDFuse grey rule (:func:`grey_from_rgb`); an alpha channel is dropped.
     * 16-bit integer images are mapped to 8 bits as ``round(x / 257)`` (= ``x·255/65535``, as
       MATLAB ``im2uint8``): an explicit, documented rescaling, never a per-image stretch.
-    * Float images (TIFF) must be integer-valued 0..255, else :class:`InputError`.
+    * Float images (TIFF) follow the input contract of :func:`litefuse.io.read_image`: values
+      in [0, 1] (within its rounding tolerance) map as :func:`to_uint8`; integer-valued floats
+      above 1 are taken as 0..255 levels; anything else is an :class:`InputError`.
     """
     from ..io import _decode
 
@@ -102,6 +104,11 @@ def load_grey_u8(path: str | Path) -> np.ndarray:
             raise InputError(f"integer values span {lo}..{hi}, outside 0..65535", path)
         if arr.dtype == np.uint16 or hi > 255:
             arr = np.round(arr.astype(np.float64) / 257.0)
+    elif np.issubdtype(arr.dtype, np.floating) and arr.size and np.isfinite(arr).all():
+        from ..io import FLOAT_TOLERANCE
+
+        if arr.min() >= -FLOAT_TOLERANCE and arr.max() <= 1.0 + FLOAT_TOLERANCE:
+            arr = to_uint8(arr)  # the [0, 1] float contract of litefuse.io; grey rule below if RGB
     try:
         grey = as_grey_f64(arr, path.name)
     except InputError as exc:
