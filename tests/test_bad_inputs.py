@@ -450,3 +450,30 @@ def test_eval_reads_float_tiff_sources_by_the_input_contract(capsys, tmp_path):
     save_image(tmp_path / "set" / "vi" / "p.png", vi)
     rc, stdout, err = cli(capsys, "eval", "-i", str(tmp_path / "set"), "-m", "max", "-o", str(tmp_path / "f"), "--metrics", "EN")
     assert rc == 0 and "1 scored, 0 skipped" in stdout, err + stdout
+
+
+@pytest.mark.parametrize("scale, offset", [(255.0, 0.0), (1.0, -5.0), (1.01, 0.0)])
+def test_save_image_refuses_floats_outside_the_unit_range(tmp_path, scale, offset):
+    ramp = np.linspace(0.0, 1.0, 256, dtype=np.float32).reshape(16, 16)
+    with pytest.raises(OutputError, match=r"x.png: float image values span .* expected \[0, 1\]"):
+        save_image(tmp_path / "x.png", ramp * scale + offset)
+    assert not list(tmp_path.iterdir())
+    save_image(tmp_path / "ok.png", ramp * (1 + FLOAT_TOLERANCE / 2))  # rounding is clipped, as on reading
+
+
+@pytest.mark.parametrize("kwargs, match", [({"tile": -5}, "tile must be"), ({"tile": 4}, "tile must be"),
+                                           ({"overlap": -1}, "overlap must be"), ({"bogus": 1}, "bogus")])
+def test_fuser_options_are_checked(kwargs, match):
+    with pytest.raises(OptionError, match=match):
+        litefuse.Fuser("aenetv2", **kwargs)
+
+
+def test_fuse_folder_checks_everything_before_creating_the_output(tmp_path):
+    ir, vi = synthetic_pair(32, 32)
+    save_image(tmp_path / "set" / "ir" / "p.png", ir)
+    save_image(tmp_path / "set" / "vi" / "p.png", vi)
+    with pytest.raises(OptionError, match="norm"):
+        litefuse.fuse_folder(tmp_path / "set", tmp_path / "o1", "max", ir_norm="bogus")
+    with pytest.raises(ModelError, match="unknown model"):
+        litefuse.fuse_folder(tmp_path / "set", tmp_path / "o2", "bogus")
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()

@@ -97,3 +97,13 @@ def test_an_earlier_report_is_replaced_only_with_overwrite(pairs, tmp_path, monk
         write_report(result, tmp_path / "rep")
     write_report(result, tmp_path / "rep", overwrite=True)
     assert not (tmp_path / "rep" / "chart.png").exists() and "| mean |" in (tmp_path / "rep" / "summary.md").read_text()
+
+
+def test_a_report_never_goes_into_a_source_folder(pairs, tmp_path):
+    from litefuse.compare import check_report_dir
+    from litefuse.errors import OutputError
+
+    for sub in ("ir", "vi"):
+        with pytest.raises(OutputError, match="source folder"):
+            check_report_dir(pairs / sub, inputs=[pairs])
+    assert check_report_dir(tmp_path / "rep", inputs=[pairs]) == tmp_path / "rep"

@@ -25,7 +25,7 @@ from torch import nn
 from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import find_pairs, pair_dirs
 from .errors import InputError, LitefuseError, ModelError, OptionError, OutputError
-from .io import Norm, check_bits, check_norm, check_output_path, read_image, save_image, to_float, writable_dir
+from .io import Norm, check_bits, check_norm, check_output_dir, check_output_path, read_image, save_image, to_float, writable_dir
 from .registry import get_model_info, list_models, load_model, weights_model
 from .runtime import available_cores, check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
 
@@ -132,6 +132,10 @@ class Fuser:
         **model_kwargs,
     ) -> None:
         self.task = check_task(task)
+        if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 16):
+            raise OptionError(f"tile must be an integer of at least 16 pixels (got {tile!r})")
+        if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
+            raise OptionError(f"overlap must be an integer >= 0 (got {overlap!r})")
         if model is None and weights is not None:
             model = weights_model(weights)
         self.name = model or default_model(task)
@@ -145,7 +149,12 @@ class Fuser:
         self.precision = precision if self.info.kind == "network" else "fp32"  # classical fusers stay float32
         if self.device.type == "cpu":
             self.threads = prepare(threads, self.precision)
-        model = load_model(self.name, weights=weights, device=self.device, **model_kwargs)
+        try:
+            model = load_model(self.name, weights=weights, device=self.device, **model_kwargs)
+        except TypeError as exc:  # a keyword the model's constructor does not take
+            if "argument" not in str(exc):
+                raise
+            raise OptionError(f"{self.name}: {exc}") from None
         model = with_precision(model, self.precision)
         self.compiled = compile_backend(compile) if self.info.kind == "network" else None
         self.model: nn.Module = compile_for_inference(model, self.device, self.compiled)
@@ -500,6 +509,7 @@ def fuse_folder(
 
     if batch_size < 1 or (workers is not None and workers < 1):
         raise OptionError(f"batch_size and workers must be at least 1 (got {batch_size}, {workers})")
+    check_norm(ir_norm)
     if bits not in (8, 16):
         raise OptionError(f"bits must be 8 or 16 (got {bits})")
     suffix = ".png" if bits == 8 else ".tif"
@@ -510,11 +520,12 @@ def fuse_folder(
     sources = {pair.a.resolve().parent for pair in pairs} | {pair.b.resolve().parent for pair in pairs}
     if Path(out_dir).resolve() in sources:  # results beside the sources would pair with them next time
         raise OutputError(f"{out_dir}: is a source folder of {input_dir}; write the fused images elsewhere")
-    out_dir = writable_dir(out_dir)
+    check_output_dir(out_dir)  # before loading the model; created only once everything checked out
     if isinstance(model, Fuser):
         fuser = model
     else:
         fuser = Fuser(model, weights=weights, device=device, task=folder_task(input_dir), threads=threads)
+    out_dir = writable_dir(out_dir)
     if workers is None:  # a GPU outruns two decoders; on the CPU more would hold more frames in memory
         workers = 2 if fuser.device.type == "cpu" else max(2, min(8, available_cores() - 1))
     report = FolderReport(skipped=[str(p) for p in problems])

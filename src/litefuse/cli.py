@@ -238,7 +238,6 @@ def bench(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="Networks' arithmetic."),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Pairs per call."),
-    bits: int = typer.Option(8, "--bits", help="Bits per sample of fused images: 8, or 16 to keep a 16-bit source's precision (PNG/TIFF; colour and folders: TIFF)."),
     compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (warm-up rounds absorb the compilation)."),
     rounds: int = typer.Option(15, "--rounds", min=1, help="Timed rounds; each calls every method once."),
     warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed rounds first."),
@@ -256,6 +255,9 @@ def bench(
     hw = _parse_size(size)
     if hw is None:
         raise fail("--size: give a frame size WxH (e.g. 640x480)")
+    if compile and warmup < 1:
+        err_console.print("note: --compile: one warm-up round kept, so the timings leave out the compilation", markup=False)
+        warmup = 1
     try:
         if json_path is not None:
             json_path = check_output_path(json_path, (), overwrite, suffixes=(".json",))
@@ -323,7 +325,7 @@ def compare(
     from .compare import compare as run_compare
 
     try:
-        check_report_dir(output, overwrite)
+        check_report_dir(output, overwrite, inputs)
         fusers = [parse_method(m) for m in methods]
         if reference and any(f.info.kind == "network" for f in fusers) and not any(f.name == "max" for f in fusers):
             fusers.append(parse_method("max"))

@@ -148,10 +148,16 @@ def _merge(result: Comparison, out: tuple) -> None:
         result.previews[f"{dataset}/{pair.name}"] = previews
 
 
-def check_report_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
+def check_report_dir(out_dir: str | Path, overwrite: bool = False, inputs: Sequence[str | Path] = ()) -> Path:
     """Check, before any work, that a report can go into ``out_dir``: a folder that exists or
-    can be created, and holds no earlier report unless ``overwrite``."""
+    can be created, is none of the source folders of the pair folders ``inputs`` (a report
+    there would break their pairing), and holds no earlier report unless ``overwrite``."""
+    from .data.pairs import pair_dirs
+
     out_dir = check_output_dir(out_dir)
+    for folder in inputs:
+        if Path(out_dir).resolve() in {d.resolve() for d in pair_dirs(folder)}:
+            raise OutputError(f"{out_dir}: is a source folder of {folder}; write the report elsewhere")
     found = [name for name in REPORT_FILES if (out_dir / name).exists()]
     if found and not overwrite:
         raise OutputError(f"{out_dir}: holds an earlier report ({', '.join(found)}); pass --overwrite "

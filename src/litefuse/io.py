@@ -276,9 +276,9 @@ def check_bits(path: str | Path, bits: int) -> str:
 
 
 def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
-    """Write a float image in [0, 1] (or a uint8/uint16 array) atomically, in the format its suffix
-    names: PNG or TIFF (8 or 16 ``bits``; 16-bit colour: TIFF only), JPEG or BMP (8 bits).
-    Other suffixes are refused."""
+    """Write a float image in [0, 1] (to rounding, as read; never rescaled) or a uint8/uint16
+    array atomically, in the format its suffix names: PNG or TIFF (8 or 16 ``bits``; 16-bit
+    colour: TIFF only), JPEG or BMP (8 bits). Other suffixes are refused."""
     path = Path(path)
     suffix = path.suffix.lower()
     fmt = check_bits(path, bits)
@@ -288,6 +288,10 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():  # a failed computation, not an image: never written as black
             raise OutputError(f"{path}: the image holds NaN or infinite values; nothing written")
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if lo < -FLOAT_TOLERANCE or hi > 1.0 + FLOAT_TOLERANCE:  # e.g. 0..255 floats: never clipped to white
+            raise OutputError(f"{path}: float image values span [{lo:g}, {hi:g}]; expected [0, 1] "
+                              "(divide by your peak, or pass uint8 / uint16); nothing written")
         peak = 255 if bits == 8 else 65535
         arr = np.clip(np.round(np.clip(arr, 0.0, 1.0) * peak), 0, peak).astype(np.uint8 if bits == 8 else np.uint16)
     if arr.dtype not in (np.uint8, np.uint16) or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))):
