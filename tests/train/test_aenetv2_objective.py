@@ -277,6 +277,11 @@ def test_study_command_on_two_variants(tmp_path):
     # a second invocation reuses the trained runs
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and "trained already" in again.output
+    # ... only when trained with these settings: another step cap would mix recipes in one table
+    report = (out / "study.md").read_bytes()
+    other = CliRunner().invoke(app, [("3" if a == "2" and args[i - 1] == "--max-steps" else a) for i, a in enumerate(args)])
+    assert other.exit_code == 2 and "trained with a different 'max_steps' (2, now 3)" in other.output, other.output
+    assert (out / "study.md").read_bytes() == report
     bad = CliRunner().invoke(app, ["study", "aenetv2", "--variants", "nope", "--out", str(out)])
     assert bad.exit_code == 2 and "unknown study variant 'nope'" in bad.output
 

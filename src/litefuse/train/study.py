@@ -208,6 +208,22 @@ def _shared_data_objective(memo: dict):
     return SharedData
 
 
+#: config fields that do not change what a finished study run learned
+_RUN_ONLY = frozenset({"device", "threads", "num_workers", "progress", "tensorboard", "log_every", "checkpoint_every",
+                       "checkpoint_minutes", "out_dir"})
+
+
+def _check_same_recipe(saved: dict[str, Any], cfg: TrainConfig, run: Path) -> None:
+    """A finished run is reused only when it was trained with this study's settings (budget,
+    steps, data, hyper-parameters); otherwise the table would mix recipes under one header."""
+    now = json.loads(json.dumps(cfg.to_dict()))  # as stored: tuples as lists
+    changed = sorted(k for k in now if k not in _RUN_ONLY and now[k] != saved.get(k))
+    if changed:
+        k = changed[0]
+        raise ConfigError(f"{run}: trained with a different {k!r} ({saved.get(k)!r}, now {now[k]!r}); "
+                          "use another --out, or remove that run to train it again")
+
+
 def run_study(
     variants: Sequence[str] | None = None,
     *,
@@ -257,6 +273,12 @@ def run_study(
                         max_steps=max_steps, threads=threads, progress=progress, tensorboard=False)
     console.print(f"study: {len(names)} variants x {minutes:.3g} min{f' / {max_steps} steps' if max_steps else ''}, "
                   f"{threads} thread(s) -> {out}", markup=False)
+
+    for name in names:  # before any training: reuse only runs of this recipe
+        run = out / "runs" / name
+        if (run / "summary.json").is_file():
+            saved = json.loads((run / "summary.json").read_text(encoding="utf-8")).get("config", {})
+            _check_same_recipe(saved, base.replace(model_kwargs=dict(STUDY_VARIANTS[name]), out_dir=str(run)), run)
 
     memo: dict = {}
     objective_cls = _shared_data_objective(memo)
