@@ -477,3 +477,9 @@ def test_fuse_folder_checks_everything_before_creating_the_output(tmp_path):
     with pytest.raises(ModelError, match="unknown model"):
         litefuse.fuse_folder(tmp_path / "set", tmp_path / "o2", "bogus")
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_integers_above_the_given_peak_name_the_peak():
+    data = (np.arange(48 * 64).reshape(48, 64) % 4096).astype(np.int32)
+    with pytest.raises(InputError, match=r"int32 pixels span 0..3071, outside 0..100 \(the peak given\)"):
+        to_float(data, norm=100)

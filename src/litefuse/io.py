@@ -166,6 +166,10 @@ def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.
                 source,
             )
         return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi > norm * (1.0 + FLOAT_TOLERANCE):
+        raise InputError(f"{arr.dtype} pixels span {lo}..{hi}, outside 0..{norm:g} (the peak given); give the "
+                         "sensor's real peak, or norm='minmax' (--ir-norm minmax on the command line)", source)
     return _float_to_unit(arr.astype(np.float32) / np.float32(norm), "range", source)
 
 

@@ -263,3 +263,15 @@ def test_a_read_only_parent_is_one_line_and_exit_2(tmp_path):
     assert result.exit_code == 2 and _error_lines(result.output) == [
         f"error: {parent / 'run'}: cannot write the run folder (Permission denied); choose another --out"
     ]
+
+
+def test_a_run_never_goes_into_a_data_folder(tmp_path):
+    data = _write_pairs(tmp_path / "data" / "SYN", 4)
+    before = sorted(p.relative_to(data) for p in data.rglob("*"))
+    for out in (data, data / "ir"):
+        result = _train("--data", str(data), "-o", str(out), "--max-steps", "1")
+        assert result.exit_code == 2 and _error_lines(result.output) == [
+            f"error: {out}: is a training data folder; write the run elsewhere (--out)"], result.output
+    assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
+    result = _train("--data", str(data), "--set", "val_fraction=0.99", "-o", str(tmp_path / "r"), "--max-steps", "1")
+    assert result.exit_code == 2 and "val_fraction 0.99 left none of 4 pairs for training" in result.output, result.output

@@ -265,6 +265,7 @@ class Trainer:
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another output folder")
         if ckpt is None and cfg.init not in ("", "pretrained") and not Path(cfg.init).is_file():  # a resume does not need it
             raise ConfigError(f"init: weights file not found: {cfg.init} (use 'pretrained' for the shipped weights)")
+        _check_not_a_data_folder(self.out, cfg.data)
         folder.create()
         # the order below is the order of random draws (model init, critics, crops): keep it
         seed_everything(cfg.seed)
@@ -452,3 +453,18 @@ def _require_finite(state: Mapping[str, torch.Tensor], what: str) -> None:
     if bad:
         raise TrainingError(f"the {what} hold NaN or infinite values ({bad[0]}{' and more' if len(bad) > 1 else ''}); "
                             "the run diverged and wrote no weights (lower lr, or set grad_clip)")
+
+
+def _check_not_a_data_folder(out: Path, roots: list[str]) -> None:
+    """Refuse a run folder that is a data root or holds training images: the run's files would
+    land among the pairs (and a later run would read them as unpaired images)."""
+    from ..data import collect_pairs
+
+    where = Path(out).resolve()
+    folders = {Path(r).resolve() for r in roots if Path(r).is_dir()}
+    try:
+        folders |= {p.parent.resolve() for pair in collect_pairs([r for r in roots if Path(r).is_dir()]) for p in (pair.a, pair.b)}
+    except (OSError, InputError):
+        return  # unreadable data is reported, with its path, when the datasets are built
+    if where in folders:
+        raise ConfigError(f"{out}: is a training data folder; write the run elsewhere (--out)")

@@ -94,15 +94,17 @@ def build_datasets(objective: "Objective", config: "TrainConfig", console: Any) 
     ``console``, and :class:`InputError` is raised when no usable training pair remains."""
     train, val = split_pairs(training_pairs(config.data), config.val_fraction)
     train_ds, val_ds = objective.build_datasets(train, val, config)  # val_ds may be None or empty
-    skipped = [problem for ds in (train_ds, val_ds) for problem in getattr(ds, "skipped", ())]
-    for problem in skipped:
+    lost = [[str(p) for p in getattr(ds, "skipped", ())] if ds is not None else [] for ds in (train_ds, val_ds)]
+    for problem in lost[0] + lost[1]:
         console.print(f"skipped: {problem}", markup=False)
-    note = f" ({len(skipped)} skipped)" if skipped else ""
+    n_train, n_val = len(train) - len(lost[0]), len(val) - len(lost[1])  # usable pairs on each side
+    note = f" ({len(lost[0]) + len(lost[1])} skipped)" if lost[0] or lost[1] else ""
     if len(train_ds) == 0:
-        raise InputError(f"no usable training pair in {', '.join(config.data)}{note}")
+        why = f"; val_fraction {config.val_fraction:g} left none of {len(val)} pairs for training" if not train else ""
+        raise InputError(f"no usable training pair in {', '.join(config.data)}{note}{why}")
     val_ds = val_ds if val_ds is not None and len(val_ds) else None
     console.print(
-        f"data: {len(train)} train / {len(val)} val pairs{note} -> {len(train_ds)} train / "
+        f"data: {n_train} train / {n_val} val pairs{note} -> {len(train_ds)} train / "
         f"{len(val_ds) if val_ds is not None else 0} val crops",
         markup=False,
     )
