@@ -37,10 +37,23 @@ def pair(tmp_path):
 def test_demo_writes_images(tmp_path):
     proc = run("demo", "-o", str(tmp_path / "demo"), "-m", "gff")
     assert proc.returncode == 0, proc.stderr
-    side = read_image(tmp_path / "demo" / "demo_side_by_side.png")
+    side = read_image(tmp_path / "demo" / "demo_side_by_side_gff.png")
     fused = read_image(tmp_path / "demo" / "demo_fused_gff.png")
     assert fused.shape == (240, 320, 3) and side.shape[1] > 3 * 320
     assert "side_by_side" in proc.stdout
+
+
+def test_demo_adds_another_method_beside_an_earlier_demo(tmp_path):
+    assert run("demo", "-o", str(tmp_path / "d"), "-m", "gff").returncode == 0
+    before = (tmp_path / "d" / "demo_ir.png").stat().st_mtime_ns
+    proc = run("demo", "-o", str(tmp_path / "d"), "-m", "max")
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name for p in (tmp_path / "d").iterdir()} == {
+        "demo_ir.png", "demo_vi.png", "demo_fused_gff.png", "demo_fused_max.png",
+        "demo_side_by_side_gff.png", "demo_side_by_side_max.png"}
+    assert (tmp_path / "d" / "demo_ir.png").stat().st_mtime_ns == before  # the same source, not rewritten
+    proc = run("demo", "-o", str(tmp_path / "d"), "-m", "max")  # the same method again: its result exists
+    assert proc.returncode == 2 and "demo_fused_max.png: output exists" in proc.stderr
 
 
 def test_default_demo_runs(tmp_path):

@@ -74,19 +74,34 @@ def run_demo(
     """Generate the synthetic pair, fuse it, write ir/vi/fused/side-by-side PNGs.
 
     Existing demo images are replaced only with ``overwrite``; every output path is checked
-    before any work."""
+    before any work. The generated sources are the same every time, so a folder that already
+    holds them takes another method's result (``demo_fused_<method>.png`` and
+    ``demo_side_by_side_<method>.png``) beside the earlier ones."""
     from .api import Fuser
+    from .io import read_image
 
     out_dir = Path(out_dir)
     fuser = Fuser(model, device=device, threads=threads)
     targets = {
         "ir": out_dir / "demo_ir.png", "vi": out_dir / "demo_vi.png",
-        "fused": out_dir / f"demo_fused_{fuser.name}.png", "side_by_side": out_dir / "demo_side_by_side.png",
+        "fused": out_dir / f"demo_fused_{fuser.name}.png", "side_by_side": out_dir / f"demo_side_by_side_{fuser.name}.png",
     }
-    for path in targets.values():
-        check_output_path(path, overwrite=overwrite)
     ir, vi = synthetic_pair()
+    sources = {"ir": ir, "vi": vi}
+    for key, path in list(targets.items()):
+        if key in sources and path.is_file() and not overwrite and _holds(path, sources[key], read_image):
+            continue  # this very source image, from an earlier demo: kept as it is
+        check_output_path(path, overwrite=overwrite)
     fused = fuser.fuse_images(ir, vi)
     grid = side_by_side([ir, vi, fused], ["infrared", "visible", f"fused ({fuser.name})"])
-    images = {"ir": ir, "vi": vi, "fused": fused, "side_by_side": grid}
-    return {key: save_image(path, images[key]) for key, path in targets.items()}
+    images = {**sources, "fused": fused, "side_by_side": grid}
+    return {key: path if key in sources and path.is_file() and not overwrite and _holds(path, images[key], read_image)
+            else save_image(path, images[key]) for key, path in targets.items()}
+
+
+def _holds(path: Path, image: np.ndarray, read) -> bool:
+    """Whether the 8-bit file at ``path`` is ``image`` as :func:`~litefuse.io.save_image` writes it."""
+    try:
+        return np.array_equal(np.round(read(path) * 255), np.round(np.clip(image, 0, 1) * 255))
+    except Exception:  # unreadable: not ours, so check_output_path decides
+        return False
