@@ -107,3 +107,39 @@ def test_a_report_never_goes_into_a_source_folder(pairs, tmp_path):
         with pytest.raises(OutputError, match="source folder"):
             check_report_dir(pairs / sub, inputs=[pairs])
     assert check_report_dir(tmp_path / "rep", inputs=[pairs]) == tmp_path / "rep"
+
+
+def test_compare_skips_what_fuse_refuses_and_says_so_in_its_exit_code(pairs, tmp_path):
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    rgb = np.dstack([np.asarray(Image.open(pairs / "vi" / "p0.png"))] * 3)
+    rgb[..., 0] = 255 - rgb[..., 0]  # three distinct channels: not an infrared image
+    Image.fromarray(rgb).save(pairs / "ir" / "p0.png")
+    base = ["compare", "-m", "max", "--metrics", "EN", "-j", "1"]
+    done = CliRunner().invoke(app, [*base, "-i", str(pairs), "-o", str(tmp_path / "a")])
+    assert done.exit_code == 1 and "p0.png: infrared image has 3 distinct colour channels" in done.output, done.output
+    assert "p0" not in (tmp_path / "a" / "scores.csv").read_text()
+    bad = tmp_path / "Bad"
+    for sub in ("ir", "vi"):
+        (bad / sub).mkdir(parents=True)
+    (bad / "ir" / "x.png").write_text("not an image")
+    (bad / "vi" / "x.png").write_bytes((pairs / "vi" / "p1.png").read_bytes())
+    done = CliRunner().invoke(app, [*base, "-i", str(bad), "-o", str(tmp_path / "b")])
+    assert done.exit_code == 2 and "nothing could be scored" in done.output and not (tmp_path / "b").exists()
+
+
+def test_folders_of_the_same_name_stay_apart_and_repeats_count_once(pairs, tmp_path):
+    import shutil
+
+    from litefuse.errors import OptionError
+
+    twin = tmp_path / "other" / "Set"
+    shutil.copytree(pairs, twin)
+    result = compare([pairs, twin, pairs], ["max"], metrics=["EN"], preview=0)
+    assert result.datasets() == sorted([f"{pairs.parent.name}/Set", "other/Set"]) and len(result.rows) == 6
+    with pytest.raises(OptionError, match="'max' given twice"):
+        compare([pairs], ["max", "max"], metrics=["EN"])
+    with pytest.raises(OptionError, match="jobs"):
+        compare([pairs], ["max"], metrics=["EN"], jobs=0)

@@ -317,7 +317,7 @@ def compare(
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metric names (default: the 8 core metrics)."),
     convention: str = typer.Option("cddfuse", "--convention", help="cddfuse | tang | vifb | liu"),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs per folder."),
-    jobs: int = typer.Option(min(4, os.cpu_count() or 1), "--jobs", "-j", help="Worker processes (pairs in parallel)."),
+    jobs: int = typer.Option(min(4, os.cpu_count() or 1), "--jobs", "-j", min=1, help="Worker processes (pairs in parallel)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in the --output folder."),
 ) -> None:
     """Fuse the same pairs with several methods; write scores.csv, summary.md, chart.png, grid.png."""
@@ -333,6 +333,10 @@ def compare(
         names = [m.strip() for m in metrics.split(",")] if metrics else None
         result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
                              progress=progress_bar("comparing"), jobs=jobs)
+        if not result.rows:
+            for problem in result.skipped:
+                err_console.print(f"skipped: {problem}", markup=False)
+            raise fail(f"nothing could be scored: {len(result.skipped)} problem(s) above; no report written")
         paths = write_report(result, output, title=", ".join(p.name for p in inputs), overwrite=overwrite)
     except LitefuseError as exc:
         raise fail(str(exc)) from None
@@ -347,6 +351,8 @@ def compare(
         from .viz import PLOT_HINT
 
         err_console.print(f"note: no chart.png ({PLOT_HINT})", markup=False)
+    if result.skipped:  # a report over fewer pairs than given: said by the exit code too, as fuse does
+        raise typer.Exit(1)
 
 
 def _register_module_commands() -> None:

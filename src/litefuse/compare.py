@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ._files import atomic_write_text
-from .api import Fuser
+from .api import Fuser, _check_first_source
 from .data.pairs import Pair, find_pairs
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
@@ -77,18 +77,36 @@ def compare(
     """
     if limit is not None and limit < 1:
         raise OptionError(f"limit must be at least 1 pair per folder (got {limit})")
+    if jobs < 1:
+        raise OptionError(f"jobs must be at least 1 (got {jobs})")
+    given, folders, seen = folders, [], set()
+    for folder in map(Path, given):  # a folder given twice is scored once
+        if folder.resolve() not in seen:
+            seen.add(folder.resolve())
+            folders.append(folder)
     work: list[tuple[str, Pair]] = []
     skipped: list[str] = []
-    for folder in folders:
+    for folder, label in zip(folders, set_labels(folders)):
         pairs, problems = find_pairs(folder)
         skipped += [str(p) for p in problems]
-        work += [(Path(folder).name, p) for p in pairs[:limit]]
+        work += [(label, p) for p in pairs[:limit]]
     if not work:
         detail = f" ({len(skipped)} unpaired or unreadable files)" if skipped else ""
         raise InputError(f"no image pairs found in {', '.join(map(str, folders))}{detail}")
     result = compare_pairs(work, methods, metrics, convention, preview, progress, jobs)
     result.skipped[:0] = skipped
     return result
+
+
+def set_labels(folders: Sequence[Path]) -> list[str]:
+    """A distinct label per folder: its name, with as many parent folders as it takes to tell
+    apart folders of the same name (``a/MSRS`` and ``b/MSRS``)."""
+    depth = 1
+    while True:
+        labels = ["/".join(Path(f).parts[-depth:]) for f in folders]
+        if len(set(labels)) == len(labels) or depth >= max(len(Path(f).parts) for f in folders):
+            return labels
+        depth += 1
 
 
 def compare_pairs(
@@ -106,6 +124,9 @@ def compare_pairs(
 
     fusers = [m if isinstance(m, Fuser) else Fuser(m) for m in methods]
     labels = [getattr(f, "label", f.name) for f in fusers]
+    if len(set(labels)) != len(labels):
+        twice = next(label for label in labels if labels.count(label) > 1)
+        raise OptionError(f"method {twice!r} given twice; give each method once (label=name@weights to compare weights)")
     result = Comparison(labels, list(resolve_metrics(metrics or CORE_METRICS)), convention)
     tasks = [(dataset, pair, n < preview) for n, (dataset, pair) in enumerate(work)]
     context = dict(fusers=fusers, labels=labels, metrics=result.metrics, convention=convention)
@@ -123,6 +144,8 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
     problems: list[str] = []
     try:
         a_img, b_img = read_image(pair.a), read_image(pair.b)
+        # what fuse and eval refuse is not scored here either: a colour "infrared" source
+        _check_first_source(a_img, pair.a, "ab" if pair.a.parent.name.lower() == "a" else "ivif")
         a_u8, b_u8 = load_grey_u8(pair.a), load_grey_u8(pair.b)
     except LitefuseError as exc:
         return dataset, pair, rows, None, [str(exc)]
