@@ -483,3 +483,16 @@ def test_integers_above_the_given_peak_name_the_peak():
     data = (np.arange(48 * 64).reshape(48, 64) % 4096).astype(np.int32)
     with pytest.raises(InputError, match=r"int32 pixels span 0..3071, outside 0..100 \(the peak given\)"):
         to_float(data, norm=100)
+
+
+def test_a_folder_s_task_must_fit_its_pairs(capsys, tmp_path):
+    ir, vi = synthetic_pair(32, 32)
+    for a, b in (("ir", "vi"), ("A", "B")):
+        save_image(tmp_path / a / a / "p.png", ir)
+        save_image(tmp_path / a / b / "p.png", vi)
+    one_line_error(capsys, "fuse", "-i", str(tmp_path / "ir"), "-o", str(tmp_path / "o1"), "--task", "mff",
+                   fragments=("--task mff", "infrared/visible"))
+    one_line_error(capsys, "fuse", "-i", str(tmp_path / "A"), "-o", str(tmp_path / "o2"), "--task", "ivif",
+                   fragments=("--task ivif", "A/B pairs"))
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+    assert cli(capsys, "fuse", "-m", "max", "-i", str(tmp_path / "A"), "-o", str(tmp_path / "o3"), "--task", "mff")[0] == 0

@@ -236,3 +236,14 @@ def test_tiff_is_read_by_its_own_axes(tmp_path):
     tifffile.imwrite(tmp_path / "bands.tif", ga, photometric="minisblack", planarconfig="contig")
     with pytest.raises(InputError, match=r"bands.tif.*2 channels that are not grey \+ alpha"):
         read_image(tmp_path / "bands.tif")
+
+
+def test_animated_png_and_gif_are_refused_not_cut_to_a_frame(tmp_path):
+    frame = Image.fromarray(_gradient())
+    frame.save(tmp_path / "a.png", save_all=True, append_images=[frame.rotate(90)])
+    frame.save(tmp_path / "a.gif", save_all=True, append_images=[frame.rotate(90)])
+    for name in ("a.png", "a.gif"):
+        with pytest.raises(InputError, match=rf"{name}: animated (PNG|GIF) with 2 frames"):
+            read_image(tmp_path / name)
+    frame.save(tmp_path / "one.gif")
+    assert read_image(tmp_path / "one.gif").shape == _gradient().shape

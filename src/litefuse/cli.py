@@ -108,7 +108,11 @@ def fuse(
     into_folder = into_folder or output.is_dir()
     try:
         if input_dir is not None:
-            kind = task.value if task is not None else folder_task(input_dir)
+            found = folder_task(input_dir)
+            if task is not None and (task == Task.ivif) != (found == "ivif"):
+                holds = "infrared/visible (ir/vi) pairs" if found == "ivif" else "A/B pairs"
+                raise fail(f"--task {task.value} does not fit {input_dir}: it holds {holds}")
+            kind = task.value if task is not None else found
         else:
             kind = task.value if task is not None else ("ab" if pair_ab else "ivif")
         single = input_dir is None and not (is_video(ir) or is_video(vi))

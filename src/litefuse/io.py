@@ -71,6 +71,10 @@ def _decode(path: Path) -> np.ndarray:
         return _decode_tiff(path)
     try:
         with Image.open(path) as im:
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1 and im.format in ("PNG", "GIF", "WEBP"):  # animations; a JPEG's MPO preview is not one
+                raise InputError(f"animated {im.format} with {frames} frames; litefuse reads one image per file "
+                                 "(fuse videos as .mp4/.mkv, or save the frame on its own)", path)
             im.load()
             if im.mode in ("P", "PA"):
                 im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
