@@ -496,3 +496,29 @@ def test_a_folder_s_task_must_fit_its_pairs(capsys, tmp_path):
                    fragments=("--task ivif", "A/B pairs"))
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
     assert cli(capsys, "fuse", "-m", "max", "-i", str(tmp_path / "A"), "-o", str(tmp_path / "o3"), "--task", "mff")[0] == 0
+
+
+def test_fuse_images_applies_the_float_contract(tmp_path):
+    ir, vi = synthetic_pair(32, 40)
+    fuser = litefuse.Fuser("max")
+    with pytest.raises(InputError, match=r"float image values span \[23.*expected \[0, 1\]"):
+        fuser.fuse_images(ir.astype(np.float32) * 255, vi.astype(np.float32))
+    with pytest.raises(InputError, match=r"size mismatch: 40×30 in the second image but 40×32 for its partner \("):
+        fuser.fuse_images(ir, vi[:30])
+    np.testing.assert_array_equal(fuser.fuse_images(ir, vi), litefuse.fuse(ir, vi, model="max"))
+
+
+def test_ir_norm_takes_a_peak_on_the_command_line(capsys, tmp_path):
+    import tifffile
+
+    ramp = np.linspace(0, 4095, 48 * 64).reshape(48, 64).astype(np.uint16)  # 12-bit data in a 16-bit file
+    tifffile.imwrite(tmp_path / "ir.tif", ramp)
+    save_image(tmp_path / "vi.png", np.zeros((48, 64), np.float32))
+    rc, _, err = cli(capsys, "fuse", "-m", "max", "--ir", str(tmp_path / "ir.tif"), "--vi", str(tmp_path / "vi.png"),
+                     "-o", str(tmp_path / "o.png"), "--ir-norm", "4095", "--grey")
+    assert rc == 0, err
+    out = np.asarray(Image.open(tmp_path / "o.png"))
+    np.testing.assert_allclose(out, np.round(ramp / 4095 * 255), atol=1)
+    for bad in ("0", "-3", "nan", "bright"):
+        one_line_error(capsys, "fuse", "-m", "max", "--ir", str(tmp_path / "ir.tif"), "--vi", str(tmp_path / "vi.png"),
+                       "-o", str(tmp_path / "p.png"), "--ir-norm", bad, fragments=(f"--ir-norm {bad}",))

@@ -142,3 +142,8 @@ def test_streams_at_different_frame_rates_fuse_with_a_note(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         fuse_video(a, write_video(tmp_path / "vi10.mp4", vi, fps=10.0), tmp_path / "p.mp4", litefuse.Fuser("max"))
+
+
+def test_fuse_video_takes_a_method_name(pair, tmp_path):
+    report = fuse_video(*pair, tmp_path / "o.mp4", "max")
+    assert report.frames == 6 and report.path.is_file()

@@ -25,7 +25,7 @@ from torch import nn
 from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import find_pairs, pair_dirs
 from .errors import InputError, LitefuseError, ModelError, OptionError, OutputError
-from .io import Norm, check_bits, check_norm, check_output_dir, check_output_path, read_image, save_image, to_float, writable_dir
+from .io import FLOAT_TOLERANCE, Norm, check_bits, check_norm, check_output_dir, check_output_path, read_image, save_image, to_float, writable_dir
 from .registry import get_model_info, list_models, load_model, weights_model
 from .runtime import available_cores, check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
 
@@ -232,8 +232,10 @@ class Fuser:
         if a.shape[:2] != b.shape[:2]:
             if not resize_b:
                 (ha, wa), (hb, wb) = a.shape[:2], b.shape[:2]
+                partner = "its partner" if names[0] is None else f"its partner {Path(str(names[0])).name}"
+                where = "here" if names[1] is not None else "in the second image"
                 raise InputError(
-                    f"size mismatch: {wb}×{hb} here but {wa}×{ha} for its partner {Path(str(names[0])).name} "
+                    f"size mismatch: {wb}×{hb} {where} but {wa}×{ha} for {partner} "
                     "(pass --resize-vi / resize_vi=True to resample it)",
                     names[1],
                 )
@@ -270,18 +272,24 @@ class Fuser:
     ) -> np.ndarray:
         """Fuse two images (grey or colour); the result has ``a``'s H×W, float32 in [0, 1].
 
-        Float numpy arrays are taken as [0, 1] as they are (the fast path: :func:`fuse` and the
-        readers convert first); integer arrays and torch tensors go through the input contract
-        (:func:`as_image`: uint8 / 255, uint16 / 65535), never as raw 0..255 values."""
-        a, b = (
-            x if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating) else as_image(x, name=name)
-            for x, name in zip((a, b), names)
-        )
+        Float numpy arrays in [0, 1] are taken as they are (the fast path: :func:`fuse` and the
+        readers convert first; one min/max pass checks the range); anything else goes through
+        the input contract (:func:`as_image`: uint8 / 255, uint16 / 65535; floats outside [0, 1]
+        refused), never as raw 0..255 values."""
+        a, b = (x if _unit_floats(x) else as_image(x, name=name) for x, name in zip((a, b), names))
         prepared = self.prepare(a, b, resize_b=resize_b, names=names)
         return self.finish(self.fuse_prepared([prepared], grey)[0], prepared, grey)
 
     def __call__(self, ir: ImageLike, vi: ImageLike, **kwargs) -> np.ndarray:
         return fuse(ir, vi, model=self, **kwargs)
+
+
+def _unit_floats(x) -> bool:
+    """Whether ``x`` is a float numpy array already in [0, 1] (within :data:`FLOAT_TOLERANCE`)."""
+    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating) or not x.size:
+        return False
+    lo, hi = float(x.min()), float(x.max())  # NaN propagates: not finite, so not in range
+    return -FLOAT_TOLERANCE <= lo and hi <= 1.0 + FLOAT_TOLERANCE
 
 
 @dataclass

@@ -37,9 +37,14 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
-class IrNorm(str, Enum):
-    range = "range"
-    minmax = "minmax"
+def _ir_norm(value: str) -> str | float:
+    """``--ir-norm``: ``range``, ``minmax`` or a positive peak value such as ``4095``."""
+    from .io import check_norm
+
+    try:
+        return check_norm(value if value in ("range", "minmax") else float(value))
+    except ValueError:  # float('x') and check_norm's OptionError alike
+        raise fail(f"--ir-norm {value}: give range, minmax or the sensor's peak value (e.g. 4095)") from None
 
 
 class Precision(str, Enum):
@@ -74,7 +79,7 @@ def fuse(
     device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
     grey: bool = typer.Option(False, "--grey", help="Write a grey result even when the visible image is colour."),
     resize_vi: bool = typer.Option(False, "--resize-vi", help="Resample the visible image to the infrared grid when sizes differ."),
-    ir_norm: IrNorm = typer.Option(IrNorm.range, "--ir-norm", help="16-bit infrared: divide by 65535 (range) or stretch per image (minmax)."),
+    ir_norm: str = typer.Option("range", "--ir-norm", help="Infrared scale: range (8-bit / 255, 16-bit / 65535), minmax (stretch each image), or the sensor's peak value (e.g. 4095: 12-bit data in 16-bit files)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (inputs are never touched)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="Networks' arithmetic: fp32, fp16 or bf16 (half precision: faster on GPUs)."),
@@ -103,6 +108,7 @@ def fuse(
         raise fail("--task ivif fuses an infrared/visible pair: give --ir and --vi")
     if bits not in (8, 16):
         raise fail(f"--bits must be 8 or 16 (got {bits})")
+    norm = _ir_norm(ir_norm)
     into_folder = output.endswith(("/", os.sep))  # a pair into a folder that may not exist yet
     output = Path(output)
     into_folder = into_folder or output.is_dir()
@@ -126,7 +132,7 @@ def fuse(
                       precision=precision.value, compile=compile)
         if input_dir is not None:
             report = fuse_folder(
-                input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value,
+                input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm,
                 overwrite=overwrite, progress=progress_bar(f"fusing ({fuser.name})"), batch_size=batch_size, bits=bits,
             )
             for problem in report.skipped:
@@ -140,7 +146,7 @@ def fuse(
                         shortest=shortest)
             return
         out = output / f"{ir.stem}{'.png' if bits == 8 else '.tif'}" if into_folder else output
-        path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=ir_norm.value, overwrite=overwrite, bits=bits)
+        path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm, overwrite=overwrite, bits=bits)
         console.print(f"fused ({fuser.name}) -> {path}", markup=False)
     except LitefuseError as exc:
         raise fail(str(exc)) from None

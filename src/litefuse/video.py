@@ -95,7 +95,7 @@ def fuse_video(
     ir: str | Path,
     vi: str | Path,
     out: str | Path,
-    fuser,
+    fuser=None,
     *,
     grey: bool = False,
     resize_vi: bool = False,
@@ -105,13 +105,18 @@ def fuse_video(
     batch_size: int = 1,
     shortest: bool = False,
 ) -> VideoReport:
-    """Fuse two videos frame by frame into ``out`` (written atomically); ``batch_size`` frames
+    """Fuse two videos frame by frame into ``out`` (written atomically) with ``fuser`` (a
+    :class:`~litefuse.api.Fuser`, or a method name); ``batch_size`` frames
     go through a network per call (the same frames as one at a time, to float rounding).
     Streams of different lengths are an error naming the shorter one, or with ``shortest`` fuse
     up to its end (:attr:`VideoReport.shorter` names it)."""
     if batch_size < 1:
         raise OptionError(f"batch_size must be at least 1 (got {batch_size})")
     out = check_output_path(out, (ir, vi), overwrite, suffixes=VIDEO_SUFFIXES)
+    if not hasattr(fuser, "fuse_prepared"):  # a method name (or None: the default), as fuse and fuse_folder take
+        from .api import Fuser
+
+        fuser = Fuser(fuser)
     ir_meta, ir_frames = read_video(ir)
     vi_meta, vi_frames = read_video(vi)
     (w, h), (wv, hv) = ir_meta["size"], vi_meta["size"]
