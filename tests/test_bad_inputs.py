@@ -522,3 +522,13 @@ def test_ir_norm_takes_a_peak_on_the_command_line(capsys, tmp_path):
     for bad in ("0", "-3", "nan", "bright"):
         one_line_error(capsys, "fuse", "-m", "max", "--ir", str(tmp_path / "ir.tif"), "--vi", str(tmp_path / "vi.png"),
                        "-o", str(tmp_path / "p.png"), "--ir-norm", bad, fragments=(f"--ir-norm {bad}",))
+
+
+def test_a_broken_link_in_a_pair_folder_is_named(capsys, tmp_path):
+    ir, vi = synthetic_pair(32, 32)
+    save_image(tmp_path / "set" / "ir" / "a.png", ir)
+    save_image(tmp_path / "set" / "vi" / "a.png", vi)
+    save_image(tmp_path / "set" / "vi" / "b.png", vi)
+    (tmp_path / "set" / "ir" / "b.png").symlink_to(tmp_path / "nowhere.png")
+    rc, _, err = cli(capsys, "fuse", "-m", "max", "-i", str(tmp_path / "set"), "-o", str(tmp_path / "out"))
+    assert rc == 1 and f"skipped: {tmp_path / 'set' / 'ir' / 'b.png'}: broken link" in err, err

@@ -62,6 +62,8 @@ def check_norm(norm: Norm) -> Norm:
 def _decode(path: Path) -> np.ndarray:
     """Decode a file to an integer or float array (H×W or H×W×C) without changing its values."""
     if not path.exists():
+        if path.is_symlink():
+            raise InputError(f"broken link (to {os.readlink(path)}, which does not exist)", path)
         raise InputError("file not found", path)
     if path.is_dir():
         raise InputError("is a directory, expected an image file", path)

@@ -59,7 +59,9 @@ def pair_dirs(root: str | Path) -> tuple[Path, Path]:
 def _images_by_stem(folder: Path) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS:
+        # a broken link is listed too, so reading it names it (rather than its partner as unpaired)
+        listed = path.is_file() or (path.is_symlink() and not path.exists())
+        if listed and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS:
             found.setdefault(path.stem, []).append(path)
     return found
 
