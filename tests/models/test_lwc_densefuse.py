@@ -70,6 +70,21 @@ def test_every_ablation_variant(variant: str) -> None:
         torch.testing.assert_close(infer, train, atol=TOL, rtol=0)
 
 
+@pytest.mark.parametrize("variant", list(ABLATION_VARIANTS))
+@pytest.mark.parametrize("rule", ["l1-norm", "addition"])
+def test_exported_form_equals_training_form(variant: str, rule: str) -> None:
+    """The form ONNX graphs record (padded pieces, per-source encoder, per-piece C2) is the same
+    function for every variant and layout, run here eagerly."""
+    for channels_last in (True, False):
+        model = _unsaturated(LWCDenseFuse(**ABLATION_VARIANTS[variant], fusion_rule=rule, channels_last=channels_last)).eval()
+        ir, vi = torch.rand(1, 1, 29, 37), torch.rand(1, 1, 29, 37)
+        with torch.no_grad():
+            train = model.fuse_for_inference(False)(ir, vi)
+            exported = model._export_forward(ir, vi)
+        assert 0.01 < float(train.mean()) < 0.99
+        torch.testing.assert_close(exported, train, atol=TOL, rtol=0)
+
+
 @pytest.mark.parametrize("variant", ["sclwc-g2", "dws"])
 def test_decoder_runs_one_map_per_group_on_cpu(variant: str) -> None:
     """The fused features reach a grouped first decoder block as one map per group (g = 2 with
