@@ -532,3 +532,44 @@ def test_a_broken_link_in_a_pair_folder_is_named(capsys, tmp_path):
     (tmp_path / "set" / "ir" / "b.png").symlink_to(tmp_path / "nowhere.png")
     rc, _, err = cli(capsys, "fuse", "-m", "max", "-i", str(tmp_path / "set"), "-o", str(tmp_path / "out"))
     assert rc == 1 and f"skipped: {tmp_path / 'set' / 'ir' / 'b.png'}: broken link" in err, err
+
+
+def test_api_arguments_a_loaded_fuser_cannot_take_are_refused():
+    ir, vi = synthetic_pair(32, 32)
+    fuser = litefuse.Fuser("max")
+    with pytest.raises(OptionError, match="give them to Fuser"):
+        fuser(ir, vi, weights="other.safetensors")
+    with pytest.raises(OptionError, match="give them to Fuser"):
+        litefuse.fuse(ir, vi, model=fuser, device="cuda")
+    with pytest.raises(OptionError, match=r"size must be \(H, W\)"):
+        litefuse.benchmark(["max"], size=(640,))
+    report = litefuse.benchmark("max", size=(16, 16), rounds=1, warmup=0)  # one name, not its letters
+    assert "max" in report.markdown()
+
+
+def test_method_specs_take_labels_and_weights_paths_with_equals_signs(tmp_path):
+    from safetensors.torch import save_file
+
+    from litefuse.cli_common import parse_method
+
+    run = tmp_path / "lr=1e-4"
+    run.mkdir()
+    save_file(litefuse.load_model("aenetv2").state_dict(), str(run / "model.safetensors"))
+    assert parse_method(f"aenetv2@{run / 'model.safetensors'}").label == "aenetv2@lr=1e-4"
+    assert parse_method(f"mine=aenetv2@{run / 'model.safetensors'}").label == "mine"
+    assert parse_method("max").label == "max"
+    with pytest.raises(OptionError, match="give \\[label=\\]name"):
+        parse_method("mine=@x.safetensors")
+
+
+def test_eval_fuses_with_given_weights(capsys, tmp_path):
+    from litefuse.registry import get_model_info
+
+    ir, vi = synthetic_pair(40, 48)
+    save_image(tmp_path / "set" / "ir" / "p.png", ir)
+    save_image(tmp_path / "set" / "vi" / "p.png", vi)
+    shipped = get_model_info("aenetv2").weights_path
+    rc, stdout, err = cli(capsys, "eval", "-i", str(tmp_path / "set"), "-m", f"ship=aenetv2@{shipped}", "--metrics", "EN",
+                          "-o", str(tmp_path / "f"))
+    assert rc == 0 and "ship" in stdout and "1 scored" in stdout, err + stdout
+    np.testing.assert_allclose(read_image(tmp_path / "f" / "p.png"), litefuse.fuse(ir, vi, model="aenetv2"), atol=2 / 255)

@@ -64,7 +64,7 @@ def test_export_command(tmp_path):
     runner = CliRunner()
     ok = runner.invoke(app, ["export", "densefuse", "-o", str(tmp_path / "d.onnx"), "--size", "64x48"])
     assert ok.exit_code == 0, ok.output
-    assert "48×64" in ok.output and "max |Δ|" in ok.output and (tmp_path / "d.onnx").is_file()
+    assert "64×48" in ok.output and "48×64" not in ok.output and "max |Δ|" in ok.output and (tmp_path / "d.onnx").is_file()
     bad = runner.invoke(app, ["export", "densefuse", "-o", str(tmp_path / "e.onnx"), "--size", "64by48"])
     assert bad.exit_code == 2 and "expected WxH" in bad.output and "Traceback" not in bad.output
 

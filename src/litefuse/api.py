@@ -423,6 +423,9 @@ def fuse(
     if threads is not None:
         prepare(threads)
     if isinstance(model, Fuser):
+        if weights is not None or device != "cpu":  # a loaded Fuser has its weights and device
+            raise OptionError("weights= and device= choose what a Fuser loads; give them to Fuser(...), "
+                              "or pass the model by name")
         fuser, task = model, task or model.task
     else:
         task = check_task(task or "ivif")

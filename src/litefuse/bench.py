@@ -236,7 +236,7 @@ def default_methods() -> list[str]:
 
 
 def benchmark(
-    methods: Sequence[str] | None = None,
+    methods: Sequence[str] | str | None = None,
     *,
     size: tuple[int, int] = (480, 640),
     device: str = "cpu",
@@ -261,6 +261,11 @@ def benchmark(
     from .models.complexity import count_macs, count_params
     from .registry import get_model_info, load_model
 
+    if isinstance(methods, str):  # one name, not its letters
+        methods = [methods]
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in size)):
+        raise OptionError(f"size must be (H, W) in whole pixels, got {size!r}")
     h, w = size
     if h < 8 or w < 8:
         raise OptionError(f"size must be at least 8×8, got {w}×{h}")

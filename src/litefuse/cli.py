@@ -11,16 +11,13 @@ import sys
 import warnings
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
 
-from .cli_common import console, err_console, fail, one_model, progress_bar
+from .cli_common import console, err_console, fail, one_model, parse_method, progress_bar
 from .errors import LitefuseError
-
-if TYPE_CHECKING:
-    from .api import Fuser
 
 app = typer.Typer(
     name="litefuse",
@@ -302,22 +299,11 @@ def _parse_size(text: str) -> tuple[int, int] | None:
     return int(h), int(w)
 
 
-def parse_method(spec: str) -> "Fuser":
-    """``[label=]name[@weights]`` → a loaded :class:`~litefuse.api.Fuser` carrying ``label``."""
-    from .api import Fuser
-
-    label, _, rest = spec.rpartition("=") if "=" in spec.split("@")[0] else ("", "", spec)
-    name, _, weights = rest.partition("@")
-    fuser = Fuser(name, weights=weights or None)
-    fuser.label = label or (f"{name}@{Path(weights).stem}" if weights else name)
-    return fuser
-
-
 @app.command()
 def compare(
     inputs: list[Path] = typer.Option(..., "--input", "-i", help="Pair folder(s) (ir/vi or A/B); repeat for several sets."),
     methods: list[str] = typer.Option(
-        ["max", "gff"], "--method", "-m", help="Method as [label=]name[@weights]; repeat."
+        ["max", "gff"], "--method", "-m", help="Method as \\[label=]name\\[@weights], e.g. mine=aenetv2@runs/a/model.safetensors; repeat."
     ),
     reference: bool = typer.Option(
         True, "--reference/--no-reference",

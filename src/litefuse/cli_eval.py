@@ -57,7 +57,7 @@ def eval_command(
     input_dir: Optional[Path] = typer.Option(
         None, "--input", "-i", help="Pair folder (ir/vi, A/B, ...): fuse it with --model first, then score."
     ),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="With --input: the fusion method (see `litefuse models`)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="With --input: the fusion method (see `litefuse models`), as \\[label=]name\\[@weights] (e.g. aenetv2@runs/a/model.safetensors)."),
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="With --input: folder for the fused images (default: ./fused-<model>)."
     ),
@@ -74,7 +74,7 @@ def eval_command(
     """Score fused images with the fusion metrics: per-image CSV and a mean ± std table."""
     from rich.table import Table
 
-    from .cli_common import console, err_console, fail, progress_bar
+    from .cli_common import console, err_console, fail, parse_method, progress_bar
     from .data.pairs import match_stems
     from .errors import LitefuseError
     from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
@@ -106,9 +106,13 @@ def eval_command(
             from .api import fuse_folder
             from .data.pairs import pair_dirs
 
+            from .api import folder_task
+
             ir, vi = pair_dirs(input_dir)
+            method = parse_method(model, task=folder_task(input_dir))  # [label=]name[@weights], as compare
+            model = method.label
             fused = output if output is not None else Path(f"fused-{model}")
-            report = fuse_folder(input_dir, fused, model=model, overwrite=overwrite,
+            report = fuse_folder(input_dir, fused, model=method, overwrite=overwrite,
                                  progress=progress_bar(f"fusing ({model})"))
             console.print(f"{len(report.fused)} fused -> {fused}", markup=False)
         for flag, folder in (("--ir", ir), ("--vi", vi), ("--fused", fused)):

@@ -64,10 +64,10 @@ class ExportReport:
     ort_ms: float | None = None  # onnxruntime latency of one fusion at the first checked size
 
     def summary(self) -> str:
-        shape = f"{self.size[0]}×{self.size[1]}" if self.size else "dynamic H×W"
+        shape = f"{self.size[1]}×{self.size[0]}" if self.size else "dynamic size"  # W×H, as --size takes it
         text = f"{self.model} -> {self.path} ({self.bytes / 1024:.1f} KiB, opset {self.opset}, {shape})"
         if self.max_abs_error is not None:
-            sizes = ", ".join(f"{h}×{w}" for h, w in self.checked)
+            sizes = ", ".join(f"{w}×{h}" for h, w in self.checked)
             text += f"; onnxruntime vs PyTorch max |Δ| {self.max_abs_error:.1e} at {sizes}; {self.ort_ms:.1f} ms per fusion"
         return text
 
@@ -102,7 +102,7 @@ def export_onnx(
         # torch's exporter writes opset 18 and would down-convert (silently keeping 18, or failing)
         raise OptionError(f"--opset {opset}: the exporter writes ONNX opset {MIN_OPSET} or newer")
     if size is not None and min(size) < 8:
-        raise OutputError(f"export size must be at least 8×8, got {size[0]}×{size[1]}")
+        raise OutputError(f"export size must be at least 8×8, got {size[1]}×{size[0]} (W×H)")
     for module in ("onnx", "onnxscript", *(("onnxruntime",) if check else ())):
         _require(module)  # before the (slow) export
     net = load_model(model, weights=weights, device="cpu").eval()

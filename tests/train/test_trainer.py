@@ -412,3 +412,13 @@ def test_training_setups_that_cannot_train_are_config_errors(image_root, tmp_pat
                                      out_dir=str(tmp_path / "b"), progress=False, tensorboard=False))
     with pytest.raises(ConfigError, match="batch_size must be >= 2 for dwsfusion"):
         Trainer(cfg).fit()
+
+
+def test_finished_weights_are_never_replaced_by_a_new_run(image_root, tmp_path):
+    out = tmp_path / "run"
+    _trainer(_config(image_root, out, max_steps=2)).fit()
+    (out / "last.pt").unlink()  # a finished run kept only its weights, to save space
+    weights = (out / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        _trainer(_config(image_root, out, max_steps=2)).fit()
+    assert (out / "model.safetensors").read_bytes() == weights

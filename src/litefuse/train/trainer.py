@@ -261,7 +261,8 @@ class Trainer:
         """Seed, build model, objective and data, restore a checkpoint; True for a fresh run."""
         cfg = self.config
         ckpt = load_checkpoint(self.out / CHECKPOINT, cfg) if resume else None
-        if ckpt is None and (self.out / CHECKPOINT).exists():
+        if ckpt is None and any((self.out / name).exists() for name in (CHECKPOINT, WEIGHTS, SUMMARY)):
+            # a finished run whose last.pt was removed still holds weights that must not be replaced
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another output folder")
         if ckpt is None and cfg.init not in ("", "pretrained") and not Path(cfg.init).is_file():  # a resume does not need it
             raise ConfigError(f"init: weights file not found: {cfg.init} (use 'pretrained' for the shipped weights)")
