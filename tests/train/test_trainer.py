@@ -422,3 +422,18 @@ def test_finished_weights_are_never_replaced_by_a_new_run(image_root, tmp_path):
     with pytest.raises(ConfigError, match="already holds a run"):
         _trainer(_config(image_root, out, max_steps=2)).fit()
     assert (out / "model.safetensors").read_bytes() == weights
+
+
+@pytest.mark.skipif(AE_MODEL != "lwc-densefuse", reason="needs lwc-densefuse's constructor arguments")
+def test_init_from_a_run_takes_the_architecture_it_records(image_root, tmp_path):
+    from litefuse.errors import ModelError
+    from litefuse.registry import get_model_info
+
+    _trainer(_config(image_root, tmp_path / "a", max_steps=1, model_kwargs={"groups": 4})).fit()
+    run_a = tmp_path / "a" / "model.safetensors"
+    tuned = _trainer(_config(image_root, tmp_path / "b", max_steps=1, init=str(run_a)))
+    assert tuned.config.model_kwargs == {"groups": 4}
+    tuned.fit()
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["model_kwargs"] == {"groups": 4}
+    with pytest.raises(ModelError, match="weights of 'densefuse', not 'lwc-densefuse'"):
+        _trainer(_config(image_root, tmp_path / "c", max_steps=1, init=str(get_model_info("densefuse").weights_path)))

@@ -84,7 +84,7 @@ class Trainer:
             from rich.console import Console
 
             console = Console(stderr=True, highlight=False)
-        self.config = config
+        self.config = _with_init_architecture(config) if model is None else config
         self.console = console
         self.out = config.run_dir
         self._given_model, self._given_objective = model, objective
@@ -469,3 +469,20 @@ def _check_not_a_data_folder(out: Path, roots: list[str]) -> None:
         return  # unreadable data is reported, with its path, when the datasets are built
     if where in folders:
         raise ConfigError(f"{out}: is a training data folder; write the run elsewhere (--out)")
+
+
+def _with_init_architecture(config: TrainConfig) -> TrainConfig:
+    """``config`` with the constructor arguments its ``init`` weights file records (a litefuse
+    run's safetensors), unless the config sets its own: fine-tuning a run trained with
+    ``model_kwargs`` then needs no repetition of them, and a file of another model is a one-line
+    :class:`ModelError` here instead of a tensor-shape dump at load time."""
+    from ..registry import _file_kwargs
+
+    if not config.init or config.init == "pretrained" or not Path(config.init).is_file():
+        return config
+    if config.model not in {m.name for m in list_models()}:
+        return config
+    recorded = _file_kwargs(get_model_info(config.model), Path(config.init))  # raises for another model's file
+    if not recorded or config.model_kwargs:
+        return config
+    return config.replace(model_kwargs=dict(recorded))
