@@ -472,17 +472,25 @@ def _check_not_a_data_folder(out: Path, roots: list[str]) -> None:
 
 
 def _with_init_architecture(config: TrainConfig) -> TrainConfig:
-    """``config`` with the constructor arguments its ``init`` weights file records (a litefuse
-    run's safetensors), unless the config sets its own: fine-tuning a run trained with
-    ``model_kwargs`` then needs no repetition of them, and a file of another model is a one-line
-    :class:`ModelError` here instead of a tensor-shape dump at load time."""
-    from ..registry import _file_kwargs
-
+    """``config`` with the constructor arguments its ``init`` weights file records in its
+    metadata (a litefuse run's safetensors), unless the config sets its own: fine-tuning a run
+    trained with ``model_kwargs`` then needs no repetition of them. A file that names another
+    model is a one-line :class:`ModelError` here, not a tensor-shape dump at load time."""
     if not config.init or config.init == "pretrained" or not Path(config.init).is_file():
         return config
-    if config.model not in {m.name for m in list_models()}:
+    if config.model not in {m.name for m in list_models()} or Path(config.init).suffix != ".safetensors":
         return config
-    recorded = _file_kwargs(get_model_info(config.model), Path(config.init))  # raises for another model's file
-    if not recorded or config.model_kwargs:
+    try:
+        from safetensors import safe_open
+
+        with safe_open(config.init, framework="pt") as f:
+            meta = f.metadata() or {}
+        recorded = json.loads(meta.get("model_kwargs") or "{}")
+    except Exception:  # foreign or corrupt file: loading it reports the problem
         return config
-    return config.replace(model_kwargs=dict(recorded))
+    if meta.get("model") and meta["model"] != config.model:
+        raise ModelError(f"{config.init}: weights of {meta['model']!r}, not {config.model!r}; train that model, "
+                         "or start from another file")
+    if not isinstance(recorded, dict) or not recorded or config.model_kwargs:
+        return config
+    return config.replace(model_kwargs=recorded)
