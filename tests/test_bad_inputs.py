@@ -47,6 +47,15 @@ def one_line_error(capsys, *args: str, fragments: tuple[str, ...] = (), code: in
     return lines[0]
 
 
+def pair_set(root: Path, sizes: list[tuple[int, int]]) -> Path:
+    """``root/{ir,vi}/p<i>.png``: one synthetic pair per size."""
+    for i, size in enumerate(sizes):
+        ir, vi = synthetic_pair(*size)
+        save_image(root / "ir" / f"p{i}.png", ir)
+        save_image(root / "vi" / f"p{i}.png", vi)
+    return root
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -300,10 +309,7 @@ def test_model_errors_are_litefuse_errors():
 
 def test_eval_scores_only_what_it_fused_with_the_named_method(capsys, tmp_path):
     """Fused images left in --output by another method are skipped, not scored under --model's name."""
-    for i, size in enumerate([(40, 48), (44, 52)]):
-        ir, vi = synthetic_pair(*size)
-        save_image(tmp_path / "set" / "ir" / f"p{i}.png", ir)
-        save_image(tmp_path / "set" / "vi" / f"p{i}.png", vi)
+    pair_set(tmp_path / "set", [(40, 48), (44, 52)])
     out = tmp_path / "fused"
     assert cli(capsys, "fuse", "-m", "max", "-i", str(tmp_path / "set"), "-o", str(out))[0] == 0
     before = snapshot(out)
@@ -423,10 +429,7 @@ def test_folder_options_given_for_one_pair_are_noted(capsys, pair, tmp_path):
 
 
 def test_eval_counts_pairs_it_did_not_fuse_and_keeps_an_existing_csv(capsys, tmp_path):
-    for i, size in enumerate([(40, 48), (44, 52)]):
-        ir, vi = synthetic_pair(*size)
-        save_image(tmp_path / "set" / "ir" / f"p{i}.png", ir)
-        save_image(tmp_path / "set" / "vi" / f"p{i}.png", vi)
+    pair_set(tmp_path / "set", [(40, 48), (44, 52)])
     out = tmp_path / "fused"
     save_image(out / "p0.png", synthetic_pair(40, 48)[0])  # one output already there
     rc, stdout, err = cli(capsys, "eval", "-i", str(tmp_path / "set"), "-m", "max", "-o", str(out), "--metrics", "EN")
