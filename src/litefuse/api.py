@@ -25,7 +25,10 @@ from torch import nn
 from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import find_pairs, pair_dirs
 from .errors import InputError, LitefuseError, ModelError, OptionError, OutputError
-from .io import FLOAT_TOLERANCE, Norm, check_bits, check_norm, check_output_dir, check_output_path, read_image, save_image, to_float, writable_dir
+from .io import (
+    Norm, check_bits, check_norm, check_output_dir, check_output_path, in_unit_range, read_image, save_image, to_float,
+    value_range, writable_dir,
+)
 from .registry import get_model_info, list_models, load_model, weights_model
 from .runtime import available_cores, check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
 
@@ -285,11 +288,8 @@ class Fuser:
 
 
 def _unit_floats(x) -> bool:
-    """Whether ``x`` is a float numpy array already in [0, 1] (within :data:`FLOAT_TOLERANCE`)."""
-    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating) or not x.size:
-        return False
-    lo, hi = float(x.min()), float(x.max())  # NaN propagates: not finite, so not in range
-    return -FLOAT_TOLERANCE <= lo and hi <= 1.0 + FLOAT_TOLERANCE
+    """Whether ``x`` is a float numpy array already in [0, 1] (the input contract's tolerance)."""
+    return isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating) and x.size > 0 and in_unit_range(value_range(x))
 
 
 @dataclass
@@ -446,6 +446,12 @@ def _check_first_source(a: np.ndarray, name, task: str) -> None:
         )
 
 
+def pair_task(pair, default: str = "ivif") -> str:
+    """The task a folder pair's sources are checked for: ``"ab"`` for an ``A/B`` pair (two
+    colour sources allowed), else ``default``."""
+    return "ab" if pair.a.parent.name.lower() == "a" else default
+
+
 def fuse_files(
     ir: str | Path,
     vi: str | Path,
@@ -528,8 +534,7 @@ def fuse_folder(
     if not pairs:
         detail = f" ({len(problems)} unpaired or unreadable files)" if problems else ""
         raise InputError(f"no image pairs found{detail}", input_dir)
-    sources = {pair.a.resolve().parent for pair in pairs} | {pair.b.resolve().parent for pair in pairs}
-    if Path(out_dir).resolve() in sources:  # results beside the sources would pair with them next time
+    if Path(out_dir).resolve() in {d.resolve() for d in pair_dirs(input_dir)}:  # results beside the sources would pair with them next time
         raise OutputError(f"{out_dir}: is a source folder of {input_dir}; write the fused images elsewhere")
     check_output_dir(out_dir)  # before loading the model; created only once everything checked out
     if isinstance(model, Fuser):
@@ -544,7 +549,7 @@ def fuse_folder(
     def load(pair) -> tuple[Path, Prepared]:
         out = check_output_path(out_dir / f"{pair.name}{suffix}", (pair.a, pair.b), overwrite=overwrite, suffixes=(suffix,))
         a, b = read_image(pair.a, norm=ir_norm), read_image(pair.b)
-        _check_first_source(a, pair.a, "ab" if pair.a.parent.name.lower() == "a" else fuser.task)
+        _check_first_source(a, pair.a, pair_task(pair, fuser.task))
         return out, fuser.prepare(a, b, resize_b=resize_vi, names=(pair.a, pair.b))
 
     def write(out: Path, fused_y: np.ndarray, prepared: Prepared) -> Path:

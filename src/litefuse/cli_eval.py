@@ -103,10 +103,8 @@ def eval_command(
             check_output_path(csv_path, overwrite=overwrite, suffixes=(".csv",))
         # ---- optionally fuse first (litefuse.api.fuse_folder)
         if input_dir is not None:
-            from .api import fuse_folder
+            from .api import folder_task, fuse_folder
             from .data.pairs import pair_dirs
-
-            from .api import folder_task
 
             ir, vi = pair_dirs(input_dir)
             method = parse_method(model, task=folder_task(input_dir))  # [label=]name[@weights], as compare

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ._files import atomic_write_text
-from .api import Fuser, _check_first_source
+from .api import Fuser, _check_first_source, pair_task
 from .data.pairs import Pair, find_pairs
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
@@ -145,7 +145,7 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
     try:
         a_img, b_img = read_image(pair.a), read_image(pair.b)
         # what fuse and eval refuse is not scored here either: a colour "infrared" source
-        _check_first_source(a_img, pair.a, "ab" if pair.a.parent.name.lower() == "a" else "ivif")
+        _check_first_source(a_img, pair.a, pair_task(pair))
         a_u8, b_u8 = load_grey_u8(pair.a), load_grey_u8(pair.b)
     except LitefuseError as exc:
         return dataset, pair, rows, None, [str(exc)]

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import check_output_path, save_image
+from .errors import LitefuseError
+from .io import check_output_path, read_image, save_image
 from .viz import side_by_side
 
 __all__ = ["synthetic_pair", "synthetic_luma_pair", "run_demo"]
@@ -78,7 +79,6 @@ def run_demo(
     holds them takes another method's result (``demo_fused_<method>.png`` and
     ``demo_side_by_side_<method>.png``) beside the earlier ones."""
     from .api import Fuser
-    from .io import read_image
 
     out_dir = Path(out_dir)
     fuser = Fuser(model, device=device, threads=threads)
@@ -88,20 +88,22 @@ def run_demo(
     }
     ir, vi = synthetic_pair()
     sources = {"ir": ir, "vi": vi}
-    for key, path in list(targets.items()):
-        if key in sources and path.is_file() and not overwrite and _holds(path, sources[key], read_image):
-            continue  # this very source image, from an earlier demo: kept as it is
-        check_output_path(path, overwrite=overwrite)
+    # the very source images of an earlier demo are kept as they are, not refused or rewritten
+    kept = {key for key, image in sources.items() if not overwrite and _holds(targets[key], image)}
+    for key, path in targets.items():
+        if key not in kept:
+            check_output_path(path, overwrite=overwrite)
     fused = fuser.fuse_images(ir, vi)
     grid = side_by_side([ir, vi, fused], ["infrared", "visible", f"fused ({fuser.name})"])
     images = {**sources, "fused": fused, "side_by_side": grid}
-    return {key: path if key in sources and path.is_file() and not overwrite and _holds(path, images[key], read_image)
-            else save_image(path, images[key]) for key, path in targets.items()}
+    return {key: path if key in kept else save_image(path, images[key]) for key, path in targets.items()}
 
 
-def _holds(path: Path, image: np.ndarray, read) -> bool:
-    """Whether the 8-bit file at ``path`` is ``image`` as :func:`~litefuse.io.save_image` writes it."""
+def _holds(path: Path, image: np.ndarray) -> bool:
+    """Whether ``path`` is a file holding ``image`` as :func:`~litefuse.io.save_image` writes it (8 bits)."""
+    if not path.is_file():
+        return False
     try:
-        return np.array_equal(np.round(read(path) * 255), np.round(np.clip(image, 0, 1) * 255))
-    except Exception:  # unreadable: not ours, so check_output_path decides
+        return np.array_equal(np.round(read_image(path) * 255), np.round(np.clip(image, 0, 1) * 255))
+    except LitefuseError:  # unreadable: not ours, so check_output_path decides
         return False

@@ -36,7 +36,7 @@ from .errors import InputError, OptionError, OutputError
 
 __all__ = [
     "IMAGE_EXTENSIONS", "MIN_SIDE", "FLOAT_TOLERANCE", "Norm", "check_norm", "read_image", "to_float", "save_image",
-    "check_output_path", "check_output_dir", "check_bits", "writable_dir",
+    "check_output_path", "check_output_dir", "check_bits", "writable_dir", "value_range", "in_unit_range",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -179,15 +179,28 @@ def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.
     return _float_to_unit(arr.astype(np.float32) / np.float32(norm), "range", source)
 
 
+def value_range(x: np.ndarray) -> tuple[float, float] | None:
+    """``(min, max)`` of a float array, or ``None`` when it holds NaN or infinity: one pass per
+    bound (NaN propagates through both), shared by every [0, 1] check of the input contract."""
+    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    return (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None
+
+
+def in_unit_range(bounds: tuple[float, float] | None) -> bool:
+    """Whether :func:`value_range` bounds lie in [0, 1] to :data:`FLOAT_TOLERANCE` (rounding)."""
+    return bounds is not None and -FLOAT_TOLERANCE <= bounds[0] and bounds[1] <= 1.0 + FLOAT_TOLERANCE
+
+
 def _float_to_unit(out: np.ndarray, norm: Norm, source: str | Path | None) -> np.ndarray:
-    if not np.isfinite(out).all():
+    if value_range(out) is None:
         raise InputError("image contains NaN or infinite values", source)
     if norm == "minmax":
         return _stretch(out)
     if norm != "range":
         out = out / np.float32(norm)
-    lo, hi = float(out.min()), float(out.max())
-    if lo < -FLOAT_TOLERANCE or hi > 1.0 + FLOAT_TOLERANCE:
+    bounds = value_range(out)
+    lo, hi = bounds
+    if not in_unit_range(bounds):
         raise InputError(
             f"float image values span [{lo:g}, {hi:g}]; expected [0, 1] (never rescaled silently: divide by "
             "your peak, or give the scale: norm='minmax' or norm=<peak> (--ir-norm minmax or --ir-norm PEAK on the command line))",
@@ -296,11 +309,11 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(arr).all():  # a failed computation, not an image: never written as black
+        bounds = value_range(arr)
+        if bounds is None:  # a failed computation, not an image: never written as black
             raise OutputError(f"{path}: the image holds NaN or infinite values; nothing written")
-        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
-        if lo < -FLOAT_TOLERANCE or hi > 1.0 + FLOAT_TOLERANCE:  # e.g. 0..255 floats: never clipped to white
-            raise OutputError(f"{path}: float image values span [{lo:g}, {hi:g}]; expected [0, 1] "
+        if not in_unit_range(bounds):  # e.g. 0..255 floats: never clipped to white
+            raise OutputError(f"{path}: float image values span [{bounds[0]:g}, {bounds[1]:g}]; expected [0, 1] "
                               "(divide by your peak, or pass uint8 / uint16); nothing written")
         peak = 255 if bits == 8 else 65535
         arr = np.clip(np.round(np.clip(arr, 0.0, 1.0) * peak), 0, peak).astype(np.uint8 if bits == 8 else np.uint16)

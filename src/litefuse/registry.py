@@ -38,6 +38,7 @@ __all__ = [
     "load_weights",
     "read_weights_model",
     "register_model",
+    "weights_metadata",
     "weights_model",
 ]
 
@@ -216,18 +217,25 @@ def _state_mismatch(model: nn.Module, state: dict) -> str:
     return "; ".join(parts) + ("; a file of another model or configuration?" if parts else "")
 
 
-def read_weights_model(path: str | Path) -> str | None:
-    """The model a litefuse safetensors file was trained as (its ``model`` metadata), or ``None``."""
+def weights_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of a safetensors file (a litefuse run stores ``model``, ``model_kwargs``,
+    ``step``, ...); ``{}`` for other formats and for files it cannot read (loading them
+    reports the problem)."""
     path = Path(path)
     if path.suffix != ".safetensors" or not path.is_file():
-        return None
+        return {}
     try:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
-            return (f.metadata() or {}).get("model") or None
+            return dict(f.metadata() or {})
     except Exception:  # foreign or corrupt file: load_weights reports it
-        return None
+        return {}
+
+
+def read_weights_model(path: str | Path) -> str | None:
+    """The model a litefuse safetensors file was trained as (its ``model`` metadata), or ``None``."""
+    return weights_metadata(path).get("model") or None
 
 
 def weights_model(path: str | Path) -> str:

@@ -104,10 +104,10 @@ def load_grey_u8(path: str | Path) -> np.ndarray:
             raise InputError(f"integer values span {lo}..{hi}, outside 0..65535", path)
         if arr.dtype == np.uint16 or hi > 255:
             arr = np.round(arr.astype(np.float64) / 257.0)
-    elif np.issubdtype(arr.dtype, np.floating) and arr.size and np.isfinite(arr).all():
-        from ..io import FLOAT_TOLERANCE
+    elif np.issubdtype(arr.dtype, np.floating) and arr.size:
+        from ..io import in_unit_range, value_range
 
-        if arr.min() >= -FLOAT_TOLERANCE and arr.max() <= 1.0 + FLOAT_TOLERANCE:
+        if in_unit_range(value_range(arr)):
             arr = to_uint8(arr)  # the [0, 1] float contract of litefuse.io; grey rule below if RGB
     try:
         grey = as_grey_f64(arr, path.name)

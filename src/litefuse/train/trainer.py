@@ -20,22 +20,23 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .._files import atomic_write_text
+from ..data.pairs import Pair
 from ..errors import InputError, ModelError, TrainingError
-from ..registry import get_model_info, list_models, load_model, load_weights
+from ..registry import get_model_info, list_models, load_model, load_weights, weights_metadata
 from ..runtime import keep_full_isa, resolve_device
 from .budget import CheckpointSchedule, Deadline, require_progress, stop_on_signal
 from .config import ConfigError, TrainConfig
 from .objective import Objective, get_objective
 from .rundir import CHECKPOINT, CONFIG, LOG, SUMMARY, TENSORBOARD, WEIGHTS, RunFolder
 from .state import EarlyStopping, LossLog, TrainState, load_checkpoint, save_checkpoint, save_safetensors, seed_everything, set_rng_state
-from .trainset import batch_size, build_datasets, epoch_loader, to_device
+from .trainset import batch_size, build_datasets, epoch_loader, to_device, training_pairs
 
 __all__ = ["Trainer", "TrainResult"]
 
@@ -266,7 +267,8 @@ class Trainer:
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another output folder")
         if ckpt is None and cfg.init not in ("", "pretrained") and not Path(cfg.init).is_file():  # a resume does not need it
             raise ConfigError(f"init: weights file not found: {cfg.init} (use 'pretrained' for the shipped weights)")
-        _check_not_a_data_folder(self.out, cfg.data)
+        pairs = training_pairs(cfg.data)  # listed once: checked against the run folder, then split
+        _check_not_a_data_folder(self.out, cfg.data, pairs)
         folder.create()
         # the order below is the order of random draws (model init, critics, crops): keep it
         seed_everything(cfg.seed)
@@ -279,7 +281,7 @@ class Trainer:
         self.objective = given if given is not None else get_objective(cfg.objective_name or cfg.model)()
         self.objective.build(self.model, cfg)
         self.deadline = self.objective.deadline = Deadline(cfg.max_minutes, start, str(self.out))
-        self.train_set, self.val_set = build_datasets(self.objective, cfg, self.console)
+        self.train_set, self.val_set = build_datasets(self.objective, cfg, self.console, pairs)
         self.steps_per_epoch = len(self.train_set) // cfg.batch_size
         if self.steps_per_epoch == 0:
             raise InputError(f"{len(self.train_set)} training crops is fewer than one batch of {cfg.batch_size}")
@@ -456,18 +458,11 @@ def _require_finite(state: Mapping[str, torch.Tensor], what: str) -> None:
                             "the run diverged and wrote no weights (lower lr, or set grad_clip)")
 
 
-def _check_not_a_data_folder(out: Path, roots: list[str]) -> None:
-    """Refuse a run folder that is a data root or holds training images: the run's files would
-    land among the pairs (and a later run would read them as unpaired images)."""
-    from ..data import collect_pairs
-
-    where = Path(out).resolve()
-    folders = {Path(r).resolve() for r in roots if Path(r).is_dir()}
-    try:
-        folders |= {p.parent.resolve() for pair in collect_pairs([r for r in roots if Path(r).is_dir()]) for p in (pair.a, pair.b)}
-    except (OSError, InputError):
-        return  # unreadable data is reported, with its path, when the datasets are built
-    if where in folders:
+def _check_not_a_data_folder(out: Path, roots: list[str], pairs: Sequence[Pair]) -> None:
+    """Refuse a run folder that is a data root or holds training images (``pairs``): the run's
+    files would land among the pairs (and a later run would read them as unpaired images)."""
+    folders = {Path(r).resolve() for r in roots} | {p.parent.resolve() for pair in pairs for p in (pair.a, pair.b)}
+    if Path(out).resolve() in folders:
         raise ConfigError(f"{out}: is a training data folder; write the run elsewhere (--out)")
 
 
@@ -478,15 +473,12 @@ def _with_init_architecture(config: TrainConfig) -> TrainConfig:
     model is a one-line :class:`ModelError` here, not a tensor-shape dump at load time."""
     if not config.init or config.init == "pretrained" or not Path(config.init).is_file():
         return config
-    if config.model not in {m.name for m in list_models()} or Path(config.init).suffix != ".safetensors":
+    if config.model not in {m.name for m in list_models()}:
         return config
+    meta = weights_metadata(config.init)
     try:
-        from safetensors import safe_open
-
-        with safe_open(config.init, framework="pt") as f:
-            meta = f.metadata() or {}
         recorded = json.loads(meta.get("model_kwargs") or "{}")
-    except Exception:  # foreign or corrupt file: loading it reports the problem
+    except ValueError:  # not a litefuse run's record: loading the file reports any problem
         return config
     if meta.get("model") and meta["model"] != config.model:
         raise ModelError(f"{config.init}: weights of {meta['model']!r}, not {config.model!r}; train that model, "

@@ -89,10 +89,13 @@ def training_pairs(roots: Sequence[str]) -> list[Pair]:
     return pairs
 
 
-def build_datasets(objective: "Objective", config: "TrainConfig", console: Any) -> tuple[Dataset, Dataset | None]:
-    """The run's split pairs turned into the objective's datasets; skipped pairs are reported on
-    ``console``, and :class:`InputError` is raised when no usable training pair remains."""
-    train, val = split_pairs(training_pairs(config.data), config.val_fraction)
+def build_datasets(
+    objective: "Objective", config: "TrainConfig", console: Any, pairs: Sequence[Pair] | None = None
+) -> tuple[Dataset, Dataset | None]:
+    """The run's split pairs (``pairs``: :func:`training_pairs` of ``config.data``, when the
+    caller has them already) turned into the objective's datasets; skipped pairs are reported
+    on ``console``, and :class:`InputError` is raised when no usable training pair remains."""
+    train, val = split_pairs(training_pairs(config.data) if pairs is None else list(pairs), config.val_fraction)
     train_ds, val_ds = objective.build_datasets(train, val, config)  # val_ds may be None or empty
     lost = [[str(p) for p in getattr(ds, "skipped", ())] if ds is not None else [] for ds in (train_ds, val_ds)]
     for problem in lost[0] + lost[1]:
