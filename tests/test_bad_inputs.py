@@ -553,8 +553,9 @@ def test_api_arguments_a_loaded_fuser_cannot_take_are_refused():
 def test_method_specs_take_labels_and_weights_paths_with_equals_signs(tmp_path):
     from safetensors.torch import save_file
 
-    from litefuse.cli_common import parse_method
+    from litefuse.api import Fuser, MethodSpec
 
+    parse_method = Fuser.from_spec
     run = tmp_path / "lr=1e-4"
     run.mkdir()
     save_file(litefuse.load_model("aenetv2").state_dict(), str(run / "model.safetensors"))
@@ -563,6 +564,9 @@ def test_method_specs_take_labels_and_weights_paths_with_equals_signs(tmp_path):
     assert parse_method("max").label == "max"
     with pytest.raises(OptionError, match="give \\[label=\\]name"):
         parse_method("mine=@x.safetensors")
+    assert MethodSpec.parse(" a = densefuse @ runs/lr=1e-4/last.pt") == MethodSpec("a", "densefuse", "runs/lr=1e-4/last.pt")
+    assert MethodSpec.parse("densefuse@runs/lr=1e-4/last.pt").label == "densefuse@lr=1e-4"
+    assert MethodSpec.parse("densefuse@w/ep3.safetensors").label == "densefuse@ep3"
 
 
 def test_eval_fuses_with_given_weights(capsys, tmp_path):

@@ -66,3 +66,53 @@ def test_cli_prints_the_table_and_writes_json_atomically(tmp_path):
     assert drawn.exit_code == 0 and png.stat().st_size > 1000, drawn.output
     bad = runner.invoke(app, ["bench", "--size", "640by480"])
     assert bad.exit_code == 2 and "WxH" in bad.output
+
+
+def _variant_run(tmp_path, groups: int):
+    """A run folder holding an lwc-densefuse variant as litefuse train leaves it: model.safetensors
+    with its model_kwargs in the metadata, and last.pt with them in the recorded config."""
+    from safetensors.torch import save_file
+
+    from litefuse.train.state import CHECKPOINT_FORMAT
+
+    run = tmp_path / f"g{groups}"
+    run.mkdir()
+    model = load_model("lwc-densefuse", pretrained=False, groups=groups)
+    meta = {"model": "lwc-densefuse", "model_kwargs": json.dumps({"groups": groups})}
+    save_file(model.state_dict(), str(run / "model.safetensors"), metadata=meta)
+    config = {"model": "lwc-densefuse", "model_kwargs": {"groups": groups}}
+    torch.save({"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "config": config}, run / "last.pt")
+    return run, model
+
+
+def test_runs_weights_are_timed_as_their_own_variant(tmp_path):
+    run, variant = _variant_run(tmp_path, groups=8)
+    shipped = load_model("lwc-densefuse")
+    assert sum(p.numel() for p in variant.parameters()) != sum(p.numel() for p in shipped.parameters())
+    specs = ["lwc-densefuse", f"lwc-densefuse@{run / 'model.safetensors'}", f"ckpt=lwc-densefuse@{run / 'last.pt'}"]
+    report = benchmark(specs, size=(16, 24), rounds=1, warmup=0)
+    assert [r.name for r in report.rows] == ["lwc-densefuse", "lwc-densefuse@g8", "ckpt", "max"]
+    pair = torch.rand(1, 1, 16, 24)
+    for name in ("lwc-densefuse@g8", "ckpt"):
+        assert report.row(name).params == sum(p.numel() for p in variant.parameters())
+        assert report.row(name).macs == count_macs(variant, (pair, pair), method="auto")
+    assert report.row("lwc-densefuse").params == sum(p.numel() for p in shipped.parameters())
+    with pytest.raises(LitefuseError, match="given twice"):
+        benchmark(["max", "lwc-densefuse", f"lwc-densefuse=lwc-densefuse@{run / 'last.pt'}"], size=(16, 16), rounds=1)
+    done = CliRunner().invoke(app, ["bench", "-m", f"mine=lwc-densefuse@{run / 'last.pt'}", "--size", "24x16",
+                                    "--rounds", "1", "--warmup", "0", "--threads", "1"])
+    assert done.exit_code == 0 and "| mine |" in done.output, done.output
+
+
+def test_a_runs_checkpoint_names_its_model_and_arguments(tmp_path):
+    """`--weights runs/x/last.pt` loads by itself, as the run's model.safetensors does."""
+    import litefuse
+    from litefuse.registry import weights_metadata, weights_model
+
+    run, variant = _variant_run(tmp_path, groups=8)
+    assert weights_model(run / "last.pt") == "lwc-densefuse"
+    assert json.loads(weights_metadata(run / "last.pt")["model_kwargs"]) == {"groups": 8}
+    fuser = litefuse.Fuser(weights=run / "last.pt")
+    assert fuser.name == "lwc-densefuse"
+    for a, b in zip(fuser.model.state_dict().values(), variant.state_dict().values()):
+        assert torch.equal(a, b)

@@ -32,7 +32,7 @@ from .io import (
 from .registry import get_model_info, list_models, load_model, weights_model
 from .runtime import available_cores, check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
 
-__all__ = ["ImageLike", "Fuser", "default_model", "folder_task", "fuse", "fuse_files", "fuse_folder", "FolderReport"]
+__all__ = ["ImageLike", "Fuser", "MethodSpec", "default_model", "folder_task", "fuse", "fuse_files", "fuse_folder", "FolderReport"]
 
 ImageLike = Union[str, Path, np.ndarray, torch.Tensor, "PIL.Image.Image"]  # noqa: F821
 
@@ -67,6 +67,34 @@ def default_model(task: str = "ivif") -> str:
 def folder_task(folder: str | Path) -> str:
     """``"ab"`` for a folder of ``A/B`` pairs (multi-focus, multi-exposure, medical), else ``"ivif"``."""
     return "ab" if pair_dirs(folder)[0].name.lower() == "a" else "ivif"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method as the command line names it: ``[label=]name[@weights]``.
+
+    The label ends at the first ``=`` before the ``@`` (weights paths may hold ``=``, as in
+    ``runs/lr=1e-4/model.safetensors``); without one, a run's ``model.safetensors`` or ``last.pt``
+    is labelled by its run folder (``aenetv2@lr=1e-4``), other files by their stem, and a plain
+    name by itself."""
+
+    label: str
+    name: str
+    weights: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> "MethodSpec":
+        head, _, weights = spec.partition("@")
+        label, eq, name = head.partition("=")
+        if not eq:
+            label, name = "", head
+        name, weights = name.strip(), weights.strip()
+        if not name:
+            raise OptionError(f"method {spec!r}: give [label=]name[@weights], e.g. mine=aenetv2@runs/a/model.safetensors")
+        if not label.strip() and weights:
+            path = Path(weights)
+            label = f"{name}@{path.parent.name if path.stem in ('model', 'last') and path.parent.name else path.stem}"
+        return cls(label.strip() or name, name, weights or None)
 
 
 def as_image(x: ImageLike, norm: Norm = "range", name: str | None = None) -> np.ndarray:
@@ -164,6 +192,15 @@ class Fuser:
         self.tile = tile or getattr(model, "tile_size", DEFAULT_TILE)
         self.overlap = overlap
         self.colour_on_device = self.device.type != "cpu" if colour_on_device is None else bool(colour_on_device)
+        self.label = self.name  # how reports name it (:meth:`from_spec` sets a given label)
+
+    @classmethod
+    def from_spec(cls, spec: str | MethodSpec, **kwargs) -> "Fuser":
+        """A Fuser for ``[label=]name[@weights]`` (:class:`MethodSpec`), carrying its ``label``."""
+        spec = spec if isinstance(spec, MethodSpec) else MethodSpec.parse(spec)
+        fuser = cls(spec.name, weights=spec.weights, **kwargs)
+        fuser.label = spec.label
+        return fuser
 
     # -- luminance -------------------------------------------------------------------------
     def _fuse_tensors(self, ta: torch.Tensor, tb: torch.Tensor) -> torch.Tensor:

@@ -251,12 +251,16 @@ def benchmark(
     """Time ``methods`` (default: :func:`default_methods`; ``max`` is added when missing) on a
     ``size = (H, W)`` luminance pair, ``batch_size`` pairs per call, interleaved.
 
+    A method is a registered name or ``[label=]name[@weights]`` (:class:`~litefuse.api.MethodSpec`):
+    trained weights load with the constructor arguments their run recorded, so a variant's params,
+    MACs and speed are its own; rows are named by the label.
     Networks run in ``precision`` and, with ``compile``, under ``torch.compile`` (the warm-up
     rounds absorb the compilation); classical fusers run as they are, in float32. MACs are those
     of one fusion counted on a float32 CPU copy (:func:`~litefuse.models.complexity.count_macs`).
     On the CPU ``threads`` (default: :func:`~litefuse.runtime.default_threads`, the cores the load
     average leaves free) and the heap policy are applied as every litefuse command applies them.
     """
+    from .api import MethodSpec
     from .errors import OptionError
     from .models.complexity import count_macs, count_params
     from .registry import get_model_info, load_model
@@ -274,18 +278,23 @@ def benchmark(
     check_precision(precision)
     backend = compile_backend(compile)
     dev = resolve_device(device)
+    specs = [MethodSpec.parse(m) for m in dict.fromkeys(methods or default_methods())]
+    if not any(s.name == REFERENCE and s.weights is None for s in specs):
+        specs.append(MethodSpec(REFERENCE, REFERENCE))
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        twice = next(label for label in labels if labels.count(label) > 1)
+        raise OptionError(f"method {twice!r} given twice; give each method once (label=name@weights to time weights)")
+    infos = {s.label: get_model_info(s.name) for s in specs}  # unknown names fail here, before any loading
     n_threads = prepare(threads, precision) if dev.type == "cpu" else torch.get_num_threads()
-    names = list(dict.fromkeys(methods or default_methods()))
-    if REFERENCE not in names:
-        names.append(REFERENCE)
-    infos = {n: get_model_info(n) for n in names}  # unknown names fail here, before any loading
 
     gen = torch.Generator().manual_seed(0)
     ir, vi = (torch.rand(batch_size, 1, h, w, generator=gen).to(dev) for _ in range(2))
     calls, stats = {}, {}
     with torch.inference_mode():
-        for n in names:
-            model = load_model(n, device=dev)
+        for spec in specs:
+            n = spec.label
+            model = load_model(spec.name, weights=spec.weights, device=dev)
             stats[n] = (count_params(model), count_macs(model, (ir[:1], vi[:1]), method="auto"))
             if infos[n].kind == "network":
                 model = compile_for_inference(with_precision(model, precision), dev, backend)
@@ -293,7 +302,7 @@ def benchmark(
         load_start = load_average()
         sync = torch.cuda.synchronize if dev.type == "cuda" else None
         times = interleaved_times(calls, rounds, warmup, sync, progress)
-    rows = [BenchRow(n, infos[n].kind, int(stats[n][0]), int(stats[n][1]), tuple(times[n]), batch_size) for n in names]
+    rows = [BenchRow(n, infos[n].kind, int(stats[n][0]), int(stats[n][1]), tuple(times[n]), batch_size) for n in labels]
     machine = machine_line() + (f"\n- GPU: {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "")
     settings = {
         "device": str(dev), "threads": n_threads, "precision": precision, "batch_size": batch_size,

@@ -16,7 +16,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .cli_common import console, err_console, fail, one_model, parse_method, progress_bar
+from .cli_common import console, err_console, fail, one_model, progress_bar
 from .errors import LitefuseError
 
 app = typer.Typer(
@@ -238,7 +238,9 @@ def export(
 @app.command()
 def bench(
     methods: Optional[list[str]] = typer.Option(
-        None, "--method", "-m", help="Method to time; repeat (default: every network, max and gff). `max` is always timed."
+        None, "--method", "-m",
+        help="Method as \\[label=]name\\[@weights] (a run's weights time its own variant); repeat "
+             "(default: every network, max and gff). `max` is always timed."
     ),
     size: str = typer.Option("640x480", "--size", help="Frame size WxH."),
     device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
@@ -317,14 +319,15 @@ def compare(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in the --output folder."),
 ) -> None:
     """Fuse the same pairs with several methods; write scores.csv, summary.md, chart.png, grid.png."""
+    from .api import Fuser
     from .compare import check_report_dir, write_report
     from .compare import compare as run_compare
 
     try:
         check_report_dir(output, overwrite, inputs)
-        fusers = [parse_method(m) for m in methods]
+        fusers = [Fuser.from_spec(m) for m in methods]
         if reference and any(f.info.kind == "network" for f in fusers) and not any(f.name == "max" for f in fusers):
-            fusers.append(parse_method("max"))
+            fusers.append(Fuser("max"))
             err_console.print("note: `max` added as the classical reference (--no-reference leaves it out)", markup=False)
         names = [m.strip() for m in metrics.split(",")] if metrics else None
         result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,

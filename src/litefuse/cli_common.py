@@ -5,16 +5,11 @@ progress bar. Its own module so the command modules (``cli.py``, ``cli_eval.py``
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
-
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-if TYPE_CHECKING:
-    from .api import Fuser
-
-__all__ = ["console", "err_console", "fail", "one_model", "parse_method", "progress_bar"]
+__all__ = ["console", "err_console", "fail", "one_model", "progress_bar"]
 
 # Piped output (files, CI logs) gets a wide console so metric tables are never truncated.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -47,29 +42,3 @@ def progress_bar(description: str):
             yield from bar.track(iterable, total=total, description=description)
 
     return track
-
-
-def parse_method(spec: str, **fuser_kwargs) -> "Fuser":
-    """``[label=]name[@weights]`` -> a loaded :class:`~litefuse.api.Fuser` carrying ``label``.
-
-    The label ends at the first ``=`` before the ``@`` (weights paths may hold ``=``, as in
-    ``runs/lr=1e-4/model.safetensors``); without one, a run's ``model.safetensors`` is labelled
-    by its run folder (``aenetv2@lr=1e-4``), other files by their stem."""
-    from pathlib import Path
-
-    from .api import Fuser
-
-    head, _, weights = spec.partition("@")
-    label, eq, name = head.partition("=")
-    if not eq:
-        label, name = "", head
-    if not name.strip():
-        from .errors import OptionError
-
-        raise OptionError(f"method {spec!r}: give [label=]name[@weights], e.g. mine=aenetv2@runs/a/model.safetensors")
-    fuser = Fuser(name.strip(), weights=weights or None, **fuser_kwargs)
-    if not label:
-        tag = Path(weights).parent.name if Path(weights).stem in ("model", "last") and Path(weights).parent.name else Path(weights).stem
-        label = f"{name.strip()}@{tag}" if weights else name.strip()
-    fuser.label = label
-    return fuser

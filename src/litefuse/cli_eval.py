@@ -74,7 +74,7 @@ def eval_command(
     """Score fused images with the fusion metrics: per-image CSV and a mean ± std table."""
     from rich.table import Table
 
-    from .cli_common import console, err_console, fail, parse_method, progress_bar
+    from .cli_common import console, err_console, fail, progress_bar
     from .data.pairs import match_stems
     from .errors import LitefuseError
     from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
@@ -103,11 +103,11 @@ def eval_command(
             check_output_path(csv_path, overwrite=overwrite, suffixes=(".csv",))
         # ---- optionally fuse first (litefuse.api.fuse_folder)
         if input_dir is not None:
-            from .api import folder_task, fuse_folder
+            from .api import Fuser, folder_task, fuse_folder
             from .data.pairs import pair_dirs
 
             ir, vi = pair_dirs(input_dir)
-            method = parse_method(model, task=folder_task(input_dir))  # [label=]name[@weights], as compare
+            method = Fuser.from_spec(model, task=folder_task(input_dir))  # [label=]name[@weights], as compare
             model = method.label
             fused = output if output is not None else Path(f"fused-{model}")
             report = fuse_folder(input_dir, fused, model=method, overwrite=overwrite,

@@ -122,8 +122,8 @@ def compare_pairs(
     :func:`~litefuse.data.split_pairs` (pairs a network did not train on)."""
     from .metrics import CORE_METRICS, resolve_metrics
 
-    fusers = [m if isinstance(m, Fuser) else Fuser(m) for m in methods]
-    labels = [getattr(f, "label", f.name) for f in fusers]
+    fusers = [m if isinstance(m, Fuser) else Fuser.from_spec(m) for m in methods]
+    labels = [f.label for f in fusers]
     if len(set(labels)) != len(labels):
         twice = next(label for label in labels if labels.count(label) > 1)
         raise OptionError(f"method {twice!r} given twice; give each method once (label=name@weights to compare weights)")

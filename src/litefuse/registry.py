@@ -217,20 +217,36 @@ def _state_mismatch(model: nn.Module, state: dict) -> str:
     return "; ".join(parts) + ("; a file of another model or configuration?" if parts else "")
 
 
-def weights_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata of a safetensors file (a litefuse run stores ``model``, ``model_kwargs``,
-    ``step``, ...); ``{}`` for other formats and for files it cannot read (loading them
-    reports the problem)."""
-    path = Path(path)
-    if path.suffix != ".safetensors" or not path.is_file():
-        return {}
+def _weights_header(path: Path, shapes: bool = False) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+    """The metadata and (with ``shapes``) tensor shapes of a weights file, from one read: a
+    safetensors header, or a litefuse training checkpoint (``last.pt``), whose recorded config
+    names the model and its constructor arguments as a run's safetensors metadata does.
+    ``({}, {})`` for other and unreadable files (loading them reports the problem)."""
+    if not path.is_file():
+        return {}, {}
     try:
-        from safetensors import safe_open
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
+            with safe_open(str(path), framework="pt") as f:
+                meta = dict(f.metadata() or {})
+                return meta, ({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()} if shapes else {})
+        if path.suffix in (".pt", ".pth"):
+            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+            config, state = (ckpt.get("config"), ckpt.get("model")) if isinstance(ckpt, dict) else (None, None)
+            if isinstance(config, dict) and isinstance(state, dict) and isinstance(config.get("model"), str):
+                meta = {"model": config["model"], "model_kwargs": json.dumps(config.get("model_kwargs") or {})}
+                return meta, ({k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)} if shapes else {})
     except Exception:  # foreign or corrupt file: load_weights reports it
-        return {}
+        pass
+    return {}, {}
+
+
+def weights_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata of a weights file: a litefuse run's safetensors stores ``model``,
+    ``model_kwargs``, ``step``, ...; its ``last.pt`` checkpoint gives ``model`` and
+    ``model_kwargs`` from the run's config; ``{}`` for other and unreadable files."""
+    return _weights_header(Path(path))[0]
 
 
 def read_weights_model(path: str | Path) -> str | None:
@@ -251,25 +267,19 @@ def weights_model(path: str | Path) -> str:
 
 
 def _file_kwargs(info: ModelInfo, path: Path) -> dict:
-    """Constructor arguments of a safetensors weights file, from one read of its header: those a
-    litefuse training run stored in the metadata (``litefuse train --set model_kwargs=...``), so
-    its weights load by model name alone, over those the model reads off the tensor shapes
-    (:attr:`ModelInfo.infer_kwargs`, for files whose metadata does not name them)."""
-    if path.suffix != ".safetensors" or not path.is_file():
-        return {}
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()} if info.infer_kwargs else {}
-        kwargs = json.loads(meta.get("model_kwargs", "{}"))
-    except Exception:  # foreign or corrupt file: load_weights reports it
-        return {}
+    """Constructor arguments of a weights file, from one read of its header: those a litefuse
+    training run recorded (``litefuse train --set model_kwargs=...``), so its weights load by
+    model name alone, over those the model reads off the tensor shapes
+    (:attr:`ModelInfo.infer_kwargs`, for files that do not record them)."""
+    meta, shapes = _weights_header(path, shapes=info.infer_kwargs is not None)
     trained = meta.get("model")
     if trained and trained != info.name:
         raise ModelError(f"{path}: weights of {trained!r}, not {info.name!r}; use --model {trained}")
-    inferred = info.infer_kwargs(shapes) if info.infer_kwargs else {}
+    try:
+        kwargs = json.loads(meta.get("model_kwargs", "{}"))
+    except ValueError:
+        kwargs = {}
+    inferred = info.infer_kwargs(shapes) if info.infer_kwargs and shapes else {}
     return {**inferred, **(kwargs if isinstance(kwargs, dict) else {})}
 
 
