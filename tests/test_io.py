@@ -190,7 +190,8 @@ def test_fuser_fuse_images_applies_the_input_contract_to_integer_arrays():
 
 
 def test_fuser_takes_torch_tensors_as_their_numpy_twins():
-    """Tensors (H×W, H×W×3, C×H×W, 1×C×H×W; float in [0, 1], uint8, half precision) follow the input contract."""
+    """Tensors (H×W, H×W×3, C×H×W, 1×C×H×W; float in [0, 1], uint8, half precision) follow the
+    input contract, and numpy arrays in torch's layouts are read the same way."""
     import torch
 
     import litefuse
@@ -209,6 +210,10 @@ def test_fuser_takes_torch_tensors_as_their_numpy_twins():
     chw = torch.from_numpy(vi).permute(2, 0, 1)  # torch's layouts: C×H×W and a batch of one
     np.testing.assert_allclose(fuser.fuse_images(torch.from_numpy(ir)[None, None], chw[None]), want, atol=1e-6)
     np.testing.assert_allclose(litefuse.fuse(torch.from_numpy(ir)[None], chw), want, atol=1e-6)
+    np.testing.assert_array_equal(fuser.fuse_images(ir[None], np.moveaxis(vi, -1, 0)), want)
+    np.testing.assert_array_equal(litefuse.fuse(ir[None, None], np.moveaxis(vi, -1, 0)[None]), want)
+    with pytest.raises(InputError, match=r"shape 2×40×48"):
+        fuser.fuse_images(np.stack([ir, ir]), vi)  # two images are not one
     half = fuser.fuse_images(torch.from_numpy(ir).to(torch.bfloat16) / 255, torch.from_numpy(vi).float() / 255)
     assert np.abs(half - want).max() < 0.02  # the inputs rounded to bf16
     with pytest.raises(InputError, match=r"expected \[0, 1\]"):

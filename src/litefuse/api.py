@@ -97,20 +97,28 @@ class MethodSpec:
         return cls(label.strip() or name, name, weights or None)
 
 
+def _channels_last(x: np.ndarray) -> np.ndarray:
+    """Torch's layouts as images: a batch of one ``1×C×H×W`` and ``C×H×W`` (C = 1, 3 or 4) become
+    ``H×W×C``. Unambiguous: images are at least 8 pixels on each side, so ``H×W×C`` never has
+    fewer than 8 rows nor more than 4 channels."""
+    if x.ndim == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim == 3 and x.shape[0] in (1, 3, 4) and x.shape[-1] > 4:
+        x = np.moveaxis(x, 0, -1)
+    return x
+
+
 def as_image(x: ImageLike, norm: Norm = "range", name: str | None = None) -> np.ndarray:
-    """Anything image-like → float32 in [0, 1], ``H×W`` or ``H×W×3``."""
+    """Anything image-like → float32 in [0, 1], ``H×W`` or ``H×W×3``. Arrays and tensors may be
+    ``H×W``, ``H×W×C``, ``C×H×W`` or a batch of one ``1×C×H×W``, on any device."""
     if isinstance(x, (str, Path)):
         return read_image(x, norm=norm)
-    if isinstance(x, torch.Tensor):  # any device, as its numpy twin; torch's C×H×W layouts too
+    if isinstance(x, torch.Tensor):
         x = x.detach().cpu()
-        if x.dim() == 4 and x.shape[0] == 1:
-            x = x[0]  # a batch of one
-        if x.dim() == 3 and x.shape[0] in (1, 3, 4) and x.shape[-1] > 4:  # C×H×W (images are >= 8 px wide)
-            x = x.permute(1, 2, 0)
         x = x.float() if x.is_floating_point() and x.dtype != torch.float64 else x  # fp16/bf16 too
-        return to_float(x.numpy(), norm=norm, source=name)
+        x = x.numpy()
     if isinstance(x, np.ndarray):
-        return to_float(x, norm=norm, source=name)
+        return to_float(_channels_last(x), norm=norm, source=name)
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover
