@@ -2,8 +2,9 @@
 
 Inputs are float64 arrays with values 0..255 (docs/metrics.md, "Input rules"; definitions under "Metric reference"). The SSIM variants:
 
-* ``cddfuse``: scikit-image 0.19.2 defaults on float input — 7×7 uniform window with reflect
+* ``cddfuse``: scikit-image 0.19.2 defaults on float32 input — 7×7 uniform window with reflect
   padding, sample covariance, data_range 2 (C1 = 4e-4, C2 = 3.6e-3), 3-px crop, then the mean;
+  computed in float32 as the reference is (the other metrics are float64);
 * ``wang``: Wang's ``ssim_index.m`` — 11×11 Gaussian (σ 1.5), population moments, L = 255,
   ``'valid'`` map;
 * ``matlab``: MATLAB's builtin ``ssim`` on double 0..255 data — 11×11 Gaussian, replicate
@@ -48,15 +49,20 @@ def ssim_map_gaussian(x: np.ndarray, y: np.ndarray, k: np.ndarray = _G11, c=_WAN
 
 
 def _ssim_cddfuse(x: np.ndarray, y: np.ndarray) -> float:
-    """scikit-image ``structural_similarity(x, y, data_range=2)`` on float input, in float64."""
+    """scikit-image ``structural_similarity(x, y, data_range=2)`` on float32 input, as CDDFuse
+    calls it: every map in float32 (scipy filters a float32 image into float32), the mean of the
+    cropped map in float64. Bit-identical to that call; float64 arithmetic differs by up to ~1e-4
+    relative where F nearly equals a source, because E[x²] − E[x]² cancels to the size of C2."""
+    x, y = x.astype(np.float32), y.astype(np.float32)
     win, pad = 7, 3
-    cov_norm = win * win / (win * win - 1.0)
+    cov_norm = np.float32(win * win / (win * win - 1.0))
+    c1, c2 = np.float32((0.01 * 2.0) ** 2), np.float32((0.03 * 2.0) ** 2)
     mx, my = ndimage.uniform_filter(x, win), ndimage.uniform_filter(y, win)
     vx = cov_norm * (ndimage.uniform_filter(x * x, win) - mx * mx)
     vy = cov_norm * (ndimage.uniform_filter(y * y, win) - my * my)
     vxy = cov_norm * (ndimage.uniform_filter(x * y, win) - mx * my)
-    s = _ssim_map(mx, my, vx, vy, vxy, (0.01 * 2.0) ** 2, (0.03 * 2.0) ** 2)
-    return float(s[pad:-pad, pad:-pad].mean())
+    s = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(s[pad:-pad, pad:-pad].mean(dtype=np.float64))
 
 
 def ssim(x: np.ndarray, y: np.ndarray, variant: str = "cddfuse") -> float:
