@@ -138,8 +138,46 @@ def test_folders_of_the_same_name_stay_apart_and_repeats_count_once(pairs, tmp_p
     twin = tmp_path / "other" / "Set"
     shutil.copytree(pairs, twin)
     result = compare([pairs, twin, pairs], ["max"], metrics=["EN"], preview=0)
-    assert result.datasets() == sorted([f"{pairs.parent.name}/Set", "other/Set"]) and len(result.rows) == 6
+    assert result.datasets() == [f"{pairs.parent.name}/Set", "other/Set"] and len(result.rows) == 6  # as given
     with pytest.raises(OptionError, match="'max' given twice"):
         compare([pairs], ["max", "max"], metrics=["EN"])
     with pytest.raises(OptionError, match="jobs"):
         compare([pairs], ["max"], metrics=["EN"], jobs=0)
+
+
+def test_grid_takes_every_set_and_12_bit_infrared_is_read_at_its_peak(pairs, tmp_path):
+    """Previews come from every set in turn; --ir-norm PEAK scales the infrared for fusing and
+    scoring alike (12-bit data in 16-bit files scored as a near-black round(x / 257) before)."""
+    import shutil
+
+    from litefuse.metrics import to_uint8
+
+    deep = tmp_path / "deep" / "Set12"
+    shutil.copytree(pairs, deep)
+    for png in (deep / "ir").glob("*.png"):  # the same scenes as 12-bit levels in 16-bit files
+        Image.fromarray((np.asarray(Image.open(png)).astype(np.uint16) * 16)).save(png)
+    eight = compare([pairs], ["max"], metrics=["EN", "MI", "SSIM"], preview=0)
+    twelve = compare([deep], ["max"], metrics=["EN", "MI", "SSIM"], preview=1, ir_norm=4080)
+    for a, b in zip(eight.rows, twelve.rows):
+        assert a["image"] == b["image"] and all(b[m] == pytest.approx(a[m], rel=1e-12) for m in ("EN", "MI", "SSIM"))
+    np.testing.assert_array_equal(to_uint8(twelve.previews["Set12/p0"]["infrared"]), np.asarray(Image.open(pairs / "ir" / "p0.png")))
+    plain = compare([deep], ["max"], metrics=["MI"], preview=0)  # range: / 65535, what the flag is for
+    assert plain.means()["max"]["MI"] != pytest.approx(twelve.means()["max"]["MI"], rel=1e-3)
+
+    both = compare([pairs, deep], ["max"], metrics=["EN", "MI", "SSIM"], preview=2)
+    assert list(both.previews) == ["Set/p0", "Set12/p0"]  # not the first two pairs of one set
+    paths = write_report(both, tmp_path / "report", title="two sets")
+    summary = paths["markdown"].read_text()
+    assert summary.index("## Set (") < summary.index("## Set12 (")  # the order given
+    header, first = paths["csv"].read_text().splitlines()[:2]
+    assert header == "set,image,method,EN,MI,SSIM,convention" and first.endswith(",cddfuse")
+
+
+def test_ab_pairs_are_shown_as_a_and_b(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "mff"
+    for sub in ("A", "B"):
+        (root / sub).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(root / sub / "x.png")
+    result = compare([root], ["max"], metrics=["EN"], preview=1)
+    assert set(result.previews["mff/x"]) == {"A", "B", "max"}

@@ -16,7 +16,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .cli_common import console, err_console, fail, one_model, progress_bar
+from .cli_common import IR_NORM_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar
 from .errors import LitefuseError
 
 app = typer.Typer(
@@ -32,16 +32,6 @@ class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
-
-
-def _ir_norm(value: str) -> str | float:
-    """``--ir-norm``: ``range``, ``minmax`` or a positive peak value such as ``4095``."""
-    from .io import check_norm
-
-    try:
-        return check_norm(value if value in ("range", "minmax") else float(value))
-    except ValueError:  # float('x') and check_norm's OptionError alike
-        raise fail(f"--ir-norm {value}: give range, minmax or the sensor's peak value (e.g. 4095)") from None
 
 
 class Precision(str, Enum):
@@ -76,7 +66,7 @@ def fuse(
     device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
     grey: bool = typer.Option(False, "--grey", help="Write a grey result even when the visible image is colour."),
     resize_vi: bool = typer.Option(False, "--resize-vi", help="Resample the visible image to the infrared grid when sizes differ."),
-    ir_norm: str = typer.Option("range", "--ir-norm", help="Infrared scale: range (8-bit / 255, 16-bit / 65535), minmax (stretch each image), or the sensor's peak value (e.g. 4095: 12-bit data in 16-bit files)."),
+    ir_norm: str = typer.Option("range", "--ir-norm", help=IR_NORM_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (inputs are never touched)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="Networks' arithmetic: fp32, fp16 or bf16 (half precision: faster on GPUs)."),
@@ -105,7 +95,7 @@ def fuse(
         raise fail("--task ivif fuses an infrared/visible pair: give --ir and --vi")
     if bits not in (8, 16):
         raise fail(f"--bits must be 8 or 16 (got {bits})")
-    norm = _ir_norm(ir_norm)
+    norm = parse_ir_norm(ir_norm)
     into_folder = output.endswith(("/", os.sep))  # a pair into a folder that may not exist yet
     output = Path(output)
     into_folder = into_folder or output.is_dir()
@@ -317,6 +307,7 @@ def compare(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs per folder."),
     jobs: int = typer.Option(min(4, os.cpu_count() or 1), "--jobs", "-j", min=1, help="Worker processes (pairs in parallel)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in the --output folder."),
+    ir_norm: str = typer.Option("range", "--ir-norm", help=IR_NORM_HELP + " Used for fusing and scoring alike."),
 ) -> None:
     """Fuse the same pairs with several methods; write scores.csv, summary.md, chart.png, grid.png."""
     from .api import Fuser
@@ -331,7 +322,7 @@ def compare(
             err_console.print("note: `max` added as the classical reference (--no-reference leaves it out)", markup=False)
         names = [m.strip() for m in metrics.split(",")] if metrics else None
         result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
-                             progress=progress_bar("comparing"), jobs=jobs)
+                             progress=progress_bar("comparing"), jobs=jobs, ir_norm=parse_ir_norm(ir_norm))
         if not result.rows:
             for problem in result.skipped:
                 err_console.print(f"skipped: {problem}", markup=False)

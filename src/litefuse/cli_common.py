@@ -9,7 +9,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["console", "err_console", "fail", "one_model", "progress_bar"]
+__all__ = ["IR_NORM_HELP", "console", "err_console", "fail", "one_model", "parse_ir_norm", "progress_bar"]
+
+IR_NORM_HELP = ("Infrared scale: range (8-bit / 255, 16-bit / 65535), minmax (stretch each image), "
+                "or the sensor's peak value (e.g. 4095: 12-bit data in 16-bit files).")
 
 # Piped output (files, CI logs) gets a wide console so metric tables are never truncated.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -42,3 +45,13 @@ def progress_bar(description: str):
             yield from bar.track(iterable, total=total, description=description)
 
     return track
+
+
+def parse_ir_norm(value: str) -> str | float:
+    """``--ir-norm``: ``range``, ``minmax`` or a positive peak value such as ``4095``."""
+    from .io import check_norm
+
+    try:
+        return check_norm(value if value in ("range", "minmax") else float(value))
+    except ValueError:  # float('x') and check_norm's OptionError alike
+        raise fail(f"--ir-norm {value}: give range, minmax or the sensor's peak value (e.g. 4095)") from None

@@ -17,6 +17,8 @@ from typing import Any, Optional
 
 import typer
 
+from .cli_common import IR_NORM_HELP
+
 __all__ = ["eval_command", "score_triple"]
 
 
@@ -36,7 +38,8 @@ def score_triple(task: tuple[str, dict[str, Path]], context: dict[str, Any]) -> 
 
     name, paths = task
     try:
-        ir, vi, fused = (load_grey_u8(paths[r]) for r in ("ir", "vi", "fused"))
+        ir, vi, fused = (load_grey_u8(paths[r], norm=context.get("ir_norm", "range") if r == "ir" else "range")
+                         for r in ("ir", "vi", "fused"))
         if not ir.shape == vi.shape == fused.shape:
             return name, None, f"size mismatch: ir {_size(ir)}, vi {_size(vi)}, fused {_size(fused)}"
         return name, evaluate(ir, vi, fused, context["metrics"], context["convention"], psnr=context["psnr"]), None
@@ -70,11 +73,12 @@ def eval_command(
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image scores to this CSV file."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the summary as a markdown table."),
     jobs: int = typer.Option(_default_jobs(), "--jobs", "-j", help="Worker processes."),
+    ir_norm: str = typer.Option("range", "--ir-norm", help=IR_NORM_HELP + " Scores the infrared (and with --input fuses it) as `fuse --ir-norm` reads it."),
 ) -> None:
     """Score fused images with the fusion metrics: per-image CSV and a mean ± std table."""
     from rich.table import Table
 
-    from .cli_common import console, err_console, fail, progress_bar
+    from .cli_common import console, err_console, fail, parse_ir_norm, progress_bar
     from .data.pairs import match_stems
     from .errors import LitefuseError
     from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
@@ -90,6 +94,7 @@ def eval_command(
         raise fail("give --ir DIR --vi DIR --fused DIR (or --input DIR --model NAME to fuse first)")
     if jobs < 1:
         raise fail(f"--jobs must be at least 1 (got {jobs})")
+    norm = parse_ir_norm(ir_norm)
     try:
         conv = get_convention(convention, psnr=psnr)
         names = resolve_metrics(metrics, conv)
@@ -110,7 +115,7 @@ def eval_command(
             method = Fuser.from_spec(model, task=folder_task(input_dir))  # [label=]name[@weights], as compare
             model = method.label
             fused = output if output is not None else Path(f"fused-{model}")
-            report = fuse_folder(input_dir, fused, model=method, overwrite=overwrite,
+            report = fuse_folder(input_dir, fused, model=method, overwrite=overwrite, ir_norm=norm,
                                  progress=progress_bar(f"fusing ({model})"))
             console.print(f"{len(report.fused)} fused -> {fused}", markup=False)
         for flag, folder in (("--ir", ir), ("--vi", vi), ("--fused", fused)):
@@ -129,7 +134,7 @@ def eval_command(
         triples = {stem: t for stem, t in triples.items() if t["fused"].resolve() in made}
 
     # ---- score
-    context = dict(metrics=names, convention=convention, psnr=psnr)
+    context = dict(metrics=names, convention=convention, psnr=psnr, ir_norm=norm)
     outcomes = parallel_map(score_triple, list(triples.items()), jobs, context, progress_bar(f"scoring ({conv.name})"))
     rows: dict[str, dict[str, float]] = {}
     for name, scores, problem in outcomes:
@@ -145,7 +150,8 @@ def eval_command(
                    else "nothing could be scored: no fused image matches a source pair")
     if csv_path is not None:
         try:
-            write_scores_csv(csv_path, ({"image": k, **rows[k]} for k in sorted(rows)), ["image", *names])
+            write_scores_csv(csv_path, ({"image": k, **rows[k], "convention": conv.name} for k in sorted(rows)),
+                             ["image", *names, "convention"])  # the same names mean other numbers elsewhere
         except OSError as exc:
             raise fail(f"{csv_path}: cannot write CSV ({exc.strerror or exc})") from None
 
@@ -162,8 +168,8 @@ def eval_command(
         table.add_column("method")
         for m in names:
             table.add_column(f"{m} {METRICS[m].arrow}", justify="right")
-        table.add_row(label, *(f"{summary[m][0]:.4g}" for m in names))
-        table.add_row("± std", *(f"{summary[m][1]:.3g}" for m in names), style="dim")
+        table.add_row(label, *(f"{summary[m][0]:.4f}" for m in names))  # as the markdown table
+        table.add_row("± std", *(f"{summary[m][1]:.4f}" for m in names), style="dim")
         console.print(table)
     tail = f"{len(rows)} scored, {len(problems)} skipped"
     console.print(tail + (f" -> {csv_path}" if csv_path is not None else ""), markup=False)

@@ -18,7 +18,7 @@ from .api import Fuser, _check_first_source, pair_task
 from .data.pairs import Pair, find_pairs
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
-from .io import check_output_dir, read_image, save_image
+from .io import Norm, check_norm, check_output_dir, read_image, save_image
 
 __all__ = ["Comparison", "REPORT_FILES", "check_report_dir", "compare", "compare_pairs", "write_report"]
 
@@ -46,7 +46,8 @@ class Comparison:
         return out
 
     def datasets(self) -> list[str]:
-        return sorted({r["set"] for r in self.rows})
+        """The sets scored, in the order they were given."""
+        return list(dict.fromkeys(r["set"] for r in self.rows))
 
     def markdown(self, dataset: str | None = None) -> str:
         """The means as a Markdown table, best per metric in bold."""
@@ -69,11 +70,14 @@ def compare(
     preview: int = 4,
     progress: Callable[[Iterable, int], Iterable] | None = None,
     jobs: int = 1,
+    ir_norm: Norm = "range",
 ) -> Comparison:
     """Fuse every pair of every folder with every method and score the results.
 
     ``jobs > 1`` spreads the pairs over that many worker processes (one torch thread each);
-    rows come back in the same order as a serial run.
+    rows come back in the same order as a serial run. ``preview`` pairs, taken from every
+    folder in turn, keep their images for the report's grid. ``ir_norm``: how the first
+    source (infrared) is scaled, for fusing and for scoring alike (``fuse --ir-norm``).
     """
     if limit is not None and limit < 1:
         raise OptionError(f"limit must be at least 1 pair per folder (got {limit})")
@@ -93,9 +97,24 @@ def compare(
     if not work:
         detail = f" ({len(skipped)} unpaired or unreadable files)" if skipped else ""
         raise InputError(f"no image pairs found in {', '.join(map(str, folders))}{detail}")
-    result = compare_pairs(work, methods, metrics, convention, preview, progress, jobs)
+    result = compare_pairs(work, methods, metrics, convention, preview, progress, jobs, ir_norm)
     result.skipped[:0] = skipped
     return result
+
+
+def _previewed(work: Sequence[tuple[str, Pair]], preview: int) -> list[bool]:
+    """Which pairs keep their images for the grid: ``preview`` of them, the first of every set,
+    then the second of every set, ... (the first ``preview`` pairs overall could all be one set's)."""
+    rank: dict[str, int] = {}
+    order = []
+    for n, (dataset, _) in enumerate(work):
+        order.append((rank.get(dataset, 0), n))
+        rank[dataset] = rank.get(dataset, 0) + 1
+    kept = {n for _, n in sorted(order)[:preview]}
+    return [n in kept for n in range(len(work))]
+
+
+_SOURCE_LABELS = {True: ("infrared", "visible"), False: ("A", "B")}  # grid columns: IVIF pairs / A/B pairs
 
 
 def set_labels(folders: Sequence[Path]) -> list[str]:
@@ -117,6 +136,7 @@ def compare_pairs(
     preview: int = 4,
     progress: Callable[[Iterable, int], Iterable] | None = None,
     jobs: int = 1,
+    ir_norm: Norm = "range",
 ) -> Comparison:
     """:func:`compare` over given ``(dataset, pair)`` items, e.g. the validation split of
     :func:`~litefuse.data.split_pairs` (pairs a network did not train on)."""
@@ -128,8 +148,9 @@ def compare_pairs(
         twice = next(label for label in labels if labels.count(label) > 1)
         raise OptionError(f"method {twice!r} given twice; give each method once (label=name@weights to compare weights)")
     result = Comparison(labels, list(resolve_metrics(metrics or CORE_METRICS)), convention)
-    tasks = [(dataset, pair, n < preview) for n, (dataset, pair) in enumerate(work)]
-    context = dict(fusers=fusers, labels=labels, metrics=result.metrics, convention=convention)
+    check_norm(ir_norm)
+    tasks = [(dataset, pair, keep) for (dataset, pair), keep in zip(work, _previewed(work, preview))]
+    context = dict(fusers=fusers, labels=labels, metrics=result.metrics, convention=convention, ir_norm=ir_norm)
     for out in parallel_map(_score_pair, tasks, jobs, context, progress):
         _merge(result, out)
     return result
@@ -143,13 +164,14 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
     rows: list[dict] = []
     problems: list[str] = []
     try:
-        a_img, b_img = read_image(pair.a), read_image(pair.b)
+        a_img, b_img = read_image(pair.a, norm=ctx["ir_norm"]), read_image(pair.b)
         # what fuse and eval refuse is not scored here either: a colour "infrared" source
-        _check_first_source(a_img, pair.a, pair_task(pair))
-        a_u8, b_u8 = load_grey_u8(pair.a), load_grey_u8(pair.b)
+        task = pair_task(pair)
+        _check_first_source(a_img, pair.a, task)
+        a_u8, b_u8 = load_grey_u8(pair.a, norm=ctx["ir_norm"]), load_grey_u8(pair.b)
     except LitefuseError as exc:
         return dataset, pair, rows, None, [str(exc)]
-    previews = {"infrared": a_img, "visible": b_img} if keep else None
+    previews = dict(zip(_SOURCE_LABELS[task == "ivif"], (a_img, b_img))) if keep else None
     for fuser, label in zip(ctx["fusers"], ctx["labels"]):
         try:
             fused = fuser.fuse_images(a_img, b_img)
@@ -198,7 +220,8 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "", overw
 
     out_dir = check_report_dir(out_dir, overwrite)
     paths = {"csv": out_dir / "scores.csv", "markdown": out_dir / "summary.md"}
-    write_scores_csv(paths["csv"], result.rows, ["set", "image", "method", *result.metrics])
+    write_scores_csv(paths["csv"], ({**r, "convention": result.convention} for r in result.rows),
+                     ["set", "image", "method", *result.metrics, "convention"])  # the same names mean other numbers elsewhere
     parts = [f"# {title or 'Comparison'}", "", f"Convention: `{result.convention}`; mean over images.", ""]
     for dataset in result.datasets():
         n = len({r["image"] for r in result.rows if r["set"] == dataset})
@@ -206,10 +229,17 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "", overw
     atomic_write_text(paths["markdown"], "\n".join(parts))
     directions = {m: METRICS[m].arrow for m in result.metrics}
     if plotting_available():
-        paths["chart"] = metric_chart(result.means(), out_dir / "chart.png", title=title, directions=directions)
+        sets = result.datasets()
+        n = len({(r["set"], r["image"]) for r in result.rows})
+        pooled = f"{title or ', '.join(sets)} — convention {result.convention}, mean over {n} pair{'s' * (n != 1)}"
+        pooled += " of all sets (per-set tables in summary.md)" if len(sets) > 1 else ""
+        paths["chart"] = metric_chart(result.means(), out_dir / "chart.png", title=pooled, directions=directions)
     if result.previews:
-        cols = ["infrared", "visible", *result.methods]
-        rows = [[cells[c] for c in cols if c in cells] for cells in result.previews.values()]
+        kinds = {tuple(c for c in cells if c not in result.methods) for cells in result.previews.values()}
+        sources = list(kinds.pop()) if len(kinds) == 1 else ["source A", "source B"]  # one set of names, or neutral
+        cols = [*sources, *result.methods]
+        rows = [list(cells.values())[:2] + [cells[m] for m in result.methods if m in cells]
+                for cells in result.previews.values()]
         grid = image_grid(rows, col_labels=cols, row_labels=list(result.previews), height=200)
         paths["grid"] = save_image(out_dir / "grid.png", grid)
     for name, key in (("chart.png", "chart"), ("grid.png", "grid")):

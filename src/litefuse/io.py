@@ -25,6 +25,7 @@ over the target, so a crash never leaves a half-written output.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Literal, Union
 
@@ -247,9 +248,15 @@ def _check_creatable(out: Path, parent: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise OutputError(f"{out}: {existing} is not a directory")
+    what = "folder" if existing == parent else f"folder {parent} cannot be created: {existing}"
     if not os.access(existing, os.W_OK | os.X_OK):
-        what = "folder" if existing == parent else f"folder {parent} cannot be created: {existing}"
         raise OutputError(f"{out}: {what} is not writable")
+    try:  # access() says yes to root everywhere (/proc, read-only shares): create a file to be sure
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".litefuse-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"{out}: {what} is not writable ({exc.strerror or exc})") from None
 
 
 def check_output_dir(folder: str | Path) -> Path:

@@ -293,7 +293,8 @@ def test_cli_eval_scores_and_writes_csv(eval_dirs: Path, triple) -> None:
     assert result.exit_code == 0, result.output
     assert "| method | EN ↑ |" in result.output and "Qabf ↑" in result.output and "cddfuse" in result.output
     lines = (d / "out" / "s.csv").read_text().splitlines()
-    assert lines[0] == "image,EN,Qabf" and [row.split(",")[0] for row in lines[1:]] == ["s1", "s2"]
+    assert lines[0] == "image,EN,Qabf,convention" and [row.split(",")[0] for row in lines[1:]] == ["s1", "s2"]
+    assert all(row.endswith(",cddfuse") for row in lines[1:])
     assert float(lines[1].split(",")[2]) == evaluate(*triple, ["Qabf"])["Qabf"]
 
 
@@ -310,3 +311,77 @@ def test_cli_eval_skips_bad_images_and_reports_exit_codes(eval_dirs: Path) -> No
     assert _run_eval(*args).exit_code == 2  # nothing scored
     assert _run_eval(*args[:4], "--fused", str(d / "nope")).exit_code == 2
     assert _run_eval(*args[:6], "--metrics", "FMI").exit_code == 2
+
+
+@pytest.mark.parametrize("metric, convention, side", [
+    ("VIF", "cddfuse", 41), ("SSIM", "cddfuse", 7), ("SSIM", "vifb", 11), ("MS_SSIM", "cddfuse", 176),
+    ("Qs", "liu", 11), ("Qy", "liu", 7),
+])
+def test_metrics_refuse_images_smaller_than_their_windows(metric, convention, side) -> None:
+    """Below its window a metric's map is empty: VIF gave a 'perfect' 2.0 (NaN → 1.0 per source)
+    on 16×16 images and SSIM a NaN; now a one-line error names the metric and its minimum."""
+    from litefuse.metrics import min_side
+
+    assert min_side(metric, convention) == side
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (3, side, side + 3), dtype=np.uint8)
+    assert np.isfinite(evaluate(*big, [metric], convention)[metric])
+    small = big[:, : side - 1]
+    with pytest.raises(InputError, match=rf"{side + 3}×{side - 1} pixels is too small: {metric} needs {side}"):
+        evaluate(*small, [metric], convention)
+
+
+def test_ms_ssim_is_defined_where_a_coarse_scale_anti_correlates() -> None:
+    """A fused image that inverts a source's coarse structure: the contrast-structure term of a
+    coarse scale is negative, and a negative number to a fractional power was NaN."""
+    yy, xx = np.mgrid[0:192, 0:192]
+    a = (128 + 100 * np.sin(xx / 30.0)).astype(np.uint8)
+    f = (255 - a).astype(np.uint8)
+    cs = structural._moments(structural._halve(structural._halve(a.astype(float))),
+                             structural._halve(structural._halve(f.astype(float))), structural._G11, "valid")
+    assert np.mean(2 * cs[4] + structural._WANG_C[1]) < 0  # the negative term
+    value = evaluate(a, a, f, ["MS_SSIM"])["MS_SSIM"]
+    assert value == 0.0  # clamped, as TensorFlow's ssim_multiscale
+
+
+def test_a_constant_image_has_entropy_zero_not_minus_zero() -> None:
+    flat = np.full((16, 16), 7, np.uint8)
+    assert str(evaluate(flat, flat, flat, ["EN"])["EN"]) == "0.0"
+
+
+def test_load_grey_u8_reads_a_sensor_peak_as_fuse_does(tmp_path) -> None:
+    from PIL import Image
+
+    levels = np.random.default_rng(0).integers(0, 4096, (24, 32)).astype(np.uint16)
+    Image.fromarray(levels).save(tmp_path / "ir12.png")
+    np.testing.assert_array_equal(load_grey_u8(tmp_path / "ir12.png", norm=4095), to_uint8(levels / 4095))
+    np.testing.assert_array_equal(load_grey_u8(tmp_path / "ir12.png"), np.round(levels / 257))  # range: / 257
+    with pytest.raises(InputError, match="outside 0..1000"):
+        load_grey_u8(tmp_path / "ir12.png", norm=1000)
+
+
+def test_cli_eval_reads_the_infrared_at_its_peak(eval_dirs: Path, triple) -> None:
+    """12-bit infrared in 16-bit files: `--ir-norm 4080` scores what `fuse --ir-norm 4080` saw."""
+    from PIL import Image
+
+    d = eval_dirs
+    for png in (d / "ir").glob("*.png"):
+        Image.fromarray(np.asarray(Image.open(png)).astype(np.uint16) * 16).save(png)
+    args = ["--ir", str(d / "ir"), "--vi", str(d / "vi"), "--fused", str(d / "fused"), "--metrics", "MI", "--jobs", "1"]
+    want = evaluate(*triple, ["MI"])["MI"]
+    scaled = _run_eval(*args, "--ir-norm", "4080", "--csv", str(d / "a.csv"))
+    assert scaled.exit_code == 0, scaled.output
+    assert float((d / "a.csv").read_text().splitlines()[1].split(",")[1]) == pytest.approx(want, rel=1e-12)
+    plain = _run_eval(*args, "--csv", str(d / "b.csv"))
+    assert float((d / "b.csv").read_text().splitlines()[1].split(",")[1]) != pytest.approx(want, rel=1e-3)
+    bad = _run_eval(*args, "--ir-norm", "twelve")
+    assert bad.exit_code == 2 and "--ir-norm twelve" in bad.output
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_cli_eval_refuses_an_unwritable_csv_before_scoring(eval_dirs: Path) -> None:
+    """Even as root, for whom access() says every folder is writable."""
+    d = eval_dirs
+    result = _run_eval("--ir", str(d / "ir"), "--vi", str(d / "vi"), "--fused", str(d / "fused"), "--csv", "/proc/x.csv")
+    assert result.exit_code == 2 and "/proc/x.csv: folder is not writable" in result.output
+    assert "scored" not in result.output  # nothing was scored first

@@ -17,14 +17,14 @@ from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
-from ..errors import OptionError
+from ..errors import InputError, OptionError
 from . import gradient, information, perceptual, statistics, structural, vif
 from ._common import as_grey_f64, check_triple, grey_from_rgb, load_grey_u8, to_uint8
 from .conventions import CONVENTIONS, Convention, get_convention
 
 __all__ = [
     "evaluate", "METRICS", "CORE_METRICS", "DEFAULT_METRICS", "MetricInfo", "CONVENTIONS", "Convention",
-    "get_convention", "load_grey_u8", "to_uint8", "as_grey_f64", "grey_from_rgb", "resolve_metrics",
+    "get_convention", "load_grey_u8", "to_uint8", "as_grey_f64", "grey_from_rgb", "resolve_metrics", "min_side",
 ]
 
 CORE_METRICS: tuple[str, ...] = ("EN", "SD", "SF", "MI", "SCD", "VIF", "Qabf", "SSIM")
@@ -92,6 +92,15 @@ METRICS: dict[str, MetricInfo] = {name: MetricInfo(d, text) for name, (d, text, 
 _BY_LOWER = {name.lower(): name for name in _TABLE}
 
 
+def min_side(name: str, convention: str | Convention = "cddfuse") -> int:
+    """The smallest image side ``name`` is defined on: its windows must fit inside the image
+    ('valid' maps, crops, scales), else its map is empty and the number would be NaN or noise."""
+    conv = get_convention(convention)
+    ssim_side = {"cddfuse": 7, "wang": 11, "matlab": 1}[conv.ssim]  # 7×7 crop 3 / 11×11 'valid' / padded
+    sides = {"VIF": vif.MIN_SIDE, "MS_SSIM": structural.MS_SSIM_MIN_SIDE, "SSIM": ssim_side, "Qs": 11, "Qw": 11, "Qy": 7}
+    return sides.get(name, 2)  # differences and gradients need two pixels
+
+
 def resolve_metrics(metrics: Iterable[str] | str | None, convention: str | Convention = "cddfuse") -> tuple[str, ...]:
     """Canonical metric names (case-insensitive; a string may list them with commas).
 
@@ -132,4 +141,9 @@ def evaluate(
     conv = get_convention(convention, psnr=psnr)
     names = resolve_metrics(metrics, conv)
     a, b, f = check_triple(ir, vi, fused)
-    return {name: float(_TABLE[name][2](conv, a, b, f)) for name in names}
+    small = [f"{n} needs {min_side(n, conv)}" for n in names if min(f.shape) < min_side(n, conv)]
+    if small:
+        h, w = f.shape
+        raise InputError(f"{w}×{h} pixels is too small: {', '.join(small)} pixels on each side")
+    with np.errstate(divide="ignore", invalid="ignore"):  # NaN where a reference gives NaN, no warning
+        return {name: float(_TABLE[name][2](conv, a, b, f)) for name in names}

@@ -9,11 +9,15 @@ only integer-valued 0..255 data and convert colour with the CDDFuse grey rule.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ..io import Norm
 
 __all__ = ["as_grey_f64", "check_triple", "grey_from_rgb", "load_grey_u8", "to_uint8", "gaussian_1d", "filt"]
 
@@ -79,7 +83,7 @@ def check_triple(ir: np.ndarray, vi: np.ndarray, fused: np.ndarray) -> tuple[np.
     return a, b, f
 
 
-def load_grey_u8(path: str | Path) -> np.ndarray:
+def load_grey_u8(path: str | Path, norm: "Norm" = "range") -> np.ndarray:
     """Decode an image file to the uint8 grey array that the metrics score.
 
     Decoding is :mod:`litefuse.io`'s (Pillow; tifffile for TIFF), values unchanged. Then:
@@ -91,14 +95,21 @@ def load_grey_u8(path: str | Path) -> np.ndarray:
     * Float images (TIFF) follow the input contract of :func:`litefuse.io.read_image`: values
       in [0, 1] (within its rounding tolerance) map as :func:`to_uint8`; integer-valued floats
       above 1 are taken as 0..255 levels; anything else is an :class:`InputError`.
+
+    ``norm`` (the infrared's ``--ir-norm``): a sensor's peak value (``4095`` for 12-bit data in
+    16-bit files) or ``"minmax"`` reads the file as :func:`litefuse.io.read_image` does with that
+    norm, then :func:`to_uint8` -- the source a fusion run with the same norm saw, not a
+    near-black ``round(x / 257)``.
     """
-    from ..io import _decode
+    from ..io import _decode, check_norm, to_float
 
     path = Path(path)
     arr = _decode(path)
     if arr.ndim == 3 and arr.shape[2] in (2, 4):
         arr = arr[..., :-1]  # drop alpha (LA → L, RGBA → RGB)
-    if np.issubdtype(arr.dtype, np.integer) and (arr.dtype.itemsize > 1 or arr.dtype.kind == "i"):
+    if check_norm(norm) != "range":
+        arr = to_uint8(to_float(arr, norm=norm, source=path))
+    elif np.issubdtype(arr.dtype, np.integer) and (arr.dtype.itemsize > 1 or arr.dtype.kind == "i"):
         lo, hi = int(arr.min(initial=0)), int(arr.max(initial=0))
         if lo < 0 or hi > 65535:
             raise InputError(f"integer values span {lo}..{hi}, outside 0..65535", path)

@@ -13,20 +13,21 @@ Inputs are float64 arrays with values 0..255 (docs/metrics.md, "Input rules"; de
 
 from __future__ import annotations
 
-from ..errors import OptionError
+from ..errors import InputError, OptionError
 
 import numpy as np
 from scipy import ndimage
 
 from ._common import filt, gaussian_1d
 
-__all__ = ["SSIM_VARIANTS", "ssim", "ssim_fused", "ms_ssim", "ms_ssim_fused", "qs", "qw", "qy"]
+__all__ = ["SSIM_VARIANTS", "MS_SSIM_MIN_SIDE", "ssim", "ssim_fused", "ms_ssim", "ms_ssim_fused", "qs", "qw", "qy"]
 
 SSIM_VARIANTS = ("cddfuse", "wang", "matlab")
 _G11 = gaussian_1d(11, 1.5)
 _G7 = gaussian_1d(7, 1.5)
 _WANG_C = ((0.01 * 255) ** 2, (0.03 * 255) ** 2)
 _MS_WEIGHTS = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
+MS_SSIM_MIN_SIDE = 11 * 2 ** (len(_MS_WEIGHTS) - 1)  # the 11-px window still fits the 5th scale
 
 
 def _moments(x: np.ndarray, y: np.ndarray, k: np.ndarray, mode: str):
@@ -91,18 +92,22 @@ def _halve(x: np.ndarray) -> np.ndarray:
 
 def ms_ssim(x: np.ndarray, y: np.ndarray) -> float:
     """Wang's 5-scale MS-SSIM (11×11 Gaussian, L = 255, ``'valid'``). **Unvalidated**: no
-    reference value in the pack; not Tang's MEF-MS-SSIM. Needs both sides ≥ 176 px."""
-    if min(x.shape) < 11 * 2 ** (len(_MS_WEIGHTS) - 1):
-        raise ValueError("MS-SSIM needs images of at least 176×176 pixels")
+    reference value in the pack; not Tang's MEF-MS-SSIM. Needs both sides ≥ 176 px.
+
+    Each scale's mean contrast-structure term (and the last scale's SSIM) is clamped at 0 before
+    its fractional power, as TensorFlow's ``ssim_multiscale`` does: a negative term (a fused image
+    anti-correlated with a source at a coarse scale, common against infrared) would give NaN."""
+    if min(x.shape) < MS_SSIM_MIN_SIDE:
+        raise InputError(f"MS-SSIM needs images of at least {MS_SSIM_MIN_SIDE}×{MS_SSIM_MIN_SIDE} pixels")
     c1, c2 = _WANG_C
     value = 1.0
     for level, w in enumerate(_MS_WEIGHTS):
         mx, my, vx, vy, vxy = _moments(x, y, _G11, "valid")
         cs = np.mean((2 * vxy + c2) / (vx + vy + c2))
         if level == len(_MS_WEIGHTS) - 1:
-            value *= float(np.mean(_ssim_map(mx, my, vx, vy, vxy, c1, c2))) ** w
+            value *= max(float(np.mean(_ssim_map(mx, my, vx, vy, vxy, c1, c2))), 0.0) ** w
         else:
-            value *= float(cs) ** w
+            value *= max(float(cs), 0.0) ** w
             x, y = _halve(x), _halve(y)
     return float(value)
 

@@ -10,11 +10,15 @@ import numpy as np
 
 from ._common import filt, gaussian_1d
 
-__all__ = ["vifp", "vif"]
+__all__ = ["vifp", "vif", "MIN_SIDE"]
 
 _SIGMA_NSQ = 2.0
 _EPS = 1e-10
 _WINDOWS = [gaussian_1d(2 ** (5 - s) + 1, (2 ** (5 - s) + 1) / 5.0) for s in range(1, 5)]
+# The smallest side whose every scale keeps a 'valid' map: 17 (scale 1), then each decimation must
+# leave at least the next window (9, 5, 3 px), which needs 25, 33 and 41 px. Below it the reference
+# (scipy ``convolve2d``) swaps image and window and returns a number that measures nothing.
+MIN_SIDE = 41
 
 
 Scale = tuple[np.ndarray, np.ndarray, np.ndarray]  # image at this scale, local mean, local variance
