@@ -252,3 +252,14 @@ def test_animated_png_and_gif_are_refused_not_cut_to_a_frame(tmp_path):
             read_image(tmp_path / name)
     frame.save(tmp_path / "one.gif")
     assert read_image(tmp_path / "one.gif").shape == _gradient().shape
+
+
+def test_a_sensor_peak_above_a_files_range_is_refused(tmp_path):
+    """--ir-norm 4095 on an 8-bit infrared divided it by 4095: the fused image was the visible one."""
+    from PIL import Image
+
+    grey = np.random.default_rng(0).integers(0, 256, (20, 30), dtype=np.uint8)
+    Image.fromarray(grey).save(tmp_path / "ir8.png")
+    with pytest.raises(InputError, match=r"ir8.png: 8-bit pixels cannot reach a peak of 4095 \(at most 255\)"):
+        read_image(tmp_path / "ir8.png", norm=4095)
+    np.testing.assert_allclose(read_image(tmp_path / "ir8.png", norm=255), grey / np.float32(255))

@@ -147,3 +147,52 @@ def test_streams_at_different_frame_rates_fuse_with_a_note(tmp_path):
 def test_fuse_video_takes_a_method_name(pair, tmp_path):
     report = fuse_video(*pair, tmp_path / "o.mp4", "max")
     assert report.frames == 6 and report.path.is_file()
+
+
+def write_grey16(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    """A lossless 16-bit grey stream (FFV1 gray16le), as radiometric thermal cameras record."""
+    h, w = frames[0].shape
+    cmd = [ff.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "gray16le", "-s", f"{w}x{h}",
+           "-r", str(fps), "-i", "-", "-c:v", "ffv1", str(path)]
+    subprocess.run(cmd, input=np.stack(frames).astype("<u2").tobytes(), check=True)
+    return path
+
+
+def test_a_16_bit_infrared_stream_is_read_at_its_peak(tmp_path):
+    """12-bit thermal data in a 16-bit stream: decoded as 16 bits (it was cut to 8, near black)
+    and scaled by --ir-norm as 16-bit images are."""
+    from litefuse.video import high_bit_depth
+
+    ir8, vi = scene(4, 36, 50)
+    ir12 = [a.astype(np.uint16) * 16 for a in ir8]  # the same scene as 12-bit levels (peak 4080)
+    write_grey16(tmp_path / "ir16.mkv", ir12)
+    vi_path = write_video(tmp_path / "vi.mp4", vi)
+    meta, frames = read_video(tmp_path / "ir16.mkv", grey16=True)
+    assert high_bit_depth(meta) and all(np.array_equal(f, a) for f, a in zip(frames, ir12))
+    report = fuse_video(tmp_path / "ir16.mkv", vi_path, tmp_path / "a.mp4", "max", ir_norm=4080)
+    assert report.frames == 4
+    scaled = list(read_video(tmp_path / "a.mp4")[1])
+    plain = list(read_video(fuse_video(tmp_path / "ir16.mkv", vi_path, tmp_path / "b.mp4", "max").path)[1])
+    eight = fuse_video(write_video(tmp_path / "ir8.mp4", ir8), vi_path, tmp_path / "c8.mp4", "max")
+    want = list(read_video(eight.path)[1])  # the same scene from an 8-bit stream
+    hot = (slice(16, 21), slice(4, 9))  # frame 0's warm square
+    assert np.abs(scaled[0] - want[0]).mean() < 0.01
+    assert want[0][hot].mean() - plain[0][hot].mean() > 0.2  # / 65535: the square nearly vanished
+    with pytest.raises(InputError, match="8-bit video.*sensor peak"):
+        fuse_video(vi_path, vi_path, tmp_path / "c.mp4", "max", ir_norm=4095)
+    assert not (tmp_path / "c.mp4").exists()
+
+
+def test_ab_videos_keep_the_colour_of_both_streams(tmp_path):
+    """--task mef on two videos: frame for frame what the image API gives (A was cut to grey)."""
+    _, vi = scene(3, 36, 50)
+    a = write_video(tmp_path / "a.mp4", vi)
+    b = write_video(tmp_path / "b.mp4", [np.full_like(f, 128) for f in vi])  # a grey second exposure
+    fuser = litefuse.Fuser("max", task="mef")
+    fuse_video(a, b, tmp_path / "ab.mp4", fuser)
+    got = list(read_video(tmp_path / "ab.mp4")[1])
+    a_frames, b_frames = list(read_video(a)[1]), list(read_video(b)[1])
+    for g, fa, fb in zip(got, a_frames, b_frames):
+        want = fuser.fuse_images(fa, fb)
+        assert want.ndim == 3 and np.abs(want[..., 0] - want[..., 1]).max() > 0.3  # colour
+        assert np.abs(g - want).mean() < 0.02  # to the codec's error

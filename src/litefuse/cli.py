@@ -130,7 +130,7 @@ def fuse(
             if bits != 8:
                 raise fail("--bits 16 applies to images; videos are encoded with 8 bits")
             _fuse_video(ir, vi, output, fuser, into_folder, grey=grey, resize_vi=resize_vi, overwrite=overwrite, batch_size=batch_size,
-                        shortest=shortest)
+                        shortest=shortest, ir_norm=norm)
             return
         out = output / f"{ir.stem}{'.png' if bits == 8 else '.tif'}" if into_folder else output
         path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm, overwrite=overwrite, bits=bits)
@@ -147,7 +147,7 @@ def _fuse_video(ir: Path, vi: Path, output: Path, fuser, into_folder: bool, **kw
             raise fail(f"{path}: not a video (both --ir and --vi must be videos to fuse a video)")
     out = output / f"{ir.stem}_fused.mp4" if into_folder else output
     report = fuse_video(ir, vi, out, fuser, progress=progress_bar(f"fusing frames ({fuser.name})"), **kwargs)
-    console.print(f"fused {report.frames} frames ({fuser.name}, {report.size[0]}×{report.size[1]} @ {report.fps:g} fps) -> {report.path}", markup=False)
+    console.print(f"fused {report.frames} frame{'s' * (report.frames != 1)} ({fuser.name}, {report.size[0]}×{report.size[1]} @ {report.fps:g} fps) -> {report.path}", markup=False)
     if report.shorter is not None:
         err_console.print(f"note: {report.shorter} ended after {report.frames} frames; the other stream's later frames were not fused", markup=False)
 

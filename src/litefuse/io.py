@@ -173,6 +173,10 @@ def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.
                 source,
             )
         return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+    if arr.dtype in (np.uint8, np.uint16) and norm > np.iinfo(arr.dtype).max:
+        top = np.iinfo(arr.dtype).max
+        raise InputError(f"{arr.dtype.itemsize * 8}-bit pixels cannot reach a peak of {norm:g} (at most {top}): the image "
+                         f"would fuse darkened; give range or a peak up to {top} for this file", source)
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0 or hi > norm * (1.0 + FLOAT_TOLERANCE):
         raise InputError(f"{arr.dtype} pixels span {lo}..{hi}, outside 0..{norm:g} (the peak given); give the "

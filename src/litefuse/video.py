@@ -6,7 +6,11 @@ with ``pip install litefuse[video]``). Frames are fused one at a time with a loa
 
 - The infrared stream is reduced to its BT.601 luminance: after lossy YUV encoding a grey
   thermal video no longer has exactly identical RGB channels, so the image rule "three
-  identical channels = grey" cannot be applied frame by frame.
+  identical channels = grey" cannot be applied frame by frame. An infrared stream stored with
+  more than 8 bits (``gray16le``, ``gray12le``, ``yuv420p10le``, ...: radiometric cameras) is
+  decoded as 16-bit grey and scaled by ``ir_norm`` as images are (``range``: / 65535; a
+  sensor's peak such as 4095; ``minmax``: per frame). A/B streams (``task`` mef, mff, ...)
+  both keep their colour, as A/B images do.
 - Both streams must have the same frame size (``resize_vi`` resamples the visible) and the same
   number of frames; a stream that ends early is an error naming it, unless ``shortest`` stops
   at the shorter one (cameras recording side by side often differ by a frame or two). The
@@ -20,6 +24,7 @@ with ``pip install litefuse[video]``). Frames are fused one at a time with a loa
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,9 +37,9 @@ import numpy as np
 from .colour import rgb_to_ycbcr
 from ._files import publish, temporary_beside
 from .errors import InputError, LitefuseError, OptionError
-from .io import check_output_path, writable_dir
+from .io import Norm, check_norm, check_output_path, to_float, writable_dir
 
-__all__ = ["VIDEO_SUFFIXES", "VideoReport", "is_video", "read_video", "fuse_video"]
+__all__ = ["VIDEO_SUFFIXES", "VideoReport", "is_video", "high_bit_depth", "read_video", "fuse_video"]
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 READ_SUFFIXES = VIDEO_SUFFIXES + (".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -63,26 +68,45 @@ def _ffmpeg():
     return imageio_ffmpeg
 
 
-def read_video(path: str | Path) -> tuple[dict, Iterator[np.ndarray]]:
-    """Open a video: its metadata (``size`` = (W, H), ``fps``) and an iterator of float RGB frames."""
+def _open(path: Path, pix_fmt: str, bpp: int):
+    gen = _ffmpeg().read_frames(str(path), pix_fmt=pix_fmt, bpp=bpp)
+    try:
+        return gen, next(gen)
+    except (OSError, RuntimeError, StopIteration) as exc:
+        gen.close()
+        raise InputError(f"not a readable video ({str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__})", path) from None
+
+
+def high_bit_depth(meta: dict) -> bool:
+    """Whether a stream stores more than 8 bits a sample (``gray16le``, ``yuv420p10le``, ...)."""
+    fmt = str(meta.get("pix_fmt", "")).split("(")[0]
+    return re.search(r"(9|10|12|14|16)(le|be)$", fmt) is not None or fmt.startswith(("gray16", "gray12", "gray10"))
+
+
+def read_video(path: str | Path, *, grey16: bool = False) -> tuple[dict, Iterator[np.ndarray]]:
+    """Open a video: its metadata (``size`` = (W, H), ``fps``, ``pix_fmt``) and an iterator of
+    float RGB frames in [0, 1]. With ``grey16``, a stream of more than 8 bits a sample
+    (:func:`high_bit_depth`) yields its luminance as ``uint16`` H×W frames instead, values as stored."""
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path)
     if path.stat().st_size == 0:
         raise InputError("empty file (0 bytes)", path)
-    ff = _ffmpeg()
-    gen = ff.read_frames(str(path), pix_fmt="rgb24")
-    try:
-        meta = next(gen)
-    except (OSError, RuntimeError, StopIteration) as exc:
+    gen, meta = _open(path, "rgb24", 3)
+    sixteen = grey16 and high_bit_depth(meta)
+    if sixteen:
         gen.close()
-        raise InputError(f"not a readable video ({str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__})", path) from None
+        gen, meta = _open(path, "gray16le", 2)
+    meta["grey16"] = sixteen
     w, h = meta["size"]
 
     def frames() -> Iterator[np.ndarray]:
         try:
             for raw in gen:
-                yield np.frombuffer(raw, np.uint8).reshape(h, w, 3).astype(np.float32) / 255.0
+                if sixteen:
+                    yield np.frombuffer(raw, "<u2").reshape(h, w).astype(np.uint16)
+                else:
+                    yield np.frombuffer(raw, np.uint8).reshape(h, w, 3).astype(np.float32) / 255.0
         except (OSError, RuntimeError) as exc:
             raise InputError(f"video decoding failed ({exc.__class__.__name__})", path) from None
         finally:
@@ -104,21 +128,31 @@ def fuse_video(
     progress: Callable[[Iterable, int | None], Iterable] | None = None,
     batch_size: int = 1,
     shortest: bool = False,
+    ir_norm: Norm = "range",
 ) -> VideoReport:
     """Fuse two videos frame by frame into ``out`` (written atomically) with ``fuser`` (a
     :class:`~litefuse.api.Fuser`, or a method name); ``batch_size`` frames
     go through a network per call (the same frames as one at a time, to float rounding).
     Streams of different lengths are an error naming the shorter one, or with ``shortest`` fuse
-    up to its end (:attr:`VideoReport.shorter` names it)."""
+    up to its end (:attr:`VideoReport.shorter` names it). ``ir_norm`` scales an infrared stream
+    of more than 8 bits as images are scaled (a peak such as 4095, or ``minmax`` per frame); an
+    8-bit stream takes ``range`` or ``minmax``."""
     if batch_size < 1:
         raise OptionError(f"batch_size must be at least 1 (got {batch_size})")
+    ir_norm = check_norm(ir_norm)
     out = check_output_path(out, (ir, vi), overwrite, suffixes=VIDEO_SUFFIXES)
     if not hasattr(fuser, "fuse_prepared"):  # a method name (or None: the default), as fuse and fuse_folder take
         from .api import Fuser
 
         fuser = Fuser(fuser)
-    ir_meta, ir_frames = read_video(ir)
+    ivif = fuser.task == "ivif"
+    ir_meta, ir_frames = read_video(ir, grey16=ivif)
     vi_meta, vi_frames = read_video(vi)
+    if ir_norm != "range" and not ivif:
+        raise OptionError(f"ir_norm={ir_norm!r} scales an infrared stream; A/B videos ({fuser.task}) are read as they are")
+    if isinstance(ir_norm, float) and not ir_meta["grey16"]:
+        raise InputError(f"an 8-bit video (pix_fmt {ir_meta.get('pix_fmt', '?').split('(')[0]}): a sensor peak "
+                         f"({ir_norm:g}) applies to 16-bit infrared; use range or minmax", ir)
     (w, h), (wv, hv) = ir_meta["size"], vi_meta["size"]
     if (w, h) != (wv, hv) and not resize_vi:
         raise InputError(f"size mismatch: {wv}×{hv} frames here but {w}×{h} in {Path(ir).name} (pass --resize-vi to resample)", vi)
@@ -138,8 +172,13 @@ def fuse_video(
     pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
 
     def prepare(frames: tuple[np.ndarray, np.ndarray]):  # decode thread: luma + chroma split
-        ir_rgb, vi_rgb = frames
-        return fuser.prepare(rgb_to_ycbcr(ir_rgb)[0], vi_rgb, resize_b=resize_vi, names=(ir, vi))
+        a, vi_rgb = frames
+        if a.dtype == np.uint16:  # a high-bit-depth infrared stream, scaled as 16-bit images are
+            a = to_float(a, norm=ir_norm, source=ir)
+        elif ivif:
+            a = rgb_to_ycbcr(a)[0]
+            a = to_float(a, norm="minmax", source=ir) if ir_norm == "minmax" else a
+        return fuser.prepare(a, vi_rgb, resize_b=resize_vi, names=(ir, vi))
 
     with temporary_beside(out, suffix=out.suffix) as tmp:  # ffmpeg picks the container by suffix
         writer = ff.write_frames(tmp, (w, h), fps=fps, codec="libx264", pix_fmt_out=pix_fmt, macro_block_size=1,
