@@ -192,3 +192,20 @@ def test_opset_is_the_one_asked_for_or_refused(tmp_path, capsys):
     with pytest.raises(OptionError, match="opset 18 or newer"):
         export_onnx("aenetv2", tmp_path / "a13.onnx", size=(16, 16), opset=13)  # was written as 18, labelled 13
     assert not (tmp_path / "a13.onnx").exists()
+
+
+def test_a_graph_whose_output_is_not_finite_fails_the_check(tmp_path):
+    """max(0.0, nan) is 0.0 in Python: a NaN output passed the check as 'max |Δ| 0'."""
+    import torch
+
+    from litefuse.export import check_onnx
+
+    export_onnx("aenetv2", tmp_path / "a.onnx", size=(48, 64))
+    net = litefuse.load_model("aenetv2")
+
+    class Broken(torch.nn.Module):
+        def forward(self, ir, vi):
+            return net(ir, vi) * float("nan")
+
+    worst, _ = check_onnx(tmp_path / "a.onnx", Broken(), [(48, 64)])
+    assert np.isnan(worst)

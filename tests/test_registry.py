@@ -114,3 +114,16 @@ def test_registry_facts_are_consistent():
         info = get_model_info(default_model(task))
         assert info.has_weights and info.default_rank is not None, task
     assert {m.name for m in litefuse.list_models()} == set(ALL)
+
+
+def test_weights_holding_nan_are_refused_at_load(tmp_path):
+    from safetensors.torch import save_file
+
+    from litefuse.errors import ModelError
+
+    state = load_model("aenetv2").state_dict()
+    key = next(k for k in state if k.endswith("bias"))
+    state[key] = state[key].clone().fill_(float("nan"))
+    save_file(state, str(tmp_path / "nan.safetensors"), metadata={"model": "aenetv2"})
+    with pytest.raises(ModelError, match=rf"nan.safetensors: weights hold NaN or infinite values \({key}\)"):
+        load_model("aenetv2", weights=tmp_path / "nan.safetensors")

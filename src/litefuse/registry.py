@@ -186,6 +186,10 @@ def load_weights(model: nn.Module, path: str | Path, *, checkpoint_filter: Check
     problem = _state_mismatch(model, state)
     if problem:
         raise ModelError(f"{path}: weights do not fit {model.__class__.__name__}: {problem}")
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        more = f" and {len(broken) - 1} more" if len(broken) > 1 else ""
+        raise ModelError(f"{path}: weights hold NaN or infinite values ({broken[0]}{more}); every output would be garbage")
     model.load_state_dict(state, strict=True)
     return model
 
