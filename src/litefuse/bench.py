@@ -1,8 +1,10 @@
 """Speed on this machine: parameters, MACs and latency of fusion methods, timed in one run.
 
-:func:`benchmark` loads each method as :class:`~litefuse.api.Fuser` would (shipped weights,
-eval mode, the requested precision and ``torch.compile``), feeds a random ``(B, 1, H, W)``
-luminance pair and times ``model(ir, vi)`` -- the network alone, as papers report it --
+:func:`benchmark` loads each method as a :class:`~litefuse.api.Fuser` (shipped or given
+weights, eval mode, the requested precision and ``torch.compile``), feeds a random
+``(B, 1, H, W)`` luminance pair and times the luminance path ``fuse`` runs -- the network as
+papers report it, plus the clamp, and tiled where a frame has more than the model's
+``tile²`` pixels (the DenseFuse family: 600², so from about 800×450 up), as ``fuse`` is --
 **interleaved**: every round calls every method once, after warm-up rounds, so load from
 other processes spreads over all of them alike. The classical ``max`` fuser is always in the
 run: its time is the floor every method is reported against (``time ÷ max``), and
@@ -30,12 +32,10 @@ import torch
 from .runtime import (
     check_precision,
     compile_backend,
-    compile_for_inference,
     cpu_facts,
     isa_capped,
     prepare,
     resolve_device,
-    with_precision,
 )
 
 __all__ = [
@@ -260,7 +260,7 @@ def benchmark(
     On the CPU ``threads`` (default: :func:`~litefuse.runtime.default_threads`, the cores the load
     average leaves free) and the heap policy are applied as every litefuse command applies them.
     """
-    from .api import MethodSpec
+    from .api import Fuser, MethodSpec
     from .errors import OptionError
     from .models.complexity import count_macs, count_params
     from .registry import get_model_info, load_model
@@ -293,12 +293,12 @@ def benchmark(
     calls, stats = {}, {}
     with torch.inference_mode():
         for spec in specs:
-            n = spec.label
+            n, tasks = spec.label, infos[spec.label].tasks
             model = load_model(spec.name, weights=spec.weights, device=dev)
             stats[n] = (count_params(model), count_macs(model, (ir[:1], vi[:1]), method="auto"))
-            if infos[n].kind == "network":
-                model = compile_for_inference(with_precision(model, precision), dev, backend)
-            calls[n] = lambda m=model: m(ir, vi)
+            fuser = Fuser.from_spec(spec, device=dev, threads=n_threads, precision=precision, compile=backend,
+                                    task="ivif" if "ivif" in tasks else tasks[0])
+            calls[n] = lambda f=fuser: f._fuse_tensors(ir, vi)  # the path fuse takes: tiles above tile²
         load_start = load_average()
         sync = torch.cuda.synchronize if dev.type == "cuda" else None
         times = interleaved_times(calls, rounds, warmup, sync, progress)
