@@ -580,3 +580,26 @@ def test_eval_fuses_with_given_weights(capsys, tmp_path):
                           "-o", str(tmp_path / "f"))
     assert rc == 0 and "ship" in stdout and "1 scored" in stdout, err + stdout
     np.testing.assert_allclose(read_image(tmp_path / "f" / "p.png"), litefuse.fuse(ir, vi, model="aenetv2"), atol=2 / 255)
+
+
+def test_deployment_options_are_checked_first_and_named(capsys, tmp_path):
+    """From a deployment QA pass: each was a traceback, a misleading message or silently ignored."""
+    from litefuse.export import export_onnx
+
+    ir, vi = tmp_path / "ir.png", tmp_path / "vi.png"
+    for path, img in zip((ir, vi), synthetic_pair(32, 40)):
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(path)
+    one_line_error(capsys, "fuse", "--ir", str(ir), "--vi", str(vi), "-o", "", fragments=("--output is empty",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ir.png", "vi.png"]
+    one_line_error(capsys, "bench", "--size", "abc", fragments=("expected WxH (e.g. 640x480)",))
+    one_line_error(capsys, "fuse", "--ir", str(ir), "--vi", str(vi), "-o", str(tmp_path / "f.png"), "--weights", str(tmp_path),
+                   fragments=("is a folder, not a weights file",))
+    (tmp_path / "x.onnx").write_bytes(b"old")
+    for kwargs, match in (({"size": "64x48"}, r"size must be \(H, W\)"), ({"size": (48.5, 64)}, r"size must be \(H, W\)"),
+                          ({"opset": 99}, "newest ONNX opset")):
+        with pytest.raises(OptionError, match=match):  # before "output exists"
+            export_onnx("aenetv2", tmp_path / "x.onnx", **kwargs)
+    with pytest.raises(OptionError, match="no methods given"):
+        litefuse.benchmark([])
+    with pytest.raises(OptionError, match="compile='nosuchbackend'"):
+        litefuse.Fuser("max", compile="nosuchbackend")

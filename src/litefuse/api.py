@@ -195,7 +195,8 @@ class Fuser:
                 raise
             raise OptionError(f"{self.name}: {exc}") from None
         model = with_precision(model, self.precision)
-        self.compiled = compile_backend(compile) if self.info.kind == "network" else None
+        backend = compile_backend(compile)  # checked for every method: a typo is an error, not ignored
+        self.compiled = backend if self.info.kind == "network" else None
         self.model: nn.Module = compile_for_inference(model, self.device, self.compiled)
         self.tile = tile or getattr(model, "tile_size", DEFAULT_TILE)
         self.overlap = overlap

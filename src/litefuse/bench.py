@@ -267,6 +267,8 @@ def benchmark(
 
     if isinstance(methods, str):  # one name, not its letters
         methods = [methods]
+    if methods is not None and not list(methods):
+        raise OptionError("no methods given (None times every network, max and gff)")
     if (not isinstance(size, (tuple, list)) or len(size) != 2
             or not all(isinstance(x, int) and not isinstance(x, bool) for x in size)):
         raise OptionError(f"size must be (H, W) in whole pixels, got {size!r}")

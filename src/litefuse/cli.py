@@ -96,6 +96,8 @@ def fuse(
     if bits not in (8, 16):
         raise fail(f"--bits must be 8 or 16 (got {bits})")
     norm = parse_ir_norm(ir_norm)
+    if not output.strip():
+        raise fail("--output is empty: give a file or folder to write to")
     into_folder = output.endswith(("/", os.sep))  # a pair into a folder that may not exist yet
     output = Path(output)
     into_folder = into_folder or output.is_dir()
@@ -251,9 +253,7 @@ def bench(
     from .bench import benchmark
     from .io import check_output_path
 
-    hw = _parse_size(size)
-    if hw is None:
-        raise fail("--size: give a frame size WxH (e.g. 640x480)")
+    hw = _parse_size(size, allow_dynamic=False)
     if compile and warmup < 1:
         err_console.print("note: --compile: one warm-up round kept, so the timings leave out the compilation", markup=False)
         warmup = 1
@@ -281,13 +281,13 @@ def bench(
             console.print(f"{label}: {path}", markup=False)
 
 
-def _parse_size(text: str) -> tuple[int, int] | None:
-    """``"640x480"`` -> ``(480, 640)`` (H, W); ``"dynamic"`` -> None."""
-    if text.strip().lower() == "dynamic":
+def _parse_size(text: str, allow_dynamic: bool = True) -> tuple[int, int] | None:
+    """``"640x480"`` -> ``(480, 640)`` (H, W); ``"dynamic"`` -> None where ``allow_dynamic``."""
+    if allow_dynamic and text.strip().lower() == "dynamic":
         return None
     w, sep, h = text.lower().replace("×", "x").partition("x")
     if not sep or not w.strip().isdigit() or not h.strip().isdigit():
-        raise fail(f"--size {text!r}: expected WxH (e.g. 640x480) or 'dynamic'")
+        raise fail(f"--size {text!r}: expected WxH (e.g. 640x480){' or dynamic' if allow_dynamic else ''}")
     return int(h), int(w)
 
 

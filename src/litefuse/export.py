@@ -37,7 +37,7 @@ import torch
 
 from ._files import publish, temporary_beside
 from .demo import synthetic_luma_pair
-from .errors import ModelError, OptionError, OutputError
+from .errors import ModelError, OptionError
 from .io import check_output_path
 from .registry import get_model_info, load_model
 
@@ -72,6 +72,15 @@ class ExportReport:
         return text
 
 
+def _newest_opset() -> int | None:
+    """The newest default-domain opset the installed ``onnx`` defines (None without onnx)."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    return int(onnx.defs.onnx_opset_version())
+
+
 def _require(module: str):
     try:
         return __import__(module)
@@ -97,12 +106,18 @@ def export_onnx(
     info = get_model_info(model)
     if info.kind != "network":
         raise ModelError(f"{model!r} is a classical method, not a network; there is nothing to export")
-    path = check_output_path(path, (weights,) if weights else (), overwrite, suffixes=(".onnx",))
-    if opset < MIN_OPSET:
+    if size is not None and (not isinstance(size, (tuple, list)) or len(size) != 2
+                             or not all(isinstance(x, int) and not isinstance(x, bool) for x in size)):
+        raise OptionError(f"size must be (H, W) in whole pixels, or None for dynamic sizes (got {size!r})")
+    if size is not None and min(size) < 8:
+        raise OptionError(f"export size must be at least 8×8, got {size[1]}×{size[0]} (W×H)")
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
         # torch's exporter writes opset 18 and would down-convert (silently keeping 18, or failing)
         raise OptionError(f"--opset {opset}: the exporter writes ONNX opset {MIN_OPSET} or newer")
-    if size is not None and min(size) < 8:
-        raise OutputError(f"export size must be at least 8×8, got {size[1]}×{size[0]} (W×H)")
+    newest = _newest_opset()
+    if newest is not None and opset > newest:
+        raise OptionError(f"--opset {opset}: the newest ONNX opset the installed onnx package knows is {newest}")
+    path = check_output_path(path, (weights,) if weights else (), overwrite, suffixes=(".onnx",))
     for module in ("onnx", "onnxscript", *(("onnxruntime",) if check else ())):
         _require(module)  # before the (slow) export
     net = load_model(model, weights=weights, device="cpu").eval()

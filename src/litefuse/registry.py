@@ -167,7 +167,7 @@ def load_weights(model: nn.Module, path: str | Path, *, checkpoint_filter: Check
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"{path}: weights file not found")
+        raise ModelError(f"{path}: {'is a folder, not a weights file' if path.is_dir() else 'weights file not found'}")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -263,7 +263,7 @@ def weights_model(path: str | Path) -> str:
     file is missing or names none (then the caller must be told the model)."""
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"{path}: weights file not found")
+        raise ModelError(f"{path}: {'is a folder, not a weights file' if path.is_dir() else 'weights file not found'}")
     name = read_weights_model(path)
     if name is None:
         raise ModelError(f"{path}: the file does not name its model; pass the model (-m NAME)")
