@@ -196,3 +196,14 @@ def test_ab_videos_keep_the_colour_of_both_streams(tmp_path):
         want = fuser.fuse_images(fa, fb)
         assert want.ndim == 3 and np.abs(want[..., 0] - want[..., 1]).max() > 0.3  # colour
         assert np.abs(g - want).mean() < 0.02  # to the codec's error
+
+
+def test_tiny_frames_and_zero_frames_are_refused_up_front(pair, tmp_path):
+    from litefuse.errors import OptionError
+
+    tiny = write_video(tmp_path / "tiny.mp4", [np.full((6, 6), 100, np.uint8)] * 2)
+    with pytest.raises(InputError, match=r"tiny.mp4: frames are 6×6 pixels; at least 8×8"):
+        fuse_video(tiny, tiny, tmp_path / "t.mp4", "max")
+    with pytest.raises(OptionError, match="max_frames must be at least 1"):
+        fuse_video(*pair, tmp_path / "z.mp4", "max", max_frames=0)
+    assert not (tmp_path / "t.mp4").exists() and not (tmp_path / "z.mp4").exists()

@@ -37,7 +37,7 @@ import numpy as np
 from .colour import rgb_to_ycbcr
 from ._files import publish, temporary_beside
 from .errors import InputError, LitefuseError, OptionError
-from .io import Norm, check_norm, check_output_path, to_float, writable_dir
+from .io import MIN_SIDE, Norm, check_norm, check_output_path, to_float, writable_dir
 
 __all__ = ["VIDEO_SUFFIXES", "VideoReport", "is_video", "high_bit_depth", "read_video", "fuse_video"]
 
@@ -139,6 +139,8 @@ def fuse_video(
     8-bit stream takes ``range`` or ``minmax``."""
     if batch_size < 1:
         raise OptionError(f"batch_size must be at least 1 (got {batch_size})")
+    if max_frames is not None and max_frames < 1:
+        raise OptionError(f"max_frames must be at least 1 (got {max_frames})")
     ir_norm = check_norm(ir_norm)
     out = check_output_path(out, (ir, vi), overwrite, suffixes=VIDEO_SUFFIXES)
     if not hasattr(fuser, "fuse_prepared"):  # a method name (or None: the default), as fuse and fuse_folder take
@@ -154,6 +156,9 @@ def fuse_video(
         raise InputError(f"an 8-bit video (pix_fmt {ir_meta.get('pix_fmt', '?').split('(')[0]}): a sensor peak "
                          f"({ir_norm:g}) applies to 16-bit infrared; use range or minmax", ir)
     (w, h), (wv, hv) = ir_meta["size"], vi_meta["size"]
+    for (sw, sh), src in (((w, h), ir), ((wv, hv), vi)):
+        if min(sw, sh) < MIN_SIDE:  # as for images
+            raise InputError(f"frames are {sw}×{sh} pixels; at least {MIN_SIDE}×{MIN_SIDE} is needed", src)
     if (w, h) != (wv, hv) and not resize_vi:
         raise InputError(f"size mismatch: {wv}×{hv} frames here but {w}×{h} in {Path(ir).name} (pass --resize-vi to resample)", vi)
     fps = float(ir_meta.get("fps") or 25.0)
