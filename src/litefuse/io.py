@@ -169,7 +169,7 @@ def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.
             lo, hi = int(arr.min()), int(arr.max())
             raise InputError(
                 f"{arr.dtype} pixels (values {lo}..{hi}) have no known range; convert to uint8/uint16 "
-                "or give the scale: norm='minmax' or norm=<peak> (--ir-norm minmax or --ir-norm PEAK on the command line)",
+                "or give the scale: norm='minmax' or norm=<peak> (on the command line --ir-norm minmax | PEAK, for the infrared)",
                 source,
             )
         return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
@@ -180,7 +180,7 @@ def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.
     lo, hi = int(arr.min()), int(arr.max())
     if lo < 0 or hi > norm * (1.0 + FLOAT_TOLERANCE):
         raise InputError(f"{arr.dtype} pixels span {lo}..{hi}, outside 0..{norm:g} (the peak given); give the "
-                         "sensor's real peak, or norm='minmax' (--ir-norm minmax or --ir-norm PEAK on the command line)", source)
+                         "sensor's real peak, or norm='minmax' (on the command line --ir-norm minmax | PEAK, for the infrared)", source)
     return _float_to_unit(arr.astype(np.float32) / np.float32(norm), "range", source)
 
 
@@ -208,7 +208,7 @@ def _float_to_unit(out: np.ndarray, norm: Norm, source: str | Path | None) -> np
     if not in_unit_range(bounds):
         raise InputError(
             f"float image values span [{lo:g}, {hi:g}]; expected [0, 1] (never rescaled silently: divide by "
-            "your peak, or give the scale: norm='minmax' or norm=<peak> (--ir-norm minmax or --ir-norm PEAK on the command line))",
+            "your peak, or give the scale: norm='minmax' or norm=<peak> (on the command line --ir-norm minmax | PEAK, for the infrared))",
             source,
         )
     return np.clip(out, 0.0, 1.0) if lo < 0.0 or hi > 1.0 else out
