@@ -79,7 +79,7 @@ NOTES: dict[str, list[str]] = {
         'Seed 2 because at lr 1e-2 the ReLU α can die at once: in a 40-step scan of this recipe on MSRS, α was 0 within 10 steps for seeds 1 and 3–8, grew to 2.0 for seed 0, and stayed at 0.34–0.43 for seed 2 (release: 0.30). These weights end with α ≈ 0.40.',
         'Quality target (match the release checkpoint on ≥ 5 of 8 core metrics) **met**: over all 254 IVIF pairs these weights match or beat it on 5 of 8 — EN (6.857 vs 6.844), SD (40.67 vs 40.31), SF (11.07 vs 10.59), Qabf (0.556 vs 0.553) and SSIM (0.995 vs 0.989) — and trail on MI (3.551 vs 3.555), VIF (0.869 vs 0.872) and SCD (1.349 vs 1.368). Part 1 alone (shipped until 2026-11-30) had 4 of 8, with MI 3.14 and VIF 0.829.',
         'On the validation crops these weights fit every term of the loss at least as well as the release: L1(F, M) 0.0043 vs 0.0049, MS-SSIM(F, M) 0.9975 vs 0.9974, gradient term 0.096 vs 0.102. Part 1 had reached the release total (1.371) with sharper output (L1 0.0067, MS-SSIM 0.9950); the constant-lr part brought it close to M = max(IR, VI) as well, and MI and VIF came with it (docs/dwsfusion-ablation.md).',
-        'Release parity is separate from these weights: `--weights release_generator.pth` reproduces the release outputs to ≤ 4.3e-5 (tests/test_dwsfusion.py).',
+        'Release parity is separate from these weights: `--weights release_generator.pth` reproduces the release outputs to ≤ 4.3e-5 (tests/models/test_dwsfusion.py).',
     ],
     'dwsfusion-plus': [
         'DWSFusion+ keeps the one fix that helped (docs/dwsfusion-ablation.md): a sigmoid-bounded α, which cannot die the way the release ReLU α does at lr 1e-2 (seeds 1 and 3–8 of the faithful recipe lost it within 10 steps). The ECA channel gate collapsed training (a 420-step run with every fix on stalled at validation loss 4.41), and a trained critic head stalled the content fit, so both stay off.',
@@ -118,13 +118,14 @@ def _progress(items, total):
     return track(items, total=total, description="fusing + scoring")
 
 
-def _section(result, title: str) -> str:
+def _section(result, title: str, pooled: str | None = None) -> str:
+    """Per-set tables of ``result`` under ``### title``, and the pooled table (``pooled``: its name)."""
     parts = [f"### {title}", ""]
     for dataset in result.datasets():
         n = len({r["image"] for r in result.rows if r["set"] == dataset})
         parts += [f"**{dataset}** ({n} pairs)", "", result.markdown(dataset), ""]
     if len(result.datasets()) > 1:
-        parts += [f"**all {title} pairs** (mean over images)", "", result.markdown(), ""]
+        parts += [f"**all {pooled or title} pairs** (mean over images)", "", result.markdown(), ""]
     return "\n".join(parts)
 
 
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     ivif = compare([SHARED / "data" / "ivif" / s for s in IVIF_SETS], methods, limit=args.limit, progress=_progress,
                    preview=2, jobs=args.jobs)
     write_report(ivif, ROOT / "out" / "ship" / "ivif", title="Infrared-visible development sets", overwrite=True)
-    sections = {"val": "\n".join(val_parts), "ivif": _section(ivif, "Infrared–visible (all pairs, training pairs included)")}
+    sections = {"val": "\n".join(val_parts), "ivif": _section(ivif, "Infrared–visible (all pairs, training pairs included)", pooled="infrared–visible")}
     task_results = {}
     multi = [Fuser(n) for n in shipped if set(get_model_info(n).tasks) > {"ivif"} and args.only in (None, n)]
     if multi:
@@ -243,6 +244,27 @@ def main(argv: list[str] | None = None) -> int:
     return write_cards(shipped, runs, sections, task_results, args.notes, img)
 
 
+def rescore_card(name: str, results: str) -> None:
+    """Without the run folder (weights shipped in an earlier session): keep the card's training
+    facts and notes, replace its results section with this run's scores and refresh its MACs
+    (``count_macs(method="auto")``, as ``model_card`` writes them)."""
+    import re
+
+    from litefuse.train.card import model_complexity
+
+    path = WEIGHTS / f"{name}.md"
+    header = "## Results on the development sets"
+    text = path.read_text() if path.is_file() else ""
+    if header not in text:
+        print(f"{name}: no run folder and no card to re-score; card not rewritten", file=sys.stderr)
+        return
+    _, macs = model_complexity(name)
+    text = re.sub(r"(\| MACs, one 640×480 fusion \| )[0-9.]+ G \|", lambda m: f"{m.group(1)}{macs / 1e9:.3f} G |", text)
+    text = text[: text.index(header)] + "\n".join([header, "", results.strip(), ""])
+    path.write_text(text)
+    print(f"re-scored {name}'s card (training facts kept: no run folder)")
+
+
 def write_cards(names, runs, sections, task_results, extra_notes, img) -> int:
     """Each network's card from its run folder, with the scores of this shipping run."""
     from litefuse.registry import get_model_info
@@ -254,12 +276,12 @@ def write_cards(names, runs, sections, task_results, extra_notes, img) -> int:
         notes.setdefault(name, []).append(note)
     for name in names:
         run = Path(runs.get(name, ROOT / "runs" / name))
-        if not (run / "summary.json").is_file():
-            print(f"{name}: no run folder {run}; card not rewritten", file=sys.stderr)
-            continue
-        loss_curve(run, img / f"loss_{name}.png", title=f"{name} training loss")
         results = sections["val"] + "\n" + sections["ivif"] + "".join(f"\n{sections[t]}" for t in task_results if t in get_model_info(name).tasks)
         results += f"\n![loss](../../../docs/img/loss_{name}.png)\n"
+        if not (run / "summary.json").is_file():
+            rescore_card(name, results)
+            continue
+        loss_curve(run, img / f"loss_{name}.png", title=f"{name} training loss")
         card = model_card(name, WEIGHTS / f"{name}.safetensors", run, RECIPES[name], results, notes.get(name, ()))
         (WEIGHTS / f"{name}.md").write_text(card)
         print(f"shipped {name}: {WEIGHTS / (name + '.safetensors')} + card")

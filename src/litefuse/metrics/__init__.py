@@ -96,7 +96,7 @@ def min_side(name: str, convention: str | Convention = "cddfuse") -> int:
     """The smallest image side ``name`` is defined on: its windows must fit inside the image
     ('valid' maps, crops, scales), else its map is empty and the number would be NaN or noise."""
     conv = get_convention(convention)
-    ssim_side = {"cddfuse": 7, "wang": 11, "matlab": 1}[conv.ssim]  # 7×7 crop 3 / 11×11 'valid' / padded
+    ssim_side = {"cddfuse": 7, "wang": 11, "matlab": 2}[conv.ssim]  # 7×7 crop 3 / 11×11 'valid' / padded
     sides = {"VIF": vif.MIN_SIDE, "MS_SSIM": structural.MS_SSIM_MIN_SIDE, "SSIM": ssim_side, "Qs": 11, "Qw": 11, "Qy": 7}
     return sides.get(name, 2)  # differences and gradients need two pixels
 
