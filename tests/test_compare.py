@@ -181,3 +181,9 @@ def test_ab_pairs_are_shown_as_a_and_b(tmp_path):
         Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(root / sub / "x.png")
     result = compare([root], ["max"], metrics=["EN"], preview=1)
     assert set(result.previews["mff/x"]) == {"A", "B", "max"}
+
+
+def test_a_pair_too_small_for_a_metric_is_skipped_with_its_reason(pairs):
+    result = compare([pairs], ["max", "mean"], metrics=["EN", "VIF"], preview=0)  # 52×40: VIF needs 41 px
+    assert not result.rows and len(result.skipped) == 3
+    assert "52×40 pixels is too small: VIF needs 41" in result.skipped[0]

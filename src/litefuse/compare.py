@@ -178,7 +178,11 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
         except LitefuseError as exc:
             problems.append(f"{label}: {exc}")
             continue
-        scores = evaluate(a_u8, b_u8, _u8_grey(fused), metrics=ctx["metrics"], convention=ctx["convention"])
+        try:
+            scores = evaluate(a_u8, b_u8, _u8_grey(fused), metrics=ctx["metrics"], convention=ctx["convention"])
+        except LitefuseError as exc:  # e.g. a pair smaller than a metric's window: skipped, said
+            problems.append(f"{pair.name}: {exc}")
+            break
         rows.append({"set": dataset, "image": pair.name, "method": label, **scores})
         if previews is not None:
             previews[label] = fused

@@ -250,8 +250,8 @@ def test_study_command_on_two_variants(tmp_path):
 
     from litefuse.cli import app
 
-    ivif = _write_task(tmp_path / "data" / "ivif", ("ir", "vi"), 6)
-    mff = _write_task(tmp_path / "data" / "mff", ("A", "B"), 6, seed=10)
+    ivif = _write_task(tmp_path / "data" / "ivif", ("ir", "vi"), 6, h=48)  # VIF, scored by the study, needs 41 px
+    mff = _write_task(tmp_path / "data" / "mff", ("A", "B"), 6, h=48, seed=10)
     out = tmp_path / "study"
     args = ["study", "aenetv2", "--variants", "dws-pool,fire-pool", "--out", str(out), "--data", str(ivif), "--data", str(mff),
             "--max-steps", "2", "--budget-minutes", "2", "--eval-pairs", "1", "--latency-runs", "1",
