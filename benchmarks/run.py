@@ -4,7 +4,7 @@
 
 The main table is :func:`litefuse.bench.benchmark` (``litefuse bench`` on the command line):
 for every registered network with its default configuration, plus the classical ``max`` and
-``gff`` fusers, parameters, MACs of one fusion and the latency of ``model(ir, vi)`` on a batch-1
+``gff`` fusers, parameters, MACs of one fusion and the latency of the luminance path ``fuse`` runs on a batch-1
 ``(1, 1, H, W)`` pair, timed **interleaved** (each round calls every method once, after
 warm-up), with the speed ratio against ``densefuse`` and ``max`` measured in the same run --
 compare ratios, not absolute times, across machines. CPU runs keep freed heap memory resident,
