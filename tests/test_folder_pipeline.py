@@ -82,3 +82,46 @@ def test_folder_with_colour_on_device(folder, tmp_path, one_thread):
     assert [p.name for p in dev.fused] == [p.name for p in host.fused] and len(dev.skipped) == 1
     for a, b in zip(host.fused, dev.fused):
         assert np.abs(read_image(a) - read_image(b)).max() <= 1 / 255 + 1e-6
+
+
+def test_skip_existing_resumes_a_folder_run(folder, tmp_path, one_thread):
+    out = tmp_path / "out"
+    first = fuse_folder(folder, out, "max")
+    kept = (out / "2.png").stat().st_mtime_ns
+    (out / "4.png").unlink()  # as if the run had been interrupted before it
+    again = fuse_folder(folder, out, "max")  # without the flag every existing output is a skipped pair
+    assert [p.name for p in again.fused] == ["4.png"] and len(again.skipped) == len(first.skipped) + 4
+    (out / "4.png").unlink()
+    resumed = fuse_folder(folder, out, "max", skip_existing=True)
+    assert [p.name for p in resumed.fused] == ["4.png"] and len(resumed.existing) == 4
+    assert (out / "2.png").stat().st_mtime_ns == kept and resumed.summary.startswith("1 fused, 4 already there, 1 skipped")
+
+
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
+    """A CI timeout or `kill` mid-folder: exit 143, whole outputs only, no temporary files left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "many"
+    for i in range(60):
+        ir, vi = synthetic_pair(256, 320, seed=i)
+        save_image(root / "ir" / f"{i:02d}.png", ir)
+        save_image(root / "vi" / f"{i:02d}.png", vi)
+    out = tmp_path / "out"
+    env = {**os.environ, "LITEFUSE_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "litefuse", "fuse", "--input", str(root), "-o", str(out), "-m", "gff"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and any(out.glob("*.png"))) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    names = sorted(p.name for p in out.iterdir())
+    assert names and all(n.endswith(".png") and not n.startswith(".") for n in names), names
+    for n in names:
+        assert read_image(out / n).shape[:2] == (256, 320)

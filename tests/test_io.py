@@ -263,3 +263,57 @@ def test_a_sensor_peak_above_a_files_range_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"ir8.png: 8-bit pixels cannot reach a peak of 4095 \(at most 255\)"):
         read_image(tmp_path / "ir8.png", norm=4095)
     np.testing.assert_allclose(read_image(tmp_path / "ir8.png", norm=255), grey / np.float32(255))
+
+
+def test_real_world_files_decode_as_viewers_show_them(tmp_path):
+    """From an I/O QA pass: each of these was read wrong without a word (or crashed)."""
+    import png
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    # a phone photo stored landscape with EXIF orientation 6 (rotate 90° clockwise to view)
+    stored = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "phone.png", exif=exif)
+    upright = read_image(tmp_path / "phone.png")
+    assert upright.shape == (64, 48, 3)
+    np.testing.assert_array_equal(upright, np.rot90(stored, -1) / np.float32(255))
+    # 16-bit RGB PNG at full depth (Pillow cuts it to 8 bits)
+    rgb16 = rng.integers(0, 65536, (20, 30, 3)).astype(np.uint16)
+    with open(tmp_path / "rgb16.png", "wb") as fh:
+        png.Writer(30, 20, greyscale=False, bitdepth=16).write(fh, rgb16.reshape(20, -1))
+    np.testing.assert_array_equal(read_image(tmp_path / "rgb16.png"), rgb16 / np.float32(65535))
+    # TIFF: LZW without imagecodecs (Pillow reads it), white-is-zero, palette; CMYK refused
+    grey16 = rng.integers(0, 65536, (20, 30)).astype(np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "lzw.tif", compression="tiff_lzw")
+    np.testing.assert_array_equal(read_image(tmp_path / "lzw.tif"), grey16 / np.float32(65535))
+    grey8 = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "white0.tif", 255 - grey8, photometric="miniswhite")
+    np.testing.assert_array_equal(read_image(tmp_path / "white0.tif"), grey8 / np.float32(255))
+    colour = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    pal = Image.fromarray(colour).quantize(16)
+    pal.save(tmp_path / "pal.tif")
+    np.testing.assert_allclose(read_image(tmp_path / "pal.tif"), np.asarray(pal.convert("RGB")) / np.float32(255), atol=1e-6)
+    tifffile.imwrite(tmp_path / "cmyk.tif", rng.integers(0, 256, (20, 30, 4), dtype=np.uint8), photometric="separated")
+    with pytest.raises(InputError, match=r"cmyk.tif: CMYK \(separated\) TIFF"):
+        read_image(tmp_path / "cmyk.tif")
+    # a header claiming 20000×20000: one line naming the file, not Pillow's exception
+    bomb = Image.new("L", (20000, 20000))
+    bomb.save(tmp_path / "bomb.png")
+    with pytest.raises(InputError, match=r"bomb.png: Image size \(400000000 pixels\).*decompression-bomb guard"):
+        read_image(tmp_path / "bomb.png")
+
+
+def test_pillow_images_are_read_in_the_modes_their_files_would_be():
+    import litefuse
+    from PIL import Image
+
+    rgb = np.random.default_rng(1).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    from litefuse.api import as_image
+
+    hsv = Image.fromarray(rgb).convert("HSV")
+    np.testing.assert_allclose(as_image(hsv), np.asarray(hsv.convert("RGB")) / np.float32(255))
+    i32 = Image.fromarray((rgb[..., 0].astype(np.int32) * 257))  # mode "I": 16-bit data
+    np.testing.assert_allclose(as_image(i32), rgb[..., 0] / np.float32(255), atol=1e-6)
+    assert litefuse.fuse(i32, hsv, model="max").shape == (24, 32, 3)

@@ -26,8 +26,8 @@ from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import find_pairs, pair_dirs
 from .errors import InputError, LitefuseError, ModelError, OptionError, OutputError
 from .io import (
-    Norm, check_bits, check_norm, check_output_dir, check_output_path, in_unit_range, read_image, save_image, to_float,
-    value_range, writable_dir,
+    Norm, check_bits, check_norm, check_output_dir, check_output_path, in_unit_range, pil_array, read_image, save_image,
+    to_float, value_range, writable_dir,
 )
 from .registry import get_model_info, list_models, load_model, weights_model
 from .runtime import available_cores, check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
@@ -119,14 +119,10 @@ def as_image(x: ImageLike, norm: Norm = "range", name: str | None = None) -> np.
         x = x.numpy()
     if isinstance(x, np.ndarray):
         return to_float(_channels_last(x), norm=norm, source=name)
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover
-        Image = None
-    if Image is not None and isinstance(x, Image.Image):
-        if x.mode in ("P", "PA", "CMYK", "YCbCr", "1"):
-            x = x.convert("RGBA" if x.mode in ("P", "PA") else "RGB")
-        return to_float(np.asarray(x), norm=norm, source=name)
+    from PIL import Image
+
+    if isinstance(x, Image.Image):  # the modes a file of it would be read in (palette, CMYK, HSV, LAB, 32-bit int)
+        return to_float(pil_array(x), norm=norm, source=name)
     raise InputError(f"cannot read an image from {type(x).__name__}", name)
 
 
@@ -529,10 +525,12 @@ class FolderReport:
 
     fused: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    existing: list[Path] = field(default_factory=list)  # with ``skip_existing``: outputs already there, left as they are
 
     @property
     def summary(self) -> str:
-        text = f"{len(self.fused)} fused, {len(self.skipped)} skipped"
+        text = f"{len(self.fused)} fused" + (f", {len(self.existing)} already there" if self.existing else "")
+        text += f", {len(self.skipped)} skipped"
         return text + (": " + "; ".join(self.skipped) if self.skipped else "")
 
 
@@ -552,6 +550,7 @@ def fuse_folder(
     batch_size: int = 1,
     workers: int | None = None,
     bits: int = 8,
+    skip_existing: bool = False,
 ) -> FolderReport:
     """Fuse every pair in ``input_dir`` (``ir/vi``, ``infrared/visible``, ``Inf/Vis`` or ``A/B``)
     into ``out_dir/<stem>.png`` (``bits=16``: ``<stem>.tif``, 16 bits per sample, grey or colour). Unpaired and unreadable files are reported and skipped; a
@@ -563,6 +562,9 @@ def fuse_folder(
     ``batch_size`` consecutive same-size pairs go through a network as one batch; on a GPU the
     colour conversion runs there too (:attr:`Fuser.colour_on_device`). Results equal
     one-at-a-time fusion (to float rounding) and are written atomically, in pair order.
+    ``skip_existing`` leaves outputs already in ``out_dir`` as they are and counts them in
+    :attr:`FolderReport.existing` (resuming an interrupted run: every file there is whole, since
+    outputs are written atomically); otherwise an existing output is a skipped pair unless ``overwrite``.
 
     ``progress``: optional callable ``(iterable, total) -> iterable`` (e.g. a rich progress
     tracker) wrapped around the pairs.
@@ -592,8 +594,11 @@ def fuse_folder(
         workers = 2 if fuser.device.type == "cpu" else max(2, min(8, available_cores() - 1))
     report = FolderReport(skipped=[str(p) for p in problems])
 
-    def load(pair) -> tuple[Path, Prepared]:
-        out = check_output_path(out_dir / f"{pair.name}{suffix}", (pair.a, pair.b), overwrite=overwrite, suffixes=(suffix,))
+    def load(pair) -> tuple[Path, Prepared | None]:
+        out = out_dir / f"{pair.name}{suffix}"
+        if skip_existing and out.is_file():
+            return out, None  # a finished earlier run's (or an interrupted one's) output: kept
+        out = check_output_path(out, (pair.a, pair.b), overwrite=overwrite, suffixes=(suffix,))
         a, b = read_image(pair.a, norm=ir_norm), read_image(pair.b)
         _check_first_source(a, pair.a, pair_task(pair, fuser.task))
         return out, fuser.prepare(a, b, resize_b=resize_vi, names=(pair.a, pair.b))
@@ -621,6 +626,9 @@ def fuse_folder(
                 out, prepared = ahead.popleft().result()
             except LitefuseError as exc:
                 writes.append(str(exc))
+                continue
+            if prepared is None:
+                report.existing.append(out)
                 continue
             if batch and (len(batch) == batch_size or prepared.shape != batch[0][1].shape):
                 flush(batch)

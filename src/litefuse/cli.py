@@ -7,6 +7,7 @@ Every user-facing problem is one line on stderr (``error: <file>: <problem>``) w
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import warnings
 from enum import Enum
@@ -68,6 +69,7 @@ def fuse(
     resize_vi: bool = typer.Option(False, "--resize-vi", help="Resample the visible image to the infrared grid when sizes differ."),
     ir_norm: str = typer.Option("range", "--ir-norm", help=IR_NORM_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (inputs are never touched)."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Folders: leave outputs already there as they are (resume an interrupted run)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="Networks' arithmetic: fp32, fp16 or bf16 (half precision: faster on GPUs)."),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Folder and video mode: same-size pairs (frames) fused per network call (GPU throughput)."),
@@ -123,10 +125,11 @@ def fuse(
             report = fuse_folder(
                 input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm,
                 overwrite=overwrite, progress=progress_bar(f"fusing ({fuser.name})"), batch_size=batch_size, bits=bits,
+                skip_existing=skip_existing,
             )
             for problem in report.skipped:
                 err_console.print(f"skipped: {problem}", markup=False)
-            console.print(f"{len(report.fused)} fused, {len(report.skipped)} skipped -> {output}", markup=False)
+            console.print(f"{report.summary.split(': ')[0]} -> {output}", markup=False)
             raise typer.Exit(0 if not report.skipped else (1 if report.fused else 2))
         if is_video(ir) or is_video(vi):
             if bits != 8:
@@ -363,6 +366,19 @@ def _note(message, category, filename, lineno, file=None, line=None) -> None:
     err_console.print(f"note: {message}", markup=False)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so temporary files are removed (and a training run
+    saves its checkpoint) as on Ctrl-C."""
+
+
+_TERMINATED: list[bool] = []  # set by the handler: typer turns either interruption into exit code 130
+
+
+def _terminated(signum, frame) -> None:
+    _TERMINATED.append(True)
+    raise Terminated()
+
+
 def main() -> None:  # pragma: no cover - exercised through the console script
     # The CLI owns its process: freed heap memory stays resident so full-resolution feature maps
     # are not page-faulted anew on every call (litefuse.runtime.keep_heap_resident).
@@ -370,17 +386,18 @@ def main() -> None:  # pragma: no cover - exercised through the console script
 
     apply_heap_policy()
     warnings.showwarning = _note  # library warnings as one "note:" line, not file:line + source
+    signal.signal(signal.SIGTERM, _terminated)  # a CI timeout or `kill`: clean up as Ctrl-C does
     try:
         code = app(standalone_mode=False)  # usage errors come here, reported as one line
     except typer.Abort:
-        err_console.print("interrupted", markup=False)
-        sys.exit(130)
+        err_console.print("terminated" if _TERMINATED else "interrupted", markup=False)
+        sys.exit(143 if _TERMINATED else 130)
     except LitefuseError as exc:
         err_console.print(f"error: {exc}", markup=False)
         sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted", markup=False)
-        sys.exit(130)
+    except KeyboardInterrupt:  # Terminated too
+        err_console.print("terminated" if _TERMINATED else "interrupted", markup=False)
+        sys.exit(143 if _TERMINATED else 130)
     except Exception as exc:
         if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
             # click's (or typer's vendored click's) usage errors: bad option, missing value...
@@ -393,4 +410,7 @@ def main() -> None:  # pragma: no cover - exercised through the console script
             raise
         err_console.print(f"error: internal error ({exc.__class__.__name__}: {exc}); set LITEFUSE_DEBUG=1 for details", markup=False)
         sys.exit(3)
+    if code == 130:  # typer (0.29) returns Ctrl-C and SIGTERM as exit code 130, silently
+        err_console.print("terminated" if _TERMINATED else "interrupted", markup=False)
+        sys.exit(143 if _TERMINATED else 130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -72,6 +72,32 @@ def _decode(path: Path) -> np.ndarray:
         raise InputError("empty file (0 bytes)", path)
     if path.suffix.lower() in (".tif", ".tiff"):
         return _decode_tiff(path)
+    if _png_16bit_colour(path):
+        return _decode_png16(path)
+    return _decode_pillow(path)
+
+
+def pil_array(im: "Image.Image") -> np.ndarray:
+    """A loaded Pillow image as the array litefuse reads: palette images expanded (RGBA where
+    transparent), CMYK / YCbCr / HSV / LAB converted to RGB, bilevel to grey, and 16-bit data in
+    Pillow's 32-bit integer container as uint16."""
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
+    elif im.mode in ("CMYK", "YCbCr", "HSV", "LAB"):
+        im = im.convert("RGB")
+    elif im.mode == "1":
+        im = im.convert("L")
+    arr = np.asarray(im)
+    if im.mode.startswith("I") and arr.dtype != np.uint16 and arr.size and 0 <= arr.min() and arr.max() <= 65535:
+        arr = arr.astype(np.uint16)  # 16-bit data in Pillow's 32-bit container
+    return arr
+
+
+def _decode_pillow(path: Path) -> np.ndarray:
+    """PNG, JPEG, BMP, WebP, ... (and TIFFs tifffile lacks a codec for) through Pillow, turned
+    upright by the file's orientation tag (EXIF), as every viewer shows it."""
+    from PIL import ImageOps
+
     try:
         with Image.open(path) as im:
             frames = getattr(im, "n_frames", 1)
@@ -79,15 +105,12 @@ def _decode(path: Path) -> np.ndarray:
                 raise InputError(f"animated {im.format} with {frames} frames; litefuse reads one image per file "
                                  "(fuse videos as .mp4/.mkv, or save the frame on its own)", path)
             im.load()
-            if im.mode in ("P", "PA"):
-                im = im.convert("RGBA" if "transparency" in im.info or im.mode == "PA" else "RGB")
-            elif im.mode == "CMYK" or im.mode == "YCbCr":
-                im = im.convert("RGB")
-            elif im.mode == "1":
-                im = im.convert("L")
-            arr = np.asarray(im)
-            if im.mode.startswith("I") and arr.dtype != np.uint16 and arr.size and 0 <= arr.min() and arr.max() <= 65535:
-                arr = arr.astype(np.uint16)  # 16-bit data in Pillow's 32-bit container
+            if im.getexif().get(0x0112, 1) in range(2, 9):  # rotated / mirrored: upright, as viewers show it
+                im = ImageOps.exif_transpose(im)
+            arr = pil_array(im)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{_first_sentence(exc)}: Pillow refuses images this large (a decompression-bomb guard); "
+                         "raise PIL.Image.MAX_IMAGE_PIXELS in Python if the file is trusted", path) from None
     except UnidentifiedImageError:
         raise InputError("not an image (unrecognised format)", path) from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -96,6 +119,32 @@ def _decode(path: Path) -> np.ndarray:
             raise InputError(f"truncated or corrupt image ({msg})", path) from None
         raise InputError(f"unreadable image ({msg})", path) from None
     return arr
+
+
+def _first_sentence(exc: BaseException) -> str:
+    return str(exc).split(" exceeds")[0].strip() or exc.__class__.__name__
+
+
+def _png_16bit_colour(path: Path) -> bool:
+    """Whether ``path`` is a PNG of 16-bit RGB, RGBA or grey + alpha (colour types 2, 6, 4), which
+    Pillow decodes to 8 bits."""
+    if path.suffix.lower() != ".png":
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 4, 6)
+
+
+def _decode_png16(path: Path) -> np.ndarray:
+    """A 16-bit colour PNG at full depth, through pypng (Pillow would cut it to 8 bits)."""
+    import png
+
+    try:
+        width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+        arr = np.vstack([np.asarray(row, np.uint16) for row in rows])
+    except Exception as exc:  # pypng's FormatError, ChunkError, zlib errors
+        raise InputError(f"truncated or corrupt image ({exc.__class__.__name__}: {exc})", path) from None
+    return arr.reshape(height, width, info["planes"])
 
 
 def _decode_tiff(path: Path) -> np.ndarray:
@@ -107,11 +156,24 @@ def _decode_tiff(path: Path) -> np.ndarray:
     try:
         with tifffile.TiffFile(str(path)) as tif:
             series = tif.series[0]
-            arr, axes = series.asarray(), series.axes
-            alpha = [int(e) for e in tif.pages[0].extrasamples] if "S" in axes else []
+            page = tif.pages[0]
+            photometric, colormap = int(page.photometric), page.colormap
+            alpha = [int(e) for e in page.extrasamples] if "S" in series.axes else []
             others = sum(1 for extra in tif.series[1:] if not getattr(extra.pages[0], "is_reduced", False))
+            try:
+                arr, axes = series.asarray(), series.axes
+            except ValueError as exc:
+                if "imagecodecs" not in str(exc):
+                    raise
+                return _decode_pillow(path)  # LZW / JPEG / ... without imagecodecs: Pillow's libtiff reads them
+    except InputError:
+        raise
     except Exception as exc:
         raise InputError(f"unreadable TIFF ({exc.__class__.__name__}: {exc})", path) from None
+    if photometric == 5:  # SEPARATED: ink densities, not light
+        raise InputError("CMYK (separated) TIFF; convert it to RGB or grey first", path)
+    if photometric not in (0, 1, 2, 3, 6):  # CIELab, ICCLab, LogLuv, ...
+        raise InputError(f"TIFF colour space {tifffile.PHOTOMETRIC(photometric).name}; convert it to RGB or grey first", path)
     images = int(np.prod([n for a, n in zip(axes, arr.shape) if a not in "YXS"], dtype=np.int64)) + others
     if images > 1:
         raise InputError(f"multi-page TIFF holding {images} images; litefuse reads one image per file "
@@ -122,6 +184,16 @@ def _decode_tiff(path: Path) -> np.ndarray:
         arr = np.moveaxis(arr, 0, -1)  # planar configuration: samples first
     if arr.ndim == 3 and arr.shape[-1] == 2 and not any(e in (1, 2) for e in alpha):
         raise InputError("TIFF with 2 channels that are not grey + alpha; expected grey, RGB or RGBA", path)
+    if photometric == 3 and colormap is not None and arr.ndim == 2 and np.issubdtype(arr.dtype, np.integer):
+        cmap = np.asarray(colormap)
+        cmap = (cmap >> 8 if cmap.max() > 255 else cmap).astype(np.uint8)  # 16-bit entries (×256 or ×257) -> 8-bit, as libtiff
+        arr = np.ascontiguousarray(cmap.T[arr])  # palette indices -> RGB
+    elif photometric == 0:  # MINISWHITE: 0 is white
+        if not np.issubdtype(arr.dtype, np.unsignedinteger):
+            raise InputError(f"white-is-zero TIFF of {arr.dtype} samples; save it as black-is-zero", path)
+        grey = arr[..., 0] if arr.ndim == 3 else arr
+        grey = np.iinfo(arr.dtype).max - grey
+        arr = np.dstack([grey, arr[..., 1:]]) if arr.ndim == 3 else grey
     return arr
 
 
