@@ -125,3 +125,19 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
     assert names and all(n.endswith(".png") and not n.startswith(".") for n in names), names
     for n in names:
         assert read_image(out / n).shape[:2] == (256, 320)
+
+
+def test_webp_pairs_and_subfolders_are_not_passed_over_in_silence(tmp_path):
+    from litefuse.data import find_pairs
+
+    root = tmp_path / "set"
+    ir, vi = synthetic_pair(32, 40, seed=0)
+    save_image(root / "ir" / "a.png", ir)
+    (root / "vi").mkdir(parents=True)
+    from PIL import Image
+
+    Image.fromarray((np.clip(vi, 0, 1) * 255).astype(np.uint8)).save(root / "vi" / "a.webp", lossless=True)
+    save_image(root / "ir" / "day" / "b.png", ir)
+    pairs, problems = find_pairs(root)
+    assert [p.name for p in pairs] == ["a"]
+    assert len(problems) == 1 and "day: subfolder not searched" in str(problems[0])

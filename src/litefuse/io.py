@@ -40,7 +40,7 @@ __all__ = [
     "check_output_path", "check_output_dir", "check_bits", "writable_dir", "value_range", "in_unit_range",
 ]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # what folders pair: what read_image reads
 MIN_SIDE = 8  # smaller inputs are not images worth fusing, and break the networks' down-sampling
 FLOAT_TOLERANCE = 1e-3  # float inputs this far outside [0, 1] are rounding, clipped; further out refused
 Norm = Union[Literal["range", "minmax"], float]

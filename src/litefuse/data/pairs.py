@@ -76,6 +76,10 @@ def match_stems(folders: Mapping[str, Path]) -> tuple[dict[str, dict[str, Path]]
     by_role = {role: _images_by_stem(folder) for role, folder in folders.items()}
     matched: dict[str, dict[str, Path]] = {}
     problems: list[PairProblem] = []
+    for folder in folders.values():  # pairs are the files directly inside: say so, not "no pairs"
+        for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            problems.append(PairProblem(sub.name, sub, "subfolder not searched (pairs are the files directly in "
+                                                       f"{folder.name}/; fuse it as its own pair folder)"))
     for stem in sorted(set().union(*by_role.values())):
         files = {role: found[stem] for role, found in by_role.items() if stem in found}
         first = next(iter(files.values()))[0]
