@@ -384,7 +384,8 @@ def check_bits(path: str | Path, bits: int) -> str:
 def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
     """Write a float image in [0, 1] (to rounding, as read; never rescaled) or a uint8/uint16
     array atomically, in the format its suffix names: PNG or TIFF (8 or 16 ``bits``; 16-bit
-    colour: TIFF only), JPEG or BMP (8 bits). Other suffixes are refused."""
+    colour: TIFF only), JPEG or BMP (8 bits). Other suffixes are refused. ``bits`` sets the
+    depth floats are written at; a uint8 / uint16 array keeps its own."""
     path = Path(path)
     suffix = path.suffix.lower()
     fmt = check_bits(path, bits)
@@ -401,7 +402,7 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
         peak = 255 if bits == 8 else 65535
         arr = np.clip(np.round(np.clip(arr, 0.0, 1.0) * peak), 0, peak).astype(np.uint8 if bits == 8 else np.uint16)
     if arr.dtype not in (np.uint8, np.uint16) or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))):
-        raise OutputError(f"{path}: cannot write a {arr.dtype} array of shape {arr.shape}; give H×W or H×W×3 "
+        raise OutputError(f"{path}: cannot write an array of {arr.dtype} values and shape {arr.shape}; give H×W or H×W×3 "
                           "floats in [0, 1], uint8 or uint16")
     if arr.dtype == np.uint16 and arr.ndim == 3 and fmt != "TIFF":
         raise OutputError(f"{path}: 16-bit colour is written as TIFF only; use a .tif name, 8 bits or a grey image")
