@@ -115,6 +115,10 @@ def test_resize_vi_opt_in(tmp_path, pair):
     proc = run("fuse", "-m", "mean", "--ir", str(ir), "--vi", str(small_vi), "-o", str(tmp_path / "r.png"), "--resize-vi")
     assert proc.returncode == 0, proc.stderr
     assert read_image(tmp_path / "r.png").shape == (96, 128, 3)
+    assert "aspect ratio" not in proc.stderr  # 64×48 -> 128×96: the same shape
+    wide_vi = save_image(tmp_path / "wvi.png", synthetic_pair(48, 96)[1])
+    proc = run("fuse", "-m", "mean", "--ir", str(ir), "--vi", str(wide_vi), "-o", str(tmp_path / "w.png"), "--resize-vi")
+    assert proc.returncode == 0 and "note: wvi.png: resampled from 96×48 to 128×96, which changes its aspect ratio" in proc.stderr
 
 
 def test_16bit_rgba_inputs(tmp_path):
