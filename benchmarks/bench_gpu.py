@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     import litefuse
-    from litefuse.api import Fuser, fuse_folder
+    from litefuse.api import Fuser
+    from litefuse.folder import fuse_folder
     from litefuse.demo import synthetic_pair
     from litefuse.io import save_image
     from litefuse.runtime import keep_full_isa

@@ -9,10 +9,10 @@ infrared PNGs), each in a fresh process so settings do not leak between them:
   and fuses the pairs one at a time with ``fuse_images`` (decoded beforehand); median per pair.
 - **CLI**: ``litefuse fuse --input DIR -o OUT`` on a folder of ``--pairs`` pairs and on one of
   1 pair; per pair = (T_n − T_1) / (n − 1), so start-up and model loading cancel out. This is
-  decode + fuse + encode, pipelined (see ``litefuse.api.fuse_folder``).
+  decode + fuse + encode, pipelined (see ``litefuse.folder.fuse_folder``).
 - **folder, serial**: the same folder in one process, as a loop of read → fuse → save per
   pair (how fuse_folder worked before it overlapped decoding and encoding with the network);
-  **folder, pipelined**: ``litefuse.api.fuse_folder`` on it. Both per pair, same process, by the
+  **folder, pipelined**: ``litefuse.folder.fuse_folder`` on it. Both per pair, same process, by the
   CLI's difference (T_n − T_1) / (n − 1): a plain ``total / n`` charged the pipeline's fill and
   drain (the first decode, the last encode) to the API and read 1.16 for aenetv2-ivif.
 
@@ -55,7 +55,8 @@ print(json.dumps({"api": statistics.median(times)}))
 FOLDER_CHILD = r"""
 import json, shutil, sys, tempfile, time
 from pathlib import Path
-from litefuse.api import Fuser, fuse_folder
+from litefuse.api import Fuser
+from litefuse.folder import fuse_folder
 from litefuse.data import find_pairs
 from litefuse.io import read_image, save_image
 method, many, one = sys.argv[1], sys.argv[2], sys.argv[3]

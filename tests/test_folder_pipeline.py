@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from litefuse.api import Fuser, fuse_folder
+from litefuse.api import Fuser
+from litefuse.folder import fuse_folder
 from litefuse.demo import synthetic_pair
 from litefuse.io import read_image, save_image
 

@@ -8,7 +8,8 @@
 """
 
 from . import models  # noqa: F401  registers every method (the registry itself imports none)
-from .api import Fuser, fuse, fuse_folder
+from .api import Fuser, fuse
+from .folder import fuse_folder
 from .bench import benchmark
 from .export import export_onnx
 from .io import read_image, save_image

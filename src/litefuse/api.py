@@ -1,4 +1,5 @@
-"""Python API: fuse a pair of images, arrays or a folder with any registered method.
+"""Python API: fuse a pair of images or arrays with any registered method (folders:
+:mod:`litefuse.folder`).
 
 >>> import litefuse
 >>> fused = litefuse.fuse("ir.png", "vi.png", model="max")   # float32 in [0, 1]
@@ -12,10 +13,10 @@ its Y fused with the infrared and the colour restored from its chroma; two colou
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
@@ -23,16 +24,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
-from .data.pairs import find_pairs, pair_dirs
-from .errors import InputError, LitefuseError, ModelError, OptionError, OutputError
+from .data.pairs import pair_dirs
+from .errors import InputError, ModelError, OptionError
 from .io import (
-    Norm, check_bits, check_norm, check_output_dir, check_output_path, in_unit_range, pil_array, read_image, save_image,
-    to_float, value_range, writable_dir,
+    Norm, check_bits, check_norm, check_output_path, in_unit_range, pil_array, read_image, save_image,
+    to_float, value_range,
 )
 from .registry import get_model_info, list_models, load_model, weights_model
-from .runtime import available_cores, check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
+from .runtime import check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
 
-__all__ = ["ImageLike", "Fuser", "MethodSpec", "default_model", "folder_task", "fuse", "fuse_files", "fuse_folder", "FolderReport"]
+__all__ = ["ImageLike", "Fuser", "MethodSpec", "default_model", "folder_task", "fuse", "fuse_files"]
 
 ImageLike = Union[str, Path, np.ndarray, torch.Tensor, "PIL.Image.Image"]  # noqa: F821
 
@@ -523,129 +524,3 @@ def fuse_files(
     _check_first_source(a, ir, check_task(task or fuser.task))
     fused = fuser.fuse_images(a, b, grey=grey, resize_b=resize_vi, names=(ir, vi))
     return save_image(out, fused, bits=bits)
-
-
-@dataclass
-class FolderReport:
-    """Outcome of :func:`fuse_folder`."""
-
-    fused: list[Path] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    existing: list[Path] = field(default_factory=list)  # with ``skip_existing``: outputs already there, left as they are
-
-    @property
-    def summary(self) -> str:
-        text = f"{len(self.fused)} fused" + (f", {len(self.existing)} already there" if self.existing else "")
-        text += f", {len(self.skipped)} skipped"
-        return text + (": " + "; ".join(self.skipped) if self.skipped else "")
-
-
-def fuse_folder(
-    input_dir: str | Path,
-    out_dir: str | Path,
-    model: str | Fuser | None = None,
-    *,
-    weights: str | Path | None = None,
-    device: str = "cpu",
-    grey: bool = False,
-    resize_vi: bool = False,
-    ir_norm: Norm = "range",
-    overwrite: bool = False,
-    progress: Callable | None = None,
-    threads: int | None = None,
-    batch_size: int = 1,
-    workers: int | None = None,
-    bits: int = 8,
-    skip_existing: bool = False,
-) -> FolderReport:
-    """Fuse every pair in ``input_dir`` (``ir/vi``, ``infrared/visible``, ``Inf/Vis`` or ``A/B``)
-    into ``out_dir/<stem>.png`` (``bits=16``: ``<stem>.tif``, 16 bits per sample, grey or colour). Unpaired and unreadable files are reported and skipped; a
-    folder without a single pair, or an output folder that cannot be written, is an error
-    before any work.
-
-    Pipelined: ``workers`` threads (default: 2 on the CPU; with a GPU the cores less one, up
-    to 8) decode the next pairs and encode finished images while the method runs, and up to
-    ``batch_size`` consecutive same-size pairs go through a network as one batch; on a GPU the
-    colour conversion runs there too (:attr:`Fuser.colour_on_device`). Results equal
-    one-at-a-time fusion (to float rounding) and are written atomically, in pair order.
-    ``skip_existing`` leaves outputs already in ``out_dir`` as they are and counts them in
-    :attr:`FolderReport.existing` (resuming an interrupted run: every file there is whole, since
-    outputs are written atomically); otherwise an existing output is a skipped pair unless ``overwrite``.
-
-    ``progress``: optional callable ``(iterable, total) -> iterable`` (e.g. a rich progress
-    tracker) wrapped around the pairs.
-    """
-    from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
-
-    if batch_size < 1 or (workers is not None and workers < 1):
-        raise OptionError(f"batch_size and workers must be at least 1 (got {batch_size}, {workers})")
-    check_norm(ir_norm)
-    if bits not in (8, 16):
-        raise OptionError(f"bits must be 8 or 16 (got {bits})")
-    suffix = ".png" if bits == 8 else ".tif"
-    pairs, problems = find_pairs(input_dir)
-    if not pairs:
-        detail = f" ({len(problems)} unpaired or unreadable files)" if problems else ""
-        raise InputError(f"no image pairs found{detail}", input_dir)
-    if Path(out_dir).resolve() in {d.resolve() for d in pair_dirs(input_dir)}:  # results beside the sources would pair with them next time
-        raise OutputError(f"{out_dir}: is a source folder of {input_dir}; write the fused images elsewhere")
-    check_output_dir(out_dir)  # before loading the model; created only once everything checked out
-    if isinstance(model, Fuser):
-        fuser = model
-    else:
-        fuser = Fuser(model, weights=weights, device=device, task=folder_task(input_dir), threads=threads)
-    out_dir = writable_dir(out_dir)
-    if workers is None:  # a GPU outruns two decoders; on the CPU more would hold more frames in memory
-        workers = 2 if fuser.device.type == "cpu" else max(2, min(8, available_cores() - 1))
-    report = FolderReport(skipped=[str(p) for p in problems])
-
-    def load(pair) -> tuple[Path, Prepared | None]:
-        out = out_dir / f"{pair.name}{suffix}"
-        if skip_existing and out.is_file():
-            return out, None  # a finished earlier run's (or an interrupted one's) output: kept
-        out = check_output_path(out, (pair.a, pair.b), overwrite=overwrite, suffixes=(suffix,))
-        a, b = read_image(pair.a, norm=ir_norm), read_image(pair.b)
-        _check_first_source(a, pair.a, pair_task(pair, fuser.task))
-        return out, fuser.prepare(a, b, resize_b=resize_vi, names=(pair.a, pair.b))
-
-    def write(out: Path, fused_y: np.ndarray, prepared: Prepared) -> Path:
-        return save_image(out, fuser.finish(fused_y, prepared, grey), bits=bits)
-
-    writes: list[Future | str] = []  # in pair order: a pending write, or a problem
-
-    def flush(batch: list[tuple[Path, Prepared]]) -> None:
-        lumas = fuser.fuse_prepared([p for _, p in batch], grey)
-        for (out, prepared), fused_y in zip(batch, lumas):
-            writes.append(pool.submit(write, out, fused_y, prepared))
-        batch.clear()
-
-    depth = max(2 * batch_size, workers + 1)  # decoded pairs held ahead of the network
-    with ThreadPoolExecutor(workers, thread_name_prefix="litefuse-io") as pool:
-        ahead: deque = deque()
-        todo = iter(pairs)
-        batch: list[tuple[Path, Prepared]] = []
-        for _ in progress(pairs, len(pairs)) if progress else pairs:
-            while len(ahead) < depth and (nxt := next(todo, None)) is not None:
-                ahead.append(pool.submit(load, nxt))
-            try:
-                out, prepared = ahead.popleft().result()
-            except LitefuseError as exc:
-                writes.append(str(exc))
-                continue
-            if prepared is None:
-                report.existing.append(out)
-                continue
-            if batch and (len(batch) == batch_size or prepared.shape != batch[0][1].shape):
-                flush(batch)
-            batch.append((out, prepared))
-            if batch_size == 1:
-                flush(batch)
-        if batch:
-            flush(batch)
-        for item in writes:
-            try:
-                report.fused.append(item.result()) if isinstance(item, Future) else report.skipped.append(item)
-            except LitefuseError as exc:
-                report.skipped.append(str(exc))
-    return report

@@ -78,7 +78,8 @@ def fuse(
     compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (CUDA graphs on GPU): the first frame of each size compiles (slow), then faster; for folders and videos."),
 ) -> None:
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
-    from .api import Fuser, folder_task, fuse_files, fuse_folder
+    from .api import Fuser, folder_task, fuse_files
+    from .folder import fuse_folder
     from .video import is_video
 
     pair_ab = a is not None or b is not None

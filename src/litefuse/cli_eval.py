@@ -106,9 +106,10 @@ def eval_command(
             from .io import check_output_path
 
             check_output_path(csv_path, overwrite=overwrite, suffixes=(".csv",))
-        # ---- optionally fuse first (litefuse.api.fuse_folder)
+        # ---- optionally fuse first (litefuse.folder.fuse_folder)
         if input_dir is not None:
-            from .api import Fuser, folder_task, fuse_folder
+            from .api import Fuser, folder_task
+            from .folder import fuse_folder
             from .data.pairs import pair_dirs
 
             ir, vi = pair_dirs(input_dir)
