@@ -296,7 +296,7 @@ def benchmark(
     with torch.inference_mode():
         for spec in specs:
             n, tasks = spec.label, infos[spec.label].tasks
-            model = load_model(spec.name, weights=spec.weights, device=dev)
+            model = load_model(spec.name, weights=spec.weights, device=dev)  # float32, uncompiled: for counting
             stats[n] = (count_params(model), count_macs(model, (ir[:1], vi[:1]), method="auto"))
             fuser = Fuser.from_spec(spec, device=dev, threads=n_threads, precision=precision, compile=backend,
                                     task="ivif" if "ivif" in tasks else tasks[0])
