@@ -187,3 +187,37 @@ def test_a_pair_too_small_for_a_metric_is_skipped_with_its_reason(pairs):
     result = compare([pairs], ["max", "mean"], metrics=["EN", "VIF"], preview=0)  # 52×40: VIF needs 41 px
     assert not result.rows and len(result.skipped) == 3
     assert "52×40 pixels is too small: VIF needs 41" in result.skipped[0]
+
+
+def test_ab_sets_refuse_ir_norm_and_name_a_size_mismatch_by_file(tmp_path):
+    """From an A/B QA pass: --ir-norm minmax stretched source A alone; a size mismatch named the
+    method and suggested an option compare does not have."""
+    import warnings
+
+    from litefuse.errors import OptionError
+    from litefuse.folder import fuse_folder
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "mef"
+    for sub, size in (("A", (40, 48)), ("B", (44, 48))):
+        (root / sub).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(root / sub / "x.png")
+    with pytest.raises(OptionError, match="scales an infrared source; A/B pairs"):
+        compare([root], ["max"], metrics=["EN"], ir_norm="minmax")
+    with pytest.raises(OptionError, match="scales an infrared source; A/B pairs"):
+        fuse_folder(root, tmp_path / "o", "max", ir_norm="minmax")
+    result = compare([root], ["max"], metrics=["EN"], preview=0)
+    assert result.skipped == [f"{root / 'B' / 'x.png'}: size mismatch: 48×44 here but 48×40 for its partner x.png"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compare([root], ["aenetv2-ivif"], metrics=["EN"], preview=0)
+    assert any("aenetv2-ivif is made for ivif pairs, not ab" in str(w.message) for w in caught)
+
+
+def test_a_fuser_for_another_task_does_not_fit_a_folder(pairs, tmp_path):
+    from litefuse.api import Fuser
+    from litefuse.errors import OptionError
+    from litefuse.folder import fuse_folder
+
+    with pytest.raises(OptionError, match="a Fuser for task 'mef' does not fit"):
+        fuse_folder(pairs, tmp_path / "o", Fuser("max", task="mef"))

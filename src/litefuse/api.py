@@ -491,8 +491,17 @@ def _check_first_source(a: np.ndarray, name, task: str) -> None:
     if task == "ivif" and not _is_grey(a):
         raise InputError(
             "infrared image has 3 distinct colour channels; expected grey (1 channel) "
-            "(two colour sources: --a/--b on the command line, task='mef' or 'mff' in Python)", name,
+            "(two colour sources: --a/--b on the command line, task='mef', 'mff' or 'medical' in Python)", name,
         )
+
+
+def check_ir_norm(ir_norm: Norm, task: str) -> Norm:
+    """``ir_norm`` scales an infrared source; A/B pairs (two exposures, two focal planes, two
+    scans) are read as they are, or one source alone would be stretched against the other."""
+    ir_norm = check_norm(ir_norm)
+    if ir_norm != "range" and task != "ivif":
+        raise OptionError(f"ir_norm={ir_norm!r} (--ir-norm) scales an infrared source; A/B pairs ({task}) are read as they are")
+    return ir_norm
 
 
 def pair_task(pair, default: str = "ivif") -> str:
@@ -519,7 +528,7 @@ def fuse_files(
     first. ``task`` defaults to the fuser's (``"ivif"``: the first file must be grey)."""
     out = check_output_path(out, (ir, vi), overwrite=overwrite, suffixes=OUTPUT_SUFFIXES)
     check_bits(out, bits)
-    a = read_image(ir, norm=ir_norm)
+    a = read_image(ir, norm=check_ir_norm(ir_norm, check_task(task or fuser.task)))
     b = read_image(vi)
     _check_first_source(a, ir, check_task(task or fuser.task))
     fused = fuser.fuse_images(a, b, grey=grey, resize_b=resize_vi, names=(ir, vi))

@@ -60,7 +60,7 @@ def eval_command(
     input_dir: Optional[Path] = typer.Option(
         None, "--input", "-i", help="Pair folder (ir/vi, A/B, ...): fuse it with --model first, then score."
     ),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="With --input: the fusion method (see `litefuse models`), as \\[label=]name\\[@weights] (e.g. aenetv2@runs/a/model.safetensors)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="With --input: the fusion method (default: the task's default, as fuse; see `litefuse models`), as \\[label=]name\\[@weights] (e.g. aenetv2@runs/a/model.safetensors)."),
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="With --input: folder for the fused images (default: ./fused-<model>)."
     ),
@@ -88,8 +88,6 @@ def eval_command(
     if input_dir is not None:
         if ir is not None or vi is not None or fused is not None:
             raise fail("give either --input DIR --model NAME, or --ir/--vi/--fused, not both")
-        if model is None:
-            raise fail("--input needs --model NAME (the method to fuse with)")
     elif ir is None or vi is None or fused is None:
         raise fail("give --ir DIR --vi DIR --fused DIR (or --input DIR --model NAME to fuse first)")
     if jobs < 1:
@@ -108,12 +106,13 @@ def eval_command(
             check_output_path(csv_path, overwrite=overwrite, suffixes=(".csv",))
         # ---- optionally fuse first (litefuse.folder.fuse_folder)
         if input_dir is not None:
-            from .api import Fuser, folder_task
+            from .api import Fuser, default_model, folder_task
             from .folder import fuse_folder
             from .data.pairs import pair_dirs
 
             ir, vi = pair_dirs(input_dir)
-            method = Fuser.from_spec(model, task=folder_task(input_dir))  # [label=]name[@weights], as compare
+            task = folder_task(input_dir)
+            method = Fuser.from_spec(model or default_model(task), task=task)  # [label=]name[@weights], as compare
             model = method.label
             fused = output if output is not None else Path(f"fused-{model}")
             report = fuse_folder(input_dir, fused, model=method, overwrite=overwrite, ir_norm=norm,

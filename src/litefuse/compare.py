@@ -7,6 +7,7 @@ would be saved (colour results converted with the CDDFuse grey rule).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -14,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ._files import atomic_write_text
-from .api import Fuser, _check_first_source, pair_task
+from .api import _AB_TASKS, Fuser, _check_first_source, check_ir_norm, folder_task, pair_task
 from .data.pairs import Pair, find_pairs
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
@@ -91,6 +92,7 @@ def compare(
     work: list[tuple[str, Pair]] = []
     skipped: list[str] = []
     for folder, label in zip(folders, set_labels(folders)):
+        check_ir_norm(ir_norm, folder_task(folder))
         pairs, problems = find_pairs(folder)
         skipped += [str(p) for p in problems]
         work += [(label, p) for p in pairs[:limit]]
@@ -149,6 +151,12 @@ def compare_pairs(
         raise OptionError(f"method {twice!r} given twice; give each method once (label=name@weights to compare weights)")
     result = Comparison(labels, list(resolve_metrics(metrics or CORE_METRICS)), convention)
     check_norm(ir_norm)
+    for task in sorted({pair_task(pair) for _, pair in work}):  # as fuse and eval --input say it
+        wanted = _AB_TASKS if task == "ab" else {task}
+        for fuser in fusers:
+            if fuser.info.kind == "network" and not wanted <= set(fuser.info.tasks):
+                warnings.warn(f"{fuser.label} is made for {'/'.join(fuser.info.tasks)} pairs, not {task}: its weights "
+                              "never saw such pairs, expect weaker results", UserWarning, stacklevel=2)
     tasks = [(dataset, pair, keep) for (dataset, pair), keep in zip(work, _previewed(work, preview))]
     context = dict(fusers=fusers, labels=labels, metrics=result.metrics, convention=convention, ir_norm=ir_norm)
     for out in parallel_map(_score_pair, tasks, jobs, context, progress):
@@ -168,6 +176,9 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
         # what fuse and eval refuse is not scored here either: a colour "infrared" source
         task = pair_task(pair)
         _check_first_source(a_img, pair.a, task)
+        if a_img.shape[:2] != b_img.shape[:2]:  # named as fuse names it (compare resamples nothing)
+            (ha, wa), (hb, wb) = a_img.shape[:2], b_img.shape[:2]
+            raise InputError(f"size mismatch: {wb}×{hb} here but {wa}×{ha} for its partner {pair.a.name}", pair.b)
         a_u8, b_u8 = load_grey_u8(pair.a, norm=ctx["ir_norm"]), load_grey_u8(pair.b)
     except LitefuseError as exc:
         return dataset, pair, rows, None, [str(exc)]

@@ -11,10 +11,10 @@ from typing import Callable
 
 import numpy as np
 
-from .api import Fuser, Prepared, _check_first_source, folder_task, pair_task
+from .api import Fuser, Prepared, _check_first_source, check_ir_norm, folder_task, pair_task
 from .data.pairs import find_pairs, pair_dirs
 from .errors import InputError, LitefuseError, OptionError, OutputError
-from .io import Norm, check_norm, check_output_dir, check_output_path, read_image, save_image, writable_dir
+from .io import Norm, check_output_dir, check_output_path, read_image, save_image, writable_dir
 from .runtime import available_cores
 
 __all__ = ["FolderReport", "fuse_folder"]
@@ -72,7 +72,6 @@ def fuse_folder(
     """
     if batch_size < 1 or (workers is not None and workers < 1):
         raise OptionError(f"batch_size and workers must be at least 1 (got {batch_size}, {workers})")
-    check_norm(ir_norm)
     if bits not in (8, 16):
         raise OptionError(f"bits must be 8 or 16 (got {bits})")
     suffix = ".png" if bits == 8 else ".tif"
@@ -83,10 +82,15 @@ def fuse_folder(
     if Path(out_dir).resolve() in {d.resolve() for d in pair_dirs(input_dir)}:  # results beside the sources would pair with them next time
         raise OutputError(f"{out_dir}: is a source folder of {input_dir}; write the fused images elsewhere")
     check_output_dir(out_dir)  # before loading the model; created only once everything checked out
+    found = folder_task(input_dir)
+    check_ir_norm(ir_norm, found)
     if isinstance(model, Fuser):
         fuser = model
+        if (fuser.task == "ivif") != (found == "ivif"):  # as `fuse --input DIR --task ...` refuses it
+            holds = "infrared/visible (ir/vi) pairs" if found == "ivif" else "A/B pairs"
+            raise OptionError(f"a Fuser for task {fuser.task!r} does not fit {input_dir}: it holds {holds}")
     else:
-        fuser = Fuser(model, weights=weights, device=device, task=folder_task(input_dir), threads=threads)
+        fuser = Fuser(model, weights=weights, device=device, task=found, threads=threads)
     out_dir = writable_dir(out_dir)
     if workers is None:  # a GPU outruns two decoders; on the CPU more would hold more frames in memory
         workers = 2 if fuser.device.type == "cpu" else max(2, min(8, available_cores() - 1))
