@@ -298,9 +298,11 @@ def read_image(path: str | Path, norm: Norm = "range") -> np.ndarray:
 
 
 def check_output_path(
-    out: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = False, suffixes: tuple[str, ...] = (".png",)
+    out: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = False, suffixes: tuple[str, ...] = (".png",),
+    *, folder_checked: bool = False,
 ) -> Path:
-    """Validate an output path before any work is done; returns it resolved."""
+    """Validate an output path before any work is done; returns it resolved. ``folder_checked``:
+    its folder was already found writable (a folder run checks it once, not once per pair)."""
     out = Path(out)
     resolved = out.resolve()
     for src in inputs:
@@ -309,7 +311,8 @@ def check_output_path(
     if out.suffix.lower() not in suffixes:
         kinds = "PNG" if suffixes == (".png",) else "/".join(s.lstrip(".") for s in suffixes)
         raise OutputError(f"{out}: outputs are written as {kinds}; use a {' or '.join(suffixes)} file name")
-    _check_creatable(out, resolved.parent)
+    if not folder_checked:
+        _check_creatable(out, resolved.parent)
     if out.exists() and not overwrite:
         raise OutputError(f"{out}: output exists; pass --overwrite (overwrite=True) to replace it")
     if out.is_dir():

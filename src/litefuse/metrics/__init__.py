@@ -141,7 +141,8 @@ def evaluate(
     conv = get_convention(convention, psnr=psnr)
     names = resolve_metrics(metrics, conv)
     a, b, f = check_triple(ir, vi, fused)
-    small = [f"{n} needs {min_side(n, conv)}" for n in names if min(f.shape) < min_side(n, conv)]
+    sides = {n: min_side(n, conv) for n in names}
+    small = [f"{n} needs {side}" for n, side in sides.items() if min(f.shape) < side]
     if small:
         h, w = f.shape
         raise InputError(f"{w}×{h} pixels is too small: {', '.join(small)} pixels on each side")
