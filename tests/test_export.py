@@ -21,16 +21,35 @@ def _run(path, ir: np.ndarray, vi: np.ndarray) -> np.ndarray:
     return session.run(None, {"ir": ir[None, None], "vi": vi[None, None]})[0][0, 0]
 
 
-def test_dynamic_export_matches_pytorch_at_any_size(tmp_path):
-    report = export_onnx("aenetv2", tmp_path / "a.onnx", size=None)
+def test_dynamic_export_matches_pytorch_at_any_size_and_batch(tmp_path):
+    report = export_onnx("aenetv2", tmp_path / "a.onnx", size=None, batch=None)
     assert report.max_abs_error is not None and report.max_abs_error < 1e-4
     assert (75, 101) in report.checked  # odd sizes exercise the pad in front of the stride-2 pool
+    assert report.checked_batches == [1, 3] and "batch dynamic" in report.summary()
     onnx.checker.check_model(str(report.path))
-    # an independent size and real-looking content, through the public Fuser
+    # no in-place update of the cropped up-sampled map: scattered back whole, 3x the graph's time
+    assert not {n.op_type for n in onnx.load(str(report.path)).graph.node} & {"ScatterND", "Transpose"}
+    # an independent size and batch, real-looking content, through the public Fuser
     rng = np.random.default_rng(0)
-    ir, vi = rng.random((2, 57, 83), dtype=np.float32)
-    fused = litefuse.Fuser("aenetv2").fuse_luma(ir, vi)
-    np.testing.assert_allclose(_run(report.path, ir, vi), fused, atol=1e-4)
+    ir, vi = rng.random((2, 4, 57, 83), dtype=np.float32)
+    fuser = litefuse.Fuser("aenetv2")
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"ir": ir[:, None], "vi": vi[:, None]})[0]
+    assert got.shape == (4, 1, 57, 83)
+    for i in range(4):  # each pair of the batch fused as if alone
+        np.testing.assert_allclose(got[i, 0], fuser.fuse_luma(ir[i], vi[i]), atol=1e-4)
+
+
+def test_densefuse_family_exports_a_dynamic_batch(tmp_path):
+    report = export_onnx("lwc-densefuse", tmp_path / "l.onnx", size=(48, 64), batch=None)
+    assert report.max_abs_error < 1e-4 and report.checked_batches == [1, 3]
+    fixed = export_onnx("densefuse", tmp_path / "d.onnx", size=(48, 64), batch=2, check=True)
+    assert fixed.checked_batches == [2] and "batch 2" in fixed.summary()
+    with pytest.raises(Exception):  # a fixed batch is a fixed batch
+        _run(fixed.path, *np.zeros((2, 48, 64), np.float32))
+    for bad in (0, 1.5, True):
+        with pytest.raises(litefuse.errors.OptionError, match="batch"):
+            export_onnx("densefuse", tmp_path / "x.onnx", batch=bad)
 
 
 def test_fixed_size_export_of_the_densefuse_family(tmp_path):
@@ -67,6 +86,11 @@ def test_export_command(tmp_path):
     assert "64×48" in ok.output and "48×64" not in ok.output and "max |Δ|" in ok.output and (tmp_path / "d.onnx").is_file()
     bad = runner.invoke(app, ["export", "densefuse", "-o", str(tmp_path / "e.onnx"), "--size", "64by48"])
     assert bad.exit_code == 2 and "expected WxH" in bad.output and "Traceback" not in bad.output
+    bad = runner.invoke(app, ["export", "densefuse", "-o", str(tmp_path / "e.onnx"), "--batch-size", "none"])
+    assert bad.exit_code == 2 and "'dynamic'" in bad.output and "Traceback" not in bad.output
+    batched = runner.invoke(app, ["export", "aenetv2", "-o", str(tmp_path / "b.onnx"), "--size", "64x48", "--batch-size", "dynamic"])
+    assert batched.exit_code == 0 and "batch dynamic" in batched.output and "(batch 1 and 3)" in batched.output, batched.output
+    assert not (tmp_path / "e.onnx").exists()
 
 
 def test_export_command_takes_the_network_as_fuse_does(tmp_path):

@@ -211,11 +211,12 @@ def export(
         None, "--weights", help="Weights file instead of the shipped ones (a run's model.safetensors also names its network)."
     ),
     size: str = typer.Option("640x480", "--size", help="Frame size WxH baked into the graph, or 'dynamic' for any size."),
+    batch_size: str = typer.Option("1", "--batch-size", help="Pairs per call baked into the graph, or 'dynamic' for any number."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18 or newer: what torch's exporter writes)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Run the graph in onnxruntime and compare with PyTorch."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
 ) -> None:
-    """Export a network to ONNX (inputs ir, vi: 1x1xHxW luminance in [0, 1]; output fused)."""
+    """Export a network to ONNX (inputs ir, vi: Nx1xHxW luminance in [0, 1]; output fused)."""
     from .export import export_onnx
     from .registry import weights_model
 
@@ -225,7 +226,7 @@ def export(
     try:
         model = model or weights_model(weights)
         report = export_onnx(model, output, weights=weights, size=_parse_size(size), opset=opset, check=check,
-                             overwrite=overwrite)
+                             overwrite=overwrite, batch=_parse_batch(batch_size))
     except LitefuseError as exc:
         raise fail(str(exc)) from None
     console.print(report.summary(), markup=False)
@@ -283,6 +284,16 @@ def bench(
     for label, path in (("json", json_path), ("chart", chart)):
         if path is not None:
             console.print(f"{label}: {path}", markup=False)
+
+
+def _parse_batch(text: str) -> int | None:
+    """``"4"`` -> 4; ``"dynamic"`` -> None."""
+    text = text.strip().lower()
+    if text == "dynamic":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise fail(f"--batch-size {text!r}: give a number of pairs (1 or more) or 'dynamic'")
+    return int(text)
 
 
 def _parse_size(text: str, allow_dynamic: bool = True) -> tuple[int, int] | None:

@@ -1,12 +1,13 @@
 """ONNX export of the fusion networks, checked against PyTorch with onnxruntime.
 
-The exported graph is the network itself: inputs ``ir`` and ``vi``, each ``(1, 1, H, W)``
+The exported graph is the network itself: inputs ``ir`` and ``vi``, each ``(N, 1, H, W)``
 float32 luminance in [0, 1] (the visible image's Y), output ``fused`` of the same shape.
 Colour (fusing on Y and keeping the visible chroma) and range handling stay outside the
 graph, as in :class:`litefuse.Fuser`.
 
 ``size=(H, W)`` exports a fixed frame size (a camera's resolution; the fastest graph);
-``size=None`` exports height and width as dynamic axes. Needs ``pip install "litefuse[onnx]"``
+``size=None`` exports height and width as dynamic axes. ``batch`` is the number of pairs per
+call: 1 (default), a fixed N, or ``None`` for a dynamic batch axis. Needs ``pip install "litefuse[onnx]"``
 (onnx, onnxscript, onnxruntime). DWSFusion cannot be exported: its FreqSelect transforms with
 complex FFTs, which the torch ONNX exporter does not convert.
 
@@ -59,16 +60,21 @@ class ExportReport:
     opset: int
     size: tuple[int, int] | None  # None: dynamic height and width
     bytes: int
+    batch: int | None = 1  # None: dynamic batch
     max_abs_error: float | None = None  # over every checked size; None when not checked
     checked: list[tuple[int, int]] = field(default_factory=list)
+    checked_batches: list[int] = field(default_factory=lambda: [1])
     ort_ms: float | None = None  # onnxruntime latency of one fusion at the first checked size
 
     def summary(self) -> str:
         shape = f"{self.size[1]}×{self.size[0]}" if self.size else "dynamic size"  # W×H, as --size takes it
+        if self.batch != 1:
+            shape += f", batch {self.batch or 'dynamic'}"
         text = f"{self.model} -> {self.path} ({self.bytes / 1024:.1f} KiB, opset {self.opset}, {shape})"
         if self.max_abs_error is not None:
             sizes = ", ".join(f"{w}×{h}" for h, w in self.checked)
-            text += f"; onnxruntime vs PyTorch max |Δ| {self.max_abs_error:.1e} at {sizes}; {self.ort_ms:.1f} ms per fusion"
+            batches = f" (batch {' and '.join(map(str, self.checked_batches))})" if self.checked_batches != [1] else ""
+            text += f"; onnxruntime vs PyTorch max |Δ| {self.max_abs_error:.1e} at {sizes}{batches}; {self.ort_ms:.1f} ms per call"
         return text
 
 
@@ -94,14 +100,16 @@ def export_onnx(
     weights: str | Path | None = None,
     size: tuple[int, int] | None = (480, 640),
     opset: int = 18,
+    batch: int | None = 1,
     check: bool = True,
     overwrite: bool = False,
 ) -> ExportReport:
     """Export a registered network (shipped weights, or ``weights``) to ONNX at ``path``.
 
     The file is written atomically; with ``check`` it is run by onnxruntime on the built-in
-    synthetic pair (and, for dynamic axes, also at an odd size) and compared with PyTorch;
-    a difference above :data:`TOLERANCE` is an error and leaves no file behind.
+    synthetic pair (and, for dynamic axes, also at an odd size, and at batch 1 and 3) and
+    compared with PyTorch; a difference above :data:`TOLERANCE` is an error and leaves no file
+    behind. ``batch``: pairs per call, a fixed N or ``None`` for a dynamic batch axis.
     """
     info = get_model_info(model)
     if info.kind != "network":
@@ -109,6 +117,8 @@ def export_onnx(
     if size is not None and (not isinstance(size, (tuple, list)) or len(size) != 2
                              or not all(isinstance(x, int) and not isinstance(x, bool) for x in size)):
         raise OptionError(f"size must be (H, W) in whole pixels, or None for dynamic sizes (got {size!r})")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise OptionError(f"batch must be a whole number of pairs (1 or more), or None for a dynamic batch (got {batch!r})")
     if size is not None and min(size) < 8:
         raise OptionError(f"export size must be at least 8×8, got {size[1]}×{size[0]} (W×H)")
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
@@ -126,11 +136,14 @@ def export_onnx(
         raise ModelError(f"{model}: cannot be exported to ONNX: {reason}")
 
     h, w = size if size is not None else (64, 96)
-    example = tuple(torch.from_numpy(a)[None, None] for a in synthetic_luma_pair(h, w))
-    dynamic = None
+    # a dynamic batch is traced at 2: torch.export fixes an axis its example has at size 1
+    example = _example(h, w, batch or 2)
+    dims = {}
+    if batch is None:
+        dims[0] = torch.export.Dim("batch", min=1, max=4096)
     if size is None:
-        dims = {2: torch.export.Dim("height", min=8, max=16384), 3: torch.export.Dim("width", min=8, max=16384)}
-        dynamic = {"ir": dims, "vi": dims}
+        dims.update({2: torch.export.Dim("height", min=8, max=16384), 3: torch.export.Dim("width", min=8, max=16384)})
+    dynamic = {"ir": dims, "vi": dims} if dims else None
     path.parent.mkdir(parents=True, exist_ok=True)
     with temporary_beside(path, suffix=".onnx") as tmp:
         try:
@@ -145,11 +158,12 @@ def export_onnx(
         written = _opset_of(tmp)
         if written != opset:
             raise ModelError(f"{model}: asked for ONNX opset {opset}, the exporter wrote {written}; not written")
-        report = ExportReport(path, model, opset, size, Path(tmp).stat().st_size)
+        report = ExportReport(path, model, opset, size, Path(tmp).stat().st_size, batch)
         if check:
             sizes = [(h, w)] if size is not None else [(h, w), (75, 101)]
-            report.max_abs_error, report.ort_ms = check_onnx(tmp, net, sizes)
-            report.checked = sizes
+            batches = [batch] if batch is not None else [1, 3]
+            report.max_abs_error, report.ort_ms = check_onnx(tmp, net, sizes, batches)
+            report.checked, report.checked_batches = sizes, batches
             if not report.max_abs_error <= TOLERANCE:  # NaN too
                 raise ModelError(
                     f"{model}: the ONNX graph differs from PyTorch by {report.max_abs_error:.2e} (> {TOLERANCE:g}); not written"
@@ -222,18 +236,29 @@ def ort_session(path: str | Path, threads: int | None = None, nchwc: bool | None
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"], **disabled)
 
 
-def check_onnx(path: str | Path, net: torch.nn.Module, sizes: list[tuple[int, int]]) -> tuple[float, float]:
-    """Max |onnxruntime - PyTorch| over the synthetic pair at ``sizes`` (NaN when either output
-    is not finite), and the onnxruntime latency (ms, best of 3) at the first size."""
+def _example(h: int, w: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` different synthetic pairs (the built-in scene, flipped and mirrored in turn)."""
+    ir, vi = (torch.from_numpy(a)[None, None] for a in synthetic_luma_pair(h, w))
+    flips = [(), (-1,), (-2,), (-2, -1)]
+    pick = [flips[i % 4] for i in range(batch)]
+    return tuple(torch.cat([t.flip(f) if f else t for f in pick]).contiguous() for t in (ir, vi))
+
+
+def check_onnx(
+    path: str | Path, net: torch.nn.Module, sizes: list[tuple[int, int]], batches: list[int] = (1,)
+) -> tuple[float, float]:
+    """Max |onnxruntime - PyTorch| over the synthetic pairs at ``sizes`` and ``batches`` (NaN
+    when either output is not finite), and the onnxruntime latency (ms per call, best of 3) at
+    the first size and batch."""
     session = ort_session(path)
     worst, ms = 0.0, float("nan")
-    for i, (h, w) in enumerate(sizes):
-        ir, vi = synthetic_luma_pair(h, w)
-        feed = {"ir": ir[None, None], "vi": vi[None, None]}
+    for i, (h, w, n) in enumerate((h, w, n) for h, w in sizes for n in batches):
+        ir, vi = _example(h, w, n)
+        feed = {"ir": ir.numpy(), "vi": vi.numpy()}
         got = session.run(None, feed)[0]
         with torch.no_grad():
-            ref = net(torch.from_numpy(feed["ir"]), torch.from_numpy(feed["vi"])).numpy()
-        diff = float(np.abs(got - ref).max())
+            ref = net(ir, vi).numpy()
+        diff = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("nan")
         worst = diff if not np.isfinite(diff) else max(worst, diff)  # NaN is never "within tolerance"
         if i == 0:
             times = []

@@ -261,6 +261,17 @@ OUTPUTS = ("direct", "blend")
 SYMMETRIC_FUSIONS = ("max", "weighted")
 
 
+def _halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two sources of a source-stacked batch. ``chunk``, not slicing: its backward
+    concatenates instead of zero-filling; under ``torch.export`` a reshape, as ``chunk`` of a
+    symbolic batch fixes the batch size the graph takes."""
+    if exporting():
+        a, b = x.unflatten(0, (2, -1)).unbind(0)
+        return a, b
+    a, b = x.chunk(2)
+    return a, b
+
+
 class Fusion(nn.Module):
     """Fuse the two halves of a source-stacked batch ``(2N, C, H, W) -> (N, C, H, W)``.
 
@@ -280,8 +291,8 @@ class Fusion(nn.Module):
             self.score = _conv(channels, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = x.chunk(2)  # split, not slicing: its backward concatenates instead of zero-filling
-        scores = self.score(x).chunk(2) if self.mode == "weighted" else ()
+        a, b = _halves(x)
+        scores = _halves(self.score(x)) if self.mode == "weighted" else ()
         return self.pair(a, b, *scores)
 
     def pair(self, a: torch.Tensor, b: torch.Tensor, s_a: torch.Tensor | None = None, s_b: torch.Tensor | None = None) -> torch.Tensor:
@@ -385,7 +396,10 @@ class AENetV2(nn.Module):
         f = self.reduce(self.decoder(self.fuse(self.encoder(f))))
         if self.pool:
             f = upsample2x(f)[..., :h, :w]
-        f = self.head(self.act(f.add_(skip)))
+        if exporting():  # in place on the cropped view, a dynamic-size graph scatters whole maps back
+            f = self.head(torch.relu(f + skip))
+        else:
+            f = self.head(self.act(f.add_(skip)))
         if self.output == "direct":
             return f.sigmoid_()
         logit, *res = f.split(1, dim=1)
