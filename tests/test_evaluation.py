@@ -47,6 +47,9 @@ def test_markdown_table_bolds_the_best_by_direction():
     one = markdown_table({"a": {"MI": 2.0}}, ["MI"], stds={"a": {"MI": 0.5}}).splitlines()
     assert one[2] == "| a | 2.0000 ± 0.5000 |"  # a single row is not bolded
     assert format_value(2.5e-6, 1e-7) == "2.500e-06 ± 1.00e-07"
+    # values that print the same are tied: both bold, not whichever is larger past the 4th decimal
+    tied = markdown_table({"a": {"SSIM": 0.99501}, "b": {"SSIM": 0.995012}, "c": {"SSIM": 0.99}}, ["SSIM"]).splitlines()
+    assert tied[2:] == ["| a | **0.9950** |", "| b | **0.9950** |", "| c | 0.9900 |"]
 
 
 def test_scores_csv_keeps_full_precision(tmp_path):

@@ -98,7 +98,8 @@ def markdown_table(
 ) -> str:
     """A Markdown table, a row per method (``means``' keys) and a column per metric with its
     direction arrow; with ``stds``, cells read ``mean ± std``; with ``bold_best`` and more than
-    one row, the best value of each column is bold."""
+    one row, the best value of each column is bold (every row showing it: values that print
+    the same are tied)."""
     from .metrics import METRICS
 
     info = {m: METRICS.get(m) for m in metrics}
@@ -111,7 +112,8 @@ def markdown_table(
         cells = []
         for m in metrics:
             cell = format_value(row[m], None if stds is None else stds[label][m])
-            cells.append(f"**{cell}**" if m in best and row[m] == best[m] else cell)
+            tied = m in best and format_value(row[m]) == format_value(best[m])
+            cells.append(f"**{cell}**" if tied else cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
