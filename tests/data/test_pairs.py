@@ -43,6 +43,16 @@ def test_unpaired_and_duplicates_reported(tmp_path):
     assert "duplicate stem" in text
 
 
+def test_a_partner_differing_in_case_is_named(tmp_path):
+    _img(tmp_path / "ir" / "FLIR_01.png")
+    _img(tmp_path / "vi" / "flir_01.jpg")
+    pairs, problems = find_pairs(tmp_path)
+    assert not pairs
+    text = "\n".join(map(str, problems))
+    assert "FLIR_01.png: no partner in vi/ (flir_01.jpg there differs in letter case" in text
+    assert "flir_01.jpg: no partner in ir/ (FLIR_01.png there differs in letter case" in text
+
+
 def test_missing_layout_is_one_clear_error(tmp_path):
     (tmp_path / "left").mkdir()
     with pytest.raises(InputError, match="no source sub-folders"):

@@ -89,7 +89,12 @@ def match_stems(folders: Mapping[str, Path]) -> tuple[dict[str, dict[str, Path]]
             problems.append(PairProblem(stem, dupes[0][0], f"duplicate stem ({names}); skipped"))
         elif len(files) < len(folders):
             missing = " and ".join(f"{folders[r].name}/" for r in folders if r not in files)
-            problems.append(PairProblem(stem, first, f"no partner in {missing}"))
+            # stems match exactly (a case-insensitive file system would be the exception): name
+            # a partner that differs only in case, which the user most likely meant
+            near = [p.name for r in folders if r not in files for st, ps in by_role[r].items()
+                    if st != stem and st.casefold() == stem.casefold() for p in ps]
+            hint = f" ({', '.join(near)} there differs in letter case; stems match exactly)" if near else ""
+            problems.append(PairProblem(stem, first, f"no partner in {missing}{hint}"))
         else:
             matched[stem] = {role: paths[0] for role, paths in files.items()}
     return matched, problems
