@@ -385,3 +385,10 @@ def test_cli_eval_refuses_an_unwritable_csv_before_scoring(eval_dirs: Path) -> N
     result = _run_eval("--ir", str(d / "ir"), "--vi", str(d / "vi"), "--fused", str(d / "fused"), "--csv", "/proc/x.csv")
     assert result.exit_code == 2 and "/proc/x.csv: folder is not writable" in result.output
     assert "scored" not in result.output  # nothing was scored first
+
+
+@pytest.mark.parametrize("convention, psnr", [("cddfuse", None), ("tang", None), ("cddfuse", "textbook"), ("vifb", None)])
+def test_psnr_of_a_perfect_fusion_is_inf(convention: str, psnr: str | None) -> None:
+    """F equal to both sources (MSE 0): every PSNR kind is +inf, never a ZeroDivisionError."""
+    x = np.full((16, 16), 128, np.uint8)
+    assert evaluate(x, x, x, ["PSNR"], convention, psnr=psnr)["PSNR"] == float("inf")

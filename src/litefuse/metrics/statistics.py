@@ -85,12 +85,13 @@ def psnr(a: np.ndarray, b: np.ndarray, f: np.ndarray, *, kind: str = "cddfuse") 
     * ``'tang'``: 10·log₁₀(255²/MSE) + 20·log₁₀ 255 (Tang's code adds ≈ 48.13 dB);
     * ``'vifb'``: 20·log₁₀(255/sqrt(RMSE_vifb));
     * ``'textbook'``: 10·log₁₀(255²/MSE), which none of the references computes.
-    MSE is :func:`mse` on 0..255.
+    MSE is :func:`mse` on 0..255; a fused image equal to both sources (MSE 0) scores ``inf``
+    (NaN for ``'cddfuse'`` when F is all zero, as the reference).
     """
     if kind == "vifb":
         return float(20.0 * np.log10(255.0 / np.sqrt(rmse_vifb(a, b, f))))
-    m = mse(a, b, f)
-    with np.errstate(divide="ignore"):
+    m = np.float64(mse(a, b, f))  # numpy division: MSE 0 gives inf, not ZeroDivisionError
+    with np.errstate(divide="ignore", invalid="ignore"):
         if kind == "cddfuse":
             return float(10.0 * np.log10(f.max() ** 2 / m))
         if kind == "textbook":
