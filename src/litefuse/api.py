@@ -469,8 +469,6 @@ def fuse(
     ``threads``: CPU threads for torch (see :class:`Fuser`).
     """
     check_norm(ir_norm)
-    if threads is not None:
-        prepare(threads)
     if isinstance(model, Fuser):
         if weights is not None or device != "cpu":  # a loaded Fuser has its weights and device
             raise OptionError("weights= and device= choose what a Fuser loads; give them to Fuser(...), "
@@ -479,6 +477,8 @@ def fuse(
     else:
         task = check_task(task or "ivif")
         fuser = _cached_fuser(model, _weights_key(weights), device, task)
+    if threads is not None:  # after loading: a Fuser built on a cache miss sets the default count
+        prepare(threads)
     ir_name = ir if isinstance(ir, (str, Path)) else ("a" if task != "ivif" else "infrared")
     vi_name = vi if isinstance(vi, (str, Path)) else ("b" if task != "ivif" else "visible")
     a = as_image(ir, norm=ir_norm, name=ir_name)
