@@ -23,3 +23,15 @@ def test_fuse_threads_hold_on_the_first_call(monkeypatch):
     finally:
         torch.set_num_threads(before)
         _cached_fuser.cache_clear()
+
+
+def test_fuse_refuses_ir_norm_for_ab_pairs():
+    """As fuse_files, fuse_folder and the CLI: ``ir_norm`` would stretch source A alone."""
+    from litefuse.errors import OptionError
+
+    x = np.random.default_rng(0).random((16, 16)).astype(np.float32)
+    with pytest.raises(OptionError, match="A/B pairs"):
+        litefuse.fuse(x * 0.5, x, model="mean", task="mef", ir_norm="minmax")
+    with pytest.raises(OptionError, match="A/B pairs"):
+        litefuse.fuse(x * 0.5, x, model=litefuse.Fuser("mean", task="mff"), ir_norm=2.0)
+    assert litefuse.fuse(x * 0.5, x, model="mean", ir_norm="minmax").max() > 0.5  # ivif: the infrared stretched

@@ -461,21 +461,23 @@ def fuse(
     """Fuse an infrared and a visible image (or, with an A/B ``task``, any two sources).
 
     ``ir``/``vi``: paths, PIL images, numpy arrays (``H×W`` or ``H×W×3``) or torch tensors (also ``C×H×W`` and ``1×C×H×W``), read by the input contract of
-    :mod:`litefuse.io` (uint8, uint16, floats in [0, 1]; other integers need ``ir_norm``).
+    :mod:`litefuse.io` (uint8, uint16, floats in [0, 1]; other integers need ``ir_norm``, which
+    scales an infrared source only: with an A/B ``task`` it must stay ``"range"``).
     Returns a float32 array in [0, 1] with the first image's H×W: ``H×W×3`` when a source is
     colour (unless ``grey``), ``H×W`` otherwise. For ``task="ivif"`` (the default) the
     infrared must be grey (three identical channels count as grey); ``task="mef"``, ``"mff"``,
     ``"medical"`` or ``"ab"`` accept two colour sources (chroma weighted by saturation).
     ``threads``: CPU threads for torch (see :class:`Fuser`).
     """
-    check_norm(ir_norm)
     if isinstance(model, Fuser):
         if weights is not None or device != "cpu":  # a loaded Fuser has its weights and device
             raise OptionError("weights= and device= choose what a Fuser loads; give them to Fuser(...), "
                               "or pass the model by name")
-        fuser, task = model, task or model.task
+        fuser, task = model, check_task(task or model.task)
     else:
         task = check_task(task or "ivif")
+    ir_norm = check_ir_norm(ir_norm, task)  # before loading; A/B sources are read as they are, as in fuse_files
+    if not isinstance(model, Fuser):
         fuser = _cached_fuser(model, _weights_key(weights), device, task)
     if threads is not None:  # after loading: a Fuser built on a cache miss sets the default count
         prepare(threads)
@@ -483,7 +485,7 @@ def fuse(
     vi_name = vi if isinstance(vi, (str, Path)) else ("b" if task != "ivif" else "visible")
     a = as_image(ir, norm=ir_norm, name=ir_name)
     b = as_image(vi, name=vi_name)
-    _check_first_source(a, ir_name, check_task(task))
+    _check_first_source(a, ir_name, task)
     return fuser.fuse_images(a, b, grey=grey, resize_b=resize_vi, names=(ir_name, vi_name))
 
 
