@@ -15,9 +15,14 @@ from .api import Fuser, Prepared, _check_first_source, check_ir_norm, folder_tas
 from .data.pairs import find_pairs, pair_dirs
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .io import Norm, check_output_dir, check_output_path, read_image, save_image, writable_dir
-from .runtime import available_cores
+from .runtime import available_cores, prepare
 
 __all__ = ["FolderReport", "fuse_folder"]
+
+
+def _count(n) -> bool:
+    """Whether ``n`` is a whole number of at least 1 (``True`` is not one)."""
+    return isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1
 
 
 @dataclass
@@ -67,11 +72,17 @@ def fuse_folder(
     :attr:`FolderReport.existing` (resuming an interrupted run: every file there is whole, since
     outputs are written atomically); otherwise an existing output is a skipped pair unless ``overwrite``.
 
+    ``model``: a name (loaded with ``weights``, ``device`` and ``threads``) or a loaded
+    :class:`Fuser`, which has its own weights and device (giving them too is an
+    :class:`~litefuse.errors.OptionError`, as in :func:`litefuse.fuse`); ``threads`` applies either way.
+
     ``progress``: optional callable ``(iterable, total) -> iterable`` (e.g. a rich progress
     tracker) wrapped around the pairs.
     """
-    if batch_size < 1 or (workers is not None and workers < 1):
-        raise OptionError(f"batch_size and workers must be at least 1 (got {batch_size}, {workers})")
+    if not _count(batch_size) or not (workers is None or _count(workers)):
+        raise OptionError(f"batch_size and workers must be whole numbers of at least 1 (got {batch_size!r}, {workers!r})")
+    if isinstance(model, Fuser) and (weights is not None or device != "cpu"):  # as fuse(): never ignored in silence
+        raise OptionError("weights= and device= choose what a Fuser loads; give them to Fuser(...), or pass the model by name")
     if bits not in (8, 16):
         raise OptionError(f"bits must be 8 or 16 (got {bits})")
     suffix = ".png" if bits == 8 else ".tif"
@@ -89,6 +100,8 @@ def fuse_folder(
         if (fuser.task == "ivif") != (found == "ivif"):  # as `fuse --input DIR --task ...` refuses it
             holds = "infrared/visible (ir/vi) pairs" if found == "ivif" else "A/B pairs"
             raise OptionError(f"a Fuser for task {fuser.task!r} does not fit {input_dir}: it holds {holds}")
+        if threads is not None:  # as fuse(): the given count, not the one the Fuser was built with
+            prepare(threads)
     else:
         fuser = Fuser(model, weights=weights, device=device, task=found, threads=threads)
     out_dir = writable_dir(out_dir)
