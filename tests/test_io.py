@@ -317,3 +317,13 @@ def test_pillow_images_are_read_in_the_modes_their_files_would_be():
     i32 = Image.fromarray((rgb[..., 0].astype(np.int32) * 257))  # mode "I": 16-bit data
     np.testing.assert_allclose(as_image(i32), rgb[..., 0] / np.float32(255), atol=1e-6)
     assert litefuse.fuse(i32, hsv, model="max").shape == (24, 32, 3)
+
+
+def test_save_refuses_empty_and_misshapen_arrays_by_what_was_given(tmp_path):
+    """An empty image is an OutputError (not Pillow's bare ValueError); a float C×H×W array is
+    named as the floats it is, not as the uint8 it was converted to."""
+    with pytest.raises(OutputError, match="empty"):
+        save_image(tmp_path / "e.png", np.zeros((0, 0), np.float32))
+    with pytest.raises(OutputError, match="float32 values and shape \\(3, 16, 16\\)"):
+        save_image(tmp_path / "c.png", np.zeros((3, 16, 16), np.float32))
+    assert not list(tmp_path.iterdir())

@@ -393,8 +393,11 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
     suffix = path.suffix.lower()
     fmt = check_bits(path, bits)
     arr = np.asarray(image)
+    given = arr.dtype  # errors name what the caller passed, not the 8/16-bit conversion of it
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
+    if arr.size == 0:
+        raise OutputError(f"{path}: the image is empty (shape {arr.shape}); nothing written")
     if np.issubdtype(arr.dtype, np.floating):
         bounds = value_range(arr)
         if bounds is None:  # a failed computation, not an image: never written as black
@@ -405,7 +408,7 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
         peak = 255 if bits == 8 else 65535
         arr = np.clip(np.round(np.clip(arr, 0.0, 1.0) * peak), 0, peak).astype(np.uint8 if bits == 8 else np.uint16)
     if arr.dtype not in (np.uint8, np.uint16) or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))):
-        raise OutputError(f"{path}: cannot write an array of {arr.dtype} values and shape {arr.shape}; give H×W or H×W×3 "
+        raise OutputError(f"{path}: cannot write an array of {given} values and shape {arr.shape}; give H×W or H×W×3 "
                           "floats in [0, 1], uint8 or uint16")
     if arr.dtype == np.uint16 and arr.ndim == 3 and fmt != "TIFF":
         raise OutputError(f"{path}: 16-bit colour is written as TIFF only; use a .tif name, 8 bits or a grey image")
