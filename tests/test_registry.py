@@ -127,3 +127,11 @@ def test_weights_holding_nan_are_refused_at_load(tmp_path):
     save_file(state, str(tmp_path / "nan.safetensors"), metadata={"model": "aenetv2"})
     with pytest.raises(ModelError, match=rf"nan.safetensors: weights hold NaN or infinite values \({key}\)"):
         load_model("aenetv2", weights=tmp_path / "nan.safetensors")
+
+
+def test_list_models_refuses_an_unknown_kind():
+    from litefuse.errors import OptionError
+
+    assert {m.kind for m in list_models("classical")} == {"classical"}
+    with pytest.raises(OptionError, match="'networks'"):
+        list_models("networks")  # a typo, not "no such methods"

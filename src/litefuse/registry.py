@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .errors import ModelError
+from .errors import ModelError, OptionError
 from .runtime import resolve_device
 
 __all__ = [
@@ -145,7 +145,10 @@ def add_model_facts(name: str, **facts) -> ModelInfo:
 
 
 def list_models(kind: str | None = None) -> list[ModelInfo]:
-    """All registered methods (optionally only ``"network"`` or ``"classical"``), networks first, by name."""
+    """All registered methods (optionally only ``"network"`` or ``"classical"``), networks first, by name;
+    another ``kind`` is an :class:`~litefuse.errors.OptionError`, not an empty list."""
+    if kind not in (None, "network", "classical"):
+        raise OptionError(f"kind {kind!r}: expected 'network', 'classical' or None (every method)")
     infos = sorted(_REGISTRY.values(), key=lambda m: (m.kind != "network", m.name))
     return [m for m in infos if kind is None or m.kind == kind]
 
