@@ -44,6 +44,8 @@ def test_interleaved_rounds_call_every_method_once_per_round():
     ({"size": (4, 64)}, "at least 8"),
     ({"precision": "int4"}, "precision"),
     ({"batch_size": 0}, "at least 1"),
+    ({"batch_size": "2"}, "whole numbers"),
+    ({"rounds": 1.5}, "whole numbers"),
 ])
 def test_bad_settings_are_one_clear_error(kwargs, match):
     with pytest.raises(LitefuseError, match=match):
