@@ -318,6 +318,13 @@ def test_count_macs_exact_on_hand_computed_layers() -> None:
         assert count_macs(layer, x, method="executed") == expected
 
 
+def test_count_macs_names_an_unknown_method_as_a_litefuse_error() -> None:
+    from litefuse.errors import OptionError
+
+    with pytest.raises(OptionError, match="unknown method 'flops'"):
+        count_macs(nn.Conv2d(1, 1, 1), torch.rand(1, 1, 4, 4), method="flops")
+
+
 def test_count_macs_of_the_networks() -> None:
     h, w = 8, 10
     x = torch.rand(1, 1, h, w)

@@ -92,7 +92,9 @@ def count_macs(model: nn.Module, inputs: torch.Tensor | Sequence[Any], method: s
             model(*args)
         return counter.get_total_flops() // 2
     if method != "hooks":
-        raise ValueError(f"unknown method {method!r}; use 'hooks', 'executed' or 'auto'")
+        from ..errors import OptionError  # a ValueError too
+
+        raise OptionError(f"unknown method {method!r}; use 'hooks', 'executed' or 'auto'")
     total = 0
 
     def hook(module: nn.Module, inp: tuple, out: torch.Tensor) -> None:
