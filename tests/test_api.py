@@ -35,3 +35,19 @@ def test_fuse_refuses_ir_norm_for_ab_pairs():
     with pytest.raises(OptionError, match="A/B pairs"):
         litefuse.fuse(x * 0.5, x, model=litefuse.Fuser("mean", task="mff"), ir_norm=2.0)
     assert litefuse.fuse(x * 0.5, x, model="mean", ir_norm="minmax").max() > 0.5  # ivif: the infrared stretched
+
+
+def test_fuse_images_reads_float_arrays_of_any_documented_layout():
+    """The float fast path takes only H×W / H×W×3 of a fusable size; C×H×W, H×W×1 and 1×H×W
+    floats go through the input contract as their uint8 twins do (they failed with a bogus size
+    mismatch or an IndexError), and a too-small float image is an InputError."""
+    from litefuse.errors import InputError
+
+    rng = np.random.default_rng(0)
+    ir, vi = rng.random((16, 20)).astype(np.float32), rng.random((16, 20, 3)).astype(np.float32)
+    fuser = litefuse.Fuser("max", threads=1)
+    expected = fuser.fuse_images(ir, vi)
+    np.testing.assert_array_equal(fuser.fuse_images(ir[None], np.moveaxis(vi, -1, 0)), expected)
+    np.testing.assert_array_equal(fuser.fuse_images(ir[..., None], vi), expected)
+    with pytest.raises(InputError, match="at least 8×8"):
+        fuser.fuse_images(ir[:4, :4], vi[:4, :4])

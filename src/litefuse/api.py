@@ -27,7 +27,7 @@ from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import pair_dirs
 from .errors import InputError, ModelError, OptionError
 from .io import (
-    Norm, check_bits, check_norm, check_output_path, in_unit_range, pil_array, read_image, save_image,
+    MIN_SIDE, Norm, check_bits, check_norm, check_output_path, in_unit_range, pil_array, read_image, save_image,
     to_float, value_range,
 )
 from .registry import get_model_info, list_models, load_model, weights_model
@@ -324,9 +324,9 @@ class Fuser:
     ) -> np.ndarray:
         """Fuse two images (grey or colour); the result has ``a``'s H×W, float32 in [0, 1].
 
-        Float numpy arrays in [0, 1] are taken as they are (the fast path: :func:`fuse` and the
-        readers convert first; one min/max pass checks the range); anything else goes through
-        the input contract (:func:`as_image`: uint8 / 255, uint16 / 65535; floats outside [0, 1]
+        Float numpy ``H×W`` / ``H×W×3`` arrays in [0, 1] are taken as they are (the fast path:
+        :func:`fuse` and the readers convert first; one min/max pass checks the range); anything
+        else (other layouts too: ``C×H×W``, ``H×W×1``, RGBA) goes through the input contract (:func:`as_image`: uint8 / 255, uint16 / 65535; floats outside [0, 1]
         refused), never as raw 0..255 values."""
         a, b = (x if _unit_floats(x) else as_image(x, name=name) for x, name in zip((a, b), names))
         prepared = self.prepare(a, b, resize_b=resize_b, names=names)
@@ -337,8 +337,12 @@ class Fuser:
 
 
 def _unit_floats(x) -> bool:
-    """Whether ``x`` is a float numpy array already in [0, 1] (the input contract's tolerance)."""
-    return isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating) and x.size > 0 and in_unit_range(value_range(x))
+    """Whether ``x`` is a float numpy array already as the input contract leaves it: ``H×W`` or
+    ``H×W×3``, at least :data:`~litefuse.io.MIN_SIDE` on each side, in [0, 1] (to its tolerance).
+    Other layouts (``C×H×W``, ``H×W×1``, RGBA) and sizes go through :func:`as_image`."""
+    return (isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)
+            and (x.ndim == 2 or (x.ndim == 3 and x.shape[-1] == 3)) and min(x.shape[:2]) >= MIN_SIDE
+            and in_unit_range(value_range(x)))
 
 
 @dataclass
