@@ -136,6 +136,15 @@ def test_float_input_rejected_with_clear_message(triple) -> None:
     assert evaluate(a, b, to_uint8(f / 255.0)) == evaluate(a, b, f.astype(np.float32))
 
 
+def test_to_uint8_never_rescales_integer_data() -> None:
+    """uint8 is already 0..255 (was multiplied by 255: 128 became 255); other integers are refused."""
+    levels = np.array([[0, 1, 128, 255]], np.uint8)
+    np.testing.assert_array_equal(to_uint8(levels), levels)
+    for bad in (levels.astype(np.uint16), levels > 0, np.array([["x"]])):
+        with pytest.raises(InputError, match="to_uint8 maps"):
+            to_uint8(bad)
+
+
 def test_to_uint8_rounds_and_clips() -> None:
     assert to_uint8(np.array([[-0.1, 0.0, 0.5, 1.0, 1.7]])).tolist() == [[0, 0, 128, 255, 255]]
 

@@ -25,8 +25,21 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
-    """Explicitly map a [0, 1] float image to uint8: ``clip(round(255·x), 0, 255)`` (half to even)."""
-    x = np.asarray(x, dtype=np.float64)
+    """Explicitly map a [0, 1] float image to uint8: ``clip(round(255·x), 0, 255)`` (half to even).
+
+    A uint8 array is returned as it is (already the metrics' 0..255 data); other integer and
+    boolean arrays are an :class:`InputError` (their scale is not [0, 1]: 128 would become 255).
+    """
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return x.copy()
+    if x.dtype == np.bool_ or np.issubdtype(x.dtype, np.integer):
+        raise InputError(f"to_uint8 maps [0, 1] floats; got {x.dtype} values (uint8 needs no conversion, "
+                         "16-bit data: litefuse.io.to_float first)")
+    try:
+        x = x.astype(np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"to_uint8 maps [0, 1] floats; got {x.dtype} values") from None
     if not np.all(np.isfinite(x)):
         raise InputError("image contains NaN or infinite values")
     return np.clip(np.round(255.0 * x), 0, 255).astype(np.uint8)
