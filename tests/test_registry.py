@@ -135,3 +135,14 @@ def test_list_models_refuses_an_unknown_kind():
     assert {m.kind for m in list_models("classical")} == {"classical"}
     with pytest.raises(OptionError, match="'networks'"):
         list_models("networks")  # a typo, not "no such methods"
+
+
+def test_constructor_arguments_that_do_not_fit_are_an_option_error():
+    """A keyword the factory does not take, or a value it refuses, names the model (was a bare
+    TypeError / ValueError from the constructor)."""
+    from litefuse.errors import OptionError
+
+    with pytest.raises(OptionError, match=r"aenetv2: .*unexpected keyword argument 'foo'"):
+        load_model("aenetv2", pretrained=False, foo=1)
+    with pytest.raises(OptionError, match=r"aenetv2: unknown fusion 'nope'"):
+        load_model("aenetv2", pretrained=False, fusion="nope")

@@ -185,12 +185,7 @@ class Fuser:
         self.precision = precision if self.info.kind == "network" else "fp32"  # classical fusers stay float32
         if self.device.type == "cpu":
             self.threads = prepare(threads, self.precision)
-        try:
-            model = load_model(self.name, weights=weights, device=self.device, **model_kwargs)
-        except TypeError as exc:  # a keyword the model's constructor does not take
-            if "argument" not in str(exc):
-                raise
-            raise OptionError(f"{self.name}: {exc}") from None
+        model = load_model(self.name, weights=weights, device=self.device, **model_kwargs)
         model = with_precision(model, self.precision)
         backend = compile_backend(compile)  # checked for every method: a typo is an error, not ignored
         self.compiled = backend if self.info.kind == "network" else None

@@ -301,12 +301,20 @@ def load_model(
 
     ``weights``: a path to load instead of the shipped weights; a litefuse run's safetensors
     also supplies the constructor arguments it was trained with. ``pretrained=False`` skips
-    loading (random initialisation, for training). Extra ``kwargs`` go to the factory.
+    loading (random initialisation, for training). Extra ``kwargs`` go to the factory; one it
+    does not take is an :class:`~litefuse.errors.OptionError` naming the model.
     """
     info = get_model_info(name)
     if weights is not None and info.kind == "network":
         kwargs = {**_file_kwargs(info, Path(weights)), **kwargs}  # explicit arguments win
-    model = info.factory(**kwargs)
+    try:
+        model = info.factory(**kwargs)
+    except OptionError:
+        raise
+    except (TypeError, ValueError) as exc:  # a keyword the constructor does not take, or a bad value
+        if isinstance(exc, TypeError) and "argument" not in str(exc):  # a failure inside it
+            raise
+        raise OptionError(f"{name}: {exc}") from None
     if info.kind == "network":
         if weights is not None:
             load_weights(model, weights, checkpoint_filter=info.checkpoint_filter)

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .._files import atomic_write_text
 from ..data.pairs import Pair
-from ..errors import InputError, ModelError, TrainingError
+from ..errors import InputError, ModelError, OptionError, TrainingError
 from ..registry import get_model_info, list_models, load_model, load_weights, weights_metadata
 from ..runtime import keep_full_isa, resolve_device
 from .budget import CheckpointSchedule, Deadline, require_progress, stop_on_signal
@@ -310,8 +310,8 @@ class Trainer:
                 raise ModelError(f"model {cfg.model!r} is classical; there is nothing to train")
             try:
                 model = load_model(cfg.model, pretrained=False, **cfg.model_kwargs)
-            except TypeError as exc:
-                raise ConfigError(f"[model_kwargs] do not fit {cfg.model}: {exc}") from None
+            except OptionError as exc:  # a keyword the constructor does not take
+                raise ConfigError(f"[model_kwargs] do not fit {exc}") from None
         if init and cfg.init:
             # a model given without a registered name has no registry facts (shipped weights, filter)
             info = get_model_info(cfg.model) if cfg.model in {m.name for m in list_models()} else None
