@@ -275,3 +275,20 @@ def test_a_run_never_goes_into_a_data_folder(tmp_path):
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
     result = _train("--data", str(data), "--set", "val_fraction=0.99", "-o", str(tmp_path / "r"), "--max-steps", "1")
     assert result.exit_code == 2 and "val_fraction 0.99 left none of 4 pairs for training" in result.output, result.output
+
+
+def test_pairs_dropped_as_too_small_are_counted_once_per_pair(tmp_path):
+    """A grey (auto-encoder) run drops both images of a small pair: one skipped pair, never a negative count."""
+    data = _write_pairs(tmp_path / "data" / "SYN", 4, size=(32, 32))
+    _write_pairs(tmp_path / "small" / "SYN", 4, size=(16, 16), seed=10)
+    for sub in ("ir", "vi"):
+        for i in range(4):
+            (tmp_path / "small" / "SYN" / sub / f"p{i:02d}.png").rename(data / sub / f"s{i:02d}.png")
+    result = _train("--data", str(data), "-o", str(tmp_path / "run"), "--max-steps", "1", "--set", "small_images='skip'",
+                    "--set", "val_fraction=0.5")
+    assert result.exit_code == 0, result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("skipped: ")]) == 8, result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("data: ")]
+    assert line.startswith("data: ") and "-" not in line.split("->")[0], line
+    train, val = (int(part.split()[0]) for part in line[len("data: "):].split(" / ")[:2])
+    assert train + val == 4 and "(4 skipped)" in line, line

@@ -216,6 +216,7 @@ class _CropDataset(Dataset):
         self.epoch = 0
         self.names: list[str] = []
         self.skipped: list[str] = []
+        self.num_pairs = 0  # pairs with at least one kept image (a pair may give several images)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the crops/flips of ``epoch`` (training mode only; validation is fixed)."""
@@ -293,12 +294,14 @@ class GreyCropDataset(_CropDataset):
         usable, self.skipped = decode_pairs(pairs, workers)
         self.images: list[np.ndarray] = []
         for pair, a, b in usable:
+            kept = len(self.images)
             for role, path, img in (("a", pair.a, a), ("b", pair.b, b)):
                 if self._fits(img.shape):
                     self.names.append(f"{pair.name}:{role}")
                     self.images.append(img)
                 else:
                     self.skipped.append(self._too_small(path, img.shape))
+            self.num_pairs += len(self.images) > kept
 
     def __getitem__(self, index: int) -> torch.Tensor:
         img = self.images[index % len(self.images)]
@@ -340,6 +343,7 @@ class PairCropDataset(_CropDataset):
             if self._fits(a.shape):
                 self.names.append(pair.name)
                 self.images.append((a, b))
+                self.num_pairs += 1
             else:
                 self.skipped.append(self._too_small(pair.a, a.shape))
         if targets is not None:

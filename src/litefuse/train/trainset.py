@@ -100,8 +100,10 @@ def build_datasets(
     lost = [[str(p) for p in getattr(ds, "skipped", ())] if ds is not None else [] for ds in (train_ds, val_ds)]
     for problem in lost[0] + lost[1]:
         console.print(f"skipped: {problem}", markup=False)
-    n_train, n_val = len(train) - len(lost[0]), len(val) - len(lost[1])  # usable pairs on each side
-    note = f" ({len(lost[0]) + len(lost[1])} skipped)" if lost[0] or lost[1] else ""
+    # usable pairs on each side: a grey dataset lists each of a pair's two images it drops
+    n_train, n_val = (_kept_pairs(ds, split, problems) for ds, split, problems in zip((train_ds, val_ds), (train, val), lost))
+    n_skipped = len(train) + len(val) - n_train - n_val
+    note = f" ({n_skipped} skipped)" if n_skipped else ""
     if len(train_ds) == 0:
         why = f"; val_fraction {config.val_fraction:g} left none of {len(val)} pairs for training" if not train else ""
         raise InputError(f"no usable training pair in {', '.join(config.data)}{note}{why}")
@@ -112,6 +114,12 @@ def build_datasets(
         markup=False,
     )
     return train_ds, val_ds
+
+
+def _kept_pairs(dataset: Dataset | None, pairs: Sequence[Pair], skipped: Sequence[str]) -> int:
+    """How many of ``pairs`` ``dataset`` uses (its ``num_pairs``, else one ``skipped`` entry per lost pair)."""
+    kept = getattr(dataset, "num_pairs", None)
+    return int(kept) if kept is not None else max(0, len(pairs) - len(skipped))
 
 
 def epoch_loader(
