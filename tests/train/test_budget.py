@@ -292,3 +292,13 @@ def test_pairs_dropped_as_too_small_are_counted_once_per_pair(tmp_path):
     assert line.startswith("data: ") and "-" not in line.split("->")[0], line
     train, val = (int(part.split()[0]) for part in line[len("data: "):].split(" / ")[:2])
     assert train + val == 4 and "(4 skipped)" in line, line
+
+
+def test_files_without_a_partner_are_reported_as_fuse_does(tmp_path):
+    data = _write_pairs(tmp_path / "data" / "SYN", 4)
+    (data / "ir" / "lonely.png").write_bytes((data / "ir" / "p00.png").read_bytes())
+    result = _train("--data", str(data), "-o", str(tmp_path / "run"), "--max-steps", "1")
+    assert result.exit_code == 0, result.output
+    skipped = [line for line in result.output.splitlines() if line.startswith("skipped: ")]
+    assert skipped == [f"skipped: {data / 'ir' / 'lonely.png'}: no partner in vi/"], result.output
+    assert "(1 skipped)" in result.output

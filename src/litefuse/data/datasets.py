@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 from ..colour import rgb_to_ycbcr
 from ..errors import InputError
 from ..io import read_image
-from .pairs import Pair, find_pairs, pair_dirs
+from .pairs import Pair, PairProblem, find_pairs, pair_dirs
 
 __all__ = [
     "GreyCropDataset",
@@ -74,16 +74,18 @@ def _pair_folders(root: Path, depth: int) -> list[Path]:
     return found
 
 
-def collect_pairs(roots: Iterable[str | Path]) -> list[Pair]:
+def collect_pairs(roots: Iterable[str | Path], problems: list[PairProblem] | None = None) -> list[Pair]:
     """Every pair under ``roots``, named ``"<dataset>/<stem>"``.
 
     A root is either a pair folder (``ir/vi``, ``A/B``, ... sub-folders, see
     :data:`~litefuse.data.PAIR_LAYOUTS`) or a parent of such folders at any depth up to three
     (``shared/data/ivif`` gives MSRS, TNO, RoadScene and LLVIP). ``<dataset>`` is the pair
-    folder's name. Unpaired files are ignored; a pair reached twice is kept once.
+    folder's name. Unpaired files are left out (appended to ``problems`` when given, as
+    :func:`~litefuse.data.find_pairs` reports them); a pair reached twice is kept once.
     """
     pairs: list[Pair] = []
     seen: set[Path] = set()
+    seen_folders: set[Path] = set()
     for root in roots:
         root = Path(root)
         if not root.is_dir():
@@ -92,7 +94,11 @@ def collect_pairs(roots: Iterable[str | Path]) -> list[Pair]:
         if not folders:
             raise InputError("no image pair folders found (expected ir/vi or A/B sub-folders, here or below)", root)
         for folder in folders:
-            for pair in find_pairs(folder)[0]:
+            found, unpaired = find_pairs(folder)
+            if problems is not None and folder.resolve() not in seen_folders:
+                problems.extend(unpaired)
+            seen_folders.add(folder.resolve())
+            for pair in found:
                 key = pair.a.resolve()
                 if key not in seen:
                     seen.add(key)

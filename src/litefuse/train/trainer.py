@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .._files import atomic_write_text
-from ..data.pairs import Pair
+from ..data.pairs import Pair, PairProblem
 from ..errors import InputError, ModelError, OptionError, TrainingError
 from ..registry import get_model_info, list_models, load_model, load_weights, weights_metadata
 from ..runtime import keep_full_isa, resolve_device
@@ -267,7 +267,8 @@ class Trainer:
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another output folder")
         if ckpt is None and cfg.init not in ("", "pretrained") and not Path(cfg.init).is_file():  # a resume does not need it
             raise ConfigError(f"init: weights file not found: {cfg.init} (use 'pretrained' for the shipped weights)")
-        pairs = training_pairs(cfg.data)  # listed once: checked against the run folder, then split
+        unpaired: list[PairProblem] = []
+        pairs = training_pairs(cfg.data, unpaired)  # listed once: checked against the run folder, then split
         _check_not_a_data_folder(self.out, cfg.data, pairs)
         folder.create()
         # the order below is the order of random draws (model init, critics, crops): keep it
@@ -281,7 +282,7 @@ class Trainer:
         self.objective = given if given is not None else get_objective(cfg.objective_name or cfg.model)()
         self.objective.build(self.model, cfg)
         self.deadline = self.objective.deadline = Deadline(cfg.max_minutes, start, str(self.out))
-        self.train_set, self.val_set = build_datasets(self.objective, cfg, self.console, pairs)
+        self.train_set, self.val_set = build_datasets(self.objective, cfg, self.console, pairs, unpaired)
         self.steps_per_epoch = len(self.train_set) // cfg.batch_size
         if self.steps_per_epoch == 0:
             raise InputError(f"{len(self.train_set)} training crops is fewer than one batch of {cfg.batch_size}")

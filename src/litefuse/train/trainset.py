@@ -11,8 +11,9 @@ and how to point to the data.
 
 **Pairs.** The datasets leave out pairs they cannot use (an unreadable or corrupt file, sources
 of different sizes, an unsupported channel layout; see :func:`litefuse.data.datasets.decode_pairs`).
-:func:`build_datasets` reports each as ``skipped: <file>: <problem>`` and their count, as
-``litefuse fuse`` does in folder mode, and fails only when no usable training pair is left.
+:func:`build_datasets` reports each, and each file without a partner, as ``skipped: <file>:
+<problem>`` and their count, as ``litefuse fuse`` does in folder mode, and fails only when no
+usable training pair is left.
 
 **Order.** An epoch's batch order is a pure function of ``(seed, epoch)`` (:func:`epoch_loader`),
 so a resumed run replays the rest of its epoch exactly, and the global RNGs are left untouched.
@@ -30,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import collect_pairs, split_pairs
-from ..data.pairs import Pair
+from ..data.pairs import Pair, PairProblem
 from ..errors import InputError
 
 if TYPE_CHECKING:
@@ -73,15 +74,16 @@ def resolve_config_data(entries: Sequence[str], config: str | Path) -> list[str]
     return [resolve_data_path(entry, base) for entry in entries]
 
 
-def training_pairs(roots: Sequence[str]) -> list[Pair]:
-    """Every pair under ``roots``; a missing root names the path tried and how to point to data."""
+def training_pairs(roots: Sequence[str], unpaired: list[PairProblem] | None = None) -> list[Pair]:
+    """Every pair under ``roots``; a missing root names the path tried and how to point to data.
+    Files without a partner are appended to ``unpaired`` when given."""
     if not roots:
         raise InputError("no training data; pass --data DIR (a folder with ir/vi or A/B sub-folders, or a parent of such)")
     for root in roots:
         if not Path(root).exists():
             raise InputError(f"data directory not found; {_HINT}", root)
     try:
-        pairs = collect_pairs(roots)
+        pairs = collect_pairs(roots, unpaired)
     except OSError as exc:  # e.g. a folder without read permission
         raise InputError(f"cannot read the data folder ({exc.strerror or exc})", exc.filename or roots[0]) from None
     if not pairs:
@@ -90,19 +92,24 @@ def training_pairs(roots: Sequence[str]) -> list[Pair]:
 
 
 def build_datasets(
-    objective: "Objective", config: "TrainConfig", console: Any, pairs: Sequence[Pair] | None = None
+    objective: "Objective", config: "TrainConfig", console: Any, pairs: Sequence[Pair] | None = None,
+    unpaired: Sequence[PairProblem] = (),
 ) -> tuple[Dataset, Dataset | None]:
     """The run's split pairs (``pairs``: :func:`training_pairs` of ``config.data``, when the
-    caller has them already) turned into the objective's datasets; skipped pairs are reported
-    on ``console``, and :class:`InputError` is raised when no usable training pair remains."""
-    train, val = split_pairs(training_pairs(config.data) if pairs is None else list(pairs), config.val_fraction)
+    caller has them already, with its ``unpaired`` files) turned into the objective's datasets;
+    unpaired files and skipped pairs are reported on ``console`` (and counted, as ``fuse`` does),
+    and :class:`InputError` is raised when no usable training pair remains."""
+    if pairs is None:
+        found: list[PairProblem] = []
+        pairs, unpaired = training_pairs(config.data, found), found
+    train, val = split_pairs(list(pairs), config.val_fraction)
     train_ds, val_ds = objective.build_datasets(train, val, config)  # val_ds may be None or empty
     lost = [[str(p) for p in getattr(ds, "skipped", ())] if ds is not None else [] for ds in (train_ds, val_ds)]
-    for problem in lost[0] + lost[1]:
+    for problem in [*map(str, unpaired), *lost[0], *lost[1]]:
         console.print(f"skipped: {problem}", markup=False)
     # usable pairs on each side: a grey dataset lists each of a pair's two images it drops
     n_train, n_val = (_kept_pairs(ds, split, problems) for ds, split, problems in zip((train_ds, val_ds), (train, val), lost))
-    n_skipped = len(train) + len(val) - n_train - n_val
+    n_skipped = len(train) + len(val) - n_train - n_val + len(unpaired)
     note = f" ({n_skipped} skipped)" if n_skipped else ""
     if len(train_ds) == 0:
         why = f"; val_fraction {config.val_fraction:g} left none of {len(val)} pairs for training" if not train else ""
