@@ -437,3 +437,20 @@ def test_init_from_a_run_takes_the_architecture_it_records(image_root, tmp_path)
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["model_kwargs"] == {"groups": 4}
     with pytest.raises(ModelError, match="weights of 'densefuse', not 'lwc-densefuse'"):
         _trainer(_config(image_root, tmp_path / "c", max_steps=1, init=str(get_model_info("densefuse").weights_path)))
+
+
+@pytest.mark.parametrize("monitor", ["psnr", "mse"])
+def test_the_best_weights_are_the_best_validation_whichever_way_the_monitor_improves(image_root, tmp_path, monitor):
+    import csv
+
+    out = tmp_path / "run"
+    cfg = _config(image_root, out, max_steps=12, monitor=monitor, val_every=2, stages=[], epochs=10, early_stopping_patience=0,
+                  objective={"ssim_weight": 1.0, "grad_weight": 0.0})
+    result = _trainer(cfg).fit()
+    with (out / "log.csv").open(newline="") as fh:
+        vals = [(int(r["step"]), float(r[monitor])) for r in csv.DictReader(fh) if r["kind"] == "val"]
+    pick = max if monitor == "psnr" else min
+    best_step, best = pick(vals, key=lambda sv: sv[1])
+    assert result.best_step == best_step and result.best_val == pytest.approx(best, rel=1e-5)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_step"] == best_step and summary["best_val"] == pytest.approx(best, rel=1e-5)

@@ -51,6 +51,9 @@ class Objective:
     stage_keys: ClassVar[frozenset[str]] = frozenset()
     #: optimizers that ReduceLROnPlateau acts on (``None`` = all of them)
     plateau_on: ClassVar[tuple[str, ...] | None] = None
+    #: validation outputs that improve upwards (similarities, PSNR): a run monitoring one keeps
+    #: its highest value, and its plateau and early stopping wait for it to rise
+    higher_is_better: ClassVar[frozenset[str]] = frozenset({"ssim", "msssim", "wssim", "t_ssim", "psnr"})
 
     def __init__(self) -> None:
         self.model: nn.Module | None = None

@@ -132,7 +132,7 @@ class Trainer:
             )
             return TrainResult(
                 self.out, st.step, st.epoch, reason, reason in FINISHED,
-                None if math.isinf(st.best_val) else st.best_val, st.best_step,
+                self._best_value(), st.best_step,
                 time.monotonic() - start, self.out / WEIGHTS, summary,
             )
 
@@ -222,17 +222,25 @@ class Trainer:
         return {k: v / count for k, v in sums.items()}
 
     def _record(self, metrics: Mapping[str, float]) -> float:
-        """Log a validation and keep the best weights; returns the monitored value."""
+        """Log a validation and keep the best weights; returns the monitored value as a score (lower is better)."""
         cfg, st = self.config, self.state
         if cfg.monitor not in metrics:
             raise ConfigError(f"monitor {cfg.monitor!r} is not a validation output; choose from {', '.join(metrics)}")
-        value = metrics[cfg.monitor]
+        score = self._sign() * metrics[cfg.monitor]  # lower is better, whatever the monitor
         st.last_val_step = st.step
         self._write_row("val", metrics)
-        improved = st.improve(value, self.model)
+        improved = st.improve(score, self.model)
         text = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
         self.console.print(f"val @ step {st.step}: {text}{' *' if improved else ''}", markup=False)
-        return value
+        return score
+
+    def _sign(self) -> float:
+        """-1 when the monitored output improves upwards (:attr:`~.objective.Objective.higher_is_better`), else 1."""
+        return -1.0 if self.config.monitor in self.objective.higher_is_better else 1.0
+
+    def _best_value(self) -> float | None:
+        """The best monitored validation value so far, as logged (None before any validation)."""
+        return None if math.isinf(self.state.best_val) else self._sign() * self.state.best_val
 
     def _scheduled_validation(self) -> bool:
         """A validation of the schedule (``val_every`` or epoch end): it also drives the plateau
@@ -417,7 +425,7 @@ class Trainer:
         """Write ``model.safetensors`` (best validated weights, else the last) and ``summary.json``."""
         cfg, st = self.config, self.state
         chosen = "best" if st.best_model is not None else "last"
-        best = None if math.isinf(st.best_val) else st.best_val
+        best = self._best_value()
         _require_finite(st.best_model if chosen == "best" else self.model.state_dict(), f"{chosen} weights at step {st.step}")
         save_safetensors(st.best_model if chosen == "best" else self.model.state_dict(), self.out / WEIGHTS, {
             "model": cfg.model, "model_kwargs": json.dumps(cfg.model_kwargs), "step": str(st.best_step if chosen == "best" else st.step),
