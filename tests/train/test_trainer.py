@@ -454,3 +454,13 @@ def test_the_best_weights_are_the_best_validation_whichever_way_the_monitor_impr
     assert result.best_step == best_step and result.best_val == pytest.approx(best, rel=1e-5)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best_step"] == best_step and summary["best_val"] == pytest.approx(best, rel=1e-5)
+
+
+def test_the_log_holds_every_step_of_a_finished_run(image_root, tmp_path):
+    """A run shorter than ``log_every`` (and without validation) still has its log and its train losses."""
+    out = tmp_path / "run"
+    _trainer(_config(image_root, out, max_steps=3, log_every=10, val_fraction=0.0)).fit()
+    rows = (out / "log.csv").read_text().splitlines()
+    assert rows[0].startswith(",".join(LossLog.BASE)) and [r.split(",")[:2] for r in rows[1:]] == [["train", "3"]]
+    LossLog(tmp_path / "new.csv")
+    assert (tmp_path / "new.csv").read_text().strip() == ",".join(LossLog.BASE)

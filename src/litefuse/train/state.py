@@ -270,6 +270,8 @@ class LossLog:
                 header = next(csv.reader(fh), None)
             if header:
                 self.fields = header
+        else:  # the run's log exists from its start, rows or not
+            self._rewrite([])
 
     def _rows(self) -> list[dict[str, str]]:
         if not self.path.is_file():

@@ -120,6 +120,10 @@ class Trainer:
             require_progress(self.state.step, reason, self.deadline)  # no step: no weights, nothing kept
             if self.val_set is not None and self.state.last_val_step != self.state.step and reason != "interrupted":
                 self._record(self.validate())
+            if reason in FINISHED and self.state.running_n:
+                # the steps since the last log row; a resumable stop keeps them in its checkpoint instead,
+                # so that a resumed run logs exactly as an uninterrupted one
+                self._write_row("train", self.state.running_means(reset=True))
             self.save_checkpoint()
             summary = self._export(reason, reason in FINISHED)
             if self._tb is not None:
