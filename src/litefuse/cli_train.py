@@ -111,14 +111,13 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
         model=model,
         data=[str(Path(p).resolve()) for p in data] if data else None,
         out_dir=str(run_dir),
-        max_minutes=max_minutes,
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        seed=seed,
         device=device.value if device is not None else None,
         init=init if init in (None, "", "pretrained") else str(Path(init).resolve()),
     )
+    numbers = {"--max-minutes": ("max_minutes", max_minutes), "--epochs": ("epochs", epochs), "--max-steps": ("max_steps", max_steps),
+               "--batch-size": ("batch_size", batch_size), "--seed": ("seed", seed)}
+    for option, (key, value) in numbers.items():  # one at a time: a bad value names its option
+        cfg = cfg.replace(option, **{key: value})
     if teachers:
         own = get_objective(cfg.objective_name or model)
         if "teachers" in own.defaults:

@@ -302,3 +302,15 @@ def test_files_without_a_partner_are_reported_as_fuse_does(tmp_path):
     skipped = [line for line in result.output.splitlines() if line.startswith("skipped: ")]
     assert skipped == [f"skipped: {data / 'ir' / 'lonely.png'}: no partner in vi/"], result.output
     assert "(1 skipped)" in result.output
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--batch-size", "0", "error: --batch-size: batch_size must be >= 1, got 0"),
+    ("--max-minutes", "-1", "error: --max-minutes: max_minutes must be > 0, got -1.0"),
+    ("--seed", "-1", "error: --seed: seed must be an integer in [0, 2^63), got -1"),
+])
+def test_a_bad_option_value_names_the_option(tmp_path, option, value, message):
+    data = _write_pairs(tmp_path / "data" / "SYN", 2)
+    result = _train("--data", str(data), "-o", str(tmp_path / "run"), "--max-steps", "1", option, value)
+    assert result.exit_code == 2 and _error_lines(result.output) == [message], result.output
+    assert not (tmp_path / "run").exists()

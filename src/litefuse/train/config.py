@@ -134,11 +134,12 @@ class TrainConfig:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(values, source=str(path))
 
-    def replace(self, **overrides: Any) -> "TrainConfig":
-        """A copy with ``overrides`` applied (``None`` = keep), checked like :meth:`from_dict`."""
+    def replace(self, source: str = "override", **overrides: Any) -> "TrainConfig":
+        """A copy with ``overrides`` applied (``None`` = keep), checked like :meth:`from_dict`;
+        a problem names ``source`` (e.g. the command-line option that set the value)."""
         values = self.to_dict()
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return type(self).from_dict(values, source="override")
+        return type(self).from_dict(values, source=source)
 
     def apply_sets(self, assignments: Sequence[str]) -> "TrainConfig":
         """Apply ``key=value`` strings (value in TOML syntax; ``table.key=value`` for tables)."""
