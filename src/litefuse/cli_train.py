@@ -102,7 +102,9 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
         config = saved  # the run's own configuration
     elif config is None:
         config = default_config_path(model)
-    cfg = TrainConfig.load(config) if config is not None else TrainConfig(model=model, epochs=10)
+    # --epochs / --max-steps may give the run length a config file leaves out (bad values: named below)
+    length = {k: v for k, v in (("epochs", epochs), ("max_steps", max_steps)) if v is not None and v >= 1}
+    cfg = TrainConfig.load(config, **length) if config is not None else TrainConfig(model=model, epochs=10)
     if cfg.model and cfg.model != model:
         raise ConfigError(f"{config}: is a config for {cfg.model!r}, not {model!r}")
     if config is not None:  # a config file's relative paths start from its own folder, not from here

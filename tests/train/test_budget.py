@@ -314,3 +314,16 @@ def test_a_bad_option_value_names_the_option(tmp_path, option, value, message):
     result = _train("--data", str(data), "-o", str(tmp_path / "run"), "--max-steps", "1", option, value)
     assert result.exit_code == 2 and _error_lines(result.output) == [message], result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_config_without_a_run_length_takes_it_from_the_command_line(tmp_path):
+    data = _write_pairs(tmp_path / "data" / "SYN", 4)
+    config = tmp_path / "my.toml"
+    config.write_text(f'model = "{GREY}"\ndata = ["data/SYN"]\n')
+    result = _train("-c", str(config), "-o", str(tmp_path / "run"), "--max-steps", "1")
+    assert result.exit_code == 0, result.output
+    result = _train("-c", str(config), "-o", str(tmp_path / "run2"), "--epochs", "1")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run2" / "summary.json").read_text())["epochs_completed"] == 1
+    result = _train("-c", str(config), "-o", str(tmp_path / "run3"))
+    assert result.exit_code == 2 and _error_lines(result.output) == [f"error: {config}: set epochs, max_steps or a [[stages]] table"]
