@@ -80,7 +80,9 @@ def train_command(
     best = f"best val {result.best_val:.5g} at step {result.best_step}" if result.best_val is not None else "no validation"
     typer.echo(f"{result.stop_reason}: {result.steps} steps, {best}; {result.weights} ({'finished' if result.finished else 'resumable with --resume'})")
     if result.stop_reason == "interrupted":  # scripts (`train && fuse`) must not go on with an unfinished run
-        raise typer.Exit(130)
+        import signal
+
+        raise typer.Exit(143 if result.signal == signal.SIGTERM else 130)  # as every other command
 
 
 def _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init=None,

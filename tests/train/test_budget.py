@@ -327,3 +327,23 @@ def test_a_config_without_a_run_length_takes_it_from_the_command_line(tmp_path):
     assert json.loads((tmp_path / "run2" / "summary.json").read_text())["epochs_completed"] == 1
     result = _train("-c", str(config), "-o", str(tmp_path / "run3"))
     assert result.exit_code == 2 and _error_lines(result.output) == [f"error: {config}: set epochs, max_steps or a [[stages]] table"]
+
+
+@pytest.mark.parametrize("signum, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupted_run_exits_as_every_command_does(tmp_path, monkeypatch, signum, code):
+    import signal
+
+    from litefuse.train.objectives.autoencoder import AutoEncoderObjective
+
+    step = AutoEncoderObjective.training_step
+
+    def interrupted_step(self, batch, at):
+        if at == 0:
+            os.kill(os.getpid(), getattr(signal, signum))
+        return step(self, batch, at)
+
+    monkeypatch.setattr(AutoEncoderObjective, "training_step", interrupted_step)
+    data = _write_pairs(tmp_path / "data" / "SYN", 4)
+    result = _train("--data", str(data), "-o", str(tmp_path / "run"), "--max-steps", "5")
+    assert result.exit_code == code, result.output
+    assert (tmp_path / "run" / "last.pt").is_file() and "resumable with --resume" in result.output

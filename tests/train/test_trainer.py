@@ -464,3 +464,25 @@ def test_the_log_holds_every_step_of_a_finished_run(image_root, tmp_path):
     assert rows[0].startswith(",".join(LossLog.BASE)) and [r.split(",")[:2] for r in rows[1:]] == [["train", "3"]]
     LossLog(tmp_path / "new.csv")
     assert (tmp_path / "new.csv").read_text().strip() == ",".join(LossLog.BASE)
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_at_a_step_boundary_and_the_run_resumes_exactly(image_root, tmp_path, signum):
+    import os
+    import signal
+
+    sig = getattr(signal, signum)
+    objective = get_objective(AE_MODEL or "densefuse")()
+    step = objective.training_step
+
+    def interrupted_step(batch, at):
+        if at == 2:
+            os.kill(os.getpid(), sig)  # the handler only sets a flag: this step completes
+        return step(batch, at)
+
+    objective.training_step = interrupted_step
+    cut = _trainer(_config(image_root, tmp_path / "cut", max_steps=6), objective).fit()
+    assert (cut.stop_reason, cut.steps, cut.finished, cut.signal) == ("interrupted", 3, False, sig)
+    _trainer(_config(image_root, tmp_path / "cut", max_steps=6)).fit(resume=True)
+    _trainer(_config(image_root, tmp_path / "full", max_steps=6)).fit()
+    _assert_same_run(tmp_path / "cut", tmp_path / "full")

@@ -96,9 +96,9 @@ class CheckpointSchedule:
 
 
 @contextmanager
-def stop_on_signal(flag: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``flag`` (the loop stops at the next step boundary and saves);
-    a second SIGINT interrupts at once. No-op outside the main thread."""
+def stop_on_signal(flag: threading.Event, received: list[int] | None = None) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``flag`` (the loop stops at the next step boundary and saves) and are
+    appended to ``received`` when given; a second SIGINT interrupts at once. No-op outside the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -106,6 +106,8 @@ def stop_on_signal(flag: threading.Event) -> Iterator[None]:
     def handler(signum, frame):  # noqa: ARG001
         if flag.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
+        if received is not None:
+            received.append(signum)
         flag.set()
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}

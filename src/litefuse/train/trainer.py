@@ -58,6 +58,7 @@ class TrainResult:
     wall_time_s: float
     weights: Path
     summary: Path
+    signal: int | None = None  # the signal (SIGINT, SIGTERM) that interrupted the run
 
 
 class Trainer:
@@ -102,6 +103,7 @@ class Trainer:
         self._tb: Any = None  # TensorBoard SummaryWriter, when installed and enabled
         self._checkpoints: CheckpointSchedule | None = None
         self._stop = threading.Event()  # set by SIGINT/SIGTERM: stop at the next step boundary
+        self._signals: list[int] = []  # the signals received
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -138,6 +140,7 @@ class Trainer:
                 self.out, st.step, st.epoch, reason, reason in FINISHED,
                 self._best_value(), st.best_step,
                 time.monotonic() - start, self.out / WEIGHTS, summary,
+                self._signals[0] if reason == "interrupted" and self._signals else None,
             )
 
     def _run(self) -> str:
@@ -146,7 +149,7 @@ class Trainer:
         total = self.steps_per_epoch * cfg.total_epochs
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
-        with self._progress(int(total)) as advance, stop_on_signal(self._stop):
+        with self._progress(int(total)) as advance, stop_on_signal(self._stop, self._signals):
             while (reason := self.should_stop()) is None:
                 self._enter_epoch()
                 if self.train_epoch(advance):
