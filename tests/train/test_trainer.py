@@ -325,6 +325,8 @@ def test_fine_tuning_starts_from_the_shipped_or_given_weights(image_root, tmp_pa
     assert torch.allclose(load_file(str(again.weights))[next(iter(after))], after[next(iter(after))], atol=1e-6)
     with pytest.raises(ConfigError, match="weights file not found"):
         _trainer(_config(image_root, tmp_path / "bad", init=str(tmp_path / "missing.safetensors"))).fit()
+    with pytest.raises(ConfigError, match=r"is a folder, not a weights file \(a run's is .*again.model\.safetensors\)"):
+        _trainer(_config(image_root, tmp_path / "bad", init=str(tmp_path / "again"))).fit()
     assert not (tmp_path / "bad").exists()
     # a resumed run does not need its init file any more
     (tmp_path / "init.safetensors").write_bytes(tuned.weights.read_bytes())

@@ -281,6 +281,8 @@ class Trainer:
             # a finished run whose last.pt was removed still holds weights that must not be replaced
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another output folder")
         if ckpt is None and cfg.init not in ("", "pretrained") and not Path(cfg.init).is_file():  # a resume does not need it
+            if Path(cfg.init).is_dir():
+                raise ConfigError(f"init: {cfg.init} is a folder, not a weights file (a run's is {Path(cfg.init) / WEIGHTS})")
             raise ConfigError(f"init: weights file not found: {cfg.init} (use 'pretrained' for the shipped weights)")
         unpaired: list[PairProblem] = []
         pairs = training_pairs(cfg.data, unpaired)  # listed once: checked against the run folder, then split
