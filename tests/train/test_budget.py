@@ -347,3 +347,11 @@ def test_an_interrupted_run_exits_as_every_command_does(tmp_path, monkeypatch, s
     result = _train("--data", str(data), "-o", str(tmp_path / "run"), "--max-steps", "5")
     assert result.exit_code == code, result.output
     assert (tmp_path / "run" / "last.pt").is_file() and "resumable with --resume" in result.output
+
+
+def test_fewer_crops_than_a_batch_says_what_to_change(tmp_path):
+    data = _write_pairs(tmp_path / "data" / "SYN", 4)
+    result = _train("--data", str(data), "-o", str(tmp_path / "run"), "--max-steps", "1", "-b", "64")
+    assert result.exit_code == 2 and not (tmp_path / "run").exists()
+    (line,) = _error_lines(result.output)
+    assert "fewer than one batch of 64" in line and "--batch-size" in line, line

@@ -302,7 +302,8 @@ class Trainer:
         self.train_set, self.val_set = build_datasets(self.objective, cfg, self.console, pairs, unpaired)
         self.steps_per_epoch = len(self.train_set) // cfg.batch_size
         if self.steps_per_epoch == 0:
-            raise InputError(f"{len(self.train_set)} training crops is fewer than one batch of {cfg.batch_size}")
+            raise InputError(f"{len(self.train_set)} training crops is fewer than one batch of {cfg.batch_size}; "
+                             "lower --batch-size, or raise crops_per_image (--set crops_per_image=N)")
 
         self.state = TrainState(started=start)
         self.state.new_stage(*self._stage_trackers())
