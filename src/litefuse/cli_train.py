@@ -129,6 +129,13 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
         else:
             cfg = cfg.replace(objective_name="distill", objective={"teachers": list(teachers)})
     if sets:
+        given = {"data": data, "out_dir": out, "device": device, "init": init, "max_minutes": max_minutes, "epochs": epochs,
+                 "max_steps": max_steps, "batch_size": batch_size, "seed": seed}
+        for assignment in sets:  # the same setting twice: say so rather than let --set win in silence
+            key = assignment.partition("=")[0].strip()
+            if given.get(key) not in (None, [], ()):
+                option = {"out_dir": "--out", "data": "--data"}.get(key, "--" + key.replace("_", "-"))
+                raise ConfigError(f"--set {key}=... and {option} both set {key}; give one")
         cfg = cfg.apply_sets(sets)
     get_objective(cfg.objective_name or model)
     # what is still relative came from the command line (--set data=...), so from the working

@@ -316,8 +316,20 @@ def test_a_bad_option_value_names_the_option(tmp_path, option, value, message):
     assert not (tmp_path / "run").exists()
 
 
+def test_an_option_and_a_set_of_the_same_setting_are_refused(tmp_path):
+    """--set data=... quietly won over --data (and so for every setting with its own option)."""
+    data = _write_pairs(tmp_path / "data" / "SYN", 2)
+    for extra, message in [
+        (["--set", "data=['/nonexistent']"], "error: --set data=... and --data both set data; give one"),
+        (["--set", "batch_size=2", "-b", "4"], "error: --set batch_size=... and --batch-size both set batch_size; give one"),
+    ]:
+        result = _train("--data", str(data), "-o", str(tmp_path / "run"), "--max-steps", "1", *extra)
+        assert result.exit_code == 2 and _error_lines(result.output) == [message], result.output
+        assert not (tmp_path / "run").exists()
+
+
 def test_a_config_without_a_run_length_takes_it_from_the_command_line(tmp_path):
-    data = _write_pairs(tmp_path / "data" / "SYN", 4)
+    _write_pairs(tmp_path / "data" / "SYN", 4)
     config = tmp_path / "my.toml"
     config.write_text(f'model = "{GREY}"\ndata = ["data/SYN"]\n')
     result = _train("-c", str(config), "-o", str(tmp_path / "run"), "--max-steps", "1")

@@ -488,3 +488,24 @@ def test_a_signal_stops_at_a_step_boundary_and_the_run_resumes_exactly(image_roo
     _trainer(_config(image_root, tmp_path / "cut", max_steps=6)).fit(resume=True)
     _trainer(_config(image_root, tmp_path / "full", max_steps=6)).fit()
     _assert_same_run(tmp_path / "cut", tmp_path / "full")
+
+
+def test_the_progress_line_keeps_steps_and_clocks_whole_in_80_columns():
+    """A long losses text is cut with an ellipsis; rich squeezed the step count and clocks to
+    '2… 0:…' in an 80-column terminal instead."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from litefuse.train.trainer import Trainer
+
+    buf = io.StringIO()
+    trainer = object.__new__(Trainer)
+    trainer.config = SimpleNamespace(progress=True, model="lwc-densefuse")
+    trainer.state = SimpleNamespace(step=300)
+    trainer.console = Console(width=80, file=buf, force_terminal=False)
+    with trainer._progress(1236) as advance:
+        advance(300, "loss=0.2134 pixel=0.01234 ssim=0.4512 grad=0.0012")
+    line = buf.getvalue().splitlines()[-1]
+    assert "300/1236" in line and "0:00:00" in line and "loss=0.2134" in line and len(line) <= 80, line

@@ -423,12 +423,21 @@ class Trainer:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+        from rich.table import Column
+
+        # the losses take what the bar, the step count and the clocks leave (cut with "…"): left
+        # to rich, a long losses text squeezed those columns to "━━ 2… 0:…" in 80 columns
+        description = f"train {self.config.model}"
+        width = self.console.width
+        bar_width = min(40, max(10, width - 100))
+        fixed = len(description) + bar_width + 2 * len(str(total)) + 1 + 2 * 7 + 5
+        losses = Column(no_wrap=True, overflow="ellipsis", max_width=max(12, width - fixed - 1))
         bar = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), console=self.console,
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=bar_width), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), TextColumn("{task.fields[losses]}", table_column=losses), console=self.console,
         )
         with bar:
-            task = bar.add_task(f"train {self.config.model}", total=total, completed=self.state.step, losses="")
+            task = bar.add_task(description, total=total, completed=self.state.step, losses="")
             yield lambda step, text: bar.update(task, completed=step, losses=text)
 
     def _export(self, stop_reason: str, finished: bool) -> Path:
