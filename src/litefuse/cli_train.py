@@ -77,7 +77,12 @@ def train_command(
     except LitefuseError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2) from None
-    best = f"best val {result.best_val:.5g} at step {result.best_step}" if result.best_val is not None else "no validation"
+    if result.best_val is not None:
+        best = f"best val {result.best_val:.5g} at step {result.best_step}"
+    elif result.stage:  # earlier stages validated, but their losses do not compare with this one's
+        best = f"not yet validated in stage {result.stage + 1} (each stage keeps its own best weights), so the last weights"
+    else:
+        best = "no validation"
     typer.echo(f"{result.stop_reason}: {result.steps} steps, {best}; {result.weights} ({'finished' if result.finished else 'resumable with --resume'})")
     if result.stop_reason == "interrupted":  # scripts (`train && fuse`) must not go on with an unfinished run
         import signal

@@ -367,3 +367,25 @@ def test_fewer_crops_than_a_batch_says_what_to_change(tmp_path):
     assert result.exit_code == 2 and not (tmp_path / "run").exists()
     (line,) = _error_lines(result.output)
     assert "fewer than one batch of 64" in line and "--batch-size" in line, line
+
+
+def test_a_run_stopped_before_its_stage_validated_says_so(tmp_path, monkeypatch):
+    """A new stage starts its best weights afresh (its losses do not compare with the last
+    stage's): stopped before it validated, the run said "no validation" although stage 1 had."""
+    import signal
+
+    from litefuse.train.trainer import Trainer
+
+    enter = Trainer._enter_epoch
+
+    def enter_and_stop(self):
+        enter(self)
+        if self.state.stage == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Trainer, "_enter_epoch", enter_and_stop)
+    data = _write_pairs(tmp_path / "data" / "SYN", 4)
+    result = _train("--data", str(data), "-o", str(tmp_path / "run"), "--set", "stages=[{epochs=1}, {epochs=1}]")
+    assert result.exit_code == 130, result.output
+    assert "val @ step" in result.output  # stage 1 validated
+    assert "not yet validated in stage 2 (each stage keeps its own best weights), so the last weights" in result.output

@@ -59,6 +59,7 @@ class TrainResult:
     weights: Path
     summary: Path
     signal: int | None = None  # the signal (SIGINT, SIGTERM) that interrupted the run
+    stage: int | None = None  # the stage it ended in (0-based) after a validation in an earlier one
 
 
 class Trainer:
@@ -141,6 +142,7 @@ class Trainer:
                 self._best_value(), st.best_step,
                 time.monotonic() - start, self.out / WEIGHTS, summary,
                 self._signals[0] if reason == "interrupted" and self._signals else None,
+                st.stage if self.config.stages and st.last_val_step >= 0 else None,
             )
 
     def _run(self) -> str:
