@@ -84,3 +84,23 @@ def test_pair_crops_are_aligned_and_validation_is_centred(image_root):
     np.testing.assert_allclose(a[0].numpy(), src[6:30, 7:37], atol=1e-6)  # centre of 36×44
 
 
+
+
+def test_colour_infrared_is_skipped_as_fuse_refuses_it_but_a_b_colour_is_kept(tmp_path):
+    """A false-colour infrared (a thermal palette) was reduced to luminance and trained on in
+    silence, while `fuse` refuses it; A/B pairs hold two colour sources by design."""
+    from litefuse.data.datasets import decode_pairs
+
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    grey3 = np.repeat(rng.integers(0, 256, (32, 32, 1), dtype=np.uint8), 3, axis=2)  # equal channels: grey
+    for layout, a_img in [(("ir", "vi"), colour), (("ir", "vi"), grey3), (("A", "B"), colour)]:
+        root = tmp_path / f"{layout[0]}-{a_img is colour}"
+        for sub, img in zip(layout, (a_img, colour)):
+            (root / sub).mkdir(parents=True)
+            Image.fromarray(img).save(root / sub / "01.png")
+        usable, skipped = decode_pairs(collect_pairs([root]))
+        if layout[0] == "ir" and a_img is colour:
+            assert not usable and len(skipped) == 1 and "01.png: infrared image has 3 distinct colour channels" in skipped[0]
+        else:
+            assert len(usable) == 1 and not skipped

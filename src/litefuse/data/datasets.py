@@ -133,28 +133,34 @@ def split_pairs(pairs: Sequence[Pair], val_fraction: float = 0.1) -> tuple[list[
 # decoding
 
 
-def load_luma_u8(path: str | Path) -> np.ndarray:
-    """Read an image as ``uint8`` luminance ``H×W`` (BT.601 Y for colour)."""
+def load_luma_u8(path: str | Path, infrared: bool = False) -> np.ndarray:
+    """Read an image as ``uint8`` luminance ``H×W`` (BT.601 Y for colour). An ``infrared``
+    source must be grey (three equal channels count), as :func:`litefuse.fuse` requires: the
+    luminance of a false-colour palette is not the scene's thermal intensity."""
     img = read_image(path)
     if img.ndim == 3:
+        if infrared:
+            raise InputError("infrared image has 3 distinct colour channels; expected grey (an A/B "
+                             "folder holds two colour sources)", path)
         img = rgb_to_ycbcr(img)[0]
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def _read_luma(path: Path) -> np.ndarray | InputError:
+def _read_luma(path: Path, infrared: bool = False) -> np.ndarray | InputError:
     """:func:`load_luma_u8`, or the :class:`InputError` that says why the file cannot be used."""
     try:
-        return load_luma_u8(path)
+        return load_luma_u8(path, infrared)
     except InputError as exc:
         return exc
 
 
-def _decode_all(paths: Sequence[Path], workers: int) -> list[np.ndarray | InputError]:
+def _decode_all(paths: Sequence[Path], workers: int, infrared: Sequence[bool] | None = None) -> list[np.ndarray | InputError]:
     """Decode in a small thread pool (PIL and numpy release the GIL while decoding)."""
+    flags = list(infrared) if infrared is not None else [False] * len(paths)
     if workers <= 1 or len(paths) < 4:
-        return [_read_luma(p) for p in paths]
+        return [_read_luma(p, f) for p, f in zip(paths, flags)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_read_luma, paths))
+        return list(pool.map(_read_luma, paths, flags))
 
 
 def _pair_problem(pair: Pair, a: np.ndarray | InputError, b: np.ndarray | InputError) -> str | None:
@@ -174,7 +180,9 @@ def decode_pairs(pairs: Sequence[Pair], workers: int = 2) -> tuple[list[tuple[Pa
     ``usable`` holds ``(pair, a, b)`` for the pairs whose sources decode and share one size, in
     order; ``skipped`` says why each other pair was left out (``"<file>: <problem>"``).
     """
-    flat = _decode_all([path for p in pairs for path in (p.a, p.b)], workers)
+    # the first source of an infrared-visible pair (not of an A/B pair) is an infrared image
+    infrared = [flag for p in pairs for flag in (p.a.parent.name.lower() != "a", False)]
+    flat = _decode_all([path for p in pairs for path in (p.a, p.b)], workers, infrared)
     usable: list[tuple[Pair, np.ndarray, np.ndarray]] = []
     skipped: list[str] = []
     for pair, a, b in zip(pairs, flat[0::2], flat[1::2]):
