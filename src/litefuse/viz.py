@@ -38,8 +38,30 @@ def _fit(img: np.ndarray, height: int) -> Image.Image:
     return pil
 
 
+def _wrap(text: str, width: int, font, max_lines: int = 3) -> list[str]:
+    """``text`` in lines of at most ``width`` pixels, broken after ``-_/.@= `` where it can, else
+    anywhere; beyond ``max_lines`` the last line ends in an ellipsis."""
+    lines: list[str] = []
+    rest = text
+    while rest:
+        if font.getlength(rest) <= width:
+            lines.append(rest)
+            break
+        n = max(1, max((k for k in range(1, len(rest) + 1) if font.getlength(rest[:k]) <= width), default=1))
+        breaks = [k + 1 for k in range(n) if rest[k] in "-_/.@= "]
+        cut = breaks[-1] if breaks and breaks[-1] > n // 2 else n
+        lines.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if len(lines) > max_lines:
+        last = lines[max_lines - 1]
+        while last and font.getlength(last + "…") > width:
+            last = last[:-1]
+        lines = lines[: max_lines - 1] + [last + "…"]
+    return lines
+
+
 def image_grid(
-    rows: list[list[np.ndarray]],
+    rows: list[list[np.ndarray | None]],
     col_labels: list[str] | None = None,
     row_labels: list[str] | None = None,
     height: int = 240,
@@ -47,29 +69,41 @@ def image_grid(
 ) -> np.ndarray:
     """Lay out float images (grey or RGB, any sizes) as a captioned grid; uint8 RGB.
 
-    Each image is scaled to ``height`` keeping its aspect; columns take their widest cell.
+    Each image is scaled to ``height`` keeping its aspect; columns take their widest cell; a
+    ``None`` cell is left blank (the columns keep their labels). Captions longer than their
+    column wrap onto more lines; the row-label margin takes the widest row label (up to 240 px,
+    longer ones wrap).
     """
-    cells = [[_fit(img, height) for img in row] for row in rows]
+    cells = [[None if img is None else _fit(img, height) for img in row] for row in rows]
     ncols = max(len(r) for r in cells)
-    widths = [max((r[c].width for r in cells if c < len(r)), default=0) for c in range(ncols)]
-    label_w = 90 if row_labels else 0
-    top = _CAPTION if col_labels else 0
+    font = ImageFont.load_default()
+    line_h = _CAPTION - 4
+    widths = [max((r[c].width for r in cells if c < len(r) and r[c] is not None), default=0) for c in range(ncols)]
+    widths = [max(w or min(height, 160), 64) for w in widths]  # room for a caption over a sliver, or no image
+    label_w = min(240, max(font.getlength(t) for t in row_labels) + 10) if row_labels else 0
+    row_lines = [_wrap(t, int(label_w) - 8, font, max_lines=max(1, height // line_h)) for t in row_labels or []]
+    col_lines = [_wrap(t, w + gap - 4, font) for t, w in zip(col_labels or [], widths)]
+    top = (max(len(lines) for lines in col_lines) * line_h + 4) if col_labels else 0
+    label_w = int(label_w)
     canvas = Image.new(
         "RGB", (label_w + sum(widths) + gap * (ncols + 1), top + len(cells) * (height + gap) + gap), (255, 255, 255)
     )
-    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
+    draw = ImageDraw.Draw(canvas)
     x = label_w + gap
     for c, w in enumerate(widths):
-        if col_labels and c < len(col_labels):
-            draw.text((x + 2, 3), col_labels[c], fill=(0, 0, 0), font=font)
+        for k, line in enumerate(col_lines[c] if c < len(col_lines) else []):
+            draw.text((x + 2, 3 + k * line_h), line, fill=(0, 0, 0), font=font)
         x += w + gap
     for r, row in enumerate(cells):
         y = top + gap + r * (height + gap)
-        if row_labels:
-            draw.text((4, y + height // 2 - 6), row_labels[r], fill=(0, 0, 0), font=font)
+        if r < len(row_lines):
+            lines = row_lines[r]
+            for k, line in enumerate(lines):
+                draw.text((4, y + height // 2 - len(lines) * line_h // 2 + k * line_h), line, fill=(0, 0, 0), font=font)
         x = label_w + gap
         for c, cell in enumerate(row):
-            canvas.paste(cell, (x, y))
+            if cell is not None:
+                canvas.paste(cell, (x, y))
             x += widths[c] + gap
     return np.asarray(canvas)
 

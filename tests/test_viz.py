@@ -1,0 +1,34 @@
+import numpy as np
+
+from litefuse.viz import image_grid
+
+
+def _grey(h: int, w: int) -> np.ndarray:
+    return np.full((h, w), 0.2, np.float32)
+
+
+def _image_box(grid: np.ndarray) -> tuple[int, int]:
+    """(top row, left column) of the first image: the first pixel at the images' grey level."""
+    image = grid[..., 0] == 51
+    top = int(np.argmax(image.sum(axis=1) >= 64))  # text is never 64 pixels of one grey in a row
+    return top, int(np.argmax(image[top]))
+
+
+def test_grid_caption_wraps_inside_its_column_and_row_labels_are_not_covered():
+    long = "my-finetuned-aenetv2-run-2024-lr1e-4-with-a-long-label"
+    grid = image_grid([[_grey(40, 64), _grey(40, 64)]], col_labels=[long, ""], row_labels=["RoadScene/FLIR_00018"],
+                      height=40, gap=6)
+    top, left = _image_box(grid)
+    text = grid.min(axis=2) < 128
+    col2 = left + 64 + 6  # the second column has no caption: its caption band stays blank
+    assert not text[:top, col2 - 2:].any(), "a long caption ran into the next column"
+    assert text[:top, left:col2].any() and top > 2 * 14, "the caption wraps onto more lines"
+    assert text[:, :left - 2].any() and left > 90, "the row-label margin fits the label"
+
+
+def test_grid_none_cell_is_blank_and_keeps_later_columns_in_place():
+    with_gap = image_grid([[_grey(20, 64), None, _grey(20, 64)]], height=20, gap=4)
+    full = image_grid([[_grey(20, 64), _grey(20, 64), _grey(20, 64)]], height=20, gap=4)
+    assert with_gap.shape == full.shape
+    filled = with_gap.min(axis=2) < 128
+    assert filled[10, 4:68].all() and not filled[:, 72:136].any() and filled[10, 140:204].all()
