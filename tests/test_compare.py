@@ -221,3 +221,28 @@ def test_a_fuser_for_another_task_does_not_fit_a_folder(pairs, tmp_path):
 
     with pytest.raises(OptionError, match="a Fuser for task 'mef' does not fit"):
         fuse_folder(pairs, tmp_path / "o", Fuser("max", task="mef"))
+
+
+def test_grid_leaves_a_failed_method_blank_in_its_own_column(pairs, tmp_path, monkeypatch):
+    import litefuse.viz
+    from litefuse import Fuser
+    from litefuse.errors import InputError
+
+    mean = Fuser("mean")
+    real = mean.fuse_images
+
+    def fails_on_p0(a, b, *args, **kwargs):
+        if float(np.asarray(a)[10, 20]) > 0.5:  # only p0's target reaches row 10
+            raise InputError("cannot fuse this one")
+        return real(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(mean, "fuse_images", fails_on_p0)
+    result = compare([pairs], ["max", mean, "gff"], metrics=["EN"], preview=2)
+    assert any("mean" in s for s in result.skipped) and "mean" not in result.previews["Set/p0"]
+    seen = {}
+    monkeypatch.setattr(litefuse.viz, "image_grid", lambda rows, **kw: seen.update(rows=rows, **kw) or np.zeros((8, 8, 3), np.uint8))
+    write_report(result, tmp_path / "rep")
+    cols, (p0, p1) = seen["col_labels"], seen["rows"]
+    assert cols == ["infrared", "visible", "max", "mean", "gff"]
+    assert p0[3] is None and p0[4] is result.previews["Set/p0"]["gff"]  # gff stays under its own label
+    assert p1[3] is result.previews["Set/p1"]["mean"]

@@ -253,7 +253,7 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "", overw
         kinds = {tuple(c for c in cells if c not in result.methods) for cells in result.previews.values()}
         sources = list(kinds.pop()) if len(kinds) == 1 else ["source A", "source B"]  # one set of names, or neutral
         cols = [*sources, *result.methods]
-        rows = [list(cells.values())[:2] + [cells[m] for m in result.methods if m in cells]
+        rows = [list(cells.values())[:2] + [cells.get(m) for m in result.methods]  # a method that failed: a blank cell
                 for cells in result.previews.values()]
         grid = image_grid(rows, col_labels=cols, row_labels=list(result.previews), height=200)
         paths["grid"] = save_image(out_dir / "grid.png", grid)
