@@ -32,3 +32,31 @@ def test_grid_none_cell_is_blank_and_keeps_later_columns_in_place():
     assert with_gap.shape == full.shape
     filled = with_gap.min(axis=2) < 128
     assert filled[10, 4:68].all() and not filled[:, 72:136].any() and filled[10, 140:204].all()
+
+
+def _chart_axes(scores: dict, monkeypatch) -> tuple:
+    """metric_chart's figure as it would be saved: (plot heights in inches, bar colours, suptitle)."""
+    import litefuse.viz
+
+    seen = {}
+
+    def keep(fig, path):
+        fig.tight_layout()
+        fig.canvas.draw()
+        axes = [ax for ax in fig.axes if ax.axison]
+        seen.update(heights=[ax.get_window_extent().height / fig.dpi for ax in axes],
+                    colours=[tuple(p.get_facecolor()) for p in axes[0].patches], title=fig._suptitle.get_text() if fig._suptitle else "")
+        return path
+
+    monkeypatch.setattr(litefuse.viz, "save_figure", keep)
+    litefuse.viz.metric_chart(scores, "unused.png", directions={"EN": "↑", "CE": "↓"})
+    return seen["heights"], seen["colours"], seen["title"]
+
+
+def test_metric_chart_keeps_room_for_bars_with_many_long_names_and_says_what_arrows_mean(monkeypatch):
+    short, _, _ = _chart_axes({f"m{i}": {"EN": 6.0 + i, "CE": 1.0} for i in range(3)}, monkeypatch)
+    heights, colours, title = _chart_axes({f"method-with-a-long-name-{i}": {"EN": 6.0 + i, "CE": 1.0} for i in range(12)},
+                                          monkeypatch)
+    assert min(heights) >= 0.8 * min(short), "long method names squash the bars"
+    assert len(set(colours)) == 12, "every method has its own colour"
+    assert "higher is better" in title and "lower is better" in title

@@ -133,19 +133,24 @@ def metric_chart(
     metrics = [m for m in next(iter(scores.values()))]
     ncols = min(4, len(metrics))
     nrows = -(-len(metrics) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False)
-    colours = plt.get_cmap("tab10").colors
+    longest = max(len(m) for m in methods)
+    # panels widen with the methods and deepen with their (rotated) names, so bars keep their room
+    width, height = max(3.2, 0.3 * len(methods) + 1.0), 2.6 + 0.09 * max(0, longest - 12)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    colours = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20").colors  # one colour per method up to 20
     for ax, metric in zip(axes.flat, metrics):
         values = [scores[m].get(metric, np.nan) for m in methods]
-        ax.bar(range(len(methods)), values, color=[colours[i % 10] for i in range(len(methods))])
+        ax.bar(range(len(methods)), values, color=[colours[i % len(colours)] for i in range(len(methods))])
         arrow = (directions or {}).get(metric, "")
         ax.set_title(f"{metric} {arrow}".strip(), fontsize=10)
-        ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right", fontsize=8)
+        ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=11)
+    arrows = set((directions or {}).values())
+    key = " · ".join(text for arrow, text in (("↑", "↑ higher is better"), ("↓", "↓ lower is better")) if arrow in arrows)
+    if title or key:
+        fig.suptitle("\n".join(t for t in (title, key) if t), fontsize=11)
     return save_figure(fig, path)
 
 
