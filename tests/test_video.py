@@ -207,3 +207,18 @@ def test_tiny_frames_and_zero_frames_are_refused_up_front(pair, tmp_path):
     with pytest.raises(OptionError, match="max_frames must be at least 1"):
         fuse_video(*pair, tmp_path / "z.mp4", "max", max_frames=0)
     assert not (tmp_path / "t.mp4").exists() and not (tmp_path / "z.mp4").exists()
+
+
+def _remux(src: Path, dst: Path, *args: str) -> Path:
+    """``src`` copied into ``dst`` by the ffmpeg binary, with extra input ``args`` (metadata, a second input)."""
+    subprocess.run([ff.get_ffmpeg_exe(), "-y", "-loglevel", "error", *args, "-i", str(src), "-c", "copy", str(dst)],
+                   check=True)
+    return dst
+
+
+def test_a_stream_turned_by_rotation_metadata_is_named_not_sent_to_resize_vi(pair, tmp_path):
+    ir, vi = pair
+    turned = _remux(vi, tmp_path / "turned.mp4", "-display_rotation", "90")
+    with pytest.raises(InputError, match=r"turned.mp4 is rotated by display-rotation metadata") as caught:
+        fuse_video(ir, turned, tmp_path / "r.mp4", "max")
+    assert "--resize-vi would squash" in str(caught.value) and not (tmp_path / "r.mp4").exists()

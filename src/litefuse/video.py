@@ -160,6 +160,12 @@ def fuse_video(
         if min(sw, sh) < MIN_SIDE:  # as for images
             raise InputError(f"frames are {sw}×{sh} pixels; at least {MIN_SIDE}×{MIN_SIDE} is needed", src)
     if (w, h) != (wv, hv) and not resize_vi:
+        turned = [Path(p).name for p, m in ((ir, ir_meta), (vi, vi_meta)) if _rotated(m)]
+        if turned and (wv, hv) == (h, w):  # resampling would squash the picture: it is turned, not smaller
+            raise InputError(f"frames are {wv}×{hv} here but {w}×{h} in {Path(ir).name}: {' and '.join(turned)} "
+                             f"{'is' if len(turned) == 1 else 'are'} rotated by display-rotation metadata, so the streams "
+                             "do not face the same way; record both alike, or clear the rotation (ffmpeg -display_rotation 0 "
+                             "-i in.mp4 -c copy out.mp4); --resize-vi would squash the picture", vi)
         raise InputError(f"size mismatch: {wv}×{hv} frames here but {w}×{h} in {Path(ir).name} (pass --resize-vi to resample)", vi)
     fps = float(ir_meta.get("fps") or 25.0)
     vi_fps = float(vi_meta.get("fps") or fps)
@@ -217,6 +223,12 @@ def fuse_video(
             raise InputError("no frames", ir)
         publish(tmp, out)
     return VideoReport(out, n, fps, (w, h), ended[0] if ended else None)
+
+
+def _rotated(meta: dict) -> bool:
+    """Whether ffmpeg turned the frames by the stream's display-rotation metadata (decoded W×H swapped)."""
+    source = meta.get("source_size")
+    return bool(source) and tuple(source) != tuple(meta["size"]) and tuple(source) == tuple(meta["size"])[::-1]
 
 
 T = TypeVar("T")
