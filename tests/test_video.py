@@ -222,3 +222,14 @@ def test_a_stream_turned_by_rotation_metadata_is_named_not_sent_to_resize_vi(pai
     with pytest.raises(InputError, match=r"turned.mp4 is rotated by display-rotation metadata") as caught:
         fuse_video(ir, turned, tmp_path / "r.mp4", "max")
     assert "--resize-vi would squash" in str(caught.value) and not (tmp_path / "r.mp4").exists()
+
+
+def test_progress_is_told_the_frame_count_before_decoding(pair, tmp_path):
+    told = []
+
+    def progress(items, total):
+        told.append(total)
+        return items
+
+    fuse_video(*pair, tmp_path / "p.mp4", "max", progress=progress)
+    assert told == [6]  # 0.6 s at 10 fps: an estimate from the duration, not "?"

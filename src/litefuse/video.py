@@ -173,8 +173,10 @@ def fuse_video(
         warnings.warn(f"{Path(vi).name} runs at {vi_fps:g} fps, {Path(ir).name} at {fps:g}: frames are paired by "
                       f"index, so the streams drift apart by {abs(1 / fps - 1 / vi_fps) * 60 * fps:.1f} s a minute; "
                       f"the output keeps {fps:g} fps (resample one stream to the other's rate first)", UserWarning, stacklevel=2)
-    total = ir_meta.get("nframes")
-    total = int(total) if isinstance(total, (int, float)) and np.isfinite(total) else None
+    total = _frame_estimate(ir_meta)
+    vi_total = _frame_estimate(vi_meta)
+    if total and vi_total and shortest:  # for the progress display only: the pairs are counted as they come
+        total = min(total, vi_total)
     if max_frames is not None:
         total = min(total, max_frames) if total else max_frames
 
@@ -229,6 +231,18 @@ def _rotated(meta: dict) -> bool:
     """Whether ffmpeg turned the frames by the stream's display-rotation metadata (decoded W×H swapped)."""
     source = meta.get("source_size")
     return bool(source) and tuple(source) != tuple(meta["size"]) and tuple(source) == tuple(meta["size"])[::-1]
+
+
+def _frame_estimate(meta: dict) -> int | None:
+    """The stream's frame count as its metadata gives it, else duration × frame rate (a
+    progress estimate: ffmpeg does not count frames before decoding), else None."""
+    n = meta.get("nframes")
+    if isinstance(n, (int, float)) and np.isfinite(n) and n > 0:
+        return int(n)
+    duration, fps = meta.get("duration"), meta.get("fps")
+    if isinstance(duration, (int, float)) and isinstance(fps, (int, float)) and duration > 0 and fps > 0:
+        return max(1, round(duration * fps))
+    return None
 
 
 T = TypeVar("T")
