@@ -233,3 +233,13 @@ def test_progress_is_told_the_frame_count_before_decoding(pair, tmp_path):
 
     fuse_video(*pair, tmp_path / "p.mp4", "max", progress=progress)
     assert told == [6]  # 0.6 s at 10 fps: an estimate from the duration, not "?"
+
+
+def test_an_audio_track_that_is_not_copied_is_said(pair, tmp_path):
+    ir, vi = pair
+    with_sound = tmp_path / "sound.mp4"
+    subprocess.run([ff.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(vi), "-f", "lavfi", "-i", "sine=d=0.6",
+                    "-c:v", "copy", "-c:a", "aac", "-shortest", str(with_sound)], check=True)
+    with pytest.warns(UserWarning, match=r"audio of sound.mp4 is not copied"):
+        report = fuse_video(ir, with_sound, tmp_path / "a.mp4", "max")
+    assert report.frames == 6

@@ -19,6 +19,7 @@ with ``pip install litefuse[video]``). Frames are fused one at a time with a loa
 - Output: H.264 (``libx264``, CRF 17) in ``.mp4``/``.mkv``/``.mov``/``.avi``; ``yuv420p`` when
   both sides are even, else ``yuv444p`` so odd sizes come back exactly. Written to a temporary
   file in the target folder and renamed at the end; on any error nothing is left behind.
+- Sound is not carried over: an input's audio track is left out, with a warning.
 """
 
 from __future__ import annotations
@@ -177,6 +178,9 @@ def fuse_video(
     vi_total = _frame_estimate(vi_meta)
     if total and vi_total and shortest:  # for the progress display only: the pairs are counted as they come
         total = min(total, vi_total)
+    if vi_meta.get("audio_codec") or ir_meta.get("audio_codec"):
+        with_audio = " and ".join(Path(p).name for p, m in ((ir, ir_meta), (vi, vi_meta)) if m.get("audio_codec"))
+        warnings.warn(f"the audio of {with_audio} is not copied: the fused video has no sound", UserWarning, stacklevel=2)
     if max_frames is not None:
         total = min(total, max_frames) if total else max_frames
 
