@@ -243,3 +243,19 @@ def test_an_audio_track_that_is_not_copied_is_said(pair, tmp_path):
     with pytest.warns(UserWarning, match=r"audio of sound.mp4 is not copied"):
         report = fuse_video(ir, with_sound, tmp_path / "a.mp4", "max")
     assert report.frames == 6
+
+
+def test_a_truncated_stream_is_said_to_be_damaged_not_just_shorter(tmp_path):
+    """A cut file read as a short stream: "frame counts differ" sent the user looking for a
+    length mismatch, and --shortest fused what was readable without a word."""
+    ir, vi = scene(30, 36, 50)
+    rng = np.random.default_rng(0)  # noise: frames of some size, so half the file is half the stream
+    vi = [np.clip(v.astype(int) + rng.integers(0, 60, v.shape), 0, 255).astype(np.uint8) for v in vi]
+    ir_path, full = write_video(tmp_path / "ir.mp4", ir), write_video(tmp_path / "vi.mkv", vi)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(InputError, match=r"cut.mkv: stream ends after \d+ frames .*header gives about 30 frames: a truncated or damaged"):
+        fuse_video(ir_path, cut, tmp_path / "o.mp4", litefuse.Fuser("max"))
+    with pytest.warns(UserWarning, match="cut.mkv: the stream ends after .*truncated or damaged"):
+        report = fuse_video(ir_path, cut, tmp_path / "o.mp4", litefuse.Fuser("max"), shortest=True)
+    assert 0 < report.frames < 30 and report.shorter == cut

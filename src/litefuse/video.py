@@ -211,7 +211,8 @@ def fuse_video(
         try:
             writer.send(None)
             ended: list[Path] = []
-            pairs = _zip_strict(ir_frames, vi_frames, Path(ir), Path(vi), max_frames, ended if shortest else None)
+            pairs = _zip_strict(ir_frames, vi_frames, Path(ir), Path(vi), max_frames, ended if shortest else None,
+                                {Path(ir): _frame_estimate(ir_meta), Path(vi): _frame_estimate(vi_meta)})
             prepared_frames = _ahead(map(prepare, pairs), depth=2 * batch_size + 1)
             with ThreadPoolExecutor(1, thread_name_prefix="litefuse-encode") as encoder:
                 pending: list[Future] = []
@@ -306,9 +307,14 @@ def _ahead(items: Iterator[T], depth: int) -> Iterator[T]:
         thread.join()
 
 
-def _zip_strict(a: Iterator, b: Iterator, pa: Path, pb: Path, limit: int | None, ended: list | None = None) -> Iterator[tuple]:
+def _zip_strict(
+    a: Iterator, b: Iterator, pa: Path, pb: Path, limit: int | None, ended: list | None = None,
+    expected: dict[Path, int | None] | None = None,
+) -> Iterator[tuple]:
     """Pairs of frames; a stream that ends before the other is an error naming it, or, given
-    an ``ended`` list, the end of the pairs (the stream's path is appended to it)."""
+    an ``ended`` list, the end of the pairs (the stream's path is appended to it). ``expected``:
+    each stream's frame count by its header (:func:`_frame_estimate`); a stream ending well
+    short of its own is said to be truncated or damaged (with ``ended``: a warning)."""
     n = 0
     while limit is None or n < limit:
         fa, fb = next(a, None), next(b, None)
@@ -316,11 +322,17 @@ def _zip_strict(a: Iterator, b: Iterator, pa: Path, pb: Path, limit: int | None,
             return
         if fa is None or fb is None:
             short, other = (pa, pb) if fa is None else (pb, pa)
+            promised = (expected or {}).get(short)
+            damaged = (f"its header gives about {promised} frames: a truncated or damaged file?"
+                       if promised and n < 0.95 * promised - 1 else "")
             if ended is not None:
+                if damaged:
+                    warnings.warn(f"{short}: the stream ends after {n} frames, but {damaged}", UserWarning, stacklevel=2)
                 ended.append(short)
                 return
+            reason = f"{damaged} " if damaged else "frame counts differ; "
             raise InputError(
-                f"stream ends after {n} frames but {other.name} has more (frame counts differ; "
+                f"stream ends after {n} frames but {other.name} has more ({reason}"
                 "--shortest / shortest=True stops at the shorter stream)", short,
             )
         n += 1
