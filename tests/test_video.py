@@ -222,6 +222,12 @@ def test_a_stream_turned_by_rotation_metadata_is_named_not_sent_to_resize_vi(pai
     with pytest.raises(InputError, match=r"turned.mp4 is rotated by display-rotation metadata") as caught:
         fuse_video(ir, turned, tmp_path / "r.mp4", "max")
     assert "--resize-vi would squash" in str(caught.value) and not (tmp_path / "r.mp4").exists()
+    # two streams turned alike fuse, without imageio-ffmpeg's log line about the turned frames
+    both = _remux(ir, tmp_path / "turned_ir.mp4", "-display_rotation", "90")
+    cmd = [sys.executable, "-m", "litefuse", "fuse", "--ir", str(both), "--vi", str(turned), "-m", "max", "-o", str(tmp_path / "t.mp4")]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0 and "fused 6 frames" in done.stdout, done.stderr
+    assert "frame size" not in done.stderr, done.stderr
 
 
 def test_progress_is_told_the_frame_count_before_decoding(pair, tmp_path):

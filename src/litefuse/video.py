@@ -24,6 +24,7 @@ with ``pip install litefuse[video]``). Frames are fused one at a time with a loa
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 import threading
@@ -69,7 +70,17 @@ def _ffmpeg():
     return imageio_ffmpeg
 
 
+def _rotation_note(record: logging.LogRecord) -> bool:
+    """Drops imageio-ffmpeg's log line about a stream turned by its rotation metadata ("frame size
+    for reading ... is different from the source frame size"): litefuse reads the turned frames
+    as ffmpeg gives them and names a rotated stream itself where it matters (a size mismatch)."""
+    return "is different from the source frame size" not in record.getMessage()
+
+
 def _open(path: Path, pix_fmt: str, bpp: int):
+    logger = logging.getLogger("imageio_ffmpeg")
+    if _rotation_note not in logger.filters:
+        logger.addFilter(_rotation_note)
     gen = _ffmpeg().read_frames(str(path), pix_fmt=pix_fmt, bpp=bpp)
     try:
         return gen, next(gen)
