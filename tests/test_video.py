@@ -265,3 +265,14 @@ def test_a_truncated_stream_is_said_to_be_damaged_not_just_shorter(tmp_path):
     with pytest.warns(UserWarning, match="cut.mkv: the stream ends after .*truncated or damaged"):
         report = fuse_video(ir_path, cut, tmp_path / "o.mp4", litefuse.Fuser("max"), shortest=True)
     assert 0 < report.frames < 30 and report.shorter == cut
+
+
+def test_ntsc_frame_rates_are_kept_exact():
+    """ffmpeg reports 24000/1001 fps as "23.98": written back as 23.98 the output drifts 0.6 s an hour."""
+    from fractions import Fraction
+
+    from litefuse.video import frame_rate
+
+    assert frame_rate(23.98) == Fraction(24000, 1001) and frame_rate(29.97) == Fraction(30000, 1001)
+    assert frame_rate(59.94) == Fraction(60000, 1001)
+    assert frame_rate(25.0) == 25 and frame_rate(12.5) == Fraction(25, 2) and frame_rate(30.0) == 30

@@ -31,6 +31,7 @@ import threading
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -68,6 +69,17 @@ def _ffmpeg():
     except ModuleNotFoundError:
         raise LitefuseError("video needs imageio-ffmpeg: pip install 'litefuse[video]'") from None
     return imageio_ffmpeg
+
+
+def frame_rate(fps: float) -> Fraction:
+    """The exact frame rate behind ffmpeg's rounded report (``"23.98 fps"``): the NTSC rates
+    ``N·1000/1001`` where within 0.01 of one (23.976, 29.97, 47.952, 59.94, 119.88), else the
+    nearest fraction with a denominator up to 1001. A rounded 23.98 would drift 0.6 s an hour
+    from the source's timing."""
+    for n in (24, 30, 48, 60, 120):
+        if abs(fps - n * 1000 / 1001) < 0.01:
+            return Fraction(n * 1000, 1001)
+    return Fraction(fps).limit_denominator(1001)
 
 
 def _rotation_note(record: logging.LogRecord) -> bool:
@@ -179,7 +191,8 @@ def fuse_video(
                              "do not face the same way; record both alike, or clear the rotation (ffmpeg -display_rotation 0 "
                              "-i in.mp4 -c copy out.mp4); --resize-vi would squash the picture", vi)
         raise InputError(f"size mismatch: {wv}×{hv} frames here but {w}×{h} in {Path(ir).name} (pass --resize-vi to resample)", vi)
-    fps = float(ir_meta.get("fps") or 25.0)
+    rate = frame_rate(ir_meta.get("fps") or 25.0)  # exact, for the writer: 23.98 is 24000/1001
+    fps = float(rate)
     vi_fps = float(vi_meta.get("fps") or fps)
     if abs(vi_fps - fps) > 0.01 * fps:  # frames pair by index: the streams drift apart in time
         warnings.warn(f"{Path(vi).name} runs at {vi_fps:g} fps, {Path(ir).name} at {fps:g}: frames are paired by "
@@ -209,7 +222,7 @@ def fuse_video(
         return fuser.prepare(a, vi_rgb, resize_b=resize_vi, names=(ir, vi))
 
     with temporary_beside(out, suffix=out.suffix) as tmp:  # ffmpeg picks the container by suffix
-        writer = ff.write_frames(tmp, (w, h), fps=fps, codec="libx264", pix_fmt_out=pix_fmt, macro_block_size=1,
+        writer = ff.write_frames(tmp, (w, h), fps=rate, codec="libx264", pix_fmt_out=pix_fmt, macro_block_size=1,
                                  output_params=["-crf", "17"], ffmpeg_log_level="error")
 
         def encode(fused_y: np.ndarray, prepared) -> None:  # encode thread, frames in order
