@@ -302,6 +302,37 @@ def test_default_threads_leave_busy_cores_alone(monkeypatch):
         runtime.default_threads()
 
 
+def test_a_thread_count_the_user_chose_is_kept(monkeypatch):
+    """A library must not override ``torch.set_num_threads`` / ``OMP_NUM_THREADS``: Fuser() reset
+    them to its load-based default; ``threads=`` and ``$LITEFUSE_THREADS`` still choose."""
+    import litefuse
+    from litefuse import runtime
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("LITEFUSE_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "default_threads", lambda: 2)
+    try:
+        monkeypatch.setattr(runtime, "_LAST_SET", None)
+        monkeypatch.setattr(runtime, "_IMPORT_THREADS", torch.get_num_threads())
+        torch.set_num_threads(2)
+        assert litefuse.Fuser("max").threads == 2  # nobody chose: the default
+        torch.set_num_threads(1)  # the user's choice, after litefuse set 2
+        assert litefuse.Fuser("max").threads == 1 and torch.get_num_threads() == 1
+        assert litefuse.Fuser("max", threads=2).threads == 2  # an explicit count wins
+        assert litefuse.Fuser("max").threads == 2  # ... and is litefuse's own from then on
+        monkeypatch.setattr(runtime, "_LAST_SET", None)  # a fresh process started with OMP_NUM_THREADS=1
+        torch.set_num_threads(1)
+        monkeypatch.setattr(runtime, "_IMPORT_THREADS", 1)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert litefuse.Fuser("max").threads == 1
+        monkeypatch.setenv("LITEFUSE_THREADS", "2")
+        monkeypatch.setattr(runtime, "default_threads", lambda: int(runtime.os.environ["LITEFUSE_THREADS"]))
+        assert litefuse.Fuser("max").threads == 2  # litefuse's own setting wins over torch's
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_model_errors_are_litefuse_errors():
     with pytest.raises(ModelError, match="unknown model"):
         litefuse.Fuser("nope")

@@ -31,9 +31,11 @@ from .errors import OptionError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-__all__ = ["PRECISIONS", "check_precision", "with_precision", "compile_for_inference", "compile_backend", "resolve_device", "available_cores", "default_threads", "set_threads", "keep_heap_resident", "apply_heap_policy", "parse_cpuinfo", "cpu_facts", "onednn_isa_cap", "apply_isa_policy", "keep_full_isa", "isa_capped", "prepare"]
+__all__ = ["PRECISIONS", "check_precision", "with_precision", "compile_for_inference", "compile_backend", "resolve_device", "available_cores", "default_threads", "user_threads", "set_threads", "keep_heap_resident", "apply_heap_policy", "parse_cpuinfo", "cpu_facts", "onednn_isa_cap", "apply_isa_policy", "keep_full_isa", "isa_capped", "prepare"]
 
 _HEAP_DONE: bool | None = None
+_IMPORT_THREADS = torch.get_num_threads()  # torch's count when litefuse was imported
+_LAST_SET: int | None = None  # the count set_threads last applied
 _ISA_CAPPED: bool | None = None  # None: not decided yet in this process
 _ISA_ENV = "ONEDNN_MAX_CPU_ISA"
 
@@ -129,11 +131,32 @@ def _check_threads(value: object, name: str = "threads") -> int:
     return n
 
 
+def user_threads() -> int | None:
+    """torch's intra-op thread count where the user chose it -- ``torch.set_num_threads`` called
+    since litefuse was imported (a count litefuse did not set), or ``OMP_NUM_THREADS`` in the
+    environment -- else ``None``."""
+    now = torch.get_num_threads()
+    if _LAST_SET is not None:
+        return now if now != _LAST_SET else None
+    if now != _IMPORT_THREADS or os.environ.get("OMP_NUM_THREADS", "").strip():
+        return now
+    return None
+
+
 def set_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op CPU threads (process-wide) to ``threads`` or :func:`default_threads`."""
-    n = default_threads() if threads is None else _check_threads(threads)
+    """Set torch's intra-op CPU threads (process-wide) to ``threads``; by default
+    ``$LITEFUSE_THREADS``, else a count the user gave torch (:func:`user_threads`: a library
+    must not override it), else :func:`default_threads`."""
+    global _LAST_SET
+    if threads is not None:
+        n = _check_threads(threads)
+    elif os.environ.get("LITEFUSE_THREADS", "").strip():
+        n = default_threads()
+    else:
+        n = user_threads() or default_threads()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+    _LAST_SET = n
     return n
 
 
