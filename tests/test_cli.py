@@ -168,3 +168,9 @@ def test_sample_pairs_fuse_with_partner_size(shared, tmp_path, dataset, stem):
     out, src_ir, src_vi = read_image(tmp_path / "f.png"), read_image(ir), read_image(vi)
     assert out.shape[:2] == src_ir.shape[:2]
     assert out.ndim == src_vi.ndim  # MSRS / RoadScene colour stays colour, TNO stays grey
+
+
+def test_usage_error_names_the_command_to_ask_for_help():
+    # run as `python -m litefuse`: the hint is not "litefuse python -m litefuse --help"
+    assert_one_line_error(run("--no-such-option"), "(see: litefuse --help)")
+    assert_one_line_error(run("fuse", "--no-such-option"), "(see: litefuse fuse --help)")

@@ -414,7 +414,8 @@ def main() -> None:  # pragma: no cover - exercised through the console script
         if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
             # click's (or typer's vendored click's) usage errors: bad option, missing value...
             ctx = getattr(exc, "ctx", None)
-            command = f"litefuse {ctx.info_name}" if ctx is not None and ctx.info_name != "litefuse" else "litefuse"
+            # a sub-command's context has a parent; the top one is named after argv[0] ("python -m litefuse")
+            command = f"litefuse {ctx.info_name}" if ctx is not None and ctx.parent is not None else "litefuse"
             if exc.format_message().strip():  # empty when the help was shown for missing arguments
                 err_console.print(f"error: {exc.format_message()} (see: {command} --help)", markup=False)
             sys.exit(exc.exit_code)
