@@ -246,3 +246,17 @@ def test_grid_leaves_a_failed_method_blank_in_its_own_column(pairs, tmp_path, mo
     assert cols == ["infrared", "visible", "max", "mean", "gff"]
     assert p0[3] is None and p0[4] is result.previews["Set/p0"]["gff"]  # gff stays under its own label
     assert p1[3] is result.previews["Set/p1"]["mean"]
+
+
+def test_an_unknown_convention_is_refused_before_any_pair_is_fused(pairs, monkeypatch):
+    """From a CLI QA pass: `compare --convention foo` fused every pair, then skipped each one
+    with the same message ('nothing could be scored')."""
+    from litefuse.api import Fuser
+    from litefuse.errors import OptionError
+
+    def no_fusing(*args, **kwargs):
+        raise AssertionError("fused before the convention was checked")
+
+    monkeypatch.setattr(Fuser, "__call__", no_fusing)
+    with pytest.raises(OptionError, match="unknown convention 'foo'"):
+        compare([pairs], ["max"], metrics=["EN"], convention="foo", preview=0)

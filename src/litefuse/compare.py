@@ -142,8 +142,9 @@ def compare_pairs(
 ) -> Comparison:
     """:func:`compare` over given ``(dataset, pair)`` items, e.g. the validation split of
     :func:`~litefuse.data.split_pairs` (pairs a network did not train on)."""
-    from .metrics import CORE_METRICS, resolve_metrics
+    from .metrics import CORE_METRICS, get_convention, resolve_metrics
 
+    get_convention(convention)  # an unknown one is an error now, not a problem per pair after fusing them all
     fusers = [m if isinstance(m, Fuser) else Fuser.from_spec(m) for m in methods]
     labels = [f.label for f in fusers]
     if len(set(labels)) != len(labels):
