@@ -25,12 +25,12 @@ def study_command(
     data: Optional[list[Path]] = typer.Option(None, "--data", "-d", help="Data roots, one per task (default: the config's)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Training config (default: the packaged aenetv2.toml)."),
     sets: Optional[list[str]] = typer.Option(None, "--set", help="Override a config field: KEY=VALUE; repeatable."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Also cap every variant at this many steps."),
-    eval_pairs: int = typer.Option(4, "--eval-pairs", help="Held-out pairs per task for the quality columns."),
-    eval_size: int = typer.Option(640, "--eval-size", help="Longer side the evaluation pairs are reduced to (if larger)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Also cap every variant at this many steps."),
+    eval_pairs: int = typer.Option(4, "--eval-pairs", min=1, help="Held-out pairs per task for the quality columns."),
+    eval_size: int = typer.Option(640, "--eval-size", min=8, help="Longer side the evaluation pairs are reduced to (if larger)."),
     references: str = typer.Option("max", "--references", help="Classical fusers scored beside the variants (comma-separated; '' for none)."),
-    threads: int = typer.Option(1, "--threads", help="Torch CPU threads for training and latency."),
-    latency_runs: int = typer.Option(10, "--latency-runs", help="Timed calls per latency measurement."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch CPU threads for training and latency."),
+    latency_runs: int = typer.Option(10, "--latency-runs", min=1, help="Timed calls per latency measurement."),
     progress: bool = typer.Option(False, "--progress/--no-progress", help="Training progress bars."),
 ) -> None:
     """Train and compare the AE-Netv2 study variants; writes study.csv, study.md and pareto.png."""

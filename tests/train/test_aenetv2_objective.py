@@ -301,3 +301,18 @@ def test_multitask_data_and_colour_pairs(shared, tmp_path):
     assert a.shape == b.shape == p.shape == (1, 64, 64)
     assert ds.images[0][1].ndim == 2  # luminance, not RGB
     assert cache.misses == 1
+
+
+@pytest.mark.parametrize("option,value", [("--threads", "-1"), ("--threads", "0"), ("--eval-pairs", "0"),
+                                          ("--latency-runs", "0"), ("--eval-size", "4"), ("--max-steps", "0")])
+def test_study_refuses_bad_numbers_before_any_work(tmp_path, option, value):
+    """From a CLI QA pass: --threads -1 was an internal error (exit 3), --eval-pairs 0 meant every
+    held-out pair, --latency-runs 0 failed only after all the training."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    out = tmp_path / "study"
+    result = CliRunner().invoke(app, ["study", "aenetv2", "--variants", "dws-pool", "--out", str(out), option, value])
+    assert result.exit_code == 2 and option in result.output, result.output
+    assert not out.exists()
