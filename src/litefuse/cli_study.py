@@ -21,7 +21,7 @@ def study_command(
     budget_minutes: float = typer.Option(140.0, "--budget-minutes", help="Total training budget, split evenly over the variants."),
     per_variant_minutes: Optional[float] = typer.Option(None, "--per-variant-minutes", help="Training minutes per variant (overrides --budget-minutes)."),
     variants: Optional[list[str]] = typer.Option(None, "--variants", help="Variants to study (comma-separated or repeated; default: all 14)."),
-    out: Path = typer.Option(Path("runs/aenetv2-study"), "--out", "-o", help="Study folder (runs, table, plot)."),
+    out: Path = typer.Option(Path("runs/aenetv2-study"), "--out", "--output", "-o", help="Study folder (runs, table, plot)."),
     data: Optional[list[Path]] = typer.Option(None, "--data", "-d", help="Data roots, one per task (default: the config's)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Training config (default: the packaged aenetv2.toml)."),
     sets: Optional[list[str]] = typer.Option(None, "--set", help="Override a config field: KEY=VALUE; repeatable."),

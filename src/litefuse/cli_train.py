@@ -40,7 +40,7 @@ def train_command(
         None, "--data", "-d", help="Pair folder (ir/vi or A/B) or a parent of such; repeat for several. Default: the config's."
     ),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config (default: the model's packaged config)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/<model>)."),
+    out: Optional[Path] = typer.Option(None, "--out", "--output", "-o", help="Run folder (default runs/<model>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder from its last checkpoint."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop cleanly (and save) after this many minutes."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (default: the config's / its stages')."),

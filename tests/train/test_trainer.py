@@ -509,3 +509,17 @@ def test_the_progress_line_keeps_steps_and_clocks_whole_in_80_columns():
         advance(300, "loss=0.2134 pixel=0.01234 ssim=0.4512 grad=0.0012")
     line = buf.getvalue().splitlines()[-1]
     assert "300/1236" in line and "0:00:00" in line and "loss=0.2134" in line and len(line) <= 80, line
+
+
+def test_train_and_study_take_output_as_every_other_command_does(tmp_path):
+    """From a CLI QA pass: fuse, demo, export, compare and eval name their output --output; train
+    and study only --out ('No such option: --output')."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    runner = CliRunner()
+    bad = runner.invoke(app, ["train", "densefuse", "--data", str(tmp_path / "missing"), "--output", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "directory not found" in bad.output, bad.output
+    bad = runner.invoke(app, ["study", "aenetv2", "--variants", "nope", "--output", str(tmp_path / "y")])
+    assert bad.exit_code == 2 and "unknown study variant 'nope'" in bad.output, bad.output
