@@ -90,6 +90,12 @@ def eval_command(
             raise fail("give either --input DIR --model NAME, or --ir/--vi/--fused, not both")
     elif ir is None or vi is None or fused is None:
         raise fail("give --ir DIR --vi DIR --fused DIR (or --input DIR --model NAME to fuse first)")
+    else:
+        unused = [o for o, value in (("--model", model), ("--output", output)) if value is not None]
+        if unused:  # said, as fuse says an unused --batch-size: the --fused images are scored as they are
+            verb = "apply" if len(unused) > 1 else "applies"
+            err_console.print(f"note: {' and '.join(unused)} {verb} with --input only; --fused {fused} is scored as it is",
+                              markup=False)
     if jobs < 1:
         raise fail(f"--jobs must be at least 1 (got {jobs})")
     norm = parse_ir_norm(ir_norm)

@@ -322,6 +322,16 @@ def test_cli_eval_skips_bad_images_and_reports_exit_codes(eval_dirs: Path) -> No
     assert _run_eval(*args[:6], "--metrics", "FMI").exit_code == 2
 
 
+def test_cli_eval_says_model_and_output_apply_with_input_only(eval_dirs: Path) -> None:
+    """From a CLI QA pass: --model and --output beside --fused were ignored in silence."""
+    d = eval_dirs
+    args = ("--ir", str(d / "ir"), "--vi", str(d / "vi"), "--fused", str(d / "fused"), "--metrics", "EN", "--jobs", "1")
+    result = _run_eval(*args, "-m", "max", "-o", str(d / "elsewhere"))
+    assert result.exit_code == 0, result.output
+    assert "note: --model and --output apply with --input only" in result.output
+    assert "note:" not in _run_eval(*args).output
+
+
 @pytest.mark.parametrize("metric, convention, side", [
     ("VIF", "cddfuse", 41), ("SSIM", "cddfuse", 7), ("SSIM", "vifb", 11), ("MS_SSIM", "cddfuse", 176),
     ("Qs", "liu", 11), ("Qy", "liu", 7),
