@@ -174,3 +174,10 @@ def test_usage_error_names_the_command_to_ask_for_help():
     # run as `python -m litefuse`: the hint is not "litefuse python -m litefuse --help"
     assert_one_line_error(run("--no-such-option"), "(see: litefuse --help)")
     assert_one_line_error(run("fuse", "--no-such-option"), "(see: litefuse fuse --help)")
+
+
+def test_version():
+    import litefuse
+
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"litefuse {litefuse.__version__}", proc.stderr
