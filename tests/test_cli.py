@@ -181,3 +181,8 @@ def test_version():
 
     proc = run("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"litefuse {litefuse.__version__}", proc.stderr
+
+
+def test_overwrite_and_skip_existing_together_is_a_usage_error(tmp_path, pair):
+    proc = run("fuse", "--input", str(tmp_path), "-o", str(tmp_path / "out"), "--overwrite", "--skip-existing")
+    assert_one_line_error(proc, "--overwrite replaces existing outputs and --skip-existing keeps them")

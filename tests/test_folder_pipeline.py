@@ -8,6 +8,7 @@ import pytest
 from litefuse.api import Fuser
 from litefuse.folder import fuse_folder
 from litefuse.demo import synthetic_pair
+from litefuse.errors import OptionError
 from litefuse.io import read_image, save_image
 
 
@@ -96,6 +97,8 @@ def test_skip_existing_resumes_a_folder_run(folder, tmp_path, one_thread):
     resumed = fuse_folder(folder, out, "max", skip_existing=True)
     assert [p.name for p in resumed.fused] == ["4.png"] and len(resumed.existing) == 4
     assert (out / "2.png").stat().st_mtime_ns == kept and resumed.summary.startswith("1 fused, 4 already there, 1 skipped")
+    with pytest.raises(OptionError, match="give one"):  # from a CLI QA pass: skip_existing won in silence
+        fuse_folder(folder, out, "max", skip_existing=True, overwrite=True)
 
 
 def test_sigterm_cleans_up_like_ctrl_c(tmp_path):

@@ -113,6 +113,8 @@ def fuse(
         raise fail("--task ivif fuses an infrared/visible pair: give --ir and --vi")
     if bits not in (8, 16):
         raise fail(f"--bits must be 8 or 16 (got {bits})")
+    if overwrite and skip_existing:
+        raise fail("--overwrite replaces existing outputs and --skip-existing keeps them; give one")
     norm = parse_ir_norm(ir_norm)
     if not output.strip():
         raise fail("--output is empty: give a file or folder to write to")

@@ -85,6 +85,8 @@ def fuse_folder(
         raise OptionError("weights= and device= choose what a Fuser loads; give them to Fuser(...), or pass the model by name")
     if bits not in (8, 16):
         raise OptionError(f"bits must be 8 or 16 (got {bits})")
+    if overwrite and skip_existing:  # one replaces existing outputs, the other keeps them: never chosen in silence
+        raise OptionError("overwrite replaces existing outputs and skip_existing keeps them; give one")
     suffix = ".png" if bits == 8 else ".tif"
     pairs, problems = find_pairs(input_dir)
     if not pairs:
