@@ -77,7 +77,7 @@ def fuse(
         None, "--input", "-i", help="Folder with ir/vi (or infrared/visible, Inf/Vis, A/B) sub-folders; pairs by file stem."
     ),
     output: str = typer.Option(..., "--output", "-o", help="Output image (pair: .png, .tif, .jpg, .bmp), video file (video pair) or folder (folder mode, or a pair into a folder: an existing one, or a name ending in /)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name (see `litefuse models`); default: aenetv2-ivif for infrared-visible, aenetv2 for A/B folders."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name (see `litefuse models`); default: aenetv2-ivif for infrared-visible, aenetv2 for A/B pairs and folders."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file to load instead of the shipped ones (.safetensors or .pth)."),
     device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
     grey: bool = typer.Option(False, "--grey", help="Write a grey result even when the visible image is colour."),
@@ -204,7 +204,7 @@ def models() -> None:
 def demo(
     output: Path = typer.Option(Path("litefuse-demo"), "--output", "-o", help="Folder for the demo images."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name; default: the best shipped network."),
-    device: Device = typer.Option(Device.cpu, "--device"),
+    device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace demo images already in the folder."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
 ) -> None:

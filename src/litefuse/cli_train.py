@@ -45,7 +45,7 @@ def train_command(
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop cleanly (and save) after this many minutes."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (default: the config's / its stages')."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimisation steps."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Batch size (default: the config's)."),
     init: Optional[str] = typer.Option(
         None, "--init", help="Start from weights instead of random: 'pretrained' (the shipped ones) or a weights file (fine-tuning)."
     ),
