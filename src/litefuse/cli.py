@@ -252,7 +252,7 @@ def export(
 @app.command()
 def bench(
     methods: Optional[list[str]] = typer.Option(
-        None, "--method", "-m",
+        None, "--method", "-m", metavar="<str>",
         help="Method as \\[label=]name\\[@weights] (a run's weights time its own variant); repeat "
              "(default: every network, max and gff). `max` is always timed."
     ),
@@ -325,9 +325,9 @@ def _parse_size(text: str, allow_dynamic: bool = True) -> tuple[int, int] | None
 
 @app.command()
 def compare(
-    inputs: list[Path] = typer.Option(..., "--input", "-i", help="Pair folder(s) (ir/vi or A/B); repeat for several sets."),
+    inputs: list[Path] = typer.Option(..., "--input", "-i", metavar="<path>", help="Pair folder(s) (ir/vi or A/B); repeat for several sets."),
     methods: list[str] = typer.Option(
-        ["max", "gff"], "--method", "-m", help="Method as \\[label=]name\\[@weights], e.g. mine=aenetv2@runs/a/model.safetensors; repeat."
+        ["max", "gff"], "--method", "-m", metavar="<str>", help="Method as \\[label=]name\\[@weights], e.g. mine=aenetv2@runs/a/model.safetensors; repeat."
     ),
     reference: bool = typer.Option(
         True, "--reference/--no-reference",

@@ -37,7 +37,7 @@ def train_command(
     model: Optional[str] = typer.Argument(None, help="Network to train (see `litefuse models`), e.g. lwc-densefuse; or -m NAME."),
     model_option: Optional[str] = typer.Option(None, "--model", "-m", help="The network, as `fuse` and `bench` take it."),
     data: Optional[list[Path]] = typer.Option(
-        None, "--data", "-d", help="Pair folder (ir/vi or A/B) or a parent of such; repeat for several. Default: the config's."
+        None, "--data", "-d", metavar="<path>", help="Pair folder (ir/vi or A/B) or a parent of such; repeat for several. Default: the config's."
     ),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config (default: the model's packaged config)."),
     out: Optional[Path] = typer.Option(None, "--out", "--output", "-o", help="Run folder (default runs/<model>)."),
@@ -51,9 +51,9 @@ def train_command(
     ),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (weights, crops, batch order)."),
     device: Optional[TrainDevice] = typer.Option(None, "--device", help="auto | cpu | cuda (default: the config's, auto)."),
-    sets: Optional[list[str]] = typer.Option(None, "--set", help="Override any config field: KEY=VALUE (TOML value); repeatable."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", metavar="<key=value>", help="Override any config field: KEY=VALUE (TOML value); repeatable."),
     teachers: Optional[list[str]] = typer.Option(
-        None, "--teacher", "-t",
+        None, "--teacher", "-t", metavar="<str>",
         help="Distil from this method (name, NAME=WEIGHTS, or 'bank'); repeat for an ensemble. Any network can be the student.",
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs only)."),
