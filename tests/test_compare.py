@@ -260,3 +260,14 @@ def test_an_unknown_convention_is_refused_before_any_pair_is_fused(pairs, monkey
     monkeypatch.setattr(Fuser, "__call__", no_fusing)
     with pytest.raises(OptionError, match="unknown convention 'foo'"):
         compare([pairs], ["max"], metrics=["EN"], convention="foo", preview=0)
+
+
+def test_cli_compare_bad_ir_norm_is_one_line(pairs, tmp_path):
+    """From a CLI QA pass: the `max added` note came first, then the error."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    done = CliRunner().invoke(app, ["compare", "-i", str(pairs), "-m", "aenetv2", "-o", str(tmp_path / "r"), "--ir-norm", "bar"])
+    assert done.exit_code == 2 and done.output.strip().splitlines() == [
+        "error: --ir-norm bar: give range, minmax or the sensor's peak value (e.g. 4095)"], done.output

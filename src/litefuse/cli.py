@@ -346,6 +346,7 @@ def compare(
     from .compare import check_report_dir, write_report
     from .compare import compare as run_compare
 
+    norm = parse_ir_norm(ir_norm)  # a bad value is one line, before any note or model loading
     try:
         check_report_dir(output, overwrite, inputs)
         fusers = [Fuser.from_spec(m) for m in methods]
@@ -354,7 +355,7 @@ def compare(
             err_console.print("note: `max` added as the classical reference (--no-reference leaves it out)", markup=False)
         names = [m.strip() for m in metrics.split(",")] if metrics else None
         result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
-                             progress=progress_bar("comparing"), jobs=jobs, ir_norm=parse_ir_norm(ir_norm))
+                             progress=progress_bar("comparing"), jobs=jobs, ir_norm=norm)
         if not result.rows:
             for problem in result.skipped:
                 err_console.print(f"skipped: {problem}", markup=False)
