@@ -297,6 +297,12 @@ def read_image(path: str | Path, norm: Norm = "range") -> np.ndarray:
     return to_float(_decode(path), norm=norm, source=path)
 
 
+def _choices(items) -> str:
+    """``".png, .tif or .jpg"``."""
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
 def check_output_path(
     out: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = False, suffixes: tuple[str, ...] = (".png",),
     *, folder_checked: bool = False,
@@ -309,8 +315,7 @@ def check_output_path(
         if src is not None and Path(src).resolve() == resolved:
             raise OutputError(f"{out}: output path is one of the inputs; refusing to overwrite an input")
     if out.suffix.lower() not in suffixes:
-        kinds = "PNG" if suffixes == (".png",) else "/".join(s.lstrip(".") for s in suffixes)
-        raise OutputError(f"{out}: outputs are written as {kinds}; use a {' or '.join(suffixes)} file name")
+        raise OutputError(f"{out}: not a format written here; use a file name ending in {_choices(suffixes)}")
     if not folder_checked:
         _check_creatable(out, resolved.parent)
     if out.exists() and not overwrite:
