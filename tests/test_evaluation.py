@@ -32,6 +32,41 @@ def test_parallel_map_reports_progress_over_every_item():
     assert seen == [2]
 
 
+def _sigint_ignored(task: int, context) -> bool:
+    import signal
+
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def test_parallel_map_workers_leave_ctrl_c_to_the_parent():
+    """A terminal's Ctrl-C reaches every process of the group: workers ignore it (no traceback
+    from a worker still importing torch), and the parent's own handler is left as it was."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    assert parallel_map(_sigint_ignored, [1, 2], 2) == [True, True]
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def _touch_slowly(task: int, folder) -> int:
+    import time
+
+    time.sleep(0.2)
+    (folder / str(task)).touch()
+    return task
+
+
+def test_parallel_map_interrupted_drops_the_items_not_started(tmp_path):
+    def interrupt(items, total):
+        for item in items:
+            raise KeyboardInterrupt
+        yield  # pragma: no cover
+
+    with pytest.raises(KeyboardInterrupt):
+        parallel_map(_touch_slowly, list(range(40)), 2, tmp_path, interrupt)
+    assert len(list(tmp_path.iterdir())) < 10  # the running items ended; the queued were cancelled
+
+
 def test_summarise_is_mean_and_population_std():
     rows = [{"MI": 1.0, "SD": 10.0}, {"MI": 3.0, "SD": 10.0}]
     assert summarise(rows, ["MI", "SD"]) == {"MI": (2.0, 1.0), "SD": (10.0, 0.0)}

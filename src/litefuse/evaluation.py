@@ -56,14 +56,33 @@ def parallel_map(
     if jobs <= 1 or len(tasks) <= 1:
         results: Iterable[R] = (fn(task, context) for task in tasks)
         return list(progress(results, len(tasks)) if progress else results)
-    import functools
     import multiprocessing as mp
+    import signal
+    import threading
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=mp.get_context("spawn"),
-                             initializer=_init_worker, initargs=(context,)) as pool:
-        results = pool.map(functools.partial(_call, fn), tasks, chunksize=1)
+    # Ctrl-C is the parent's to handle: workers spawned while SIGINT is ignored inherit that (a
+    # terminal sends it to every process of the group, and a worker still importing torch printed
+    # its own traceback, or died and broke the pool).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    try:
+        pool = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=mp.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(context,))
+        futures = [pool.submit(_call, fn, task) for task in tasks]  # starts the workers
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    try:
+        results = (future.result() for future in futures)  # in input order
         return list(progress(results, len(tasks)) if progress else results)
+    except BaseException:
+        # interrupted: the items not started are dropped and the running ones end (one item's
+        # time); a worker is never killed, which could cut a result in the pipe and hang the pool
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def summarise(rows: Iterable[Mapping[str, float]], metrics: Sequence[str]) -> dict[str, tuple[float, float]]:
