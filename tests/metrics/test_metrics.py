@@ -411,3 +411,18 @@ def test_psnr_of_a_perfect_fusion_is_inf(convention: str, psnr: str | None) -> N
     """F equal to both sources (MSE 0): every PSNR kind is +inf, never a ZeroDivisionError."""
     x = np.full((16, 16), 128, np.uint8)
     assert evaluate(x, x, x, ["PSNR"], convention, psnr=psnr)["PSNR"] == float("inf")
+
+
+def test_qs_and_qw_share_one_computation_of_their_maps(triple, monkeypatch) -> None:
+    """Liu's set scores Qs and Qw; evaluate computes Piella's maps once for both, and the
+    numbers are exactly those of separate calls."""
+    a, b, f = triple
+    alone = {"Qs": evaluate(a, b, f, ["Qs"], "liu")["Qs"], "Qw": evaluate(a, b, f, ["Qw"], "liu")["Qw"]}
+    calls = []
+    ssim_map = structural.ssim_map_gaussian
+    monkeypatch.setattr(structural, "ssim_map_gaussian", lambda *args, **kw: calls.append(1) or ssim_map(*args, **kw))
+    assert evaluate(a, b, f, ["Qs", "Qw"], "liu") == alone
+    assert len(calls) == 3  # (A,B), (F,A), (F,B): once, not once per metric
+    calls.clear()
+    evaluate(a, b, f, ["Qs", "Qw"], "liu")  # nothing is kept from one call to the next
+    assert len(calls) == 3

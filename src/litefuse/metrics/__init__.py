@@ -146,5 +146,6 @@ def evaluate(
     if small:
         h, w = f.shape
         raise InputError(f"{w}×{h} pixels is too small: {', '.join(small)} pixels on each side")
-    with np.errstate(divide="ignore", invalid="ignore"):  # NaN where a reference gives NaN, no warning
+    # NaN where a reference gives NaN, no warning; Qs and Qw computed from one set of maps
+    with np.errstate(divide="ignore", invalid="ignore"), structural.shared_maps():
         return {name: float(_TABLE[name][2](conv, a, b, f)) for name in names}

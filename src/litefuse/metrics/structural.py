@@ -13,6 +13,9 @@ Inputs are float64 arrays with values 0..255 (docs/metrics.md, "Input rules"; de
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 from ..errors import InputError, OptionError
 
 import numpy as np
@@ -20,7 +23,7 @@ from scipy import ndimage
 
 from ._common import filt, gaussian_1d
 
-__all__ = ["SSIM_VARIANTS", "MS_SSIM_MIN_SIDE", "ssim", "ssim_fused", "ms_ssim", "ms_ssim_fused", "qs", "qw", "qy"]
+__all__ = ["SSIM_VARIANTS", "MS_SSIM_MIN_SIDE", "shared_maps", "ssim", "ssim_fused", "ms_ssim", "ms_ssim_fused", "qs", "qw", "qy"]
 
 SSIM_VARIANTS = ("cddfuse", "wang", "matlab")
 _G11 = gaussian_1d(11, 1.5)
@@ -118,13 +121,33 @@ def ms_ssim_fused(a: np.ndarray, b: np.ndarray, f: np.ndarray, combine: str = "s
     return total if combine == "sum" else total / 2.0
 
 
+_SHARED = threading.local()  # .maps: Piella's maps by (id A, id B, id F), inside shared_maps()
+
+
+@contextmanager
+def shared_maps():
+    """Within this block, Qs and Qw of the same ``(a, b, f)`` array objects (alive throughout, as
+    in one :func:`litefuse.metrics.evaluate` call) share one computation of their maps."""
+    outer = getattr(_SHARED, "maps", None)
+    _SHARED.maps = {}
+    try:
+        yield
+    finally:
+        _SHARED.maps = outer
+
+
 def _piella_terms(a: np.ndarray, b: np.ndarray, f: np.ndarray):
     """Wang SSIM maps of (F,A), (F,B) and the variance maps of A and B, 0.5 added where both are 0."""
+    maps, key = getattr(_SHARED, "maps", None), (id(a), id(b), id(f))
+    if maps is not None and key in maps:
+        return maps[key]
     _, va, vb = ssim_map_gaussian(a, b)
     both_zero = (va + vb) == 0
     va, vb = va + 0.5 * both_zero, vb + 0.5 * both_zero
     lam = va / (va + vb)
     q = lam * ssim_map_gaussian(f, a)[0] + (1.0 - lam) * ssim_map_gaussian(f, b)[0]
+    if maps is not None:
+        maps[key] = q, va, vb
     return q, va, vb
 
 
