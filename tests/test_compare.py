@@ -121,6 +121,9 @@ def test_compare_skips_what_fuse_refuses_and_says_so_in_its_exit_code(pairs, tmp
     done = CliRunner().invoke(app, [*base, "-i", str(pairs), "-o", str(tmp_path / "a")])
     assert done.exit_code == 1 and "p0.png: infrared image has 3 distinct colour channels" in done.output, done.output
     assert "p0" not in (tmp_path / "a" / "scores.csv").read_text()
+    summary = (tmp_path / "a" / "summary.md").read_text()  # the report itself says what it left out
+    assert "## Skipped (1; not in the means)" in summary and "p0.png: infrared image has 3" in summary
+    assert "↑ higher is better" in summary
     bad = tmp_path / "Bad"
     for sub in ("ir", "vi"):
         (bad / sub).mkdir(parents=True)

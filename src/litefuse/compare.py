@@ -238,10 +238,13 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "", overw
     paths = {"csv": out_dir / "scores.csv", "markdown": out_dir / "summary.md"}
     write_scores_csv(paths["csv"], ({**r, "convention": result.convention} for r in result.rows),
                      ["set", "image", "method", *result.metrics, "convention"])  # the same names mean other numbers elsewhere
-    parts = [f"# {title or 'Comparison'}", "", f"Convention: `{result.convention}`; mean over images.", ""]
+    parts = [f"# {title or 'Comparison'}", "", f"Convention: `{result.convention}`; mean over images; "
+             "↑ higher is better, ↓ lower is better (definitions: litefuse docs/metrics.md).", ""]
     for dataset in result.datasets():
         n = len({r["image"] for r in result.rows if r["set"] == dataset})
         parts += [f"## {dataset} ({n} pairs)", "", result.markdown(dataset), ""]
+    if result.skipped:  # a report over fewer pairs than given says so itself, not only the console
+        parts += [f"## Skipped ({len(result.skipped)}; not in the means)", "", *(f"- {p}" for p in result.skipped), ""]
     atomic_write_text(paths["markdown"], "\n".join(parts))
     directions = {m: METRICS[m].arrow for m in result.metrics}
     if plotting_available():
