@@ -121,7 +121,7 @@ def ms_ssim_fused(a: np.ndarray, b: np.ndarray, f: np.ndarray, combine: str = "s
     return total if combine == "sum" else total / 2.0
 
 
-_SHARED = threading.local()  # .maps: Piella's maps by (id A, id B, id F), inside shared_maps()
+_SHARED = threading.local()  # .maps: Piella's maps (and their arrays) by (id A, id B, id F), inside shared_maps()
 
 
 @contextmanager
@@ -140,14 +140,14 @@ def _piella_terms(a: np.ndarray, b: np.ndarray, f: np.ndarray):
     """Wang SSIM maps of (F,A), (F,B) and the variance maps of A and B, 0.5 added where both are 0."""
     maps, key = getattr(_SHARED, "maps", None), (id(a), id(b), id(f))
     if maps is not None and key in maps:
-        return maps[key]
+        return maps[key][1]
     _, va, vb = ssim_map_gaussian(a, b)
     both_zero = (va + vb) == 0
     va, vb = va + 0.5 * both_zero, vb + 0.5 * both_zero
     lam = va / (va + vb)
     q = lam * ssim_map_gaussian(f, a)[0] + (1.0 - lam) * ssim_map_gaussian(f, b)[0]
-    if maps is not None:
-        maps[key] = q, va, vb
+    if maps is not None:  # the arrays are kept with their maps: no other array can take their ids meanwhile
+        maps[key] = (a, b, f), (q, va, vb)
     return q, va, vb
 
 
