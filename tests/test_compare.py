@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from litefuse.compare import compare, write_report
+from litefuse.io import read_image
 from litefuse.metrics import evaluate
 
 
@@ -274,3 +275,20 @@ def test_cli_compare_bad_ir_norm_is_one_line(pairs, tmp_path):
     done = CliRunner().invoke(app, ["compare", "-i", str(pairs), "-m", "aenetv2", "-o", str(tmp_path / "r"), "--ir-norm", "bar"])
     assert done.exit_code == 2 and done.output.strip().splitlines() == [
         "error: --ir-norm bar: give range, minmax or the sensor's peak value (e.g. 4095)"], done.output
+
+
+def test_previews_are_kept_at_grid_size_and_draw_the_same_grid(tmp_path):
+    """Full frames of every method were kept to the end for a 200-row grid (2.5 GB at 12 MP)."""
+    from litefuse.compare import GRID_HEIGHT
+    from litefuse.viz import image_grid
+
+    rng = np.random.default_rng(3)
+    for sub in ("ir", "vi"):
+        (tmp_path / "Big" / sub).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (450, 600), dtype=np.uint8)).save(tmp_path / "Big" / sub / "p.png")
+    result = compare([tmp_path / "Big"], ["max"], metrics=["EN"], preview=1)
+    kept = result.previews["Big/p"]
+    assert {v.shape for v in kept.values()} == {(GRID_HEIGHT, 267)}
+    full = [read_image(tmp_path / "Big" / s / "p.png") for s in ("ir", "vi")]
+    full.append(np.maximum(*full))
+    np.testing.assert_array_equal(image_grid([list(kept.values())], height=GRID_HEIGHT), image_grid([full], height=GRID_HEIGHT))

@@ -20,6 +20,7 @@ from .data.pairs import Pair, find_pairs
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
 from .io import Norm, check_norm, check_output_dir, read_image, save_image
+from .viz import thumbnail
 
 __all__ = ["Comparison", "REPORT_FILES", "check_report_dir", "compare", "compare_pairs", "write_report"]
 
@@ -35,7 +36,7 @@ class Comparison:
     metrics: list[str]
     convention: str
     rows: list[dict] = field(default_factory=list)  # {"set", "image", "method", metric: value}
-    previews: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # image → {label: array}
+    previews: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # image → {label: grid-sized array}
     skipped: list[str] = field(default_factory=list)
 
     def means(self, dataset: str | None = None) -> dict[str, dict[str, float]]:
@@ -117,6 +118,7 @@ def _previewed(work: Sequence[tuple[str, Pair]], preview: int) -> list[bool]:
 
 
 _SOURCE_LABELS = {True: ("infrared", "visible"), False: ("A", "B")}  # grid columns: IVIF pairs / A/B pairs
+GRID_HEIGHT = 200  # pixel rows of each image in the report's grid (and of the previews kept for it)
 
 
 def set_labels(folders: Sequence[Path]) -> list[str]:
@@ -183,7 +185,8 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
         a_u8, b_u8 = load_grey_u8(pair.a, norm=ctx["ir_norm"]), load_grey_u8(pair.b)
     except LitefuseError as exc:
         return dataset, pair, rows, None, [str(exc)]
-    previews = dict(zip(_SOURCE_LABELS[task == "ivif"], (a_img, b_img))) if keep else None
+    # grid-sized previews: full frames of every method, kept to the end, held GBs at 12 MP
+    previews = {k: thumbnail(v, GRID_HEIGHT) for k, v in zip(_SOURCE_LABELS[task == "ivif"], (a_img, b_img))} if keep else None
     for fuser, label in zip(ctx["fusers"], ctx["labels"]):
         try:
             fused = fuser.fuse_images(a_img, b_img)
@@ -197,7 +200,7 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
             break
         rows.append({"set": dataset, "image": pair.name, "method": label, **scores})
         if previews is not None:
-            previews[label] = fused
+            previews[label] = thumbnail(fused, GRID_HEIGHT)
     return dataset, pair, rows, previews, problems
 
 
@@ -259,7 +262,7 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "", overw
         cols = [*sources, *result.methods]
         rows = [list(cells.values())[:2] + [cells.get(m) for m in result.methods]  # a method that failed: a blank cell
                 for cells in result.previews.values()]
-        grid = image_grid(rows, col_labels=cols, row_labels=list(result.previews), height=200)
+        grid = image_grid(rows, col_labels=cols, row_labels=list(result.previews), height=GRID_HEIGHT)
         paths["grid"] = save_image(out_dir / "grid.png", grid)
     for name, key in (("chart.png", "chart"), ("grid.png", "grid")):
         if key not in paths:

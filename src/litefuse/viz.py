@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["side_by_side", "image_grid", "metric_chart", "speed_quality_chart", "speed_chart", "save_figure", "plotting_available", "PLOT_HINT"]
+__all__ = ["side_by_side", "image_grid", "thumbnail", "metric_chart", "speed_quality_chart", "speed_chart", "save_figure", "plotting_available", "PLOT_HINT"]
 
 _CAPTION = 18
 
@@ -29,6 +29,16 @@ def _to_rgb_u8(img: np.ndarray) -> np.ndarray:
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     return (img * 255.0 + 0.5).astype(np.uint8)
+
+
+def thumbnail(img: np.ndarray, height: int) -> np.ndarray:
+    """``img`` scaled down to ``height`` rows (as :func:`image_grid` draws it), float32 in [0, 1];
+    as it is when no taller: a report keeps grid-sized previews, not full frames."""
+    img = np.asarray(img)
+    if img.shape[0] <= height:
+        return img
+    small = np.asarray(_fit(img, height), np.float32) / 255.0  # RGB
+    return small if img.ndim == 3 else small[..., 0]
 
 
 def _fit(img: np.ndarray, height: int) -> Image.Image:
