@@ -243,6 +243,9 @@ def test_grid_leaves_a_failed_method_blank_in_its_own_column(pairs, tmp_path, mo
     monkeypatch.setattr(mean, "fuse_images", fails_on_p0)
     result = compare([pairs], ["max", mean, "gff"], metrics=["EN"], preview=2)
     assert any("mean" in s for s in result.skipped) and "mean" not in result.previews["Set/p0"]
+    # the pair is in no method's means (they were averaged over different pairs), and that is said
+    assert not [r for r in result.rows if r["image"] == "p0"] and {r["method"] for r in result.rows} == {"max", "mean", "gff"}
+    assert any("Set/p0: left out of every method's means" in s for s in result.skipped)
     seen = {}
     monkeypatch.setattr(litefuse.viz, "image_grid", lambda rows, **kw: seen.update(rows=rows, **kw) or np.zeros((8, 8, 3), np.uint8))
     write_report(result, tmp_path / "rep")

@@ -201,6 +201,9 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
         rows.append({"set": dataset, "image": pair.name, "method": label, **scores})
         if previews is not None:
             previews[label] = thumbnail(fused, GRID_HEIGHT)
+    if problems and rows:  # every method is averaged over the same pairs, or the means do not compare
+        problems.append(f"{dataset}/{pair.name}: left out of every method's means, as not every method could be scored on it")
+        rows = []
     return dataset, pair, rows, previews, problems
 
 
