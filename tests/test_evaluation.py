@@ -91,3 +91,9 @@ def test_scores_csv_keeps_full_precision(tmp_path):
     path = tmp_path / "s.csv"
     write_scores_csv(path, [{"image": "x", "MI": 1 / 3}], ["image", "MI"])
     assert path.read_text().splitlines() == ["image,MI", f"x,{1 / 3!r}"]
+
+
+def test_a_nan_mean_is_explained_under_the_table():
+    table = markdown_table({"a": {"SCD": float("nan"), "EN": 6.0}, "b": {"SCD": 1.2, "EN": 7.0}}, ["SCD", "EN"])
+    assert "| a | nan | 6.0000 |" in table and table.splitlines()[-1].startswith("nan: the metric is undefined")
+    assert "nan:" not in markdown_table({"a": {"EN": 6.0}}, ["EN"])
