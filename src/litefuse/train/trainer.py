@@ -305,7 +305,7 @@ class Trainer:
         self.steps_per_epoch = len(self.train_set) // cfg.batch_size
         if self.steps_per_epoch == 0:
             raise InputError(f"{len(self.train_set)} training crops is fewer than one batch of {cfg.batch_size}; "
-                             "lower --batch-size, or raise crops_per_image (--set crops_per_image=N)")
+                             "lower the batch size (--batch-size or --set batch_size=N), or raise crops_per_image (--set crops_per_image=N)")
 
         self.state = TrainState(started=start)
         self.state.new_stage(*self._stage_trackers())
