@@ -51,3 +51,6 @@ def test_fuse_images_reads_float_arrays_of_any_documented_layout():
     np.testing.assert_array_equal(fuser.fuse_images(ir[..., None], vi), expected)
     with pytest.raises(InputError, match="at least 8×8"):
         fuser.fuse_images(ir[:4, :4], vi[:4, :4])
+    # three equal channels are grey on the fast path too (it returned H×W×3 where fuser() gave H×W)
+    grey3 = np.repeat(ir[..., None], 3, axis=-1)
+    assert fuser.fuse_images(vi[..., 0], grey3).shape == (16, 20) == fuser(vi[..., 0], grey3).shape

@@ -334,11 +334,16 @@ class Fuser:
 
 def _unit_floats(x) -> bool:
     """Whether ``x`` is a float numpy array already as the input contract leaves it: ``H×W`` or
-    ``H×W×3``, at least :data:`~litefuse.io.MIN_SIDE` on each side, in [0, 1] (to its tolerance).
-    Other layouts (``C×H×W``, ``H×W×1``, RGBA) and sizes go through :func:`as_image`."""
+    ``H×W×3`` with distinct channels (three equal ones are grey: the contract collapses them),
+    at least :data:`~litefuse.io.MIN_SIDE` on each side, in [0, 1] (to its tolerance). Other
+    layouts (``C×H×W``, ``H×W×1``, RGBA) and sizes go through :func:`as_image`."""
     return (isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)
-            and (x.ndim == 2 or (x.ndim == 3 and x.shape[-1] == 3)) and min(x.shape[:2]) >= MIN_SIDE
-            and in_unit_range(value_range(x)))
+            and (x.ndim == 2 or (x.ndim == 3 and x.shape[-1] == 3 and not _equal_channels(x)))
+            and min(x.shape[:2]) >= MIN_SIDE and in_unit_range(value_range(x)))
+
+
+def _equal_channels(x: np.ndarray) -> bool:
+    return bool(np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2]))
 
 
 @dataclass
