@@ -97,3 +97,4 @@ def test_a_nan_mean_is_explained_under_the_table():
     table = markdown_table({"a": {"SCD": float("nan"), "EN": 6.0}, "b": {"SCD": 1.2, "EN": 7.0}}, ["SCD", "EN"])
     assert "| a | nan | 6.0000 |" in table and table.splitlines()[-1].startswith("nan: the metric is undefined")
     assert "nan:" not in markdown_table({"a": {"EN": 6.0}}, ["EN"])
+    assert "nan:" not in markdown_table({"a": {"PSNR": float("inf")}, "b": {"PSNR": 60.0}}, ["PSNR"])  # MSE 0: defined

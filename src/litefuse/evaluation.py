@@ -134,7 +134,7 @@ def markdown_table(
             tied = m in best and format_value(row[m]) == format_value(best[m])
             cells.append(f"**{cell}**" if tied else cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    if any(not math.isfinite(row[m]) for row in means.values() for m in metrics):
+    if any(math.isnan(row[m]) for row in means.values() for m in metrics):  # inf (a perfect PSNR) is defined
         lines += ["", "nan: the metric is undefined on at least one image (e.g. CC or SCD where the fused image is "
                       "constant or equals a source), as in the reference code; the per-image CSV shows which."]
     return "\n".join(lines)
