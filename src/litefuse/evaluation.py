@@ -65,24 +65,22 @@ def parallel_map(
     # terminal sends it to every process of the group, and a worker still importing torch printed
     # its own traceback, or died and broke the pool).
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    pool = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=mp.get_context("spawn"),
+                               initializer=_init_worker, initargs=(context,))  # no worker before the first submit
     try:
-        pool = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=mp.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(context,))
-        futures = [pool.submit(_call, fn, task) for task in tasks]  # starts the workers
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGINT, previous)
-    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+        try:
+            futures = [pool.submit(_call, fn, task) for task in tasks]  # starts the workers
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
         results = (future.result() for future in futures)  # in input order
         return list(progress(results, len(tasks)) if progress else results)
-    except BaseException:
-        # interrupted: the items not started are dropped and the running ones end (one item's
-        # time); a worker is never killed, which could cut a result in the pipe and hang the pool
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
     finally:
-        pool.shutdown(wait=True)
+        # interrupted: the items not started are cancelled and the running ones end (one item's
+        # time); a worker is never killed, which could cut a result in the pipe and hang the pool.
+        # After a full run every future is done, so there is nothing to cancel.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def summarise(rows: Iterable[Mapping[str, float]], metrics: Sequence[str]) -> dict[str, tuple[float, float]]:
