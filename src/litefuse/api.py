@@ -511,12 +511,6 @@ def check_ir_norm(ir_norm: Norm, task: str) -> Norm:
     return ir_norm
 
 
-def pair_task(pair, default: str = "ivif") -> str:
-    """The task a folder pair's sources are checked for: ``"ab"`` for an ``A/B`` pair (two
-    colour sources allowed), else ``default``."""
-    return "ab" if pair.a.parent.name.lower() == "a" else default
-
-
 def fuse_files(
     ir: str | Path,
     vi: str | Path,

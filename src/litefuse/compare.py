@@ -15,8 +15,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ._files import atomic_write_text
-from .api import _AB_TASKS, Fuser, _check_first_source, check_ir_norm, folder_task, pair_task
-from .data.pairs import Pair, find_pairs
+from .api import _AB_TASKS, Fuser, _check_first_source, check_ir_norm, folder_task
+from .data.pairs import Pair, find_pairs, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
 from .io import Norm, check_norm, check_output_dir, read_image, save_image

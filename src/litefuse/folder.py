@@ -11,8 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from .api import Fuser, Prepared, _check_first_source, check_ir_norm, folder_task, pair_task
-from .data.pairs import find_pairs, pair_dirs
+from .api import Fuser, Prepared, _check_first_source, check_ir_norm, folder_task
+from .data.pairs import find_pairs, pair_dirs, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .io import Norm, check_output_dir, check_output_path, read_image, save_image, writable_dir
 from .runtime import available_cores, prepare

@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 from ..colour import rgb_to_ycbcr
 from ..errors import InputError
 from ..io import read_image
-from .pairs import Pair, PairProblem, find_pairs, pair_dirs
+from .pairs import Pair, PairProblem, find_pairs, pair_dirs, pair_task
 
 __all__ = [
     "GreyCropDataset",
@@ -181,7 +181,7 @@ def decode_pairs(pairs: Sequence[Pair], workers: int = 2) -> tuple[list[tuple[Pa
     order; ``skipped`` says why each other pair was left out (``"<file>: <problem>"``).
     """
     # the first source of an infrared-visible pair (not of an A/B pair) is an infrared image
-    infrared = [flag for p in pairs for flag in (p.a.parent.name.lower() != "a", False)]
+    infrared = [flag for p in pairs for flag in (pair_task(p) == "ivif", False)]
     flat = _decode_all([path for p in pairs for path in (p.a, p.b)], workers, infrared)
     usable: list[tuple[Pair, np.ndarray, np.ndarray]] = []
     skipped: list[str] = []

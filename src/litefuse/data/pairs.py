@@ -17,7 +17,7 @@ from typing import Mapping
 from ..errors import InputError
 from ..io import IMAGE_EXTENSIONS
 
-__all__ = ["PAIR_LAYOUTS", "Pair", "PairProblem", "find_pairs", "match_stems", "pair_dirs"]
+__all__ = ["PAIR_LAYOUTS", "Pair", "PairProblem", "find_pairs", "match_stems", "pair_dirs", "pair_task"]
 
 PAIR_LAYOUTS: tuple[tuple[str, str], ...] = (("ir", "vi"), ("infrared", "visible"), ("inf", "vis"), ("a", "b"))
 
@@ -41,6 +41,12 @@ class PairProblem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}"
+
+
+def pair_task(pair: Pair, default: str = "ivif") -> str:
+    """The task a folder pair's sources are checked for: ``"ab"`` for an ``A/B`` pair (two
+    colour sources allowed), else ``default``."""
+    return "ab" if pair.a.parent.name.lower() == "a" else default
 
 
 def pair_dirs(root: str | Path) -> tuple[Path, Path]:
