@@ -198,10 +198,9 @@ def fuse_video(
         warnings.warn(f"{Path(vi).name} runs at {vi_fps:g} fps, {Path(ir).name} at {fps:g}: frames are paired by "
                       f"index, so the streams drift apart by {abs(1 / fps - 1 / vi_fps) * 60 * fps:.1f} s a minute; "
                       f"the output keeps {fps:g} fps (resample one stream to the other's rate first)", UserWarning, stacklevel=2)
-    total = _frame_estimate(ir_meta)
-    vi_total = _frame_estimate(vi_meta)
-    if total and vi_total and shortest:  # for the progress display only: the pairs are counted as they come
-        total = min(total, vi_total)
+    ir_total, vi_total = _frame_estimate(ir_meta), _frame_estimate(vi_meta)  # by each stream's header
+    # for the progress display only: the pairs are counted as they come
+    total = min(ir_total, vi_total) if ir_total and vi_total and shortest else ir_total
     if vi_meta.get("audio_codec") or ir_meta.get("audio_codec"):
         with_audio = " and ".join(Path(p).name for p, m in ((ir, ir_meta), (vi, vi_meta)) if m.get("audio_codec"))
         warnings.warn(f"the audio of {with_audio} is not copied: the fused video has no sound", UserWarning, stacklevel=2)
@@ -236,7 +235,7 @@ def fuse_video(
             writer.send(None)
             ended: list[Path] = []
             pairs = _zip_strict(ir_frames, vi_frames, Path(ir), Path(vi), max_frames, ended if shortest else None,
-                                {Path(ir): _frame_estimate(ir_meta), Path(vi): _frame_estimate(vi_meta)})
+                                {Path(ir): ir_total, Path(vi): vi_total})
             prepared_frames = _ahead(map(prepare, pairs), depth=2 * batch_size + 1)
             with ThreadPoolExecutor(1, thread_name_prefix="litefuse-encode") as encoder:
                 pending: list[Future] = []
