@@ -264,7 +264,7 @@ def test_an_unknown_convention_is_refused_before_any_pair_is_fused(pairs, monkey
     def no_fusing(*args, **kwargs):
         raise AssertionError("fused before the convention was checked")
 
-    monkeypatch.setattr(Fuser, "__call__", no_fusing)
+    monkeypatch.setattr(Fuser, "fuse_images", no_fusing)  # what compare fuses with
     with pytest.raises(OptionError, match="unknown convention 'foo'"):
         compare([pairs], ["max"], metrics=["EN"], convention="foo", preview=0)
 

@@ -150,8 +150,6 @@ def test_webp_pairs_and_subfolders_are_not_passed_over_in_silence(tmp_path):
 def test_options_a_fuser_would_ignore_are_refused(folder, tmp_path):
     """weights=/device= beside a loaded Fuser are an error (as in fuse()), not dropped in silence;
     batch_size and workers must be whole numbers; nothing is written."""
-    from litefuse.errors import OptionError
-
     fuser = Fuser("mean", threads=1)
     for kwargs in ({"device": "cuda"}, {"weights": "w.safetensors"}, {"batch_size": "2"}, {"workers": 1.5}, {"batch_size": 0}):
         with pytest.raises(OptionError):
@@ -162,9 +160,10 @@ def test_options_a_fuser_would_ignore_are_refused(folder, tmp_path):
 def test_threads_apply_to_a_loaded_fuser(folder, tmp_path):
     import torch
 
+    before = torch.get_num_threads()
     fuser = Fuser("mean", threads=2)
     try:
         fuse_folder(folder, tmp_path / "out", fuser, threads=1)
         assert torch.get_num_threads() == 1
     finally:
-        torch.set_num_threads(1)
+        torch.set_num_threads(before)

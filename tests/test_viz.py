@@ -41,11 +41,14 @@ def _chart_axes(scores: dict, monkeypatch) -> tuple:
     seen = {}
 
     def keep(fig, path):
+        import matplotlib.pyplot as plt
+
         fig.tight_layout()
         fig.canvas.draw()
         axes = [ax for ax in fig.axes if ax.axison]
         seen.update(heights=[ax.get_window_extent().height / fig.dpi for ax in axes],
-                    colours=[tuple(p.get_facecolor()) for p in axes[0].patches], title=fig._suptitle.get_text() if fig._suptitle else "")
+                    colours=[tuple(p.get_facecolor()) for p in axes[0].patches], title=fig.get_suptitle())
+        plt.close(fig)  # as save_figure does: no figure is left open for the next test
         return path
 
     monkeypatch.setattr(litefuse.viz, "save_figure", keep)
