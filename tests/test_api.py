@@ -54,3 +54,12 @@ def test_fuse_images_reads_float_arrays_of_any_documented_layout():
     # three equal channels are grey on the fast path too (it returned H×W×3 where fuser() gave H×W)
     grey3 = np.repeat(ir[..., None], 3, axis=-1)
     assert fuser.fuse_images(vi[..., 0], grey3).shape == (16, 20) == fuser(vi[..., 0], grey3).shape
+
+
+def test_weights_or_device_beside_a_loaded_fuser_are_refused():
+    from litefuse.errors import OptionError
+
+    x = np.random.default_rng(0).random((16, 16)).astype(np.float32)
+    for kwargs in ({"device": "cuda"}, {"weights": "w.safetensors"}):
+        with pytest.raises(OptionError, match="weights= and device= choose what a Fuser loads"):
+            litefuse.fuse(x, x, model=litefuse.Fuser("mean", threads=1), **kwargs)

@@ -474,16 +474,10 @@ def fuse(
     ``"medical"`` or ``"ab"`` accept two colour sources (chroma weighted by saturation).
     ``threads``: CPU threads for torch (see :class:`Fuser`).
     """
-    if isinstance(model, Fuser):
-        if weights is not None or device != "cpu":  # a loaded Fuser has its weights and device
-            raise OptionError("weights= and device= choose what a Fuser loads; give them to Fuser(...), "
-                              "or pass the model by name")
-        fuser, task = model, check_task(task or model.task)
-    else:
-        task = check_task(task or "ivif")
+    check_loaded(model, weights, device)
+    task = check_task(task or (model.task if isinstance(model, Fuser) else "ivif"))
     ir_norm = check_ir_norm(ir_norm, task)  # before loading; A/B sources are read as they are, as in fuse_files
-    if not isinstance(model, Fuser):
-        fuser = _cached_fuser(model, _weights_key(weights), device, task)
+    fuser = model if isinstance(model, Fuser) else _cached_fuser(model, _weights_key(weights), device, task)
     if threads is not None:  # after loading: a Fuser built on a cache miss sets the default count
         prepare(threads)
     ir_name = ir if isinstance(ir, (str, Path)) else ("a" if task != "ivif" else "infrared")
@@ -492,6 +486,14 @@ def fuse(
     b = as_image(vi, name=vi_name)
     _check_first_source(a, ir_name, task)
     return fuser.fuse_images(a, b, grey=grey, resize_b=resize_vi, names=(ir_name, vi_name))
+
+
+def check_loaded(model: str | Fuser | None, weights: str | Path | None, device: str) -> None:
+    """A loaded :class:`Fuser` has its weights and device: ``weights=`` / ``device=`` beside
+    one are an :class:`~litefuse.errors.OptionError`, never ignored in silence."""
+    if isinstance(model, Fuser) and (weights is not None or device != "cpu"):
+        raise OptionError("weights= and device= choose what a Fuser loads; give them to Fuser(...), "
+                          "or pass the model by name")
 
 
 def _check_first_source(a: np.ndarray, name, task: str) -> None:

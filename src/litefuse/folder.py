@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .api import Fuser, Prepared, _check_first_source, check_ir_norm, folder_task
+from .api import Fuser, Prepared, _check_first_source, check_ir_norm, check_loaded, folder_task
 from .data.pairs import find_pairs, pair_dirs, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .io import Norm, check_output_dir, check_output_path, read_image, save_image, writable_dir
@@ -81,8 +81,7 @@ def fuse_folder(
     """
     if not _count(batch_size) or not (workers is None or _count(workers)):
         raise OptionError(f"batch_size and workers must be whole numbers of at least 1 (got {batch_size!r}, {workers!r})")
-    if isinstance(model, Fuser) and (weights is not None or device != "cpu"):  # as fuse(): never ignored in silence
-        raise OptionError("weights= and device= choose what a Fuser loads; give them to Fuser(...), or pass the model by name")
+    check_loaded(model, weights, device)  # as fuse()
     if bits not in (8, 16):
         raise OptionError(f"bits must be 8 or 16 (got {bits})")
     if overwrite and skip_existing:  # one replaces existing outputs, the other keeps them: never chosen in silence
