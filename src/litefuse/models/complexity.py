@@ -40,6 +40,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from ..errors import OptionError
+
 __all__ = ["count_params", "count_macs", "LatencyStats", "measure_latency"]
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -92,8 +94,6 @@ def count_macs(model: nn.Module, inputs: torch.Tensor | Sequence[Any], method: s
             model(*args)
         return counter.get_total_flops() // 2
     if method != "hooks":
-        from ..errors import OptionError  # a ValueError too
-
         raise OptionError(f"unknown method {method!r}; use 'hooks', 'executed' or 'auto'")
     total = 0
 
