@@ -123,10 +123,14 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
         device=device.value if device is not None else None,
         init=init if init in (None, "", "pretrained") else str(Path(init).resolve()),
     )
-    numbers = {"--max-minutes": ("max_minutes", max_minutes), "--epochs": ("epochs", epochs), "--max-steps": ("max_steps", max_steps),
-               "--batch-size": ("batch_size", batch_size), "--seed": ("seed", seed)}
-    for option, (key, value) in numbers.items():  # one at a time: a bad value names its option
-        cfg = cfg.replace(option, **{key: value})
+    # the settings with an option of their own, by config key
+    options = {"data": ("--data", data), "out_dir": ("--out", out), "device": ("--device", device), "init": ("--init", init),
+               "max_minutes": ("--max-minutes", max_minutes), "epochs": ("--epochs", epochs),
+               "max_steps": ("--max-steps", max_steps), "batch_size": ("--batch-size", batch_size), "seed": ("--seed", seed)}
+    for key in ("max_minutes", "epochs", "max_steps", "batch_size", "seed"):  # one at a time: a bad value names its option
+        option, value = options[key]
+        if value is not None:
+            cfg = cfg.replace(option, **{key: value})
     if teachers:
         own = get_objective(cfg.objective_name or model)
         if "teachers" in own.defaults:
@@ -134,12 +138,10 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
         else:
             cfg = cfg.replace(objective_name="distill", objective={"teachers": list(teachers)})
     if sets:
-        given = {"data": data, "out_dir": out, "device": device, "init": init, "max_minutes": max_minutes, "epochs": epochs,
-                 "max_steps": max_steps, "batch_size": batch_size, "seed": seed}
         for assignment in sets:  # the same setting twice: say so rather than let --set win in silence
             key = assignment.partition("=")[0].strip()
-            if given.get(key) not in (None, [], ()):
-                option = {"out_dir": "--out", "data": "--data"}.get(key, "--" + key.replace("_", "-"))
+            option, value = options.get(key, ("", None))
+            if value not in (None, [], ()):
                 raise ConfigError(f"--set {key}=... and {option} both set {key}; give one")
         cfg = cfg.apply_sets(sets)
     get_objective(cfg.objective_name or model)
