@@ -322,8 +322,9 @@ class Fuser:
 
         Float numpy ``H×W`` / ``H×W×3`` arrays in [0, 1] are taken as they are (the fast path:
         :func:`fuse` and the readers convert first; one min/max pass checks the range); anything
-        else (other layouts too: ``C×H×W``, ``H×W×1``, RGBA) goes through the input contract (:func:`as_image`: uint8 / 255, uint16 / 65535; floats outside [0, 1]
-        refused), never as raw 0..255 values."""
+        else (other layouts too: ``C×H×W``, ``H×W×1``, RGBA) goes through the input contract
+        (:func:`as_image`: uint8 / 255, uint16 / 65535; floats outside [0, 1] refused), never as
+        raw 0..255 values."""
         a, b = (x if _unit_floats(x) else as_image(x, name=name) for x, name in zip((a, b), names))
         prepared = self.prepare(a, b, resize_b=resize_b, names=names)
         return self.finish(self.fuse_prepared([prepared], grey)[0], prepared, grey)
