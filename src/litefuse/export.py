@@ -32,6 +32,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -61,10 +62,10 @@ class ExportReport:
     size: tuple[int, int] | None  # None: dynamic height and width
     bytes: int
     batch: int | None = 1  # None: dynamic batch
-    max_abs_error: float | None = None  # over every checked size; None when not checked
+    max_abs_error: float | None = None  # over every checked size and batch; None when not checked
     checked: list[tuple[int, int]] = field(default_factory=list)
     checked_batches: list[int] = field(default_factory=lambda: [1])
-    ort_ms: float | None = None  # onnxruntime latency of one fusion at the first checked size
+    ort_ms: float | None = None  # onnxruntime latency of one call (a batch) at the first checked size and batch
 
     def summary(self) -> str:
         shape = f"{self.size[1]}×{self.size[0]}" if self.size else "dynamic size"  # W×H, as --size takes it
@@ -245,7 +246,7 @@ def _example(h: int, w: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def check_onnx(
-    path: str | Path, net: torch.nn.Module, sizes: list[tuple[int, int]], batches: list[int] = (1,)
+    path: str | Path, net: torch.nn.Module, sizes: list[tuple[int, int]], batches: Sequence[int] = (1,)
 ) -> tuple[float, float]:
     """Max |onnxruntime - PyTorch| over the synthetic pairs at ``sizes`` and ``batches`` (NaN
     when either output is not finite), and the onnxruntime latency (ms per call, best of 3) at
