@@ -275,8 +275,8 @@ def benchmark(
     h, w = size
     if h < 8 or w < 8:
         raise OptionError(f"size must be at least 8×8, got {w}×{h}")
-    whole = [n for n in (batch_size, rounds, warmup) if isinstance(n, bool) or not isinstance(n, int)]
-    if whole or batch_size < 1 or rounds < 1 or warmup < 0:
+    not_whole = [n for n in (batch_size, rounds, warmup) if isinstance(n, bool) or not isinstance(n, int)]
+    if not_whole or batch_size < 1 or rounds < 1 or warmup < 0:
         raise OptionError(f"batch_size and rounds must be whole numbers of at least 1, warmup at least 0 "
                           f"(got {batch_size!r}, {rounds!r}, {warmup!r})")
     check_precision(precision)
