@@ -280,6 +280,19 @@ def test_cli_compare_bad_ir_norm_is_one_line(pairs, tmp_path):
         "error: --ir-norm bar: give range, minmax or the sensor's peak value (e.g. 4095)"], done.output
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--convention", "foo", "error: unknown convention 'foo'"), ("--metrics", "EN,foo", "error: unknown metric 'foo'")])
+def test_cli_compare_bad_convention_or_metric_is_one_line_before_loading(pairs, tmp_path, option, value, message):
+    """As --ir-norm: no `max added` note, no model loaded, before the error."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    done = CliRunner().invoke(app, ["compare", "-i", str(pairs), "-m", "aenetv2", "-o", str(tmp_path / "r"), option, value])
+    lines = done.output.strip().splitlines()
+    assert done.exit_code == 2 and len(lines) == 1 and lines[0].startswith(message), done.output
+
+
 def test_previews_are_kept_at_grid_size_and_draw_the_same_grid(tmp_path):
     """Full frames of every method were kept to the end for a 200-row grid (2.5 GB at 12 MP)."""
     from litefuse.compare import GRID_HEIGHT

@@ -343,17 +343,17 @@ def compare(
 ) -> None:
     """Fuse the same pairs with several methods; write scores.csv, summary.md, chart.png, grid.png."""
     from .api import Fuser
-    from .compare import check_report_dir, write_report
+    from .compare import check_report_dir, check_scoring, write_report
     from .compare import compare as run_compare
 
     norm = parse_ir_norm(ir_norm)  # a bad value is one line, before any note or model loading
     try:
         check_report_dir(output, overwrite, inputs)
+        names = check_scoring([m.strip() for m in metrics.split(",")] if metrics else None, convention)  # likewise
         fusers = [Fuser.from_spec(m) for m in methods]
         if reference and any(f.info.kind == "network" for f in fusers) and not any(f.name == "max" for f in fusers):
             fusers.append(Fuser("max"))
             err_console.print("note: `max` added as the classical reference (--no-reference leaves it out)", markup=False)
-        names = [m.strip() for m in metrics.split(",")] if metrics else None
         result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
                              progress=progress_bar("comparing"), jobs=jobs, ir_norm=norm)
         if not result.rows:

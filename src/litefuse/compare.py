@@ -22,7 +22,7 @@ from .evaluation import markdown_table, parallel_map, summarise, write_scores_cs
 from .io import Norm, check_norm, check_output_dir, read_image, save_image
 from .viz import thumbnail
 
-__all__ = ["Comparison", "REPORT_FILES", "check_report_dir", "compare", "compare_pairs", "write_report"]
+__all__ = ["Comparison", "REPORT_FILES", "check_report_dir", "check_scoring", "compare", "compare_pairs", "write_report"]
 
 #: The files :func:`write_report` writes into its folder.
 REPORT_FILES = ("scores.csv", "summary.md", "chart.png", "grid.png")
@@ -144,16 +144,14 @@ def compare_pairs(
 ) -> Comparison:
     """:func:`compare` over given ``(dataset, pair)`` items, e.g. the validation split of
     :func:`~litefuse.data.split_pairs` (pairs a network did not train on)."""
-    from .metrics import CORE_METRICS, get_convention, resolve_metrics
-
-    get_convention(convention)  # an unknown one is an error now, not a problem per pair after fusing them all
+    names = check_scoring(metrics, convention)  # an error now, not a problem per pair after fusing them all
+    check_norm(ir_norm)
     fusers = [m if isinstance(m, Fuser) else Fuser.from_spec(m) for m in methods]
     labels = [f.label for f in fusers]
     if len(set(labels)) != len(labels):
         twice = next(label for label in labels if labels.count(label) > 1)
         raise OptionError(f"method {twice!r} given twice; give each method once (label=name@weights to compare weights)")
-    result = Comparison(labels, list(resolve_metrics(metrics or CORE_METRICS)), convention)
-    check_norm(ir_norm)
+    result = Comparison(labels, names, convention)
     for task in sorted({pair_task(pair) for _, pair in work}):  # as fuse and eval --input say it
         wanted = _AB_TASKS if task == "ab" else {task}
         for fuser in fusers:
@@ -165,6 +163,15 @@ def compare_pairs(
     for out in parallel_map(_score_pair, tasks, jobs, context, progress):
         _merge(result, out)
     return result
+
+
+def check_scoring(metrics: Sequence[str] | None = None, convention: str = "cddfuse") -> list[str]:
+    """The canonical names of ``metrics`` (default: the core metrics), checked with
+    ``convention`` before any model is loaded or pair fused: an unknown one is an error."""
+    from .metrics import CORE_METRICS, get_convention, resolve_metrics
+
+    get_convention(convention)
+    return list(resolve_metrics(metrics or CORE_METRICS))
 
 
 def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, list[dict], dict | None, list[str]]:
