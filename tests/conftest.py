@@ -41,6 +41,21 @@ def sample_pair_paths(shared_dir: Path, dataset: str, stem: str) -> tuple[Path, 
     return ir, vi
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """Every test leaves torch's thread count, and the count litefuse last set, as it found them:
+    litefuse keeps a count the user chose (runtime.user_threads), so a leaked one would steer
+    later tests."""
+    import torch
+
+    from litefuse import runtime
+
+    before, last = torch.get_num_threads(), runtime._LAST_SET
+    yield
+    torch.set_num_threads(before)
+    runtime._LAST_SET = last
+
+
 @pytest.fixture()
 def one_thread():
     """Run a test with one torch thread (training tests: deterministic and polite to the CPU)."""

@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from litefuse.errors import LitefuseError
 from litefuse.runtime import onednn_isa_cap
 
 ZEN4 = "vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n\nprocessor\t: 1\n"
@@ -108,3 +110,50 @@ def test_benchmark_tables_name_the_instruction_set_limit(monkeypatch):
     assert machine_line().endswith("; oneDNN capped at AVX2 (litefuse.runtime.onednn_isa_cap)")
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")
     assert machine_line().endswith("; ONEDNN_MAX_CPU_ISA=ALL")
+
+
+def test_default_threads_leave_busy_cores_alone(monkeypatch):
+    from litefuse import runtime
+
+    monkeypatch.delenv("LITEFUSE_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "available_cores", lambda: 8)
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (5.2, 0.0, 0.0))
+    assert runtime.default_threads() == 3
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (30.0, 0.0, 0.0))
+    assert runtime.default_threads() == 1
+    monkeypatch.setenv("LITEFUSE_THREADS", "6")
+    assert runtime.default_threads() == 6
+    monkeypatch.setenv("LITEFUSE_THREADS", "many")
+    with pytest.raises(LitefuseError, match="LITEFUSE_THREADS"):
+        runtime.default_threads()
+
+
+def test_a_thread_count_the_user_chose_is_kept(monkeypatch):
+    """A library must not override ``torch.set_num_threads`` / ``OMP_NUM_THREADS``: Fuser() reset
+    them to its load-based default; ``threads=`` and ``$LITEFUSE_THREADS`` still choose."""
+    import litefuse
+    from litefuse import runtime
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("LITEFUSE_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "default_threads", lambda: 2)
+    try:
+        monkeypatch.setattr(runtime, "_LAST_SET", None)
+        monkeypatch.setattr(runtime, "_IMPORT_THREADS", torch.get_num_threads())
+        torch.set_num_threads(2)
+        assert litefuse.Fuser("max").threads == 2  # nobody chose: the default
+        torch.set_num_threads(1)  # the user's choice, after litefuse set 2
+        assert litefuse.Fuser("max").threads == 1 and torch.get_num_threads() == 1
+        assert litefuse.Fuser("max", threads=2).threads == 2  # an explicit count wins
+        assert litefuse.Fuser("max").threads == 2  # ... and is litefuse's own from then on
+        monkeypatch.setattr(runtime, "_LAST_SET", None)  # a fresh process started with OMP_NUM_THREADS=1
+        torch.set_num_threads(1)
+        monkeypatch.setattr(runtime, "_IMPORT_THREADS", 1)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert litefuse.Fuser("max").threads == 1
+        monkeypatch.setenv("LITEFUSE_THREADS", "2")
+        monkeypatch.setattr(runtime, "default_threads", lambda: int(runtime.os.environ["LITEFUSE_THREADS"]))
+        assert litefuse.Fuser("max").threads == 2  # litefuse's own setting wins over torch's
+    finally:
+        torch.set_num_threads(before)

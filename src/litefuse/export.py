@@ -64,7 +64,7 @@ class ExportReport:
     batch: int | None = 1  # None: dynamic batch
     max_abs_error: float | None = None  # over every checked size and batch; None when not checked
     checked: list[tuple[int, int]] = field(default_factory=list)
-    checked_batches: list[int] = field(default_factory=lambda: [1])
+    checked_batches: list[int] = field(default_factory=list)
     ort_ms: float | None = None  # onnxruntime latency of one call (a batch) at the first checked size and batch
 
     def summary(self) -> str:
@@ -74,7 +74,7 @@ class ExportReport:
         text = f"{self.model} -> {self.path} ({self.bytes / 1024:.1f} KiB, opset {self.opset}, {shape})"
         if self.max_abs_error is not None:
             sizes = ", ".join(f"{w}×{h}" for h, w in self.checked)
-            batches = f" (batch {' and '.join(map(str, self.checked_batches))})" if self.checked_batches != [1] else ""
+            batches = f" (batch {' and '.join(map(str, self.checked_batches))})" if self.checked_batches not in ([], [1]) else ""
             text += f"; onnxruntime vs PyTorch max |Δ| {self.max_abs_error:.1e} at {sizes}{batches}; {self.ort_ms:.1f} ms per call"
         return text
 

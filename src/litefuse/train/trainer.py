@@ -59,7 +59,7 @@ class TrainResult:
     weights: Path
     summary: Path
     signal: int | None = None  # the signal (SIGINT, SIGTERM) that interrupted the run
-    stage: int | None = None  # the stage it ended in (0-based) after a validation in an earlier one
+    stage: int | None = None  # the stage it ended in (0-based), for a staged run that has validated
 
 
 class Trainer:
@@ -432,6 +432,7 @@ class Trainer:
         description = f"train {self.config.model}"
         width = self.console.width
         bar_width = min(40, max(10, width - 100))
+        # description, bar, 'step/total', two H:MM:SS clocks and the five spaces between columns
         fixed = len(description) + bar_width + 2 * len(str(total)) + 1 + 2 * 7 + 5
         losses = Column(no_wrap=True, overflow="ellipsis", max_width=max(12, width - fixed - 1))
         bar = Progress(
