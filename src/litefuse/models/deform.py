@@ -31,17 +31,28 @@ _TAP_LIST = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 _TAPS = torch.tensor(_TAP_LIST, dtype=torch.float32)
 
 
-def _tap_grid(h: int, w: int, hp: int, wp: int) -> Tensor:
-    """Normalised (x, y) sampling grid of the 9 undeformed taps, shape (9, h, w, 2).
+def _tap_offsets(dtype: torch.dtype, device: torch.device | str | None) -> tuple[Tensor, Tensor]:
+    """The taps' (dy, dx) of :data:`_TAPS` as two (9,) tensors made on ``device`` from index
+    arithmetic (no host tensor, nothing for ``torch.compile`` to copy in)."""
+    k = torch.arange(9, device=device)
+    return (torch.div(k, 3, rounding_mode="floor") - 1).to(dtype), (k % 3 - 1).to(dtype)
+
+
+def _tap_grid(h: int, w: int, hp: int, wp: int, device: torch.device | str | None = None) -> Tensor:
+    """Normalised (x, y) sampling grid of the 9 undeformed taps, shape (9, h, w, 2), float32 on
+    ``device`` (default: the CPU).
 
     Output pixel (i, j) reads the unpadded-conv window of a ``hp x wp`` input centred at
     (i + 1, j + 1); coordinates are normalised for ``grid_sample(align_corners=True)``.
+    Built on ``device`` itself: under ``torch.compile`` a CPU-built grid would put CPU ops and
+    a host-to-device copy into every call of a GPU graph (and stop CUDA graphs).
     """
     sy, sx = 2.0 / max(hp - 1, 1), 2.0 / max(wp - 1, 1)
-    ys = torch.arange(h, dtype=torch.float64) + 1.0
-    xs = torch.arange(w, dtype=torch.float64) + 1.0
-    gy = (ys[None, :, None] + _TAPS[:, 0, None, None].double()) * sy - 1.0  # (9, h, 1)
-    gx = (xs[None, None, :] + _TAPS[:, 1, None, None].double()) * sx - 1.0  # (9, 1, w)
+    ty, tx = _tap_offsets(torch.float64, device)
+    ys = torch.arange(h, dtype=torch.float64, device=device) + 1.0
+    xs = torch.arange(w, dtype=torch.float64, device=device) + 1.0
+    gy = (ys[None, :, None] + ty[:, None, None]) * sy - 1.0  # (9, h, 1)
+    gx = (xs[None, None, :] + tx[:, None, None]) * sx - 1.0  # (9, 1, w)
     return torch.stack(torch.broadcast_tensors(gx, gy), dim=-1).float().contiguous()
 
 
@@ -49,11 +60,14 @@ def _grid_constants(
     h: int, w: int, hp: int, wp: int, device: torch.device, dtype: torch.dtype
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The base grid (9, h, w, 2), one input pixel in normalised (x, y) (2,) and the taps'
-    (dx, dy) steps (9, 2), on ``device`` in ``dtype``. Built outside inference mode: the cached
-    copies must stay usable under autograd."""
+    (dx, dy) steps (9, 2), on ``device`` in ``dtype``, built there (no host tensor). Built outside
+    inference mode: the cached copies must stay usable under autograd."""
     with torch.inference_mode(False):
-        scale = torch.tensor([2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)])
-        return tuple(t.to(device, dtype) for t in (_tap_grid(h, w, hp, wp), scale, _TAPS.flip(1) * scale))
+        sx, sy = 2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)
+        scale = torch.where(torch.arange(2, device=device) == 0, sx, sy).float()  # (sx, sy)
+        ty, tx = _tap_offsets(torch.float32, device)
+        steps = torch.stack([tx, ty], dim=1) * scale
+        return tuple(t.to(device, dtype) for t in (_tap_grid(h, w, hp, wp, device), scale, steps))
 
 
 # made once per size and device: a GPU call then copies nothing from the host (the base grid of a
