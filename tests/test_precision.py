@@ -50,6 +50,22 @@ def test_lwc_densefuse_fp16_at_a_real_frame_size(one_thread):
     assert np.abs(out - ref).max() <= TOLERANCE["fp16"][0]
 
 
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_dwsfusion_gpu_sampler_in_half_precision(precision, one_thread):
+    """The ``grid`` sampler (the default on a GPU and under torch.compile) in fp16 / bf16: the
+    grid and the gather stay float32 -- a half-precision grid sits up to a pixel off at 640
+    wide, and ATen's CPU grid_sample gave NaN at this size in fp16 -- so it agrees with the
+    CPU's ``shift`` sampler."""
+    ir, vi = synthetic_pair(240, 320)
+    outs = {}
+    for sampler in ("shift", "grid"):
+        fuser = Fuser("dwsfusion", precision=precision)
+        fuser.model.set_sampler(sampler)
+        outs[sampler] = fuser.fuse_images(ir, vi, grey=True)
+    assert np.isfinite(outs["grid"]).all()
+    assert np.abs(outs["grid"] - outs["shift"]).max() <= TOLERANCE[precision][0] / 4
+
+
 def test_fp32_is_the_unwrapped_model_and_classical_stays_fp32():
     assert not isinstance(Fuser("aenetv2").model, HalfPrecision)
     fuser = Fuser("gff", precision="bf16")

@@ -75,11 +75,20 @@ def _grid_constants(
 _cached_grid_constants = lru_cache(maxsize=8)(_grid_constants)
 
 
+def _grid_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Sampling grids are float32 at least: a half-precision grid places taps up to a pixel off
+    on a 640-pixel row (bf16 keeps 8 bits: steps of 2^-7 of the half width), and ATen's CPU
+    ``grid_sample`` returned NaN for finite fp16 inputs; autocast runs ``grid_sample`` in float32
+    for the same reasons."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def _constants_like(x: Tensor, h: int, w: int, hp: int, wp: int) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`_grid_constants` for ``x``'s device and dtype: cached in eager mode, traced afresh
-    under ``torch.compile`` (which would ignore the cache, with a warning)."""
+    """:func:`_grid_constants` for ``x``'s device, in its grid dtype (:func:`_grid_dtype`): cached
+    in eager mode, traced afresh under ``torch.compile`` (which would ignore the cache, with a
+    warning)."""
     make = _grid_constants if torch.compiler.is_compiling() else _cached_grid_constants
-    return make(h, w, hp, wp, x.device, x.dtype)
+    return make(h, w, hp, wp, x.device, _grid_dtype(x.dtype))
 
 
 def offsets_to_grid(offset: Tensor, in_hw: tuple[int, int]) -> Tensor:
@@ -87,18 +96,19 @@ def offsets_to_grid(offset: Tensor, in_hw: tuple[int, int]) -> Tensor:
     b, _, h, w = offset.shape
     base, scale, _ = _constants_like(offset, h, w, *in_hw)
     off = offset.view(b, 9, 2, h, w).flip(2).permute(0, 1, 3, 4, 2)  # (B, 9, H, W, [dx, dy])
-    return base + off * scale
+    return base + off.to(base.dtype) * scale
 
 
 def _deform_sample(x: Tensor, grid: Tensor) -> Tensor:
     """Bilinear samples of ``x`` (B, C, Hp, Wp) at ``grid`` (B, 9, H, W, 2) -> (B, C, 9, H, W).
 
     ``align_corners=True`` with zero padding is exactly DCNv2's bilinear rule: corners that
-    fall outside the input contribute zero.
+    fall outside the input contribute zero. Sampled in the grid's dtype (float32 for fp16 / bf16
+    maps, see :func:`_grid_dtype`), returned in ``x``'s.
     """
     b, k, h, w, _ = grid.shape
-    out = F.grid_sample(x, grid.view(b, k * h, w, 2), mode="bilinear", padding_mode="zeros", align_corners=True)
-    return out.view(b, x.shape[1], k, h, w)
+    out = F.grid_sample(x.to(grid.dtype), grid.view(b, k * h, w, 2), mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out.view(b, x.shape[1], k, h, w).to(x.dtype)
 
 
 def deform_conv_from_grid(x: Tensor, grid: Tensor, mask: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -129,7 +139,7 @@ def dilation_grid(dilation: Tensor, in_hw: tuple[int, int]) -> Tensor:
     """``grid_sample`` grid (B, 9, H, W, 2) of the taps ``p + dilation(p) * (dy, dx)``."""
     b, _, h, w = dilation.shape
     base, _, steps = _constants_like(dilation, h, w, *in_hw)
-    return torch.addcmul(base, (dilation - 1).view(b, 1, h, w, 1), steps.view(9, 1, 1, 2))
+    return torch.addcmul(base, (dilation - 1).to(base.dtype).view(b, 1, h, w, 1), steps.view(9, 1, 1, 2))
 
 
 def dilated_deform_conv3x3(
