@@ -18,6 +18,11 @@ Everything goes through :class:`litefuse.Fuser`, as a user would run it, with fi
    colour, network, encode, atomic writes): pairs/s with colour conversion on the device and on
    the host, batch 1 and ``--batch-size``.
 
+The eager sections (1, 3, 4, 5) run first and the compiled ones (2, then 3's compiled rows) last;
+a compiled cell not begun ``--budget`` seconds (default 420) after the start is skipped and
+said, so one short call on a lent GPU ends in time. Each section is written to ``--out`` as it
+ends, and a section that fails is reported under the rows it finished, then the next one runs.
+
 Targets (issue 20): aenetv2 >= 2,000 FPS compiled at batch 1; every network runs in fp16 and
 bf16; dwsfusion >= 150 FPS; folder >= 100 pairs/s on a 16-core GPU machine; issue 21:
 lwc-densefuse no slower than densefuse at batch 1.
@@ -30,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from litefuse.bench import load_average, machine_line  # the package's machine facts and interleaved timer
@@ -73,11 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=8, help="folder batch size (besides 1)")
     ap.add_argument("--big-batch", type=int, default=16, help="fp16 batch of the compiled section")
     ap.add_argument("--no-compile", action="store_true", help="skip the compiled section")
+    ap.add_argument("--networks", default=None, help="comma-separated networks of the precision table (default: all)")
+    ap.add_argument("--budget", type=float, default=420.0,
+                    help="seconds since the start after which compiled cells not yet begun are skipped (0: no limit)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes and counts: a check of the script")
-    ap.add_argument("--out", type=Path, default=None, help="also write the markdown here")
+    ap.add_argument("--out", type=Path, default=None, help="also write the markdown here (after every section)")
     args = ap.parse_args(argv)
     if args.quick:
         args.size, args.rounds, args.warmup, args.pairs, args.batch_size, args.big_batch = "96x64", 3, 1, 6, 3, 4
+    started = time.perf_counter()
 
     import numpy as np
     import torch
@@ -93,84 +103,182 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cudnn.benchmark = True
     w, h = (int(v) for v in args.size.lower().split("x"))
     dev = args.device
-    if not dev.startswith("cuda"):  # the CPU check mixes precisions in one process
+    cuda = dev.startswith("cuda")
+    if not cuda:  # the CPU check mixes precisions in one process
         keep_full_isa()
     median_ms = _timer(dev)
     torch.manual_seed(0)
     ir, vi = torch.rand(1, 1, h, w, device=dev), torch.rand(1, 1, h, w, device=dev)
-    networks = [m.name for m in litefuse.list_models("network")]
+    networks = args.networks.split(",") if args.networks else [m.name for m in litefuse.list_models("network")]
     out: list[str] = [f"## GPU inference (issue 20): {w}×{h}, `python benchmarks/bench_gpu.py --device {dev}`", ""]
     out.append(machine_line())
-    gpu = torch.cuda.get_device_name(0) if dev.startswith("cuda") and torch.cuda.is_available() else "none"
+    gpu = torch.cuda.get_device_name(0) if cuda and torch.cuda.is_available() else "none"
     out += [f"- device: {dev} ({gpu}); torch {torch.__version__}; load average {load_average()}", ""]
+
+    def save() -> None:  # after every section: a later failure, hang or kill keeps what ran
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text("\n".join(out) + "\n")
 
     def emit(lines: list[str]) -> None:
         out.extend(lines)
         print("\n".join(lines), flush=True)
+        save()
+
+    def elapsed() -> float:
+        return time.perf_counter() - started
+
+    def budget_left() -> bool:
+        return not args.budget or elapsed() < args.budget
+
+    def section(fn) -> None:
+        """Run one section; it fills ``rows`` (its table so far). A failure is reported under the
+        rows it finished, and the next section runs."""
+        rows: list[str] = []
+        t0 = time.perf_counter()
+        try:
+            fn(rows)
+            tail = []
+        except Exception as exc:  # noqa: BLE001 - one failing section must not lose the others
+            frames = traceback.extract_tb(exc.__traceback__)[-3:]
+            where = "; ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in frames)
+            tail = ["", f"**Section failed**: {_short(exc)} (at {where})"]
+        if cuda:
+            try:
+                torch.cuda.synchronize()
+            except Exception as exc:  # noqa: BLE001 - a broken CUDA context: said, and the rows kept
+                tail += ["", f"**CUDA synchronize failed**: {_short(exc)}"]
+        emit(rows + tail + ["", f"_({time.perf_counter() - t0:.1f} s; {elapsed():.0f} s since the start)_", ""])
 
     print("\n".join(out), flush=True)
+    save()
 
     # 1. precision ---------------------------------------------------------------------------
-    rows = ["### Every network at fp32 / fp16 / bf16, batch 1, eager", "",
-            "| network | " + " | ".join(f"{p} ms (FPS)" for p in PRECISIONS) + " | max abs diff fp16, bf16 vs fp32 |",
-            "|---|" + "---:|" * len(PRECISIONS) + "---|"]
-    for name in networks:
-        cells, ref, diffs = [], None, []
-        for precision in PRECISIONS:
-            try:
-                fuser = Fuser(name, device=dev, precision=precision)
+    def precision_table(rows: list[str]) -> None:
+        rows += ["### Every network at fp32 / fp16 / bf16, batch 1, eager", "",
+                 "| network | " + " | ".join(f"{p} ms (FPS)" for p in PRECISIONS) + " | max abs diff fp16, bf16 vs fp32 |",
+                 "|---|" + "---:|" * len(PRECISIONS) + "---|"]
+        for name in networks:
+            cells, ref, diffs = [], None, []
+            for precision in PRECISIONS:
+                try:
+                    fuser = Fuser(name, device=dev, precision=precision)
+                    with torch.inference_mode():
+                        y = fuser.model(ir, vi)
+                        ms = median_ms(lambda f=fuser: f.model(ir, vi), args.rounds, args.warmup)
+                    if precision == "fp32":
+                        ref = y
+                    elif ref is not None:
+                        diffs.append(f"{(y.float() - ref).abs().max().item():.1e}")
+                    else:
+                        diffs.append("-")
+                    cells.append(f"{ms:.2f} ({1e3 / ms:,.0f})")
+                except Exception as exc:  # noqa: BLE001 - the table reports what failed
+                    cells.append(_short(exc))
+                    if precision != "fp32":
+                        diffs.append("-")
+            rows.append(f"| {name} | " + " | ".join(cells) + f" | {', '.join(diffs)} |")
+
+    # 3. the DenseFuse family (issue 21: lwc-densefuse no slower than densefuse at batch 1) ------
+    ir8, vi8 = ir.expand(8, -1, -1, -1).contiguous(), vi.expand(8, -1, -1, -1).contiguous()
+
+    def densefuse_family(rows: list[str]) -> None:
+        rows += ["### lwc-densefuse vs densefuse, fp32, eager (issue 21)", "",
+                 "| network | form | batch 1 ms | batch 8 ms per image |", "|---|---|---:|---:|"]
+        for name in ("densefuse", "lwc-densefuse"):
+            fuser = Fuser(name, device=dev)
+            for form in ("inference", "training"):
+                fuser.model.fuse_for_inference(form == "inference")
                 with torch.inference_mode():
-                    y = fuser.model(ir, vi)
-                    ms = median_ms(lambda f=fuser: f.model(ir, vi), args.rounds, args.warmup)
-                if ref is None:
-                    ref = y
-                else:
-                    diffs.append(f"{(y.float() - ref).abs().max().item():.1e}")
-                cells.append(f"{ms:.2f} ({1e3 / ms:,.0f})")
-            except Exception as exc:  # noqa: BLE001 - the table reports what failed
-                cells.append(_short(exc))
-                diffs.append("-")
-        rows.append(f"| {name} | " + " | ".join(cells) + f" | {', '.join(diffs)} |")
-    emit(rows + [""])
+                    one = median_ms(lambda f=fuser: f.model(ir, vi), args.rounds, args.warmup)
+                    eight = median_ms(lambda f=fuser: f.model(ir8, vi8), max(3, args.rounds // 5), 2) / 8
+                rows.append(f"| {name} | {form} | {one:.2f} | {eight:.2f} |")
+
+    # 4. dwsfusion sampling ------------------------------------------------------------------
+    def dwsfusion_sampling(rows: list[str]) -> None:
+        rows += ["### dwsfusion deformable sampling, batch 1, fp32 eager", "", "| sampler | ms (FPS) | max abs diff vs shift |", "|---|---:|---:|"]
+        fuser = Fuser("dwsfusion", device=dev)
+        ref = None
+        for sampler in ("shift", "grid"):
+            fuser.model.set_sampler(sampler)
+            with torch.inference_mode():
+                y = fuser.model(ir, vi)
+                ms = median_ms(lambda: fuser.model(ir, vi), args.rounds, args.warmup)
+            ref = y if ref is None else ref
+            rows.append(f"| {sampler} | {ms:.2f} ({1e3 / ms:,.0f}) | {(y - ref).abs().max().item():.1e} |")
+
+    # 5. folder ------------------------------------------------------------------------------
+    def folder(rows: list[str]) -> None:
+        rows += [f"### Folder fusion, {args.pairs} generated {w}×{h} colour PNG pairs, aenetv2-ivif", "",
+                 "| colour conversion | batch | pairs/s | s total |", "|---|---:|---:|---:|"]
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp) / "set"
+            for i in range(args.pairs):
+                a, b = synthetic_pair(h, w, seed=i)
+                save_image(root / "ir" / f"{i:04d}.png", a)
+                save_image(root / "vi" / f"{i:04d}.png", b)
+            for on_device in (True, False):
+                fuser = Fuser("aenetv2-ivif", device=dev, colour_on_device=on_device)
+                fuse_folder(root, Path(tmp) / "warm", fuser, batch_size=args.batch_size, overwrite=True)  # tune sizes
+                for batch in (1, args.batch_size):
+                    dest = Path(tmp) / f"out-{on_device}-{batch}"
+                    t0 = time.perf_counter()
+                    report = fuse_folder(root, dest, fuser, batch_size=batch)
+                    took = time.perf_counter() - t0
+                    if len(report.fused) != args.pairs:
+                        raise RuntimeError(report.summary)
+                    where = "device" if on_device else "host (numpy, worker threads)"
+                    rows.append(f"| {where} | {batch} | {args.pairs / took:,.1f} | {took:.2f} |")
+            first = np.asarray(Image.open(Path(tmp) / f"out-True-{args.batch_size}" / "0000.png"), np.int16)
+            other = np.asarray(Image.open(Path(tmp) / "out-False-1" / "0000.png"), np.int16)
+            rows += ["", f"Device and host colour paths differ by at most {np.abs(first - other).max()} grey level(s) in pair 0000."]
 
     # 2. compiled ----------------------------------------------------------------------------
-    if not args.no_compile:
-        rows = ["### Compiled (`Fuser(compile=True)`), batch 1, and fp16 batch " + str(args.big_batch), "",
-                "| network | eager fp32 ms | compiled fp32 ms (FPS) | compiled fp16 ms (FPS) | "
-                f"compiled fp16 batch {args.big_batch}: images/s | first call (compile) s |", "|---|---:|---:|---:|---:|---:|"]
+    def skipped() -> str:
+        return f"skipped: past the --budget of {args.budget:.0f} s"
+
+    def compiled_table(rows: list[str]) -> None:
+        rows += ["### Compiled (`Fuser(compile=True)`), batch 1, and fp16 batch " + str(args.big_batch), "",
+                 "| network | eager fp32 ms | compiled fp32 ms (FPS) | compiled fp16 ms (FPS) | "
+                 f"compiled fp16 batch {args.big_batch}: images/s | first call (compile) s |", "|---|---:|---:|---:|---:|---:|"]
         big_ir, big_vi = ir.expand(args.big_batch, -1, -1, -1).contiguous(), vi.expand(args.big_batch, -1, -1, -1).contiguous()
         for name in COMPILED[:1] if args.quick else COMPILED:  # dwsfusion compiles for minutes on a small CPU
+            if not budget_left():
+                rows.append(f"| {name} | {skipped()} | | | | |")
+                continue
+            cells = []
             try:
                 with torch.inference_mode():
                     eager = Fuser(name, device=dev)
                     e_ms = median_ms(lambda f=eager: f.model(ir, vi), args.rounds, args.warmup)
+                    cells.append(f"{e_ms:.2f}")
                     c32 = Fuser(name, device=dev, compile=True)
                     t0 = time.perf_counter()
                     c32.model(ir, vi)
                     first = time.perf_counter() - t0
                     c_ms = median_ms(lambda f=c32: f.model(ir, vi), args.rounds, args.warmup)
+                    cells.append(f"{c_ms:.2f} ({1e3 / c_ms:,.0f})")
+                    if not budget_left():
+                        raise TimeoutError(skipped())
                     c16 = Fuser(name, device=dev, compile=True, precision="fp16")
                     h_ms = median_ms(lambda f=c16: f.model(ir, vi), args.rounds, args.warmup)
+                    cells.append(f"{h_ms:.2f} ({1e3 / h_ms:,.0f})")
+                    if not budget_left():
+                        raise TimeoutError(skipped())
                     b_ms = median_ms(lambda f=c16: f.model(big_ir, big_vi), max(3, args.rounds // 5), 2)
-                rows.append(f"| {name} | {e_ms:.2f} | {c_ms:.2f} ({1e3 / c_ms:,.0f}) | {h_ms:.2f} ({1e3 / h_ms:,.0f}) "
-                            f"| {args.big_batch * 1e3 / b_ms:,.0f} | {first:.1f} |")
+                    cells.append(f"{args.big_batch * 1e3 / b_ms:,.0f}")
+                rows.append(f"| {name} | " + " | ".join(cells) + f" | {first:.1f} |")
             except Exception as exc:  # noqa: BLE001
-                rows.append(f"| {name} | {_short(exc)} | | | | |")
-        emit(rows + [""])
+                msg = str(exc) if isinstance(exc, TimeoutError) else _short(exc)
+                rows.append(f"| {name} | " + " | ".join(cells + [msg] + [""] * (4 - len(cells))) + " |")
 
-    # 3. the DenseFuse family (issue 21: lwc-densefuse no slower than densefuse at batch 1) ------
-    rows = ["### lwc-densefuse vs densefuse, fp32 (issue 21)", "",
-            "| network | form | batch 1 ms | batch 8 ms per image |", "|---|---|---:|---:|"]
-    ir8, vi8 = ir.expand(8, -1, -1, -1).contiguous(), vi.expand(8, -1, -1, -1).contiguous()
-    for name in ("densefuse", "lwc-densefuse"):
-        fuser = Fuser(name, device=dev)
-        for form in ("inference", "training"):
-            fuser.model.fuse_for_inference(form == "inference")
-            with torch.inference_mode():
-                one = median_ms(lambda f=fuser: f.model(ir, vi), args.rounds, args.warmup)
-                eight = median_ms(lambda f=fuser: f.model(ir8, vi8), max(3, args.rounds // 5), 2) / 8
-            rows.append(f"| {name} | {form} | {one:.2f} | {eight:.2f} |")
-        if not args.no_compile:  # compiled: inductor fuses the gate / border passes; CUDA graphs remove launches
+    def densefuse_compiled(rows: list[str]) -> None:  # inductor fuses the gate / border passes; CUDA graphs remove launches
+        rows += ["### lwc-densefuse vs densefuse, fp32, compiled (issue 21)", "",
+                 "| network | form | batch 1 ms | batch 8 ms per image |", "|---|---|---:|---:|"]
+        for name in ("densefuse", "lwc-densefuse"):
+            if not budget_left():
+                rows.append(f"| {name} | compiled | {skipped()} | |")
+                continue
             try:
                 compiled = Fuser(name, device=dev, compile=True)
                 with torch.inference_mode():
@@ -179,48 +287,20 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(f"| {name} | compiled | {one:.2f} | {eight:.2f} |")
             except Exception as exc:  # noqa: BLE001 - the table reports what failed
                 rows.append(f"| {name} | compiled | {_short(exc)} | |")
-    emit(rows + [""])
 
-    # 4. dwsfusion sampling ------------------------------------------------------------------
-    rows = ["### dwsfusion deformable sampling, batch 1, fp32 eager", "", "| sampler | ms (FPS) | max abs diff vs shift |", "|---|---:|---:|"]
-    fuser = Fuser("dwsfusion", device=dev)
-    ref = None
-    for sampler in ("shift", "grid"):
-        fuser.model.set_sampler(sampler)
-        with torch.inference_mode():
-            y = fuser.model(ir, vi)
-            ms = median_ms(lambda: fuser.model(ir, vi), args.rounds, args.warmup)
-        ref = y if ref is None else ref
-        rows.append(f"| {sampler} | {ms:.2f} ({1e3 / ms:,.0f}) | {(y - ref).abs().max().item():.1e} |")
-    emit(rows + [""])
-
-    # 5. folder ------------------------------------------------------------------------------
-    rows = [f"### Folder fusion, {args.pairs} generated {w}×{h} colour PNG pairs, aenetv2-ivif", "",
-            "| colour conversion | batch | pairs/s | s total |", "|---|---:|---:|---:|"]
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "set"
-        for i in range(args.pairs):
-            a, b = synthetic_pair(h, w, seed=i)
-            save_image(root / "ir" / f"{i:04d}.png", a)
-            save_image(root / "vi" / f"{i:04d}.png", b)
-        for on_device in (True, False):
-            fuser = Fuser("aenetv2-ivif", device=dev, colour_on_device=on_device)
-            fuse_folder(root, Path(tmp) / "warm", fuser, batch_size=args.batch_size, overwrite=True)  # tune sizes
-            for batch in (1, args.batch_size):
-                dest = Path(tmp) / f"out-{on_device}-{batch}"
-                t0 = time.perf_counter()
-                report = fuse_folder(root, dest, fuser, batch_size=batch)
-                took = time.perf_counter() - t0
-                assert len(report.fused) == args.pairs, report.summary
-                where = "device" if on_device else "host (numpy, worker threads)"
-                rows.append(f"| {where} | {batch} | {args.pairs / took:,.1f} | {took:.2f} |")
-        first = np.asarray(Image.open(Path(tmp) / f"out-True-{args.batch_size}" / "0000.png"), np.int16)
-        other = np.asarray(Image.open(Path(tmp) / "out-False-1" / "0000.png"), np.int16)
-        rows += ["", f"Device and host colour paths differ by at most {np.abs(first - other).max()} grey level(s) in pair 0000."]
-    emit(rows + [""])
-
-    if args.out:
-        args.out.write_text("\n".join(out) + "\n")
+    # the eager sections first (seconds on a GPU), the compiled ones last, within --budget
+    for fn in (precision_table, densefuse_family, dwsfusion_sampling, folder):
+        section(fn)
+    if not args.no_compile:
+        section(compiled_table)
+        section(densefuse_compiled)
+    line = f"Total {elapsed():.0f} s"
+    if cuda:
+        try:
+            line += f"; peak GPU memory allocated {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+        except Exception:  # noqa: BLE001 - a broken CUDA context: the total still written
+            pass
+    emit([line + ".", ""])
     return 0
 
 
