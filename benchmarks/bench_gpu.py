@@ -19,7 +19,7 @@ Everything goes through :class:`litefuse.Fuser`, as a user would run it, with fi
    the host, batch 1 and ``--batch-size``.
 
 The eager sections (1, 3, 4, 5) run first and the compiled ones (2, then 3's compiled rows) last;
-a compiled cell not begun ``--budget`` seconds (default 420) after the start is skipped and
+a compiled cell not begun ``--budget`` seconds (default 300) after the start is skipped and
 said, so one short call on a lent GPU ends in time. Each section is written to ``--out`` as it
 ends, and a section that fails is reported under the rows it finished, then the next one runs.
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big-batch", type=int, default=16, help="fp16 batch of the compiled section")
     ap.add_argument("--no-compile", action="store_true", help="skip the compiled section")
     ap.add_argument("--networks", default=None, help="comma-separated networks of the precision table (default: all)")
-    ap.add_argument("--budget", type=float, default=420.0,
+    ap.add_argument("--budget", type=float, default=300.0,
                     help="seconds since the start after which compiled cells not yet begun are skipped (0: no limit)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes and counts: a check of the script")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown here (after every section)")
