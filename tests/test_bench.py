@@ -68,6 +68,9 @@ def test_cli_prints_the_table_and_writes_json_atomically(tmp_path):
     assert drawn.exit_code == 0 and png.stat().st_size > 1000, drawn.output
     bad = runner.invoke(app, ["bench", "--size", "640by480"])
     assert bad.exit_code == 2 and "WxH" in bad.output
+    twice = runner.invoke(app, [*args, "-m", "aenetv2"])  # timed once, and said (was silent)
+    assert twice.exit_code == 0 and "note: aenetv2 given more than once; timed once" in twice.output
+    assert twice.output.count("| aenetv2 |") == 1
 
 
 def _variant_run(tmp_path, groups: int):

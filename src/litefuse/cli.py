@@ -276,6 +276,9 @@ def bench(
     from .io import check_output_path
 
     hw = _parse_size(size, allow_dynamic=False)
+    repeated = sorted({m for m in methods or () if methods.count(m) > 1})
+    if repeated:
+        err_console.print(f"note: {', '.join(repeated)} given more than once; timed once", markup=False)
     if compile and warmup < 1:
         err_console.print("note: --compile: one warm-up round kept, so the timings leave out the compilation", markup=False)
         warmup = 1
