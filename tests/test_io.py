@@ -134,6 +134,30 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     assert txt.read_text() == "a,b\n"
 
 
+def test_fsync_before_publishing_uses_a_writable_handle(tmp_path, monkeypatch):
+    """Windows' fsync (FlushFileBuffers) fails with EBADF on a handle opened read-only: a training
+    checkpoint (published with fsync) could never be saved there."""
+    import fcntl
+    import os
+
+    from litefuse import _files
+
+    real = os.fsync
+
+    def windows_fsync(fd):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+            raise OSError(9, "Bad file descriptor")
+        real(fd)
+
+    monkeypatch.setattr(_files.os, "fsync", windows_fsync)
+    path = tmp_path / "ckpt.pt"
+    with _files.temporary_beside(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(b"state")
+        _files.publish(tmp, path, fsync=True)
+    assert path.read_bytes() == b"state"
+
+
 def test_save_into_a_file_path_fails_cleanly(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -34,7 +34,7 @@ def temporary_beside(path: Path, suffix: str = ".tmp") -> Iterator[str]:
 def publish(tmp: str, path: Path, fsync: bool = False) -> None:
     """Give a finished temporary file the usual permissions and move it over ``path``."""
     if fsync:
-        with open(tmp, "rb") as fh:
+        with open(tmp, "r+b") as fh:  # Windows flushes only a handle open for writing (EBADF otherwise)
             os.fsync(fh.fileno())
     umask = os.umask(0)
     os.umask(umask)
