@@ -186,3 +186,16 @@ def test_version():
 def test_overwrite_and_skip_existing_together_is_a_usage_error(tmp_path, pair):
     proc = run("fuse", "--input", str(tmp_path), "-o", str(tmp_path / "out"), "--overwrite", "--skip-existing")
     assert_one_line_error(proc, "--overwrite replaces existing outputs and --skip-existing keeps them")
+
+
+def test_legacy_console_encoding_prints_what_it_can(tmp_path):
+    """Windows' cp1252 (redirected output) lacks ↑ and non-Latin letters: they print as ? instead
+    of a UnicodeEncodeError ending the command with an internal error."""
+    import os
+
+    missing = tmp_path / "数据" / "ir.png"
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    proc = subprocess.run([sys.executable, "-m", "litefuse", "fuse", "--ir", str(missing), "--vi", str(missing),
+                           "-o", str(tmp_path / "f.png")], capture_output=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.decode("cp1252").strip().endswith("??/ir.png: file not found")

@@ -412,11 +412,27 @@ def _terminated(signum, frame) -> None:
     raise Terminated()
 
 
+def _tolerant_output() -> None:
+    """Where stdout / stderr use a legacy encoding (Windows' cp1252 when output is redirected),
+    characters it lacks (the tables' ↑ ↓, a path's non-Latin letters) print as ``?`` instead of
+    ending the command with a UnicodeEncodeError after its files were written."""
+    import codecs
+
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        try:
+            if codecs.lookup(encoding).name != "utf-8" and hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="replace")
+        except (LookupError, ValueError, OSError):  # an unknown codec, or a stream that cannot change
+            pass
+
+
 def main() -> None:  # pragma: no cover - exercised through the console script
     # The CLI owns its process: freed heap memory stays resident so full-resolution feature maps
     # are not page-faulted anew on every call (litefuse.runtime.keep_heap_resident).
     from .runtime import apply_heap_policy
 
+    _tolerant_output()
     apply_heap_policy()
     warnings.showwarning = _note  # library warnings as one "note:" line, not file:line + source
     signal.signal(signal.SIGTERM, _terminated)  # a CI timeout or `kill`: clean up as Ctrl-C does
