@@ -7,6 +7,7 @@ half-written or overwritten. API cases check the input contract of :mod:`litefus
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -341,6 +342,31 @@ def test_folder_results_never_go_into_a_source_folder(capsys, tmp_path):
     before = snapshot(tmp_path / "set")
     for sub in ("ir", "vi"):
         one_line_error(capsys, "fuse", "-m", "max", "-i", str(tmp_path / "set"), "-o", str(tmp_path / "set" / sub),
+                       fragments=("source folder",))
+    assert snapshot(tmp_path / "set") == before
+
+
+def test_an_input_under_another_name_is_never_overwritten(capsys, tmp_path, pair):
+    """A case-insensitive file system (macOS, Windows) gives a file several spellings (IR.png is
+    ir.png); a hard link is the same on Linux: the output must not replace the input it names."""
+    ir, vi = pair
+    other = tmp_path / "IR.png"
+    os.link(ir, other)
+    before = ir.read_bytes()
+    one_line_error(capsys, "fuse", "--ir", str(ir), "--vi", str(vi), "-m", "max", "-o", str(other), "--overwrite",
+                   fragments=("one of the inputs",))
+    assert ir.read_bytes() == before
+
+
+def test_folder_results_never_go_into_a_source_folder_spelt_otherwise(capsys, tmp_path, monkeypatch):
+    """``-o set/IR`` on a case-insensitive file system is the source folder ``set/ir``."""
+    ir, vi = synthetic_pair(40, 48)
+    save_image(tmp_path / "set" / "ir" / "p.jpg", ir)
+    save_image(tmp_path / "set" / "vi" / "p.jpg", vi)
+    before = snapshot(tmp_path / "set")
+    monkeypatch.setattr(os.path, "samefile", lambda a, b: str(Path(a).resolve()).lower() == str(Path(b).resolve()).lower())
+    for command in (("fuse", "-m", "max"), ("compare", "-m", "max", "--no-reference")):
+        one_line_error(capsys, *command, "-i", str(tmp_path / "set"), "-o", str(tmp_path / "set" / "IR"),
                        fragments=("source folder",))
     assert snapshot(tmp_path / "set") == before
 

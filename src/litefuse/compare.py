@@ -19,7 +19,7 @@ from .api import _AB_TASKS, Fuser, _check_first_source, check_ir_norm, folder_ta
 from .data.pairs import Pair, find_pairs, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
-from .io import Norm, check_norm, check_output_dir, read_image, save_image
+from .io import Norm, check_norm, check_output_dir, read_image, same_path, save_image
 from .viz import thumbnail
 
 __all__ = ["Comparison", "REPORT_FILES", "check_report_dir", "check_scoring", "compare", "compare_pairs", "write_report"]
@@ -230,7 +230,7 @@ def check_report_dir(out_dir: str | Path, overwrite: bool = False, inputs: Seque
 
     out_dir = check_output_dir(out_dir)
     for folder in inputs:
-        if Path(out_dir).resolve() in {d.resolve() for d in pair_dirs(folder)}:
+        if any(same_path(out_dir, d) for d in pair_dirs(folder)):
             raise OutputError(f"{out_dir}: is a source folder of {folder}; write the report elsewhere")
     found = [name for name in REPORT_FILES if (out_dir / name).exists()]
     if found and not overwrite:

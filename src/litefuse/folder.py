@@ -14,7 +14,7 @@ import numpy as np
 from .api import Fuser, Prepared, _check_first_source, check_ir_norm, check_loaded, folder_task
 from .data.pairs import find_pairs, pair_dirs, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
-from .io import Norm, check_output_dir, check_output_path, read_image, save_image, writable_dir
+from .io import Norm, check_output_dir, check_output_path, read_image, same_path, save_image, writable_dir
 from .runtime import available_cores, prepare
 
 __all__ = ["FolderReport", "fuse_folder"]
@@ -91,7 +91,7 @@ def fuse_folder(
     if not pairs:
         detail = f" ({len(problems)} unpaired or unreadable files)" if problems else ""
         raise InputError(f"no image pairs found{detail}", input_dir)
-    if Path(out_dir).resolve() in {d.resolve() for d in pair_dirs(input_dir)}:  # results beside the sources would pair with them next time
+    if any(same_path(out_dir, d) for d in pair_dirs(input_dir)):  # results beside the sources would pair with them next time
         raise OutputError(f"{out_dir}: is a source folder of {input_dir}; write the fused images elsewhere")
     check_output_dir(out_dir)  # before loading the model; created only once everything checked out
     found = folder_task(input_dir)

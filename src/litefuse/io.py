@@ -37,7 +37,7 @@ from .errors import InputError, OptionError, OutputError
 
 __all__ = [
     "IMAGE_EXTENSIONS", "MIN_SIDE", "FLOAT_TOLERANCE", "Norm", "check_norm", "read_image", "to_float", "save_image",
-    "check_output_path", "check_output_dir", "check_bits", "writable_dir", "value_range", "in_unit_range",
+    "check_output_path", "check_output_dir", "check_bits", "writable_dir", "value_range", "in_unit_range", "same_path",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # what folders pair: what read_image reads
@@ -303,6 +303,19 @@ def _choices(items) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
+def same_path(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name one file or folder: the same resolved path, or, where both
+    exist, the same file by the OS (case-insensitive file systems -- macOS, Windows -- give one
+    file several spellings, and a hard link is another name)."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either does not exist
+        return False
+
+
 def check_output_path(
     out: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = False, suffixes: tuple[str, ...] = (".png",),
     *, folder_checked: bool = False,
@@ -312,7 +325,7 @@ def check_output_path(
     out = Path(out)
     resolved = out.resolve()
     for src in inputs:
-        if src is not None and Path(src).resolve() == resolved:
+        if src is not None and same_path(src, resolved):
             raise OutputError(f"{out}: output path is one of the inputs; refusing to overwrite an input")
     if out.suffix.lower() not in suffixes:
         raise OutputError(f"{out}: not a format written here; use a file name ending in {_choices(suffixes)}")
