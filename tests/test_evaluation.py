@@ -48,6 +48,15 @@ def test_parallel_map_workers_leave_ctrl_c_to_the_parent():
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def test_parallel_map_workers_ignore_ctrl_c_without_inheriting_it(monkeypatch):
+    """On Windows a spawned worker does not inherit the parent's ignored SIGINT: simulated by a
+    parent whose change never happens, the workers still ignore Ctrl-C."""
+    import signal
+
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: signal.getsignal(signum))
+    assert parallel_map(_sigint_ignored, [1, 2], 2) == [True, True]
+
+
 def _touch_slowly(task: int, folder) -> int:
     import time
 

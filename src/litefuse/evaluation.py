@@ -27,9 +27,14 @@ _CONTEXT: dict[str, Any] = {}  # a worker process's copy of the context (see par
 
 
 def _init_worker(context: Any) -> None:
-    """Spawned worker: keep the context once and stay on one core (the workers share the CPU)."""
+    """Spawned worker: keep the context once and stay on one core (the workers share the CPU).
+    Ctrl-C is the parent's (see :func:`parallel_map`): ignored here too, since a process spawned
+    on Windows does not inherit the parent's ignored SIGINT."""
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     _CONTEXT["value"] = context
 
