@@ -384,6 +384,7 @@ def test_model_card_reports_measured_facts_of_the_run(image_root, tmp_path):
         ({"max_minutes": float("nan")}, "max_minutes must be a finite number"),
         ({"seed": -1}, "seed must be an integer in"),
         ({"seed": 10**20}, "seed must be an integer in"),
+        ({"device": "mps"}, "device must be auto, cpu or cuda"),  # a Mac's GPU: not a device litefuse runs on
     ],
 )
 def test_impossible_numbers_are_config_errors(values, message):

@@ -216,7 +216,7 @@ class TrainConfig:
                 raise bad(f"stage {i}: 'epochs' must be an integer >= 1, got {epochs!r}")
         if self.epochs is None and not self.stages and self.max_steps is None:
             raise bad("set epochs, max_steps or a [[stages]] table")
-        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda", "mps"):
+        if self.device != "auto" and self.device.split(":")[0] not in ("cpu", "cuda"):
             raise bad(f"device must be auto, cpu or cuda, got {self.device!r}")
 
     @property
