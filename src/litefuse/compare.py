@@ -194,11 +194,17 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
         return dataset, pair, rows, None, [str(exc)]
     # grid-sized previews: full frames of every method, kept to the end, held GBs at 12 MP
     previews = {k: thumbnail(v, GRID_HEIGHT) for k, v in zip(_SOURCE_LABELS[task == "ivif"], (a_img, b_img))} if keep else None
+    unscored = 0  # methods fused (every failing one is named, the grid shows the rest) but not scored
     for fuser, label in zip(ctx["fusers"], ctx["labels"]):
         try:
             fused = fuser.fuse_images(a_img, b_img)
         except LitefuseError as exc:
             problems.append(f"{label}: {exc}")
+            continue
+        if previews is not None:
+            previews[label] = thumbnail(fused, GRID_HEIGHT)
+        if problems:  # the pair is out of every method's means already: nothing to score
+            unscored += 1
             continue
         try:
             scores = evaluate(a_u8, b_u8, _u8_grey(fused), metrics=ctx["metrics"], convention=ctx["convention"])
@@ -206,9 +212,7 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
             problems.append(f"{pair.name}: {exc}")
             break
         rows.append({"set": dataset, "image": pair.name, "method": label, **scores})
-        if previews is not None:
-            previews[label] = thumbnail(fused, GRID_HEIGHT)
-    if problems and rows:  # every method is averaged over the same pairs, or the means do not compare
+    if problems and (rows or unscored):  # every method is averaged over the same pairs, or the means do not compare
         problems.append(f"{dataset}/{pair.name}: left out of every method's means, as not every method could be scored on it")
         rows = []
     return dataset, pair, rows, previews, problems
