@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import whole
 from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import pair_dirs
 from .errors import InputError, ModelError, OptionError
@@ -169,9 +170,9 @@ class Fuser:
         **model_kwargs,
     ) -> None:
         self.task = check_task(task)
-        if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 16):
+        if tile is not None and not whole(tile, 16):
             raise OptionError(f"tile must be an integer of at least 16 pixels (got {tile!r})")
-        if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
+        if not whole(overlap, 0):
             raise OptionError(f"overlap must be an integer >= 0 (got {overlap!r})")
         if model is None and weights is not None:
             model = weights_model(weights)

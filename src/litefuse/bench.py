@@ -29,6 +29,7 @@ from typing import Callable, Hashable, Iterable, Sequence
 
 import torch
 
+from ._checks import size_hw, whole
 from .runtime import (
     check_precision,
     compile_backend,
@@ -269,14 +270,12 @@ def benchmark(
         methods = [methods]
     if methods is not None and not list(methods):
         raise OptionError("no methods given (None times every network, max and gff)")
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or not all(isinstance(x, int) and not isinstance(x, bool) for x in size)):
+    if not size_hw(size):
         raise OptionError(f"size must be (H, W) in whole pixels, got {size!r}")
     h, w = size
     if h < 8 or w < 8:
         raise OptionError(f"size must be at least 8×8, got {w}×{h}")
-    not_whole = [n for n in (batch_size, rounds, warmup) if isinstance(n, bool) or not isinstance(n, int)]
-    if not_whole or batch_size < 1 or rounds < 1 or warmup < 0:
+    if not (whole(batch_size, 1) and whole(rounds, 1) and whole(warmup, 0)):
         raise OptionError(f"batch_size and rounds must be whole numbers of at least 1, warmup at least 0 "
                           f"(got {batch_size!r}, {rounds!r}, {warmup!r})")
     check_precision(precision)

@@ -37,6 +37,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ._checks import size_hw, whole
 from ._files import publish, temporary_beside
 from .demo import synthetic_luma_pair
 from .errors import ModelError, OptionError
@@ -115,14 +116,13 @@ def export_onnx(
     info = get_model_info(model)
     if info.kind != "network":
         raise ModelError(f"{model!r} is a classical method, not a network; there is nothing to export")
-    if size is not None and (not isinstance(size, (tuple, list)) or len(size) != 2
-                             or not all(isinstance(x, int) and not isinstance(x, bool) for x in size)):
+    if size is not None and not size_hw(size):
         raise OptionError(f"size must be (H, W) in whole pixels, or None for dynamic sizes (got {size!r})")
-    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+    if batch is not None and not whole(batch, 1):
         raise OptionError(f"batch must be a whole number of pairs (1 or more), or None for a dynamic batch (got {batch!r})")
     if size is not None and min(size) < 8:
         raise OptionError(f"export size must be at least 8×8, got {size[1]}×{size[0]} (W×H)")
-    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
+    if not whole(opset, MIN_OPSET):
         # torch's exporter writes opset 18 and would down-convert (silently keeping 18, or failing)
         raise OptionError(f"--opset {opset}: the exporter writes ONNX opset {MIN_OPSET} or newer")
     newest = _newest_opset()

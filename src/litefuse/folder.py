@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._checks import whole
 from .api import Fuser, Prepared, _check_first_source, check_ir_norm, check_loaded, folder_task
 from .data.pairs import find_pairs, pair_dirs, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
@@ -18,11 +19,6 @@ from .io import Norm, check_output_dir, check_output_path, read_image, same_path
 from .runtime import available_cores, prepare
 
 __all__ = ["FolderReport", "fuse_folder"]
-
-
-def _count(n) -> bool:
-    """Whether ``n`` is a whole number of at least 1 (``True`` is not one)."""
-    return isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1
 
 
 @dataclass
@@ -79,7 +75,7 @@ def fuse_folder(
     ``progress``: optional callable ``(iterable, total) -> iterable`` (e.g. a rich progress
     tracker) wrapped around the pairs.
     """
-    if not _count(batch_size) or not (workers is None or _count(workers)):
+    if not whole(batch_size, 1) or not (workers is None or whole(workers, 1)):
         raise OptionError(f"batch_size and workers must be whole numbers of at least 1 (got {batch_size!r}, {workers!r})")
     check_loaded(model, weights, device)  # as fuse()
     if bits not in (8, 16):
