@@ -115,8 +115,13 @@ def fuse_folder(
         _check_first_source(a, pair.a, pair_task(pair, fuser.task))
         return out, fuser.prepare(a, b, resize_b=resize_vi, names=(pair.a, pair.b))
 
-    def write(out: Path, fused_y: np.ndarray, prepared: Prepared) -> Path:
-        return save_image(out, fuser.finish(fused_y, prepared, grey), bits=bits)
+    def write(out: Path, fused_y: np.ndarray, prepared: Prepared) -> Path | str:
+        # a problem as its message, not as an exception kept in the future: its traceback would
+        # hold this frame's images until the end of the run (a full disk: every pair's, GBs)
+        try:
+            return save_image(out, fuser.finish(fused_y, prepared, grey), bits=bits)
+        except LitefuseError as exc:
+            return str(exc)
 
     writes: list[Future | str] = []  # in pair order: a pending write, or a problem
 
@@ -150,8 +155,6 @@ def fuse_folder(
         if batch:
             flush(batch)
         for item in writes:
-            try:
-                report.fused.append(item.result()) if isinstance(item, Future) else report.skipped.append(item)
-            except LitefuseError as exc:
-                report.skipped.append(str(exc))
+            item = item.result() if isinstance(item, Future) else item
+            report.fused.append(item) if isinstance(item, Path) else report.skipped.append(item)
     return report
