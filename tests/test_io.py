@@ -158,6 +158,16 @@ def test_fsync_before_publishing_uses_a_writable_handle(tmp_path, monkeypatch):
     assert path.read_bytes() == b"state"
 
 
+def test_outputs_with_names_near_the_length_limit_are_written(tmp_path):
+    """From a folder QA pass: a 240-letter stem (a valid output name) failed with 'File name too
+    long', the temporary file's name (dot, name, 8 random letters, .tmp.png) being longer."""
+    image = np.zeros((16, 16), np.float32)
+    for stem in ("x" * 251, "é" * 125 + "x"):  # 255 bytes with .png; a 2-byte letter at the cut
+        path = save_image(tmp_path / f"{stem}.png", image)
+        assert read_image(path).shape == (16, 16)
+    assert sorted(p.name.startswith(".") for p in tmp_path.iterdir()) == [False, False]  # no temporary left
+
+
 def test_save_into_a_file_path_fails_cleanly(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

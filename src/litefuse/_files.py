@@ -23,12 +23,23 @@ def temporary_beside(path: Path, suffix: str = ".tmp") -> Iterator[str]:
 
     ``suffix`` matters to writers that infer a format from the name (ffmpeg).
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{_shortened(path.name, suffix)}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         yield tmp
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+_NAME_MAX = 255  # bytes in one file name (Linux, macOS; Windows: 255 characters)
+
+
+def _shortened(name: str, suffix: str) -> str:
+    """``name`` cut (at a character boundary) so ``.<name>.XXXXXXXX<suffix>`` fits in one file name:
+    an output whose name is near the limit can still be written."""
+    room = _NAME_MAX - 2 - 8 - len(os.fsencode(suffix))  # two dots, mkstemp's 8 random characters
+    raw = os.fsencode(name)
+    return name if len(raw) <= room else raw[:room].decode("utf-8", "ignore")
 
 
 def publish(tmp: str, path: Path, fsync: bool = False) -> None:
