@@ -150,6 +150,30 @@ def test_folder_mode_reports_skips(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png", "2.png"]
 
 
+
+def test_thousands_of_problems_do_not_flood_the_console(tmp_path):
+    """From a folder QA pass: 5,000 unpaired files printed 5,000 lines, burying the pairs that
+    failed to read. The first ones are printed, and all of them listed in a file."""
+    from litefuse.cli import SKIPS_FILE, SKIPS_SHOWN
+
+    root = tmp_path / "set"
+    ir, vi = synthetic_pair(40, 56)
+    save_image(root / "ir" / "pair.png", ir)
+    save_image(root / "vi" / "pair.png", vi)
+    for i in range(SKIPS_SHOWN + 5):
+        (root / "ir" / f"orphan{i:02d}.png").write_bytes((root / "ir" / "pair.png").read_bytes())
+    out = tmp_path / "out"
+    proc = run("fuse", "--input", str(root), "-o", str(out), "-m", "max")
+    assert proc.returncode == 1 and f"1 fused, {SKIPS_SHOWN + 5} skipped" in proc.stdout, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("skipped:")]
+    assert len(lines) == SKIPS_SHOWN + 1 and f"5 more; all {SKIPS_SHOWN + 5} listed in" in lines[-1], proc.stderr
+    listed = (out / SKIPS_FILE).read_text(encoding="utf-8").splitlines()
+    assert len(listed) == SKIPS_SHOWN + 5 and all("no partner in vi/" in line for line in listed)
+    for orphan in root.glob("ir/orphan*.png"):  # a later run with few problems leaves no stale list
+        orphan.unlink()
+    proc = run("fuse", "--input", str(root), "-o", str(out), "-m", "max", "--skip-existing")
+    assert proc.returncode == 0 and not (out / SKIPS_FILE).exists(), proc.stderr
+
 def test_models_table():
     proc = run("models")
     assert proc.returncode == 0

@@ -145,8 +145,7 @@ def fuse(
                 overwrite=overwrite, progress=progress_bar(f"fusing ({fuser.name})"), batch_size=batch_size, bits=bits,
                 skip_existing=skip_existing,
             )
-            for problem in report.skipped:
-                err_console.print(f"skipped: {problem}", markup=False)
+            _print_skips(report.skipped, output)
             console.print(f"{report.summary.split(': ')[0]} -> {output}", markup=False)
             raise typer.Exit(0 if not report.skipped else (1 if report.fused else 2))
         if is_video(ir) or is_video(vi):
@@ -160,6 +159,27 @@ def fuse(
         console.print(f"fused ({fuser.name}) -> {path}", markup=False)
     except LitefuseError as exc:
         raise fail(str(exc)) from None
+
+
+SKIPS_SHOWN = 20  # problems printed one a line; more (thousands of unpaired files) go to a file
+SKIPS_FILE = "litefuse-skipped.txt"
+
+
+def _print_skips(skipped: list[str], output: Path) -> None:
+    """One ``skipped:`` line per problem, up to :data:`SKIPS_SHOWN`; beyond that the first ones
+    and a count, every problem listed in ``output/litefuse-skipped.txt`` (a list from an earlier
+    run there is removed when this one has none to write)."""
+    listing = output / SKIPS_FILE
+    for problem in skipped[:SKIPS_SHOWN]:
+        err_console.print(f"skipped: {problem}", markup=False)
+    if len(skipped) <= SKIPS_SHOWN:
+        if listing.is_file():
+            listing.unlink()
+        return
+    from ._files import atomic_write_text
+
+    atomic_write_text(listing, "".join(f"{problem}\n" for problem in skipped))
+    err_console.print(f"skipped: ... {len(skipped) - SKIPS_SHOWN} more; all {len(skipped)} listed in {listing}", markup=False)
 
 
 def _fuse_video(ir: Path, vi: Path, output: Path, fuser, into_folder: bool, **kwargs) -> None:
