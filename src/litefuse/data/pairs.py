@@ -10,6 +10,7 @@ folders.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -72,6 +73,12 @@ def _images_by_stem(folder: Path) -> dict[str, list[Path]]:
     return found
 
 
+def _loose(stem: str) -> str:
+    """A stem as a person reads it: letter case and Unicode form (é as one character or as e and
+    an accent, as macOS writes names) set aside."""
+    return unicodedata.normalize("NFC", stem).casefold()
+
+
 def match_stems(folders: Mapping[str, Path]) -> tuple[dict[str, dict[str, Path]], list[PairProblem]]:
     """Group the images of several folders by file stem: the one pairing rule of litefuse.
 
@@ -98,8 +105,8 @@ def match_stems(folders: Mapping[str, Path]) -> tuple[dict[str, dict[str, Path]]
             # stems match exactly (a case-insensitive file system would be the exception): name
             # a partner that differs only in case, which the user most likely meant
             near = [p.name for r in folders if r not in files for st, ps in by_role[r].items()
-                    if st != stem and st.casefold() == stem.casefold() for p in ps]
-            hint = f" ({', '.join(near)} there differs in letter case; stems match exactly)" if near else ""
+                    if st != stem and _loose(st) == _loose(stem) for p in ps]
+            hint = f" ({', '.join(near)} there differs in letter case or Unicode form; stems match exactly)" if near else ""
             problems.append(PairProblem(stem, first, f"no partner in {missing}{hint}"))
         else:
             matched[stem] = {role: paths[0] for role, paths in files.items()}
