@@ -129,6 +129,35 @@ def test_failed_writes_do_not_keep_their_images(tmp_path, monkeypatch):
     assert alive == [0] * 6
 
 
+def test_a_full_disk_stops_the_run(tmp_path, monkeypatch):
+    """Once the disk is full no later write can succeed: the run stops with one error saying how
+    many images were written, instead of decoding and fusing every remaining pair to skip it."""
+    import errno
+
+    import litefuse.folder
+    from litefuse.errors import OutputError
+
+    root = tmp_path / "set"
+    for i in range(20):
+        ir, vi = synthetic_pair(32, 40, seed=i)
+        save_image(root / "ir" / f"{i:02d}.png", ir)
+        save_image(root / "vi" / f"{i:02d}.png", vi)
+    calls = []
+
+    def fills_up(path, image, bits=8):
+        calls.append(path)
+        if len(calls) <= 2:
+            return save_image(path, image, bits=bits)
+        error = OutputError(f"{path}: cannot write (No space left on device)")
+        error.errno = errno.ENOSPC
+        raise error
+
+    monkeypatch.setattr(litefuse.folder, "save_image", fills_up)
+    with pytest.raises(OutputError, match=r"No space left on device\); stopped, 2 fused images written before it"):
+        fuse_folder(root, tmp_path / "out", "max", workers=1)
+    assert len(calls) < 10 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00.png", "01.png"]
+
+
 def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
     """A CI timeout or `kill` mid-folder: exit 143, whole outputs only, no temporary files left."""
     import os

@@ -361,3 +361,18 @@ def test_save_refuses_empty_and_misshapen_arrays_by_what_was_given(tmp_path):
     with pytest.raises(OutputError, match="float32 values and shape \\(3, 16, 16\\)"):
         save_image(tmp_path / "c.png", np.zeros((3, 16, 16), np.float32))
     assert not list(tmp_path.iterdir())
+
+
+def test_a_failed_write_keeps_its_os_error_number(tmp_path, monkeypatch):
+    """A folder run stops on a full disk by the error number save_image keeps (ENOSPC)."""
+    import errno
+
+    import litefuse.io
+
+    def full(tmp, path, fsync=False):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(litefuse.io, "publish", full)
+    with pytest.raises(OutputError, match="cannot write \\(No space left on device\\)") as caught:
+        save_image(tmp_path / "x.png", np.zeros((8, 8), np.float32))
+    assert caught.value.errno == errno.ENOSPC and not list(tmp_path.iterdir())

@@ -3,6 +3,7 @@ while the method runs), batched where frames allow it, written atomically in pai
 
 from __future__ import annotations
 
+import errno
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from .io import Norm, check_output_dir, check_output_path, read_image, same_path
 from .runtime import available_cores, prepare
 
 __all__ = ["FolderReport", "fuse_folder"]
+
+_STOPS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # write errors that end a folder run
 
 
 @dataclass
@@ -115,12 +118,16 @@ def fuse_folder(
         _check_first_source(a, pair.a, pair_task(pair, fuser.task))
         return out, fuser.prepare(a, b, resize_b=resize_vi, names=(pair.a, pair.b))
 
+    fatal: list[str] = []  # a write no later write can escape: the disk or quota full, a read-only file system
+
     def write(out: Path, fused_y: np.ndarray, prepared: Prepared) -> Path | str:
         # a problem as its message, not as an exception kept in the future: its traceback would
         # hold this frame's images until the end of the run (a full disk: every pair's, GBs)
         try:
             return save_image(out, fuser.finish(fused_y, prepared, grey), bits=bits)
         except LitefuseError as exc:
+            if getattr(exc, "errno", None) in _STOPS:
+                fatal.append(str(exc))
             return str(exc)
 
     writes: list[Future | str] = []  # in pair order: a pending write, or a problem
@@ -137,6 +144,9 @@ def fuse_folder(
         todo = iter(pairs)
         batch: list[tuple[Path, Prepared]] = []
         for _ in progress(pairs, len(pairs)) if progress else pairs:
+            if fatal:  # every later pair would be decoded and fused only to fail the same way
+                written = sum(1 for w in writes if isinstance(w, Future) and w.done() and isinstance(w.result(), Path))
+                raise OutputError(f"{fatal[0]}; stopped, {written} fused images written before it")
             while len(ahead) < depth and (nxt := next(todo, None)) is not None:
                 ahead.append(pool.submit(load, nxt))
             try:

@@ -444,5 +444,7 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
                 Image.fromarray(arr).save(tmp, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
             publish(tmp, path)
     except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        error = OutputError(f"{path}: cannot write ({exc.strerror or exc})")
+        error.errno = exc.errno  # a full disk or a read-only file system stops a folder run
+        raise error from None
     return path
