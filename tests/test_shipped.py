@@ -113,3 +113,20 @@ def test_distilled_default_is_closer_to_its_teacher_than_max_and_an_untrained_st
             gaps[key].append(float(np.abs(out - target).mean()))
     mean = {k: float(np.mean(v)) for k, v in gaps.items()}
     assert mean["shipped"] < mean["max"] and 2 * mean["shipped"] < mean["untrained"], mean
+
+
+def test_cards_name_the_licence_of_llvip_among_their_training_data(tmp_path):
+    """LLVIP (inside data/ivif) is under a non-commercial licence: a card of weights trained on it
+    says so, and the card writer finds it inside or as a data folder."""
+    from pathlib import Path
+
+    from litefuse.train.card import _licence_note
+
+    weights = Path(litefuse.__file__).parent / "weights"
+    for card in sorted(weights.glob("*.md")):
+        row = next(line for line in card.read_text().splitlines() if line.startswith("| training data |"))
+        assert ("data/ivif" in row) == ("non-commercial licence" in row), card.name
+    (tmp_path / "ivif" / "LLVIP").mkdir(parents=True)
+    (tmp_path / "mef").mkdir()
+    assert "LLVIP" in _licence_note([str(tmp_path / "ivif")]) and "LLVIP" in _licence_note([str(tmp_path / "ivif" / "LLVIP")])
+    assert _licence_note([str(tmp_path / "mef")]) == ""

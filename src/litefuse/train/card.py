@@ -96,6 +96,16 @@ def _init_text(init: str) -> str:
     return f"`{path.parent.name}/{path.name}` (fine-tuned)"
 
 
+#: development sets whose licence a user of weights trained on them should know
+LICENCES = {"LLVIP": "LLVIP's pairs, under a non-commercial licence (check it before any commercial use of these weights)"}
+
+
+def _licence_note(data: list[str]) -> str:
+    """``"; includes ..."`` for each set of :data:`LICENCES` among (or under) the data folders."""
+    found = [name for name in LICENCES for d in data if Path(d).name == name or (Path(d) / name).is_dir()]
+    return "".join(f"; includes {LICENCES[name]}" for name in dict.fromkeys(found))
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -140,7 +150,8 @@ def model_card(
         f"| MACs, one 640×480 fusion | {macs / 1e9:.3f} G |",
         f"| tasks | {', '.join(info.tasks)} |",
         f"| training data | {data} ({s.get('train_crops', '?')} training / {s.get('val_crops', '?')} validation crops per epoch; "
-        f"validation = {cfg.get('val_fraction', 0):.0%} of pairs held out by a stable hash of `<dataset>/<stem>`) |",
+        f"validation = {cfg.get('val_fraction', 0):.0%} of pairs held out by a stable hash of `<dataset>/<stem>`)"
+        f"{_licence_note(cfg.get('data', []))} |",
         f"| crop, batch | {cfg.get('crop')}, {cfg.get('batch_size')} |",
         f"| optimiser | {cfg.get('optimizer')} lr {cfg.get('lr')}, plateau ×{cfg.get('plateau_factor')} "
         f"(patience {cfg.get('plateau_patience')}), early stop patience {cfg.get('early_stopping_patience')} |",
