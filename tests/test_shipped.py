@@ -130,3 +130,21 @@ def test_cards_name_the_licence_of_llvip_among_their_training_data(tmp_path):
     (tmp_path / "mef").mkdir()
     assert "LLVIP" in _licence_note([str(tmp_path / "ivif")]) and "LLVIP" in _licence_note([str(tmp_path / "ivif" / "LLVIP")])
     assert _licence_note([str(tmp_path / "mef")]) == ""
+
+
+@pytest.mark.parametrize("name", ["aenetv2", "aenetv2-ivif", "densefuse", "lwc-densefuse", "dwsfusion", "dwsfusion-plus"])
+def test_card_facts_match_the_weights_file_and_the_model(name):
+    """The card's seed and step are the weights file's metadata; its params and MACs are the
+    model's, counted now (a card spliced by hand could drift from either)."""
+    from pathlib import Path
+
+    from litefuse.registry import get_model_info, weights_metadata
+    from litefuse.train.card import model_complexity
+
+    info = get_model_info(name)
+    card = (Path(litefuse.__file__).parent / "weights" / f"{name}.md").read_text()
+    rows = dict(re.findall(r"^\| ([^|]+?) \| (.+?) \|$", card, flags=re.M))
+    meta = weights_metadata(info.weights_path)
+    assert meta["model"] == name and rows["seed"] == meta["seed"], (rows.get("seed"), meta)
+    params, macs = model_complexity(name)
+    assert rows["parameters"] == f"{params:,}" and rows["MACs, one 640×480 fusion"] == f"{macs / 1e9:.3f} G"
