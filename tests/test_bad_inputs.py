@@ -307,14 +307,6 @@ def test_eval_scores_only_what_it_fused_with_the_named_method(capsys, tmp_path):
     assert rc == 0 and "2 scored" in stdout + _ and "mean" in stdout
 
 
-def test_non_finite_images_are_never_written(tmp_path):
-    image = np.full((8, 8), 0.5, np.float32)
-    image[2, 3] = np.nan
-    with pytest.raises(OutputError, match="NaN or infinite"):
-        save_image(tmp_path / "x.png", image)
-    assert not list(tmp_path.iterdir())
-
-
 @pytest.mark.parametrize("limit", ["0", "-1"])
 def test_compare_limit_below_one_is_refused(capsys, tmp_path, pair, limit):
     from litefuse.compare import compare
@@ -369,13 +361,6 @@ def test_folder_results_never_go_into_a_source_folder_spelt_otherwise(capsys, tm
         one_line_error(capsys, *command, "-i", str(tmp_path / "set"), "-o", str(tmp_path / "set" / "IR"),
                        fragments=("source folder",))
     assert snapshot(tmp_path / "set") == before
-
-
-@pytest.mark.parametrize("array", [np.zeros((8, 8), np.int64), np.zeros((3, 8, 8), np.uint8), np.zeros((8, 8, 2), np.float32)])
-def test_save_image_refuses_arrays_it_cannot_write(tmp_path, array):
-    with pytest.raises(OutputError, match="cannot write a"):
-        save_image(tmp_path / "x.png", array)
-    assert not list(tmp_path.iterdir())
 
 
 def test_bits_16_keeps_a_16_bit_source_s_precision(capsys, tmp_path):
@@ -465,15 +450,6 @@ def test_eval_reads_float_tiff_sources_by_the_input_contract(capsys, tmp_path):
     save_image(tmp_path / "set" / "vi" / "p.png", vi)
     rc, stdout, err = cli(capsys, "eval", "-i", str(tmp_path / "set"), "-m", "max", "-o", str(tmp_path / "f"), "--metrics", "EN")
     assert rc == 0 and "1 scored, 0 skipped" in stdout, err + stdout
-
-
-@pytest.mark.parametrize("scale, offset", [(255.0, 0.0), (1.0, -5.0), (1.01, 0.0)])
-def test_save_image_refuses_floats_outside_the_unit_range(tmp_path, scale, offset):
-    ramp = np.linspace(0.0, 1.0, 256, dtype=np.float32).reshape(16, 16)
-    with pytest.raises(OutputError, match=r"x.png: float image values span .* expected \[0, 1\]"):
-        save_image(tmp_path / "x.png", ramp * scale + offset)
-    assert not list(tmp_path.iterdir())
-    save_image(tmp_path / "ok.png", ramp * (1 + FLOAT_TOLERANCE / 2))  # rounding is clipped, as on reading
 
 
 @pytest.mark.parametrize("kwargs, match", [({"tile": -5}, "tile must be"), ({"tile": 4}, "tile must be"),

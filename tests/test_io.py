@@ -9,7 +9,7 @@ from PIL import Image
 
 from litefuse.colour import rgb_to_ycbcr, ycbcr_to_rgb
 from litefuse.errors import InputError, OutputError
-from litefuse.io import read_image, save_image, check_output_path
+from litefuse.io import FLOAT_TOLERANCE, check_output_path, read_image, save_image
 
 
 def _gradient(h: int = 21, w: int = 33) -> np.ndarray:
@@ -376,3 +376,27 @@ def test_a_failed_write_keeps_its_os_error_number(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="cannot write \\(No space left on device\\)") as caught:
         save_image(tmp_path / "x.png", np.zeros((8, 8), np.float32))
     assert caught.value.errno == errno.ENOSPC and not list(tmp_path.iterdir())
+
+
+def test_non_finite_images_are_never_written(tmp_path):
+    image = np.full((8, 8), 0.5, np.float32)
+    image[2, 3] = np.nan
+    with pytest.raises(OutputError, match="NaN or infinite"):
+        save_image(tmp_path / "x.png", image)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("array", [np.zeros((8, 8), np.int64), np.zeros((3, 8, 8), np.uint8), np.zeros((8, 8, 2), np.float32)])
+def test_save_image_refuses_arrays_it_cannot_write(tmp_path, array):
+    with pytest.raises(OutputError, match="cannot write a"):
+        save_image(tmp_path / "x.png", array)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("scale, offset", [(255.0, 0.0), (1.0, -5.0), (1.01, 0.0)])
+def test_save_image_refuses_floats_outside_the_unit_range(tmp_path, scale, offset):
+    ramp = np.linspace(0.0, 1.0, 256, dtype=np.float32).reshape(16, 16)
+    with pytest.raises(OutputError, match=r"x.png: float image values span .* expected \[0, 1\]"):
+        save_image(tmp_path / "x.png", ramp * scale + offset)
+    assert not list(tmp_path.iterdir())
+    save_image(tmp_path / "ok.png", ramp * (1 + FLOAT_TOLERANCE / 2))  # rounding is clipped, as on reading
