@@ -101,6 +101,15 @@ def test_skip_existing_resumes_a_folder_run(folder, tmp_path, one_thread):
         fuse_folder(folder, out, "max", skip_existing=True, overwrite=True)
 
 
+def _small_pairs(root, n: int):
+    """``n`` synthetic 40×32 pairs ``00.png``, ``01.png``, ... in ``root/ir`` and ``root/vi``."""
+    for i in range(n):
+        ir, vi = synthetic_pair(32, 40, seed=i)
+        save_image(root / "ir" / f"{i:02d}.png", ir)
+        save_image(root / "vi" / f"{i:02d}.png", vi)
+    return root
+
+
 def test_failed_writes_do_not_keep_their_images(tmp_path, monkeypatch):
     """A full disk fails every write: each failure is kept as its message, not as an exception
     whose traceback holds the pair's images to the end of the run (measured before: 1,000
@@ -110,11 +119,7 @@ def test_failed_writes_do_not_keep_their_images(tmp_path, monkeypatch):
     import litefuse.folder
     from litefuse.errors import OutputError
 
-    root = tmp_path / "set"
-    for i in range(6):
-        ir, vi = synthetic_pair(32, 40, seed=i)
-        save_image(root / "ir" / f"{i}.png", ir)
-        save_image(root / "vi" / f"{i}.png", vi)
+    root = _small_pairs(tmp_path / "set", 6)
     alive = []
     earlier: list[weakref.ref] = []
 
@@ -137,11 +142,7 @@ def test_a_full_disk_stops_the_run(tmp_path, monkeypatch):
     import litefuse.folder
     from litefuse.errors import OutputError
 
-    root = tmp_path / "set"
-    for i in range(20):
-        ir, vi = synthetic_pair(32, 40, seed=i)
-        save_image(root / "ir" / f"{i:02d}.png", ir)
-        save_image(root / "vi" / f"{i:02d}.png", vi)
+    root = _small_pairs(tmp_path / "set", 20)
     calls = []
 
     def fills_up(path, image, bits=8):
