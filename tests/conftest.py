@@ -50,10 +50,10 @@ def _torch_threads_restored():
 
     from litefuse import runtime
 
-    before, last = torch.get_num_threads(), runtime._LAST_SET
+    before, last, users = torch.get_num_threads(), runtime._LAST_SET, runtime._LAST_WAS_USERS
     yield
     torch.set_num_threads(before)
-    runtime._LAST_SET = last
+    runtime._LAST_SET, runtime._LAST_WAS_USERS = last, users
 
 
 @pytest.fixture()

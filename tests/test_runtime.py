@@ -145,13 +145,14 @@ def test_a_thread_count_the_user_chose_is_kept(monkeypatch):
         assert litefuse.Fuser("max").threads == 2  # nobody chose: the default
         torch.set_num_threads(1)  # the user's choice, after litefuse set 2
         assert litefuse.Fuser("max").threads == 1 and torch.get_num_threads() == 1
+        assert litefuse.Fuser("max").threads == 1  # ... and stays the user's on later calls
         assert litefuse.Fuser("max", threads=2).threads == 2  # an explicit count wins
         assert litefuse.Fuser("max").threads == 2  # ... and is litefuse's own from then on
         monkeypatch.setattr(runtime, "_LAST_SET", None)  # a fresh process started with OMP_NUM_THREADS=1
         torch.set_num_threads(1)
         monkeypatch.setattr(runtime, "_IMPORT_THREADS", 1)
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
-        assert litefuse.Fuser("max").threads == 1
+        assert litefuse.Fuser("max").threads == 1 and litefuse.Fuser("max").threads == 1
         monkeypatch.setenv("LITEFUSE_THREADS", "2")
         monkeypatch.setattr(runtime, "default_threads", lambda: int(runtime.os.environ["LITEFUSE_THREADS"]))
         assert litefuse.Fuser("max").threads == 2  # litefuse's own setting wins over torch's

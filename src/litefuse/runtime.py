@@ -36,6 +36,7 @@ __all__ = ["PRECISIONS", "check_precision", "with_precision", "compile_for_infer
 _HEAP_DONE: bool | None = None
 _IMPORT_THREADS = torch.get_num_threads()  # torch's count when litefuse was imported
 _LAST_SET: int | None = None  # the count set_threads last applied
+_LAST_WAS_USERS = False  # ... and whether it was a count the user chose (kept, not litefuse's own)
 _ISA_CAPPED: bool | None = None  # None: not decided yet in this process
 _ISA_ENV = "ONEDNN_MAX_CPU_ISA"
 
@@ -136,8 +137,8 @@ def user_threads() -> int | None:
     since litefuse was imported (a count litefuse did not set), or ``OMP_NUM_THREADS`` in the
     environment -- else ``None``."""
     now = torch.get_num_threads()
-    if _LAST_SET is not None:
-        return now if now != _LAST_SET else None
+    if _LAST_SET is not None:  # changed since litefuse set it, or kept then as the user's
+        return now if now != _LAST_SET or _LAST_WAS_USERS else None
     if now != _IMPORT_THREADS or os.environ.get("OMP_NUM_THREADS", "").strip():
         return now
     return None
@@ -147,16 +148,18 @@ def set_threads(threads: int | None = None) -> int:
     """Set torch's intra-op CPU threads (process-wide) to ``threads``; by default
     ``$LITEFUSE_THREADS``, else a count the user gave torch (:func:`user_threads`: a library
     must not override it), else :func:`default_threads`."""
-    global _LAST_SET
+    global _LAST_SET, _LAST_WAS_USERS
+    users = None
     if threads is not None:
         n = _check_threads(threads)
     elif os.environ.get("LITEFUSE_THREADS", "").strip():
         n = default_threads()
     else:
-        n = user_threads() or default_threads()
+        users = user_threads()
+        n = users or default_threads()
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
-    _LAST_SET = n
+    _LAST_SET, _LAST_WAS_USERS = n, users is not None
     return n
 
 
