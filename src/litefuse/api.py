@@ -178,10 +178,9 @@ class Fuser:
             model = weights_model(weights)
         self.name = model or default_model(task)
         self.info = get_model_info(self.name)
-        wanted = _AB_TASKS if self.task == "ab" else {self.task}
-        if not wanted <= set(self.info.tasks):  # allowed (a researcher may try it), but said
-            warnings.warn(f"{self.name} is made for {'/'.join(self.info.tasks)} pairs, not {self.task}: "
-                          "its weights never saw such pairs, expect weaker results", UserWarning, stacklevel=2)
+        note = outside_task(self.name, self.info, self.task)
+        if note:  # allowed (a researcher may try it), but said
+            warnings.warn(note, UserWarning, stacklevel=2)
         self.device = resolve_device(device)
         check_precision(precision)
         self.precision = precision if self.info.kind == "network" else "fp32"  # classical fusers stay float32
@@ -496,6 +495,14 @@ def check_loaded(model: str | Fuser | None, weights: str | Path | None, device: 
     if isinstance(model, Fuser) and (weights is not None or device != "cpu"):
         raise OptionError("weights= and device= choose what a Fuser loads; give them to Fuser(...), "
                           "or pass the model by name")
+
+
+def outside_task(label: str, info, task: str) -> str | None:
+    """The note for a method used on pairs of a ``task`` its weights never saw, or ``None``."""
+    wanted = _AB_TASKS if task == "ab" else {task}
+    if wanted <= set(info.tasks):
+        return None
+    return f"{label} is made for {'/'.join(info.tasks)} pairs, not {task}: its weights never saw such pairs, expect weaker results"
 
 
 def _check_first_source(a: np.ndarray, name, task: str) -> None:

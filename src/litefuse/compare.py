@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ._files import atomic_write_text
-from .api import _AB_TASKS, Fuser, _check_first_source, check_ir_norm, folder_task
+from .api import Fuser, _check_first_source, check_ir_norm, folder_task, outside_task
 from .data.pairs import Pair, find_pairs, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
@@ -153,11 +153,10 @@ def compare_pairs(
         raise OptionError(f"method {twice!r} given twice; give each method once (label=name@weights to compare weights)")
     result = Comparison(labels, names, convention)
     for task in sorted({pair_task(pair) for _, pair in work}):  # as fuse and eval --input say it
-        wanted = _AB_TASKS if task == "ab" else {task}
         for fuser in fusers:
-            if fuser.info.kind == "network" and not wanted <= set(fuser.info.tasks):
-                warnings.warn(f"{fuser.label} is made for {'/'.join(fuser.info.tasks)} pairs, not {task}: its weights "
-                              "never saw such pairs, expect weaker results", UserWarning, stacklevel=2)
+            note = outside_task(fuser.label, fuser.info, task) if fuser.info.kind == "network" else None
+            if note:
+                warnings.warn(note, UserWarning, stacklevel=2)
     tasks = [(dataset, pair, keep) for (dataset, pair), keep in zip(work, _previewed(work, preview))]
     context = dict(fusers=fusers, labels=labels, metrics=result.metrics, convention=convention, ir_norm=ir_norm)
     for out in parallel_map(_score_pair, tasks, jobs, context, progress):
