@@ -53,14 +53,19 @@ def check_task(task: str) -> str:
     return task
 
 
+def _covers(info, task: str) -> bool:
+    """Whether a method's weights were made for ``task`` (``"ab"``: every A/B task)."""
+    return (_AB_TASKS if task == "ab" else {task}) <= set(info.tasks)
+
+
 def default_model(task: str = "ivif") -> str:
     """The default method for ``task``: of the methods that ship weights and cover it, the one
     of lowest :attr:`~litefuse.registry.ModelInfo.default_rank` (the networks first, classical
     ``gff`` last). ``task="ab"`` stands for the A/B pair tasks (multi-focus, multi-exposure,
     medical) together, which one general network covers."""
-    wanted = _AB_TASKS if check_task(task) == "ab" else {task}
+    check_task(task)
     ranked = sorted((m.default_rank, m.name) for m in list_models()
-                    if m.default_rank is not None and m.has_weights and wanted <= set(m.tasks))
+                    if m.default_rank is not None and m.has_weights and _covers(m, task))
     if not ranked:
         raise ModelError(f"no registered method is a default for task {task!r}")
     return ranked[0][1]
@@ -499,8 +504,7 @@ def check_loaded(model: str | Fuser | None, weights: str | Path | None, device: 
 
 def outside_task(label: str, info, task: str) -> str | None:
     """The note for a method used on pairs of a ``task`` its weights never saw, or ``None``."""
-    wanted = _AB_TASKS if task == "ab" else {task}
-    if wanted <= set(info.tasks):
+    if _covers(info, task):
         return None
     return f"{label} is made for {'/'.join(info.tasks)} pairs, not {task}: its weights never saw such pairs, expect weaker results"
 
