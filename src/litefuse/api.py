@@ -28,7 +28,7 @@ from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import pair_dirs
 from .errors import InputError, ModelError, OptionError
 from .io import (
-    MIN_SIDE, Norm, check_bits, check_norm, check_output_path, in_unit_range, pil_array, read_image, save_image,
+    MIN_SIDE, Norm, check_bits, equal_channels, check_norm, check_output_path, in_unit_range, pil_array, read_image, save_image,
     to_float, value_range,
 )
 from .registry import get_model_info, list_models, load_model, weights_model
@@ -344,12 +344,9 @@ def _unit_floats(x) -> bool:
     at least :data:`~litefuse.io.MIN_SIDE` on each side, in [0, 1] (to its tolerance). Other
     layouts (``C×H×W``, ``H×W×1``, RGBA) and sizes go through :func:`as_image`."""
     return (isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating)
-            and (x.ndim == 2 or (x.ndim == 3 and x.shape[-1] == 3 and not _equal_channels(x)))
+            and (x.ndim == 2 or (x.ndim == 3 and x.shape[-1] == 3 and not equal_channels(x)))
             and min(x.shape[:2]) >= MIN_SIDE and in_unit_range(value_range(x)))
 
-
-def _equal_channels(x: np.ndarray) -> bool:
-    return bool(np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2]))
 
 
 @dataclass

@@ -228,9 +228,14 @@ def to_float(arr: np.ndarray, norm: Norm = "range", source: str | Path | None = 
     else:
         raise InputError(f"unsupported pixel type {arr.dtype}; expected uint8, uint16 or float", source)
 
-    if out.ndim == 3 and np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 0], out[..., 2]):
+    if out.ndim == 3 and equal_channels(out):
         out = out[..., 0]  # grey stored as three identical channels
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def equal_channels(x: np.ndarray) -> bool:
+    """Whether an ``H×W×3`` image is grey stored as three identical channels."""
+    return bool(np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2]))
 
 
 def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.ndarray:
