@@ -107,3 +107,19 @@ def test_a_nan_mean_is_explained_under_the_table():
     assert "| a | nan | 6.0000 |" in table and table.splitlines()[-1].startswith("nan: the metric is undefined")
     assert "nan:" not in markdown_table({"a": {"EN": 6.0}}, ["EN"])
     assert "nan:" not in markdown_table({"a": {"PSNR": float("inf")}, "b": {"PSNR": 60.0}}, ["PSNR"])  # MSE 0: defined
+
+
+def test_eval_and_compare_default_to_the_same_worker_count(monkeypatch):
+    """One rule for both commands: the free cores by load average, at most 4, decided when the
+    command runs (not when the CLI module was imported)."""
+    from litefuse import runtime
+    from litefuse.evaluation import default_jobs
+
+    monkeypatch.setattr(runtime, "available_cores", lambda: 16)
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (1.0, 0.0, 0.0))
+    assert default_jobs() == 4
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (14.6, 0.0, 0.0))
+    assert default_jobs() == 1
+    monkeypatch.setattr(runtime, "available_cores", lambda: 2)
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert default_jobs() == 2

@@ -17,7 +17,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .cli_common import IR_NORM_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar
+from .cli_common import IR_NORM_HELP, JOBS_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar
 from .errors import LitefuseError
 
 app = typer.Typer(
@@ -360,7 +360,7 @@ def compare(
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metric names (default: the 8 core metrics)."),
     convention: str = typer.Option("cddfuse", "--convention", help="cddfuse | tang | vifb | liu"),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs per folder."),
-    jobs: int = typer.Option(min(4, os.cpu_count() or 1), "--jobs", "-j", min=1, help="Worker processes (pairs in parallel)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help=JOBS_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in the --output folder."),
     ir_norm: str = typer.Option("range", "--ir-norm", help=IR_NORM_HELP + " Used for fusing and scoring alike."),
 ) -> None:
@@ -368,6 +368,7 @@ def compare(
     from .api import Fuser
     from .compare import check_report_dir, check_scoring, write_report
     from .compare import compare as run_compare
+    from .evaluation import default_jobs
 
     norm = parse_ir_norm(ir_norm)  # a bad value is one line, before any note or model loading
     try:
@@ -378,7 +379,7 @@ def compare(
             fusers.append(Fuser("max"))
             err_console.print("note: `max` added as the classical reference (--no-reference leaves it out)", markup=False)
         result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
-                             progress=progress_bar("comparing"), jobs=jobs, ir_norm=norm)
+                             progress=progress_bar("comparing"), jobs=jobs or default_jobs(), ir_norm=norm)
         if not result.rows:
             for problem in result.skipped:
                 err_console.print(f"skipped: {problem}", markup=False)

@@ -11,19 +11,14 @@ registers it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from .cli_common import IR_NORM_HELP
+from .cli_common import IR_NORM_HELP, JOBS_HELP
 
 __all__ = ["eval_command", "score_triple"]
-
-
-def _default_jobs() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
 
 
 def score_triple(task: tuple[str, dict[str, Path]], context: dict[str, Any]) -> tuple[str, Optional[dict[str, float]], Optional[str]]:
@@ -72,7 +67,7 @@ def eval_command(
     psnr: Optional[str] = typer.Option(None, "--psnr", help="Override the PSNR kind, e.g. 'textbook' = 10·log10(255²/MSE)."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image scores to this CSV file."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the summary as a markdown table."),
-    jobs: int = typer.Option(_default_jobs(), "--jobs", "-j", help="Worker processes."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help=JOBS_HELP),
     ir_norm: str = typer.Option("range", "--ir-norm", help=IR_NORM_HELP + " Scores the infrared (and with --input fuses it) as `fuse --ir-norm` reads it."),
 ) -> None:
     """Score fused images with the fusion metrics: per-image CSV and a mean ± std table."""
@@ -81,7 +76,7 @@ def eval_command(
     from .cli_common import console, err_console, fail, parse_ir_norm, progress_bar
     from .data.pairs import match_stems
     from .errors import LitefuseError
-    from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
+    from .evaluation import default_jobs, markdown_table, parallel_map, summarise, write_scores_csv
     from .metrics import METRICS, get_convention, resolve_metrics
 
     # ---- arguments
@@ -96,7 +91,9 @@ def eval_command(
             verb = "apply" if len(unused) > 1 else "applies"
             err_console.print(f"note: {' and '.join(unused)} {verb} with --input only; --fused {fused} is scored as it is",
                               markup=False)
-    if jobs < 1:
+    if jobs is None:
+        jobs = default_jobs()
+    elif jobs < 1:
         raise fail(f"--jobs must be at least 1 (got {jobs})")
     norm = parse_ir_norm(ir_norm)
     try:

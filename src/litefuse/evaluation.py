@@ -43,6 +43,18 @@ def _call(fn: Callable[[T, Any], R], task: T) -> R:
     return fn(task, _CONTEXT["value"])
 
 
+MAX_DEFAULT_JOBS = 4
+
+
+def default_jobs() -> int:
+    """Worker processes for ``eval`` and ``compare`` when none are asked for: the cores the load
+    average says are free (:func:`litefuse.runtime.free_cores`), at most 4 (each worker imports
+    torch and loads its own models, so more rarely pays off)."""
+    from .runtime import free_cores
+
+    return min(MAX_DEFAULT_JOBS, free_cores())
+
+
 def parallel_map(
     fn: Callable[[T, Any], R],
     tasks: Sequence[T],

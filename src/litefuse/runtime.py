@@ -31,7 +31,7 @@ from .errors import OptionError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-__all__ = ["PRECISIONS", "check_precision", "with_precision", "compile_for_inference", "compile_backend", "resolve_device", "available_cores", "default_threads", "user_threads", "set_threads", "keep_heap_resident", "apply_heap_policy", "parse_cpuinfo", "cpu_facts", "onednn_isa_cap", "apply_isa_policy", "keep_full_isa", "isa_capped", "prepare"]
+__all__ = ["PRECISIONS", "check_precision", "with_precision", "compile_for_inference", "compile_backend", "resolve_device", "available_cores", "free_cores", "default_threads", "user_threads", "set_threads", "keep_heap_resident", "apply_heap_policy", "parse_cpuinfo", "cpu_facts", "onednn_isa_cap", "apply_isa_policy", "keep_full_isa", "isa_capped", "prepare"]
 
 _HEAP_DONE: bool | None = None
 _IMPORT_THREADS = torch.get_num_threads()  # torch's count when litefuse was imported
@@ -114,6 +114,11 @@ def default_threads() -> int:
     env = os.environ.get("LITEFUSE_THREADS", "").strip()
     if env:
         return _check_threads(env, "LITEFUSE_THREADS")
+    return free_cores()
+
+
+def free_cores() -> int:
+    """The available cores minus the busy ones by the 1-minute load average, at least 1."""
     cores = available_cores()
     try:
         busy = os.getloadavg()[0]
