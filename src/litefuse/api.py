@@ -28,7 +28,7 @@ from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import pair_dirs
 from .errors import InputError, ModelError, OptionError
 from .io import (
-    MIN_SIDE, Norm, check_bits, equal_channels, check_norm, check_output_path, in_unit_range, pil_array, read_image, save_image,
+    MIN_SIDE, Norm, check_bits, check_grey_infrared, equal_channels, check_norm, check_output_path, in_unit_range, pil_array, read_image, save_image,
     to_float, value_range,
 )
 from .registry import get_model_info, list_models, load_model, weights_model
@@ -507,11 +507,8 @@ def outside_task(label: str, info, task: str) -> str | None:
 
 
 def _check_first_source(a: np.ndarray, name, task: str) -> None:
-    if task == "ivif" and not _is_grey(a):
-        raise InputError(
-            "infrared image has 3 distinct colour channels; expected grey (1 channel) "
-            "(two colour sources: --a/--b on the command line, task='mef', 'mff' or 'medical' in Python)", name,
-        )
+    if task == "ivif":
+        check_grey_infrared(a, name, "two colour sources: --a/--b on the command line, task='mef', 'mff' or 'medical' in Python")
 
 
 def check_ir_norm(ir_norm: Norm, task: str) -> Norm:

@@ -238,6 +238,14 @@ def equal_channels(x: np.ndarray) -> bool:
     return bool(np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2]))
 
 
+def check_grey_infrared(img: np.ndarray, source: str | Path | None, hint: str) -> None:
+    """Refuse a colour infrared image (read through the input contract, so three equal channels
+    are already grey): its luminance would be a false-colour palette's, not the scene's heat.
+    ``hint`` says where two colour sources belong in the caller's terms."""
+    if img.ndim == 3:
+        raise InputError(f"infrared image has 3 distinct colour channels; expected grey (1 channel) ({hint})", source)
+
+
 def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.ndarray:
     if norm == "minmax":
         return _stretch(arr.astype(np.float32))

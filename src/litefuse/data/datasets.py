@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 
 from ..colour import rgb_to_ycbcr
 from ..errors import InputError
-from ..io import read_image
+from ..io import check_grey_infrared, read_image
 from .pairs import Pair, PairProblem, find_pairs, pair_dirs, pair_task
 
 __all__ = [
@@ -138,10 +138,9 @@ def load_luma_u8(path: str | Path, infrared: bool = False) -> np.ndarray:
     source must be grey (three equal channels count), as :func:`litefuse.fuse` requires: the
     luminance of a false-colour palette is not the scene's thermal intensity."""
     img = read_image(path)
+    if infrared:
+        check_grey_infrared(img, path, "an A/B folder holds two colour sources")
     if img.ndim == 3:
-        if infrared:
-            raise InputError("infrared image has 3 distinct colour channels; expected grey (an A/B "
-                             "folder holds two colour sources)", path)
         img = rgb_to_ycbcr(img)[0]
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
