@@ -400,3 +400,17 @@ def test_save_image_refuses_floats_outside_the_unit_range(tmp_path, scale, offse
         save_image(tmp_path / "x.png", ramp * scale + offset)
     assert not list(tmp_path.iterdir())
     save_image(tmp_path / "ok.png", ramp * (1 + FLOAT_TOLERANCE / 2))  # rounding is clipped, as on reading
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiff_orientation_tag_applied_as_viewers_show_it(tmp_path, orientation):
+    """A TIFF's Orientation tag turns it upright as EXIF's does a JPEG (tifffile ignored it: a
+    camera's rotated TIFF was read sideways, and no longer paired with the JPEG of the same shot)."""
+    from PIL import ImageOps
+
+    stored = np.random.default_rng(orientation).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    path = tmp_path / "rotated.tif"
+    tifffile.imwrite(path, stored, photometric="rgb", extratags=[(274, "H", 1, orientation, True)])
+    with Image.open(path) as im:
+        upright = np.asarray(ImageOps.exif_transpose(im))  # Pillow, as viewers show the file
+    np.testing.assert_array_equal(read_image(path), upright / np.float32(255))

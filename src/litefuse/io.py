@@ -150,7 +150,8 @@ def _decode_png16(path: Path) -> np.ndarray:
 def _decode_tiff(path: Path) -> np.ndarray:
     """One TIFF image as H×W or H×W×C (samples last, planar files included), by the file's own
     axes rather than the array's shape: a 3-page grey stack is not an RGB image. Files holding
-    several full-size images, and two samples that are not grey + alpha, are refused."""
+    several full-size images, and two samples that are not grey + alpha, are refused. Turned
+    upright by the Orientation tag, as :func:`_decode_pillow` does by EXIF's."""
     import tifffile
 
     try:
@@ -158,6 +159,7 @@ def _decode_tiff(path: Path) -> np.ndarray:
             series = tif.series[0]
             page = tif.pages[0]
             photometric, colormap = int(page.photometric), page.colormap
+            orientation = page.tags.valueof(274, 1)  # TIFF's own Orientation tag, EXIF's values
             alpha = [int(e) for e in page.extrasamples] if "S" in series.axes else []
             others = sum(1 for extra in tif.series[1:] if not getattr(extra.pages[0], "is_reduced", False))
             try:
@@ -194,7 +196,15 @@ def _decode_tiff(path: Path) -> np.ndarray:
         grey = arr[..., 0] if arr.ndim == 3 else arr
         grey = np.iinfo(arr.dtype).max - grey
         arr = np.dstack([grey, arr[..., 1:]]) if arr.ndim == 3 else grey
-    return arr
+    return _ORIENT.get(orientation, lambda a: a)(arr)
+
+
+# orientation tag (TIFF 274, as EXIF 0x0112) -> the array turned upright, as viewers show it
+# (as PIL.ImageOps.exif_transpose: 6 is rotated 90° clockwise to view, 8 counter-clockwise)
+_ORIENT = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, -1)[::-1], 8: lambda a: np.rot90(a),
+}
 
 
 def to_float(arr: np.ndarray, norm: Norm = "range", source: str | Path | None = None) -> np.ndarray:
