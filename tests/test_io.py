@@ -414,3 +414,19 @@ def test_tiff_orientation_tag_applied_as_viewers_show_it(tmp_path, orientation):
     with Image.open(path) as im:
         upright = np.asarray(ImageOps.exif_transpose(im))  # Pillow, as viewers show the file
     np.testing.assert_array_equal(read_image(path), upright / np.float32(255))
+
+
+def test_format_by_content_not_name(tmp_path):
+    """A file is decoded as what it holds, whatever its suffix says: a PNG named .tif was refused
+    ("not a TIFF file"), and 16-bit colour PNG / TIFF data under another suffix was cut to 8 bits."""
+    import png
+
+    rgb16 = np.random.default_rng(0).integers(0, 65536, (20, 30, 3)).astype(np.uint16)
+    with open(tmp_path / "png16.jpg", "wb") as fh:
+        png.Writer(30, 20, greyscale=False, bitdepth=16).write(fh, rgb16.reshape(20, -1))
+    tifffile.imwrite(tmp_path / "tif16.png", rgb16, photometric="rgb")
+    for name in ("png16.jpg", "tif16.png"):
+        np.testing.assert_array_equal(read_image(tmp_path / name), rgb16 / np.float32(65535))
+    grey = _gradient()
+    Image.fromarray(grey).save(tmp_path / "png8.tif", format="PNG")
+    np.testing.assert_array_equal(read_image(tmp_path / "png8.tif"), grey / np.float32(255))

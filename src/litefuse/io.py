@@ -70,9 +70,15 @@ def _decode(path: Path) -> np.ndarray:
         raise InputError("is a directory, expected an image file", path)
     if path.stat().st_size == 0:
         raise InputError("empty file (0 bytes)", path)
-    if path.suffix.lower() in (".tif", ".tiff"):
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(26)
+    except OSError as exc:
+        raise InputError(f"cannot open ({exc.strerror or exc})", path) from None
+    # by the file's content, not its name: a PNG saved as .tif, a 16-bit colour PNG saved as .jpg
+    if head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):  # TIFF, BigTIFF
         return _decode_tiff(path)
-    if _png_16bit_colour(path):
+    if _png_16bit_colour(head):
         return _decode_png16(path)
     return _decode_pillow(path)
 
@@ -125,13 +131,9 @@ def _first_sentence(exc: BaseException) -> str:
     return str(exc).split(" exceeds")[0].strip() or exc.__class__.__name__
 
 
-def _png_16bit_colour(path: Path) -> bool:
-    """Whether ``path`` is a PNG of 16-bit RGB, RGBA or grey + alpha (colour types 2, 6, 4), which
-    Pillow decodes to 8 bits."""
-    if path.suffix.lower() != ".png":
-        return False
-    with open(path, "rb") as fh:
-        head = fh.read(26)
+def _png_16bit_colour(head: bytes) -> bool:
+    """Whether a file starting with ``head`` (26 bytes) is a PNG of 16-bit RGB, RGBA or grey +
+    alpha (colour types 2, 6, 4), which Pillow decodes to 8 bits."""
     return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 4, 6)
 
 
