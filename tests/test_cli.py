@@ -205,6 +205,9 @@ def test_version():
 
     proc = run("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"litefuse {litefuse.__version__}", proc.stderr
+    # the module the `litefuse` script runs is a command too (it ran nothing and exited 0)
+    proc = subprocess.run([sys.executable, "-m", "litefuse.cli", "--version"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"litefuse {litefuse.__version__}", proc.stderr
 
 
 def test_overwrite_and_skip_existing_together_is_a_usage_error(tmp_path, pair):

@@ -485,3 +485,7 @@ def main() -> None:  # pragma: no cover - exercised through the console script
         err_console.print("terminated" if _TERMINATED else "interrupted", markup=False)
         sys.exit(143 if _TERMINATED else 130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":  # `python -m litefuse.cli` as `python -m litefuse` (it did nothing, exit 0)
+    main()
