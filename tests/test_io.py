@@ -430,3 +430,14 @@ def test_format_by_content_not_name(tmp_path):
     grey = _gradient()
     Image.fromarray(grey).save(tmp_path / "png8.tif", format="PNG")
     np.testing.assert_array_equal(read_image(tmp_path / "png8.tif"), grey / np.float32(255))
+
+
+def test_truncated_tiff_is_one_clear_error(tmp_path, caplog):
+    """A TIFF cut before its directory (Pillow writes it last) was "unreadable TIFF (IndexError:
+    list index out of range)", after a log line of tifffile's naming no file."""
+    path = tmp_path / "cut.tif"
+    Image.fromarray(_gradient()).save(path, compression="tiff_lzw")
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(InputError, match=r"cut.tif: truncated or corrupt TIFF \(no image in it\)$"):
+        read_image(path)
+    assert not [r for r in caplog.records if r.name == "tifffile"]

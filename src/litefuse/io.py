@@ -24,6 +24,7 @@ over the target, so a crash never leaves a half-written output.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -149,6 +150,12 @@ def _decode_png16(path: Path) -> np.ndarray:
     return arr.reshape(height, width, info["planes"])
 
 
+def _tiff_log(record: logging.LogRecord) -> bool:
+    """Drops tifffile's log lines about a malformed file ("invalid offset to first page ..."),
+    which name no file: litefuse reads the image or names the file and its problem itself."""
+    return False
+
+
 def _decode_tiff(path: Path) -> np.ndarray:
     """One TIFF image as H×W or H×W×C (samples last, planar files included), by the file's own
     axes rather than the array's shape: a 3-page grey stack is not an RGB image. Files holding
@@ -156,8 +163,13 @@ def _decode_tiff(path: Path) -> np.ndarray:
     upright by the Orientation tag, as :func:`_decode_pillow` does by EXIF's."""
     import tifffile
 
+    logger = logging.getLogger("tifffile")
+    if _tiff_log not in logger.filters:
+        logger.addFilter(_tiff_log)
     try:
         with tifffile.TiffFile(str(path)) as tif:
+            if not tif.series:  # the first page's offset points past the end
+                raise InputError("truncated or corrupt TIFF (no image in it)", path)
             series = tif.series[0]
             page = tif.pages[0]
             photometric, colormap = int(page.photometric), page.colormap
