@@ -393,6 +393,14 @@ def test_save_image_refuses_arrays_it_cannot_write(tmp_path, array):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("name, fmt", [("x.jpg", "JPEG"), ("x.bmp", "BMP")])
+def test_save_image_names_the_depth_a_uint16_array_cannot_take(tmp_path, name, fmt):
+    # was Pillow's "cannot write (cannot write mode I;16 as JPEG)"
+    with pytest.raises(OutputError, match=rf"{name}: {fmt} stores 8-bit images, not 16-bit"):
+        save_image(tmp_path / name, np.zeros((8, 8), np.uint16))
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("scale, offset", [(255.0, 0.0), (1.0, -5.0), (1.01, 0.0)])
 def test_save_image_refuses_floats_outside_the_unit_range(tmp_path, scale, offset):
     ramp = np.linspace(0.0, 1.0, 256, dtype=np.float32).reshape(16, 16)

@@ -465,6 +465,8 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
     if arr.dtype not in (np.uint8, np.uint16) or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))):
         raise OutputError(f"{path}: cannot write an array of {given} values and shape {arr.shape}; give H×W or H×W×3 "
                           "floats in [0, 1], uint8 or uint16")
+    if arr.dtype == np.uint16:  # a uint16 array keeps its depth, whatever ``bits`` says
+        check_bits(path, 16)
     if arr.dtype == np.uint16 and arr.ndim == 3 and fmt != "TIFF":
         raise OutputError(f"{path}: 16-bit colour is written as TIFF only; use a .tif name, 8 bits or a grey image")
     try:
