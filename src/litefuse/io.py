@@ -210,7 +210,7 @@ def _decode_tiff(path: Path) -> np.ndarray:
         grey = arr[..., 0] if arr.ndim == 3 else arr
         grey = np.iinfo(arr.dtype).max - grey
         arr = np.dstack([grey, arr[..., 1:]]) if arr.ndim == 3 else grey
-    return _ORIENT.get(orientation, lambda a: a)(arr)
+    return np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(arr))  # rotations are views
 
 
 # orientation tag (TIFF 274, as EXIF 0x0112) -> the array turned upright, as viewers show it
