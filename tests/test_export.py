@@ -218,6 +218,18 @@ def test_opset_is_the_one_asked_for_or_refused(tmp_path, capsys):
     assert not (tmp_path / "a13.onnx").exists()
 
 
+def test_graphs_declare_the_oldest_ir_version_their_opset_allows(tmp_path):
+    """torch writes IR 10, which onnxruntime 1.17 and older refuse ("max supported IR version: 9");
+    opset 18 needs only IR 8."""
+    report = export_onnx("aenetv2", tmp_path / "a.onnx", size=(16, 16), batch=None)
+    model = onnx.load(str(report.path))
+    assert model.ir_version == 8
+    onnx.checker.check_model(model, full_check=True)
+    assert report.max_abs_error < 1e-4
+    newer = onnx.load(str(export_onnx("aenetv2", tmp_path / "a21.onnx", size=(16, 16), opset=21, check=False).path))
+    assert newer.ir_version == 10  # what opset 21 needs
+
+
 def test_a_graph_whose_output_is_not_finite_fails_the_check(tmp_path):
     """max(0.0, nan) is 0.0 in Python: a NaN output passed the check as 'max |Δ| 0'."""
     import torch

@@ -156,6 +156,7 @@ def export_onnx(
         except Exception as exc:  # exporter failures are long; keep the first line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise ModelError(f"{model}: ONNX export failed ({first[:200]})") from None
+        _lowest_ir_version(tmp)
         written = _opset_of(tmp)
         if written != opset:
             raise ModelError(f"{model}: asked for ONNX opset {opset}, the exporter wrote {written}; not written")
@@ -171,6 +172,28 @@ def export_onnx(
                 )
         publish(tmp, path)
     return report
+
+
+def _lowest_ir_version(path: str | Path) -> None:
+    """Declare the oldest ONNX IR version the graph's opsets allow (8 for opset 18), not the
+    newest the exporter knows (10): onnxruntime 1.17 and older refuse IR 10 ("max supported IR
+    version: 9") although the graph (float32 tensors, no functions) uses nothing of IR 9 or 10."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    lowest = onnx.helper.find_min_ir_version_for(list(model.opset_import))
+    graph = model.graph
+    types = {t.data_type for t in graph.initializer} | {
+        v.type.tensor_type.elem_type for v in (*graph.input, *graph.output, *graph.value_info)
+    } | {a.i for n in graph.node if n.op_type == "Cast" for a in n.attribute if a.name == "to"}
+    if model.functions or lowest >= model.ir_version or max(types, default=0) > onnx.TensorProto.BFLOAT16:
+        return  # functions, or float8 / 4-bit types (IR 9, 10): keep the exporter's version
+    model.ir_version = lowest
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError:  # something of a newer IR after all: keep the exporter's
+        return
+    onnx.save(model, str(path))
 
 
 def _opset_of(path: str | Path) -> int | None:
