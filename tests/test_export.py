@@ -230,6 +230,24 @@ def test_graphs_declare_the_oldest_ir_version_their_opset_allows(tmp_path):
     assert newer.ir_version == 10  # what opset 21 needs
 
 
+def test_graphs_carry_their_contract(tmp_path):
+    """A deployer reads from the file what to feed and what comes back (it said nothing: no doc
+    string, no metadata), and two exports of one network are the same bytes."""
+    from litefuse.export import CONTRACT
+
+    paths = [export_onnx("densefuse", tmp_path / f"d{i}.onnx", size=(16, 16), check=False).path for i in (1, 2)]
+    model = onnx.load(str(paths[0]))
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["litefuse.model"] == "densefuse" and props["litefuse.weights"] == "shipped"
+    assert props["litefuse.version"] == litefuse.__version__
+    assert {props[f"litefuse.{key}"] for key in CONTRACT} == set(CONTRACT.values())
+    assert "BT.601" in props["litefuse.inputs"] and "[0, 1]" in props["litefuse.output"] and "Cb" in props["litefuse.colour"]
+    assert "luminance" in model.doc_string and all(v.doc_string for v in (*model.graph.input, *model.graph.output))
+    meta = ort.InferenceSession(str(paths[0]), providers=["CPUExecutionProvider"]).get_modelmeta()
+    assert meta.custom_metadata_map["litefuse.model"] == "densefuse" and "BT.601" in meta.description
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
 def test_a_graph_whose_output_is_not_finite_fails_the_check(tmp_path):
     """max(0.0, nan) is 0.0 in Python: a NaN output passed the check as 'max |Δ| 0'."""
     import torch

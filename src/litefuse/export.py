@@ -44,7 +44,7 @@ from .errors import ModelError, OptionError
 from .io import check_output_path
 from .registry import get_model_info, load_model
 
-__all__ = ["ExportReport", "export_onnx", "check_onnx", "ort_session", "nchwc_block", "widest_conv"]
+__all__ = ["CONTRACT", "ExportReport", "export_onnx", "check_onnx", "ort_session", "nchwc_block", "widest_conv"]
 
 #: the oldest ONNX opset torch's exporter writes (older requests come back as 18, or fail to convert)
 MIN_OPSET = 18
@@ -157,6 +157,7 @@ def export_onnx(
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise ModelError(f"{model}: ONNX export failed ({first[:200]})") from None
         _lowest_ir_version(tmp)
+        _describe(tmp, model, weights)
         written = _opset_of(tmp)
         if written != opset:
             raise ModelError(f"{model}: asked for ONNX opset {opset}, the exporter wrote {written}; not written")
@@ -172,6 +173,42 @@ def export_onnx(
                 )
         publish(tmp, path)
     return report
+
+
+#: the graph's contract, written into every exported file (``doc_string`` and ``metadata_props``)
+CONTRACT = {
+    "inputs": "ir, vi: float32 Nx1xHxW in [0, 1] (8-bit / 255, 16-bit / 65535); ir: the infrared image, one channel "
+              "(stored as three equal channels: one of them); vi: the visible image's luma, full-range BT.601 "
+              "Y = 0.299R + 0.587G + 0.114B",
+    "output": "fused: float32 Nx1xHxW, the fused luma, bounded to [0, 1] in the graph; 8-bit: round(255 * fused)",
+    "colour": "a colour visible image keeps its chroma: Cb = 0.564(B - Y) + 0.5, Cr = 0.713(R - Y) + 0.5 from the "
+              "visible, then R = Y' + 1.403(Cr - 0.5), G = Y' - 0.714(Cr - 0.5) - 0.344(Cb - 0.5), "
+              "B = Y' + 1.773(Cb - 0.5) with Y' = fused, each clamped to [0, 1]; a grey visible gives a grey result",
+}
+
+
+def _describe(path: str | Path, model: str, weights: str | Path | None) -> None:
+    """Write the graph's contract (:data:`CONTRACT`) into the file: the model's ``doc_string``
+    and ``metadata_props``, and each input's and the output's ``doc_string``, so a deployer
+    reads from the file itself what to feed and what comes back."""
+    import onnx
+
+    from . import __version__
+
+    graph_model = onnx.load(str(path), load_external_data=False)
+    source = Path(weights).name if weights else "shipped"
+    graph_model.doc_string = f"litefuse {__version__} {model} ({source} weights): infrared-visible fusion on luminance. " + (
+        " ".join(f"{key.capitalize()}: {text}." for key, text in CONTRACT.items())
+    )
+    props = {"litefuse.version": __version__, "litefuse.model": model, "litefuse.weights": source,
+             **{f"litefuse.{key}": text for key, text in CONTRACT.items()}}
+    del graph_model.metadata_props[:]
+    onnx.helper.set_model_props(graph_model, props)
+    docs = {"ir": "infrared, float32 Nx1xHxW in [0, 1]", "vi": "visible luma (BT.601 Y), float32 Nx1xHxW in [0, 1]",
+            "fused": "fused luma, float32 Nx1xHxW in [0, 1]"}
+    for value in (*graph_model.graph.input, *graph_model.graph.output):
+        value.doc_string = docs.get(value.name, value.doc_string)
+    onnx.save(graph_model, str(path))
 
 
 def _lowest_ir_version(path: str | Path) -> None:
