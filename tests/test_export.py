@@ -75,6 +75,17 @@ def test_bad_exports_fail_with_one_line_and_write_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.onnx"]  # no temporary left
 
 
+def test_a_failed_export_leaves_no_folder_behind(tmp_path, monkeypatch):
+    import litefuse.export as export
+
+    monkeypatch.setattr(export, "check_onnx", lambda *args, **kwargs: (1.0, 0.0))  # a graph that differs
+    (tmp_path / "kept").mkdir()
+    for out in (tmp_path / "new" / "sub" / "a.onnx", tmp_path / "kept" / "a.onnx"):
+        with pytest.raises(ModelError, match="differs from PyTorch"):
+            export_onnx("aenetv2", out, size=(16, 16))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]  # the folders made for it removed, no file
+
+
 def test_export_command(tmp_path):
     from typer.testing import CliRunner
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["temporary_beside", "publish", "atomic_write_text"]
+__all__ = ["temporary_beside", "new_folders", "publish", "atomic_write_text"]
 
 
 @contextmanager
@@ -29,6 +29,23 @@ def temporary_beside(path: Path, suffix: str = ".tmp") -> Iterator[str]:
         yield tmp
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+@contextmanager
+def new_folders(folder: Path) -> Iterator[None]:
+    """Create ``folder`` and its missing parents; when the block fails, remove the folders made
+    here again (those still empty), so a failed write leaves nothing behind."""
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        for made_folder in made:
+            try:
+                made_folder.rmdir()
+            except OSError:  # not empty (someone else's files) or already gone: leave it
+                break
+        raise
 
 
 _NAME_MAX = 255  # bytes in one file name (Linux, macOS; Windows: 255 characters)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from ._checks import size_hw, whole
-from ._files import publish, temporary_beside
+from ._files import new_folders, publish, temporary_beside
 from .demo import synthetic_luma_pair
 from .errors import ModelError, OptionError
 from .io import check_output_path
@@ -145,8 +145,7 @@ def export_onnx(
     if size is None:
         dims.update({2: torch.export.Dim("height", min=8, max=16384), 3: torch.export.Dim("width", min=8, max=16384)})
     dynamic = {"ir": dims, "vi": dims} if dims else None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with temporary_beside(path, suffix=".onnx") as tmp:
+    with new_folders(path.parent), temporary_beside(path, suffix=".onnx") as tmp:
         try:
             with _quiet(), torch.no_grad():
                 torch.onnx.export(
