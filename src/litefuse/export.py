@@ -155,8 +155,7 @@ def export_onnx(
         except Exception as exc:  # exporter failures are long; keep the first line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise ModelError(f"{model}: ONNX export failed ({first[:200]})") from None
-        _lowest_ir_version(tmp)
-        _describe(tmp, model, weights)
+        _finish_graph(tmp, model, weights)
         written = _opset_of(tmp)
         if written != opset:
             raise ModelError(f"{model}: asked for ONNX opset {opset}, the exporter wrote {written}; not written")
@@ -178,23 +177,35 @@ def export_onnx(
 CONTRACT = {
     "inputs": "ir, vi: float32 Nx1xHxW in [0, 1] (8-bit / 255, 16-bit / 65535); ir: the infrared image, one channel "
               "(stored as three equal channels: one of them); vi: the visible image's luma, full-range BT.601 "
-              "Y = 0.299R + 0.587G + 0.114B",
+              "Y = 0.299R + 0.587G + 0.114B; an A/B pair (aenetv2: two exposures, focal planes or scans) gives "
+              "each source's luma, A as ir and B as vi",
     "output": "fused: float32 Nx1xHxW, the fused luma, bounded to [0, 1] in the graph; 8-bit: round(255 * fused)",
     "colour": "a colour visible image keeps its chroma: Cb = 0.564(B - Y) + 0.5, Cr = 0.713(R - Y) + 0.5 from the "
               "visible, then R = Y' + 1.403(Cr - 0.5), G = Y' - 0.714(Cr - 0.5) - 0.344(Cb - 0.5), "
-              "B = Y' + 1.773(Cb - 0.5) with Y' = fused, each clamped to [0, 1]; a grey visible gives a grey result",
+              "B = Y' + 1.773(Cb - 0.5) with Y' = fused, each clamped to [0, 1]; a grey visible gives a grey result; "
+              "two colour sources (A/B): each chroma plane is the sources' planes weighted by |C - 0.5| per pixel "
+              "(their mean where both are 0.5), as litefuse.colour.fuse_chroma",
 }
 
 
-def _describe(path: str | Path, model: str, weights: str | Path | None) -> None:
-    """Write the graph's contract (:data:`CONTRACT`) into the file: the model's ``doc_string``
-    and ``metadata_props``, and each input's and the output's ``doc_string``, so a deployer
-    reads from the file itself what to feed and what comes back."""
+def _finish_graph(path: str | Path, model: str, weights: str | Path | None) -> None:
+    """Rewrite the exported file once: the oldest IR version its opset allows, and its contract."""
+    import onnx
+
+    graph_model = onnx.load(str(path), load_external_data=False)
+    _lowest_ir_version(graph_model)
+    _describe(graph_model, model, weights)
+    onnx.save(graph_model, str(path))
+
+
+def _describe(graph_model, model: str, weights: str | Path | None) -> None:
+    """Write the graph's contract (:data:`CONTRACT`) into an ONNX model: its ``doc_string`` and
+    ``metadata_props``, and each input's and the output's ``doc_string``, so a deployer reads
+    from the file itself what to feed and what comes back."""
     import onnx
 
     from . import __version__
 
-    graph_model = onnx.load(str(path), load_external_data=False)
     source = Path(weights).name if weights else "shipped"
     graph_model.doc_string = f"litefuse {__version__} {model} ({source} weights): infrared-visible fusion on luminance. " + (
         " ".join(f"{key.capitalize()}: {text}." for key, text in CONTRACT.items())
@@ -207,16 +218,14 @@ def _describe(path: str | Path, model: str, weights: str | Path | None) -> None:
             "fused": "fused luma, float32 Nx1xHxW in [0, 1]"}
     for value in (*graph_model.graph.input, *graph_model.graph.output):
         value.doc_string = docs.get(value.name, value.doc_string)
-    onnx.save(graph_model, str(path))
 
 
-def _lowest_ir_version(path: str | Path) -> None:
+def _lowest_ir_version(model) -> None:
     """Declare the oldest ONNX IR version the graph's opsets allow (8 for opset 18), not the
     newest the exporter knows (10): onnxruntime 1.17 and older refuse IR 10 ("max supported IR
     version: 9") although the graph (float32 tensors, no functions) uses nothing of IR 9 or 10."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
     lowest = onnx.helper.find_min_ir_version_for(list(model.opset_import))
     graph = model.graph
     types = {t.data_type for t in graph.initializer} | {
@@ -224,12 +233,12 @@ def _lowest_ir_version(path: str | Path) -> None:
     } | {a.i for n in graph.node if n.op_type == "Cast" for a in n.attribute if a.name == "to"}
     if model.functions or lowest >= model.ir_version or max(types, default=0) > onnx.TensorProto.BFLOAT16:
         return  # functions, or float8 / 4-bit types (IR 9, 10): keep the exporter's version
+    exporters = model.ir_version
     model.ir_version = lowest
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError:  # something of a newer IR after all: keep the exporter's
-        return
-    onnx.save(model, str(path))
+        model.ir_version = exporters
 
 
 def _opset_of(path: str | Path) -> int | None:
