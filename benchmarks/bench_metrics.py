@@ -58,6 +58,10 @@ def median_time(fn, runs: int) -> float:
 
 # ------------------------------------------------------------- pure-Python per-pixel baselines
 
+# litefuse's CDDFuse SSIM runs in float32, as the reference's scikit-image call does; the loop below
+# is float64, so the two agree to float32 rounding, not to the last bit (Qabf is float64 in both)
+QABF_TOL, SSIM_RTOL = 1e-9, 1e-4  # relative: see structural._ssim_cddfuse
+
 
 def loop_qabf(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> float:
     """Qabf with explicit per-pixel loops (conv2 'same' Sobel, the g_S == g_F quirk)."""
@@ -156,11 +160,11 @@ def main() -> None:
     t = time.perf_counter()
     q_loop = loop_qabf(ca, cb, cf)
     t_qabf = (time.perf_counter() - t) * scale
-    assert abs(q_loop - gradient.qabf(*(x.astype(float) for x in (ca, cb, cf)))) < 1e-9
+    assert abs(q_loop - gradient.qabf(*(x.astype(float) for x in (ca, cb, cf)))) < QABF_TOL
     t = time.perf_counter()
     s_loop = loop_ssim_cddfuse(cf, ca) + loop_ssim_cddfuse(cf, cb)
     t_ssim = (time.perf_counter() - t) * (h - 6) * (w - 6) / ((c - 6) * (c - 6))
-    assert abs(s_loop - structural.ssim_fused(*(x.astype(float) for x in (ca, cb, cf)))) < 1e-9
+    assert abs(s_loop - structural.ssim_fused(*(x.astype(float) for x in (ca, cb, cf)))) < SSIM_RTOL * abs(s_loop)
     loops = {"Qabf": (t_qabf, f"pure-Python loop, {c}×{c} crop ×{scale:.0f}"),
              "SSIM": (t_ssim, f"pure-Python 7×7 loop, {c}×{c} crop, extrapolated")}
 

@@ -121,3 +121,34 @@ def test_a_runs_checkpoint_names_its_model_and_arguments(tmp_path):
     assert fuser.name == "lwc-densefuse"
     for a, b in zip(fuser.model.state_dict().values(), variant.state_dict().values()):
         assert torch.equal(a, b)
+
+
+# --------------------------------------------------------------------------------------------
+# the scripts under benchmarks/
+
+
+def _script(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", Path(__file__).parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_metrics_loops_agree_with_litefuse_within_its_tolerance():
+    """The float64 SSIM loop against litefuse's float32 CDDFuse SSIM (it asserted 1e-9, so the script always died)."""
+    import numpy as np
+
+    from litefuse.metrics import gradient, structural
+
+    bm = _script("bench_metrics")
+    (a, b, f), _ = bm.load_triple()
+    h, w = f.shape
+    ca, cb, cf = (x[h // 2 - 8: h // 2 + 8, w // 2 - 8: w // 2 + 8] for x in (a, b, f))
+    s_loop = bm.loop_ssim_cddfuse(cf, ca) + bm.loop_ssim_cddfuse(cf, cb)
+    s_lib = structural.ssim_fused(*(x.astype(float) for x in (ca, cb, cf)))
+    assert abs(s_loop - s_lib) < bm.SSIM_RTOL * abs(s_loop)
+    assert abs(bm.loop_qabf(ca, cb, cf) - gradient.qabf(*(x.astype(float) for x in (ca, cb, cf)))) < bm.QABF_TOL
+    assert np.isfinite(s_loop)
