@@ -42,13 +42,21 @@ def main(argv: list[str] | None = None) -> int:
 
     from litefuse._files import atomic_write_text
     from litefuse.bench import benchmark
+    from litefuse.errors import LitefuseError
 
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        ap.error(f"--size {args.size!r}: give W x H, e.g. 640x480")
     import torch
 
     # all cores unless told (torch's default), not the load-based default of the litefuse commands
     threads = args.threads or torch.get_num_threads()
-    report = benchmark(size=(h, w), device=args.device, threads=threads, rounds=args.rounds, warmup=args.warmup)
+    try:
+        report = benchmark(size=(h, w), device=args.device, threads=threads, rounds=args.rounds, warmup=args.warmup)
+    except LitefuseError as exc:  # CUDA asked for and absent, a size too small, ...: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     cmd = f"python benchmarks/run.py --size {args.size} --rounds {args.rounds} --device {args.device}" + (
         f" --threads {args.threads}" if args.threads else "")
     text = (f"## All methods at {w}×{h} (batch 1, one IR + one visible per call)\n\n"

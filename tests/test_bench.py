@@ -152,3 +152,17 @@ def test_bench_metrics_loops_agree_with_litefuse_within_its_tolerance():
     assert abs(s_loop - s_lib) < bm.SSIM_RTOL * abs(s_loop)
     assert abs(bm.loop_qabf(ca, cb, cf) - gradient.qabf(*(x.astype(float) for x in (ca, cb, cf)))) < bm.QABF_TOL
     assert np.isfinite(s_loop)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--size", "640"], "--size '640': give W x H"),
+    (["--size", "24x16", "--device", "cuda"] if not torch.cuda.is_available() else ["--size", "4x4"], "error: "),
+])
+def test_run_py_bad_settings_are_one_line(argv, match, capsys):
+    run = _script("run")
+    try:
+        code = run.main([*argv, "--rounds", "1", "--warmup", "0", "--threads", "1"])
+    except SystemExit as exc:  # argparse's usage error
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and match in err and "Traceback" not in err, err
