@@ -38,6 +38,7 @@ import time
 import traceback
 from pathlib import Path
 
+from litefuse._files import atomic_write_text
 from litefuse.bench import load_average, machine_line  # the package's machine facts and interleaved timer
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -117,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:  # after every section: a later failure, hang or kill keeps what ran
         if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text("\n".join(out) + "\n")
+            atomic_write_text(args.out, "\n".join(out) + "\n")  # a kill mid-write keeps the previous section's file
 
     def emit(lines: list[str]) -> None:
         out.extend(lines)

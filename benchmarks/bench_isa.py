@@ -21,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from litefuse._files import atomic_write_text
 from litefuse.bench import load_average, machine_line
 from litefuse.registry import list_models
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += rows
         print("\n".join(rows), flush=True)
     if args.out:
-        args.out.write_text("\n".join(lines) + "\n")
+        atomic_write_text(args.out, "\n".join(lines) + "\n")
     return 0
 
 

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             "Timings on these shared machines are noisy: compare the ratios inside one run, not absolute times "
             "across runs. Model-specific scripts (`benchmarks/bench_*.py`) break the time down further.\n\n"
         )
-        args.out.write_text(head + text)
+        atomic_write_text(args.out, head + text)
     return 0
 
 

@@ -166,3 +166,14 @@ def test_run_py_bad_settings_are_one_line(argv, match, capsys):
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and match in err and "Traceback" not in err, err
+
+
+def test_run_py_writes_out_and_json_atomically_into_a_new_folder(tmp_path, capsys):
+    """--out was a plain write_text: into a folder not made yet it died after the whole run, and a kill could leave half a file."""
+    run = _script("run")
+    out, js = tmp_path / "new" / "bench.md", tmp_path / "other" / "bench.json"
+    assert run.main(["--size", "24x16", "--rounds", "1", "--warmup", "0", "--threads", "1", "--out", str(out), "--json", str(js)]) == 0
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n") and "- machine: " in text and "| densefuse |" in text
+    assert json.loads(js.read_text())["methods"]["max"]["params"] == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["bench.md"]  # no temporary file left

@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from litefuse._files import atomic_write_text
     from litefuse.api import Fuser
     from litefuse.compare import compare
     from litefuse.metrics import METRICS
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         *lines,
         "",
     ]
-    (ROOT / "docs" / doc_name).write_text("\n".join(doc))
+    atomic_write_text(ROOT / "docs" / doc_name, "\n".join(doc))
     print("\n".join(lines))
     return 0
 

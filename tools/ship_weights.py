@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from litefuse._files import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 WEIGHTS = ROOT / "src" / "litefuse" / "weights"
@@ -145,7 +147,7 @@ def write_validation_doc(parts: list[str]) -> None:
         "",
         *parts[2:],
     ]
-    (ROOT / "docs" / "validation.md").write_text("\n".join(doc))
+    atomic_write_text(ROOT / "docs" / "validation.md", "\n".join(doc))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *(text for key, text in sections.items() if key != "val"),
     ]
-    (ROOT / "docs" / "results.md").write_text("\n".join(doc))
+    atomic_write_text(ROOT / "docs" / "results.md", "\n".join(doc))
 
     return write_cards(shipped, runs, sections, task_results, args.notes, img)
 
@@ -262,7 +264,7 @@ def rescore_card(name: str, results: str) -> None:
     _, macs = model_complexity(name)
     text = re.sub(r"(\| MACs, one 640×480 fusion \| )[0-9.]+ G \|", lambda m: f"{m.group(1)}{macs / 1e9:.3f} G |", text)
     text = text[: text.index(header)] + "\n".join([header, "", results.strip(), ""])
-    path.write_text(text)
+    atomic_write_text(path, text)
     print(f"re-scored {name}'s card (training facts kept: no run folder)")
 
 
@@ -284,7 +286,7 @@ def write_cards(names, runs, sections, task_results, extra_notes, img) -> int:
             continue
         loss_curve(run, img / f"loss_{name}.png", title=f"{name} training loss")
         card = model_card(name, WEIGHTS / f"{name}.safetensors", run, RECIPES[name], results, notes.get(name, ()))
-        (WEIGHTS / f"{name}.md").write_text(card)
+        atomic_write_text(WEIGHTS / f"{name}.md", card)
         print(f"shipped {name}: {WEIGHTS / (name + '.safetensors')} + card")
     return 0
 
