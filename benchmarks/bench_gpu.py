@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     w, h = (int(v) for v in args.size.lower().split("x"))
     dev = args.device
     cuda = dev.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        print(f"error: --device {dev} needs CUDA, which this torch ({torch.__version__}) does not see; "
+              "--device cpu --quick checks the script on a CPU", file=sys.stderr)
+        return 2
     if not cuda:  # the CPU check mixes precisions in one process
         keep_full_isa()
     median_ms = _timer(dev)

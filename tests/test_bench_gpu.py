@@ -41,3 +41,11 @@ def test_a_failing_section_keeps_the_others(bench, monkeypatch, tmp_path, one_th
     assert "### Folder fusion" in text and "| host (numpy, worker threads) | 3 |" in text  # the sections after it ran
     assert text.count("skipped: past the --budget") == 3  # aenetv2 (quick) and both DenseFuse rows: nothing compiled
     assert text.rstrip().splitlines()[-1].startswith("Total")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA is here")
+def test_no_cuda_is_one_line_and_exit_2(bench, capsys):
+    """The default --device cuda on a machine without it: one line naming --device cpu --quick, not torch's AssertionError."""
+    assert bench.main(["--quick"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --device cuda needs CUDA") and "--device cpu --quick" in err and err.count("\n") == 1
