@@ -143,4 +143,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from litefuse.errors import LitefuseError
+
+    try:
+        main()
+    except LitefuseError as exc:  # ../shared's data not found, a weights file missing, ...: one line
+        sys.exit(f"error: {exc}")

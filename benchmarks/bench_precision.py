@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quality", type=Path, default=None, metavar="DIR", help="also score the precisions on pairs in DIR")
     ap.add_argument("--pairs", type=int, default=10)
     args = ap.parse_args(argv)
+    if args.quality and not (args.quality / "ir").is_dir():  # before the timing, not after it
+        ap.error(f"--quality {args.quality}: no pair folder there (ir/ and vi/)")
 
     import torch
 

@@ -118,3 +118,22 @@ def test_plus_start_refuses_a_dead_alpha():
 def test_tool_scripts_compile(script):
     path = Path(__file__).parents[1] / "tools" / script
     compile(path.read_text(encoding="utf-8"), str(path), "exec")  # maintainer scripts are not imported by the suite
+
+
+@pytest.mark.parametrize("script, args", [
+    ("tools/val_report.py", ["-m", "max", "--data"]),
+    ("tools/residual_to_max.py", ["m=max", "--data"]),
+    ("benchmarks/bench_pipeline.py", ["--methods", "max", "--pairs", "1", "--data"]),
+    ("benchmarks/bench_precision.py", ["--quality"]),
+])
+def test_missing_shared_data_is_one_line(script, args, tmp_path):
+    """Without ../shared the scripts died with a traceback (litefuse's InputError, or os.listdir's FileNotFoundError)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    done = subprocess.run([sys.executable, str(root / script), *args, str(tmp_path / "absent")], capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert str(tmp_path / "absent") in done.stderr.strip().splitlines()[-1], done.stderr  # one line (argparse's usage above it)

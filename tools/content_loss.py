@@ -12,6 +12,7 @@ markdown table (docs/dwsfusion-ablation.md quotes it).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -60,4 +61,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from litefuse.errors import LitefuseError
+
+    try:
+        main()
+    except LitefuseError as exc:  # ../shared's data not found, a weights file missing, ...: one line
+        sys.exit(f"error: {exc}")

@@ -10,6 +10,7 @@ then per dataset). docs/models.md quotes the result.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from litefuse.api import Fuser
@@ -23,6 +24,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="at most this many pairs per dataset")
     ap.add_argument("--jobs", type=int, default=1)
     args = ap.parse_args()
+    if not SETS.is_dir():
+        sys.exit(f"error: {SETS}: development data not found (../shared beside the checkout)")
     fusers = []
     for model in ("densefuse", "lwc-densefuse"):
         for rule in ("l1-norm", "addition", "mean"):

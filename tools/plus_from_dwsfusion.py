@@ -15,6 +15,7 @@ largest difference between the two models' fused images over every ``--every``-t
 from __future__ import annotations
 
 import argparse
+import sys
 import math
 from pathlib import Path
 
@@ -71,4 +72,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from litefuse.errors import LitefuseError
+
+    try:
+        main()
+    except LitefuseError as exc:  # ../shared's data not found, a weights file missing, ...: one line
+        sys.exit(f"error: {exc}")

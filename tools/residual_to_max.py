@@ -15,6 +15,7 @@ grey level above / below M, and std(F) beside std(M).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -62,4 +63,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from litefuse.errors import LitefuseError
+
+    try:
+        main()
+    except LitefuseError as exc:  # ../shared's data not found, a weights file missing, ...: one line
+        sys.exit(f"error: {exc}")

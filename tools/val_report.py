@@ -84,4 +84,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from litefuse.errors import LitefuseError
+
+    try:
+        sys.exit(main())
+    except LitefuseError as exc:  # ../shared's data not found, a weights file missing, ...: one line
+        sys.exit(f"error: {exc}")
