@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     cmd = f"python benchmarks/run.py --size {args.size} --rounds {args.rounds} --device {args.device}" + (
-        f" --threads {args.threads}" if args.threads else "")
+        f" --threads {args.threads}" if args.threads else "") + (f" --warmup {args.warmup}" if args.warmup != 3 else "")
     text = (f"## All methods at {w}×{h} (batch 1, one IR + one visible per call)\n\n"
             f"Run {report.started} with `{cmd}`.\n\n" + report.markdown())
     print(text)

@@ -175,5 +175,6 @@ def test_run_py_writes_out_and_json_atomically_into_a_new_folder(tmp_path, capsy
     assert run.main(["--size", "24x16", "--rounds", "1", "--warmup", "0", "--threads", "1", "--out", str(out), "--json", str(js)]) == 0
     text = out.read_text()
     assert text.startswith("# Benchmarks\n") and "- machine: " in text and "| densefuse |" in text
+    assert "with `python benchmarks/run.py --size 24x16 --rounds 1 --device cpu --threads 1 --warmup 0`" in text  # the command that reruns it
     assert json.loads(js.read_text())["methods"]["max"]["params"] == 0
     assert sorted(p.name for p in out.parent.iterdir()) == ["bench.md"]  # no temporary file left
