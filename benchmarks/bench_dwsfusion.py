@@ -112,7 +112,10 @@ def main() -> None:
     torch.manual_seed(0)
     ir, vi = torch.rand(1, 1, h, w), torch.rand(1, 1, h, w)
     print(f"## DWSFusion CPU latency, {w}x{h}, batch 1, float32, {torch.get_num_threads()} threads")
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start\n")
+    from litefuse.bench import machine_line
+
+    print(machine_line())
+    print(f"- torch {torch.__version__}, load average {os.getloadavg()[0]:.2f} at start\n")
     print("| model | params | weights | median ms | min ms | max ms |")
     print("|---|---:|---|---:|---:|---:|")
     models = {name: build(name) for name in args.models.split(",")}

@@ -178,3 +178,17 @@ def test_run_py_writes_out_and_json_atomically_into_a_new_folder(tmp_path, capsy
     assert "with `python benchmarks/run.py --size 24x16 --rounds 1 --device cpu --threads 1 --warmup 0`" in text  # the command that reruns it
     assert json.loads(js.read_text())["methods"]["max"]["params"] == 0
     assert sorted(p.name for p in out.parent.iterdir()) == ["bench.md"]  # no temporary file left
+
+
+def test_bench_dwsfusion_names_its_machine():
+    """docs/benchmarks.md quotes its tables 'on the same machine': the output said only the CPU count."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_dwsfusion.py"), "--size", "16x16", "--runs", "1",
+                           "--warmup", "0", "--threads", "1", "--models", "dwsfusion"], capture_output=True, text=True, timeout=240,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root / "src")})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].startswith("- machine: ") and "| dwsfusion |" in done.stdout
