@@ -32,7 +32,11 @@ import platform
 import subprocess
 import sys
 
-from litefuse.bench import load_average, machine_line  # the package's machine facts and interleaved timer
+from litefuse._checks import WxH, parse_wxh
+from litefuse.bench import (  # the package's machine facts and interleaved timer
+    load_average,
+    machine_line,
+)
 
 MODES = ("default", "thp", "resident")
 
@@ -66,13 +70,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--size", default="640x480", help="W x H")
+    ap.add_argument("--size", type=WxH, default="640x480", help="W x H")
     ap.add_argument("--only", default="", help="comma-separated substrings of variant names (default kept)")
     ap.add_argument("--allocator", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    w, h = parse_wxh(args.size)
     if args.worker:
         worker(args, h, w)
         return

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from litefuse._checks import WxH, parse_wxh
 from litefuse.models.dwsfusion import FA2M, FADC, FreqSelect
 from litefuse.registry import load_model
 
@@ -99,7 +100,7 @@ def block_profile(model: nn.Module, ir: torch.Tensor, vi: torch.Tensor, runs: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="640x480", help="W x H (default 640x480)")
+    parser.add_argument("--size", type=WxH, default="640x480", help="W x H (default 640x480)")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -107,7 +108,7 @@ def main() -> None:
     parser.add_argument("--ops", action="store_true", help="also print torch.profiler's top operators")
     args = parser.parse_args()
 
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    w, h = parse_wxh(args.size)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     ir, vi = torch.rand(1, 1, h, w), torch.rand(1, 1, h, w)

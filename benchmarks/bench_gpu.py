@@ -38,8 +38,12 @@ import time
 import traceback
 from pathlib import Path
 
+from litefuse._checks import WxH, parse_wxh
 from litefuse._files import atomic_write_text
-from litefuse.bench import load_average, machine_line  # the package's machine facts and interleaved timer
+from litefuse.bench import (  # the package's machine facts and interleaved timer
+    load_average,
+    machine_line,
+)
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 COMPILED = ("aenetv2", "aenetv2-ivif", "dwsfusion")
@@ -73,7 +77,7 @@ def _short(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--size", default="640x480", help="W x H")
+    ap.add_argument("--size", type=WxH, default="640x480", help="W x H")
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--pairs", type=int, default=64, help="generated colour pairs for the folder section")
@@ -96,13 +100,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import litefuse
     from litefuse.api import Fuser
-    from litefuse.folder import fuse_folder
     from litefuse.demo import synthetic_pair
+    from litefuse.folder import fuse_folder
     from litefuse.io import save_image
     from litefuse.runtime import keep_full_isa
 
     torch.backends.cudnn.benchmark = True
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    w, h = parse_wxh(args.size)
     dev = args.device
     cuda = dev.startswith("cuda")
     if cuda and not torch.cuda.is_available():

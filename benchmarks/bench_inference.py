@@ -27,7 +27,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from litefuse.bench import interleaved_times, load_average, machine_line  # the package's machine facts and interleaved timer
+from litefuse._checks import WxH, parse_wxh
+from litefuse.bench import (  # the package's machine facts and interleaved timer
+    interleaved_times,
+    load_average,
+    machine_line,
+)
 
 NETWORKS = ("densefuse", "lwc-densefuse", "aenetv2", "aenetv2-ivif", "dwsfusion")
 
@@ -72,7 +77,7 @@ def quantize_int8(fp32: Path, out: Path, folder: Path, stems: list[str]) -> Path
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="640x480", help="W x H")
+    ap.add_argument("--size", type=WxH, default="640x480", help="W x H")
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from litefuse.runtime import prepare
 
     prepare(args.threads)  # torch as litefuse runs it: resident heap, oneDNN's ISA policy, threads
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    w, h = parse_wxh(args.size)
     rng = np.random.default_rng(0)
     ir, vi = (rng.random((1, 1, h, w), dtype=np.float32) for _ in range(2))
     tir, tvi = torch.from_numpy(ir), torch.from_numpy(vi)

@@ -21,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from litefuse._checks import WxH
 from litefuse._files import atomic_write_text
 from litefuse.bench import load_average, machine_line
 from litefuse.registry import list_models
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="process pairs per thread count")
     ap.add_argument("--rounds", type=int, default=7, help="timed rounds inside each process")
     ap.add_argument("--cap", default="AVX2", help="the capped arm's ONEDNN_MAX_CPU_ISA")
-    ap.add_argument("--size", default="640x480", help="W x H")
+    ap.add_argument("--size", type=WxH, default="640x480", help="W x H")
     ap.add_argument("--networks", default=",".join(m.name for m in list_models("network")))
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown here")
     args = ap.parse_args(argv)

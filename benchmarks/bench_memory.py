@@ -22,7 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-from litefuse.bench import load_average, machine_line  # the package's machine facts and interleaved timer
+from litefuse._checks import WxH, parse_wxh
+from litefuse.bench import (  # the package's machine facts and interleaved timer
+    load_average,
+    machine_line,
+)
 
 GB = 1e9
 
@@ -77,14 +81,14 @@ def run_one(method: str, size: str, tile: int | None, timeout: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="6000x4000", help="W x H (default 6000x4000)")
+    parser.add_argument("--size", type=WxH, default="6000x4000", help="W x H (default 6000x4000)")
     parser.add_argument("--methods", default="", help="comma-separated names (default: every registered method)")
     parser.add_argument("--tile", type=int, help="Fuser tile size (default: Fuser's)")
     parser.add_argument("--budget", type=float, default=2.5, help="GB; rows above it are marked (default 2.5)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per method (default 3600)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    width, height = parse_wxh(args.size)
     if args.child:
         print(json.dumps(child(args.child, width, height, args.tile)))
         return

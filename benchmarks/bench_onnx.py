@@ -18,14 +18,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from litefuse.bench import interleaved_times, load_average, machine_line  # the package's machine facts and interleaved timer
+from litefuse._checks import WxH, parse_wxh
+from litefuse.bench import (  # the package's machine facts and interleaved timer
+    interleaved_times,
+    load_average,
+    machine_line,
+)
 
 MODELS = ("densefuse", "lwc-densefuse", "aenetv2")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="640x480", help="W x H")
+    ap.add_argument("--size", type=WxH, default="640x480", help="W x H")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
     args = ap.parse_args(argv)
@@ -40,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     apply_heap_policy()
     apply_isa_policy()  # torch as litefuse runs it (float32)
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    w, h = parse_wxh(args.size)
     rng = np.random.default_rng(0)
     ir, vi = (rng.random((1, 1, h, w), dtype=np.float32) for _ in range(2))
     tir, tvi = torch.from_numpy(ir), torch.from_numpy(vi)

@@ -20,7 +20,12 @@ import statistics
 import sys
 from pathlib import Path
 
-from litefuse.bench import interleaved_times, load_average, machine_line  # the package's machine facts and interleaved timer
+from litefuse._checks import WxH, parse_wxh
+from litefuse.bench import (  # the package's machine facts and interleaved timer
+    interleaved_times,
+    load_average,
+    machine_line,
+)
 
 NETWORKS = ("densefuse", "lwc-densefuse", "aenetv2", "aenetv2-ivif", "dwsfusion", "dwsfusion-plus")
 
@@ -49,7 +54,7 @@ def _quality(names: list[str], precisions: list[str], folder: Path, count: int, 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="640x480", help="W x H")
+    ap.add_argument("--size", type=WxH, default="640x480", help="W x H")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_heap_resident()
     keep_full_isa()  # float32 and bf16 share this process (see the docstring)
     torch.set_num_threads(args.threads)  # Fuser(threads=...) below keeps it (its default follows the load)
-    w, h = (int(v) for v in args.size.lower().split("x"))
+    w, h = parse_wxh(args.size)
     ir, vi = (torch.rand(1, 1, h, w, generator=torch.Generator().manual_seed(i)) for i in range(2))
     names, precisions = args.networks.split(","), args.precisions.split(",")
     calls, outputs = {}, {}

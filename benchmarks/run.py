@@ -23,13 +23,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from litefuse._checks import WxH, parse_wxh
+
 HERE = Path(__file__).resolve().parent
 DETAIL_SCRIPTS = ["bench_densefuse.py", "bench_aenetv2.py", "bench_dwsfusion.py", "bench_metrics.py", "bench_onnx.py", "bench_inference.py", "bench_precision.py", "bench_isa.py"]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="640x480", help="W x H")
+    ap.add_argument("--size", type=WxH, default="640x480", help="W x H")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="cpu")
@@ -44,10 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from litefuse.bench import benchmark
     from litefuse.errors import LitefuseError
 
-    try:
-        w, h = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        ap.error(f"--size {args.size!r}: give W x H, e.g. 640x480")
+    w, h = parse_wxh(args.size)
     import torch
 
     # all cores unless told (torch's default), not the load-based default of the litefuse commands

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -155,7 +156,7 @@ def test_bench_metrics_loops_agree_with_litefuse_within_its_tolerance():
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--size", "640"], "--size '640': give W x H"),
+    (["--size", "640"], "argument --size: invalid WxH value: '640'"),
     (["--size", "24x16", "--device", "cuda"] if not torch.cuda.is_available() else ["--size", "4x4"], "error: "),
 ])
 def test_run_py_bad_settings_are_one_line(argv, match, capsys):
@@ -166,6 +167,19 @@ def test_run_py_bad_settings_are_one_line(argv, match, capsys):
         code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and match in err and "Traceback" not in err, err
+
+
+def test_every_benchmark_reads_size_through_one_parser():
+    """A bad --size was a ValueError traceback in seven scripts (each split 'WxH' itself)."""
+    from litefuse._checks import WxH, parse_wxh
+
+    assert parse_wxh("640x480") == parse_wxh("640×480") == (640, 480) and WxH("32x24") == "32x24"
+    for bad in ("640", "640x", "x480", "640by480", "-1x5"):
+        with pytest.raises(ValueError):
+            parse_wxh(bad)
+    scripts = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
+    sized = [p for p in scripts if 'add_argument("--size"' in p.read_text()]
+    assert len(sized) >= 8 and all('add_argument("--size", type=WxH' in p.read_text() for p in sized), sized
 
 
 def test_run_py_writes_out_and_json_atomically_into_a_new_folder(tmp_path, capsys):

@@ -17,3 +17,18 @@ def whole(value: Any, minimum: int | None = None) -> bool:
 def size_hw(size: Any) -> bool:
     """Whether ``size`` is an ``(H, W)`` pair of whole numbers (a tuple or a list)."""
     return isinstance(size, (tuple, list)) and len(size) == 2 and all(whole(x) for x in size)
+
+
+def parse_wxh(text: str) -> tuple[int, int]:
+    """``"640x480"`` (or ``640×480``) -> ``(640, 480)``, width first; ``ValueError`` otherwise."""
+    w, sep, h = str(text).lower().replace("×", "x").partition("x")
+    if not sep or not w.strip().isdigit() or not h.strip().isdigit():
+        raise ValueError(f"expected WxH (e.g. 640x480), got {text!r}")
+    return int(w), int(h)
+
+
+def WxH(text: str) -> str:  # noqa: N802 - argparse names the type in its message: "invalid WxH value"
+    """argparse ``type=`` for a ``--size WxH`` option: the text as given, once :func:`parse_wxh`
+    reads it, so a bad size is argparse's one-line usage error instead of a traceback later."""
+    parse_wxh(text)
+    return text

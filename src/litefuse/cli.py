@@ -17,6 +17,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from ._checks import parse_wxh
 from .cli_common import IR_NORM_HELP, JOBS_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar
 from .errors import LitefuseError
 
@@ -340,10 +341,11 @@ def _parse_size(text: str, allow_dynamic: bool = True) -> tuple[int, int] | None
     """``"640x480"`` -> ``(480, 640)`` (H, W); ``"dynamic"`` -> None where ``allow_dynamic``."""
     if allow_dynamic and text.strip().lower() == "dynamic":
         return None
-    w, sep, h = text.lower().replace("×", "x").partition("x")
-    if not sep or not w.strip().isdigit() or not h.strip().isdigit():
-        raise fail(f"--size {text!r}: expected WxH (e.g. 640x480){' or dynamic' if allow_dynamic else ''}")
-    return int(h), int(w)
+    try:
+        w, h = parse_wxh(text)
+    except ValueError:
+        raise fail(f"--size {text!r}: expected WxH (e.g. 640x480){' or dynamic' if allow_dynamic else ''}") from None
+    return h, w
 
 
 @app.command()
