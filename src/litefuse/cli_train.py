@@ -64,9 +64,10 @@ def train_command(
     from .errors import LitefuseError
 
     model = one_model(model, model_option)
-    if model is None:
-        raise fail("name the network to train, e.g. `litefuse train lwc-densefuse -d DATA` (see `litefuse models`)")
     try:
+        model = model or _named_model(config, out, resume)
+        if model is None:
+            raise fail("name the network to train, e.g. `litefuse train lwc-densefuse -d DATA` (see `litefuse models`)")
         cfg = _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init,
                             teachers)
         if no_progress:
@@ -88,6 +89,17 @@ def train_command(
         import signal
 
         raise typer.Exit(143 if result.signal == signal.SIGTERM else 130)  # as every other command
+
+
+def _named_model(config, out, resume) -> str | None:
+    """The network a ``--config`` file names, or with ``--resume`` the run in ``--out`` trained."""
+    from .train import TrainConfig
+
+    path = config if config is not None else out / "config.json" if resume and out is not None else None
+    if path is None or (config is None and not path.is_file()):
+        return None
+    model = TrainConfig.read(path).get("model")
+    return model if isinstance(model, str) and model else None
 
 
 def _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init=None,

@@ -271,6 +271,28 @@ def test_train_command(image_root, tmp_path):
     assert json.loads((out / "summary.json").read_text())["steps"] == 3
 
 
+@pytest.mark.skipif(AE_MODEL is None, reason="no registered auto-encoder network")
+def test_train_command_takes_the_network_from_the_config_or_the_run(image_root, tmp_path):
+    """``train -c FILE`` trains the network the file names, and ``train --resume -o RUN`` the
+    one the run trained: neither needs the name again."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    runner = CliRunner()
+    config = tmp_path / "mine.toml"
+    config.write_text(f'model = "{AE_MODEL}"\ndata = ["{image_root.as_posix()}"]\ncrop = 32\nbatch_size = 4\n'
+                      "max_steps = 1\ntensorboard = false\n")
+    out = tmp_path / "run"
+    ok = runner.invoke(app, ["train", "-c", str(config), "-o", str(out), "--no-progress"])
+    assert ok.exit_code == 0 and (out / "model.safetensors").is_file(), ok.output
+    more = runner.invoke(app, ["train", "--resume", "-o", str(out), "--max-steps", "2", "--no-progress"])
+    assert more.exit_code == 0, more.output
+    assert json.loads((out / "summary.json").read_text())["steps"] == 2
+    bad = runner.invoke(app, ["train", "--resume", "-o", str(tmp_path / "no-run")])
+    assert bad.exit_code == 2 and "name the network to train" in bad.output
+
+
 def test_weights_of_a_run_with_constructor_arguments_load_by_model_name(image_root, tmp_path):
     """``--set model_kwargs=...`` changes the architecture; the exported weights carry those
     arguments, so ``fuse --model NAME --weights FILE`` rebuilds the same network; weights of

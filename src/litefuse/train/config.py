@@ -123,16 +123,21 @@ class TrainConfig:
     @classmethod
     def load(cls, path: str | Path, **overrides: Any) -> "TrainConfig":
         """Read a TOML (or JSON, e.g. a run's ``config.json``) file; ``overrides`` win (``None`` = keep)."""
+        values = cls.read(path)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(values, source=str(path))
+
+    @staticmethod
+    def read(path: str | Path) -> dict[str, Any]:
+        """The raw values of a TOML (or JSON) config file, unchecked."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
             text = path.read_text(encoding="utf-8")
-            values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+            return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
         except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: not a valid {'JSON' if path.suffix == '.json' else 'TOML'} file ({exc})") from None
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_dict(values, source=str(path))
 
     def replace(self, source: str = "override", **overrides: Any) -> "TrainConfig":
         """A copy with ``overrides`` applied (``None`` = keep), checked like :meth:`from_dict`;
