@@ -40,7 +40,7 @@ def train_command(
         None, "--data", "-d", metavar="<path>", help="Pair folder (ir/vi or A/B) or a parent of such; repeat for several. Default: the config's."
     ),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config (default: the model's packaged config)."),
-    out: Optional[Path] = typer.Option(None, "--out", "--output", "-o", help="Run folder (default runs/<model>)."),
+    out: Optional[Path] = typer.Option(None, "--out", "--output", "-o", help="Run folder (default: the config's out_dir, else runs/<model>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder from its last checkpoint."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop cleanly (and save) after this many minutes."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (default: the config's / its stages')."),
@@ -124,6 +124,8 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
     # --epochs / --max-steps may give the run length a config file leaves out (bad values: named below)
     length = {k: v for k, v in (("epochs", epochs), ("max_steps", max_steps)) if v is not None and v >= 1}
     cfg = TrainConfig.load(config, **length) if config is not None else TrainConfig(model=model, epochs=10)
+    if out is None and cfg.out_dir and config != saved:  # a config file's own run folder (as Trainer takes it)
+        run_dir = Path(cfg.out_dir)
     if cfg.model and cfg.model != model:
         raise ConfigError(f"{config}: is a config for {cfg.model!r}, not {model!r}")
     if config is not None:  # a config file's relative paths start from its own folder, not from here

@@ -293,6 +293,25 @@ def test_train_command_takes_the_network_from_the_config_or_the_run(image_root, 
     assert bad.exit_code == 2 and "name the network to train" in bad.output
 
 
+@pytest.mark.skipif(AE_MODEL is None, reason="no registered auto-encoder network")
+def test_train_command_writes_to_the_config_out_dir(image_root, tmp_path, monkeypatch):
+    """A config's ``out_dir`` is the run folder when ``--out`` is not given (as :class:`Trainer` takes it),
+    not ``runs/<model>``; ``--out`` still wins."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "mine.toml"
+    config.write_text(f'model = "{AE_MODEL}"\ndata = ["{image_root.as_posix()}"]\ncrop = 32\nbatch_size = 4\n'
+                      'max_steps = 1\ntensorboard = false\nout_dir = "runs/mine"\n')
+    ok = CliRunner().invoke(app, ["train", AE_MODEL, "-c", str(config), "--no-progress"])
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "runs" / "mine" / "model.safetensors").is_file() and not (tmp_path / "runs" / AE_MODEL).exists()
+    ok = CliRunner().invoke(app, ["train", AE_MODEL, "-c", str(config), "-o", "other", "--no-progress"])
+    assert ok.exit_code == 0 and (tmp_path / "other" / "model.safetensors").is_file(), ok.output
+
+
 def test_weights_of_a_run_with_constructor_arguments_load_by_model_name(image_root, tmp_path):
     """``--set model_kwargs=...`` changes the architecture; the exported weights carry those
     arguments, so ``fuse --model NAME --weights FILE`` rebuilds the same network; weights of
