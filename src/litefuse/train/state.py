@@ -205,13 +205,32 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def save_safetensors(state: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """Write ``state`` (contiguous CPU copies) as safetensors with ``metadata``, atomically."""
-    from safetensors.torch import save_file
+    """Write ``state`` (contiguous CPU copies) as safetensors with ``metadata``, atomically, with
+    a canonical header (:func:`canonical_safetensors`): equal weights and metadata give equal
+    bytes, so a model card's sha256 is reproducible."""
+    from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     with temporary_beside(path) as tmp:
-        save_file(tensors, tmp, metadata=metadata)
-        publish(tmp, path)
+        Path(tmp).write_bytes(canonical_safetensors(save(tensors, metadata=metadata)))
+        publish(tmp, path, fsync=True)
+
+
+def canonical_safetensors(blob: bytes) -> bytes:
+    """``blob`` (a safetensors file) with its JSON header's keys sorted.
+
+    The safetensors writer keeps ``metadata`` in a hash map, so its order (and the file's sha256)
+    changed from one save to the next. Tensor offsets count from the end of the header, so
+    re-ordering the header moves no data; the header stays space-padded to 8 bytes, as the
+    format asks."""
+    import json
+    import struct
+
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + blob[8 + n :]
 
 
 # --------------------------------------------------------------------------------------------
