@@ -39,6 +39,10 @@ def train_command(
     data: Optional[list[Path]] = typer.Option(
         None, "--data", "-d", metavar="<path>", help="Pair folder (ir/vi or A/B) or a parent of such; repeat for several. Default: the config's."
     ),
+    val: Optional[list[Path]] = typer.Option(
+        None, "--val", metavar="<path>",
+        help="Validation pair folder(s); repeat for several. Every --data pair then trains (default: val_fraction of --data is held out).",
+    ),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config (default: the model's packaged config)."),
     out: Optional[Path] = typer.Option(None, "--out", "--output", "-o", help="Run folder (default: the config's out_dir, else runs/<model>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder from its last checkpoint."),
@@ -69,7 +73,7 @@ def train_command(
         if model is None:
             raise fail("name the network to train, e.g. `litefuse train lwc-densefuse -d DATA` (see `litefuse models`)")
         cfg = _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init,
-                            teachers)
+                            teachers, val)
         if no_progress:
             cfg = cfg.replace(progress=False)
         from .train import Trainer
@@ -103,7 +107,7 @@ def _named_model(config, out, resume) -> str | None:
 
 
 def _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init=None,
-                  teachers=None):
+                  teachers=None, val=None):
     """The effective :class:`~litefuse.train.TrainConfig` of a command line.
 
     ``teachers`` set ``[objective] teachers``; a model whose own objective has no teachers
@@ -129,16 +133,17 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
     if cfg.model and cfg.model != model:
         raise ConfigError(f"{config}: is a config for {cfg.model!r}, not {model!r}")
     if config is not None:  # a config file's relative paths start from its own folder, not from here
-        cfg = cfg.replace(data=resolve_config_data(cfg.data, config))
+        cfg = cfg.replace(data=resolve_config_data(cfg.data, config), val_data=resolve_config_data(cfg.val_data, config))
     cfg = cfg.replace(
         model=model,
         data=[str(Path(p).resolve()) for p in data] if data else None,
+        val_data=[str(Path(p).resolve()) for p in val] if val else None,
         out_dir=str(run_dir),
         device=device.value if device is not None else None,
         init=init if init in (None, "", "pretrained") else str(Path(init).resolve()),
     )
     # the settings with an option of their own, by config key
-    options = {"data": ("--data", data), "out_dir": ("--out", out), "device": ("--device", device), "init": ("--init", init),
+    options = {"data": ("--data", data), "val_data": ("--val", val), "out_dir": ("--out", out), "device": ("--device", device), "init": ("--init", init),
                "max_minutes": ("--max-minutes", max_minutes), "epochs": ("--epochs", epochs),
                "max_steps": ("--max-steps", max_steps), "batch_size": ("--batch-size", batch_size), "seed": ("--seed", seed)}
     for key in ("max_minutes", "epochs", "max_steps", "batch_size", "seed"):  # one at a time: a bad value names its option
@@ -161,4 +166,4 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
     get_objective(cfg.objective_name or model)
     # what is still relative came from the command line (--set data=...), so from the working
     # directory; store every path absolute so that a resumed run finds the same files from anywhere
-    return cfg.replace(data=[str(Path(p).resolve()) for p in cfg.data])
+    return cfg.replace(data=[str(Path(p).resolve()) for p in cfg.data], val_data=[str(Path(p).resolve()) for p in cfg.val_data])

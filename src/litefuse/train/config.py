@@ -63,7 +63,8 @@ class TrainConfig:
     crop: tuple[int, int] = (256, 256)
     crops_per_image: int = 1
     small_images: str = "pad"  # images smaller than the crop: "pad" (reflect) or "skip"
-    val_fraction: float = 0.1
+    val_fraction: float = 0.1  # pairs of ``data`` held out for validation (by a stable hash of their names)
+    val_data: list[str] = field(default_factory=list)  # validation pair folders instead: every pair of ``data`` trains
     batch_size: int = 8
     num_workers: int = 0
     # length and budget
@@ -290,7 +291,7 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
             if isinstance(value, (str, Path)):
                 value = [value]
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, (str, Path)) for v in value):
-                raise bad("a list of paths" if name == "data" else "a list of strings")
+                raise bad("a list of paths" if name in ("data", "val_data") else "a list of strings")
             return [str(v) for v in value]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, dict) for v in value):
             raise bad("an array of tables ([[stages]])")

@@ -269,6 +269,8 @@ def run_study(
         base = base.replace(data=[str(Path(p).resolve()) for p in data])
     if sets:
         base = base.apply_sets(sets)
+    if base.val_data:  # its evaluation set is each data root's held-out pairs, per task
+        raise ConfigError("the study holds out val_fraction of each data root; val_data is not used here, remove it")
     base = base.replace(data=[str(Path(p).resolve()) for p in base.data], model=MODEL, max_minutes=minutes,
                         max_steps=max_steps, threads=threads, progress=progress, tensorboard=False)
     console.print(f"study: {len(names)} variants x {minutes:.3g} min{f' / {max_steps} steps' if max_steps else ''}, "

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SHARED_ENV", "batch_size", "build_datasets", "config_base", "epoch_loader", "resolve_config_data", "resolve_data_path",
-    "to_device", "training_pairs",
+    "run_split", "to_device", "training_pairs",
 ]
 
 SHARED_ENV = "LITEFUSE_SHARED"
@@ -102,7 +102,8 @@ def build_datasets(
     if pairs is None:
         found: list[PairProblem] = []
         pairs, unpaired = training_pairs(config.data, found), found
-    train, val = split_pairs(list(pairs), config.val_fraction)
+    unpaired = list(unpaired)  # the validation folders' own unpaired files join them
+    train, val = run_split(list(pairs), config, unpaired, console)
     train_ds, val_ds = objective.build_datasets(train, val, config)  # val_ds may be None or empty
     lost = [[str(p) for p in getattr(ds, "skipped", ())] if ds is not None else [] for ds in (train_ds, val_ds)]
     for problem in [*map(str, unpaired), *lost[0], *lost[1]]:
@@ -112,7 +113,7 @@ def build_datasets(
     n_skipped = len(train) + len(val) - n_train - n_val + len(unpaired)
     note = f" ({n_skipped} skipped)" if n_skipped else ""
     if len(train_ds) == 0:
-        why = f"; val_fraction {config.val_fraction:g} left none of {len(val)} pairs for training" if not train else ""
+        why = f"; val_fraction {config.val_fraction:g} left none of {len(val)} pairs for training" if not train and not config.val_data else ""
         raise InputError(f"no usable training pair in {', '.join(config.data)}{note}{why}")
     val_ds = val_ds if val_ds is not None and len(val_ds) else None
     console.print(
@@ -121,6 +122,27 @@ def build_datasets(
         markup=False,
     )
     return train_ds, val_ds
+
+
+def run_split(pairs: list[Pair], config: "TrainConfig", unpaired: list[PairProblem], console: Any = None) -> tuple[list[Pair], list[Pair]]:
+    """The run's training and validation pairs: ``pairs`` split by ``val_fraction``, or, with
+    ``val_data``, all of ``pairs`` for training and the pairs of ``val_data`` for validation
+    (their unpaired files are added to ``unpaired``; a validation pair that is also a training
+    pair is said on ``console``: its scores would not measure generalisation)."""
+    if not config.val_data:
+        return split_pairs(pairs, config.val_fraction)
+    for root in config.val_data:
+        if not Path(root).exists():
+            raise InputError("validation folder (val_data, --val) not found", root)
+    val = collect_pairs(config.val_data, unpaired)
+    if not val:
+        raise InputError(f"no image pairs found in the validation folder(s) {', '.join(config.val_data)}")
+    seen = {(p.a.resolve(), p.b.resolve()) for p in pairs}
+    both = [p.name for p in val if (p.a.resolve(), p.b.resolve()) in seen]
+    if both and console is not None:
+        console.print(f"note: {len(both)} of {len(val)} validation pairs are also training pairs "
+                      f"(e.g. {both[0]}): their scores do not measure unseen data", markup=False)
+    return list(pairs), val
 
 
 def _kept_pairs(dataset: Dataset | None, pairs: Sequence[Pair], skipped: Sequence[str]) -> int:
