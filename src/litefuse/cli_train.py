@@ -24,6 +24,8 @@ from typing import Optional
 
 import typer
 
+from .cli_common import IR_NORM_HELP
+
 __all__ = ["train_command"]
 
 
@@ -53,6 +55,7 @@ def train_command(
     init: Optional[str] = typer.Option(
         None, "--init", help="Start from weights instead of random: 'pretrained' (the shipped ones) or a weights file (fine-tuning)."
     ),
+    ir_norm: Optional[str] = typer.Option(None, "--ir-norm", help=IR_NORM_HELP + " Train on what `fuse --ir-norm` will be given (default: the config's, range)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (weights, crops, batch order)."),
     device: Optional[TrainDevice] = typer.Option(None, "--device", help="auto | cpu | cuda (default: the config's, auto)."),
     sets: Optional[list[str]] = typer.Option(None, "--set", metavar="<key=value>", help="Override any config field: KEY=VALUE (TOML value); repeatable."),
@@ -73,7 +76,7 @@ def train_command(
         if model is None:
             raise fail("name the network to train, e.g. `litefuse train lwc-densefuse -d DATA` (see `litefuse models`)")
         cfg = _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init,
-                            teachers, val)
+                            teachers, val, ir_norm)
         if no_progress:
             cfg = cfg.replace(progress=False)
         from .train import Trainer
@@ -107,7 +110,7 @@ def _named_model(config, out, resume) -> str | None:
 
 
 def _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init=None,
-                  teachers=None, val=None):
+                  teachers=None, val=None, ir_norm=None):
     """The effective :class:`~litefuse.train.TrainConfig` of a command line.
 
     ``teachers`` set ``[objective] teachers``; a model whose own objective has no teachers
@@ -145,8 +148,9 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
     # the settings with an option of their own, by config key
     options = {"data": ("--data", data), "val_data": ("--val", val), "out_dir": ("--out", out), "device": ("--device", device), "init": ("--init", init),
                "max_minutes": ("--max-minutes", max_minutes), "epochs": ("--epochs", epochs),
-               "max_steps": ("--max-steps", max_steps), "batch_size": ("--batch-size", batch_size), "seed": ("--seed", seed)}
-    for key in ("max_minutes", "epochs", "max_steps", "batch_size", "seed"):  # one at a time: a bad value names its option
+               "max_steps": ("--max-steps", max_steps), "batch_size": ("--batch-size", batch_size), "seed": ("--seed", seed),
+               "ir_norm": ("--ir-norm", ir_norm)}
+    for key in ("max_minutes", "epochs", "max_steps", "batch_size", "seed", "ir_norm"):  # one at a time: a bad value names its option
         option, value = options[key]
         if value is not None:
             cfg = cfg.replace(option, **{key: value})

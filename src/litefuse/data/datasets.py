@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 
 from ..colour import rgb_to_ycbcr
 from ..errors import InputError
-from ..io import check_grey_infrared, read_image
+from ..io import Norm, check_grey_infrared, read_image
 from .pairs import Pair, PairProblem, find_pairs, pair_dirs, pair_task
 
 __all__ = [
@@ -133,11 +133,12 @@ def split_pairs(pairs: Sequence[Pair], val_fraction: float = 0.1) -> tuple[list[
 # decoding
 
 
-def load_luma_u8(path: str | Path, infrared: bool = False) -> np.ndarray:
+def load_luma_u8(path: str | Path, infrared: bool = False, ir_norm: Norm = "range") -> np.ndarray:
     """Read an image as ``uint8`` luminance ``H×W`` (BT.601 Y for colour). An ``infrared``
     source must be grey (three equal channels count), as :func:`litefuse.fuse` requires: the
-    luminance of a false-colour palette is not the scene's thermal intensity."""
-    img = read_image(path)
+    luminance of a false-colour palette is not the scene's thermal intensity; it is scaled by
+    ``ir_norm`` (as ``fuse --ir-norm``: e.g. 4095 for 12-bit data in 16-bit files)."""
+    img = read_image(path, norm=ir_norm if infrared else "range")
     if infrared:
         check_grey_infrared(img, path, "an A/B folder holds two colour sources")
     if img.ndim == 3:
@@ -145,21 +146,23 @@ def load_luma_u8(path: str | Path, infrared: bool = False) -> np.ndarray:
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def _read_luma(path: Path, infrared: bool = False) -> np.ndarray | InputError:
+def _read_luma(path: Path, infrared: bool = False, ir_norm: Norm = "range") -> np.ndarray | InputError:
     """:func:`load_luma_u8`, or the :class:`InputError` that says why the file cannot be used."""
     try:
-        return load_luma_u8(path, infrared)
+        return load_luma_u8(path, infrared, ir_norm)
     except InputError as exc:
         return exc
 
 
-def _decode_all(paths: Sequence[Path], workers: int, infrared: Sequence[bool] | None = None) -> list[np.ndarray | InputError]:
+def _decode_all(paths: Sequence[Path], workers: int, infrared: Sequence[bool] | None = None,
+                ir_norm: Norm = "range") -> list[np.ndarray | InputError]:
     """Decode in a small thread pool (PIL and numpy release the GIL while decoding)."""
     flags = list(infrared) if infrared is not None else [False] * len(paths)
+    norms = [ir_norm] * len(paths)
     if workers <= 1 or len(paths) < 4:
-        return [_read_luma(p, f) for p, f in zip(paths, flags)]
+        return [_read_luma(p, f, n) for p, f, n in zip(paths, flags, norms)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_read_luma, paths, flags))
+        return list(pool.map(_read_luma, paths, flags, norms))
 
 
 def _pair_problem(pair: Pair, a: np.ndarray | InputError, b: np.ndarray | InputError) -> str | None:
@@ -173,15 +176,15 @@ def _pair_problem(pair: Pair, a: np.ndarray | InputError, b: np.ndarray | InputE
     return None
 
 
-def decode_pairs(pairs: Sequence[Pair], workers: int = 2) -> tuple[list[tuple[Pair, np.ndarray, np.ndarray]], list[str]]:
-    """Both sources of every pair as ``uint8`` luminance: ``(usable, skipped)``.
+def decode_pairs(pairs: Sequence[Pair], workers: int = 2, ir_norm: Norm = "range") -> tuple[list[tuple[Pair, np.ndarray, np.ndarray]], list[str]]:
+    """Both sources of every pair as ``uint8`` luminance (infrared scaled by ``ir_norm``): ``(usable, skipped)``.
 
     ``usable`` holds ``(pair, a, b)`` for the pairs whose sources decode and share one size, in
     order; ``skipped`` says why each other pair was left out (``"<file>: <problem>"``).
     """
     # the first source of an infrared-visible pair (not of an A/B pair) is an infrared image
     infrared = [flag for p in pairs for flag in (pair_task(p) == "ivif", False)]
-    flat = _decode_all([path for p in pairs for path in (p.a, p.b)], workers, infrared)
+    flat = _decode_all([path for p in pairs for path in (p.a, p.b)], workers, infrared, ir_norm)
     usable: list[tuple[Pair, np.ndarray, np.ndarray]] = []
     skipped: list[str] = []
     for pair, a, b in zip(pairs, flat[0::2], flat[1::2]):
@@ -289,6 +292,7 @@ class GreyCropDataset(_CropDataset):
         crops_per_image: items per image and epoch (training only).
         flips: random horizontal and vertical flips (training only).
         workers: decoding threads.
+        ir_norm: the infrared's scale (``"range"``, ``"minmax"`` or a peak value, as ``fuse --ir-norm``).
     """
 
     def __init__(
@@ -302,9 +306,10 @@ class GreyCropDataset(_CropDataset):
         crops_per_image: int = 1,
         flips: bool = True,
         workers: int = 2,
+        ir_norm: Norm = "range",
     ) -> None:
         super().__init__(crop, train, seed, small, crops_per_image, flips)
-        usable, self.skipped = decode_pairs(pairs, workers)
+        usable, self.skipped = decode_pairs(pairs, workers, ir_norm)
         self.images: list[np.ndarray] = []
         for pair, a, b in usable:
             kept = len(self.images)
@@ -348,9 +353,10 @@ class PairCropDataset(_CropDataset):
         flips: bool = True,
         workers: int = 2,
         targets: Targets | None = None,
+        ir_norm: Norm = "range",
     ) -> None:
         super().__init__(crop, train, seed, small, crops_per_image, flips)
-        usable, self.skipped = decode_pairs(pairs, workers)
+        usable, self.skipped = decode_pairs(pairs, workers, ir_norm)
         self.images: list[tuple[np.ndarray, ...]] = []
         for pair, a, b in usable:
             if self._fits(a.shape):

@@ -16,10 +16,13 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from ..errors import LitefuseError
 from ..registry import get_model_info
+
+if TYPE_CHECKING:
+    from ..io import Norm
 
 __all__ = ["ConfigError", "TrainConfig", "OPTIMIZERS", "default_config_path"]
 
@@ -63,6 +66,7 @@ class TrainConfig:
     crop: tuple[int, int] = (256, 256)
     crops_per_image: int = 1
     small_images: str = "pad"  # images smaller than the crop: "pad" (reflect) or "skip"
+    ir_norm: str = "range"  # infrared scale, as `fuse --ir-norm`: "range", "minmax" or the sensor's peak ("4095")
     val_fraction: float = 0.1  # pairs of ``data`` held out for validation (by a stable hash of their names)
     val_data: list[str] = field(default_factory=list)  # validation pair folders instead: every pair of ``data`` trains
     batch_size: int = 8
@@ -174,6 +178,14 @@ class TrainConfig:
 
     # -- derived --------------------------------------------------------------------------
 
+    @property
+    def norm(self) -> "Norm":
+        """:attr:`ir_norm` as :func:`litefuse.io.read_image` takes it (a peak value as a number)."""
+        from ..io import check_norm
+
+        text = self.ir_norm.strip()
+        return check_norm(text if text in ("range", "minmax") else float(text))
+
     def validate(self, source: str = "config") -> None:
         """Check value ranges and combinations; a problem raises :class:`ConfigError` naming ``source``."""
 
@@ -186,6 +198,10 @@ class TrainConfig:
             raise bad(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if min(self.crop) < 8:
             raise bad(f"crop must be at least 8×8, got {list(self.crop)}")
+        try:
+            self.norm
+        except ValueError:
+            raise bad(f"ir_norm must be 'range', 'minmax' or the sensor's peak value (e.g. 4095), got {self.ir_norm!r}") from None
         if self.small_images not in ("pad", "skip"):
             raise bad(f"small_images must be 'pad' or 'skip', got {self.small_images!r}")
         if self.optimizer.lower() not in OPTIMIZERS:
@@ -277,6 +293,8 @@ def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
             raise bad("a number")
         return float(value)
     if hint is str:
+        if name == "ir_norm" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = f"{value:g}"  # a peak value given as a TOML number
         if not isinstance(value, str):
             raise bad("a string")
         return value

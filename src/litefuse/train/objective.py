@@ -107,7 +107,7 @@ class Objective:
     ) -> tuple[Dataset, Dataset | None]:
         """Training and validation datasets from the split pairs (by :attr:`data`); the second may be empty."""
         cls = {"grey": GreyCropDataset, "pair": PairCropDataset}[self.data]
-        common = dict(crop=config.crop, small=config.small_images, workers=max(2, os.cpu_count() or 1))
+        common = dict(crop=config.crop, small=config.small_images, workers=max(2, os.cpu_count() or 1), ir_norm=config.norm)
         train_ds = cls(train, train=True, seed=config.seed, crops_per_image=config.crops_per_image, **common)
         val_ds = cls(val, train=False, **common) if val else None
         return train_ds, val_ds

@@ -46,8 +46,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data import collect_pairs, load_luma_u8, pair_hash, split_pairs
+from ..data import collect_pairs, pair_hash, split_pairs
+from ..data.datasets import decode_pairs
 from ..errors import InputError
+from ..io import Norm
 from .._files import atomic_write_text
 from ..viz import PLOT_HINT, plotting_available
 from .config import ConfigError, TrainConfig, default_config_path
@@ -91,16 +93,17 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
     return np.array(Image.fromarray(img).resize((max(8, round(w * s)), max(8, round(h * s))), Image.Resampling.BOX))
 
 
-def eval_set(data: Sequence[str], val_fraction: float, per_task: int, size: int) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
-    """``{task: [(name, a, b), ...]}``: the first ``per_task`` held-out pairs of each data root."""
+def eval_set(data: Sequence[str], val_fraction: float, per_task: int, size: int,
+             ir_norm: Norm = "range") -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
+    """``{task: [(name, a, b), ...]}``: the first ``per_task`` held-out pairs of each data root
+    (an infrared source scaled by ``ir_norm``, as training reads it)."""
     out: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {}
     for root in data:
         task = Path(root).name
         _, val = split_pairs(collect_pairs([root]), val_fraction)
         chosen = []
         for pair in sorted(val, key=lambda p: pair_hash(p.name)):
-            a, b = load_luma_u8(pair.a), load_luma_u8(pair.b)
-            if a.shape == b.shape:
+            for _, a, b in decode_pairs([pair], 1, ir_norm)[0]:  # none for an unusable pair (sizes, colour infrared)
                 chosen.append((pair.name, _resize(a, size), _resize(b, size)))
             if len(chosen) == per_task:
                 break
@@ -290,7 +293,7 @@ def run_study(
         warm = objective_cls()
         warm.build(load_model(MODEL, pretrained=False, **first.model_kwargs), first)
         warm.build_datasets(*split_pairs(collect_pairs(first.data), first.val_fraction), first)
-    tasks = eval_set(base.data, base.val_fraction, eval_pairs, eval_size)
+    tasks = eval_set(base.data, base.val_fraction, eval_pairs, eval_size, base.norm)
     console.print("evaluation set: " + ", ".join(f"{t} {len(v)}" for t, v in tasks.items()), markup=False)
 
     rows: list[StudyRow] = []

@@ -107,7 +107,7 @@ class DistillObjective(Objective):
     ) -> tuple[Dataset, Dataset | None]:
         """Pair crops with their teacher target (computed once, then read from the cache); the
         pre-pass stops at the run's time budget (:attr:`deadline`), keeping what it cached."""
-        common = dict(crop=config.crop, small=config.small_images, workers=max(2, os.cpu_count() or 1))
+        common = dict(crop=config.crop, small=config.small_images, workers=max(2, os.cpu_count() or 1), ir_norm=config.norm)
         train_ds = PairCropDataset(train, train=True, seed=config.seed, crops_per_image=config.crops_per_image, **common)
         val_ds = PairCropDataset(val, train=False, **common) if val else None
         kept = [ds for ds in (train_ds, val_ds) if ds is not None]

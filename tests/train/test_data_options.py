@@ -1,0 +1,84 @@
+"""Training data options: validation folders of their own (``val_data``, ``train --val``) and the
+infrared's scale (``ir_norm``, ``train --ir-norm``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from litefuse.cli import app
+from litefuse.data import PairCropDataset, collect_pairs
+from litefuse.train import ConfigError, TrainConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+MODEL = "lwc-densefuse"
+SMALL = ["--set", "crop=32", "--batch-size", "4", "--max-steps", "1", "--no-progress", "--set", "tensorboard=false"]
+
+
+def test_val_folders_validate_and_every_data_pair_trains(image_root, tmp_path):
+    out = tmp_path / "run"
+    done = CliRunner().invoke(app, ["train", MODEL, "-d", str(image_root / "ivif"), "--val", str(image_root / "mff"),
+                                    "-o", str(out), *SMALL])
+    assert done.exit_code == 0, done.output
+    assert "data: 8 train / 4 val pairs" in done.output  # all 8 ivif pairs train (val_fraction unused), the 4 mff validate
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["val_data"] == [str((image_root / "mff").resolve())]
+    rows = (out / "log.csv").read_text().splitlines()
+    assert any(row.startswith("val,") for row in rows[1:]), rows  # validated on the mff pairs
+    changed = CliRunner().invoke(app, ["train", MODEL, "--resume", "-o", str(out), "--val", str(image_root / "ivif"),
+                                       "--max-steps", "2", "--no-progress"])
+    assert changed.exit_code == 2 and "cannot resume with a different 'val_data'" in changed.output, changed.output
+
+
+def test_a_validation_pair_that_also_trains_is_said(image_root, tmp_path):
+    done = CliRunner().invoke(app, ["train", MODEL, "-d", str(image_root / "ivif"), "--val", str(image_root / "ivif" / "SetA"),
+                                    "-o", str(tmp_path / "run"), *SMALL])
+    assert done.exit_code == 0, done.output
+    assert "note: 8 of 8 validation pairs are also training pairs" in done.output
+
+
+def test_a_missing_validation_folder_is_one_line(image_root, tmp_path):
+    done = CliRunner().invoke(app, ["train", MODEL, "-d", str(image_root / "ivif"), "--val", str(tmp_path / "nope"),
+                                    "-o", str(tmp_path / "run"), *SMALL])
+    assert done.exit_code == 2 and "nope: validation folder (val_data, --val) not found" in done.output, done.output
+    assert not (tmp_path / "run").exists()
+
+
+def _twelve_bit_root(root):
+    """Two pairs whose infrared is 12-bit data in 16-bit PNGs (values up to 4095)."""
+    rng = np.random.default_rng(0)
+    for sub in ("ir", "vi"):
+        (root / sub).mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray((rng.random((40, 48)) * 4095).astype(np.uint16)).save(root / "ir" / f"p{i}.png")
+        Image.fromarray((rng.random((40, 48)) * 255).astype(np.uint8)).save(root / "vi" / f"p{i}.png")
+    return root
+
+
+def test_ir_norm_scales_the_training_infrared_as_fuse_does(tmp_path):
+    """12-bit infrared in 16-bit files trained near-black (max 16 of 255): ``fuse --ir-norm 4095``
+    had no counterpart in training."""
+    pairs = collect_pairs([_twelve_bit_root(tmp_path / "d")])
+    dark = PairCropDataset(pairs, 32, train=False)
+    scaled = PairCropDataset(pairs, 32, train=False, ir_norm=4095.0)
+    assert max(a.max() for a, _ in dark.images) <= 16 and min(a.max() for a, _ in scaled.images) >= 250
+    assert all(np.array_equal(b1, b2) for (_, b1), (_, b2) in zip(dark.images, scaled.images))  # the visible as it was
+
+
+def test_ir_norm_in_configs_and_on_the_command_line(tmp_path):
+    assert TrainConfig.from_dict({"model": MODEL, "max_steps": 1, "ir_norm": 4095}).norm == 4095.0  # a TOML number
+    assert TrainConfig.from_dict({"model": MODEL, "max_steps": 1, "ir_norm": "minmax"}).norm == "minmax"
+    with pytest.raises(ConfigError, match="ir_norm must be 'range', 'minmax' or the sensor's peak"):
+        TrainConfig.from_dict({"model": MODEL, "max_steps": 1, "ir_norm": "12bit"})
+    root = _twelve_bit_root(tmp_path / "d")
+    bad = CliRunner().invoke(app, ["train", MODEL, "-d", str(root), "--ir-norm", "-5", "-o", str(tmp_path / "r"), *SMALL])
+    assert bad.exit_code == 2 and "--ir-norm" in bad.output and "ir_norm must be" in bad.output, bad.output
+    done = CliRunner().invoke(app, ["train", MODEL, "-d", str(root), "--ir-norm", "4095", "-o", str(tmp_path / "r"), *SMALL,
+                                    "--batch-size", "2"])
+    assert done.exit_code == 0, done.output
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["ir_norm"] == "4095"
