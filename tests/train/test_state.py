@@ -1,8 +1,9 @@
-"""Run-folder files written by litefuse.train.state."""
+"""Run-folder files: the weights file's bytes, the config a resume reads."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 
 import torch
 from safetensors import safe_open
@@ -27,3 +28,23 @@ def test_equal_weights_and_metadata_give_equal_bytes(tmp_path):
     with safe_open(path, "pt") as fh:
         assert fh.metadata() == metadata
     assert int.from_bytes(path.read_bytes()[:8], "little") % 8 == 0  # the header stays 8-byte aligned
+
+
+def test_a_plain_resume_keeps_the_length_the_last_resume_asked_for(image_root, tmp_path):
+    """``--resume --max-steps 2`` then ``--resume``: the second went back to the first
+    invocation's length (the config's full epochs), as config.json kept the first run's."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    run = tmp_path / "run"
+    common = ["-o", str(run), "--no-progress", "--set", "tensorboard=false"]
+    first = CliRunner().invoke(app, ["train", "lwc-densefuse", "-d", str(image_root / "ivif"), "--set", "crop=32",
+                                     "--batch-size", "4", "--max-steps", "1", *common])
+    assert first.exit_code == 0, first.output
+    for argv in (["--max-steps", "2"], []):
+        done = CliRunner().invoke(app, ["train", "--resume", *argv, *common])
+        assert done.exit_code == 0, done.output
+        assert json.loads((run / "summary.json").read_text())["steps"] == 2
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["max_steps"] == 2 and saved["progress"] is False and saved["crop"] == [32, 32]

@@ -316,10 +316,23 @@ class Trainer:
         if ckpt is not None:
             self._restore(ckpt)
             self.log.truncate_after(self.state.step)
-        else:
-            atomic_write_text(self.out / CONFIG, json.dumps(cfg.to_dict(), indent=2) + "\n")
+        saved = self._saved_config() if ckpt is not None else {}
+        # the run's length as last asked (a resume's --max-steps / --epochs), so a plain --resume
+        # goes on to it rather than back to the first invocation's; per-invocation settings
+        # (time budget, device, threads, progress) stay as the first run wrote them
+        length = {k: v for k, v in cfg.to_dict().items() if k in ("epochs", "max_steps")}
+        if ckpt is None or any(saved.get(k) != v for k, v in length.items()):
+            atomic_write_text(self.out / CONFIG, json.dumps({**(saved or cfg.to_dict()), **length}, indent=2) + "\n")
         self._tb = self._tensorboard()
         return ckpt is None
+
+    def _saved_config(self) -> dict[str, Any]:
+        """The run folder's ``config.json`` (empty when missing or unreadable: then rewritten whole)."""
+        try:
+            saved = json.loads((self.out / CONFIG).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return saved if isinstance(saved, dict) else {}
 
     def _build_model(self, init: bool = True) -> nn.Module:
         """The network to train; ``init`` loads ``config.init`` (a resumed run skips it: the
