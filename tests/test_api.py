@@ -63,3 +63,22 @@ def test_weights_or_device_beside_a_loaded_fuser_are_refused():
     for kwargs in ({"device": "cuda"}, {"weights": "w.safetensors"}):
         with pytest.raises(OptionError, match="weights= and device= choose what a Fuser loads"):
             litefuse.fuse(x, x, model=litefuse.Fuser("mean", threads=1), **kwargs)
+
+
+def test_16_bit_colour_png_is_refused_before_the_fusion(tmp_path, monkeypatch):
+    """``--bits 16 -o x.png`` with a colour visible failed only when writing, after the network ran."""
+    from PIL import Image
+
+    from litefuse.api import Fuser, fuse_files
+    from litefuse.errors import OutputError
+
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((24, 32)) * 255).astype(np.uint8)).save(tmp_path / "ir.png")
+    Image.fromarray((rng.random((24, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / "vi.png")
+    fuser = Fuser("max")
+    monkeypatch.setattr(Fuser, "fuse_images", lambda *a, **k: pytest.fail("fused before the output was found unwritable"))
+    with pytest.raises(OutputError, match="16-bit colour is written as TIFF only"):
+        fuse_files(tmp_path / "ir.png", tmp_path / "vi.png", tmp_path / "out.png", fuser, bits=16)
+    monkeypatch.undo()
+    assert fuse_files(tmp_path / "ir.png", tmp_path / "vi.png", tmp_path / "grey.png", fuser, bits=16, grey=True).is_file()
+    assert not (tmp_path / "out.png").exists()

@@ -541,5 +541,6 @@ def fuse_files(
     a = read_image(ir, norm=check_ir_norm(ir_norm, check_task(task or fuser.task)))
     b = read_image(vi)
     _check_first_source(a, ir, check_task(task or fuser.task))
+    check_bits(out, bits, colour=not grey and (a.ndim == 3 or b.ndim == 3))  # before the fusion, not after it
     fused = fuser.fuse_images(a, b, grey=grey, resize_b=resize_vi, names=(ir, vi))
     return save_image(out, fused, bits=bits)

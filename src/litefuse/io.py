@@ -426,8 +426,9 @@ def writable_dir(folder: str | Path) -> Path:
 _SAVE_OPTIONS = {"PNG": {"compress_level": 1, "compress_type": 3}, "JPEG": {"quality": 95}}
 
 
-def check_bits(path: str | Path, bits: int) -> str:
-    """The format ``path``'s suffix names, after checking it stores ``bits``-bit images."""
+def check_bits(path: str | Path, bits: int, colour: bool = False) -> str:
+    """The format ``path``'s suffix names, after checking it stores ``bits``-bit images (in
+    ``colour``: 16-bit colour is TIFF only)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _WRITERS:
@@ -436,6 +437,8 @@ def check_bits(path: str | Path, bits: int) -> str:
     fmt, depths = _WRITERS[suffix]
     if bits not in depths:
         raise OutputError(f"{path}: {fmt} stores {' or '.join(map(str, depths))}-bit images, not {bits}-bit")
+    if colour and bits == 16 and fmt != "TIFF":
+        raise OutputError(f"{path}: 16-bit colour is written as TIFF only; use a .tif name, 8 bits or a grey image")
     return fmt
 
 
@@ -466,9 +469,7 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
         raise OutputError(f"{path}: cannot write an array of {given} values and shape {arr.shape}; give H×W or H×W×3 "
                           "floats in [0, 1], uint8 or uint16")
     if arr.dtype == np.uint16:  # a uint16 array keeps its depth, whatever ``bits`` says
-        check_bits(path, 16)
-    if arr.dtype == np.uint16 and arr.ndim == 3 and fmt != "TIFF":
-        raise OutputError(f"{path}: 16-bit colour is written as TIFF only; use a .tif name, 8 bits or a grey image")
+        check_bits(path, 16, colour=arr.ndim == 3)
     try:
         writable_dir(path.parent if str(path.parent) else Path("."))
     except OutputError as exc:
