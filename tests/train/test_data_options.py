@@ -28,6 +28,10 @@ def test_val_folders_validate_and_every_data_pair_trains(image_root, tmp_path):
     assert "data: 8 train / 4 val pairs" in done.output  # all 8 ivif pairs train (val_fraction unused), the 4 mff validate
     saved = json.loads((out / "config.json").read_text())
     assert saved["val_data"] == [str((image_root / "mff").resolve())]
+    from litefuse.train.card import model_card
+
+    card = model_card(MODEL, out / "model.safetensors", out, "cmd", "")
+    assert "validation = the pairs of `data/mff`)" in card  # not "10 % held out"
     rows = (out / "log.csv").read_text().splitlines()
     assert any(row.startswith("val,") for row in rows[1:]), rows  # validated on the mff pairs
     changed = CliRunner().invoke(app, ["train", MODEL, "--resume", "-o", str(out), "--val", str(image_root / "ivif"),

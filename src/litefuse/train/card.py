@@ -106,6 +106,13 @@ def _licence_note(data: list[str]) -> str:
     return "".join(f"; includes {LICENCES[name]}" for name in dict.fromkeys(found))
 
 
+def _validation_text(cfg: dict) -> str:
+    """Which pairs validated the run: folders of their own (``val_data``) or a held-out share."""
+    if cfg.get("val_data"):
+        return "the pairs of " + ", ".join(f"`{Path(d).parent.name}/{Path(d).name}`" for d in cfg["val_data"])
+    return f"{cfg.get('val_fraction', 0):.0%} of pairs held out by a stable hash of `<dataset>/<stem>`"
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -150,7 +157,7 @@ def model_card(
         f"| MACs, one 640×480 fusion | {macs / 1e9:.3f} G |",
         f"| tasks | {', '.join(info.tasks)} |",
         f"| training data | {data} ({s.get('train_crops', '?')} training / {s.get('val_crops', '?')} validation crops per epoch; "
-        f"validation = {cfg.get('val_fraction', 0):.0%} of pairs held out by a stable hash of `<dataset>/<stem>`)"
+        f"validation = {_validation_text(cfg)})"
         f"{_licence_note(cfg.get('data', []))} |",
         f"| crop, batch | {cfg.get('crop')}, {cfg.get('batch_size')} |",
         f"| optimiser | {cfg.get('optimizer')} lr {cfg.get('lr')}, plateau ×{cfg.get('plateau_factor')} "
