@@ -86,3 +86,6 @@ def test_ir_norm_in_configs_and_on_the_command_line(tmp_path):
                                     "--batch-size", "2"])
     assert done.exit_code == 0, done.output
     assert json.loads((tmp_path / "r" / "config.json").read_text())["ir_norm"] == "4095"
+    from litefuse.train.card import model_card
+
+    assert "fuse with `--ir-norm 4095`" in model_card(MODEL, tmp_path / "r" / "model.safetensors", tmp_path / "r", "cmd", "")

@@ -159,6 +159,8 @@ def model_card(
         f"| training data | {data} ({s.get('train_crops', '?')} training / {s.get('val_crops', '?')} validation crops per epoch; "
         f"validation = {_validation_text(cfg)})"
         f"{_licence_note(cfg.get('data', []))} |",
+        *([f"| infrared scale | `{cfg['ir_norm']}`: fuse with `--ir-norm {cfg['ir_norm']}` |"]
+          if cfg.get("ir_norm", "range") != "range" else []),
         f"| crop, batch | {cfg.get('crop')}, {cfg.get('batch_size')} |",
         f"| optimiser | {cfg.get('optimizer')} lr {cfg.get('lr')}, plateau ×{cfg.get('plateau_factor')} "
         f"(patience {cfg.get('plateau_patience')}), early stop patience {cfg.get('early_stopping_patience')} |",
