@@ -120,6 +120,8 @@ def main() -> None:
     ap.add_argument("--methods", default="aenetv2-ivif,aenetv2,lwc-densefuse,densefuse,dwsfusion,max")
     ap.add_argument("--pairs", type=int, default=12)
     args = ap.parse_args()
+    if args.pairs < 2:  # per pair = (T_n - T_1) / (n - 1)
+        ap.error(f"--pairs must be at least 2 (got {args.pairs}): the per-pair time is (T_n - T_1) / (n - 1)")
 
     import torch
 
