@@ -226,3 +226,11 @@ def test_legacy_console_encoding_prints_what_it_can(tmp_path):
                            "-o", str(tmp_path / "f.png")], capture_output=True, env=env, timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.decode("cp1252").strip().endswith("??/ir.png: file not found")
+
+
+def test_threads_help_names_the_default_in_the_order_it_is_taken():
+    # runtime.set_threads: $LITEFUSE_THREADS, else a count the user gave torch (OMP_NUM_THREADS), else the load
+    from litefuse.cli import THREADS_HELP
+
+    order = [THREADS_HELP.find(key) for key in ("$LITEFUSE_THREADS", "OMP_NUM_THREADS", "load average")]
+    assert -1 not in order and order == sorted(order), THREADS_HELP

@@ -64,7 +64,7 @@ class Task(str, Enum):
     medical = "medical"
 
 
-THREADS_HELP = "CPU threads for torch (default: free cores by the load average, or $LITEFUSE_THREADS)."
+THREADS_HELP = "CPU threads for torch (default: $LITEFUSE_THREADS, else OMP_NUM_THREADS, else the free cores by the load average)."
 
 
 @app.command()
