@@ -408,10 +408,11 @@ def _register_module_commands() -> None:
     """Commands that live in their own modules (imported after ``app`` exists, which they use)."""
     from .cli_eval import eval_command
     from .cli_study import study_command
-    from .cli_train import train_command
+    from .cli_train import card_command, train_command
 
     app.command("eval")(eval_command)
     app.command("train")(train_command)
+    app.command("card")(card_command)
     app.command("study")(study_command)
 
 

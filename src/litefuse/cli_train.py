@@ -24,9 +24,9 @@ from typing import Optional
 
 import typer
 
-from .cli_common import IR_NORM_HELP
+from .cli_common import IR_NORM_HELP, JOBS_HELP
 
-__all__ = ["train_command"]
+__all__ = ["card_command", "train_command"]
 
 
 class TrainDevice(str, Enum):
@@ -171,3 +171,44 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
     # what is still relative came from the command line (--set data=...), so from the working
     # directory; store every path absolute so that a resumed run finds the same files from anywhere
     return cfg.replace(data=[str(Path(p).resolve()) for p in cfg.data], val_data=[str(Path(p).resolve()) for p in cfg.val_data])
+
+
+def card_command(
+    run: Path = typer.Argument(..., help="A training run folder (model.safetensors, config.json, summary.json, log.csv)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The card (default: RUN/MODEL_CARD.md); its loss curve is written beside it."),
+    folders: Optional[list[Path]] = typer.Option(
+        None, "--eval", "-i", metavar="<path>", help="Score on these pair folders instead of the run's validation pairs; repeat."
+    ),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs per set."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help=JOBS_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing card."),
+) -> None:
+    """Write a model card for a run's weights: data, recipe, seed, params, MACs, and scores beside
+    the shipped weights, `max` and `dwsfusion`, per set, on pairs the run did not train on."""
+    from ._files import atomic_write_text
+    from .cli_common import console, fail, progress_bar
+    from .errors import LitefuseError
+    from .evaluation import default_jobs
+    from .io import check_output_path
+    from .train.card import loss_curve, run_card
+    from .viz import plotting_available
+
+    card_path = output if output is not None else run / "MODEL_CARD.md"
+    try:
+        if not (run / "summary.json").is_file():
+            raise fail(f"{run}: not a finished training run (no summary.json); train first, or --resume it")
+        card_path = check_output_path(card_path, overwrite=overwrite, suffixes=(".md",))
+        text, result = run_card(run, folders or (), limit=limit, jobs=jobs or default_jobs(), progress=progress_bar("scoring"))
+        if not result.rows:
+            for problem in result.skipped:
+                console.print(f"skipped: {problem}", markup=False)
+            raise fail(f"nothing could be scored: {len(result.skipped)} problem(s) above; no card written")
+        if plotting_available():
+            curve = loss_curve(run, card_path.with_name(card_path.stem + "_loss.png"))
+            text += f"\n![training loss]({curve.name})\n"
+        atomic_write_text(card_path, text)
+    except LitefuseError as exc:
+        raise fail(str(exc)) from None
+    for problem in result.skipped:
+        console.print(f"skipped: {problem}", markup=False)
+    console.print(f"model card -> {card_path}", markup=False)

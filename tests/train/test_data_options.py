@@ -89,3 +89,33 @@ def test_ir_norm_in_configs_and_on_the_command_line(tmp_path):
     from litefuse.train.card import model_card
 
     assert "fuse with `--ir-norm 4095`" in model_card(MODEL, tmp_path / "r" / "model.safetensors", tmp_path / "r", "cmd", "")
+
+
+def test_card_command_scores_a_run_beside_the_shipped_weights_max_and_dwsfusion(image_root, tmp_path):
+    rng = np.random.default_rng(1)
+    data = tmp_path / "big" / "SetA"  # frames large enough for every core metric (VIF: 41 pixels a side)
+    for sub in ("ir", "vi"):
+        (data / sub).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray((rng.random((48, 56)) * 255).astype(np.uint8)).save(data / sub / f"s{i}.png")
+    run = tmp_path / "mine"
+    done = CliRunner().invoke(app, ["train", MODEL, "-d", str(data), "--init", "pretrained", "-o", str(run), *SMALL])
+    assert done.exit_code == 0, done.output
+    card = CliRunner().invoke(app, ["card", str(run), "-j", "1"])
+    assert card.exit_code == 0, card.output
+    text = (run / "MODEL_CARD.md").read_text()
+    assert "### SetA (1 pairs)" in text  # the pair the run held out, not the 7 it trained on
+    for row in ("| mine (this run) |", f"| {MODEL} (shipped) |", "| max |", "| dwsfusion |"):
+        assert row in text, row
+    assert "| parameters | 6,883 |" in text and "litefuse train -c " in text and "the shipped weights (fine-tuned)" in text
+    again = CliRunner().invoke(app, ["card", str(run), "-j", "1"])
+    assert again.exit_code == 2 and "exists" in again.output, again.output
+    other = CliRunner().invoke(app, ["card", str(run), "-j", "1", "--eval", str(data), "--limit", "2",
+                                     "-o", str(tmp_path / "card.md")])
+    assert other.exit_code == 0, other.output
+    assert "### SetA (2 pairs)" in (tmp_path / "card.md").read_text()
+    tiny = CliRunner().invoke(app, ["card", str(run), "-j", "1", "--eval", str(image_root / "ivif" / "SetA"), "-o", str(tmp_path / "no.md")])
+    assert tiny.exit_code == 2 and "nothing could be scored" in tiny.output and "too small" in tiny.output, tiny.output
+    assert not (tmp_path / "no.md").exists()
+    not_a_run = CliRunner().invoke(app, ["card", str(tmp_path)])
+    assert not_a_run.exit_code == 2 and "not a finished training run" in not_a_run.output

@@ -13,11 +13,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
-__all__ = ["RunRecord", "read_run", "model_complexity", "loss_curve", "model_card"]
+if TYPE_CHECKING:
+    from ..compare import Comparison
+    from ..data.pairs import Pair
+
+__all__ = ["RunRecord", "read_run", "model_complexity", "loss_curve", "model_card", "run_card", "validation_pairs"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,8 @@ def model_card(
     results_md: str,
     notes: Sequence[str] = (),
     model_kwargs: dict | None = None,
+    where: str = "From a checkout with `../shared` beside it:",
+    results_title: str = "Results on the development sets",
 ) -> str:
     """Markdown model card for ``weights`` of registered model ``name`` trained in ``run_dir``.
 
@@ -174,7 +180,7 @@ def model_card(
         "",
         "## Reproduce",
         "",
-        "From a checkout with `../shared` beside it:",
+        where,
         "",
         "```bash",
         command,
@@ -185,5 +191,74 @@ def model_card(
         lines += ["Last validation row: " + ", ".join(f"{k} {float(v):.4g}" for k, v in val_cols.items()) + ".", ""]
     if notes:
         lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
-    lines += ["## Results on the development sets", "", results_md.strip(), ""]
+    lines += [f"## {results_title}", "", results_md.strip(), ""]
     return "\n".join(lines)
+
+
+def validation_pairs(config: dict) -> list[tuple[str, "Pair"]]:
+    """A run's validation pairs as ``(dataset, pair)``: the pairs of its ``val_data`` folders, else
+    the share of its ``data`` the run held out (the same stable-hash split the trainer made)."""
+    from ..data import collect_pairs, split_pairs
+
+    if config.get("val_data"):
+        val = collect_pairs(config["val_data"])
+    else:
+        _, val = split_pairs(collect_pairs(config.get("data") or []), float(config.get("val_fraction", 0.1)))
+    return [(pair.name.split("/")[0], pair) for pair in val]
+
+
+def run_card(
+    run_dir: str | Path,
+    folders: Sequence[str | Path] = (),
+    limit: int | None = None,
+    jobs: int = 1,
+    progress=None,
+) -> tuple[str, "Comparison"]:
+    """A model card for the weights a run exported (``model.safetensors``), scored beside the
+    shipped weights of its network, the classical ``max`` fuser and ``dwsfusion`` (infrared–visible
+    pairs) on the run's validation pairs (:func:`validation_pairs`), or on the pairs of
+    ``folders`` (at most ``limit`` per set); per set, then pooled. Returns the card and the scores."""
+    from ..api import Fuser
+    from ..compare import compare, compare_pairs
+    from ..data.pairs import pair_task
+    from ..errors import InputError
+    from ..registry import get_model_info, weights_model
+    from .config import TrainConfig
+
+    run = Path(run_dir)
+    weights = run / "model.safetensors"
+    name = weights_model(weights)
+    record = read_run(run)
+    cfg = record.config
+    norm = TrainConfig.from_dict(cfg, source=str(run / "config.json")).norm
+    ours = Fuser(name, weights=weights)
+    ours.label = f"{run.name} (this run)"
+    methods = [ours]
+    if get_model_info(name).weights_path is not None:
+        methods.append(Fuser(name))  # the shipped weights: what a fine-tuned run must beat
+        methods[-1].label = f"{name} (shipped)"
+    work = None if folders else validation_pairs(cfg)
+    if work is not None and not work:
+        raise InputError("the run held out no validation pair; score it on folders of pairs (--eval DIR)", run)
+    ivif = all(pair_task(p) == "ivif" for _, p in work) if work is not None else None
+    references = ["max", "dwsfusion"]
+    if folders:
+        result = compare(folders, [*methods, *references], limit=limit, preview=0, progress=progress, jobs=jobs, ir_norm=norm)
+    else:
+        if limit is not None:  # the first ``limit`` of each set
+            work = [(d, p) for n, (d, p) in enumerate(work) if [x for x, _ in work[:n]].count(d) < limit]
+        methods += references if ivif else references[:1]
+        result = compare_pairs(work, methods, preview=0, progress=progress, jobs=jobs, ir_norm=norm)
+    sections = []
+    for dataset in result.datasets():
+        n = len({r["image"] for r in result.rows if r["set"] == dataset})
+        sections += [f"### {dataset} ({n} pairs)", "", result.markdown(dataset), ""]
+    if len(result.datasets()) > 1:
+        sections += [f"### all sets ({len({(r['set'], r['image']) for r in result.rows})} pairs, pooled)", "",
+                     result.markdown(), ""]
+    scored = "the pairs of " + ", ".join(map(str, folders)) if folders else "the run's validation pairs"
+    results_md = (f"Scored on {scored}; CDDFuse convention, mean per set, best per column in bold; "
+                  "`max` is the classical bar a network must beat.\n\n" + "\n".join(sections))
+    command = f"litefuse train -c {run / 'config.json'} -o {run.parent / (run.name + '-again')}"
+    return model_card(name, weights, run, command, results_md, where="With the data folders its config.json names:",
+                      results_title="Results"), result
