@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from litefuse.compare import compare, write_report
+from litefuse.errors import InputError
 from litefuse.io import read_image
 from litefuse.metrics import evaluate
 
@@ -308,3 +309,14 @@ def test_previews_are_kept_at_grid_size_and_draw_the_same_grid(tmp_path):
     full = [read_image(tmp_path / "Big" / s / "p.png") for s in ("ir", "vi")]
     full.append(np.maximum(*full))
     np.testing.assert_array_equal(image_grid([list(kept.values())], height=GRID_HEIGHT), image_grid([full], height=GRID_HEIGHT))
+
+
+def test_a_parent_folder_gives_each_pair_folder_below_it_as_a_set(image_root, tmp_path):
+    """``compare -i data/ivif`` (as ``train -d``) was 'no source sub-folders found'."""
+    result = compare([image_root], ["max"], metrics=["EN"], limit=1, preview=0)
+    assert result.datasets() == ["SetA", "SetB"] and len(result.rows) == 2
+    again = compare([image_root / "ivif", image_root / "ivif" / "SetA"], ["max"], metrics=["EN"], limit=1, preview=0)
+    assert again.datasets() == ["SetA"] and len(again.rows) == 1  # a pair folder reached twice is scored once
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no source sub-folders found"):
+        compare([tmp_path / "empty"], ["max"])

@@ -350,7 +350,7 @@ def _parse_size(text: str, allow_dynamic: bool = True) -> tuple[int, int] | None
 
 @app.command()
 def compare(
-    inputs: list[Path] = typer.Option(..., "--input", "-i", metavar="<path>", help="Pair folder(s) (ir/vi or A/B); repeat for several sets."),
+    inputs: list[Path] = typer.Option(..., "--input", "-i", metavar="<path>", help="Pair folder(s) (ir/vi or A/B), or a parent of such (each pair folder below is a set); repeat."),
     methods: list[str] = typer.Option(
         ["max", "gff"], "--method", "-m", metavar="<str>", help="Method as \\[label=]name\\[@weights], e.g. mine=aenetv2@runs/a/model.safetensors; repeat."
     ),

@@ -16,7 +16,8 @@ import numpy as np
 
 from ._files import atomic_write_text
 from .api import Fuser, _check_first_source, check_ir_norm, folder_task, outside_task
-from .data.pairs import Pair, find_pairs, pair_task
+from .data.datasets import pair_folders
+from .data.pairs import Pair, find_pairs, pair_dirs, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
 from .io import Norm, check_norm, check_output_dir, read_image, same_path, save_image
@@ -85,11 +86,7 @@ def compare(
         raise OptionError(f"limit must be at least 1 pair per folder (got {limit})")
     if jobs < 1:
         raise OptionError(f"jobs must be at least 1 (got {jobs})")
-    given, folders, seen = folders, [], set()
-    for folder in map(Path, given):  # a folder given twice is scored once
-        if folder.resolve() not in seen:
-            seen.add(folder.resolve())
-            folders.append(folder)
+    folders = expand_folders(folders)
     work: list[tuple[str, Pair]] = []
     skipped: list[str] = []
     for folder, label in zip(folders, set_labels(folders)):
@@ -103,6 +100,21 @@ def compare(
     result = compare_pairs(work, methods, metrics, convention, preview, progress, jobs, ir_norm)
     result.skipped[:0] = skipped
     return result
+
+
+def expand_folders(given: Sequence[str | Path]) -> list[Path]:
+    """The pair folders of ``given``: a pair folder itself, a parent each pair folder below it
+    (``data/ivif``: MSRS, TNO, ...), each once; :class:`InputError` for a folder with neither."""
+    folders, seen = [], set()
+    for root in map(Path, given):
+        found = pair_folders(root) if root.is_dir() else []
+        if not found:
+            pair_dirs(root)  # says what is missing: the folder, or its ir/vi (A/B) sub-folders
+        for folder in found:
+            if folder.resolve() not in seen:
+                seen.add(folder.resolve())
+                folders.append(folder)
+    return folders
 
 
 def _previewed(work: Sequence[tuple[str, Pair]], preview: int) -> list[bool]:
@@ -227,12 +239,10 @@ def _merge(result: Comparison, out: tuple) -> None:
 
 def check_report_dir(out_dir: str | Path, overwrite: bool = False, inputs: Sequence[str | Path] = ()) -> Path:
     """Check, before any work, that a report can go into ``out_dir``: a folder that exists or
-    can be created, is none of the source folders of the pair folders ``inputs`` (a report
+    can be created, is none of the source folders of the pair folders of ``inputs`` (a report
     there would break their pairing), and holds no earlier report unless ``overwrite``."""
-    from .data.pairs import pair_dirs
-
     out_dir = check_output_dir(out_dir)
-    for folder in inputs:
+    for folder in expand_folders(inputs):
         if any(same_path(out_dir, d) for d in pair_dirs(folder)):
             raise OutputError(f"{out_dir}: is a source folder of {folder}; write the report elsewhere")
     found = [name for name in REPORT_FILES if (out_dir / name).exists()]

@@ -46,6 +46,7 @@ __all__ = [
     "split_pairs",
     "pair_hash",
     "load_luma_u8",
+    "pair_folders",
     "decode_pairs",
 ]
 
@@ -59,8 +60,10 @@ _MAX_DEPTH = 3  # how deep collect_pairs looks below a root for pair folders
 # finding and splitting pairs
 
 
-def _pair_folders(root: Path, depth: int) -> list[Path]:
-    """``root`` itself when it is a pair folder, else the pair folders below it (sorted)."""
+def pair_folders(root: Path, depth: int | None = None) -> list[Path]:
+    """``root`` itself when it is a pair folder, else the pair folders below it (sorted), at most
+    ``depth`` levels down (default 3: ``shared/data/ivif`` gives MSRS, TNO, RoadScene, LLVIP)."""
+    depth = _MAX_DEPTH if depth is None else depth
     try:
         pair_dirs(root)
         return [root]
@@ -70,7 +73,7 @@ def _pair_folders(root: Path, depth: int) -> list[Path]:
         return []
     found: list[Path] = []
     for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        found.extend(_pair_folders(child, depth - 1))
+        found.extend(pair_folders(child, depth - 1))
     return found
 
 
@@ -90,7 +93,7 @@ def collect_pairs(roots: Iterable[str | Path], problems: list[PairProblem] | Non
         root = Path(root)
         if not root.is_dir():
             raise InputError("not a directory" if root.exists() else "directory not found", root)
-        folders = _pair_folders(root, _MAX_DEPTH)
+        folders = pair_folders(root)
         if not folders:
             raise InputError("no image pair folders found (expected ir/vi or A/B sub-folders, here or below)", root)
         for folder in folders:
