@@ -123,3 +123,24 @@ def test_eval_and_compare_default_to_the_same_worker_count(monkeypatch):
     monkeypatch.setattr(runtime, "available_cores", lambda: 2)
     monkeypatch.setattr(runtime.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert default_jobs() == 2
+
+
+def test_worker_count_is_capped_where_windows_caps_it(monkeypatch):
+    """ProcessPoolExecutor refuses more than 61 workers on Windows: -j 100 was a ValueError there."""
+    import concurrent.futures
+
+    from litefuse import evaluation
+
+    seen = []
+
+    class Recorder:
+        def __init__(self, workers, **kwargs):
+            seen.append(workers)
+            raise RuntimeError("recorded")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Recorder)
+    for platform, expected in (("win32", 61), ("linux", 100)):
+        monkeypatch.setattr(evaluation.sys, "platform", platform)
+        with pytest.raises(RuntimeError, match="recorded"):
+            parallel_map(_square_or_problem, list(range(200)), 100, {"scale": 1.0})
+        assert seen[-1] == expected

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from ._files import atomic_write_text
@@ -44,6 +45,7 @@ def _call(fn: Callable[[T, Any], R], task: T) -> R:
 
 
 MAX_DEFAULT_JOBS = 4
+_WINDOWS_MAX_WORKERS = 61  # concurrent.futures.process._MAX_WINDOWS_WORKERS
 
 
 def default_jobs() -> int:
@@ -82,7 +84,9 @@ def parallel_map(
     # terminal sends it to every process of the group, and a worker still importing torch printed
     # its own traceback, or died and broke the pool).
     main_thread = threading.current_thread() is threading.main_thread()
-    pool = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=mp.get_context("spawn"),
+    # Windows waits on at most 61 process handles: ProcessPoolExecutor refuses more workers there
+    workers = min(jobs, len(tasks), _WINDOWS_MAX_WORKERS if sys.platform == "win32" else jobs)
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                                initializer=_init_worker, initargs=(context,))  # no worker before the first submit
     try:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
