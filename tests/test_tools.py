@@ -123,7 +123,7 @@ def test_tool_scripts_compile(script):
 @pytest.mark.parametrize("script, args", [
     ("tools/val_report.py", ["-m", "max", "--data"]),
     ("tools/residual_to_max.py", ["m=max", "--data"]),
-    ("benchmarks/bench_pipeline.py", ["--methods", "max", "--pairs", "1", "--data"]),
+    ("benchmarks/bench_pipeline.py", ["--methods", "max", "--pairs", "2", "--data"]),
     ("benchmarks/bench_precision.py", ["--quality"]),
 ])
 def test_missing_shared_data_is_one_line(script, args, tmp_path):
