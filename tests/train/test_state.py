@@ -48,3 +48,26 @@ def test_a_plain_resume_keeps_the_length_the_last_resume_asked_for(image_root, t
         assert json.loads((run / "summary.json").read_text())["steps"] == 2
     saved = json.loads((run / "config.json").read_text())
     assert saved["max_steps"] == 2 and saved["progress"] is False and saved["crop"] == [32, 32]
+
+
+def test_a_checkpoint_from_before_a_config_key_existed_resumes(image_root, tmp_path):
+    """A run checkpointed before ``ir_norm`` / ``val_data`` were config keys lacks them: its
+    resume was refused as 'a different ir_norm (checkpoint: None, now: 'range')'."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    run = tmp_path / "run"
+    common = ["-o", str(run), "--no-progress", "--set", "tensorboard=false"]
+    first = CliRunner().invoke(app, ["train", "lwc-densefuse", "-d", str(image_root / "ivif"), "--set", "crop=32",
+                                     "--batch-size", "4", "--max-steps", "1", *common])
+    assert first.exit_code == 0, first.output
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    saved = json.loads((run / "config.json").read_text())
+    for old in (ckpt["config"], saved):
+        del old["ir_norm"], old["val_data"]
+    torch.save(ckpt, run / "last.pt")
+    (run / "config.json").write_text(json.dumps(saved))
+    done = CliRunner().invoke(app, ["train", "--resume", "--max-steps", "2", *common])
+    assert done.exit_code == 0, done.output
+    assert json.loads((run / "summary.json").read_text())["steps"] == 2

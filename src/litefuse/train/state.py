@@ -187,7 +187,8 @@ def load_checkpoint(path: Path, config: TrainConfig) -> dict[str, Any]:
         raise ConfigError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path}: not a litefuse training checkpoint")
-    saved, now = ckpt["config"], config.to_dict()
+    # a key the checkpoint lacks was added to TrainConfig after it was written: the run had its default
+    saved, now = {**TrainConfig().to_dict(), **ckpt["config"]}, config.to_dict()
     changed = sorted(k for k in now if k not in TrainConfig.RESUMABLE and now[k] != saved.get(k))
     if changed:
         k = changed[0]
