@@ -203,7 +203,7 @@ def card_command(
             for problem in result.skipped:
                 console.print(f"skipped: {problem}", markup=False)
             raise fail(f"nothing could be scored: {len(result.skipped)} problem(s) above; no card written")
-        if plotting_available():
+        if plotting_available() and (run / "log.csv").is_file():  # the log is optional (read_run)
             curve = loss_curve(run, card_path.with_name(card_path.stem + "_loss.png"))
             text += f"\n![training loss]({curve.name})\n"
         atomic_write_text(card_path, text)

@@ -119,3 +119,28 @@ def test_card_command_scores_a_run_beside_the_shipped_weights_max_and_dwsfusion(
     assert not (tmp_path / "no.md").exists()
     not_a_run = CliRunner().invoke(app, ["card", str(tmp_path)])
     assert not_a_run.exit_code == 2 and "not a finished training run" in not_a_run.output
+
+
+def test_card_of_an_incomplete_run_folder_is_one_line(tmp_path):
+    """A run folder without config.json (or with a damaged one) was an 'internal error'
+    (FileNotFoundError / JSONDecodeError, exit 3); one without log.csv failed after scoring."""
+    rng = np.random.default_rng(2)
+    data = tmp_path / "big" / "SetA"
+    for sub in ("ir", "vi"):
+        (data / sub).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray((rng.random((48, 56)) * 255).astype(np.uint8)).save(data / sub / f"s{i}.png")
+    run = tmp_path / "mine"
+    done = CliRunner().invoke(app, ["train", MODEL, "-d", str(data), "-o", str(run), *SMALL])
+    assert done.exit_code == 0, done.output
+    (run / "log.csv").unlink()
+    card = CliRunner().invoke(app, ["card", str(run), "-j", "1", "--eval", str(data), "--limit", "1"])
+    assert card.exit_code == 0, card.output
+    assert "| mine (this run) |" in (run / "MODEL_CARD.md").read_text()
+    (run / "config.json").write_text("{")
+    damaged = CliRunner().invoke(app, ["card", str(run), "-o", str(tmp_path / "d.md")])
+    assert damaged.exit_code == 2 and "config.json: unreadable (JSONDecodeError" in damaged.output, damaged.output
+    (run / "config.json").unlink()
+    missing = CliRunner().invoke(app, ["card", str(run), "-o", str(tmp_path / "m.md")])
+    assert missing.exit_code == 2 and "config.json: not found in the run folder" in missing.output, missing.output
+    assert not (tmp_path / "d.md").exists() and not (tmp_path / "m.md").exists()

@@ -40,14 +40,28 @@ class RunRecord:
 def read_run(run_dir: str | Path) -> RunRecord:
     """Load ``summary.json``, ``config.json`` and the validation rows of ``log.csv``."""
     run = Path(run_dir)
-    summary = json.loads((run / "summary.json").read_text())
-    config = json.loads((run / "config.json").read_text())
+    summary, config = _json_object(run / "summary.json"), _json_object(run / "config.json")
     rows: list[dict] = []
     log = run / "log.csv"
     if log.is_file():
         with log.open(newline="") as fh:
             rows = [r for r in csv.DictReader(fh) if r.get("kind") == "val"]
     return RunRecord(summary, config, rows)
+
+
+def _json_object(path: Path) -> dict:
+    """A run file's JSON object; :class:`~litefuse.errors.InputError` naming it when it is missing or damaged."""
+    from ..errors import InputError
+
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("not found in the run folder", path) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"unreadable ({exc.__class__.__name__}: {exc})", path) from None
+    if not isinstance(value, dict):
+        raise InputError("not a JSON object", path)
+    return value
 
 
 def model_complexity(name: str, size: tuple[int, int] = (480, 640), **kwargs) -> tuple[int, int]:
