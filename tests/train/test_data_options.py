@@ -37,6 +37,11 @@ def test_val_folders_validate_and_every_data_pair_trains(image_root, tmp_path):
     changed = CliRunner().invoke(app, ["train", MODEL, "--resume", "-o", str(out), "--val", str(image_root / "ivif"),
                                        "--max-steps", "2", "--no-progress"])
     assert changed.exit_code == 2 and "cannot resume with a different 'val_data'" in changed.output, changed.output
+    # the card scores the pairs the trainer validated on, by the trainer's own rule (train.trainset.run_split)
+    saved["val_data"] = [str(tmp_path / "moved")]
+    (out / "config.json").write_text(json.dumps(saved))
+    moved = CliRunner().invoke(app, ["card", str(out)])
+    assert moved.exit_code == 2 and "moved: validation folder (val_data, --val) not found" in moved.output, moved.output
 
 
 def test_a_validation_pair_that_also_trains_is_said(image_root, tmp_path):

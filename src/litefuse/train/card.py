@@ -211,13 +211,13 @@ def model_card(
 
 def validation_pairs(config: dict) -> list[tuple[str, "Pair"]]:
     """A run's validation pairs as ``(dataset, pair)``: the pairs of its ``val_data`` folders, else
-    the share of its ``data`` the run held out (the same stable-hash split the trainer made)."""
-    from ..data import collect_pairs, split_pairs
+    the share of its ``data`` the run held out: the trainer's own split (:func:`~.trainset.run_split`)."""
+    from ..data import collect_pairs
+    from .config import TrainConfig
+    from .trainset import run_split
 
-    if config.get("val_data"):
-        val = collect_pairs(config["val_data"])
-    else:
-        _, val = split_pairs(collect_pairs(config.get("data") or []), float(config.get("val_fraction", 0.1)))
+    cfg = TrainConfig.from_dict(config, source="config.json")
+    _, val = run_split([] if cfg.val_data else collect_pairs(cfg.data), cfg, [])
     return [(pair.name.split("/")[0], pair) for pair in val]
 
 
