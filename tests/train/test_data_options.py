@@ -149,3 +149,26 @@ def test_card_of_an_incomplete_run_folder_is_one_line(tmp_path):
     missing = CliRunner().invoke(app, ["card", str(run), "-o", str(tmp_path / "m.md")])
     assert missing.exit_code == 2 and "config.json: not found in the run folder" in missing.output, missing.output
     assert not (tmp_path / "d.md").exists() and not (tmp_path / "m.md").exists()
+
+
+def test_card_on_ab_folders_leaves_dwsfusion_out(image_root, tmp_path, monkeypatch):
+    """dwsfusion fuses infrared-visible pairs only: the card left it out of held-out A/B pairs
+    but scored it on ``--eval`` A/B folders (with a 'made for ivif pairs' note)."""
+    import litefuse.compare
+    from litefuse.train.card import run_card
+
+    run = tmp_path / "run"
+    done = CliRunner().invoke(app, ["train", MODEL, "-d", str(image_root / "ivif"), "-o", str(run), *SMALL])
+    assert done.exit_code == 0, done.output
+    asked = []
+
+    def record(folders, methods, **kwargs):
+        asked.append([m if isinstance(m, str) else m.label for m in methods])
+        raise RuntimeError("recorded")
+
+    monkeypatch.setattr(litefuse.compare, "compare", record)
+    for folders in ([image_root / "mff"], [image_root / "ivif"]):
+        with pytest.raises(RuntimeError, match="recorded"):
+            run_card(run, folders)
+    assert asked == [["run (this run)", f"{MODEL} (shipped)", "max"],
+                     ["run (this run)", f"{MODEL} (shipped)", "max", "dwsfusion"]]

@@ -232,8 +232,8 @@ def run_card(
     shipped weights of its network, the classical ``max`` fuser and ``dwsfusion`` (infrared–visible
     pairs) on the run's validation pairs (:func:`validation_pairs`), or on the pairs of
     ``folders`` (at most ``limit`` per set); per set, then pooled. Returns the card and the scores."""
-    from ..api import Fuser
-    from ..compare import compare, compare_pairs
+    from ..api import Fuser, folder_task
+    from ..compare import compare, compare_pairs, expand_folders
     from ..data.pairs import pair_task
     from ..errors import InputError
     from ..registry import get_model_info, weights_model
@@ -254,14 +254,16 @@ def run_card(
     work = None if folders else validation_pairs(cfg)
     if work is not None and not work:
         raise InputError("the run held out no validation pair; score it on folders of pairs (--eval DIR)", run)
-    ivif = all(pair_task(p) == "ivif" for _, p in work) if work is not None else None
-    references = ["max", "dwsfusion"]
+    if work is None:
+        ivif = all(folder_task(f) == "ivif" for f in expand_folders(folders))
+    else:
+        ivif = all(pair_task(p) == "ivif" for _, p in work)
+    methods += ["max", "dwsfusion"] if ivif else ["max"]  # dwsfusion fuses infrared-visible pairs only
     if folders:
-        result = compare(folders, [*methods, *references], limit=limit, preview=0, progress=progress, jobs=jobs, ir_norm=norm)
+        result = compare(folders, methods, limit=limit, preview=0, progress=progress, jobs=jobs, ir_norm=norm)
     else:
         if limit is not None:  # the first ``limit`` of each set
             work = [(d, p) for n, (d, p) in enumerate(work) if [x for x, _ in work[:n]].count(d) < limit]
-        methods += references if ivif else references[:1]
         result = compare_pairs(work, methods, preview=0, progress=progress, jobs=jobs, ir_norm=norm)
     sections = []
     for dataset in result.datasets():
