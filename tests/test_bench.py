@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -169,7 +170,7 @@ def test_run_py_bad_settings_are_one_line(argv, match, capsys):
     assert code == 2 and match in err and "Traceback" not in err, err
 
 
-def test_every_benchmark_reads_size_through_one_parser():
+def test_every_benchmark_reads_size_through_one_parser(capsys):
     """A bad --size was a ValueError traceback in seven scripts (each split 'WxH' itself)."""
     from litefuse._checks import WxH, parse_wxh
 
@@ -177,6 +178,12 @@ def test_every_benchmark_reads_size_through_one_parser():
     for bad in ("640", "640x", "x480", "640by480", "-1x5"):
         with pytest.raises(ValueError):
             parse_wxh(bad)
+    # a side under 8 is a usage error too (bench_inference.py and bench_onnx.py died in export_onnx's OptionError)
+    parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("--size", type=WxH)
+    with pytest.raises(SystemExit) as usage:
+        parser.parse_args(["--size", "4x4"])
+    assert usage.value.code == 2 and "argument --size: '4x4': each side must be at least 8" in capsys.readouterr().err
     scripts = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
     sized = [p for p in scripts if 'add_argument("--size"' in p.read_text()]
     assert len(sized) >= 8 and all('add_argument("--size", type=WxH' in p.read_text() for p in sized), sized

@@ -29,6 +29,12 @@ def parse_wxh(text: str) -> tuple[int, int]:
 
 def WxH(text: str) -> str:  # noqa: N802 - argparse names the type in its message: "invalid WxH value"
     """argparse ``type=`` for a ``--size WxH`` option: the text as given, once :func:`parse_wxh`
-    reads it, so a bad size is argparse's one-line usage error instead of a traceback later."""
-    parse_wxh(text)
+    reads it and each side is an image's least (:data:`litefuse.io.MIN_SIDE`), so a bad size is
+    argparse's one-line usage error instead of a traceback later."""
+    import argparse
+
+    from .io import MIN_SIDE
+
+    if min(parse_wxh(text)) < MIN_SIDE:
+        raise argparse.ArgumentTypeError(f"{text!r}: each side must be at least {MIN_SIDE} (e.g. 640x480)")
     return text
