@@ -449,3 +449,18 @@ def test_truncated_tiff_is_one_clear_error(tmp_path, caplog):
     with pytest.raises(InputError, match=r"cut.tif: truncated or corrupt TIFF \(no image in it\)$"):
         read_image(path)
     assert not [r for r in caplog.records if r.name == "tifffile"]
+
+
+def test_tifffile_logs_outside_litefuse_are_kept(tmp_path, caplog):
+    """The filter that drops tifffile's nameless lines while litefuse reads a file once dropped
+    every tifffile log line of the whole process, a program's own reads included."""
+    import tifffile
+
+    path = tmp_path / "cut.tif"
+    Image.fromarray(_gradient()).save(path, compression="tiff_lzw")
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(InputError):
+        read_image(path)  # installs the filter
+    with tifffile.TiffFile(str(path)) as tif:  # the program's own read, after litefuse's
+        tif.series
+    assert [r for r in caplog.records if r.name == "tifffile"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import tempfile
 from pathlib import Path
 from typing import Literal, Union
@@ -150,10 +151,14 @@ def _decode_png16(path: Path) -> np.ndarray:
     return arr.reshape(height, width, info["planes"])
 
 
+_READING_TIFF = threading.local()  # set while this thread decodes a TIFF in :func:`_decode_tiff`
+
+
 def _tiff_log(record: logging.LogRecord) -> bool:
-    """Drops tifffile's log lines about a malformed file ("invalid offset to first page ..."),
-    which name no file: litefuse reads the image or names the file and its problem itself."""
-    return False
+    """Drops tifffile's log lines about a malformed file ("invalid offset to first page ...")
+    while litefuse decodes one (they name no file: litefuse names the file and its problem
+    itself); a program's own tifffile calls, in any thread, keep their log lines."""
+    return not getattr(_READING_TIFF, "active", False)
 
 
 def _decode_tiff(path: Path) -> np.ndarray:
@@ -166,6 +171,7 @@ def _decode_tiff(path: Path) -> np.ndarray:
     logger = logging.getLogger("tifffile")
     if _tiff_log not in logger.filters:
         logger.addFilter(_tiff_log)
+    _READING_TIFF.active = True
     try:
         with tifffile.TiffFile(str(path)) as tif:
             if not tif.series:  # the first page's offset points past the end
@@ -186,6 +192,8 @@ def _decode_tiff(path: Path) -> np.ndarray:
         raise
     except Exception as exc:
         raise InputError(f"unreadable TIFF ({exc.__class__.__name__}: {exc})", path) from None
+    finally:
+        _READING_TIFF.active = False
     if photometric == 5:  # SEPARATED: ink densities, not light
         raise InputError("CMYK (separated) TIFF; convert it to RGB or grey first", path)
     if photometric not in (0, 1, 2, 3, 6):  # CIELab, ICCLab, LogLuv, ...
