@@ -186,7 +186,7 @@ def card_command(
     """Write a model card for a run's weights: data, recipe, seed, params, MACs, and scores beside
     the shipped weights, `max` and `dwsfusion`, per set, on pairs the run did not train on."""
     from ._files import atomic_write_text
-    from .cli_common import console, fail, progress_bar
+    from .cli_common import console, err_console, fail, progress_bar
     from .errors import LitefuseError
     from .evaluation import default_jobs
     from .io import check_output_path
@@ -201,7 +201,7 @@ def card_command(
         text, result = run_card(run, folders or (), limit=limit, jobs=jobs or default_jobs(), progress=progress_bar("scoring"))
         if not result.rows:
             for problem in result.skipped:
-                console.print(f"skipped: {problem}", markup=False)
+                err_console.print(f"skipped: {problem}", markup=False)
             raise fail(f"nothing could be scored: {len(result.skipped)} problem(s) above; no card written")
         if plotting_available() and (run / "log.csv").is_file():  # the log is optional (read_run)
             curve = loss_curve(run, card_path.with_name(card_path.stem + "_loss.png"))
@@ -210,5 +210,5 @@ def card_command(
     except LitefuseError as exc:
         raise fail(str(exc)) from None
     for problem in result.skipped:
-        console.print(f"skipped: {problem}", markup=False)
+        err_console.print(f"skipped: {problem}", markup=False)
     console.print(f"model card -> {card_path}", markup=False)

@@ -109,7 +109,7 @@ def test_card_command_scores_a_run_beside_the_shipped_weights_max_and_dwsfusion(
     card = CliRunner().invoke(app, ["card", str(run), "-j", "1"])
     assert card.exit_code == 0, card.output
     text = (run / "MODEL_CARD.md").read_text()
-    assert "### SetA (1 pairs)" in text  # the pair the run held out, not the 7 it trained on
+    assert "### SetA (1 pair)" in text  # the pair the run held out, not the 7 it trained on
     for row in ("| mine (this run) |", f"| {MODEL} (shipped) |", "| max |", "| dwsfusion |"):
         assert row in text, row
     assert "| parameters | 6,883 |" in text and "litefuse train -c " in text and "the shipped weights (fine-tuned)" in text

@@ -268,7 +268,7 @@ def run_card(
     sections = []
     for dataset in result.datasets():
         n = len({r["image"] for r in result.rows if r["set"] == dataset})
-        sections += [f"### {dataset} ({n} pairs)", "", result.markdown(dataset), ""]
+        sections += [f"### {dataset} ({n} pair{'s' if n != 1 else ''})", "", result.markdown(dataset), ""]
     if len(result.datasets()) > 1:
         sections += [f"### all sets ({len({(r['set'], r['image']) for r in result.rows})} pairs, pooled)", "",
                      result.markdown(), ""]
