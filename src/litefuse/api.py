@@ -31,7 +31,7 @@ from .io import (
     MIN_SIDE, Norm, check_bits, check_grey_infrared, equal_channels, check_norm, check_output_path, in_unit_range, pil_array, read_image, save_image,
     to_float, value_range,
 )
-from .registry import get_model_info, list_models, load_model, weights_model
+from .registry import get_model_info, list_models, load_model, weights_metadata, weights_model
 from .runtime import check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
 
 __all__ = ["ImageLike", "Fuser", "MethodSpec", "default_model", "folder_task", "fuse", "fuse_files"]
@@ -200,6 +200,7 @@ class Fuser:
         self.overlap = overlap
         self.colour_on_device = self.device.type != "cpu" if colour_on_device is None else bool(colour_on_device)
         self.label = self.name  # how reports name it (:meth:`from_spec` sets a given label)
+        self.weights = None if weights is None else Path(weights)
 
     @classmethod
     def from_spec(cls, spec: str | MethodSpec, **kwargs) -> "Fuser":
@@ -499,6 +500,29 @@ def check_loaded(model: str | Fuser | None, weights: str | Path | None, device: 
                           "or pass the model by name")
 
 
+def warn_ir_norm(fuser: Fuser, ir_norm: Norm) -> None:
+    """Warn (a CLI ``note:``) when ``fuser``'s weights were trained on infrared read with another
+    scale than ``ir_norm`` (:func:`ir_norm_note`): allowed, but rarely meant."""
+    note = ir_norm_note(fuser, ir_norm)
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=3)
+
+
+def ir_norm_note(fuser: Fuser, ir_norm: Norm) -> str | None:
+    """The note for a run's weights trained on infrared read with another scale than
+    ``ir_norm`` (``train --ir-norm 4095``, fused without it), or ``None``."""
+    trained = weights_metadata(fuser.weights).get("ir_norm", "range").strip() if fuser.weights else "range"
+    if trained == "range":  # files' own range (the shipped weights too): any --ir-norm that maps the data to it fits
+        return None
+    try:
+        same = check_norm(trained if trained in ("range", "minmax") else float(trained)) == check_norm(ir_norm)
+    except ValueError:  # a value this version cannot read: say nothing rather than guess
+        return None
+    if same:
+        return None
+    return f"{fuser.label} was trained on infrared read with --ir-norm {trained}; give it the same to fuse as it learned"
+
+
 def outside_task(label: str, info, task: str) -> str | None:
     """The note for a method used on pairs of a ``task`` its weights never saw, or ``None``."""
     if _covers(info, task):
@@ -539,6 +563,7 @@ def fuse_files(
     out = check_output_path(out, (ir, vi), overwrite=overwrite, suffixes=OUTPUT_SUFFIXES)
     check_bits(out, bits)
     a = read_image(ir, norm=check_ir_norm(ir_norm, check_task(task or fuser.task)))
+    warn_ir_norm(fuser, ir_norm)
     b = read_image(vi)
     _check_first_source(a, ir, check_task(task or fuser.task))
     check_bits(out, bits, colour=not grey and (a.ndim == 3 or b.ndim == 3))  # before the fusion, not after it

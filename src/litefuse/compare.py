@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ._files import atomic_write_text
-from .api import Fuser, _check_first_source, check_ir_norm, folder_task, outside_task
+from .api import Fuser, _check_first_source, check_ir_norm, folder_task, outside_task, warn_ir_norm
 from .data.datasets import pair_folders
 from .data.pairs import Pair, find_pairs, pair_dirs, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
@@ -169,6 +169,8 @@ def compare_pairs(
             note = outside_task(fuser.label, fuser.info, task) if fuser.info.kind == "network" else None
             if note:
                 warnings.warn(note, UserWarning, stacklevel=2)
+    for fuser in fusers:
+        warn_ir_norm(fuser, ir_norm)
     tasks = [(dataset, pair, keep) for (dataset, pair), keep in zip(work, _previewed(work, preview))]
     context = dict(fusers=fusers, labels=labels, metrics=result.metrics, convention=convention, ir_norm=ir_norm)
     for out in parallel_map(_score_pair, tasks, jobs, context, progress):

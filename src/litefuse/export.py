@@ -210,7 +210,11 @@ def _describe(graph_model, model: str, weights: str | Path | None) -> None:
     graph_model.doc_string = f"litefuse {__version__} {model} ({source} weights): infrared-visible fusion on luminance. " + (
         " ".join(f"{key.capitalize()}: {text}." for key, text in CONTRACT.items())
     )
+    from .registry import weights_metadata
+
+    trained = weights_metadata(weights).get("ir_norm", "range") if weights else "range"
     props = {"litefuse.version": __version__, "litefuse.model": model, "litefuse.weights": source,
+             "litefuse.ir_norm": f"{trained}: the infrared scale the weights were trained on (litefuse fuse --ir-norm {trained})",
              **{f"litefuse.{key}": text for key, text in CONTRACT.items()}}
     del graph_model.metadata_props[:]
     onnx.helper.set_model_props(graph_model, props)

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from ._checks import whole
-from .api import Fuser, Prepared, _check_first_source, check_ir_norm, check_loaded, folder_task
+from .api import Fuser, Prepared, _check_first_source, check_ir_norm, check_loaded, folder_task, warn_ir_norm
 from .data.pairs import find_pairs, pair_dirs, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .io import Norm, check_output_dir, check_output_path, read_image, same_path, save_image, writable_dir
@@ -104,6 +104,7 @@ def fuse_folder(
             prepare(threads)
     else:
         fuser = Fuser(model, weights=weights, device=device, task=found, threads=threads)
+    warn_ir_norm(fuser, ir_norm)
     out_dir = writable_dir(out_dir)
     if workers is None:  # a GPU outruns two decoders; on the CPU more would hold more frames in memory
         workers = 2 if fuser.device.type == "cpu" else max(2, min(8, available_cores() - 1))

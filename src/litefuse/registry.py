@@ -242,7 +242,8 @@ def _weights_header(path: Path, shapes: bool = False) -> tuple[dict[str, str], d
             ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
             config, state = (ckpt.get("config"), ckpt.get("model")) if isinstance(ckpt, dict) else (None, None)
             if isinstance(config, dict) and isinstance(state, dict) and isinstance(config.get("model"), str):
-                meta = {"model": config["model"], "model_kwargs": json.dumps(config.get("model_kwargs") or {})}
+                meta = {"model": config["model"], "model_kwargs": json.dumps(config.get("model_kwargs") or {}),
+                        "ir_norm": str(config.get("ir_norm") or "range")}
                 return meta, ({k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)} if shapes else {})
     except Exception:  # foreign or corrupt file: load_weights reports it
         pass
@@ -251,8 +252,8 @@ def _weights_header(path: Path, shapes: bool = False) -> tuple[dict[str, str], d
 
 def weights_metadata(path: str | Path) -> dict[str, str]:
     """The metadata of a weights file: a litefuse run's safetensors stores ``model``,
-    ``model_kwargs``, ``step``, ...; its ``last.pt`` checkpoint gives ``model`` and
-    ``model_kwargs`` from the run's config; ``{}`` for other and unreadable files."""
+    ``model_kwargs``, ``step``, ``ir_norm``, ...; its ``last.pt`` checkpoint gives ``model``,
+    ``model_kwargs`` and ``ir_norm`` from the run's config; ``{}`` for other and unreadable files."""
     return _weights_header(Path(path))[0]
 
 

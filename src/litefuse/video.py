@@ -167,15 +167,16 @@ def fuse_video(
         raise OptionError(f"max_frames must be at least 1 (got {max_frames})")
     ir_norm = check_norm(ir_norm)
     out = check_output_path(out, (ir, vi), overwrite, suffixes=VIDEO_SUFFIXES)
-    if not hasattr(fuser, "fuse_prepared"):  # a method name (or None: the default), as fuse and fuse_folder take
-        from .api import Fuser
+    from .api import Fuser, warn_ir_norm
 
+    if not hasattr(fuser, "fuse_prepared"):  # a method name (or None: the default), as fuse and fuse_folder take
         fuser = Fuser(fuser)
     ivif = fuser.task == "ivif"
     ir_meta, ir_frames = read_video(ir, grey16=ivif)
     vi_meta, vi_frames = read_video(vi)
     if ir_norm != "range" and not ivif:
         raise OptionError(f"ir_norm={ir_norm!r} scales an infrared stream; A/B videos ({fuser.task}) are read as they are")
+    warn_ir_norm(fuser, ir_norm)
     if isinstance(ir_norm, float) and not ir_meta["grey16"]:
         raise InputError(f"an 8-bit video (pix_fmt {ir_meta.get('pix_fmt', '?').split('(')[0]}): a sensor peak "
                          f"({ir_norm:g}) applies to 16-bit infrared; use range or minmax", ir)

@@ -464,7 +464,7 @@ class Trainer:
         _require_finite(st.best_model if chosen == "best" else self.model.state_dict(), f"{chosen} weights at step {st.step}")
         save_safetensors(st.best_model if chosen == "best" else self.model.state_dict(), self.out / WEIGHTS, {
             "model": cfg.model, "model_kwargs": json.dumps(cfg.model_kwargs), "step": str(st.best_step if chosen == "best" else st.step),
-            "val_" + cfg.monitor: str(best), "seed": str(cfg.seed),
+            "val_" + cfg.monitor: str(best), "seed": str(cfg.seed), "ir_norm": cfg.ir_norm,
         })
         summary = {
             "model": cfg.model,
