@@ -69,3 +69,14 @@ def test_missing_layout_is_one_clear_error(tmp_path):
 def test_tno_pairs(shared):
     pairs, problems = find_pairs(shared / "data" / "ivif" / "TNO")
     assert len(pairs) == 17 and not problems
+
+
+def test_a_parent_of_pair_folders_is_named_as_such(tmp_path):
+    """``fuse --input data/ivif`` said only 'no source sub-folders found'; it now names the pair
+    folders below, which commands taking a single pair folder want one of."""
+    for name in ("MSRS", "TNO"):
+        for sub in ("ir", "vi"):
+            (tmp_path / name / sub).mkdir(parents=True)
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(InputError, match=r"it holds pair folders \(MSRS, TNO\): give one of them"):
+        find_pairs(tmp_path)

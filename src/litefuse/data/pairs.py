@@ -55,12 +55,26 @@ def pair_dirs(root: str | Path) -> tuple[Path, Path]:
     root = Path(root)
     if not root.is_dir():
         raise InputError("not a directory" if root.exists() else "directory not found", root)
-    subdirs = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    found = _layout(root)
+    if found is not None:
+        return found
+    layouts = ", ".join(f"{a}/{b}" for a, b in PAIR_LAYOUTS)
+    below = [p.name for p in sorted(root.iterdir()) if p.is_dir() and _layout(p) is not None]
+    hint = (f"; it holds pair folders ({', '.join(below[:4])}{', ...' if len(below) > 4 else ''}): give one of them"
+            " (compare -i and train -d also take the parent)") if below else ""
+    raise InputError(f"no source sub-folders found; expected one of {layouts}{hint}", root)
+
+
+def _layout(root: Path) -> tuple[Path, Path] | None:
+    """``root``'s two source sub-folders (:data:`PAIR_LAYOUTS`), or ``None``."""
+    try:
+        subdirs = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    except OSError:
+        return None
     for a, b in PAIR_LAYOUTS:
         if a in subdirs and b in subdirs:
             return subdirs[a], subdirs[b]
-    layouts = ", ".join(f"{a}/{b}" for a, b in PAIR_LAYOUTS)
-    raise InputError(f"no source sub-folders found; expected one of {layouts}", root)
+    return None
 
 
 def _images_by_stem(folder: Path) -> dict[str, list[Path]]:
