@@ -184,7 +184,7 @@ def card_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing card."),
 ) -> None:
     """Write a model card for a run's weights: data, recipe, seed, params, MACs, and scores beside
-    the shipped weights, `max` and `dwsfusion`, per set, on pairs the run did not train on."""
+    the shipped weights, `max` and `dwsfusion`, per set, on the run's validation pairs."""
     from ._files import atomic_write_text
     from .cli_common import console, err_console, fail, progress_bar
     from .errors import LitefuseError
