@@ -158,3 +158,37 @@ def test_a_thread_count_the_user_chose_is_kept(monkeypatch):
         assert litefuse.Fuser("max").threads == 2  # litefuse's own setting wins over torch's
     finally:
         torch.set_num_threads(before)
+
+
+def test_fusers_built_at_once_in_threads_decide_the_cap_once(monkeypatch):
+    """A service building Fusers in several threads: one decides, the variable is set and removed
+    once (two deciding threads both removed it: KeyError out of Fuser(...))."""
+    import threading
+    import time
+
+    import litefuse.runtime as runtime
+
+    def slow_cap():  # reading /proc/cpuinfo: the window where a second thread came in
+        time.sleep(0.2)
+        return "AVX2"
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(runtime, "_ISA_CAPPED", None)
+    monkeypatch.setattr(runtime, "onednn_isa_cap", slow_cap)
+    monkeypatch.setattr(runtime.torch, "mkldnn_convolution", lambda *args: None)  # this process keeps its set
+    monkeypatch.setattr(runtime.torch.backends.mkldnn, "is_available", lambda: True)
+    errors: list[BaseException] = []
+
+    def build():
+        try:
+            runtime.apply_isa_policy("fp32")
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=build) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert runtime.isa_capped() and "ONEDNN_MAX_CPU_ISA" not in os.environ

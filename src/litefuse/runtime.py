@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import threading
 import warnings
 from functools import lru_cache
 
@@ -39,6 +40,7 @@ _LAST_SET: int | None = None  # the count set_threads last applied
 _LAST_WAS_USERS = False  # ... and whether it was a count the user chose (kept, not litefuse's own)
 _ISA_CAPPED: bool | None = None  # None: not decided yet in this process
 _ISA_ENV = "ONEDNN_MAX_CPU_ISA"
+_ISA_LOCK = threading.Lock()  # one thread decides: Fusers built at once in a service's threads
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -250,8 +252,14 @@ def apply_isa_policy(precision: str = "fp32") -> bool:
     under an AVX2 cap they ran 10-40x slower. oneDNN reads its limit once, at its first kernel,
     so the variable is set, one tiny convolution pins it, and the environment is restored
     (child processes keep the full set); where oneDNN already ran in this process the cap has
-    no effect. A reduced-precision model loaded after a capped float32 one warns.
+    no effect. A reduced-precision model loaded after a capped float32 one warns. Thread-safe:
+    Fusers built at once in several threads decide once (the variable is set and removed once).
     """
+    with _ISA_LOCK:
+        return _apply_isa_policy(precision)
+
+
+def _apply_isa_policy(precision: str) -> bool:
     global _ISA_CAPPED
     if _ISA_CAPPED is None:
         cap = onednn_isa_cap() if precision == "fp32" and torch.backends.mkldnn.is_available() else None
@@ -272,7 +280,7 @@ def apply_isa_policy(precision: str = "fp32") -> bool:
             f"float32 speed on this CPU, and {precision} convolutions run many times slower under that cap; "
             f"use a separate process, or set {_ISA_ENV}=ALL before starting",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return _ISA_CAPPED
 
@@ -282,9 +290,10 @@ def keep_full_isa() -> bool:
     processes that mix float32 with fp16 / bf16 models (precision benchmarks, the test suite).
     Returns ``False``, or ``True`` when the cap was already applied (too late to lift)."""
     global _ISA_CAPPED
-    if _ISA_CAPPED is None:
-        _ISA_CAPPED = False
-    return _ISA_CAPPED
+    with _ISA_LOCK:
+        if _ISA_CAPPED is None:
+            _ISA_CAPPED = False
+        return _ISA_CAPPED
 
 
 def isa_capped() -> bool:
