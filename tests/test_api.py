@@ -82,3 +82,18 @@ def test_16_bit_colour_png_is_refused_before_the_fusion(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert fuse_files(tmp_path / "ir.png", tmp_path / "vi.png", tmp_path / "grey.png", fuser, bits=16, grey=True).is_file()
     assert not (tmp_path / "out.png").exists()
+
+
+def test_read_only_frames_fuse_without_torch_warnings():
+    """Frames from ``np.frombuffer`` or a shared buffer are read-only: the fast path for [0, 1]
+    floats handed them to ``torch.from_numpy``, which warned about undefined behaviour."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    ir, vi = rng.random((32, 40), dtype=np.float32), rng.random((16, 20, 3), dtype=np.float32)  # same aspect: no note
+    want = litefuse.Fuser("mean").fuse_images(ir, vi, resize_b=True)
+    ir.flags.writeable = vi.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = litefuse.Fuser("mean").fuse_images(ir, vi, resize_b=True)
+    np.testing.assert_array_equal(got, want)

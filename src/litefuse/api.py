@@ -233,7 +233,9 @@ class Fuser:
     def _upload(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Equal-shape float images stacked into one tensor on the device."""
         x = images[0][None] if len(images) == 1 else np.stack(images)
-        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        # "W": a read-only frame (np.frombuffer, a shared buffer) is copied, not handed to torch,
+        # which warns on one
+        return torch.from_numpy(np.require(x, np.float32, "CW")).to(self.device)
 
     @torch.inference_mode()
     def fuse_luma(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -386,7 +388,7 @@ def _split(x, colour: bool | None = None):
 
 
 def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    t = torch.from_numpy(x).float()
+    t = torch.from_numpy(np.require(x, requirements="W")).float()  # read-only: copied (see Fuser._upload)
     t = t[None, None] if x.ndim == 2 else t.permute(2, 0, 1)[None]
     t = F.interpolate(t, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0.0, 1.0)
     out = t[0, 0] if x.ndim == 2 else t[0].permute(1, 2, 0)
