@@ -97,3 +97,17 @@ def test_read_only_frames_fuse_without_torch_warnings():
         warnings.simplefilter("error")
         got = litefuse.Fuser("mean").fuse_images(ir, vi, resize_b=True)
     np.testing.assert_array_equal(got, want)
+
+
+def test_an_unpickled_fuser_applies_its_threads():
+    """A Fuser pickled to a spawn worker (multiprocessing) kept ``threads=1`` as an attribute
+    only: the worker's torch ran on every core, the oversubscription ``threads`` avoids."""
+    import pickle
+
+    fuser = litefuse.Fuser("mean", threads=1)
+    data = pickle.dumps(fuser)
+    torch.set_num_threads(2)  # the worker's own count (conftest restores it)
+    copy = pickle.loads(data)
+    assert torch.get_num_threads() == 1 and copy.threads == 1
+    x = np.full((16, 16), 0.5, np.float32)
+    np.testing.assert_array_equal(copy.fuse_images(x, x), fuser.fuse_images(x, x))

@@ -189,6 +189,7 @@ class Fuser:
         self.device = resolve_device(device)
         check_precision(precision)
         self.precision = precision if self.info.kind == "network" else "fp32"  # classical fusers stay float32
+        self._threads_asked = threads  # applied again where the Fuser is unpickled (__setstate__)
         if self.device.type == "cpu":
             self.threads = prepare(threads, self.precision)
         model = load_model(self.name, weights=weights, device=self.device, **model_kwargs)
@@ -201,6 +202,13 @@ class Fuser:
         self.colour_on_device = self.device.type != "cpu" if colour_on_device is None else bool(colour_on_device)
         self.label = self.name  # how reports name it (:meth:`from_spec` sets a given label)
         self.weights = None if weights is None else Path(weights)
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled in another process (a spawn or forkserver worker), a CPU Fuser applies what
+        its construction applied there: the heap, instruction-set and thread policies (``threads``)."""
+        self.__dict__.update(state)
+        if self.device.type == "cpu":
+            self.threads = prepare(state.get("_threads_asked"), self.precision)
 
     @classmethod
     def from_spec(cls, spec: str | MethodSpec, **kwargs) -> "Fuser":
