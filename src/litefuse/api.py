@@ -148,6 +148,9 @@ class Fuser:
     ``compile``: run networks under ``torch.compile`` (``True``, or a backend name; see
     :func:`litefuse.runtime.compile_for_inference`): the first frame of each size compiles
     (slow), later frames run faster; classical fusers run as they are.
+    Process-wide (CPU): the thread count, oneDNN's instruction set and glibc's heap policy
+    (freed memory kept, not returned to the OS; ``LITEFUSE_RESIDENT_HEAP=0`` before the first
+    Fuser keeps glibc's default): :func:`litefuse.runtime.prepare`. A Fuser may be shared by threads.
     ``colour_on_device``: split colour sources into YCbCr and merge the result on the model's
     device, so one upload and one download carry each image (default: on a GPU; on the CPU the
     numpy conversion runs in the folder and video pipelines' worker threads instead).
@@ -340,7 +343,9 @@ class Fuser:
         :func:`fuse` and the readers convert first; one min/max pass checks the range); anything
         else (other layouts too: ``C×H×W``, ``H×W×1``, RGBA) goes through the input contract
         (:func:`as_image`: uint8 / 255, uint16 / 65535; floats outside [0, 1] refused), never as
-        raw 0..255 values."""
+        raw 0..255 values. Colour is RGB (an OpenCV frame: ``frame[..., ::-1]``). Neither source is
+        checked for its task (a colour infrared is fused as colour): calling the Fuser,
+        ``fuser(ir, vi, ir_norm=...)``, checks it and scales 12/14-bit infrared."""
         a, b = (x if _unit_floats(x) else as_image(x, name=name) for x, name in zip((a, b), names))
         prepared = self.prepare(a, b, resize_b=resize_b, names=names)
         return self.finish(self.fuse_prepared([prepared], grey)[0], prepared, grey)
