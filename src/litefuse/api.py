@@ -140,8 +140,9 @@ class Fuser:
     else :func:`default_model` for ``task``. ``task``: ``"ivif"`` (a grey infrared + a grey or
     colour visible image) or an A/B task (``"mff"``, ``"mef"``, ``"medical"``, ``"ab"``), where
     both sources may be colour. ``threads``: CPU threads for torch (process-wide; default: a
-    count you gave torch yourself -- ``torch.set_num_threads`` or ``OMP_NUM_THREADS`` -- else
-    :func:`litefuse.runtime.default_threads`, which avoids oversubscribing busy cores).
+    count you gave torch yourself -- ``torch.set_num_threads`` after importing litefuse, or
+    ``OMP_NUM_THREADS`` -- else :func:`litefuse.runtime.default_threads`, which avoids
+    oversubscribing busy cores).
     ``precision``: ``"fp32"``, ``"fp16"`` or ``"bf16"`` for networks (weights and activations;
     DWSFusion's FFT stays float32); classical fusers always run in float32. Half precision
     changes a fused image by at most ~0.02 (bf16) or ~0.003 (fp16) of the range (tests).
