@@ -28,7 +28,7 @@ from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import pair_dirs
 from .errors import InputError, ModelError, OptionError
 from .io import (
-    MIN_SIDE, Norm, check_bits, check_grey_infrared, equal_channels, check_norm, check_output_path, in_unit_range, pil_array, read_image, save_image,
+    MIN_SIDE, Norm, check_bits, check_grey_infrared, equal_channels, check_norm, check_output_path, in_unit_range, parse_norm, pil_array, read_image, save_image,
     to_float, value_range,
 )
 from .registry import get_model_info, list_models, load_model, weights_metadata, weights_model
@@ -531,7 +531,7 @@ def ir_norm_note(fuser: Fuser, ir_norm: Norm) -> str | None:
     if trained == "range":  # files' own range (the shipped weights too): any --ir-norm that maps the data to it fits
         return None
     try:
-        same = check_norm(trained if trained in ("range", "minmax") else float(trained)) == check_norm(ir_norm)
+        same = parse_norm(trained) == check_norm(ir_norm)
     except ValueError:  # a value this version cannot read: say nothing rather than guess
         return None
     if same:

@@ -50,9 +50,9 @@ def progress_bar(description: str):
 
 def parse_ir_norm(value: str) -> str | float:
     """``--ir-norm``: ``range``, ``minmax`` or a positive peak value such as ``4095``."""
-    from .io import check_norm
+    from .io import parse_norm
 
     try:
-        return check_norm(value if value in ("range", "minmax") else float(value))
+        return parse_norm(value)
     except ValueError:  # float('x') and check_norm's OptionError alike
         raise fail(f"--ir-norm {value}: give range, minmax or the sensor's peak value (e.g. 4095)") from None

@@ -62,6 +62,13 @@ def check_norm(norm: Norm) -> Norm:
     raise OptionError(f"norm={norm!r}: expected 'range', 'minmax' or a positive peak value (e.g. 4095)")
 
 
+def parse_norm(text: str) -> Norm:
+    """A ``norm`` as written on a command line or in a file (``"range"``, ``"minmax"``, ``"4095"``),
+    checked by :func:`check_norm`; :class:`ValueError` (an ``OptionError`` too) when it is none."""
+    text = str(text).strip()
+    return check_norm(text if text in ("range", "minmax") else float(text))
+
+
 def _decode(path: Path) -> np.ndarray:
     """Decode a file to an integer or float array (H×W or H×W×C) without changing its values."""
     if not path.exists():

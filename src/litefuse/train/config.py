@@ -181,10 +181,9 @@ class TrainConfig:
     @property
     def norm(self) -> "Norm":
         """:attr:`ir_norm` as :func:`litefuse.io.read_image` takes it (a peak value as a number)."""
-        from ..io import check_norm
+        from ..io import parse_norm
 
-        text = self.ir_norm.strip()
-        return check_norm(text if text in ("range", "minmax") else float(text))
+        return parse_norm(self.ir_norm)
 
     def validate(self, source: str = "config") -> None:
         """Check value ranges and combinations; a problem raises :class:`ConfigError` naming ``source``."""
