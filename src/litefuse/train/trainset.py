@@ -74,20 +74,21 @@ def resolve_config_data(entries: Sequence[str], config: str | Path) -> list[str]
     return [resolve_data_path(entry, base) for entry in entries]
 
 
-def training_pairs(roots: Sequence[str], unpaired: list[PairProblem] | None = None) -> list[Pair]:
-    """Every pair under ``roots``; a missing root names the path tried and how to point to data.
-    Files without a partner are appended to ``unpaired`` when given."""
+def training_pairs(roots: Sequence[str], unpaired: list[PairProblem] | None = None, validation: bool = False) -> list[Pair]:
+    """Every pair under ``roots`` (the training data, or with ``validation`` the ``val_data``
+    folders); a missing root names the path tried and how to point to data. Files without a
+    partner are appended to ``unpaired`` when given."""
     if not roots:
         raise InputError("no training data; pass --data DIR (a folder with ir/vi or A/B sub-folders, or a parent of such)")
     for root in roots:
         if not Path(root).exists():
-            raise InputError(f"data directory not found; {_HINT}", root)
+            raise InputError("validation folder (val_data, --val) not found" if validation else f"data directory not found; {_HINT}", root)
     try:
         pairs = collect_pairs(roots, unpaired)
     except OSError as exc:  # e.g. a folder without read permission
         raise InputError(f"cannot read the data folder ({exc.strerror or exc})", exc.filename or roots[0]) from None
     if not pairs:
-        raise InputError(f"no image pairs found in {', '.join(roots)}")
+        raise InputError(f"no image pairs found in {'the validation folder(s) ' if validation else ''}{', '.join(roots)}")
     return pairs
 
 
@@ -131,12 +132,7 @@ def run_split(pairs: list[Pair], config: "TrainConfig", unpaired: list[PairProbl
     pair is said on ``console``: its scores would not measure generalisation)."""
     if not config.val_data:
         return split_pairs(pairs, config.val_fraction)
-    for root in config.val_data:
-        if not Path(root).exists():
-            raise InputError("validation folder (val_data, --val) not found", root)
-    val = collect_pairs(config.val_data, unpaired)
-    if not val:
-        raise InputError(f"no image pairs found in the validation folder(s) {', '.join(config.val_data)}")
+    val = training_pairs(config.val_data, unpaired, validation=True)
     seen = {(p.a.resolve(), p.b.resolve()) for p in pairs}
     both = [p.name for p in val if (p.a.resolve(), p.b.resolve()) in seen]
     if both and console is not None:
