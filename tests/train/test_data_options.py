@@ -178,3 +178,11 @@ def test_card_on_ab_folders_leaves_dwsfusion_out(image_root, tmp_path, monkeypat
             run_card(run, folders)
     assert asked == [["run (this run)", f"{MODEL} (shipped)", "max"],
                      ["run (this run)", f"{MODEL} (shipped)", "max", "dwsfusion"]]
+
+
+def test_card_limit_keeps_the_first_pairs_of_each_set():
+    from litefuse.train.card import _first_per_set
+
+    work = [("A", 1), ("B", 2), ("A", 3), ("A", 4), ("B", 5)]
+    assert _first_per_set(work, 2) == [("A", 1), ("B", 2), ("A", 3), ("B", 5)]
+    assert _first_per_set(work, 1) == [("A", 1), ("B", 2)]

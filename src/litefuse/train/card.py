@@ -221,6 +221,17 @@ def validation_pairs(config: dict) -> list[tuple[str, "Pair"]]:
     return [(pair.name.split("/")[0], pair) for pair in val]
 
 
+def _first_per_set(work: list[tuple[str, "Pair"]], limit: int) -> list[tuple[str, "Pair"]]:
+    """The first ``limit`` items of each set, in order."""
+    counts: dict[str, int] = {}
+    kept = []
+    for dataset, pair in work:
+        counts[dataset] = counts.get(dataset, 0) + 1
+        if counts[dataset] <= limit:
+            kept.append((dataset, pair))
+    return kept
+
+
 def run_card(
     run_dir: str | Path,
     folders: Sequence[str | Path] = (),
@@ -263,7 +274,7 @@ def run_card(
         result = compare(folders, methods, limit=limit, preview=0, progress=progress, jobs=jobs, ir_norm=norm)
     else:
         if limit is not None:  # the first ``limit`` of each set
-            work = [(d, p) for n, (d, p) in enumerate(work) if [x for x, _ in work[:n]].count(d) < limit]
+            work = _first_per_set(work, limit)
         result = compare_pairs(work, methods, preview=0, progress=progress, jobs=jobs, ir_norm=norm)
     sections = []
     for dataset in result.datasets():
