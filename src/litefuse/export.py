@@ -205,13 +205,12 @@ def _describe(graph_model, model: str, weights: str | Path | None) -> None:
     import onnx
 
     from . import __version__
+    from .registry import weights_metadata
 
     source = Path(weights).name if weights else "shipped"
     graph_model.doc_string = f"litefuse {__version__} {model} ({source} weights): infrared-visible fusion on luminance. " + (
         " ".join(f"{key.capitalize()}: {text}." for key, text in CONTRACT.items())
     )
-    from .registry import weights_metadata
-
     trained = weights_metadata(weights).get("ir_norm", "range") if weights else "range"
     props = {"litefuse.version": __version__, "litefuse.model": model, "litefuse.weights": source,
              "litefuse.ir_norm": f"{trained}: the infrared scale the weights were trained on (litefuse fuse --ir-norm {trained})",
