@@ -225,3 +225,29 @@ def test_threads_apply_to_a_loaded_fuser(folder, tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_parent_of_pair_folders_fuses_each_into_its_own_output_folder(folder, tmp_path):
+    """``fuse --input data/ivif`` was 'no source sub-folders found'; now each pair folder below
+    goes to ``OUT/<its path>/``, as fusing it alone would."""
+    import shutil
+
+    from litefuse.errors import InputError, OutputError
+
+    parent = tmp_path / "sets"
+    shutil.copytree(folder, parent / "one")
+    shutil.copytree(folder, parent / "deeper" / "two")
+    report = fuse_folder(parent, tmp_path / "out", "max")
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in report.fused) == sorted(
+        f"{sub}/{i}.png" for sub in ("one", "deeper/two") for i in range(5))
+    alone = fuse_folder(folder, tmp_path / "alone", "max")
+    for path in alone.fused:
+        for sub in ("one", "deeper/two"):
+            np.testing.assert_array_equal(read_image(tmp_path / "out" / sub / path.name), read_image(path))
+    assert len(report.skipped) == 2  # each folder's bad pair
+    with pytest.raises(OutputError, match="is a source folder"):
+        fuse_folder(parent / "one", parent / "one" / "ir", "max")  # results beside the sources
+    for sub in ("A", "B"):
+        save_image(parent / "mff" / sub / "m.png", np.zeros((16, 16), np.float32))
+    with pytest.raises(InputError, match="holds both infrared/visible and A/B pair folders"):
+        fuse_folder(parent, tmp_path / "mixed", "max")

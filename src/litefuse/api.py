@@ -25,7 +25,7 @@ from torch import nn
 
 from ._checks import whole
 from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
-from .data.pairs import pair_dirs
+from .data.pairs import pair_dirs, pair_folders
 from .errors import InputError, ModelError, OptionError
 from .io import (
     MIN_SIDE, Norm, check_bits, check_grey_infrared, equal_channels, check_norm, check_output_path, in_unit_range, parse_norm, pil_array, read_image, save_image,
@@ -72,8 +72,12 @@ def default_model(task: str = "ivif") -> str:
 
 
 def folder_task(folder: str | Path) -> str:
-    """``"ab"`` for a folder of ``A/B`` pairs (multi-focus, multi-exposure, medical), else ``"ivif"``."""
-    return "ab" if pair_dirs(folder)[0].name.lower() == "a" else "ivif"
+    """``"ab"`` for a folder of ``A/B`` pairs (multi-focus, multi-exposure, medical), else
+    ``"ivif"``; for a parent of pair folders, theirs (all of one kind, else :class:`InputError`)."""
+    kinds = {"ab" if pair_dirs(f)[0].name.lower() == "a" else "ivif" for f in pair_folders(folder) or [Path(folder)]}
+    if len(kinds) > 1:
+        raise InputError("holds both infrared/visible and A/B pair folders; give one kind at a time", folder)
+    return kinds.pop()
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ def fuse(
     b: Optional[Path] = typer.Option(None, "--b", help="Second source of an A/B pair."),
     task: Optional[Task] = typer.Option(None, "--task", help="What the pair is: ivif for --ir/--vi (default), mff|mef|medical for --a/--b (default: any)."),
     input_dir: Optional[Path] = typer.Option(
-        None, "--input", "-i", help="Folder with ir/vi (or infrared/visible, Inf/Vis, A/B) sub-folders; pairs by file stem."
+        None, "--input", "-i", help="Folder with ir/vi (or infrared/visible, Inf/Vis, A/B) sub-folders, or a parent of such; pairs by file stem."
     ),
     output: str = typer.Option(..., "--output", "-o", help="Output image (pair: .png, .tif, .jpg, .bmp), video file (video pair) or folder (folder mode, or a pair into a folder: an existing one, or a name ending in /)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name (see `litefuse models`); default: aenetv2-ivif for infrared-visible, aenetv2 for A/B pairs and folders."),

@@ -16,8 +16,7 @@ import numpy as np
 
 from ._files import atomic_write_text
 from .api import Fuser, _check_first_source, check_ir_norm, folder_task, outside_task, warn_ir_norm
-from .data.datasets import pair_folders
-from .data.pairs import Pair, find_pairs, pair_dirs, pair_task
+from .data.pairs import Pair, find_pairs, pair_dirs, pair_folders, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
 from .io import Norm, check_norm, check_output_dir, read_image, same_path, save_image
@@ -107,7 +106,7 @@ def expand_folders(given: Sequence[str | Path]) -> list[Path]:
     (``data/ivif``: MSRS, TNO, ...), each once; :class:`InputError` for a folder with neither."""
     folders, seen = [], set()
     for root in map(Path, given):
-        found = pair_folders(root) if root.is_dir() else []
+        found = pair_folders(root)
         if not found:
             pair_dirs(root)  # says what is missing: the folder, or its ir/vi (A/B) sub-folders
         for folder in found:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ._checks import whole
 from .api import Fuser, Prepared, _check_first_source, check_ir_norm, check_loaded, folder_task, warn_ir_norm
-from .data.pairs import find_pairs, pair_dirs, pair_task
+from .data.pairs import Pair, PairProblem, find_pairs, pair_dirs, pair_folders, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .io import Norm, check_output_dir, check_output_path, read_image, same_path, save_image, writable_dir
 from .runtime import available_cores, prepare
@@ -22,6 +22,21 @@ from .runtime import available_cores, prepare
 __all__ = ["FolderReport", "fuse_folder"]
 
 _STOPS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # write errors that end a folder run
+
+
+def _folder_work(input_dir: Path, out_dir: Path) -> tuple[list[tuple[Pair, Path]], list[PairProblem]]:
+    """Every pair of ``input_dir`` with the folder its result goes to: ``out_dir``, or for a parent
+    of pair folders ``out_dir/<the pair folder's path below it>``; and the unpaired files."""
+    work: list[tuple[Pair, Path]] = []
+    problems: list[PairProblem] = []
+    for folder in pair_folders(input_dir) or [input_dir]:  # not a pair folder nor a parent: find_pairs says why
+        pairs, unpaired = find_pairs(folder)
+        target = out_dir / folder.relative_to(input_dir)
+        if any(same_path(target, d) for d in pair_dirs(folder)):  # results beside the sources would pair with them next time
+            raise OutputError(f"{target}: is a source folder of {folder}; write the fused images elsewhere")
+        work += [(pair, target) for pair in pairs]
+        problems += unpaired
+    return work, problems
 
 
 @dataclass
@@ -58,7 +73,8 @@ def fuse_folder(
     skip_existing: bool = False,
 ) -> FolderReport:
     """Fuse every pair in ``input_dir`` (``ir/vi``, ``infrared/visible``, ``Inf/Vis`` or ``A/B``)
-    into ``out_dir/<stem>.png`` (``bits=16``: ``<stem>.tif``, 16 bits per sample, grey or colour). Unpaired and unreadable files are reported and skipped; a
+    into ``out_dir/<stem>.png`` (``bits=16``: ``<stem>.tif``, 16 bits per sample, grey or colour);
+    a parent of pair folders (all of one kind) fuses each into ``out_dir/<its path below>/``. Unpaired and unreadable files are reported and skipped; a
     folder without a single pair, or an output folder that cannot be written, is an error
     before any work.
 
@@ -86,12 +102,11 @@ def fuse_folder(
     if overwrite and skip_existing:  # one replaces existing outputs, the other keeps them: never chosen in silence
         raise OptionError("overwrite replaces existing outputs and skip_existing keeps them; give one")
     suffix = ".png" if bits == 8 else ".tif"
-    pairs, problems = find_pairs(input_dir)
-    if not pairs:
+    out_dir = Path(out_dir)
+    work, problems = _folder_work(Path(input_dir), out_dir)
+    if not work:
         detail = f" ({len(problems)} unpaired or unreadable files)" if problems else ""
         raise InputError(f"no image pairs found{detail}", input_dir)
-    if any(same_path(out_dir, d) for d in pair_dirs(input_dir)):  # results beside the sources would pair with them next time
-        raise OutputError(f"{out_dir}: is a source folder of {input_dir}; write the fused images elsewhere")
     check_output_dir(out_dir)  # before loading the model; created only once everything checked out
     found = folder_task(input_dir)
     check_ir_norm(ir_norm, found)
@@ -106,12 +121,15 @@ def fuse_folder(
         fuser = Fuser(model, weights=weights, device=device, task=found, threads=threads)
     warn_ir_norm(fuser, ir_norm)
     out_dir = writable_dir(out_dir)
+    for folder in dict.fromkeys(sub for _, sub in work):  # a parent's pair folders: one output folder each
+        folder.mkdir(parents=True, exist_ok=True)
     if workers is None:  # a GPU outruns two decoders; on the CPU more would hold more frames in memory
         workers = 2 if fuser.device.type == "cpu" else max(2, min(8, available_cores() - 1))
     report = FolderReport(skipped=[str(p) for p in problems])
 
-    def load(pair) -> tuple[Path, Prepared | None]:
-        out = out_dir / f"{pair.name}{suffix}"
+    def load(item: tuple[Pair, Path]) -> tuple[Path, Prepared | None]:
+        pair, folder = item
+        out = folder / f"{pair.name}{suffix}"
         if skip_existing and out.is_file():
             return out, None  # a finished earlier run's (or an interrupted one's) output: kept
         out = check_output_path(out, (pair.a, pair.b), overwrite=overwrite, suffixes=(suffix,), folder_checked=True)
@@ -142,9 +160,9 @@ def fuse_folder(
     depth = max(2 * batch_size, workers + 1)  # decoded pairs held ahead of the network
     with ThreadPoolExecutor(workers, thread_name_prefix="litefuse-io") as pool:
         ahead: deque = deque()
-        todo = iter(pairs)
+        todo = iter(work)
         batch: list[tuple[Path, Prepared]] = []
-        for _ in progress(pairs, len(pairs)) if progress else pairs:
+        for _ in progress(work, len(work)) if progress else work:
             if fatal:  # every later pair would be decoded and fused only to fail the same way
                 written = sum(1 for w in writes if isinstance(w, Future) and w.done() and isinstance(w.result(), Path))
                 raise OutputError(f"{fatal[0]}; stopped, {written} fused images written before it")

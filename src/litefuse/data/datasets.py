@@ -37,7 +37,7 @@ from torch.utils.data import Dataset
 from ..colour import rgb_to_ycbcr
 from ..errors import InputError
 from ..io import Norm, check_grey_infrared, read_image
-from .pairs import Pair, PairProblem, find_pairs, pair_dirs, pair_task
+from .pairs import Pair, PairProblem, find_pairs, pair_folders, pair_task
 
 __all__ = [
     "GreyCropDataset",
@@ -46,35 +46,16 @@ __all__ = [
     "split_pairs",
     "pair_hash",
     "load_luma_u8",
-    "pair_folders",
     "decode_pairs",
 ]
 
 Small = Literal["pad", "skip"]
 #: a PairCropDataset ``targets`` function: ``(names, [(a, b), ...]) -> [target, ...]``
 Targets = Callable[[list[str], list[tuple[np.ndarray, np.ndarray]]], Sequence[np.ndarray]]
-_MAX_DEPTH = 3  # how deep collect_pairs looks below a root for pair folders
 
 
 # --------------------------------------------------------------------------------------------
 # finding and splitting pairs
-
-
-def pair_folders(root: Path, depth: int | None = None) -> list[Path]:
-    """``root`` itself when it is a pair folder, else the pair folders below it (sorted), at most
-    ``depth`` levels down (default 3: ``shared/data/ivif`` gives MSRS, TNO, RoadScene, LLVIP)."""
-    depth = _MAX_DEPTH if depth is None else depth
-    try:
-        pair_dirs(root)
-        return [root]
-    except InputError:
-        pass
-    if depth == 0:
-        return []
-    found: list[Path] = []
-    for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        found.extend(pair_folders(child, depth - 1))
-    return found
 
 
 def collect_pairs(roots: Iterable[str | Path], problems: list[PairProblem] | None = None) -> list[Pair]:

@@ -18,7 +18,7 @@ from typing import Mapping
 from ..errors import InputError
 from ..io import IMAGE_EXTENSIONS
 
-__all__ = ["PAIR_LAYOUTS", "Pair", "PairProblem", "find_pairs", "match_stems", "pair_dirs", "pair_task"]
+__all__ = ["PAIR_LAYOUTS", "Pair", "PairProblem", "find_pairs", "match_stems", "pair_dirs", "pair_folders", "pair_task"]
 
 PAIR_LAYOUTS: tuple[tuple[str, str], ...] = (("ir", "vi"), ("infrared", "visible"), ("inf", "vis"), ("a", "b"))
 
@@ -59,10 +59,31 @@ def pair_dirs(root: str | Path) -> tuple[Path, Path]:
     if found is not None:
         return found
     layouts = ", ".join(f"{a}/{b}" for a, b in PAIR_LAYOUTS)
-    below = [p.name for p in sorted(root.iterdir()) if p.is_dir() and _layout(p) is not None]
+    below = [p.relative_to(root).as_posix() for p in pair_folders(root)]
     hint = (f"; it holds pair folders ({', '.join(below[:4])}{', ...' if len(below) > 4 else ''}): give one of them"
-            " (compare -i and train -d also take the parent)") if below else ""
+            " (fuse --input, compare -i and train -d take the parent too)") if below else ""
     raise InputError(f"no source sub-folders found; expected one of {layouts}{hint}", root)
+
+
+_MAX_DEPTH = 3  # how deep a parent is searched for pair folders
+
+
+def pair_folders(root: str | Path, depth: int = _MAX_DEPTH) -> list[Path]:
+    """``root`` itself when it is a pair folder, else the pair folders below it (sorted), at most
+    ``depth`` levels down (``shared/data/ivif`` gives LLVIP, MSRS, RoadScene, TNO); ``[]`` when
+    ``root`` is not a folder."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    if _layout(root) is not None:
+        return [root]
+    if depth == 0:
+        return []
+    try:
+        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+    return [folder for child in children for folder in pair_folders(child, depth - 1)]
 
 
 def _layout(root: Path) -> tuple[Path, Path] | None:
