@@ -76,7 +76,7 @@ def eval_command(
     from .cli_common import console, err_console, fail, parse_ir_norm, progress_bar
     from .data.pairs import match_stems
     from .errors import LitefuseError
-    from .evaluation import default_jobs, markdown_table, parallel_map, summarise, write_scores_csv
+    from .evaluation import default_jobs, format_value, markdown_table, parallel_map, summarise, write_scores_csv
     from .metrics import METRICS, get_convention, resolve_metrics
 
     # ---- arguments
@@ -171,8 +171,9 @@ def eval_command(
         table.add_column("method")
         for m in names:
             table.add_column(f"{m} {METRICS[m].arrow}", justify="right")
-        table.add_row(label, *(f"{summary[m][0]:.4f}" for m in names))  # as the markdown table
-        table.add_row("± std", *(f"{summary[m][1]:.4f}" for m in names), style="dim")
+        # as the markdown table: 4 decimals, or 3 significant digits where that would print 0.0000 (Nabf)
+        table.add_row(label, *(format_value(summary[m][0]) for m in names))
+        table.add_row("± std", *(format_value(summary[m][1]) for m in names), style="dim")
         console.print(table)
     tail = f"{len(rows)} scored, {len(problems)} skipped"
     console.print(tail + (f" -> {csv_path}" if csv_path is not None else ""), markup=False)

@@ -426,3 +426,19 @@ def test_qs_and_qw_share_one_computation_of_their_maps(triple, monkeypatch) -> N
     calls.clear()
     evaluate(a, b, f, ["Qs", "Qw"], "liu")  # nothing is kept from one call to the next
     assert len(calls) == 3
+
+
+def test_cli_eval_table_shows_small_values_as_the_markdown_does(eval_dirs: Path, triple) -> None:
+    """From a metrics QA pass: the default (non-markdown) table printed Tang's Nabf (≈1e-7 on a
+    good fusion) as 0.0000, while --markdown printed 4.667e-08."""
+    d = eval_dirs
+    args = ("--ir", str(d / "ir"), "--vi", str(d / "vi"), "--fused", str(d / "fused"), "--metrics", "Nabf,EN",
+            "--convention", "tang", "--jobs", "1")
+    nabf = evaluate(*triple, ["Nabf"], "tang")["Nabf"]
+    assert 0 < nabf < 1e-3
+    from litefuse.evaluation import format_value
+
+    result = _run_eval(*args)
+    assert result.exit_code == 0, result.output
+    assert f"│ {format_value(nabf)} │" in result.output  # the mean of two equal images; was 0.0000
+    assert format_value(nabf) in _run_eval(*args, "--markdown").output
