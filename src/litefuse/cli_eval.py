@@ -11,6 +11,7 @@ registers it.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Optional
 
@@ -76,7 +77,7 @@ def eval_command(
     from .cli_common import console, err_console, fail, parse_ir_norm, progress_bar
     from .data.pairs import match_stems
     from .errors import LitefuseError
-    from .evaluation import default_jobs, format_value, markdown_table, parallel_map, summarise, write_scores_csv
+    from .evaluation import NAN_NOTE, default_jobs, format_value, markdown_table, parallel_map, summarise, write_scores_csv
     from .metrics import METRICS, get_convention, resolve_metrics
 
     # ---- arguments
@@ -175,6 +176,8 @@ def eval_command(
         table.add_row(label, *(format_value(summary[m][0]) for m in names))
         table.add_row("± std", *(format_value(summary[m][1]) for m in names), style="dim")
         console.print(table)
+        if any(math.isnan(mean) for mean, _ in summary.values()):  # explained as under --markdown
+            console.print(NAN_NOTE, markup=False)
     tail = f"{len(rows)} scored, {len(problems)} skipped"
     console.print(tail + (f" -> {csv_path}" if csv_path is not None else ""), markup=False)
     raise typer.Exit(0 if not problems else 1)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from ._files import atomic_write_text
 
-__all__ = ["format_value", "markdown_table", "parallel_map", "summarise", "write_scores_csv"]
+__all__ = ["NAN_NOTE", "format_value", "markdown_table", "parallel_map", "summarise", "write_scores_csv"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -118,6 +118,10 @@ def summarise(rows: Iterable[Mapping[str, float]], metrics: Sequence[str]) -> di
     return out
 
 
+NAN_NOTE = ("nan: the metric is undefined on at least one image (e.g. CC or SCD where the fused image is "
+            "constant or equals a source), as in the reference code; the per-image CSV shows which.")
+
+
 def format_value(value: float, std: float | None = None) -> str:
     """4 decimals, or scientific notation for very small or large magnitudes (e.g. Nabf);
     ``± std`` when given."""
@@ -154,8 +158,7 @@ def markdown_table(
             cells.append(f"**{cell}**" if tied else cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if any(math.isnan(row[m]) for row in means.values() for m in metrics):  # inf (a perfect PSNR) is defined
-        lines += ["", "nan: the metric is undefined on at least one image (e.g. CC or SCD where the fused image is "
-                      "constant or equals a source), as in the reference code; the per-image CSV shows which."]
+        lines += ["", NAN_NOTE]
     return "\n".join(lines)
 
 

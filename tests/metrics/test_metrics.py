@@ -442,3 +442,19 @@ def test_cli_eval_table_shows_small_values_as_the_markdown_does(eval_dirs: Path,
     assert result.exit_code == 0, result.output
     assert f"│ {format_value(nabf)} │" in result.output  # the mean of two equal images; was 0.0000
     assert format_value(nabf) in _run_eval(*args, "--markdown").output
+
+
+def test_cli_eval_table_explains_nan_as_the_markdown_does(eval_dirs: Path) -> None:
+    """A constant fused image has CC = NaN (as in the reference); the default table printed a bare
+    'nan' where --markdown explains it."""
+    from PIL import Image
+
+    d = eval_dirs
+    Image.fromarray(np.full((64, 80), 90, np.uint8)).save(d / "fused" / "s2.png")
+    args = ("--ir", str(d / "ir"), "--vi", str(d / "vi"), "--fused", str(d / "fused"), "--metrics", "CC", "--jobs", "1")
+    for extra in ((), ("--markdown",)):
+        result = _run_eval(*args, *extra)
+        assert result.exit_code == 0, result.output
+        assert "nan" in result.output and "nan: the metric is undefined" in result.output
+    clean = _run_eval(*args[:6], "--metrics", "EN", "--jobs", "1")
+    assert clean.exit_code == 0 and "nan: the metric" not in clean.output
