@@ -458,3 +458,18 @@ def test_cli_eval_table_explains_nan_as_the_markdown_does(eval_dirs: Path) -> No
         assert "nan" in result.output and "nan: the metric is undefined" in result.output
     clean = _run_eval(*args[:6], "--metrics", "EN", "--jobs", "1")
     assert clean.exit_code == 0 and "nan: the metric" not in clean.output
+
+
+def test_undefined_values_on_flat_images_are_as_documented() -> None:
+    """docs/metrics.md, "Undefined values": what the references give on constant images is kept."""
+    x = _smooth_image(7, (48, 48))
+    black, grey = np.zeros_like(x), np.full_like(x, 100)
+    flat_f = evaluate(x, x[::-1], grey, ["CC", "SCD", "Qcb", "Qcv", "PSNR"])
+    assert np.isnan(flat_f["CC"]) and np.isfinite(flat_f["SCD"]) and np.isnan(flat_f["Qcb"]) and np.isnan(flat_f["Qcv"])
+    black_f = evaluate(x, x[::-1], black, ["PSNR", "Qcv"])
+    assert black_f["PSNR"] == -np.inf and np.isfinite(black_f["Qcv"])  # an all-zero image is not normalised
+    assert np.isnan(evaluate(black, black, black, ["PSNR"])["PSNR"])
+    assert np.isnan(evaluate(x, x[::-1], x, ["SCD"])["SCD"])
+    assert np.isnan(evaluate(black, black, x, ["Qabf"])["Qabf"]) and np.isfinite(evaluate(grey, grey, x, ["Qabf"])["Qabf"])
+    assert np.isnan(evaluate(grey, grey, x, ["Qy"], "liu")["Qy"])
+    assert evaluate(x, x[::-1], grey, ["CE"], "vifb")["CE"] < 0
