@@ -32,7 +32,7 @@ from .io import (
     to_float, value_range,
 )
 from .registry import get_model_info, list_models, load_model, weights_metadata, weights_model
-from .runtime import check_precision, compile_backend, compile_for_inference, prepare, resolve_device, with_precision
+from .runtime import check_precision, compile_backend, compile_for_inference, prepare, release_free_heap, resolve_device, with_precision
 
 __all__ = ["ImageLike", "Fuser", "MethodSpec", "default_model", "folder_task", "fuse", "fuse_files"]
 
@@ -159,6 +159,8 @@ class Fuser:
     ``colour_on_device``: split colour sources into YCbCr and merge the result on the model's
     device, so one upload and one download carry each image (default: on a GPU; on the CPU the
     numpy conversion runs in the folder and video pipelines' worker threads instead).
+    ``stretch``: min-max stretch each fused luma to the full range, as CDDFuse's ``test_IVF.py``
+    does before saving (a protocol choice that changes every metric; off by default).
 
     ``tile``: methods run on tiles of at most ``tile × tile`` pixels (with ``overlap``
     pixels of context on each side) when an image has more than ``tile²`` pixels, which bounds
@@ -180,6 +182,7 @@ class Fuser:
         precision: str = "fp32",
         compile: bool | str = False,
         colour_on_device: bool | None = None,
+        stretch: bool = False,
         **model_kwargs,
     ) -> None:
         self.task = check_task(task)
@@ -208,6 +211,7 @@ class Fuser:
         self.tile = tile or getattr(model, "tile_size", DEFAULT_TILE)
         self.overlap = overlap
         self.colour_on_device = self.device.type != "cpu" if colour_on_device is None else bool(colour_on_device)
+        self.stretch = bool(stretch)
         self.label = self.name  # how reports name it (:meth:`from_spec` sets a given label)
         self.weights = None if weights is None else Path(weights)
 
@@ -238,13 +242,15 @@ class Fuser:
         """
         h, w = ta.shape[-2:]
         if h * w <= self.tile * self.tile:
-            return self.model(ta, tb).clamp(0.0, 1.0).float()
-        context = max(self.overlap, getattr(self.model, "tile_context", 0))
-        align = getattr(self.model, "tile_align", 1)
-        outs = [_tiled(self.model, ta[i : i + 1], tb[i : i + 1], self.tile, context, align) for i in range(ta.shape[0])]
-        _release_free_heap()
-        out = outs[0] if len(outs) == 1 else torch.cat(outs)
-        return out.clamp_(0.0, 1.0).float()  # in place: no second full-size copy
+            out = self.model(ta, tb).clamp(0.0, 1.0).float()
+        else:
+            context = max(self.overlap, getattr(self.model, "tile_context", 0))
+            align = getattr(self.model, "tile_align", 1)
+            outs = [_tiled(self.model, ta[i : i + 1], tb[i : i + 1], self.tile, context, align) for i in range(ta.shape[0])]
+            release_free_heap()
+            out = outs[0] if len(outs) == 1 else torch.cat(outs)
+            out = out.clamp_(0.0, 1.0).float()  # in place: no second full-size copy
+        return _stretch_range(out) if self.stretch else out
 
     def _upload(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Equal-shape float images stacked into one tensor on the device."""
@@ -413,20 +419,11 @@ def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out.contiguous().numpy()
 
 
-def _release_free_heap() -> None:
-    """Hand freed heap pages back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
-
-    Under :func:`litefuse.runtime.keep_heap_resident` glibc keeps every freed block, and after
-    many tiles the heap is fragmented: the full-size colour planes allocated next would land on
-    top of it. One trim per frame (one page-fault pass) keeps that out of the peak (measured:
-    lwc-densefuse, 6000×4000, tile 512: 2.52 → 1.98 GB).
-    """
-    import ctypes
-
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (AttributeError, OSError, TypeError):  # not glibc
-        pass
+def _stretch_range(y: torch.Tensor) -> torch.Tensor:
+    """Each fused luma of a ``(B, 1, H, W)`` batch min-max stretched to [0, 1] (CDDFuse's
+    ``test_IVF.py`` does this before saving; a flat image is left as it is)."""
+    lo, hi = y.amin(dim=(1, 2, 3), keepdim=True), y.amax(dim=(1, 2, 3), keepdim=True)
+    return torch.where(hi > lo, (y - lo) / (hi - lo).clamp(min=1e-12), y)
 
 
 def _tiled(model: nn.Module, a: torch.Tensor, b: torch.Tensor, tile: int, overlap: int, align: int = 1) -> torch.Tensor:

@@ -32,7 +32,7 @@ from .errors import OptionError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-__all__ = ["PRECISIONS", "check_precision", "with_precision", "compile_for_inference", "compile_backend", "resolve_device", "available_cores", "free_cores", "default_threads", "user_threads", "set_threads", "keep_heap_resident", "apply_heap_policy", "parse_cpuinfo", "cpu_facts", "onednn_isa_cap", "apply_isa_policy", "keep_full_isa", "isa_capped", "prepare"]
+__all__ = ["PRECISIONS", "check_precision", "with_precision", "compile_for_inference", "compile_backend", "resolve_device", "available_cores", "free_cores", "default_threads", "user_threads", "set_threads", "keep_heap_resident", "release_free_heap", "apply_heap_policy", "parse_cpuinfo", "cpu_facts", "onednn_isa_cap", "apply_isa_policy", "keep_full_isa", "isa_capped", "prepare"]
 
 _HEAP_DONE: bool | None = None
 _IMPORT_THREADS = torch.get_num_threads()  # torch's count when litefuse was imported
@@ -192,6 +192,20 @@ def keep_heap_resident() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(ok)
+
+
+def release_free_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Under :func:`keep_heap_resident` glibc keeps every freed block, and after
+    many tiles the heap is fragmented: the full-size colour planes allocated next would land on
+    top of it. One trim per frame (one page-fault pass) keeps that out of the peak (measured:
+    lwc-densefuse, 6000×4000, tile 512: 2.52 → 1.98 GB).
+    """
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError, TypeError):  # not glibc
+        pass
 
 
 def apply_heap_policy() -> bool:
