@@ -111,3 +111,31 @@ def test_an_unpickled_fuser_applies_its_threads():
     assert torch.get_num_threads() == 1 and copy.threads == 1
     x = np.full((16, 16), 0.5, np.float32)
     np.testing.assert_array_equal(copy.fuse_images(x, x), fuser.fuse_images(x, x))
+
+
+def test_stretch_is_cddfuse_min_max_stretch_of_the_fused_luma(tmp_path):
+    """METRICS.md: CDDFuse's test script stretches each fused image to 0..255 before saving, a
+    protocol choice to be offered as an option, never applied silently."""
+    from typer.testing import CliRunner
+
+    from litefuse.api import Fuser
+    from litefuse.cli import app
+    from litefuse.demo import synthetic_pair
+    from litefuse.io import read_image, save_image
+
+    ir, vi = synthetic_pair(48, 64, seed=3)
+    ir = 0.2 + 0.5 * ir  # a narrow range, as a dim scene gives
+    for name in ("max", "aenetv2-ivif"):
+        plain = Fuser(name).fuse_images(ir, vi.mean(-1))
+        stretched = Fuser(name, stretch=True).fuse_images(ir, vi.mean(-1))
+        expected = (plain - plain.min()) / (plain.max() - plain.min())
+        assert plain.max() - plain.min() < 0.95 and np.abs(stretched - expected).max() < 1e-6
+    flat = np.full((32, 32), 0.4, np.float32)
+    assert np.allclose(Fuser("max", stretch=True).fuse_images(flat, flat), 0.4)  # a flat result is left as it is
+    save_image(tmp_path / "ir.png", ir)
+    save_image(tmp_path / "vi.png", vi)
+    pair = ["fuse", "--ir", str(tmp_path / "ir.png"), "--vi", str(tmp_path / "vi.png"), "-m", "max", "--grey"]
+    assert CliRunner().invoke(app, [*pair, "-o", str(tmp_path / "s.png"), "--stretch"]).exit_code == 0
+    assert CliRunner().invoke(app, [*pair, "-o", str(tmp_path / "p.png")]).exit_code == 0
+    s, p = read_image(tmp_path / "s.png"), read_image(tmp_path / "p.png")
+    assert s.min() == 0 and s.max() == 1 and p.max() - p.min() < 0.95

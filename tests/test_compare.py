@@ -320,3 +320,18 @@ def test_a_parent_folder_gives_each_pair_folder_below_it_as_a_set(image_root, tm
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no source sub-folders found"):
         compare([tmp_path / "empty"], ["max"])
+
+
+def test_compare_stretch_applies_to_every_method(image_root, tmp_path):
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    rows = {}
+    for flag in ([], ["--stretch"]):
+        out = tmp_path / ("s" if flag else "p")
+        done = CliRunner().invoke(app, ["compare", "-i", str(image_root / "ivif" / "SetA"), "-m", "max", "-m", "mean",
+                                        "--metrics", "SD", "--limit", "2", "-j", "1", "-o", str(out), *flag])
+        assert done.exit_code == 0, done.output
+        rows[bool(flag)] = (out / "scores.csv").read_text().splitlines()[1:]
+    assert all(a != b for a, b in zip(rows[False], rows[True]))  # max and mean alike: stretched images score otherwise

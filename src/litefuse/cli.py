@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from ._checks import parse_wxh
-from .cli_common import IR_NORM_HELP, JOBS_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar
+from .cli_common import IR_NORM_HELP, JOBS_HELP, STRETCH_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar
 from .errors import LitefuseError
 
 app = typer.Typer(
@@ -92,6 +92,7 @@ def fuse(
     shortest: bool = typer.Option(False, "--shortest", help="Video mode: when the streams' frame counts differ, stop at the shorter one (default: an error)."),
     bits: int = typer.Option(8, "--bits", help="Bits per sample of fused images: 8, or 16 to keep a 16-bit source's precision (PNG/TIFF; colour and folders: TIFF)."),
     compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (CUDA graphs on GPU): the first frame of each size compiles (slow), then faster; for folders and videos."),
+    stretch: bool = typer.Option(False, "--stretch", help=STRETCH_HELP),
 ) -> None:
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
     from .api import Fuser, folder_task, fuse_files
@@ -139,7 +140,7 @@ def fuse(
                               markup=False)
             compile = False  # compiling for a single call only costs time
         fuser = Fuser(model, weights=weights, device=device.value, task=kind, threads=threads,
-                      precision=precision.value, compile=compile)
+                      precision=precision.value, compile=compile, stretch=stretch)
         if input_dir is not None:
             report = fuse_folder(
                 input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm,
@@ -365,6 +366,7 @@ def compare(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help=JOBS_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in the --output folder."),
     ir_norm: str = typer.Option("range", "--ir-norm", help=IR_NORM_HELP + " Used for fusing and scoring alike."),
+    stretch: bool = typer.Option(False, "--stretch", help=STRETCH_HELP + " Every method alike."),
 ) -> None:
     """Fuse the same pairs with several methods; write scores.csv, summary.md, chart.png, grid.png."""
     from .api import Fuser
@@ -376,9 +378,9 @@ def compare(
     try:
         check_report_dir(output, overwrite, inputs)
         names = check_scoring([m.strip() for m in metrics.split(",")] if metrics else None, convention)  # likewise
-        fusers = [Fuser.from_spec(m) for m in methods]
+        fusers = [Fuser.from_spec(m, stretch=stretch) for m in methods]
         if reference and any(f.info.kind == "network" for f in fusers) and not any(f.name == "max" for f in fusers):
-            fusers.append(Fuser("max"))
+            fusers.append(Fuser("max", stretch=stretch))
             err_console.print("note: `max` added as the classical reference (--no-reference leaves it out)", markup=False)
         result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
                              progress=progress_bar("comparing"), jobs=jobs or default_jobs(), ir_norm=norm)

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import typer
 
-from .cli_common import IR_NORM_HELP, JOBS_HELP
+from .cli_common import IR_NORM_HELP, JOBS_HELP, STRETCH_HELP
 
 __all__ = ["eval_command", "score_triple"]
 
@@ -70,6 +70,7 @@ def eval_command(
     markdown: bool = typer.Option(False, "--markdown", help="Print the summary as a markdown table."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help=JOBS_HELP),
     ir_norm: str = typer.Option("range", "--ir-norm", help=IR_NORM_HELP + " Scores the infrared (and with --input fuses it) as `fuse --ir-norm` reads it."),
+    stretch: bool = typer.Option(False, "--stretch", help="With --input: " + STRETCH_HELP),
 ) -> None:
     """Score fused images with the fusion metrics: per-image CSV and a mean ± std table."""
     from rich.table import Table
@@ -87,7 +88,7 @@ def eval_command(
     elif ir is None or vi is None or fused is None:
         raise fail("give --ir DIR --vi DIR --fused DIR (or --input DIR --model NAME to fuse first)")
     else:
-        unused = [o for o, value in (("--model", model), ("--output", output)) if value is not None]
+        unused = [o for o, value in (("--model", model), ("--output", output), ("--stretch", stretch or None)) if value is not None]
         if unused:  # said, as fuse says an unused --batch-size: the --fused images are scored as they are
             verb = "apply" if len(unused) > 1 else "applies"
             err_console.print(f"note: {' and '.join(unused)} {verb} with --input only; --fused {fused} is scored as it is",
@@ -116,7 +117,7 @@ def eval_command(
 
             ir, vi = pair_dirs(input_dir)
             task = folder_task(input_dir)
-            method = Fuser.from_spec(model or default_model(task), task=task)  # [label=]name[@weights], as compare
+            method = Fuser.from_spec(model or default_model(task), task=task, stretch=stretch)  # [label=]name[@weights], as compare
             model = method.label
             fused = output if output is not None else Path(f"fused-{model}")
             report = fuse_folder(input_dir, fused, model=method, overwrite=overwrite, ir_norm=norm,
