@@ -251,3 +251,19 @@ def test_a_parent_of_pair_folders_fuses_each_into_its_own_output_folder(folder, 
         save_image(parent / "mff" / sub / "m.png", np.zeros((16, 16), np.float32))
     with pytest.raises(InputError, match="holds both infrared/visible and A/B pair folders"):
         fuse_folder(parent, tmp_path / "mixed", "max")
+
+
+def test_a_file_where_a_pair_folders_output_folder_goes_is_an_output_error(folder, tmp_path):
+    """``fuse --input PARENT -o OUT`` with a file at ``OUT/<pair folder>``: an internal error
+    (FileExistsError from mkdir) instead of one ``error:`` line."""
+    import shutil
+
+    from litefuse.errors import OutputError
+
+    parent = tmp_path / "sets"
+    shutil.copytree(folder, parent / "one")
+    shutil.copytree(folder, parent / "two")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "two").write_text("not a folder")
+    with pytest.raises(OutputError, match="exists and is not a directory"):
+        fuse_folder(parent, tmp_path / "out", "max")

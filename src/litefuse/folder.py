@@ -122,7 +122,7 @@ def fuse_folder(
     warn_ir_norm(fuser, ir_norm)
     out_dir = writable_dir(out_dir)
     for folder in dict.fromkeys(sub for _, sub in work):  # a parent's pair folders: one output folder each
-        folder.mkdir(parents=True, exist_ok=True)
+        writable_dir(folder)  # a file in the way: an OutputError, as for out_dir itself
     if workers is None:  # a GPU outruns two decoders; on the CPU more would hold more frames in memory
         workers = 2 if fuser.device.type == "cpu" else max(2, min(8, available_cores() - 1))
     report = FolderReport(skipped=[str(p) for p in problems])
