@@ -139,3 +139,34 @@ def test_stretch_is_cddfuse_min_max_stretch_of_the_fused_luma(tmp_path):
     assert CliRunner().invoke(app, [*pair, "-o", str(tmp_path / "p.png")]).exit_code == 0
     s, p = read_image(tmp_path / "s.png"), read_image(tmp_path / "p.png")
     assert s.min() == 0 and s.max() == 1 and p.max() - p.min() < 0.95
+
+
+def test_fuse_files_reads_the_trained_ir_norm_once_per_fuser(tmp_path, monkeypatch):
+    """fuse_files asked the weights file for its trained --ir-norm on every call: a library user
+    fusing pairs one by one paid a header read per pair (a ``last.pt``: a whole checkpoint load,
+    more than the fusion of a small pair)."""
+    import warnings
+
+    from safetensors.torch import load_file, save_file
+
+    import litefuse.api as api
+    from litefuse.api import fuse_files
+    from litefuse.io import save_image
+    from litefuse.registry import get_model_info
+
+    weights = tmp_path / "w.safetensors"
+    save_file(load_file(str(get_model_info("aenetv2-ivif").weights_path)), str(weights),
+              {"model": "aenetv2-ivif", "model_kwargs": "{}", "ir_norm": "4095"})
+    rng = np.random.default_rng(0)
+    save_image(tmp_path / "ir.png", rng.random((24, 32), dtype=np.float32))
+    save_image(tmp_path / "vi.png", rng.random((24, 32), dtype=np.float32))
+    fuser = litefuse.Fuser("aenetv2-ivif", weights=weights)
+    reads = []
+    real = api.weights_metadata
+    monkeypatch.setattr(api, "weights_metadata", lambda path: reads.append(path) or real(path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(3):
+            fuse_files(tmp_path / "ir.png", tmp_path / "vi.png", tmp_path / f"{i}.png", fuser)
+    assert len(reads) == 1
+    assert sum("--ir-norm 4095" in str(w.message) for w in caught) == 3  # still said on each call

@@ -528,7 +528,9 @@ def warn_ir_norm(fuser: Fuser, ir_norm: Norm) -> None:
 def ir_norm_note(fuser: Fuser, ir_norm: Norm) -> str | None:
     """The note for a run's weights trained on infrared read with another scale than
     ``ir_norm`` (``train --ir-norm 4095``, fused without it), or ``None``."""
-    trained = weights_metadata(fuser.weights).get("ir_norm", "range").strip() if fuser.weights else "range"
+    trained = fuser.__dict__.get("_trained_ir_norm")
+    if trained is None:  # read once per Fuser: fuse_files asks on every call (a last.pt: a whole checkpoint load)
+        trained = fuser._trained_ir_norm = weights_metadata(fuser.weights).get("ir_norm", "range").strip() if fuser.weights else "range"
     if trained == "range":  # files' own range (the shipped weights too): any --ir-norm that maps the data to it fits
         return None
     try:
