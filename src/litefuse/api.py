@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -214,6 +214,12 @@ class Fuser:
         self.stretch = bool(stretch)
         self.label = self.name  # how reports name it (:meth:`from_spec` sets a given label)
         self.weights = None if weights is None else Path(weights)
+
+    @cached_property
+    def trained_ir_norm(self) -> str:
+        """The ``--ir-norm`` the weights were trained with (``"range"``: the shipped ones), read once
+        (fuse_files asks on every call; a ``last.pt`` is a whole checkpoint load)."""
+        return weights_metadata(self.weights).get("ir_norm", "range").strip() if self.weights else "range"
 
     def __setstate__(self, state: dict) -> None:
         """Unpickled in another process (a spawn or forkserver worker), a CPU Fuser applies what
@@ -528,9 +534,7 @@ def warn_ir_norm(fuser: Fuser, ir_norm: Norm) -> None:
 def ir_norm_note(fuser: Fuser, ir_norm: Norm) -> str | None:
     """The note for a run's weights trained on infrared read with another scale than
     ``ir_norm`` (``train --ir-norm 4095``, fused without it), or ``None``."""
-    trained = fuser.__dict__.get("_trained_ir_norm")
-    if trained is None:  # read once per Fuser: fuse_files asks on every call (a last.pt: a whole checkpoint load)
-        trained = fuser._trained_ir_norm = weights_metadata(fuser.weights).get("ir_norm", "range").strip() if fuser.weights else "range"
+    trained = fuser.trained_ir_norm
     if trained == "range":  # files' own range (the shipped weights too): any --ir-norm that maps the data to it fits
         return None
     try:
