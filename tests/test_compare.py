@@ -335,3 +335,5 @@ def test_compare_stretch_applies_to_every_method(image_root, tmp_path):
         assert done.exit_code == 0, done.output
         rows[bool(flag)] = (out / "scores.csv").read_text().splitlines()[1:]
     assert all(a != b for a, b in zip(rows[False], rows[True]))  # max and mean alike: stretched images score otherwise
+    assert "min-max stretched before scoring (`--stretch`)" in (tmp_path / "s" / "summary.md").read_text()  # said
+    assert "stretched" not in (tmp_path / "p" / "summary.md").read_text()

@@ -13,7 +13,7 @@ __all__ = ["IR_NORM_HELP", "console", "err_console", "fail", "one_model", "parse
 
 IR_NORM_HELP = ("Infrared scale: range (8-bit / 255, 16-bit / 65535), minmax (stretch each image), "
                 "or the sensor's peak value (e.g. 4095: 12-bit data in 16-bit files).")
-STRETCH_HELP = ("Min-max stretch each fused image to the full range before it is saved (and scored), as CDDFuse's "
+STRETCH_HELP = ("Min-max stretch each fused image to the full range before it is saved or scored, as CDDFuse's "
                 "test_IVF.py does: a protocol choice that changes every metric; off by default.")
 JOBS_HELP = "Worker processes, pairs in parallel (default: the cores the load average says are free, at most 4)."
 

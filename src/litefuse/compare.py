@@ -38,6 +38,7 @@ class Comparison:
     rows: list[dict] = field(default_factory=list)  # {"set", "image", "method", metric: value}
     previews: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # image → {label: grid-sized array}
     skipped: list[str] = field(default_factory=list)
+    protocol: list[str] = field(default_factory=list)  # how the images were made where it is not the default
 
     def means(self, dataset: str | None = None) -> dict[str, dict[str, float]]:
         """Mean of every metric per method (over one ``dataset``, or all)."""
@@ -163,6 +164,13 @@ def compare_pairs(
         twice = next(label for label in labels if labels.count(label) > 1)
         raise OptionError(f"method {twice!r} given twice; give each method once (label=name@weights to compare weights)")
     result = Comparison(labels, names, convention)
+    stretched = [f.label for f in fusers if f.stretch]  # protocol choices that change every number: said in the report
+    if stretched:
+        result.protocol.append("fused images min-max stretched before scoring (`--stretch`)"
+                               + ("" if len(stretched) == len(fusers) else f": {', '.join(stretched)}"))
+    if ir_norm != "range":
+        result.protocol.append(f"infrared read with `--ir-norm {ir_norm:g}`" if isinstance(ir_norm, float)
+                               else f"infrared read with `--ir-norm {ir_norm}`")
     for task in sorted({pair_task(pair) for _, pair in work}):  # as fuse and eval --input say it
         for fuser in fusers:
             note = outside_task(fuser.label, fuser.info, task) if fuser.info.kind == "network" else None
@@ -265,11 +273,12 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "", overw
     paths = {"csv": out_dir / "scores.csv", "markdown": out_dir / "summary.md"}
     write_scores_csv(paths["csv"], ({**r, "convention": result.convention} for r in result.rows),
                      ["set", "image", "method", *result.metrics, "convention"])  # the same names mean other numbers elsewhere
-    parts = [f"# {title or 'Comparison'}", "", f"Convention: `{result.convention}`; mean over images; "
+    protocol = "".join(f"; {p}" for p in result.protocol)
+    parts = [f"# {title or 'Comparison'}", "", f"Convention: `{result.convention}`; mean over images{protocol}; "
              "↑ higher is better, ↓ lower is better (definitions: litefuse docs/metrics.md).", ""]
     for dataset in result.datasets():
         n = len({r["image"] for r in result.rows if r["set"] == dataset})
-        parts += [f"## {dataset} ({n} pairs)", "", result.markdown(dataset), ""]
+        parts += [f"## {dataset} ({n} pair{'s' * (n != 1)})", "", result.markdown(dataset), ""]
     if result.skipped:  # a report over fewer pairs than given says so itself, not only the console
         parts += [f"## Skipped ({len(result.skipped)}; not in the means)", "", *(f"- {p}" for p in result.skipped), ""]
     atomic_write_text(paths["markdown"], "\n".join(parts))
