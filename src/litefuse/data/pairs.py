@@ -55,7 +55,7 @@ def pair_dirs(root: str | Path) -> tuple[Path, Path]:
     root = Path(root)
     if not root.is_dir():
         raise InputError("not a directory" if root.exists() else "directory not found", root)
-    found = _layout(root)
+    found = _layout(root, quiet=False)  # an unreadable folder: its OSError ("cannot read"), not "no sub-folders"
     if found is not None:
         return found
     layouts = ", ".join(f"{a}/{b}" for a, b in PAIR_LAYOUTS)
@@ -86,11 +86,14 @@ def pair_folders(root: str | Path, depth: int = _MAX_DEPTH) -> list[Path]:
     return [folder for child in children for folder in pair_folders(child, depth - 1)]
 
 
-def _layout(root: Path) -> tuple[Path, Path] | None:
-    """``root``'s two source sub-folders (:data:`PAIR_LAYOUTS`), or ``None``."""
+def _layout(root: Path, quiet: bool = True) -> tuple[Path, Path] | None:
+    """``root``'s two source sub-folders (:data:`PAIR_LAYOUTS`), or ``None`` (also for a folder
+    that cannot be listed, unless not ``quiet``: then its ``OSError``)."""
     try:
         subdirs = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
     except OSError:
+        if not quiet:
+            raise
         return None
     for a, b in PAIR_LAYOUTS:
         if a in subdirs and b in subdirs:
