@@ -207,8 +207,9 @@ def test_ab_sets_refuse_ir_norm_and_name_a_size_mismatch_by_file(tmp_path):
     for sub, size in (("A", (40, 48)), ("B", (44, 48))):
         (root / sub).mkdir(parents=True)
         Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(root / sub / "x.png")
-    with pytest.raises(OptionError, match="scales an infrared source; A/B pairs"):
+    with pytest.raises(OptionError, match=r"scales an infrared source; A/B pairs are read") as refused:
         compare([root], ["max"], metrics=["EN"], ir_norm="minmax")
+    assert "(ab)" not in str(refused.value)  # "ab" is no task a user can name
     with pytest.raises(OptionError, match="scales an infrared source; A/B pairs"):
         fuse_folder(root, tmp_path / "o", "max", ir_norm="minmax")
     result = compare([root], ["max"], metrics=["EN"], preview=0)
@@ -216,7 +217,7 @@ def test_ab_sets_refuse_ir_norm_and_name_a_size_mismatch_by_file(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         compare([root], ["aenetv2-ivif"], metrics=["EN"], preview=0)
-    assert any("aenetv2-ivif is made for ivif pairs, not ab" in str(w.message) for w in caught)
+    assert any("aenetv2-ivif is made for ivif pairs, not A/B:" in str(w.message) for w in caught)
 
 
 def test_a_fuser_for_another_task_does_not_fit_a_folder(pairs, tmp_path):

@@ -550,7 +550,7 @@ def outside_task(label: str, info, task: str) -> str | None:
     """The note for a method used on pairs of a ``task`` its weights never saw, or ``None``."""
     if _covers(info, task):
         return None
-    return f"{label} is made for {'/'.join(info.tasks)} pairs, not {task}: its weights never saw such pairs, expect weaker results"
+    return f"{label} is made for {'/'.join(info.tasks)} pairs, not {'A/B' if task == 'ab' else task}: its weights never saw such pairs, expect weaker results"
 
 
 def _check_first_source(a: np.ndarray, name, task: str) -> None:
@@ -563,7 +563,8 @@ def check_ir_norm(ir_norm: Norm, task: str) -> Norm:
     scans) are read as they are, or one source alone would be stretched against the other."""
     ir_norm = check_norm(ir_norm)
     if ir_norm != "range" and task != "ivif":
-        raise OptionError(f"ir_norm={ir_norm!r} (--ir-norm) scales an infrared source; A/B pairs ({task}) are read as they are")
+        which = "A/B pairs" + ("" if task == "ab" else f" ({task})")  # "ab": any A/B task, not a name to show
+        raise OptionError(f"ir_norm={ir_norm!r} (--ir-norm) scales an infrared source; {which} are read as they are")
     return ir_norm
 
 

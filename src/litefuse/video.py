@@ -175,7 +175,8 @@ def fuse_video(
     ir_meta, ir_frames = read_video(ir, grey16=ivif)
     vi_meta, vi_frames = read_video(vi)
     if ir_norm != "range" and not ivif:
-        raise OptionError(f"ir_norm={ir_norm!r} scales an infrared stream; A/B videos ({fuser.task}) are read as they are")
+        which = "A/B videos" + ("" if fuser.task == "ab" else f" ({fuser.task})")
+        raise OptionError(f"ir_norm={ir_norm!r} scales an infrared stream; {which} are read as they are")
     warn_ir_norm(fuser, ir_norm)
     if isinstance(ir_norm, float) and not ir_meta["grey16"]:
         raise InputError(f"an 8-bit video (pix_fmt {ir_meta.get('pix_fmt', '?').split('(')[0]}): a sensor peak "
