@@ -276,3 +276,23 @@ def test_ntsc_frame_rates_are_kept_exact():
     assert frame_rate(23.98) == Fraction(24000, 1001) and frame_rate(29.97) == Fraction(30000, 1001)
     assert frame_rate(59.94) == Fraction(60000, 1001)
     assert frame_rate(25.0) == 25 and frame_rate(12.5) == Fraction(25, 2) and frame_rate(30.0) == 30
+
+
+def test_an_ab_video_pair_is_worded_as_a_b(pair, tmp_path, capsys):
+    """--a/--b videos: messages name --a/--b and "A/B", not --ir/--vi or the internal task "ab"."""
+    from litefuse.cli import main
+    from litefuse.errors import OptionError
+
+    image = tmp_path / "b.png"
+    litefuse.save_image(image, np.full((36, 50), 0.5, np.float32))
+    argv, sys.argv = sys.argv, ["litefuse", "fuse", "--a", str(pair[0]), "--b", str(image), "-m", "max", "-o", str(tmp_path / "x.mp4")]
+    try:
+        with pytest.raises(SystemExit) as stop:
+            main()
+    finally:
+        sys.argv = argv
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "both --a and --b must be videos" in err and "--ir" not in err, err
+    with pytest.raises(OptionError, match=r"infrared stream; A/B videos are read as they are") as refused:
+        fuse_video(*pair, tmp_path / "y.mp4", litefuse.Fuser("max", task="ab"), ir_norm="minmax")
+    assert "(ab)" not in str(refused.value)

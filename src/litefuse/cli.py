@@ -153,8 +153,8 @@ def fuse(
         if is_video(ir) or is_video(vi):
             if bits != 8:
                 raise fail("--bits 16 applies to images; videos are encoded with 8 bits")
-            _fuse_video(ir, vi, output, fuser, into_folder, grey=grey, resize_vi=resize_vi, overwrite=overwrite, batch_size=batch_size,
-                        shortest=shortest, ir_norm=norm)
+            _fuse_video(ir, vi, output, fuser, into_folder, sources, grey=grey, resize_vi=resize_vi, overwrite=overwrite,
+                        batch_size=batch_size, shortest=shortest, ir_norm=norm)
             return
         out = output / f"{ir.stem}{'.png' if bits == 8 else '.tif'}" if into_folder else output
         path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm, overwrite=overwrite, bits=bits)
@@ -184,12 +184,12 @@ def _print_skips(skipped: list[str], output: Path) -> None:
     err_console.print(f"skipped: ... {len(skipped) - SKIPS_SHOWN} more; all {len(skipped)} listed in {listing}", markup=False)
 
 
-def _fuse_video(ir: Path, vi: Path, output: Path, fuser, into_folder: bool, **kwargs) -> None:
+def _fuse_video(ir: Path, vi: Path, output: Path, fuser, into_folder: bool, sources: str, **kwargs) -> None:
     from .video import fuse_video, is_video
 
     for path in (ir, vi):
-        if not is_video(path):
-            raise fail(f"{path}: not a video (both --ir and --vi must be videos to fuse a video)")
+        if not is_video(path):  # sources: "--ir and --vi", or "--a and --b" for an A/B pair
+            raise fail(f"{path}: not a video (both {sources} must be videos to fuse a video)")
     out = output / f"{ir.stem}_fused.mp4" if into_folder else output
     report = fuse_video(ir, vi, out, fuser, progress=progress_bar(f"fusing frames ({fuser.name})"), **kwargs)
     console.print(f"fused {report.frames} frame{'s' * (report.frames != 1)} ({fuser.name}, {report.size[0]}×{report.size[1]} @ {report.fps:g} fps) -> {report.path}", markup=False)
