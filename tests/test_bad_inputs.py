@@ -441,6 +441,16 @@ def test_eval_counts_pairs_it_did_not_fuse_and_keeps_an_existing_csv(capsys, tmp
     assert cli(capsys, *args, "--overwrite")[0] == 0 and csv.read_text().startswith("image,EN")
 
 
+def test_eval_input_names_a_size_mismatch_without_an_option_it_lacks(capsys, tmp_path):
+    """eval has no --resize-vi: a pair of two sizes is skipped without the hint fuse gives."""
+    rng = np.random.default_rng(0)
+    for sub, size in (("A", (40, 48)), ("B", (44, 48))):
+        save_image(tmp_path / "set" / sub / "x.png", rng.random(size).astype(np.float32))
+    rc, _, err = cli(capsys, "eval", "-i", str(tmp_path / "set"), "-m", "max", "-o", str(tmp_path / "f"), "--metrics", "EN")
+    assert rc != 0 and "not fused: " in err and "size mismatch: 48×44 here but 48×40" in err, err
+    assert "--resize-vi" not in err, err
+
+
 def test_eval_reads_float_tiff_sources_by_the_input_contract(capsys, tmp_path):
     import tifffile
 

@@ -29,7 +29,7 @@ from .data.pairs import pair_dirs, pair_folders
 from .errors import InputError, ModelError, OptionError
 from .io import (
     MIN_SIDE, Norm, check_bits, check_grey_infrared, equal_channels, check_norm, check_output_path, in_unit_range, parse_norm, pil_array, read_image, save_image,
-    to_float, value_range,
+    RESIZE_HINT, to_float, value_range,
 )
 from .registry import get_model_info, list_models, load_model, weights_metadata, weights_model
 from .runtime import check_precision, compile_backend, compile_for_inference, prepare, release_free_heap, resolve_device, with_precision
@@ -313,8 +313,7 @@ class Fuser:
                 partner = "its partner" if names[0] is None else f"its partner {Path(str(names[0])).name}"
                 where = "here" if names[1] is not None else "in the second image"
                 raise InputError(
-                    f"size mismatch: {wb}×{hb} {where} but {wa}×{ha} for {partner} "
-                    "(pass --resize-vi / resize_vi=True to resample it)",
+                    f"size mismatch: {wb}×{hb} {where} but {wa}×{ha} for {partner}{RESIZE_HINT}",
                     names[1],
                 )
             (ha, wa), (hb, wb) = a.shape[:2], b.shape[:2]

@@ -135,7 +135,9 @@ def eval_command(
         # "output exists") may come from another method and must not be scored under this name;
         # each pair it did not fuse counts as skipped (exit 1), not silently left out of the means
         made = {path.resolve() for path in report.fused}
-        problems = [f"not fused: {p}" for p in report.skipped]
+        from .io import RESIZE_HINT  # eval has no --resize-vi: fuse (--resize-vi) first, then score --fused
+
+        problems = [f"not fused: {p.replace(RESIZE_HINT, '')}" for p in report.skipped]
         triples = {stem: t for stem, t in triples.items() if t["fused"].resolve() in made}
 
     # ---- score

@@ -45,6 +45,7 @@ __all__ = [
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # what folders pair: what read_image reads
 MIN_SIDE = 8  # smaller inputs are not images worth fusing, and break the networks' down-sampling
 FLOAT_TOLERANCE = 1e-3  # float inputs this far outside [0, 1] are rounding, clipped; further out refused
+RESIZE_HINT = " (pass --resize-vi / resize_vi=True to resample it)"  # a size mismatch's remedy; eval --input has none
 Norm = Union[Literal["range", "minmax"], float]
 # suffix -> (Pillow format, bit depths it stores)
 _WRITERS = {".png": ("PNG", (8, 16)), ".tif": ("TIFF", (8, 16)), ".tiff": ("TIFF", (8, 16)),
