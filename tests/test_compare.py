@@ -225,7 +225,7 @@ def test_a_fuser_for_another_task_does_not_fit_a_folder(pairs, tmp_path):
     from litefuse.errors import OptionError
     from litefuse.folder import fuse_folder
 
-    with pytest.raises(OptionError, match="a Fuser for task 'mef' does not fit"):
+    with pytest.raises(OptionError, match=r"a Fuser for task 'mef' does not fit .*; use Fuser\(\.\.\., task='ivif'\)"):
         fuse_folder(pairs, tmp_path / "o", Fuser("max", task="mef"))
 
 

@@ -114,7 +114,8 @@ def fuse_folder(
         fuser = model
         if (fuser.task == "ivif") != (found == "ivif"):  # as `fuse --input DIR --task ...` refuses it
             holds = "infrared/visible (ir/vi) pairs" if found == "ivif" else "A/B pairs"
-            raise OptionError(f"a Fuser for task {fuser.task!r} does not fit {input_dir}: it holds {holds}")
+            remedy = "Fuser(..., task='ivif')" if found == "ivif" else "Fuser(..., task='mef', 'mff' or 'medical')"
+            raise OptionError(f"a Fuser for task {fuser.task!r} does not fit {input_dir}: it holds {holds}; use {remedy}")
         if threads is not None:  # as fuse(): the given count, not the one the Fuser was built with
             prepare(threads)
     else:
