@@ -338,3 +338,18 @@ def test_compare_stretch_applies_to_every_method(image_root, tmp_path):
     assert all(a != b for a, b in zip(rows[False], rows[True]))  # max and mean alike: stretched images score otherwise
     assert "min-max stretched before scoring (`--stretch`)" in (tmp_path / "s" / "summary.md").read_text()  # said
     assert "stretched" not in (tmp_path / "p" / "summary.md").read_text()
+
+
+def test_compare_without_methods_shows_the_default_network_dwsfusion_and_max(image_root, tmp_path):
+    """Without -m it compared max and gff only: no network at all."""
+    from typer.testing import CliRunner
+
+    from litefuse.api import default_model
+    from litefuse.cli import app
+
+    for folder, expected in ((image_root / "ivif" / "SetA", [default_model("ivif"), "dwsfusion", "max"]),
+                             (image_root / "mff" / "SetB", [default_model("ab"), "max"])):
+        out = tmp_path / folder.name
+        done = CliRunner().invoke(app, ["compare", "-i", str(folder), "--metrics", "EN", "--limit", "1", "-j", "1", "-o", str(out)])
+        assert done.exit_code == 0, done.output
+        assert [row.split(",")[2] for row in (out / "scores.csv").read_text().splitlines()[1:]] == expected

@@ -349,11 +349,24 @@ def _parse_size(text: str, allow_dynamic: bool = True) -> tuple[int, int] | None
     return h, w
 
 
+def _default_methods(inputs: list[Path]) -> list[str]:
+    """What `compare` shows without -m: the default network of each kind of pairs given,
+    `dwsfusion` beside it for infrared/visible pairs, and the classical bar `max`."""
+    from .api import default_model, folder_task
+    from .compare import expand_folders
+
+    kinds = sorted({folder_task(f) for f in expand_folders(inputs)})
+    methods = [default_model(kind) for kind in kinds] + (["dwsfusion"] if "ivif" in kinds else []) + ["max"]
+    return list(dict.fromkeys(methods))
+
+
 @app.command()
 def compare(
     inputs: list[Path] = typer.Option(..., "--input", "-i", metavar="<path>", help="Pair folder(s) (ir/vi or A/B), or a parent of such (each pair folder below is a set); repeat."),
-    methods: list[str] = typer.Option(
-        ["max", "gff"], "--method", "-m", metavar="<str>", help="Method as \\[label=]name\\[@weights], e.g. mine=aenetv2@runs/a/model.safetensors; repeat."
+    methods: Optional[list[str]] = typer.Option(
+        None, "--method", "-m", metavar="<str>",
+        help="Method as \\[label=]name\\[@weights], e.g. mine=aenetv2@runs/a/model.safetensors; repeat "
+             "(default: the pairs' default network, dwsfusion for infrared/visible pairs, and max).",
     ),
     reference: bool = typer.Option(
         True, "--reference/--no-reference",
@@ -378,7 +391,7 @@ def compare(
     try:
         check_report_dir(output, overwrite, inputs)
         names = check_scoring([m.strip() for m in metrics.split(",")] if metrics else None, convention)  # likewise
-        fusers = [Fuser.from_spec(m, stretch=stretch) for m in methods]
+        fusers = [Fuser.from_spec(m, stretch=stretch) for m in methods or _default_methods(inputs)]
         if reference and any(f.info.kind == "network" for f in fusers) and not any(f.name == "max" for f in fusers):
             fusers.append(Fuser("max", stretch=stretch))
             err_console.print("note: `max` added as the classical reference (--no-reference leaves it out)", markup=False)
