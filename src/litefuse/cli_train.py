@@ -191,7 +191,7 @@ def card_command(
     from .evaluation import default_jobs
     from .io import check_output_path
     from .train.card import loss_curve, run_card
-    from .viz import plotting_available
+    from .viz import PLOT_HINT, plotting_available
 
     card_path = output if output is not None else run / "MODEL_CARD.md"
     try:
@@ -203,6 +203,7 @@ def card_command(
             for problem in result.skipped:
                 err_console.print(f"skipped: {problem}", markup=False)
             raise fail(f"nothing could be scored: {len(result.skipped)} problem(s) above; no card written")
+        curve = None
         if plotting_available() and (run / "log.csv").is_file():  # the log is optional (read_run)
             curve = loss_curve(run, card_path.with_name(card_path.stem + "_loss.png"))
             text += f"\n![training loss]({curve.name})\n"
@@ -212,3 +213,5 @@ def card_command(
     for problem in result.skipped:
         err_console.print(f"skipped: {problem}", markup=False)
     console.print(f"model card -> {card_path}", markup=False)
+    if curve is None and (run / "log.csv").is_file():  # said as compare says its chart.png
+        err_console.print(f"note: no loss curve in the card ({PLOT_HINT})", markup=False)

@@ -190,3 +190,25 @@ def test_card_limit_keeps_the_first_pairs_of_each_set():
     work = [("A", 1), ("B", 2), ("A", 3), ("A", 4), ("B", 5)]
     assert _first_per_set(work, 2) == [("A", 1), ("B", 2), ("A", 3), ("B", 5)]
     assert _first_per_set(work, 1) == [("A", 1), ("B", 2)]
+
+
+def test_card_without_matplotlib_says_the_loss_curve_was_left_out(tmp_path, monkeypatch):
+    """Without the [plot] extra the card left its loss curve out in silence (compare says so
+    for its chart.png): the card is still written, with one line naming the extra."""
+    import litefuse.viz
+
+    rng = np.random.default_rng(3)
+    data = tmp_path / "big" / "SetA"
+    for sub in ("ir", "vi"):
+        (data / sub).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray((rng.random((48, 56)) * 255).astype(np.uint8)).save(data / sub / f"s{i}.png")
+    run = tmp_path / "mine"
+    done = CliRunner().invoke(app, ["train", MODEL, "-d", str(data), "-o", str(run), *SMALL])
+    assert done.exit_code == 0, done.output
+    monkeypatch.setattr(litefuse.viz, "plotting_available", lambda: False)
+    card = CliRunner().invoke(app, ["card", str(run), "-j", "1", "--eval", str(data), "--limit", "1"])
+    assert card.exit_code == 0, card.output
+    assert "note: no loss curve in the card (charts need matplotlib: pip install 'litefuse[plot]')" in card.output
+    assert (run / "MODEL_CARD.md").is_file() and not list(run.glob("*_loss.png"))
+    assert "training loss" not in (run / "MODEL_CARD.md").read_text()
