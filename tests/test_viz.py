@@ -63,3 +63,29 @@ def test_metric_chart_keeps_room_for_bars_with_many_long_names_and_says_what_arr
     assert min(heights) >= 0.8 * min(short), "long method names squash the bars"
     assert len(set(colours)) == 12, "every method has its own colour"
     assert "higher is better" in title and "lower is better" in title
+
+
+def test_charts_without_matplotlib_name_the_plot_extra(monkeypatch, tmp_path):
+    """Without the [plot] extra the chart functions (and BenchReport.chart, the card's loss
+    curve) raised a bare ``No module named 'matplotlib'``, naming no extra; video and ONNX
+    export name theirs."""
+    import sys
+
+    import pytest
+
+    import litefuse.viz
+    from litefuse.errors import LitefuseError
+    from litefuse.train.card import loss_curve
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # importing it fails, as where it is not installed
+    (tmp_path / "log.csv").write_text("kind,step,loss\ntrain,1,0.5\n")
+    calls = [lambda: litefuse.viz.metric_chart({"max": {"EN": 6.0}}, tmp_path / "m.png"),
+             lambda: litefuse.viz.speed_chart([{"label": "max", "ms": 1.0, "kind": "classical"}], tmp_path / "s.png"),
+             lambda: litefuse.viz.speed_quality_chart([], tmp_path / "q.png"),
+             lambda: loss_curve(tmp_path, tmp_path / "l.png")]
+    for call in calls:
+        with pytest.raises(LitefuseError, match=r"pip install 'litefuse\[plot\]'"):
+            call()
+    assert not list(tmp_path.glob("*.png"))

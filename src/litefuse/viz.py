@@ -7,7 +7,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["side_by_side", "image_grid", "thumbnail", "metric_chart", "speed_quality_chart", "speed_chart", "save_figure", "plotting_available", "PLOT_HINT"]
+from .errors import LitefuseError
+
+__all__ = ["side_by_side", "image_grid", "thumbnail", "metric_chart", "speed_quality_chart", "speed_chart", "save_figure", "plotting_available",
+           "pyplot", "PLOT_HINT"]
 
 _CAPTION = 18
 
@@ -22,6 +25,19 @@ def plotting_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend; without matplotlib a :class:`LitefuseError`
+    naming the ``[plot]`` extra (a bare ``No module named 'matplotlib'`` named none)."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise LitefuseError(PLOT_HINT) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _to_rgb_u8(img: np.ndarray) -> np.ndarray:
@@ -134,10 +150,7 @@ def metric_chart(
 
     Needs matplotlib (``pip install litefuse[plot]``); written atomically as PNG.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     methods = list(scores)
     metrics = [m for m in next(iter(scores.values()))]
@@ -184,10 +197,7 @@ def speed_quality_chart(
     marks 33 ms, real time at 30 FPS. Needs matplotlib (``pip install litefuse[plot]``); written
     atomically as PNG.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter
 
@@ -241,10 +251,7 @@ def speed_chart(points: list[dict], path: str | Path, title: str = "", xlabel: s
     """Latency bars, fastest on top: ``points`` are ``{"label", "ms", "kind"}`` dicts (``kind``
     ``network`` or ``classical`` picks the colour); a dashed line marks 33 ms, real time at
     30 FPS. Needs matplotlib (``pip install litefuse[plot]``); written atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter
 

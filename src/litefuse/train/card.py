@@ -78,12 +78,9 @@ def model_complexity(name: str, size: tuple[int, int] = (480, 640), **kwargs) ->
 
 def loss_curve(run_dir: str | Path, out_png: str | Path, title: str = "") -> Path:
     """Plot the train/val loss of a run (``log.csv``) to a PNG."""
-    import matplotlib
+    from ..viz import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..viz import save_figure
+    plt = pyplot()
 
     train, val = [], []
     with (Path(run_dir) / "log.csv").open(newline="") as fh:

@@ -369,12 +369,9 @@ def markdown_table(rows: Sequence[StudyRow]) -> str:
 def pareto_plot(rows: Sequence[StudyRow], path: Path) -> Path:
     """Quality vs latency scatter; pooled variants as circles, no-pool as squares, references as
     crosses; the variants' Pareto front as a line."""
-    import matplotlib
+    from ..viz import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..viz import save_figure
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
     blocks = sorted({r.kwargs.get("block", "") for r in rows if r.kind == "variant"})
