@@ -89,3 +89,22 @@ def test_charts_without_matplotlib_name_the_plot_extra(monkeypatch, tmp_path):
         with pytest.raises(LitefuseError, match=r"pip install 'litefuse\[plot\]'"):
             call()
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_readme_says_what_each_extra_enables():
+    """The README's Dependencies named no `[test]` extra, and gave `[plot]` the grids, which
+    compare writes with Pillow alone."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    section = (root / "README.md").read_text().split("## Dependencies", 1)[1].split("\n## ", 1)[0]
+    section = " ".join(section.split())  # as rendered: line breaks are spaces
+    for extra in extras:
+        assert f"`[{extra}]` (" in section, f"the README does not say what [{extra}] enables"
+    plot = re.search(r"`\[plot\]` \(([^)]*)\)", section).group(1)
+    for command in ("compare", "bench --chart", "card", "study"):
+        assert command in plot, command
+    assert "grids and side-by-side images need only Pillow" in plot
