@@ -212,3 +212,15 @@ def test_card_without_matplotlib_says_the_loss_curve_was_left_out(tmp_path, monk
     assert "note: no loss curve in the card (charts need matplotlib: pip install 'litefuse[plot]')" in card.output
     assert (run / "MODEL_CARD.md").is_file() and not list(run.glob("*_loss.png"))
     assert "training loss" not in (run / "MODEL_CARD.md").read_text()
+
+
+def test_a_run_without_tensorboard_says_so(image_root, tmp_path, monkeypatch):
+    """tensorboard=true is the default, but TensorBoard is no dependency: the run left no tb/ in silence."""
+    import sys
+
+    monkeypatch.delitem(sys.modules, "torch.utils.tensorboard", raising=False)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as where tensorboard is not installed
+    args = ["--set", "crop=32", "--batch-size", "4", "--max-steps", "1", "--no-progress"]  # SMALL, TensorBoard on
+    done = CliRunner().invoke(app, ["train", MODEL, "-d", str(image_root / "ivif"), "-o", str(tmp_path / "r"), *args])
+    assert done.exit_code == 0, done.output
+    assert "note: no TensorBoard logs (tensorboard is not installed" in done.output and not (tmp_path / "r" / "tb").exists()

@@ -392,6 +392,8 @@ class Trainer:
         except ModuleNotFoundError as exc:  # optional: TensorBoard is not a dependency
             if (exc.name or "").partition(".")[0] != "tensorboard":
                 raise
+            self.console.print("note: no TensorBoard logs (tensorboard is not installed; log.csv holds the same numbers)",
+                               markup=False)
             return None
         return SummaryWriter(str(self.out / TENSORBOARD))
 
