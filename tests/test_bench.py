@@ -213,3 +213,12 @@ def test_bench_dwsfusion_names_its_machine():
                           env={**__import__("os").environ, "PYTHONPATH": str(root / "src")})
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[1].startswith("- machine: ") and "| dwsfusion |" in done.stdout
+
+
+def test_max_under_a_label_still_leaves_the_reference_row():
+    """`-m x=max` timed max only as x: no row was named max, so the time ÷ max column was all '–'."""
+    report = benchmark(["x=max"], size=(16, 16), rounds=1, warmup=0)
+    assert [r.name for r in report.rows] == ["x", "max"]
+    assert "| x | 0 | 0.000 |" in report.markdown() and "–" not in report.markdown().split("|---|")[1]
+    with pytest.raises(LitefuseError, match="given twice"):  # a label max on another method is not the reference
+        benchmark(["max=gff"], size=(16, 16), rounds=1, warmup=0)

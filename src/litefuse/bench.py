@@ -282,7 +282,7 @@ def benchmark(
     backend = compile_backend(compile)
     dev = resolve_device(device)
     specs = [MethodSpec.parse(m) for m in dict.fromkeys(methods or default_methods())]
-    if not any(s.name == REFERENCE and s.weights is None for s in specs):
+    if not any(s.label == s.name == REFERENCE and s.weights is None for s in specs):  # x=max leaves no row named max
         specs.append(MethodSpec(REFERENCE, REFERENCE))
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
