@@ -222,3 +222,14 @@ def test_max_under_a_label_still_leaves_the_reference_row():
     assert "| x | 0 | 0.000 |" in report.markdown() and "–" not in report.markdown().split("|---|")[1]
     with pytest.raises(LitefuseError, match="given twice"):  # a label max on another method is not the reference
         benchmark(["max=gff"], size=(16, 16), rounds=1, warmup=0)
+
+
+def test_chart_puts_30_fps_where_a_call_of_the_batch_keeps_up(tmp_path, monkeypatch):
+    """The bars are ms per call; at batch 4 a call fuses 4 pairs, so 30 pairs/s is 4 × 33 ms, not 33 ms."""
+    import litefuse.viz
+
+    seen = {}
+    monkeypatch.setattr(litefuse.viz, "speed_chart", lambda points, path, **kw: seen.update(kw) or Path(path))
+    report = benchmark(["max"], size=(16, 16), batch_size=4, rounds=1, warmup=0)
+    report.chart(tmp_path / "s.png")
+    assert seen["real_time_ms"] == pytest.approx(4 * 1000 / 30) and "batch 4" in seen["title"]

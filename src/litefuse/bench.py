@@ -202,13 +202,15 @@ class BenchReport:
         return "\n".join(lines) + "\n"
 
     def chart(self, path: str | Path) -> Path:
-        """Median ms per call as bars (:func:`litefuse.viz.speed_chart`); needs matplotlib."""
-        from .viz import speed_chart
+        """Median ms per call as bars (:func:`litefuse.viz.speed_chart`), the 30 FPS line at
+        ``batch_size`` × 33 ms (a call fuses that many pairs); needs matplotlib."""
+        from .viz import REAL_TIME_MS, speed_chart
 
         h, w = self.size
         s = self.settings
         title = f"{w}×{h}, batch {s.get('batch_size')}, {s.get('precision')}, {s.get('device')}, {s.get('threads')} thread(s)"
-        return speed_chart([{"label": r.name, "ms": r.median_ms, "kind": r.kind} for r in self.rows], path, title=title)
+        return speed_chart([{"label": r.name, "ms": r.median_ms, "kind": r.kind} for r in self.rows], path, title=title,
+                           real_time_ms=REAL_TIME_MS * s.get("batch_size", 1))
 
     def to_dict(self) -> dict:
         """JSON-ready: settings, machine and per method params, MACs, ms median/min, pairs/s."""
