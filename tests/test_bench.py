@@ -233,3 +233,12 @@ def test_chart_puts_30_fps_where_a_call_of_the_batch_keeps_up(tmp_path, monkeypa
     report = benchmark(["max"], size=(16, 16), batch_size=4, rounds=1, warmup=0)
     report.chart(tmp_path / "s.png")
     assert seen["real_time_ms"] == pytest.approx(4 * 1000 / 30) and "batch 4" in seen["title"]
+
+
+def test_json_names_torch_and_every_machine_line_as_the_table_does():
+    """The table's notes name the torch version; the JSON left it out (and kept the GPU line's '- ')."""
+    report = benchmark(["max"], size=(16, 16), rounds=1, warmup=0)
+    report.machine += "\n- GPU: Some Card"
+    data = report.to_dict()
+    assert data["torch"] == torch.__version__ and f"torch {torch.__version__}" in report.markdown()
+    assert data["machine"].endswith("\nGPU: Some Card") and not data["machine"].startswith("- ")

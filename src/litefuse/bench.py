@@ -213,10 +213,11 @@ class BenchReport:
                            real_time_ms=REAL_TIME_MS * s.get("batch_size", 1))
 
     def to_dict(self) -> dict:
-        """JSON-ready: settings, machine and per method params, MACs, ms median/min, pairs/s."""
+        """JSON-ready: settings, machine, torch and per method params, MACs, ms median/min, pairs/s."""
         return {
             "started": self.started,
-            "machine": self.machine.replace("- ", "", 1),
+            "machine": "\n".join(line.removeprefix("- ") for line in self.machine.splitlines()),  # and the GPU line
+            "torch": torch.__version__,  # the table's notes name it too
             "size": f"{self.size[1]}x{self.size[0]}",
             "settings": self.settings,
             "methods": {
