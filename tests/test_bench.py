@@ -242,3 +242,11 @@ def test_json_names_torch_and_every_machine_line_as_the_table_does():
     data = report.to_dict()
     assert data["torch"] == torch.__version__ and f"torch {torch.__version__}" in report.markdown()
     assert data["machine"].endswith("\nGPU: Some Card") and not data["machine"].startswith("- ")
+
+
+def test_table_says_classical_fusers_ran_in_fp32():
+    """--precision bf16 timed max and gff in float32 (as the docstring says) under a 'bf16' line, unsaid."""
+    report = benchmark(["aenetv2", "gff"], size=(16, 16), precision="bf16", rounds=1, warmup=0)
+    assert "bf16, batch 1, 16×16 (classical fusers: fp32)" in report.markdown()
+    plain = benchmark(["gff"], size=(16, 16), rounds=1, warmup=0)
+    assert "classical fusers" not in plain.markdown()

@@ -182,10 +182,13 @@ class BenchReport:
         h, w = self.size
         s = self.settings
         base = BASELINE if any(r.name == BASELINE for r in self.rows) else None
+        # classical fusers run as they are: float32, uncompiled -- said where the settings differ
+        as_is = [x for x, differs in (("fp32", s.get("precision") != "fp32"), ("not compiled", s.get("compile"))) if differs]
+        as_is = f" (classical fusers: {', '.join(as_is)})" if as_is and any(r.kind == "classical" for r in self.rows) else ""
         lines = [
             self.machine,
             f"- torch {torch.__version__}, device `{s.get('device')}`, {s.get('threads')} intra-op thread{'s' if s.get('threads') != 1 else ''}, "
-            f"{s.get('precision')}, batch {s.get('batch_size')}{', compiled' if s.get('compile') else ''}, {w}×{h}",
+            f"{s.get('precision')}, batch {s.get('batch_size')}{', compiled' if s.get('compile') else ''}, {w}×{h}{as_is}",
             f"- load average at start {s.get('load_start')}, at end {s.get('load_end')}; "
             f"{s.get('warmup')} warm-up + {s.get('rounds')} interleaved rounds; median (min) ms per call",
             "",
