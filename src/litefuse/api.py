@@ -105,6 +105,8 @@ class MethodSpec:
         if not label.strip() and weights:
             path = Path(weights)
             label = f"{name}@{path.parent.name if path.stem in ('model', 'last') and path.parent.name else path.stem}"
+        if label.strip() != name and label.strip() in {m.name for m in list_models()}:  # "max=gff" would pose as max in tables
+            raise OptionError(f"method {spec!r}: the label {label.strip()!r} names another method; choose another label")
         return cls(label.strip() or name, name, weights or None)
 
 
