@@ -21,6 +21,21 @@ MODEL = "lwc-densefuse"
 SMALL = ["--set", "crop=32", "--batch-size", "4", "--max-steps", "1", "--no-progress", "--set", "tensorboard=false"]
 
 
+def _scored_run(tmp_path, pairs: int, seed: int):
+    """A pair folder of ``pairs`` random 56x48 pairs (big enough for every core metric: VIF needs
+    41 pixels a side) and a one-step run trained on it: ``(data, run)``."""
+    rng = np.random.default_rng(seed)
+    data = tmp_path / "big" / "SetA"
+    for sub in ("ir", "vi"):
+        (data / sub).mkdir(parents=True)
+        for i in range(pairs):
+            Image.fromarray((rng.random((48, 56)) * 255).astype(np.uint8)).save(data / sub / f"s{i}.png")
+    run = tmp_path / "mine"
+    done = CliRunner().invoke(app, ["train", MODEL, "-d", str(data), "--init", "pretrained", "-o", str(run), *SMALL])
+    assert done.exit_code == 0, done.output
+    return data, run
+
+
 def test_val_folders_validate_and_every_data_pair_trains(image_root, tmp_path):
     out = tmp_path / "run"
     done = CliRunner().invoke(app, ["train", MODEL, "-d", str(image_root / "ivif"), "--val", str(image_root / "mff"),
@@ -107,15 +122,7 @@ def test_ir_norm_in_configs_and_on_the_command_line(tmp_path):
 
 
 def test_card_command_scores_a_run_beside_the_shipped_weights_max_and_dwsfusion(image_root, tmp_path):
-    rng = np.random.default_rng(1)
-    data = tmp_path / "big" / "SetA"  # frames large enough for every core metric (VIF: 41 pixels a side)
-    for sub in ("ir", "vi"):
-        (data / sub).mkdir(parents=True)
-        for i in range(8):
-            Image.fromarray((rng.random((48, 56)) * 255).astype(np.uint8)).save(data / sub / f"s{i}.png")
-    run = tmp_path / "mine"
-    done = CliRunner().invoke(app, ["train", MODEL, "-d", str(data), "--init", "pretrained", "-o", str(run), *SMALL])
-    assert done.exit_code == 0, done.output
+    data, run = _scored_run(tmp_path, 8, seed=1)
     card = CliRunner().invoke(app, ["card", str(run), "-j", "1"])
     assert card.exit_code == 0, card.output
     text = (run / "MODEL_CARD.md").read_text()
@@ -139,15 +146,7 @@ def test_card_command_scores_a_run_beside_the_shipped_weights_max_and_dwsfusion(
 def test_card_of_an_incomplete_run_folder_is_one_line(tmp_path):
     """A run folder without config.json (or with a damaged one) was an 'internal error'
     (FileNotFoundError / JSONDecodeError, exit 3); one without log.csv failed after scoring."""
-    rng = np.random.default_rng(2)
-    data = tmp_path / "big" / "SetA"
-    for sub in ("ir", "vi"):
-        (data / sub).mkdir(parents=True)
-        for i in range(3):
-            Image.fromarray((rng.random((48, 56)) * 255).astype(np.uint8)).save(data / sub / f"s{i}.png")
-    run = tmp_path / "mine"
-    done = CliRunner().invoke(app, ["train", MODEL, "-d", str(data), "-o", str(run), *SMALL])
-    assert done.exit_code == 0, done.output
+    data, run = _scored_run(tmp_path, 3, seed=2)
     (run / "log.csv").unlink()
     card = CliRunner().invoke(app, ["card", str(run), "-j", "1", "--eval", str(data), "--limit", "1"])
     assert card.exit_code == 0, card.output
@@ -197,15 +196,7 @@ def test_card_without_matplotlib_says_the_loss_curve_was_left_out(tmp_path, monk
     for its chart.png): the card is still written, with one line naming the extra."""
     import litefuse.viz
 
-    rng = np.random.default_rng(3)
-    data = tmp_path / "big" / "SetA"
-    for sub in ("ir", "vi"):
-        (data / sub).mkdir(parents=True)
-        for i in range(3):
-            Image.fromarray((rng.random((48, 56)) * 255).astype(np.uint8)).save(data / sub / f"s{i}.png")
-    run = tmp_path / "mine"
-    done = CliRunner().invoke(app, ["train", MODEL, "-d", str(data), "-o", str(run), *SMALL])
-    assert done.exit_code == 0, done.output
+    data, run = _scored_run(tmp_path, 3, seed=3)
     monkeypatch.setattr(litefuse.viz, "plotting_available", lambda: False)
     card = CliRunner().invoke(app, ["card", str(run), "-j", "1", "--eval", str(data), "--limit", "1"])
     assert card.exit_code == 0, card.output
