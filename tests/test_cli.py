@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLE_PAIRS, sample_pair_paths
+from litefuse import Fuser
 from litefuse.demo import synthetic_pair
 from litefuse.io import read_image, save_image
 
@@ -54,6 +55,25 @@ def test_demo_adds_another_method_beside_an_earlier_demo(tmp_path):
     assert (tmp_path / "d" / "demo_ir.png").stat().st_mtime_ns == before  # the same source, not rewritten
     proc = run("demo", "-o", str(tmp_path / "d"), "-m", "max")  # the same method again: its result exists
     assert proc.returncode == 2 and "demo_fused_max.png: output exists" in proc.stderr
+
+
+def test_demo_takes_several_methods_and_checks_them_all_first(tmp_path):
+    out = tmp_path / "d"
+    proc = run("demo", "-o", str(out), "-m", "max", "-m", "mean", "-m", "max")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "demo_fused_max.png", "demo_fused_mean.png", "demo_ir.png",
+        "demo_side_by_side_max.png", "demo_side_by_side_mean.png", "demo_vi.png"]
+    ir, vi = synthetic_pair()  # the demo's own scene, before 8-bit rounding
+    for method in ("max", "mean"):  # each file holds its own method's result
+        expected = np.round(np.clip(Fuser(method).fuse_images(ir, vi), 0, 1) * 255)
+        assert np.abs(np.round(read_image(out / f"demo_fused_{method}.png") * 255) - expected).max() <= 1
+    # an unknown name or an existing result among several: refused before anything is written
+    proc = run("demo", "-o", str(tmp_path / "e"), "-m", "max", "-m", "nope")
+    assert proc.returncode == 2 and "unknown model 'nope'" in proc.stderr and not (tmp_path / "e").exists()
+    proc = run("demo", "-o", str(out), "-m", "gff", "-m", "max")
+    assert proc.returncode == 2 and "demo_fused_max.png: output exists" in proc.stderr
+    assert not (out / "demo_fused_gff.png").exists()
 
 
 def test_default_demo_runs(tmp_path):

@@ -225,7 +225,9 @@ def models() -> None:
 @app.command()
 def demo(
     output: Path = typer.Option(Path("litefuse-demo"), "--output", "-o", help="Folder for the demo images."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name; default: the best shipped network."),
+    model: Optional[list[str]] = typer.Option(
+        None, "--model", "-m", help="Method name, repeatable (each writes its own images); default: the best shipped network."
+    ),
     device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace demo images already in the folder."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
@@ -234,11 +236,12 @@ def demo(
     from .demo import run_demo
 
     try:
-        paths = run_demo(output, model=model, device=device.value, overwrite=overwrite, threads=threads)
+        paths = run_demo(output, model=model or None, device=device.value, overwrite=overwrite, threads=threads)
     except LitefuseError as exc:
         raise fail(str(exc)) from None
+    width = max(map(len, paths))
     for key, path in paths.items():
-        console.print(f"{key:>13}: {path}", markup=False)
+        console.print(f"{key:>{width}}: {path}", markup=False)
 
 
 @app.command()

@@ -8,6 +8,7 @@ engine as bright targets over a smooth thermal background, with no texture at al
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,33 +70,41 @@ def synthetic_luma_pair(height: int = 240, width: int = 320, seed: int = 0) -> t
 
 
 def run_demo(
-    out_dir: str | Path = "litefuse-demo", model: str | None = None, device: str = "cpu", overwrite: bool = False,
-    threads: int | None = None,
+    out_dir: str | Path = "litefuse-demo", model: str | Sequence[str] | None = None, device: str = "cpu",
+    overwrite: bool = False, threads: int | None = None,
 ) -> dict[str, Path]:
     """Generate the synthetic pair, fuse it, write ir/vi/fused/side-by-side PNGs.
 
-    Existing demo images are replaced only with ``overwrite``; every output path is checked
-    before any work. The generated sources are the same every time, so a folder that already
-    holds them takes another method's result (``demo_fused_<method>.png`` and
-    ``demo_side_by_side_<method>.png``) beside the earlier ones."""
+    ``model`` is one method or several (each writes its own ``demo_fused_<method>.png`` and
+    ``demo_side_by_side_<method>.png``; the returned keys are then ``fused_<method>`` and
+    ``side_by_side_<method>``). Existing demo images are replaced only with ``overwrite``; every
+    method name and output path is checked before any work. The generated sources are the same
+    every time, so a folder that already holds them takes another method's result beside the
+    earlier ones."""
     from .api import Fuser
 
     out_dir = Path(out_dir)
-    fuser = Fuser(model, device=device, threads=threads)
-    targets = {
-        "ir": out_dir / "demo_ir.png", "vi": out_dir / "demo_vi.png",
-        "fused": out_dir / f"demo_fused_{fuser.name}.png", "side_by_side": out_dir / f"demo_side_by_side_{fuser.name}.png",
-    }
+    names = [model] if model is None or isinstance(model, str) else list(dict.fromkeys(model))
+    fusers = [Fuser(name, device=device, threads=threads) for name in names]
+    fusers = list({fuser.name: fuser for fuser in fusers}.values())  # aliases of one method: once
+    single = len(fusers) == 1
+    targets = {"ir": out_dir / "demo_ir.png", "vi": out_dir / "demo_vi.png"}
+    for fuser in fusers:
+        suffix = "" if single else f"_{fuser.name}"
+        targets[f"fused{suffix}"] = out_dir / f"demo_fused_{fuser.name}.png"
+        targets[f"side_by_side{suffix}"] = out_dir / f"demo_side_by_side_{fuser.name}.png"
     ir, vi = synthetic_pair()
-    sources = {"ir": ir, "vi": vi}
+    images: dict[str, np.ndarray] = {"ir": ir, "vi": vi}
     # the very source images of an earlier demo are kept as they are, not refused or rewritten
-    kept = {key for key, image in sources.items() if not overwrite and _holds(targets[key], image)}
+    kept = {key for key, image in images.items() if not overwrite and _holds(targets[key], image)}
     for key, path in targets.items():
         if key not in kept:
             check_output_path(path, overwrite=overwrite)
-    fused = fuser.fuse_images(ir, vi)
-    grid = side_by_side([ir, vi, fused], ["infrared", "visible", f"fused ({fuser.name})"])
-    images = {**sources, "fused": fused, "side_by_side": grid}
+    for fuser in fusers:
+        suffix = "" if single else f"_{fuser.name}"
+        fused = fuser.fuse_images(ir, vi)
+        images[f"fused{suffix}"] = fused
+        images[f"side_by_side{suffix}"] = side_by_side([ir, vi, fused], ["infrared", "visible", f"fused ({fuser.name})"])
     return {key: path if key in kept else save_image(path, images[key]) for key, path in targets.items()}
 
 
