@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,21 @@ def test_collect_pairs_walks_parents_and_names_by_dataset(image_root):
     assert collect_pairs([image_root / "ivif" / "SetA", image_root / "ivif"]) == collect_pairs([image_root / "ivif"])
     with pytest.raises(LitefuseError, match="no image pair folders"):
         collect_pairs([image_root / "ivif" / "SetA" / "ir"])
+
+
+def test_collect_pairs_says_a_folder_cannot_be_read(image_root, monkeypatch):
+    # (root reads any folder, so the permission error is raised for the one folder by hand)
+    locked, iterdir = image_root / "ivif", Path.iterdir
+
+    def no_listing(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", no_listing)
+    with pytest.raises(LitefuseError, match=r"cannot read the folder \(Permission denied\)") as info:
+        collect_pairs([locked])
+    assert str(locked) in str(info.value)
 
 
 def test_split_is_deterministic_disjoint_and_stable(image_root):

@@ -76,6 +76,10 @@ def collect_pairs(roots: Iterable[str | Path], problems: list[PairProblem] | Non
             raise InputError("not a directory" if root.exists() else "directory not found", root)
         folders = pair_folders(root)
         if not folders:
+            try:  # a folder that cannot be listed: say so, not that it holds no pairs
+                next(root.iterdir(), None)
+            except OSError as exc:
+                raise InputError(f"cannot read the folder ({exc.strerror or exc})", root) from None
             raise InputError("no image pair folders found (expected ir/vi or A/B sub-folders, here or below)", root)
         for folder in folders:
             found, unpaired = find_pairs(folder)
