@@ -54,7 +54,8 @@ class ModelInfo:
     description: str
     factory: Callable[..., nn.Module]
     kind: str = "network"  # "network" or "classical"
-    weights: str | None = None  # file name under litefuse/weights, or None
+    #: file name under litefuse/weights, or an absolute path (a plugin's own file), or None
+    weights: str | None = None
     tasks: tuple[str, ...] = ("ivif",)
     paper: str = ""
     #: constructor arguments read off a weights file's tensor shapes (name -> shape), for
@@ -62,7 +63,7 @@ class ModelInfo:
     infer_kwargs: Callable[[dict[str, tuple[int, ...]]], dict] | None = None
     #: training objective name: ``litefuse/train/objectives/<objective>.py`` (None = not trainable)
     objective: str | None = None
-    #: packaged default training config: file name under ``litefuse/configs``
+    #: default training config: file name under ``litefuse/configs``, or an absolute path (a plugin's)
     config: str | None = None
     #: place among the default methods (0 = first choice); the default for a task is the
     #: lowest-ranked method that ships weights and covers it; None = never the default
@@ -73,10 +74,7 @@ class ModelInfo:
     @property
     def weights_path(self) -> Path | None:
         """The shipped weights file, if it is installed."""
-        if self.weights is None:
-            return None
-        path = Path(str(resources.files("litefuse") / "weights" / self.weights))
-        return path if path.is_file() else None
+        return _packaged("weights", self.weights)
 
     @property
     def has_weights(self) -> bool:
@@ -86,10 +84,17 @@ class ModelInfo:
     @property
     def config_path(self) -> Path | None:
         """The packaged default training config, if the method has one."""
-        if self.config is None:
-            return None
-        path = Path(str(resources.files("litefuse") / "configs" / self.config))
-        return path if path.is_file() else None
+        return _packaged("configs", self.config)
+
+
+def _packaged(folder: str, name: str | None) -> Path | None:
+    """``litefuse/<folder>/<name>``, or ``name`` itself when absolute (a plugin's own file), if it is a file."""
+    if name is None:
+        return None
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        path = Path(str(resources.files("litefuse") / folder / name))
+    return path if path.is_file() else None
 
 
 _REGISTRY: dict[str, ModelInfo] = {}

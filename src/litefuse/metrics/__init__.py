@@ -25,6 +25,7 @@ from .conventions import CONVENTIONS, Convention, get_convention
 __all__ = [
     "evaluate", "METRICS", "CORE_METRICS", "DEFAULT_METRICS", "MetricInfo", "CONVENTIONS", "Convention",
     "get_convention", "load_grey_u8", "to_uint8", "as_grey_f64", "grey_from_rgb", "resolve_metrics", "min_side",
+    "register_metric",
 ]
 
 CORE_METRICS: tuple[str, ...] = ("EN", "SD", "SF", "MI", "SCD", "VIF", "Qabf", "SSIM")
@@ -90,6 +91,36 @@ _TABLE: dict[str, tuple[str, str, Compute]] = {
 
 METRICS: dict[str, MetricInfo] = {name: MetricInfo(d, text) for name, (d, text, _) in _TABLE.items()}
 _BY_LOWER = {name.lower(): name for name in _TABLE}
+_MIN_SIDES: dict[str, int] = {}  # of the metrics added by register_metric
+
+
+def register_metric(
+    name: str,
+    compute: Callable[[np.ndarray, np.ndarray, np.ndarray], float],
+    *,
+    higher_is_better: bool,
+    description: str,
+    min_side: int = 2,
+) -> None:
+    """Add metric ``name``: ``compute(a, b, f)`` scores the fused image ``f`` against the sources
+    ``a`` (infrared) and ``b`` (visible), grey float64 arrays of one shape holding 0..255; it
+    then works by name (case-insensitive) wherever a metric does: :func:`evaluate`,
+    ``litefuse eval --metrics`` / ``compare --metrics`` and their tables and charts. ``min_side``: the smallest
+    image side it is defined on (smaller images are refused). Its value is the same under every
+    convention. A name already taken, whatever its case, raises ``ValueError``. Worker processes
+    (``eval``/``compare -j N``) know the metric when its module is a plugin (:mod:`litefuse.plugins`).
+    """
+    key = name.lower().replace("-", "_")
+    if not name or not name.replace("_", "").isalnum():
+        raise ValueError(f"metric name {name!r}: letters, digits and '_' only")
+    if key in _BY_LOWER:
+        raise ValueError(f"metric {name!r} registered twice (as {_BY_LOWER[key]!r})")
+    if not callable(compute):
+        raise TypeError(f"metric {name!r}: compute must be callable, got {compute!r}")
+    _TABLE[name] = (bool(higher_is_better), description, lambda c, a, b, f: compute(a, b, f))
+    METRICS[name] = MetricInfo(bool(higher_is_better), description)
+    _BY_LOWER[key] = name
+    _MIN_SIDES[name] = max(2, int(min_side))
 
 
 def min_side(name: str, convention: str | Convention = "cddfuse") -> int:
@@ -98,7 +129,7 @@ def min_side(name: str, convention: str | Convention = "cddfuse") -> int:
     conv = get_convention(convention)
     ssim_side = {"cddfuse": 7, "wang": 11, "matlab": 2}[conv.ssim]  # 7×7 crop 3 / 11×11 'valid' / padded
     sides = {"VIF": vif.MIN_SIDE, "MS_SSIM": structural.MS_SSIM_MIN_SIDE, "SSIM": ssim_side, "Qs": 11, "Qw": 11, "Qy": 7}
-    return sides.get(name, 2)  # differences and gradients need two pixels
+    return sides.get(name, _MIN_SIDES.get(name, 2))  # differences and gradients need two pixels
 
 
 def resolve_metrics(metrics: Iterable[str] | str | None, convention: str | Convention = "cddfuse") -> tuple[str, ...]:

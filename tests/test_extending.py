@@ -1,0 +1,122 @@
+"""Extending litefuse from outside the package (docs/architecture.md, "Extending litefuse"):
+a toy network, a classical fuser and a metric registered here, by name, reach fuse, compare,
+bench, export and complexity like the built-in ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import litefuse
+from litefuse import metrics as M
+from litefuse import registry
+from litefuse.errors import OptionError
+
+
+class ToyNet(nn.Module):
+    """Two convolutions: the smallest network the registry contract admits."""
+
+    def __init__(self, width: int = 4):
+        super().__init__()
+        self.c1 = nn.Conv2d(2, width, 3, padding=1)
+        self.c2 = nn.Conv2d(width, 1, 3, padding=1)
+
+    def forward(self, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.c2(torch.relu(self.c1(torch.cat([ir, vi], 1)))))
+
+
+class MinFusion(nn.Module):
+    tile_context, tile_align = 0, 1
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(a, b)
+
+
+def _forget(*names: str) -> None:
+    for name in names:
+        registry._REGISTRY.pop(name, None)
+        if name in M.METRICS:
+            for table in (M._TABLE, M.METRICS, M._MIN_SIDES):
+                table.pop(name, None)
+            M._BY_LOWER.pop(name.lower(), None)
+
+
+@pytest.fixture
+def toys(tmp_path):
+    """``toy-net`` (absolute weights path as its shipped weights), ``toy-min`` and metric ``ToyMean``."""
+    torch.manual_seed(0)
+    weights = tmp_path / "toy-net.safetensors"
+    from safetensors.torch import save_file
+
+    save_file(ToyNet(width=3).state_dict(), str(weights))
+    registry.register_model("toy-net", lambda **kw: ToyNet(**{"width": 3, **kw}), description="toy",
+                            weights=str(weights), tasks=("ivif", "mff"))
+    registry.register_model("toy-min", MinFusion, description="per-pixel minimum", kind="classical")
+    M.register_metric("ToyMean", lambda a, b, f: float(f.mean()), higher_is_better=True,
+                      description="mean of F", min_side=4)
+    try:
+        yield weights
+    finally:
+        _forget("toy-net", "toy-min", "ToyMean")
+
+
+def _pairs(root, n=2, size=(24, 32)):
+    rng = np.random.default_rng(1)
+    for sub in ("ir", "vi"):
+        (root / sub).mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray((rng.random(size) * 255).astype(np.uint8)).save(root / "ir" / f"p{i}.png")
+        Image.fromarray((rng.random((*size, 3)) * 255).astype(np.uint8)).save(root / "vi" / f"p{i}.png")
+    return root
+
+
+def test_registered_toys_work_by_name(toys, tmp_path):
+    names = [m.name for m in litefuse.list_models()]
+    assert "toy-net" in names and "toy-min" in names
+    info = registry.get_model_info("toy-net")
+    assert info.weights_path == toys and info.has_weights  # an absolute weights fact is the plugin's own file
+
+    pairs = _pairs(tmp_path / "pairs")
+    for name in ("toy-net", "toy-min"):
+        fused = litefuse.fuse(pairs / "ir" / "p0.png", pairs / "vi" / "p0.png", model=name)
+        assert fused.shape == (24, 32, 3) and 0 <= fused.min() <= fused.max() <= 1
+
+    from litefuse.compare import compare
+
+    result = compare([pairs], ["toy-net", "toy-min", "max"], metrics=["toymean", "EN"])
+    assert result.metrics == ["ToyMean", "EN"]
+    assert {r["method"] for r in result.rows} == {"toy-net", "toy-min", "max"}
+    assert all(np.isfinite(r["ToyMean"]) for r in result.rows)
+
+    from litefuse.models.complexity import count_macs, count_params
+
+    model = litefuse.load_model("toy-net")
+    assert count_params(model) == (2 * 3 * 9 + 3) + (3 * 9 + 1)
+    assert count_macs(model, (torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))) == 64 * (2 * 3 * 9 + 3 * 9)
+
+    report = litefuse.benchmark(["toy-net", "toy-min"], size=(16, 16), rounds=1, warmup=0)
+    assert "toy-net" in report.markdown() and "toy-min" in report.markdown()
+
+
+def test_registered_network_exports_to_onnx(toys, tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    report = litefuse.export_onnx("toy-net", tmp_path / "toy.onnx", size=(16, 24))
+    assert (tmp_path / "toy.onnx").is_file() and report.max_abs_error < 1e-4
+
+
+def test_register_metric_contract(toys):
+    a = b = f = np.full((8, 8), 100, np.uint8)
+    assert M.evaluate(a, b, f, "ToyMean") == {"ToyMean": 100.0}
+    assert M.METRICS["ToyMean"].arrow == "↑"
+    with pytest.raises(Exception, match="too small: ToyMean needs 4"):
+        M.evaluate(a[:3, :3], b[:3, :3], f[:3, :3], "ToyMean")
+    with pytest.raises(ValueError, match="registered twice"):
+        M.register_metric("toymean", lambda a, b, f: 0.0, higher_is_better=False, description="clash")
+    with pytest.raises(ValueError, match="registered twice"):
+        M.register_metric("SSIM", lambda a, b, f: 0.0, higher_is_better=True, description="clash")
+    with pytest.raises(OptionError, match="unknown metric"):
+        M.resolve_metrics("NoSuchMetric")
