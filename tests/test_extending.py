@@ -1,8 +1,10 @@
 """Extending litefuse from outside the package (docs/architecture.md, "Extending litefuse"):
 a toy network, a classical fuser and a metric registered here, by name, reach fuse, compare,
-bench, export and complexity like the built-in ones."""
+bench, export and complexity like the built-in ones; plugins load from $LITEFUSE_PLUGINS."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pytest
@@ -12,8 +14,9 @@ from torch import nn
 
 import litefuse
 from litefuse import metrics as M
-from litefuse import registry
-from litefuse.errors import OptionError
+from litefuse import plugins, registry
+from litefuse.errors import ModelError, OptionError
+from litefuse.plugins import load_plugins
 
 
 class ToyNet(nn.Module):
@@ -120,3 +123,32 @@ def test_register_metric_contract(toys):
         M.register_metric("SSIM", lambda a, b, f: 0.0, higher_is_better=True, description="clash")
     with pytest.raises(OptionError, match="unknown metric"):
         M.resolve_metrics("NoSuchMetric")
+
+
+def test_plugins_load_from_the_environment(tmp_path, monkeypatch):
+    (tmp_path / "lf_toy_plugin.py").write_text(
+        "from litefuse.registry import register_model\n"
+        "from torch import nn\n"
+        "class Mean(nn.Module):\n"
+        "    def forward(self, a, b):\n"
+        "        return (a + b) / 2\n"
+        "register_model('toy-plugin-mean', Mean, description='plugin', kind='classical')\n"
+    )
+    (tmp_path / "lf_broken_plugin.py").write_text("raise RuntimeError('broken on purpose')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        monkeypatch.setenv("LITEFUSE_PLUGINS", " lf_toy_plugin , ")
+        assert load_plugins() == ["lf_toy_plugin"]
+        assert load_plugins() == []  # once per process
+        assert registry.get_model_info("toy-plugin-mean").kind == "classical"
+        monkeypatch.setenv("LITEFUSE_PLUGINS", "lf_toy_plugin,lf_broken_plugin")
+        with pytest.raises(RuntimeError, match="broken on purpose") as info:
+            load_plugins()
+        assert any("lf_broken_plugin" in note and "$LITEFUSE_PLUGINS" in note for note in info.value.__notes__)
+    finally:
+        _forget("toy-plugin-mean")
+        for mod in ("lf_toy_plugin", "lf_broken_plugin"):
+            sys.modules.pop(mod, None)
+            plugins._LOADED.discard(mod)
+    with pytest.raises(ModelError, match="unknown model"):
+        registry.get_model_info("toy-plugin-mean")
