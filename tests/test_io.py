@@ -193,21 +193,6 @@ def test_api_accepts_paths_arrays_and_pil(tmp_path, demo_pair):
     assert grey.shape == (240, 320)
 
 
-def test_tiled_inference_equals_single_pass_for_local_models():
-    """Tiles with more overlap than the receptive field reproduce the single pass exactly."""
-    import torch
-    from litefuse.api import _tiled
-
-    conv = torch.nn.Conv2d(2, 1, 5, padding=2)
-
-    def model(a, b):
-        return conv(torch.cat([a, b], 1))
-
-    a, b = torch.rand(1, 1, 203, 157), torch.rand(1, 1, 203, 157)
-    with torch.no_grad():
-        assert torch.allclose(_tiled(model, a, b, tile=64, overlap=8), model(a, b), atol=1e-6)
-
-
 def test_fuser_fuse_images_applies_the_input_contract_to_integer_arrays():
     """uint8 arrays are uint8 / 255 there too (raw 0..255 values saturated every network's output
     to 1.0); integers without a known range are refused with the file-style one-line error."""

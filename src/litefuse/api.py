@@ -33,6 +33,7 @@ from .io import (
 )
 from .registry import get_model_info, list_models, load_model, weights_metadata, weights_model
 from .runtime import check_precision, compile_backend, compile_for_inference, prepare, release_free_heap, resolve_device, with_precision
+from .tiling import run_tiled as _tiled, tile_context
 
 __all__ = ["ImageLike", "Fuser", "MethodSpec", "default_model", "folder_task", "fuse", "fuse_files"]
 
@@ -252,8 +253,7 @@ class Fuser:
         if h * w <= self.tile * self.tile:
             out = self.model(ta, tb).clamp(0.0, 1.0).float()
         else:
-            context = max(self.overlap, getattr(self.model, "tile_context", 0))
-            align = getattr(self.model, "tile_align", 1)
+            context, align = tile_context(self.model, self.overlap)
             outs = [_tiled(self.model, ta[i : i + 1], tb[i : i + 1], self.tile, context, align) for i in range(ta.shape[0])]
             release_free_heap()
             out = outs[0] if len(outs) == 1 else torch.cat(outs)
@@ -431,29 +431,6 @@ def _stretch_range(y: torch.Tensor) -> torch.Tensor:
     ``test_IVF.py`` does this before saving; a flat image is left as it is)."""
     lo, hi = y.amin(dim=(1, 2, 3), keepdim=True), y.amax(dim=(1, 2, 3), keepdim=True)
     return torch.where(hi > lo, (y - lo) / (hi - lo).clamp(min=1e-12), y)
-
-
-def _tiled(model: nn.Module, a: torch.Tensor, b: torch.Tensor, tile: int, overlap: int, align: int = 1) -> torch.Tensor:
-    """Run ``model`` over overlapping tiles, keeping each tile's central region.
-
-    Each kept pixel sees ``overlap`` pixels of context on every side (or the image border), so a
-    model whose output depends on inputs at most that far away reproduces the single pass.
-    ``overlap`` and the step are rounded to multiples of ``align``, so every tile starts on a
-    multiple of it (the sampling grid of a model that down-samples ``align``-fold lines up
-    with the whole frame's). Tiles are ``tile`` pixels wide, or ``3 × overlap`` when that is more.
-    """
-    _, _, h, w = a.shape
-    overlap = -(-overlap // align) * align
-    step = max(tile - 2 * overlap, overlap, align) // align * align
-    out = torch.empty_like(a)
-    for y0 in range(0, h, step):
-        for x0 in range(0, w, step):
-            y1, x1 = min(y0 + step, h), min(x0 + step, w)
-            ty0, tx0 = max(0, y0 - overlap), max(0, x0 - overlap)
-            ty1, tx1 = min(h, y1 + overlap), min(w, x1 + overlap)
-            piece = model(a[..., ty0:ty1, tx0:tx1], b[..., ty0:ty1, tx0:tx1])
-            out[..., y0:y1, x0:x1] = piece[..., y0 - ty0 : y1 - ty0, x0 - tx0 : x1 - tx0]
-    return out
 
 
 @lru_cache(maxsize=4)

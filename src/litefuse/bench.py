@@ -263,13 +263,15 @@ def benchmark(
     MACs and speed are its own; rows are named by the label.
     Networks run in ``precision`` and, with ``compile``, under ``torch.compile`` (the warm-up
     rounds absorb the compilation); classical fusers run as they are, in float32. MACs are those
-    of one fusion counted on a float32 CPU copy (:func:`~litefuse.models.complexity.count_macs`).
+    of one frame's fusion as timed (above ``tile²`` pixels: every tile at its size, its context
+    included; :func:`~litefuse.tiling.tiled_macs`), counted on a float32 CPU copy.
     On the CPU ``threads`` (default: :func:`~litefuse.runtime.default_threads`, the cores the load
     average leaves free) and the heap policy are applied as every litefuse command applies them.
     """
     from .api import Fuser, MethodSpec
     from .errors import OptionError
-    from .models.complexity import count_macs, count_params
+    from .models.complexity import count_params
+    from .tiling import tile_context, tiled_macs
     from .registry import get_model_info, load_model
 
     if isinstance(methods, str):  # one name, not its letters
@@ -303,10 +305,11 @@ def benchmark(
     with torch.inference_mode():
         for spec in specs:
             n, tasks = spec.label, infos[spec.label].tasks
-            model = load_model(spec.name, weights=spec.weights, device=dev)  # float32, uncompiled: for counting
-            stats[n] = (count_params(model), count_macs(model, (ir[:1], vi[:1]), method="auto"))
+            model = load_model(spec.name, weights=spec.weights, device="cpu")  # float32, uncompiled: for counting
             fuser = Fuser.from_spec(spec, device=dev, threads=n_threads, precision=precision, compile=backend,
                                     task="ivif" if "ivif" in tasks else tasks[0])
+            # the MACs of one frame as fuse runs it: each tile at its size, context included, above tile² pixels
+            stats[n] = (count_params(model), tiled_macs(model, h, w, fuser.tile, *tile_context(model, fuser.overlap)))
             calls[n] = lambda f=fuser: f._fuse_tensors(ir, vi)  # the path fuse takes: tiles above tile²
         load_start = load_average()
         sync = torch.cuda.synchronize if dev.type == "cuda" else None
