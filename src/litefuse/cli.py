@@ -18,7 +18,8 @@ import typer
 from rich.table import Table
 
 from ._checks import parse_wxh
-from .cli_common import IR_NORM_HELP, JOBS_HELP, STRETCH_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar
+from .cli_common import (CONVENTION_HELP, CONVENTION_METAVAR, DEVICE_HELP, IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP, PRECISION_HELP,
+                         STRETCH_HELP, THREADS_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar, with_alias)
 from .errors import LitefuseError
 
 app = typer.Typer(
@@ -64,9 +65,6 @@ class Task(str, Enum):
     medical = "medical"
 
 
-THREADS_HELP = "CPU threads for torch (default: $LITEFUSE_THREADS, else OMP_NUM_THREADS, else the free cores by the load average)."
-
-
 @app.command()
 def fuse(
     ir: Optional[Path] = typer.Option(None, "--ir", help="Infrared image (grey; 8/16-bit PNG, TIFF, JPEG, BMP) or video (.mp4, .mkv, .mov, .avi)."),
@@ -77,17 +75,22 @@ def fuse(
     input_dir: Optional[Path] = typer.Option(
         None, "--input", "-i", help="Folder with ir/vi (or infrared/visible, Inf/Vis, A/B) sub-folders, or a parent of such; pairs by file stem."
     ),
-    output: str = typer.Option(..., "--output", "-o", help="Output image (pair: .png, .tif, .jpg, .bmp), video file (video pair) or folder (folder mode, or a pair into a folder: an existing one, or a name ending in /)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Method name (see `litefuse models`); default: aenetv2-ivif for infrared-visible, aenetv2 for A/B pairs and folders."),
+    output: str = typer.Option(..., "--output", "-o", metavar="<path>", help="Output image (pair: .png, .tif, .jpg, .bmp), video file (video pair) or folder (folder mode, or a pair into a folder: an existing one, or a name ending in /)."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", metavar="<str>",
+        help="Method name (see `litefuse models`), or \\[label=]name\\[@weights] as compare takes it; "
+             "default: aenetv2-ivif for infrared-visible, aenetv2 for A/B pairs and folders.",
+    ),
+    method_alias: Optional[str] = typer.Option(None, "--method", hidden=True),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file to load instead of the shipped ones (.safetensors or .pth)."),
-    device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
+    device: Device = typer.Option(Device.cpu, "--device", help=DEVICE_HELP),
     grey: bool = typer.Option(False, "--grey", help="Write a grey result even when the visible image is colour."),
     resize_vi: bool = typer.Option(False, "--resize-vi", help="Resample the visible image to the infrared grid when sizes differ."),
-    ir_norm: str = typer.Option("range", "--ir-norm", help=IR_NORM_HELP),
+    ir_norm: str = typer.Option("range", "--ir-norm", metavar=IR_NORM_METAVAR, help=IR_NORM_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (inputs are never touched)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Folders: leave outputs already there as they are (resume an interrupted run)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
-    precision: Precision = typer.Option(Precision.fp32, "--precision", help="Networks' arithmetic: fp32, fp16 or bf16 (half precision: faster on GPUs)."),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help=PRECISION_HELP),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Folder and video mode: same-size pairs (frames) fused per network call (GPU throughput)."),
     shortest: bool = typer.Option(False, "--shortest", help="Video mode: when the streams' frame counts differ, stop at the shorter one (default: an error)."),
     bits: int = typer.Option(8, "--bits", help="Bits per sample of fused images: 8, or 16 to keep a 16-bit source's precision (PNG/TIFF; colour and folders: TIFF)."),
@@ -99,6 +102,7 @@ def fuse(
     from .folder import fuse_folder
     from .video import is_video
 
+    model = with_alias(model, method_alias, "--model", "--method")
     pair_ab = a is not None or b is not None
     if pair_ab and (ir is not None or vi is not None):
         raise fail("give either --ir/--vi (infrared + visible) or --a/--b (an A/B pair), not both")
@@ -139,8 +143,13 @@ def fuse(
             err_console.print(f"note: {' and '.join(unused)} {verb} to folders and videos; one pair is fused once, as it is",
                               markup=False)
             compile = False  # compiling for a single call only costs time
-        fuser = Fuser(model, weights=weights, device=device.value, task=kind, threads=threads,
-                      precision=precision.value, compile=compile, stretch=stretch)
+        options = dict(device=device.value, task=kind, threads=threads, precision=precision.value, compile=compile, stretch=stretch)
+        if model is not None and ("@" in model or "=" in model):  # [label=]name[@weights], as compare, eval and bench take it
+            if weights is not None and "@" in model:
+                raise fail(f"-m {model} and --weights {weights} both name weights; give one")
+            fuser = Fuser.from_spec(model if weights is None else f"{model}@{weights}", **options)
+        else:
+            fuser = Fuser(model, weights=weights, **options)
         if input_dir is not None:
             report = fuse_folder(
                 input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm,
@@ -226,15 +235,17 @@ def models() -> None:
 def demo(
     output: Path = typer.Option(Path("litefuse-demo"), "--output", "-o", help="Folder for the demo images."),
     model: Optional[list[str]] = typer.Option(
-        None, "--model", "-m", help="Method name, repeatable (each writes its own images); default: the best shipped network."
+        None, "--model", "-m", metavar="<str>", help="Method name, repeatable (each writes its own images); default: the best shipped network."
     ),
-    device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
+    method_alias: Optional[list[str]] = typer.Option(None, "--method", hidden=True),
+    device: Device = typer.Option(Device.cpu, "--device", help=DEVICE_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace demo images already in the folder."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
 ) -> None:
     """Fuse a built-in synthetic infrared/visible scene and write the images."""
     from .demo import run_demo
 
+    model = with_alias(model, method_alias, "--model", "--method")
     try:
         paths = run_demo(output, model=model or None, device=device.value, overwrite=overwrite, threads=threads)
     except LitefuseError as exc:
@@ -248,12 +259,13 @@ def demo(
 def export(
     model: Optional[str] = typer.Argument(None, help="Network to export (see `litefuse models`), e.g. aenetv2; or -m NAME."),
     output: Path = typer.Option(..., "--output", "-o", help="Output .onnx file."),
-    model_option: Optional[str] = typer.Option(None, "--model", "-m", help="The network, as `fuse` and `bench` take it."),
+    model_option: Optional[str] = typer.Option(None, "--model", "-m", metavar="<str>", help="The network, as `fuse` and `bench` take it."),
+    method_alias: Optional[str] = typer.Option(None, "--method", hidden=True),
     weights: Optional[Path] = typer.Option(
         None, "--weights", help="Weights file instead of the shipped ones (a run's model.safetensors also names its network)."
     ),
-    size: str = typer.Option("640x480", "--size", help="Frame size WxH baked into the graph, or 'dynamic' for any size."),
-    batch_size: str = typer.Option("1", "--batch-size", help="Pairs per call baked into the graph, or 'dynamic' for any number."),
+    size: str = typer.Option("640x480", "--size", metavar="<WxH|dynamic>", help="Frame size WxH baked into the graph, or 'dynamic' for any size."),
+    batch_size: str = typer.Option("1", "--batch-size", metavar="<N|dynamic>", help="Pairs per call baked into the graph, or 'dynamic' for any number."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18 or newer: what torch's exporter writes)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Run the graph in onnxruntime and compare with PyTorch."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
@@ -262,7 +274,7 @@ def export(
     from .export import export_onnx
     from .registry import weights_model
 
-    model = one_model(model, model_option)
+    model = one_model(model, with_alias(model_option, method_alias, "--model", "--method"))
     if model is None and weights is None:
         raise fail("name the network to export, e.g. `litefuse export aenetv2 -o aenetv2.onnx` (see `litefuse models`)")
     try:
@@ -281,10 +293,11 @@ def bench(
         help="Method as \\[label=]name\\[@weights] (a run's weights time its own variant); repeat "
              "(default: every network, max and gff). `max` is always timed."
     ),
-    size: str = typer.Option("640x480", "--size", help="Frame size WxH."),
-    device: Device = typer.Option(Device.cpu, "--device", help="Where networks run."),
+    model_alias: Optional[list[str]] = typer.Option(None, "--model", hidden=True),
+    size: str = typer.Option("640x480", "--size", metavar="<WxH>", help="Frame size WxH."),
+    device: Device = typer.Option(Device.cpu, "--device", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
-    precision: Precision = typer.Option(Precision.fp32, "--precision", help="Networks' arithmetic."),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help=PRECISION_HELP),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Pairs per call."),
     compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (warm-up rounds absorb the compilation)."),
     rounds: int = typer.Option(15, "--rounds", min=1, help="Timed rounds; each calls every method once."),
@@ -300,6 +313,7 @@ def bench(
     from .bench import benchmark
     from .io import check_output_path
 
+    methods = with_alias(methods, model_alias, "--method", "--model")
     hw = _parse_size(size, allow_dynamic=False)
     repeated = sorted({m for m in methods or () if methods.count(m) > 1})
     if repeated:
@@ -371,17 +385,18 @@ def compare(
         help="Method as \\[label=]name\\[@weights], e.g. mine=aenetv2@runs/a/model.safetensors; repeat "
              "(default: the pairs' default network, dwsfusion for infrared/visible pairs, and max).",
     ),
+    model_alias: Optional[list[str]] = typer.Option(None, "--model", hidden=True),
     reference: bool = typer.Option(
         True, "--reference/--no-reference",
         help="Add the classical `max` fuser beside networks compared without it: the bar a network must beat.",
     ),
     output: Path = typer.Option(Path("litefuse-compare"), "--output", "-o", help="Report folder."),
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metric names (default: the 8 core metrics)."),
-    convention: str = typer.Option("cddfuse", "--convention", help="cddfuse | tang | vifb | liu"),
+    convention: str = typer.Option("cddfuse", "--convention", metavar=CONVENTION_METAVAR, help=CONVENTION_HELP),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs per folder."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help=JOBS_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in the --output folder."),
-    ir_norm: str = typer.Option("range", "--ir-norm", help=IR_NORM_HELP + " Used for fusing and scoring alike."),
+    ir_norm: str = typer.Option("range", "--ir-norm", metavar=IR_NORM_METAVAR, help=IR_NORM_HELP + " Used for fusing and scoring alike."),
     stretch: bool = typer.Option(False, "--stretch", help=STRETCH_HELP + " Every method alike."),
 ) -> None:
     """Fuse the same pairs with several methods; write scores.csv, summary.md, chart.png, grid.png."""
@@ -390,6 +405,7 @@ def compare(
     from .compare import compare as run_compare
     from .evaluation import default_jobs
 
+    methods = with_alias(methods, model_alias, "--method", "--model")
     norm = parse_ir_norm(ir_norm)  # a bad value is one line, before any note or model loading
     try:
         check_report_dir(output, overwrite, inputs)

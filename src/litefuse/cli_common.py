@@ -9,12 +9,19 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["IR_NORM_HELP", "console", "err_console", "fail", "one_model", "parse_ir_norm", "progress_bar"]
+__all__ = ["IR_NORM_HELP", "IR_NORM_METAVAR", "CONVENTION_METAVAR", "CONVENTION_HELP", "DEVICE_HELP", "PRECISION_HELP",
+           "THREADS_HELP", "console", "err_console", "fail", "one_model", "parse_ir_norm", "progress_bar", "with_alias"]
 
 IR_NORM_HELP = ("Infrared scale: range (8-bit / 255, 16-bit / 65535), minmax (stretch each image), "
                 "or the sensor's peak value (e.g. 4095: 12-bit data in 16-bit files).")
 STRETCH_HELP = ("Min-max stretch each fused image to the full range before it is saved or scored, as CDDFuse's "
                 "test_IVF.py does: a protocol choice that changes every metric; off by default.")
+IR_NORM_METAVAR = "<range|minmax|PEAK>"
+CONVENTION_METAVAR = "<cddfuse|tang|vifb|liu>"
+CONVENTION_HELP = "Metric convention: whose evaluator the numbers follow (they differ; docs/metrics.md)."
+DEVICE_HELP = "Where networks run."
+PRECISION_HELP = "Networks' arithmetic: fp32, fp16 or bf16 (half precision: faster on GPUs)."
+THREADS_HELP = "CPU threads for torch (default: $LITEFUSE_THREADS, else OMP_NUM_THREADS, else the free cores by the load average)."
 JOBS_HELP = "Worker processes, pairs in parallel (default: the cores the load average says are free, at most 4)."
 
 # Piped output (files, CI logs) gets a wide console so metric tables are never truncated.
@@ -34,6 +41,21 @@ def one_model(argument: str | None, option: str | None) -> str | None:
     if argument and option and argument != option:
         raise fail(f"two models named ({argument!r} and -m {option!r}); name one")
     return argument or option
+
+
+def with_alias(value, alias_value, name: str, alias: str):
+    """An option's value where a hidden second spelling (``--method`` beside ``--model``, the
+    older ``--out`` beside ``--output``) may have been used instead: repeatable options
+    collect both; a single value given under both spellings must agree."""
+    if alias_value in (None, [], ()):
+        return value
+    if value in (None, [], ()):
+        return alias_value
+    if isinstance(value, list):
+        return [*value, *alias_value]
+    if value != alias_value:
+        raise fail(f"{name} and {alias} are the same option, given twice ({value} and {alias_value}); give one")
+    return value
 
 
 def progress_bar(description: str):

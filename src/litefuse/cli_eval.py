@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import typer
 
-from .cli_common import IR_NORM_HELP, JOBS_HELP, STRETCH_HELP
+from .cli_common import CONVENTION_HELP, CONVENTION_METAVAR, IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP, STRETCH_HELP
 
 __all__ = ["eval_command", "score_triple"]
 
@@ -56,7 +56,8 @@ def eval_command(
     input_dir: Optional[Path] = typer.Option(
         None, "--input", "-i", help="Pair folder (ir/vi, A/B, ...): fuse it with --model first, then score."
     ),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="With --input: the fusion method (default: the task's default, as fuse; see `litefuse models`), as \\[label=]name\\[@weights] (e.g. aenetv2@runs/a/model.safetensors)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="<str>", help="With --input: the fusion method (default: the task's default, as fuse; see `litefuse models`), as \\[label=]name\\[@weights] (e.g. aenetv2@runs/a/model.safetensors)."),
+    method_alias: Optional[str] = typer.Option(None, "--method", hidden=True),
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="With --input: folder for the fused images (default: ./fused-<model>)."
     ),
@@ -64,13 +65,13 @@ def eval_command(
     metrics: Optional[str] = typer.Option(
         None, "--metrics", help="Comma-separated metric names (default: the convention's set; cddfuse: 8 core + AG, CC, PSNR)."
     ),
-    convention: str = typer.Option("cddfuse", "--convention", help="cddfuse | tang | vifb | liu (the numbers differ!)."),
-    psnr: Optional[str] = typer.Option(None, "--psnr", help="Override the PSNR kind, e.g. 'textbook' = 10·log10(255²/MSE)."),
+    convention: str = typer.Option("cddfuse", "--convention", metavar=CONVENTION_METAVAR, help=CONVENTION_HELP),
+    psnr: Optional[str] = typer.Option(None, "--psnr", metavar="<cddfuse|tang|vifb|textbook>", help="Override the PSNR kind, e.g. 'textbook' = 10·log10(255²/MSE)."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image scores to this CSV file."),
     markdown: bool = typer.Option(False, "--markdown", help="Print the summary as a markdown table."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help=JOBS_HELP),
-    ir_norm: str = typer.Option("range", "--ir-norm", help=IR_NORM_HELP + " Scores the infrared (and with --input fuses it) as `fuse --ir-norm` reads it."),
-    stretch: bool = typer.Option(False, "--stretch", help="With --input: " + STRETCH_HELP),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help=JOBS_HELP),
+    ir_norm: str = typer.Option("range", "--ir-norm", metavar=IR_NORM_METAVAR, help=IR_NORM_HELP + " Scores the infrared (and with --input fuses it) as `fuse --ir-norm` reads it."),
+    stretch: bool = typer.Option(False, "--stretch", help="With --input: m" + STRETCH_HELP[1:]),
 ) -> None:
     """Score fused images with the fusion metrics: per-image CSV and a mean ± std table."""
     from rich.table import Table
@@ -82,6 +83,9 @@ def eval_command(
     from .metrics import METRICS, get_convention, resolve_metrics
 
     # ---- arguments
+    from .cli_common import with_alias
+
+    model = with_alias(model, method_alias, "--model", "--method")
     if input_dir is not None:
         if ir is not None or vi is not None or fused is not None:
             raise fail("give either --input DIR --model NAME, or --ir/--vi/--fused, not both")

@@ -21,7 +21,8 @@ def study_command(
     budget_minutes: float = typer.Option(140.0, "--budget-minutes", help="Total training budget, split evenly over the variants."),
     per_variant_minutes: Optional[float] = typer.Option(None, "--per-variant-minutes", help="Training minutes per variant (overrides --budget-minutes)."),
     variants: Optional[list[str]] = typer.Option(None, "--variants", metavar="<str>", help="Variants to study (comma-separated or repeated; default: all 14)."),
-    out: Path = typer.Option(Path("runs/aenetv2-study"), "--out", "--output", "-o", help="Study folder (runs, table, plot)."),
+    out: Optional[Path] = typer.Option(None, "--output", "-o", help="Study folder: runs, table, plot (default: runs/aenetv2-study)."),
+    out_alias: Optional[Path] = typer.Option(None, "--out", hidden=True),
     data: Optional[list[Path]] = typer.Option(None, "--data", "-d", metavar="<path>", help="Data roots, one per task; repeat (default: the config's)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Training config (default: the packaged aenetv2.toml)."),
     sets: Optional[list[str]] = typer.Option(None, "--set", metavar="<key=value>", help="Override a config field: KEY=VALUE; repeatable."),
@@ -37,9 +38,14 @@ def study_command(
     from .cli_common import err_console as err
     from .errors import LitefuseError
 
+    from .cli_common import fail, with_alias
+
     if model != "aenetv2":
-        err.print(f"error: no architecture study for {model!r}; available: aenetv2", markup=False)
-        raise typer.Exit(2)
+        raise fail(f"no architecture study for {model!r}; available: aenetv2")
+    out = with_alias(out, out_alias, "--output", "--out") or Path("runs/aenetv2-study")
+    for option, minutes in (("--budget-minutes", budget_minutes), ("--per-variant-minutes", per_variant_minutes)):
+        if minutes is not None and not minutes > 0:  # not the derived per-variant share, but the option given
+            raise fail(f"{option} must be more than 0 minutes (got {minutes:g})")
     names = [v.strip() for item in variants or [] for v in item.split(",") if v.strip()]
     try:
         from .train.study import run_study

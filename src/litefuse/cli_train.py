@@ -24,7 +24,7 @@ from typing import Optional
 
 import typer
 
-from .cli_common import IR_NORM_HELP, JOBS_HELP
+from .cli_common import IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP
 
 __all__ = ["card_command", "train_command"]
 
@@ -37,7 +37,8 @@ class TrainDevice(str, Enum):
 
 def train_command(
     model: Optional[str] = typer.Argument(None, help="Network to train (see `litefuse models`), e.g. lwc-densefuse; or -m NAME."),
-    model_option: Optional[str] = typer.Option(None, "--model", "-m", help="The network, as `fuse` and `bench` take it."),
+    model_option: Optional[str] = typer.Option(None, "--model", "-m", metavar="<str>", help="The network, as `fuse` and `bench` take it."),
+    method_alias: Optional[str] = typer.Option(None, "--method", hidden=True),
     data: Optional[list[Path]] = typer.Option(
         None, "--data", "-d", metavar="<path>", help="Pair folder (ir/vi or A/B) or a parent of such; repeat for several. Default: the config's."
     ),
@@ -46,7 +47,8 @@ def train_command(
         help="Validation pair folder(s); repeat for several. Every --data pair then trains (default: val_fraction of --data is held out).",
     ),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config (default: the model's packaged config)."),
-    out: Optional[Path] = typer.Option(None, "--out", "--output", "-o", help="Run folder (default: the config's out_dir, else runs/<model>)."),
+    out: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder (default: the config's out_dir, else runs/<model>)."),
+    out_alias: Optional[Path] = typer.Option(None, "--out", hidden=True),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder from its last checkpoint."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop cleanly (and save) after this many minutes."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (default: the config's / its stages')."),
@@ -55,29 +57,32 @@ def train_command(
     init: Optional[str] = typer.Option(
         None, "--init", help="Start from weights instead of random: 'pretrained' (the shipped ones) or a weights file (fine-tuning)."
     ),
-    ir_norm: Optional[str] = typer.Option(None, "--ir-norm", help=IR_NORM_HELP + " Train on what `fuse --ir-norm` will be given (default: the config's, range)."),
+    ir_norm: Optional[str] = typer.Option(None, "--ir-norm", metavar=IR_NORM_METAVAR, help=IR_NORM_HELP + " Train on what `fuse --ir-norm` will be given (default: the config's, range)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (weights, crops, batch order)."),
-    device: Optional[TrainDevice] = typer.Option(None, "--device", help="auto | cpu | cuda (default: the config's, auto)."),
+    device: Optional[TrainDevice] = typer.Option(None, "--device", help="Where the network trains (default: the config's, auto)."),
     sets: Optional[list[str]] = typer.Option(None, "--set", metavar="<key=value>", help="Override any config field: KEY=VALUE (TOML value); repeatable."),
     teachers: Optional[list[str]] = typer.Option(
         None, "--teacher", "-t", metavar="<str>",
         help="Distil from this method (name, NAME=WEIGHTS, or 'bank'); repeat for an ensemble. Any network can be the student.",
     ),
-    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar (logs only)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Training progress bar (--no-progress: logs only)."),
 ) -> None:
     """Train a network; writes last.pt, log.csv, model.safetensors and summary.json to the run folder."""
     from .cli_common import err_console as err
     from .cli_common import fail, one_model
     from .errors import LitefuseError
 
-    model = one_model(model, model_option)
+    from .cli_common import with_alias
+
+    model = one_model(model, with_alias(model_option, method_alias, "--model", "--method"))
+    out = with_alias(out, out_alias, "--output", "--out")
     try:
         model = model or _named_model(config, out, resume)
         if model is None:
             raise fail("name the network to train, e.g. `litefuse train lwc-densefuse -d DATA` (see `litefuse models`)")
         cfg = _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init,
                             teachers, val, ir_norm)
-        if no_progress:
+        if not progress:
             cfg = cfg.replace(progress=False)
         from .train import Trainer
 
@@ -146,7 +151,7 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
         init=init if init in (None, "", "pretrained") else str(Path(init).resolve()),
     )
     # the settings with an option of their own, by config key
-    options = {"data": ("--data", data), "val_data": ("--val", val), "out_dir": ("--out", out), "device": ("--device", device), "init": ("--init", init),
+    options = {"data": ("--data", data), "val_data": ("--val", val), "out_dir": ("--output", out), "device": ("--device", device), "init": ("--init", init),
                "max_minutes": ("--max-minutes", max_minutes), "epochs": ("--epochs", epochs),
                "max_steps": ("--max-steps", max_steps), "batch_size": ("--batch-size", batch_size), "seed": ("--seed", seed),
                "ir_norm": ("--ir-norm", ir_norm)}
@@ -177,8 +182,9 @@ def card_command(
     run: Path = typer.Argument(..., help="A training run folder (model.safetensors, config.json, summary.json, log.csv)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="The card (default: RUN/MODEL_CARD.md); its loss curve is written beside it."),
     folders: Optional[list[Path]] = typer.Option(
-        None, "--eval", "-i", metavar="<path>", help="Score on these pair folders instead of the run's validation pairs; repeat."
+        None, "--input", "-i", metavar="<path>", help="Score on these pair folders instead of the run's validation pairs; repeat."
     ),
+    folders_alias: Optional[list[Path]] = typer.Option(None, "--eval", hidden=True),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs per set."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help=JOBS_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing card."),
@@ -193,6 +199,9 @@ def card_command(
     from .train.card import loss_curve, run_card
     from .viz import PLOT_HINT, plotting_available
 
+    from .cli_common import with_alias
+
+    folders = with_alias(folders, folders_alias, "--input", "--eval")
     card_path = output if output is not None else run / "MODEL_CARD.md"
     try:
         if not (run / "summary.json").is_file():

@@ -261,7 +261,7 @@ def run_card(
         methods[-1].label = f"{name} (shipped)"
     work = None if folders else validation_pairs(cfg)
     if work is not None and not work:
-        raise InputError("the run held out no validation pair; score it on folders of pairs (--eval DIR)", run)
+        raise InputError("the run held out no validation pair; score it on folders of pairs (-i DIR)", run)
     if work is None:
         ivif = all(folder_task(f) == "ivif" for f in expand_folders(folders))
     else:

@@ -1,0 +1,108 @@
+"""The commands as one tool: the same concept under the same option name and metavar
+everywhere, the other spellings still accepted as hidden aliases (in process, fast)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from litefuse.cli import app
+from litefuse.cli_common import with_alias
+from litefuse.demo import synthetic_pair
+from litefuse.io import read_image, save_image
+
+COMMANDS = ["fuse", "models", "demo", "export", "bench", "compare", "eval", "train", "card", "study"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+
+
+def help_text(command: str) -> str:
+    result = invoke(command, "--help")
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_uses_one_vocabulary(command):
+    text = help_text(command)
+    assert "list[str]" not in text
+    assert not re.search(r"--out\b(?!put)", text), "the run/study folder is --output, as everywhere"
+    assert "--eval " not in text, "card's pair folders are --input -i, as compare's"
+    if command not in ("bench", "compare"):
+        assert "--method " not in text
+    if "--output" in text:
+        assert re.search(r"--output\s+-o\s+<path>", text), text
+    if "--convention" in text:
+        assert "<cddfuse|tang|vifb|liu>" in text
+    if "--ir-norm" in text:
+        assert "<range|minmax|PEAK>" in text
+    if "--size" in text:
+        assert "<WxH" in text
+    for flag in ("--model", "--method"):  # the method is -m under whichever name the command shows
+        if re.search(rf"{flag}\s+-m", text):
+            break
+    else:
+        assert command in ("models", "card", "study"), text
+
+
+def test_with_alias():
+    assert with_alias(None, "a", "--model", "--method") == "a"
+    assert with_alias("a", None, "--model", "--method") == "a"
+    assert with_alias("a", "a", "--model", "--method") == "a"
+    assert with_alias(["a"], ["b"], "--method", "--model") == ["a", "b"]
+
+
+@pytest.fixture()
+def pair(tmp_path):
+    ir, vi = synthetic_pair(48, 64)
+    return save_image(tmp_path / "ir.png", ir), save_image(tmp_path / "vi.png", vi)
+
+
+def test_fuse_takes_method_alias_and_spec(pair, tmp_path):
+    ir, vi = pair
+    for i, args in enumerate((["--method", "max"], ["-m", "mine=max"])):
+        out = tmp_path / f"o{i}.png"
+        result = invoke("fuse", "--ir", str(ir), "--vi", str(vi), "-o", str(out), *args)
+        assert result.exit_code == 0, result.output
+        assert read_image(out).shape[:2] == (48, 64)
+    twice = invoke("fuse", "--ir", str(ir), "--vi", str(vi), "-o", str(tmp_path / "x.png"), "-m", "max", "--method", "mean")
+    assert twice.exit_code == 2 and "given twice" in twice.output
+    both = invoke("fuse", "--ir", str(ir), "--vi", str(vi), "-o", str(tmp_path / "y.png"), "-m", "aenetv2-ivif@a.safetensors",
+                  "--weights", "b.safetensors")
+    assert both.exit_code == 2 and "both name weights" in both.output
+
+
+def test_bench_takes_model_alias():
+    result = invoke("bench", "--model", "mean", "--size", "16x16", "--rounds", "1", "--warmup", "0", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert "mean" in result.output
+
+
+def test_old_spellings_still_parse(tmp_path):
+    """--out (train, study), --eval (card), --method (export, train, eval), --model (compare): accepted, not 'No such option'."""
+    cases = [
+        (["train", "nosuch-net", "--out", str(tmp_path / "r"), "--no-progress"], "unknown model"),
+        (["train", "--method", "nosuch-net", "--progress"], "unknown model"),
+        (["export", "--method", "nosuch-net", "-o", str(tmp_path / "x.onnx")], "unknown model"),
+        (["card", str(tmp_path), "--eval", str(tmp_path)], "not a finished training run"),
+        (["eval", "-i", str(tmp_path / "none"), "--method", "max"], "not found"),
+        (["compare", "-i", str(tmp_path / "none"), "--model", "max"], "not found"),
+    ]
+    for args, fragment in cases:
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert fragment in result.output and "No such option" not in result.output, (args, result.output)
+
+
+def test_bad_numbers_are_one_line(tmp_path):
+    jobs = invoke("eval", "--ir", str(tmp_path), "--vi", str(tmp_path), "--fused", str(tmp_path), "-j", "0")
+    assert jobs.exit_code == 2 and "--jobs" in jobs.output
+    for option in ("--budget-minutes", "--per-variant-minutes"):
+        result = invoke("study", "aenetv2", option, "-1", "-o", str(tmp_path / "s"))
+        assert result.exit_code == 2, result.output
+        assert f"{option} must be more than 0 minutes (got -1)" in result.output
+        assert not (tmp_path / "s").exists()
