@@ -106,3 +106,14 @@ def test_bad_numbers_are_one_line(tmp_path):
         assert result.exit_code == 2, result.output
         assert f"{option} must be more than 0 minutes (got -1)" in result.output
         assert not (tmp_path / "s").exists()
+
+
+def test_train_takes_threads_as_fuse_bench_and_study_do(tmp_path):
+    from litefuse.cli_train import _build_config
+
+    cfg = _build_config("lwc-densefuse", [tmp_path], None, tmp_path / "run", False, None, None, 1, None, None, None, None, threads=2)
+    assert cfg.threads == 2
+    zero = invoke("train", "lwc-densefuse", "--threads", "0")
+    assert zero.exit_code == 2 and "--threads" in zero.output
+    both = invoke("train", "lwc-densefuse", "-d", str(tmp_path), "-o", str(tmp_path / "r"), "--threads", "2", "--set", "threads=1")
+    assert both.exit_code == 2 and "--threads both set threads" in both.output, both.output

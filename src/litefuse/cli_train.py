@@ -60,6 +60,7 @@ def train_command(
     ir_norm: Optional[str] = typer.Option(None, "--ir-norm", metavar=IR_NORM_METAVAR, help=IR_NORM_HELP + " Train on what `fuse --ir-norm` will be given (default: the config's, range)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (weights, crops, batch order)."),
     device: Optional[TrainDevice] = typer.Option(None, "--device", help="Where the network trains (default: the config's, auto)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: the config's threads; 0 there: torch's default)."),
     sets: Optional[list[str]] = typer.Option(None, "--set", metavar="<key=value>", help="Override any config field: KEY=VALUE (TOML value); repeatable."),
     teachers: Optional[list[str]] = typer.Option(
         None, "--teacher", "-t", metavar="<str>",
@@ -81,7 +82,7 @@ def train_command(
         if model is None:
             raise fail("name the network to train, e.g. `litefuse train lwc-densefuse -d DATA` (see `litefuse models`)")
         cfg = _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init,
-                            teachers, val, ir_norm)
+                            teachers, val, ir_norm, threads)
         if not progress:
             cfg = cfg.replace(progress=False)
         from .train import Trainer
@@ -115,7 +116,7 @@ def _named_model(config, out, resume) -> str | None:
 
 
 def _build_config(model, data, config, out, resume, max_minutes, epochs, max_steps, batch_size, seed, device, sets, init=None,
-                  teachers=None, val=None, ir_norm=None):
+                  teachers=None, val=None, ir_norm=None, threads=None):
     """The effective :class:`~litefuse.train.TrainConfig` of a command line.
 
     ``teachers`` set ``[objective] teachers``; a model whose own objective has no teachers
@@ -154,8 +155,8 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
     options = {"data": ("--data", data), "val_data": ("--val", val), "out_dir": ("--output", out), "device": ("--device", device), "init": ("--init", init),
                "max_minutes": ("--max-minutes", max_minutes), "epochs": ("--epochs", epochs),
                "max_steps": ("--max-steps", max_steps), "batch_size": ("--batch-size", batch_size), "seed": ("--seed", seed),
-               "ir_norm": ("--ir-norm", ir_norm)}
-    for key in ("max_minutes", "epochs", "max_steps", "batch_size", "seed", "ir_norm"):  # one at a time: a bad value names its option
+               "ir_norm": ("--ir-norm", ir_norm), "threads": ("--threads", threads)}
+    for key in ("max_minutes", "epochs", "max_steps", "batch_size", "seed", "ir_norm", "threads"):  # one at a time: a bad value names its option
         option, value = options[key]
         if value is not None:
             cfg = cfg.replace(option, **{key: value})
