@@ -117,3 +117,27 @@ def test_train_takes_threads_as_fuse_bench_and_study_do(tmp_path):
     assert zero.exit_code == 2 and "--threads" in zero.output
     both = invoke("train", "lwc-densefuse", "-d", str(tmp_path), "-o", str(tmp_path / "r"), "--threads", "2", "--set", "threads=1")
     assert both.exit_code == 2 and "--threads both set threads" in both.output, both.output
+
+
+def test_fuse_tile_sets_where_frames_are_tiled(tmp_path):
+    """--tile N as Fuser(tile=N): a 640×608 frame, above lwc-densefuse's 600² tile, is tiled by
+    default (its channel gate sees each tile alone) and fused in one pass with --tile 640."""
+    import numpy as np
+
+    from litefuse import Fuser
+
+    ir, vi = synthetic_pair(608, 640)
+    ir_path, vi_path = save_image(tmp_path / "ir.png", ir), save_image(tmp_path / "vi.png", vi)
+    ir8, vi8 = read_image(ir_path), read_image(vi_path)
+    outs = {}
+    for tile in (None, 640):
+        out = tmp_path / f"f{tile}.png"
+        result = invoke("fuse", "--ir", str(ir_path), "--vi", str(vi_path), "-o", str(out), "-m", "lwc-densefuse",
+                        "--grey", "--threads", "1", *(["--tile", str(tile)] if tile else []))
+        assert result.exit_code == 0, result.output
+        outs[tile] = np.round(read_image(out) * 255)
+        expected = Fuser("lwc-densefuse", tile=tile, threads=1).fuse_images(ir8, vi8, grey=True)
+        assert np.abs(outs[tile] - np.round(expected * 255)).max() <= 1
+    assert np.abs(outs[None] - outs[640]).max() >= 1  # tiled and one pass differ for this network
+    result = invoke("fuse", "--ir", str(ir_path), "--vi", str(vi_path), "-o", str(tmp_path / "x.png"), "--tile", "8")
+    assert result.exit_code == 2 and "--tile" in result.output and not (tmp_path / "x.png").exists()

@@ -96,6 +96,10 @@ def fuse(
     bits: int = typer.Option(8, "--bits", help="Bits per sample of fused images: 8, or 16 to keep a 16-bit source's precision (PNG/TIFF; colour and folders: TIFF)."),
     compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (CUDA graphs on GPU): the first frame of each size compiles (slow), then faster; for folders and videos."),
     stretch: bool = typer.Option(False, "--stretch", help=STRETCH_HELP),
+    tile: Optional[int] = typer.Option(
+        None, "--tile", min=16, help="Fuse frames of more than N×N pixels in overlapping tiles of N (bounds memory; default: "
+        "the method's, 600 for the DenseFuse family, else 1024); a larger N fuses larger frames in one pass."
+    ),
 ) -> None:
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
     from .api import Fuser, folder_task, fuse_files
@@ -143,7 +147,8 @@ def fuse(
             err_console.print(f"note: {' and '.join(unused)} {verb} to folders and videos; one pair is fused once, as it is",
                               markup=False)
             compile = False  # compiling for a single call only costs time
-        options = dict(device=device.value, task=kind, threads=threads, precision=precision.value, compile=compile, stretch=stretch)
+        options = dict(device=device.value, task=kind, threads=threads, precision=precision.value, compile=compile, stretch=stretch,
+                       tile=tile)
         if model is not None and ("@" in model or "=" in model):  # [label=]name[@weights], as compare, eval and bench take it
             if weights is not None and "@" in model:
                 raise fail(f"-m {model} and --weights {weights} both name weights; give one")
