@@ -141,3 +141,46 @@ def test_fuse_tile_sets_where_frames_are_tiled(tmp_path):
     assert np.abs(outs[None] - outs[640]).max() >= 1  # tiled and one pass differ for this network
     result = invoke("fuse", "--ir", str(ir_path), "--vi", str(vi_path), "-o", str(tmp_path / "x.png"), "--tile", "8")
     assert result.exit_code == 2 and "--tile" in result.output and not (tmp_path / "x.png").exists()
+
+
+def _pair_folder(root, size=(160, 200)):
+    ir, vi = synthetic_pair(*size)
+    save_image(root / "ir" / "p.png", ir)
+    save_image(root / "vi" / "p.png", vi)
+    return root
+
+
+def _scores(csv_path):
+    import csv
+
+    with open(csv_path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_compare_and_eval_input_run_methods_as_fuse_does(tmp_path):
+    """--tile, --precision, --threads and --device reach compare's and eval --input's methods as fuse's:
+    lwc-densefuse in small tiles (96 px: 3 × its 32-pixel context) scores otherwise than in one pass; bf16
+    runs; no CUDA is one line."""
+    folder = _pair_folder(tmp_path / "set")
+    rows = {}
+    for name, extra in (("one", []), ("tiled", ["--tile", "16"]), ("bf16", ["--precision", "bf16", "--threads", "1"])):
+        result = invoke("compare", "-i", str(folder), "-m", "lwc-densefuse", "--no-reference", "--metrics", "EN,SD",
+                        "-j", "1", "-o", str(tmp_path / name), *extra)
+        assert result.exit_code == 0, result.output
+        rows[name] = _scores(tmp_path / name / "scores.csv")[0]
+    assert rows["one"]["EN"] != rows["tiled"]["EN"]
+    assert abs(float(rows["one"]["SD"]) - float(rows["bf16"]["SD"])) < 0.02 * float(rows["one"]["SD"])
+    for command in (["compare", "-i", str(folder), "-o", str(tmp_path / "c")],
+                    ["eval", "-i", str(folder), "-o", str(tmp_path / "e")]):
+        result = invoke(*command, "-m", "lwc-densefuse", "--device", "cuda", "-j", "2")
+        if result.exit_code == 0:  # a machine with CUDA
+            continue
+        assert result.exit_code == 2 and result.output.count("\n") <= 2 and "cuda" in result.output.lower(), result.output
+        assert not (tmp_path / "c").exists() and not (tmp_path / "e").exists()
+    fused = {}
+    for name, extra in (("one", []), ("tiled", ["--tile", "16"])):
+        result = invoke("eval", "-i", str(folder), "-m", "lwc-densefuse", "-o", str(tmp_path / f"f{name}"),
+                        "--metrics", "EN", "-j", "1", *extra)
+        assert result.exit_code == 0, result.output
+        fused[name] = read_image(tmp_path / f"f{name}" / "p.png")
+    assert abs(fused["one"] - fused["tiled"]).max() > 0

@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from ._checks import parse_wxh
-from .cli_common import (CONVENTION_HELP, CONVENTION_METAVAR, DEVICE_HELP, IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP, PRECISION_HELP,
+from .cli_common import (TILE_HELP, Device, Precision, CONVENTION_HELP, CONVENTION_METAVAR, DEVICE_HELP, IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP, PRECISION_HELP,
                          STRETCH_HELP, THREADS_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar, with_alias)
 from .errors import LitefuseError
 
@@ -44,18 +44,6 @@ def _options(
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     pass
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class Precision(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
 
 
 class Task(str, Enum):
@@ -96,10 +84,7 @@ def fuse(
     bits: int = typer.Option(8, "--bits", help="Bits per sample of fused images: 8, or 16 to keep a 16-bit source's precision (PNG/TIFF; colour and folders: TIFF)."),
     compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (CUDA graphs on GPU): the first frame of each size compiles (slow), then faster; for folders and videos."),
     stretch: bool = typer.Option(False, "--stretch", help=STRETCH_HELP),
-    tile: Optional[int] = typer.Option(
-        None, "--tile", min=16, help="Fuse frames of more than N×N pixels in overlapping tiles of N (bounds memory; default: "
-        "the method's, 600 for the DenseFuse family, else 1024); a larger N fuses larger frames in one pass."
-    ),
+    tile: Optional[int] = typer.Option(None, "--tile", min=16, help=TILE_HELP),
 ) -> None:
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
     from .api import Fuser, folder_task, fuse_files
@@ -403,6 +388,10 @@ def compare(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in the --output folder."),
     ir_norm: str = typer.Option("range", "--ir-norm", metavar=IR_NORM_METAVAR, help=IR_NORM_HELP + " Used for fusing and scoring alike."),
     stretch: bool = typer.Option(False, "--stretch", help=STRETCH_HELP + " Every method alike."),
+    device: Device = typer.Option(Device.cpu, "--device", help=DEVICE_HELP + " Not cpu: one process (-j 1)."),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help=PRECISION_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch with -j 1 (workers of -j N run one each); default as fuse."),
+    tile: Optional[int] = typer.Option(None, "--tile", min=16, help=TILE_HELP),
 ) -> None:
     """Fuse the same pairs with several methods; write scores.csv, summary.md, chart.png, grid.png."""
     from .api import Fuser
@@ -415,10 +404,16 @@ def compare(
     try:
         check_report_dir(output, overwrite, inputs)
         names = check_scoring([m.strip() for m in metrics.split(",")] if metrics else None, convention)  # likewise
-        fusers = [Fuser.from_spec(m, stretch=stretch) for m in methods or _default_methods(inputs)]
+        options = dict(stretch=stretch, device=device.value, precision=precision.value, threads=threads, tile=tile)
+        fusers = [Fuser.from_spec(m, **options) for m in methods or _default_methods(inputs)]
         if reference and any(f.info.kind == "network" for f in fusers) and not any(f.name == "max" for f in fusers):
-            fusers.append(Fuser("max", stretch=stretch))
+            fusers.append(Fuser("max", **options))
             err_console.print("note: `max` added as the classical reference (--no-reference leaves it out)", markup=False)
+        if fusers[0].device.type != "cpu":  # the models live on the device: one process uses it
+            if (jobs or 1) > 1:
+                err_console.print(f"note: -j {jobs} applies on the CPU; on {fusers[0].device} the pairs run in one process",
+                                  markup=False)
+            jobs = 1
         result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
                              progress=progress_bar("comparing"), jobs=jobs or default_jobs(), ir_norm=norm)
         if not result.rows:

@@ -5,11 +5,13 @@ progress bar. Its own module so the command modules (``cli.py``, ``cli_eval.py``
 from __future__ import annotations
 
 import sys
+from enum import Enum
+
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["IR_NORM_HELP", "IR_NORM_METAVAR", "CONVENTION_METAVAR", "CONVENTION_HELP", "DEVICE_HELP", "PRECISION_HELP",
+__all__ = ["Device", "Precision", "TILE_HELP", "IR_NORM_HELP", "IR_NORM_METAVAR", "CONVENTION_METAVAR", "CONVENTION_HELP", "DEVICE_HELP", "PRECISION_HELP",
            "THREADS_HELP", "console", "err_console", "fail", "one_model", "parse_ir_norm", "progress_bar", "with_alias"]
 
 IR_NORM_HELP = ("Infrared scale: range (8-bit / 255, 16-bit / 65535), minmax (stretch each image), "
@@ -23,6 +25,22 @@ DEVICE_HELP = "Where networks run."
 PRECISION_HELP = "Networks' arithmetic: fp32, fp16 or bf16 (half precision: faster on GPUs)."
 THREADS_HELP = "CPU threads for torch (default: $LITEFUSE_THREADS, else OMP_NUM_THREADS, else the free cores by the load average)."
 JOBS_HELP = "Worker processes, pairs in parallel (default: the cores the load average says are free, at most 4)."
+
+TILE_HELP = ("Fuse frames of more than N×N pixels in overlapping tiles of N (bounds memory; default: the method's, "
+             "600 for the DenseFuse family, else 1024); a larger N fuses larger frames in one pass.")
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
 
 # Piped output (files, CI logs) gets a wide console so metric tables are never truncated.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)

@@ -17,7 +17,8 @@ from typing import Any, Optional
 
 import typer
 
-from .cli_common import CONVENTION_HELP, CONVENTION_METAVAR, IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP, STRETCH_HELP
+from .cli_common import (CONVENTION_HELP, CONVENTION_METAVAR, IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP, PRECISION_HELP, STRETCH_HELP,
+                         THREADS_HELP, TILE_HELP, Device, Precision)
 
 __all__ = ["eval_command", "score_triple"]
 
@@ -72,6 +73,10 @@ def eval_command(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help=JOBS_HELP),
     ir_norm: str = typer.Option("range", "--ir-norm", metavar=IR_NORM_METAVAR, help=IR_NORM_HELP + " Scores the infrared (and with --input fuses it) as `fuse --ir-norm` reads it."),
     stretch: bool = typer.Option(False, "--stretch", help="With --input: m" + STRETCH_HELP[1:]),
+    device: Device = typer.Option(Device.cpu, "--device", help="With --input: where networks run."),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help="With --input: " + PRECISION_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="With --input: " + THREADS_HELP),
+    tile: Optional[int] = typer.Option(None, "--tile", min=16, help="With --input: " + TILE_HELP),
 ) -> None:
     """Score fused images with the fusion metrics: per-image CSV and a mean ± std table."""
     from rich.table import Table
@@ -92,7 +97,9 @@ def eval_command(
     elif ir is None or vi is None or fused is None:
         raise fail("give --ir DIR --vi DIR --fused DIR (or --input DIR --model NAME to fuse first)")
     else:
-        unused = [o for o, value in (("--model", model), ("--output", output), ("--stretch", stretch or None)) if value is not None]
+        given = (("--model", model), ("--output", output), ("--stretch", stretch or None), ("--tile", tile),
+                 ("--device", None if device == Device.cpu else device), ("--precision", None if precision == Precision.fp32 else precision))
+        unused = [o for o, value in given if value is not None]
         if unused:  # said, as fuse says an unused --batch-size: the --fused images are scored as they are
             verb = "apply" if len(unused) > 1 else "applies"
             err_console.print(f"note: {' and '.join(unused)} {verb} with --input only; --fused {fused} is scored as it is",
@@ -121,7 +128,8 @@ def eval_command(
 
             ir, vi = pair_dirs(input_dir)
             task = folder_task(input_dir)
-            method = Fuser.from_spec(model or default_model(task), task=task, stretch=stretch)  # [label=]name[@weights], as compare
+            method = Fuser.from_spec(model or default_model(task), task=task, stretch=stretch, device=device.value,  # as compare
+                                     precision=precision.value, threads=threads, tile=tile)
             model = method.label
             fused = output if output is not None else Path(f"fused-{model}")
             report = fuse_folder(input_dir, fused, model=method, overwrite=overwrite, ir_norm=norm,

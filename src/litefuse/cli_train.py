@@ -18,21 +18,14 @@ This module defines the command function only; ``cli.py`` registers it.
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from .cli_common import IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP
+from .cli_common import Device, IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP
 
 __all__ = ["card_command", "train_command"]
-
-
-class TrainDevice(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 def train_command(
@@ -59,7 +52,7 @@ def train_command(
     ),
     ir_norm: Optional[str] = typer.Option(None, "--ir-norm", metavar=IR_NORM_METAVAR, help=IR_NORM_HELP + " Train on what `fuse --ir-norm` will be given (default: the config's, range)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (weights, crops, batch order)."),
-    device: Optional[TrainDevice] = typer.Option(None, "--device", help="Where the network trains (default: the config's, auto)."),
+    device: Optional[Device] = typer.Option(None, "--device", help="Where the network trains (default: the config's, auto)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: the config's threads; 0 there: torch's default)."),
     sets: Optional[list[str]] = typer.Option(None, "--set", metavar="<key=value>", help="Override any config field: KEY=VALUE (TOML value); repeatable."),
     teachers: Optional[list[str]] = typer.Option(
