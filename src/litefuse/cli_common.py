@@ -11,8 +11,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["Device", "Precision", "TILE_HELP", "IR_NORM_HELP", "IR_NORM_METAVAR", "CONVENTION_METAVAR", "CONVENTION_HELP", "DEVICE_HELP", "PRECISION_HELP",
-           "THREADS_HELP", "console", "err_console", "fail", "one_model", "parse_ir_norm", "progress_bar", "with_alias"]
+__all__ = [
+    "Device", "Precision", "CONVENTION_HELP", "CONVENTION_METAVAR", "DEVICE_HELP", "IR_NORM_HELP", "IR_NORM_METAVAR", "JOBS_HELP",
+    "PRECISION_HELP", "STRETCH_HELP", "THREADS_HELP", "TILE_HELP", "console", "err_console", "fail", "one_model", "parse_ir_norm",
+    "progress_bar", "with_alias",
+]
 
 IR_NORM_HELP = ("Infrared scale: range (8-bit / 255, 16-bit / 65535), minmax (stretch each image), "
                 "or the sensor's peak value (e.g. 4095: 12-bit data in 16-bit files).")

@@ -81,15 +81,13 @@ def eval_command(
     """Score fused images with the fusion metrics: per-image CSV and a mean ± std table."""
     from rich.table import Table
 
-    from .cli_common import console, err_console, fail, parse_ir_norm, progress_bar
+    from .cli_common import console, err_console, fail, parse_ir_norm, progress_bar, with_alias
     from .data.pairs import match_stems
     from .errors import LitefuseError
     from .evaluation import NAN_NOTE, default_jobs, format_value, markdown_table, parallel_map, summarise, write_scores_csv
     from .metrics import METRICS, get_convention, resolve_metrics
 
     # ---- arguments
-    from .cli_common import with_alias
-
     model = with_alias(model, method_alias, "--model", "--method")
     if input_dir is not None:
         if ir is not None or vi is not None or fused is not None:

@@ -36,9 +36,8 @@ def study_command(
 ) -> None:
     """Train and compare the AE-Netv2 study variants; writes study.csv, study.md and pareto.png."""
     from .cli_common import err_console as err
-    from .errors import LitefuseError
-
     from .cli_common import fail, with_alias
+    from .errors import LitefuseError
 
     if model != "aenetv2":
         raise fail(f"no architecture study for {model!r}; available: aenetv2")

@@ -63,10 +63,8 @@ def train_command(
 ) -> None:
     """Train a network; writes last.pt, log.csv, model.safetensors and summary.json to the run folder."""
     from .cli_common import err_console as err
-    from .cli_common import fail, one_model
+    from .cli_common import fail, one_model, with_alias
     from .errors import LitefuseError
-
-    from .cli_common import with_alias
 
     model = one_model(model, with_alias(model_option, method_alias, "--model", "--method"))
     out = with_alias(out, out_alias, "--output", "--out")
@@ -186,14 +184,12 @@ def card_command(
     """Write a model card for a run's weights: data, recipe, seed, params, MACs, and scores beside
     the shipped weights, `max` and `dwsfusion`, per set, on the run's validation pairs."""
     from ._files import atomic_write_text
-    from .cli_common import console, err_console, fail, progress_bar
+    from .cli_common import console, err_console, fail, progress_bar, with_alias
     from .errors import LitefuseError
     from .evaluation import default_jobs
     from .io import check_output_path
     from .train.card import loss_curve, run_card
     from .viz import PLOT_HINT, plotting_available
-
-    from .cli_common import with_alias
 
     folders = with_alias(folders, folders_alias, "--input", "--eval")
     card_path = output if output is not None else run / "MODEL_CARD.md"
