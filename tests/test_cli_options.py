@@ -184,3 +184,10 @@ def test_compare_and_eval_input_run_methods_as_fuse_does(tmp_path):
         assert result.exit_code == 0, result.output
         fused[name] = read_image(tmp_path / f"f{name}" / "p.png")
     assert abs(fused["one"] - fused["tiled"]).max() > 0
+
+
+def test_fuse_names_a_labelled_method_by_its_label(tmp_path):
+    folder = _pair_folder(tmp_path / "set", size=(32, 40))
+    result = invoke("fuse", "--ir", str(folder / "ir" / "p.png"), "--vi", str(folder / "vi" / "p.png"),
+                    "-m", "mine=max", "-o", str(tmp_path / "f.png"))
+    assert result.exit_code == 0 and "fused (mine) ->" in result.output, result.output

@@ -143,7 +143,7 @@ def fuse(
         if input_dir is not None:
             report = fuse_folder(
                 input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm,
-                overwrite=overwrite, progress=progress_bar(f"fusing ({fuser.name})"), batch_size=batch_size, bits=bits,
+                overwrite=overwrite, progress=progress_bar(f"fusing ({fuser.label})"), batch_size=batch_size, bits=bits,
                 skip_existing=skip_existing,
             )
             _print_skips(report.skipped, output)
@@ -157,7 +157,7 @@ def fuse(
             return
         out = output / f"{ir.stem}{'.png' if bits == 8 else '.tif'}" if into_folder else output
         path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm, overwrite=overwrite, bits=bits)
-        console.print(f"fused ({fuser.name}) -> {path}", markup=False)
+        console.print(f"fused ({fuser.label}) -> {path}", markup=False)
     except LitefuseError as exc:
         raise fail(str(exc)) from None
 
@@ -190,8 +190,8 @@ def _fuse_video(ir: Path, vi: Path, output: Path, fuser, into_folder: bool, sour
         if not is_video(path):  # sources: "--ir and --vi", or "--a and --b" for an A/B pair
             raise fail(f"{path}: not a video (both {sources} must be videos to fuse a video)")
     out = output / f"{ir.stem}_fused.mp4" if into_folder else output
-    report = fuse_video(ir, vi, out, fuser, progress=progress_bar(f"fusing frames ({fuser.name})"), **kwargs)
-    console.print(f"fused {report.frames} frame{'s' * (report.frames != 1)} ({fuser.name}, {report.size[0]}×{report.size[1]} @ {report.fps:g} fps) -> {report.path}", markup=False)
+    report = fuse_video(ir, vi, out, fuser, progress=progress_bar(f"fusing frames ({fuser.label})"), **kwargs)
+    console.print(f"fused {report.frames} frame{'s' * (report.frames != 1)} ({fuser.label}, {report.size[0]}×{report.size[1]} @ {report.fps:g} fps) -> {report.path}", markup=False)
     if report.shorter is not None:
         err_console.print(f"note: {report.shorter} ended after {report.frames} frames; the other stream's later frames were not fused", markup=False)
 
