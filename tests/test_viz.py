@@ -108,3 +108,19 @@ def test_readme_says_what_each_extra_enables():
     for command in ("compare", "bench --chart", "card", "study"):
         assert command in plot, command
     assert "grids and side-by-side images need only Pillow" in plot
+
+
+def test_grid_of_very_wide_images_stays_a_sensible_width_and_keeps_their_aspect():
+    """From a visuals QA pass: 2400×150 strips drew a 5-column compare grid 16,114 px wide
+    (each cell 3,200 px at 200 rows); now each cell fits a box ``MAX_ASPECT`` rows wide."""
+    from litefuse.viz import MAX_ASPECT, thumbnail
+
+    wide, tall = _grey(150, 2400), _grey(720, 240)
+    grid = image_grid([[wide] * 5, [tall] * 5], height=200, gap=6)
+    assert grid.shape[1] <= 5 * (MAX_ASPECT * 200 + 6) + 6, grid.shape
+    image = grid[..., 0] == 51
+    rows = np.flatnonzero(image[:, 10])  # the first column: the strip, then the portrait image
+    strip = rows[rows < 206 + 6]
+    assert abs(MAX_ASPECT * 200 / (strip.max() - strip.min() + 1) - 16) < 0.5, "the strip keeps its 16:1 aspect"
+    assert strip.min() > 6 + 50, "the strip is centred in its row"
+    assert thumbnail(wide, 200).shape == (50, 800)  # what compare keeps is the cell it draws

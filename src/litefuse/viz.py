@@ -13,6 +13,9 @@ __all__ = ["side_by_side", "image_grid", "thumbnail", "metric_chart", "speed_qua
            "pyplot", "PLOT_HINT"]
 
 _CAPTION = 18
+#: widest cell of a grid, in multiples of its row height: a 16:1 strip would otherwise make a
+#: grid of a few methods 16,000 pixels wide (it is scaled down into the box, kept centred)
+MAX_ASPECT = 4
 
 #: what a command says when it leaves a chart out
 PLOT_HINT = "charts need matplotlib: pip install 'litefuse[plot]'"
@@ -48,19 +51,24 @@ def _to_rgb_u8(img: np.ndarray) -> np.ndarray:
 
 
 def thumbnail(img: np.ndarray, height: int) -> np.ndarray:
-    """``img`` scaled down to ``height`` rows (as :func:`image_grid` draws it), float32 in [0, 1];
-    as it is when no taller: a report keeps grid-sized previews, not full frames."""
+    """``img`` scaled down into ``height`` rows and ``MAX_ASPECT`` × ``height`` columns (as
+    :func:`image_grid` draws it), float32 in [0, 1]; as it is when it fits: a report keeps
+    grid-sized previews, not full frames."""
     img = np.asarray(img)
-    if img.shape[0] <= height:
+    if img.shape[0] <= height and img.shape[1] <= MAX_ASPECT * height:
         return img
     small = np.asarray(_fit(img, height), np.float32) / 255.0  # RGB
     return small if img.ndim == 3 else small[..., 0]
 
 
 def _fit(img: np.ndarray, height: int) -> Image.Image:
+    """``img`` scaled to ``height`` rows keeping its aspect, or narrower and less tall where that
+    would be wider than ``MAX_ASPECT`` × ``height``."""
     pil = Image.fromarray(_to_rgb_u8(img))
-    if pil.height != height:
-        pil = pil.resize((max(1, round(pil.width * height / pil.height)), height), Image.Resampling.LANCZOS)
+    scale = min(height / pil.height, MAX_ASPECT * height / pil.width)
+    size = (max(1, round(pil.width * scale)), max(1, round(pil.height * scale)))
+    if size != pil.size:
+        pil = pil.resize(size, Image.Resampling.LANCZOS)
     return pil
 
 
@@ -95,7 +103,8 @@ def image_grid(
 ) -> np.ndarray:
     """Lay out float images (grey or RGB, any sizes) as a captioned grid; uint8 RGB.
 
-    Each image is scaled to ``height`` keeping its aspect; columns take their widest cell; a
+    Each image is scaled to ``height`` keeping its aspect (one wider than ``MAX_ASPECT`` ×
+    ``height`` to that width, centred in its row); columns take their widest cell; a
     ``None`` cell is left blank (the columns keep their labels). Captions longer than their
     column wrap onto more lines; the row-label margin takes the widest row label (up to 240 px,
     longer ones wrap).
@@ -129,7 +138,7 @@ def image_grid(
         x = label_w + gap
         for c, cell in enumerate(row):
             if cell is not None:
-                canvas.paste(cell, (x, y))
+                canvas.paste(cell, (x, y + (height - cell.height) // 2))
             x += widths[c] + gap
     return np.asarray(canvas)
 
