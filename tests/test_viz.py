@@ -124,3 +124,38 @@ def test_grid_of_very_wide_images_stays_a_sensible_width_and_keeps_their_aspect(
     assert abs(MAX_ASPECT * 200 / (strip.max() - strip.min() + 1) - 16) < 0.5, "the strip keeps its 16:1 aspect"
     assert strip.min() > 6 + 50, "the strip is centred in its row"
     assert thumbnail(wide, 200).shape == (50, 800)  # what compare keeps is the cell it draws
+
+
+def test_metric_chart_names_methods_once_per_row_unclipped_and_marks_best_and_reference(monkeypatch):
+    """From a visuals QA pass: vertical bars repeated every (rotated) method name under each of
+    the 8 panels, a long name ran off the figure's left edge, and neither the best value nor
+    the `max` reference stood out (only colour told bars apart)."""
+    import litefuse.viz
+
+    long = "my-finetuned-aenetv2-run-2024-lr1e-4-with-a-long-label"
+    scores = {"aenetv2": {"EN": 6.9, "CE": 1.2, "SD": 40.0, "MI": 1.6, "VIF": 0.5},
+              long: {"EN": 7.0, "CE": 1.1, "SD": 41.0, "MI": 1.7, "VIF": 0.6},
+              "max": {"EN": 6.7, "CE": 0.9, "SD": 47.0, "MI": 4.7, "VIF": 0.9}}
+    seen = {}
+
+    def keep(fig, path):
+        import matplotlib.pyplot as plt
+
+        fig.tight_layout()
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        labels = [t for ax in fig.axes for t in ax.get_yticklabels() if t.get_visible() and t.get_text()]
+        seen.update(labels=[t.get_text() for t in labels],
+                    left=min(t.get_window_extent(renderer).x0 for t in labels),
+                    bars={ax.get_title(): [(p.get_linewidth(), p.get_hatch()) for p in ax.patches] for ax in fig.axes if ax.axison})
+        plt.close(fig)
+        return path
+
+    monkeypatch.setattr(litefuse.viz, "save_figure", keep)
+    litefuse.viz.metric_chart(scores, "unused.png", directions={"EN": "↑", "CE": "↓", "SD": "↑", "MI": "↑", "VIF": "↑"})
+    assert len(seen["labels"]) == 2 * 3, "each row of panels names the 3 methods once"
+    assert seen["left"] >= 0, "a method name runs off the figure"
+    assert any("\n" in t for t in seen["labels"]), "the long name wraps"
+    en, ce = seen["bars"]["EN ↑"], seen["bars"]["CE ↓"]
+    assert en[1][0] > en[0][0] and ce[2][0] > ce[0][0], "the best bar (by the metric's direction) is outlined"
+    assert all(bars[2][1] and not bars[0][1] for bars in seen["bars"].values()), "`max` is hatched in every panel"

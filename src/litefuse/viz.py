@@ -149,40 +149,79 @@ def side_by_side(images: list[np.ndarray], labels: list[str]) -> np.ndarray:
     return image_grid([images], col_labels=labels, height=height)
 
 
+class _Chars:
+    """A "font" one unit wide per character, for :func:`_wrap` on chart labels."""
+
+    getlength = staticmethod(len)
+
+
 def metric_chart(
     scores: dict[str, dict[str, float]],
     path: str | Path,
     title: str = "",
     directions: dict[str, str] | None = None,
+    reference: str = "max",
 ) -> Path:
-    """Bar chart, one panel per metric, one bar per method (``scores[method][metric]``).
+    """Bar chart, one panel per metric, one horizontal bar per method (``scores[method][metric]``).
 
+    Methods run top to bottom in the order given, named once per row of panels (long names
+    wrap); each bar carries its value; the best bar of a metric with a direction (``↑``/``↓``
+    in ``directions``) has a thick black outline and a bold value, and the ``reference``
+    method's bars are hatched, so neither depends on telling colours apart.
     Needs matplotlib (``pip install litefuse[plot]``); written atomically as PNG.
     """
     plt = pyplot()
 
     methods = list(scores)
     metrics = [m for m in next(iter(scores.values()))]
+    directions = directions or {}
     ncols = min(4, len(metrics))
     nrows = -(-len(metrics) // ncols)
-    longest = max(len(m) for m in methods)
-    # panels widen with the methods and deepen with their (rotated) names, so bars keep their room
-    width, height = max(3.2, 0.3 * len(methods) + 1.0), 2.6 + 0.09 * max(0, longest - 12)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    names = ["\n".join(_wrap(m, 28, _Chars())) for m in methods]
+    most = max(n.count("\n") + 1 for n in names)
+    # rows of panels deepen with the methods (and their wrapped names), so bars keep their room
+    height = 0.9 + len(methods) * (0.12 + 0.13 * most)
+    label_w = 0.065 * max(len(line) for n in names for line in n.split("\n")) + 0.3
+    fig, axes = plt.subplots(nrows, ncols, figsize=(label_w + 2.7 * ncols, height * nrows), squeeze=False, sharey=True)
     colours = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20").colors  # one colour per method up to 20
+    ys = np.arange(len(methods))
     for ax, metric in zip(axes.flat, metrics):
-        values = [scores[m].get(metric, np.nan) for m in methods]
-        ax.bar(range(len(methods)), values, color=[colours[i % len(colours)] for i in range(len(methods))])
-        arrow = (directions or {}).get(metric, "")
+        values = np.array([scores[m].get(metric, np.nan) for m in methods], float)
+        arrow = directions.get(metric, "")
+        finite = np.isfinite(values)
+        best = None
+        if arrow in ("↑", "↓") and finite.any():
+            best = float(np.nanmax(values) if arrow == "↑" else np.nanmin(values))
+        bars = ax.barh(ys, np.where(finite, values, 0.0), color=[colours[i % len(colours)] for i in ys])
+        for i, (bar, v) in enumerate(zip(bars, values)):
+            top = best is not None and np.isfinite(v) and v == best
+            if methods[i] == reference:
+                bar.set_hatch("///")
+                bar.set_edgecolor("white")
+            if top:
+                bar.set_edgecolor("black")
+                bar.set_linewidth(2.0)
+            ax.annotate("n/a" if not np.isfinite(v) else f"{v:.3g}", (bar.get_width(), i), xytext=(3, 0),
+                        textcoords="offset points", va="center", fontsize=7, fontweight="bold" if top else "normal")
         ax.set_title(f"{metric} {arrow}".strip(), fontsize=10)
-        ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
-        ax.tick_params(axis="y", labelsize=8)
+        ax.margins(x=0.22)  # room for the value labels
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(True, axis="x", alpha=0.25)
+        ax.set_axisbelow(True)
+    axes.flat[0].set_yticks(ys, names)
+    axes.flat[0].invert_yaxis()  # the first method on top (shared by every panel)
+    for ax in axes.flat:
+        ax.tick_params(axis="y", labelleft=ax.get_subplotspec().is_first_col(), length=0, labelsize=8)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
-    arrows = set((directions or {}).values())
+    arrows = set(directions.values())
     key = " · ".join(text for arrow, text in (("↑", "↑ higher is better"), ("↓", "↓ lower is better")) if arrow in arrows)
+    if arrows & {"↑", "↓"}:
+        key += " · best: black outline"
+    if reference in methods:
+        key += f"{' · ' if key else ''}hatched: {reference} (reference)"
     if title or key:
-        fig.suptitle("\n".join(t for t in (title, key) if t), fontsize=11)
+        fig.suptitle("\n".join(t for t in (title, key) if t), fontsize=10)
     return save_figure(fig, path)
 
 
