@@ -159,3 +159,31 @@ def test_metric_chart_names_methods_once_per_row_unclipped_and_marks_best_and_re
     en, ce = seen["bars"]["EN ↑"], seen["bars"]["CE ↓"]
     assert en[1][0] > en[0][0] and ce[2][0] > ce[0][0], "the best bar (by the metric's direction) is outlined"
     assert all(bars[2][1] and not bars[0][1] for bars in seen["bars"].values()), "`max` is hatched in every panel"
+
+
+def test_speed_chart_legend_covers_no_bar_or_value(monkeypatch):
+    """From a visuals QA pass: the legend sat inside the axes at the lower right, over the
+    slowest bar (drawn at the bottom) and its value label."""
+    import litefuse.viz
+
+    seen = {}
+
+    def keep(fig, path):
+        import matplotlib.pyplot as plt
+
+        fig.tight_layout()
+        fig.canvas.draw()
+        r = fig.canvas.get_renderer()
+        ax = fig.axes[0]
+        seen.update(legend=ax.get_legend().get_window_extent(r), fig=fig.bbox,
+                    drawn=[a.get_window_extent(r) for a in [*ax.patches, *ax.texts]])
+        plt.close(fig)
+        return path
+
+    monkeypatch.setattr(litefuse.viz, "save_figure", keep)
+    points = [{"label": n, "ms": ms, "kind": k} for n, ms, k in
+              [("max", 0.08, "classical"), ("aenetv2", 6.9, "network"), ("gff", 31.0, "classical"), ("densefuse", 141.0, "network")]]
+    litefuse.viz.speed_chart(points, "unused.png")
+    legend = seen["legend"]
+    assert not any(legend.overlaps(box) for box in seen["drawn"]), "the legend covers a bar or a value"
+    assert seen["fig"].contains(legend.x1 - 1, legend.y1 - 1), "the legend is inside the picture"

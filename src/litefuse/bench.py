@@ -212,8 +212,9 @@ class BenchReport:
         h, w = self.size
         s = self.settings
         title = f"{w}×{h}, batch {s.get('batch_size')}, {s.get('precision')}, {s.get('device')}, {s.get('threads')} thread(s)"
+        n = s.get("batch_size", 1)
         return speed_chart([{"label": r.name, "ms": r.median_ms, "kind": r.kind} for r in self.rows], path, title=title,
-                           real_time_ms=REAL_TIME_MS * s.get("batch_size", 1))
+                           real_time_ms=REAL_TIME_MS * n, xlabel=f"ms per call{f' of {n} pairs' if n > 1 else ''} (log scale)")
 
     def to_dict(self) -> dict:
         """JSON-ready: settings, machine, torch and per method params, MACs, ms median/min, pairs/s."""

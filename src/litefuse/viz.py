@@ -323,7 +323,9 @@ def speed_chart(points: list[dict], path: str | Path, title: str = "", xlabel: s
     ax.set_xlabel(xlabel, fontsize=9)
     ax.grid(True, axis="x", which="both", alpha=0.25)
     kinds = [k for k in colours if any(p["kind"] == k for p in points)]
-    ax.legend(handles=[Patch(color=colours[k], label=k) for k in kinds], fontsize=7, loc="lower right")
+    # outside the axes: inside, "lower right" covered the slowest bar's value label
+    ax.legend(handles=[Patch(color=colours[k], label=k) for k in kinds], fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     if title:
         ax.set_title(title, fontsize=10)
     return save_figure(fig, path)
