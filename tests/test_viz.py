@@ -187,3 +187,31 @@ def test_speed_chart_legend_covers_no_bar_or_value(monkeypatch):
     legend = seen["legend"]
     assert not any(legend.overlaps(box) for box in seen["drawn"]), "the legend covers a bar or a value"
     assert seen["fig"].contains(legend.x1 - 1, legend.y1 - 1), "the legend is inside the picture"
+
+
+def test_loss_curve_labels_its_log_axis_in_plain_numbers(monkeypatch, tmp_path):
+    """From a visuals QA pass: a loss between 0.4 and 2 (less than a decade) had two y labels,
+    ``10^0`` and ``6×10^-1`` in mathtext; the study's latency axis read ``6×10^0``, ``2×10^1``."""
+    import litefuse.viz
+    from litefuse.train.card import loss_curve
+
+    seen = {}
+
+    def keep(fig, path):
+        import matplotlib.pyplot as plt
+
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        low, high = ax.get_ylim()
+        seen.update(label=ax.get_ylabel(), ticks=[t.get_text() for t in ax.get_yticklabels(minor=True) + ax.get_yticklabels()
+                                                  if t.get_text() and low <= t.get_position()[1] <= high])
+        plt.close(fig)
+        return path
+
+    monkeypatch.setattr(litefuse.viz, "save_figure", keep)
+    losses = [1.6, 1.2, 0.9, 0.7, 0.5, 0.45]
+    (tmp_path / "log.csv").write_text("kind,step,loss\n" + "".join(f"train,{i + 1},{v}\n" for i, v in enumerate(losses)))
+    loss_curve(tmp_path, tmp_path / "l.png")
+    assert len(seen["ticks"]) >= 2 and not any("$" in t or "10^" in t for t in seen["ticks"]), seen["ticks"]
+    assert {float(t) for t in seen["ticks"]} >= {0.5, 1}
+    assert "log" in seen["label"]

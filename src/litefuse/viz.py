@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .errors import LitefuseError
 
 __all__ = ["side_by_side", "image_grid", "thumbnail", "metric_chart", "speed_quality_chart", "speed_chart", "save_figure", "plotting_available",
-           "pyplot", "PLOT_HINT"]
+           "pyplot", "PLOT_HINT", "plain_log_ticks"]
 
 _CAPTION = 18
 #: widest cell of a grid, in multiples of its row height: a 16:1 strip would otherwise make a
@@ -329,6 +329,17 @@ def speed_chart(points: list[dict], path: str | Path, title: str = "", xlabel: s
     if title:
         ax.set_title(title, fontsize=10)
     return save_figure(fig, path)
+
+
+def plain_log_ticks(axis) -> None:
+    """Label a log ``axis`` (``ax.xaxis`` / ``ax.yaxis``) 0.6, 1, 20 rather than
+    :math:`6\\times10^{-1}`, :math:`10^0`, :math:`2\\times10^1`; minor ticks too, as a log axis
+    spanning less than a decade has one major tick or none."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_locator(LogLocator(subs=(2, 5)))  # 0.2, 0.5, 2, 5, 20, 50: few enough to read
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def save_figure(fig, path: str | Path) -> Path:

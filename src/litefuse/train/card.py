@@ -78,7 +78,7 @@ def model_complexity(name: str, size: tuple[int, int] = (480, 640), **kwargs) ->
 
 def loss_curve(run_dir: str | Path, out_png: str | Path, title: str = "") -> Path:
     """Plot the train/val loss of a run (``log.csv``) to a PNG."""
-    from ..viz import pyplot, save_figure
+    from ..viz import plain_log_ticks, pyplot, save_figure
 
     plt = pyplot()
 
@@ -93,8 +93,9 @@ def loss_curve(run_dir: str | Path, out_png: str | Path, title: str = "") -> Pat
     if val:
         ax.plot(*zip(*val), "o-", ms=3, label="validation")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    ax.set_ylabel("loss (log scale)")
     ax.set_yscale("log")
+    plain_log_ticks(ax.yaxis)
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(title or Path(run_dir).name)

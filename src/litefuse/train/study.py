@@ -369,7 +369,7 @@ def markdown_table(rows: Sequence[StudyRow]) -> str:
 def pareto_plot(rows: Sequence[StudyRow], path: Path) -> Path:
     """Quality vs latency scatter; pooled variants as circles, no-pool as squares, references as
     crosses; the variants' Pareto front as a line."""
-    from ..viz import pyplot, save_figure
+    from ..viz import plain_log_ticks, pyplot, save_figure
 
     plt = pyplot()
 
@@ -387,6 +387,7 @@ def pareto_plot(rows: Sequence[StudyRow], path: Path) -> Path:
     if len(front) > 1:
         ax.plot([r.latency_ms for r in front], [r.quality for r in front], "--", color="black", lw=0.8, zorder=2)
     ax.set_xscale("log")
+    plain_log_ticks(ax.xaxis)
     ax.set_xlabel("CPU latency at 640×480, batch 1 (ms, log scale)")
     ax.set_ylabel("relative quality (mean normalised core metrics)")
     ax.set_title("AE-Netv2 architecture study: ○ pool, □ no pool, × reference", fontsize=10)
