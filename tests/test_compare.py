@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from litefuse.compare import compare, write_report
 from litefuse.errors import InputError
-from litefuse.io import read_image
+from litefuse.io import read_image, save_image
 from litefuse.metrics import evaluate
 
 
@@ -48,6 +50,28 @@ def test_parallel_run_matches_serial_run_and_report_is_written(pairs, tmp_path):
     paths = write_report(parallel, tmp_path / "rep", title="t")
     assert {p.name for p in (tmp_path / "rep").iterdir()} == {"scores.csv", "summary.md", "chart.png"}
     assert "| max |" in paths["markdown"].read_text()
+
+
+def test_worker_warnings_are_said_by_the_parent_once(tmp_path, monkeypatch):
+    """compare -j 2 on 12-bit infrared in 16-bit files: the workers' note comes back through the
+    parent once (not once per worker, as file:line + source on their own stderr)."""
+    import tifffile
+
+    from litefuse import io
+
+    monkeypatch.setattr(io, "_NARROW_NOTED", [])
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        save_path = tmp_path / "set" / "ir" / f"p{i}.tif"
+        save_path.parent.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(save_path, rng.integers(0, 4096, (32, 40)).astype(np.uint16))
+        save_image(tmp_path / "set" / "vi" / f"p{i}.png", rng.random((32, 40)).astype(np.float32))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = compare([tmp_path / "set"], ["max"], metrics=["EN"], preview=0, jobs=2)
+    assert len(result.rows) == 4
+    notes = [w for w in caught if issubclass(w.category, io.OnceWarning)]
+    assert len(notes) == 1 and "12-bit data?" in str(notes[0].message), [str(w.message) for w in caught]
 
 
 def test_cli_compare_adds_max_beside_networks_unless_told_not_to(pairs, tmp_path):

@@ -449,3 +449,25 @@ def test_tifffile_logs_outside_litefuse_are_kept(tmp_path, caplog):
     with tifffile.TiffFile(str(path)) as tif:  # the program's own read, after litefuse's
         tif.series
     assert [r for r in caplog.records if r.name == "tifffile"]
+
+
+def test_a_16_bit_file_holding_12_bits_is_noted_once(tmp_path, monkeypatch):
+    """Raw 12-bit infrared in 16-bit files reads near-black (/ 65535): said, for the first file only."""
+    import warnings
+
+    from litefuse import io
+
+    monkeypatch.setattr(io, "_NARROW_NOTED", [])
+    ramp = (np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16)  # 0..4095
+    for name in ("a.tif", "b.tif"):
+        tifffile.imwrite(tmp_path / name, ramp)
+    Image.fromarray((ramp.astype(np.uint32) * 16).astype(np.uint16)).save(tmp_path / "full.png")  # 0..65520
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_image(tmp_path / "full.png")  # the 16-bit range used: nothing to say
+        assert read_image(tmp_path / "a.tif", norm=4095).max() == 1.0  # the peak given: nothing to say
+    with pytest.warns(io.OnceWarning, match=r"a\.tif: 16-bit image with values up to 4095 \(12-bit data\?\).*--ir-norm 4095"):
+        assert read_image(tmp_path / "a.tif").max() == pytest.approx(4095 / 65535)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_image(tmp_path / "b.tif")  # said once

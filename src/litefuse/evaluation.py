@@ -14,6 +14,7 @@ import csv
 import io
 import math
 import sys
+import warnings
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from ._files import atomic_write_text
@@ -40,8 +41,25 @@ def _init_worker(context: Any) -> None:
     _CONTEXT["value"] = context
 
 
-def _call(fn: Callable[[T, Any], R], task: T) -> R:
-    return fn(task, _CONTEXT["value"])
+def _call(fn: Callable[[T, Any], R], task: T) -> tuple[R, list[tuple[str, type[Warning]]]]:
+    """``fn(task, context)`` in a worker, with the warnings it raised: the parent says them, as
+    a serial run would (a worker's own would print as ``file:line`` + source, once per worker)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn(task, _CONTEXT["value"])
+    return result, [(str(w.message), w.category) for w in caught]
+
+
+def _relay(outcome: tuple[R, list[tuple[str, type[Warning]]]], said: set) -> R:
+    """A worker's result, its warnings warned here: each text once, and a ``once`` category
+    (:class:`~litefuse.io.OnceWarning`: "said for the first such file only") once for all workers."""
+    result, caught = outcome
+    for message, category in caught:
+        key = category if getattr(category, "once", False) else (message, category)
+        if key not in said:
+            said.add(key)
+            warnings.warn(message, category, stacklevel=3)
+    return result
 
 
 MAX_DEFAULT_JOBS = 4
@@ -95,7 +113,8 @@ def parallel_map(
         finally:
             if main_thread:
                 signal.signal(signal.SIGINT, previous)
-        results = (future.result() for future in futures)  # in input order
+        said: set = set()
+        results = (_relay(future.result(), said) for future in futures)  # in input order
         return list(progress(results, len(tasks)) if progress else results)
     finally:
         # interrupted: the items not started are cancelled and the running ones end (one item's

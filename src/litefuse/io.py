@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 import tempfile
 from pathlib import Path
 from typing import Literal, Union
@@ -297,6 +298,8 @@ def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.
                 "or give the scale: norm='minmax' or norm=<peak> (on the command line --ir-norm minmax | PEAK, for the infrared)",
                 source,
             )
+        if arr.dtype == np.uint16 and isinstance(source, Path):
+            _note_narrow(int(arr.max()), source)
         return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
     if arr.dtype in (np.uint8, np.uint16) and norm > np.iinfo(arr.dtype).max:
         top = np.iinfo(arr.dtype).max
@@ -307,6 +310,29 @@ def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.
         raise InputError(f"{arr.dtype} pixels span {lo}..{hi}, outside 0..{norm:g} (the peak given); give the "
                          "sensor's real peak, or norm='minmax' (on the command line --ir-norm minmax | PEAK, for the infrared)", source)
     return _float_to_unit(arr.astype(np.float32) / np.float32(norm), "range", source)
+
+
+class OnceWarning(UserWarning):
+    """A note said for the first case only, in a process and across the workers of
+    :func:`~litefuse.evaluation.parallel_map` (which relays a worker's warnings)."""
+
+    once = True
+
+
+_NARROW_NOTED: list[Path] = []  # the first 16-bit file read near-black, said once per process
+
+
+def _note_narrow(peak: int, source: Path) -> None:
+    """Say once when a 16-bit file holds at most 14 bits of data: a 12- or 14-bit sensor's raw
+    frames, divided by 65535, fuse near-black (at most 6 % or 25 % grey) unless their peak is given."""
+    if not 0 < peak < 1 << 14 or _NARROW_NOTED:
+        return
+    _NARROW_NOTED.append(source)
+    bits = peak.bit_length()
+    warnings.warn(f"{source}: 16-bit image with values up to {peak} ({bits}-bit data?) reads as at most "
+                  f"{peak / 65535:.0%} grey (16-bit files are divided by 65535); for a {bits}-bit infrared give its peak "
+                  f"(--ir-norm {(1 << bits) - 1}, ir_norm={(1 << bits) - 1}) or minmax (said for the first such file only)",
+                  OnceWarning, stacklevel=2)
 
 
 def value_range(x: np.ndarray) -> tuple[float, float] | None:
