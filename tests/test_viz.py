@@ -215,3 +215,19 @@ def test_loss_curve_labels_its_log_axis_in_plain_numbers(monkeypatch, tmp_path):
     assert len(seen["ticks"]) >= 2 and not any("$" in t or "10^" in t for t in seen["ticks"]), seen["ticks"]
     assert {float(t) for t in seen["ticks"]} >= {0.5, 1}
     assert "log" in seen["label"]
+
+
+def test_grid_captions_scale_with_the_cells():
+    """Captions are about 1/18 of a cell's height (10 to 24 px): legible in a 3000-px grid of tall cells."""
+    import numpy as np
+
+    from litefuse.viz import image_grid
+
+    def ink_rows(height):
+        grid = image_grid([[np.full((height, height), 0.5, np.float32)]], col_labels=["infrared"], height=height)
+        dark = (grid[..., 0] < 100).any(axis=1)  # caption text (the grey cell is 128)
+        first_cell_row = int(np.argmax((np.abs(grid[..., 0].astype(int) - 128) <= 1).sum(axis=1) > height // 2))
+        return int(dark[:first_cell_row].sum())
+
+    small, large = ink_rows(120), ink_rows(432)
+    assert 5 <= small <= 14 and large >= 1.6 * small, (small, large)

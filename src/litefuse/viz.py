@@ -94,6 +94,15 @@ def _wrap(text: str, width: int, font, max_lines: int = 3) -> list[str]:
     return lines
 
 
+def _font(height: int):
+    """Captions in proportion to the cells (about 1/18 of their height, 10 to 24 px): Pillow's
+    bundled FreeType font where it has one, else its 10-px bitmap font."""
+    try:
+        return ImageFont.load_default(size=min(24, max(10, round(height / 18))))
+    except (TypeError, ImportError, OSError):  # Pillow < 10.1, or built without FreeType
+        return ImageFont.load_default()
+
+
 def image_grid(
     rows: list[list[np.ndarray | None]],
     col_labels: list[str] | None = None,
@@ -111,8 +120,8 @@ def image_grid(
     """
     cells = [[None if img is None else _fit(img, height) for img in row] for row in rows]
     ncols = max(len(r) for r in cells)
-    font = ImageFont.load_default()
-    line_h = _CAPTION - 4
+    font = _font(height)
+    line_h = int(font.size) + 4 if hasattr(font, "size") else _CAPTION - 4
     widths = [max((r[c].width for r in cells if c < len(r) and r[c] is not None), default=0) for c in range(ncols)]
     widths = [max(w or min(height, 160), 64) for w in widths]  # room for a caption over a sliver, or no image
     label_w = min(240, max(font.getlength(t) for t in row_labels) + 10) if row_labels else 0
