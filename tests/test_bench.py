@@ -251,3 +251,21 @@ def test_table_says_classical_fusers_ran_in_fp32():
     assert "bf16, batch 1, 16×16 (classical fusers: fp32)" in report.markdown()
     plain = benchmark(["gff"], size=(16, 16), rounds=1, warmup=0)
     assert "classical fusers" not in plain.markdown()
+
+
+def test_bench_tile_times_and_counts_the_frame_as_fuse_tile_runs_it():
+    """bench --tile N as fuse --tile N: a 64×64 frame in 16-pixel tiles (with their context)
+    costs more MACs than the one pass of the default tile, and the table says the tile."""
+    from litefuse.api import Fuser
+    from litefuse.tiling import tile_context, tiled_macs
+
+    one = benchmark(["aenetv2"], size=(64, 64), rounds=1, warmup=0, threads=1)
+    tiled = benchmark(["aenetv2"], size=(64, 64), rounds=1, warmup=0, threads=1, tile=16)
+    fuser = Fuser("aenetv2", tile=16, threads=1)
+    macs = {r.name: r.macs for r in tiled.rows}
+    assert macs["aenetv2"] == tiled_macs(fuser.model.float(), 64, 64, 16, *tile_context(fuser.model, fuser.overlap))
+    assert macs["aenetv2"] > next(r.macs for r in one.rows if r.name == "aenetv2")
+    assert ", tile 16," in tiled.markdown() and ", tile " not in one.markdown()
+    assert tiled.to_dict()["settings"]["tile"] == 16
+    result = CliRunner().invoke(app, ["bench", "-m", "max", "--size", "16x16", "--rounds", "1", "--tile", "8"])
+    assert result.exit_code == 2 and "--tile" in result.output

@@ -188,7 +188,8 @@ class BenchReport:
         lines = [
             self.machine,
             f"- torch {torch.__version__}, device `{s.get('device')}`, {s.get('threads')} intra-op thread{'s' if s.get('threads') != 1 else ''}, "
-            f"{s.get('precision')}, batch {s.get('batch_size')}{', compiled' if s.get('compile') else ''}, {w}×{h}{as_is}",
+            f"{s.get('precision')}, batch {s.get('batch_size')}{', compiled' if s.get('compile') else ''}"
+            f"{f', tile {tile}' if (tile := s.get('tile')) else ''}, {w}×{h}{as_is}",
             f"- load average at start {s.get('load_start')}, at end {s.get('load_end')}; "
             f"{s.get('warmup')} warm-up + {s.get('rounds')} interleaved rounds; median (min) ms per call",
             "",
@@ -255,6 +256,7 @@ def benchmark(
     rounds: int = 15,
     warmup: int = 3,
     progress: Callable[[Iterable, int | None], Iterable] | None = None,
+    tile: int | None = None,
 ) -> BenchReport:
     """Time ``methods`` (default: :func:`default_methods`; ``max`` is added when missing) on a
     ``size = (H, W)`` luminance pair, ``batch_size`` pairs per call, interleaved.
@@ -265,7 +267,9 @@ def benchmark(
     Networks run in ``precision`` and, with ``compile``, under ``torch.compile`` (the warm-up
     rounds absorb the compilation); classical fusers run as they are, in float32. MACs are those
     of one frame's fusion as timed (above ``tile²`` pixels: every tile at its size, its context
-    included; :func:`~litefuse.tiling.tiled_macs`), counted on a float32 CPU copy.
+    included; :func:`~litefuse.tiling.tiled_macs`), counted on a float32 CPU copy. ``tile``: as
+    :class:`~litefuse.api.Fuser` takes it (default: the method's), so a frame fused in one pass by
+    ``fuse --tile N`` is timed and counted in one pass too.
     On the CPU ``threads`` (default: :func:`~litefuse.runtime.default_threads`, the cores the load
     average leaves free) and the heap policy are applied as every litefuse command applies them.
     """
@@ -307,7 +311,7 @@ def benchmark(
         for spec in specs:
             n, tasks = spec.label, infos[spec.label].tasks
             model = load_model(spec.name, weights=spec.weights, device="cpu")  # float32, uncompiled: for counting
-            fuser = Fuser.from_spec(spec, device=dev, threads=n_threads, precision=precision, compile=backend,
+            fuser = Fuser.from_spec(spec, device=dev, threads=n_threads, precision=precision, compile=backend, tile=tile,
                                     task="ivif" if "ivif" in tasks else tasks[0])
             # the MACs of one frame as fuse runs it: each tile at its size, context included, above tile² pixels
             stats[n] = (count_params(model), tiled_macs(model, h, w, fuser.tile, *tile_context(model, fuser.overlap)))
@@ -319,6 +323,6 @@ def benchmark(
     machine = machine_line() + (f"\n- GPU: {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "")
     settings = {
         "device": str(dev), "threads": n_threads, "precision": precision, "batch_size": batch_size,
-        "compile": backend, "rounds": rounds, "warmup": warmup, "load_start": load_start, "load_end": load_average(),
+        "compile": backend, "tile": tile, "rounds": rounds, "warmup": warmup, "load_start": load_start, "load_end": load_average(),
     }
     return BenchReport(rows, (h, w), settings, machine, f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")

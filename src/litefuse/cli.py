@@ -295,6 +295,7 @@ def bench(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the measurements as JSON."),
     chart: Optional[Path] = typer.Option(None, "--chart", help="Also draw the latencies as a PNG bar chart (needs matplotlib)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json / --chart file."),
+    tile: Optional[int] = typer.Option(None, "--tile", min=16, help=TILE_HELP),
 ) -> None:
     """Time fusion methods on this machine: params, MACs, latency and pairs/s, interleaved in one run."""
     import json
@@ -321,7 +322,7 @@ def bench(
             if not plotting_available():
                 raise fail(f"--chart: {PLOT_HINT}")
         report = benchmark(methods, size=hw, device=device.value, threads=threads, precision=precision.value,
-                           batch_size=batch_size, compile=compile, rounds=rounds, warmup=warmup,
+                           batch_size=batch_size, compile=compile, rounds=rounds, warmup=warmup, tile=tile,
                            progress=progress_bar("timing rounds"))
         if json_path is not None:
             atomic_write_text(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
