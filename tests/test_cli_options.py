@@ -191,3 +191,13 @@ def test_fuse_names_a_labelled_method_by_its_label(tmp_path):
     result = invoke("fuse", "--ir", str(folder / "ir" / "p.png"), "--vi", str(folder / "vi" / "p.png"),
                     "-m", "mine=max", "-o", str(tmp_path / "f.png"))
     assert result.exit_code == 0 and "fused (mine) ->" in result.output, result.output
+
+
+def test_eval_notes_every_fusing_option_given_without_input(tmp_path):
+    """--threads fuses (with --input) as --device, --precision and --tile do: without --input
+    it is said to be unused, not silently dropped."""
+    folder = _pair_folder(tmp_path / "set", size=(32, 40))
+    result = invoke("eval", "--ir", str(folder / "ir"), "--vi", str(folder / "vi"), "--fused", str(folder / "vi"),
+                    "--metrics", "EN", "-j", "1", "--threads", "2", "--tile", "64")
+    assert result.exit_code == 0, result.output
+    assert "note: --tile and --threads apply with --input only" in result.output, result.output

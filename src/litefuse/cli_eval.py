@@ -95,7 +95,7 @@ def eval_command(
     elif ir is None or vi is None or fused is None:
         raise fail("give --ir DIR --vi DIR --fused DIR (or --input DIR --model NAME to fuse first)")
     else:
-        given = (("--model", model), ("--output", output), ("--stretch", stretch or None), ("--tile", tile),
+        given = (("--model", model), ("--output", output), ("--stretch", stretch or None), ("--tile", tile), ("--threads", threads),
                  ("--device", None if device == Device.cpu else device), ("--precision", None if precision == Precision.fp32 else precision))
         unused = [o for o, value in given if value is not None]
         if unused:  # said, as fuse says an unused --batch-size: the --fused images are scored as they are
@@ -104,8 +104,6 @@ def eval_command(
                               markup=False)
     if jobs is None:
         jobs = default_jobs()
-    elif jobs < 1:
-        raise fail(f"--jobs must be at least 1 (got {jobs})")
     norm = parse_ir_norm(ir_norm)
     try:
         conv = get_convention(convention, psnr=psnr)
