@@ -169,6 +169,7 @@ def test_compare_and_eval_input_run_methods_as_fuse_does(tmp_path):
         assert result.exit_code == 0, result.output
         rows[name] = _scores(tmp_path / name / "scores.csv")[0]
     assert rows["one"]["EN"] != rows["tiled"]["EN"]
+    assert rows["one"]["SD"] != rows["bf16"]["SD"]  # --precision reached the method (it is not fp32's result)
     assert abs(float(rows["one"]["SD"]) - float(rows["bf16"]["SD"])) < 0.02 * float(rows["one"]["SD"])
     for command in (["compare", "-i", str(folder), "-o", str(tmp_path / "c")],
                     ["eval", "-i", str(folder), "-o", str(tmp_path / "e")]):
