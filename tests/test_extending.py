@@ -142,13 +142,37 @@ def test_plugins_load_from_the_environment(tmp_path, monkeypatch):
         assert load_plugins() == []  # once per process
         assert registry.get_model_info("toy-plugin-mean").kind == "classical"
         monkeypatch.setenv("LITEFUSE_PLUGINS", "lf_toy_plugin,lf_broken_plugin")
-        with pytest.raises(RuntimeError, match="broken on purpose") as info:
+        with pytest.raises(plugins.PluginError, match=r"'lf_broken_plugin' \(named by \$LITEFUSE_PLUGINS\) failed to "
+                           r"import: RuntimeError: broken on purpose") as info:
             load_plugins()
-        assert any("lf_broken_plugin" in note and "$LITEFUSE_PLUGINS" in note for note in info.value.__notes__)
+        assert isinstance(info.value.__cause__, RuntimeError)  # the plugin's own traceback
+        # as `import litefuse` loads them: kept, said by check_plugins and by an unknown name's error
+        assert load_plugins(strict=False) == []
+        with pytest.raises(plugins.PluginError, match="lf_broken_plugin"):
+            plugins.check_plugins()
+        with pytest.raises(ModelError, match=r"unknown model 'toy-broken'.*; litefuse plugin 'lf_broken_plugin'"):
+            registry.get_model_info("toy-broken")
+        with pytest.raises(OptionError, match=r"unknown metric .*lf_broken_plugin"):
+            M.resolve_metrics("NoSuchMetric")
     finally:
         _forget("toy-plugin-mean")
         for mod in ("lf_toy_plugin", "lf_broken_plugin"):
             sys.modules.pop(mod, None)
             plugins._LOADED.discard(mod)
-    with pytest.raises(ModelError, match="unknown model"):
+            plugins._FAILED.pop(mod, None)
+    with pytest.raises(ModelError, match="unknown model") as info:
         registry.get_model_info("toy-plugin-mean")
+    assert "failed to import" not in str(info.value)
+
+
+def test_the_command_says_a_broken_plugin_in_one_line(tmp_path):
+    import os
+    import subprocess
+
+    (tmp_path / "lf_broken_plugin.py").write_text("raise RuntimeError('broken on purpose')\n")
+    env = {**os.environ, "LITEFUSE_PLUGINS": "lf_broken_plugin",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "litefuse", "models"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == ("error: litefuse plugin 'lf_broken_plugin' (named by $LITEFUSE_PLUGINS) failed to import: "
+                                   "RuntimeError: broken on purpose")

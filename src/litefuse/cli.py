@@ -496,6 +496,9 @@ def main() -> None:  # pragma: no cover - exercised through the console script
     warnings.showwarning = _note  # library warnings as one "note:" line, not file:line + source
     signal.signal(signal.SIGTERM, _terminated)  # a CI timeout or `kill`: clean up as Ctrl-C does
     try:
+        from .plugins import check_plugins
+
+        check_plugins()  # a plugin that failed to import: one line, before any command runs
         code = app(standalone_mode=False)  # usage errors come here, reported as one line
     except typer.Abort:
         err_console.print("terminated" if _TERMINATED else "interrupted", markup=False)

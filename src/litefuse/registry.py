@@ -164,7 +164,9 @@ def get_model_info(name: str) -> ModelInfo:
         return _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
-        raise ModelError(f"unknown model {name!r}; known models: {known}") from None
+        from .plugins import failure_note
+
+        raise ModelError(f"unknown model {name!r}; known models: {known}{failure_note()}") from None
 
 
 def load_weights(model: nn.Module, path: str | Path, *, checkpoint_filter: CheckpointFilter | None = None) -> nn.Module:

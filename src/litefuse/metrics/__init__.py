@@ -145,7 +145,9 @@ def resolve_metrics(metrics: Iterable[str] | str | None, convention: str | Conve
     for m in metrics:
         key = m.lower().replace("-", "_")
         if key not in _BY_LOWER:
-            raise OptionError(f"unknown metric {m!r}; known: {', '.join(_TABLE)}")
+            from ..plugins import failure_note
+
+            raise OptionError(f"unknown metric {m!r}; known: {', '.join(_TABLE)}{failure_note()}")
         names.append(_BY_LOWER[key])
     if not names:
         raise OptionError("no metrics requested")
