@@ -471,3 +471,8 @@ def test_a_16_bit_file_holding_12_bits_is_noted_once(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_image(tmp_path / "b.tif")  # said once
+    monkeypatch.setattr(io, "_NARROW_NOTED", [])
+    from litefuse.metrics import load_grey_u8
+
+    with pytest.warns(io.OnceWarning, match=r"b\.tif: 16-bit image with values up to 4095"):  # scoring reads it so too
+        assert load_grey_u8(tmp_path / "b.tif").max() == 16  # round(4095 / 257)

@@ -299,7 +299,7 @@ def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.
                 source,
             )
         if arr.dtype == np.uint16 and isinstance(source, Path):
-            _note_narrow(int(arr.max()), source)
+            note_narrow_bits(int(arr.max()), source)
         return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
     if arr.dtype in (np.uint8, np.uint16) and norm > np.iinfo(arr.dtype).max:
         top = np.iinfo(arr.dtype).max
@@ -322,7 +322,7 @@ class OnceWarning(UserWarning):
 _NARROW_NOTED: list[Path] = []  # the first 16-bit file read near-black, said once per process
 
 
-def _note_narrow(peak: int, source: Path) -> None:
+def note_narrow_bits(peak: int, source: Path) -> None:
     """Say once when a 16-bit file holds at most 14 bits of data: a 12- or 14-bit sensor's raw
     frames, divided by 65535, fuse near-black (at most 6 % or 25 % grey) unless their peak is given."""
     if not 0 < peak < 1 << 14 or _NARROW_NOTED:

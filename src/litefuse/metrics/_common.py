@@ -127,6 +127,10 @@ def load_grey_u8(path: str | Path, norm: "Norm" = "range") -> np.ndarray:
         if lo < 0 or hi > 65535:
             raise InputError(f"integer values span {lo}..{hi}, outside 0..65535", path)
         if arr.dtype == np.uint16 or hi > 255:
+            if arr.dtype == np.uint16:
+                from ..io import note_narrow_bits
+
+                note_narrow_bits(hi, path)  # 12-bit data scores near-black, as it fuses: said once
             arr = np.round(arr.astype(np.float64) / 257.0)
     elif np.issubdtype(arr.dtype, np.floating) and arr.size:
         from ..io import in_unit_range, value_range
