@@ -8,6 +8,7 @@ defines the command function only; ``cli.py`` registers it.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -43,12 +44,14 @@ def study_command(
         raise fail(f"no architecture study for {model!r}; available: aenetv2")
     out = with_alias(out, out_alias, "--output", "--out") or Path("runs/aenetv2-study")
     for option, minutes in (("--budget-minutes", budget_minutes), ("--per-variant-minutes", per_variant_minutes)):
-        if minutes is not None and not minutes > 0:  # not the derived per-variant share, but the option given
-            raise fail(f"{option} must be more than 0 minutes (got {minutes:g})")
+        if minutes is not None and not 0 < minutes < math.inf:  # not the derived per-variant share, but the option given
+            raise fail(f"{option} must be a finite number of minutes more than 0 (got {minutes:g})")
     names = [v.strip() for item in variants or [] for v in item.split(",") if v.strip()]
-    try:
-        from .train.study import run_study
+    if variants and not names:  # `--variants ""` (an empty shell variable) is not "all 14"
+        raise fail("--variants names no variant; leave it out to study all of them")
+    from .train.study import StudyInterrupted, run_study
 
+    try:
         rows = run_study(
             names or None, out=out, budget_minutes=budget_minutes, per_variant_minutes=per_variant_minutes,
             max_steps=max_steps, config=config, data=data, sets=sets or (), eval_pairs=eval_pairs,
@@ -58,5 +61,11 @@ def study_command(
     except LitefuseError as exc:
         err.print(f"error: {exc}", markup=False)
         raise typer.Exit(2) from None
+    except StudyInterrupted as exc:  # the study is unfinished: say so, and exit as an interrupted command does
+        import signal
+
+        err.print(f"study interrupted: {exc}; run the same command again to continue (it resumes "
+                  f"{out / 'runs' / exc.variant} and reuses the finished runs)", markup=False)
+        raise typer.Exit(143 if exc.signal == signal.SIGTERM else 130) from None
     best = max((r for r in rows if r.kind == "variant"), key=lambda r: r.quality)
     typer.echo(f"{len(rows)} rows -> {out / 'study.md'}; best quality: {best.name} ({best.quality:.3f}, {best.latency_ms:.1f} ms)")

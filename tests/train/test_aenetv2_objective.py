@@ -316,3 +316,65 @@ def test_study_refuses_bad_numbers_before_any_work(tmp_path, option, value):
     result = CliRunner().invoke(app, ["study", "aenetv2", "--variants", "dws-pool", "--out", str(out), option, value])
     assert result.exit_code == 2 and option in result.output, result.output
     assert not out.exists()
+
+
+def test_study_stops_at_a_signal_and_the_rerun_resumes_that_variant(tmp_path, monkeypatch):
+    """From a QA pass: SIGTERM during a variant's training ended that run as 'interrupted' (with a
+    summary.json) and the study went on to the next variant; a rerun then took the cut-short run as
+    'trained already', so the table mixed a partial run with full ones."""
+    import signal
+
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+    from litefuse.train import study
+
+    class SignalledAtStep1(study.Trainer):
+        def should_stop(self):
+            if self.state.step >= 1 and not self._signals:
+                self._signals.append(signal.SIGTERM)
+                self._stop.set()
+            return super().should_stop()
+
+    ivif = _write_task(tmp_path / "data" / "ivif", ("ir", "vi"), 6, h=48)
+    out = tmp_path / "study"
+    args = ["study", "aenetv2", "--variants", "dws-pool,fire-pool", "--output", str(out), "--data", str(ivif),
+            "--max-steps", "2", "--budget-minutes", "2", "--eval-pairs", "1", "--latency-runs", "1", "--references", "",
+            "--set", "crop=24", "--set", "batch_size=2", "--set", "val_fraction=0.34",
+            "--set", f"objective.teacher_cache=\"{tmp_path / 'cache'}\"", "--set", "objective.bank_work_size=32"]
+    monkeypatch.setattr(study, "Trainer", SignalledAtStep1)
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 143, first.output
+    assert "run the same command again" in first.output
+    assert not (out / "study.md").exists() and not (out / "runs" / "fire-pool").exists()  # stopped, not went on
+    monkeypatch.undo()
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert "[dws-pool] training (resumed," in again.output and "min left" in again.output
+    with open(out / "study.csv", newline="") as fh:
+        assert [int(r["steps"]) for r in csv.DictReader(fh)] == [2, 2]
+    third = CliRunner().invoke(app, args)  # the resumed run is of this recipe (its budget as first asked)
+    assert third.exit_code == 0 and third.output.count("trained already") == 2, third.output
+
+
+@pytest.mark.parametrize("extra", [["--variants", ""], ["--per-variant-minutes", "inf"], ["--references", "max,nope"],
+                                   ["--data", "missing-folder"], ["--set", "lr=-1"]])
+def test_study_refuses_bad_inputs_and_leaves_no_folder(tmp_path, monkeypatch, extra):
+    """From a QA pass: an unknown reference failed only after all the training; a refused study
+    (missing data, bad --set) left an empty output folder; --variants '' studied all 14."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    ivif = _write_task(tmp_path / "data" / "ivif", ("ir", "vi"), 3, h=48)
+    out = tmp_path / "study"
+    args = ["study", "aenetv2", "--output", str(out), "--data", str(ivif), "--max-steps", "1"]
+    args += [] if extra[0] == "--variants" else ["--variants", "dws-pool"]
+    if extra[0] == "--data":
+        args = args[:args.index("--data")] + args[args.index("--data") + 2:]
+    result = CliRunner().invoke(app, args + extra)
+    assert result.exit_code == 2, result.output
+    assert result.output.count("error:") == 1 and "Traceback" not in result.output, result.output
+    assert not out.exists()
+

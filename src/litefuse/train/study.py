@@ -29,7 +29,10 @@ only comparable inside one study table.
 Outputs in ``out``: ``runs/<variant>/`` (each training run), ``study.csv`` (one row per method,
 every per-task metric), ``study.md`` (the summary table), ``pareto.png`` (quality vs latency,
 Pareto front of the variants drawn) and ``study.json``. A variant whose run folder already has
-a ``summary.json`` is not trained again (an interrupted study continues where it stopped).
+a ``summary.json`` is not trained again unless that run was interrupted (Ctrl-C, SIGTERM): the
+study then stops (:class:`StudyInterrupted`) and the same command continues it, resuming that run
+from its ``last.pt`` for what is left of its budget (wall time already spent is counted), so every
+variant of the table trains for the same time.
 """
 
 from __future__ import annotations
@@ -56,10 +59,18 @@ from .config import ConfigError, TrainConfig, default_config_path
 from .trainer import Trainer
 from .trainset import resolve_config_data
 
-__all__ = ["StudyRow", "run_study", "pareto_front", "quality_scores"]
+__all__ = ["StudyRow", "StudyInterrupted", "run_study", "pareto_front", "quality_scores"]
 
 MODEL = "aenetv2"
 LATENCY_SIZE = (480, 640)  # H, W
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """A signal stopped a variant's training; its run is resumable and the study was not finished."""
+
+    def __init__(self, variant: str, steps: int, signum: int | None) -> None:
+        super().__init__(f"{variant} interrupted after {steps} steps")
+        self.variant, self.steps, self.signal = variant, steps, signum
 
 
 @dataclass
@@ -216,15 +227,39 @@ _RUN_ONLY = frozenset({"device", "threads", "num_workers", "progress", "tensorbo
                        "checkpoint_minutes", "out_dir"})
 
 
-def _check_same_recipe(saved: dict[str, Any], cfg: TrainConfig, run: Path) -> None:
+def _check_same_recipe(run: Path, cfg: TrainConfig) -> None:
     """A finished run is reused only when it was trained with this study's settings (budget,
-    steps, data, hyper-parameters); otherwise the table would mix recipes under one header."""
+    steps, data, hyper-parameters); otherwise the table would mix recipes under one header.
+    The run's ``config.json`` is its first invocation's (a resumed run's summary holds the budget
+    that was left)."""
+    try:
+        saved = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        saved = json.loads((run / "summary.json").read_text(encoding="utf-8")).get("config", {})
     now = json.loads(json.dumps(cfg.to_dict()))  # as stored: tuples as lists
     changed = sorted(k for k in now if k not in _RUN_ONLY and now[k] != saved.get(k))
     if changed:
         k = changed[0]
         raise ConfigError(f"{run}: trained with a different {k!r} ({saved.get(k)!r}, now {now[k]!r}); "
                           "use another --out, or remove that run to train it again")
+
+
+def _done(run: Path) -> bool:
+    """Whether ``run`` is a finished study run (an interrupted one has a summary too, to resume)."""
+    try:
+        summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return summary.get("stop_reason") != "interrupted"
+
+
+def _spent_minutes(run: Path) -> float:
+    """Training wall time (minutes) already spent by the resumable run in ``run``."""
+    try:
+        ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+        return float(ckpt["trainer"]["wall_time_s"]) / 60.0
+    except Exception:  # unreadable: the trainer's resume says so
+        return 0.0
 
 
 def run_study(
@@ -259,8 +294,7 @@ def run_study(
     minutes = per_variant_minutes if per_variant_minutes is not None else budget_minutes / len(names)
     if minutes <= 0:
         raise ConfigError(f"the per-variant budget must be > 0 minutes, got {minutes}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # created once the inputs are checked: a refused study leaves no folder behind
     if threads:
         torch.set_num_threads(threads)
 
@@ -279,15 +313,15 @@ def run_study(
     console.print(f"study: {len(names)} variants x {minutes:.3g} min{f' / {max_steps} steps' if max_steps else ''}, "
                   f"{threads} thread(s) -> {out}", markup=False)
 
+    refs = {ref: load_model(ref) for ref in references}  # an unknown name fails now, not after the training
     for name in names:  # before any training: reuse only runs of this recipe
         run = out / "runs" / name
         if (run / "summary.json").is_file():
-            saved = json.loads((run / "summary.json").read_text(encoding="utf-8")).get("config", {})
-            _check_same_recipe(saved, base.replace(model_kwargs=dict(STUDY_VARIANTS[name]), out_dir=str(run)), run)
+            _check_same_recipe(run, base.replace(model_kwargs=dict(STUDY_VARIANTS[name]), out_dir=str(run)))
 
     memo: dict = {}
     objective_cls = _shared_data_objective(memo)
-    if any(not (out / "runs" / n / "summary.json").is_file() for n in names):
+    if not all(_done(out / "runs" / n) for n in names):
         # decode the pairs and read/build the positive samples now, outside every variant's budget
         first = base.replace(model_kwargs=dict(STUDY_VARIANTS[names[0]]))
         warm = objective_cls()
@@ -295,17 +329,23 @@ def run_study(
         warm.build_datasets(*split_pairs(collect_pairs(first.data), first.val_fraction), first)
     tasks = eval_set(base.data, base.val_fraction, eval_pairs, eval_size, base.norm)
     console.print("evaluation set: " + ", ".join(f"{t} {len(v)}" for t, v in tasks.items()), markup=False)
+    out.mkdir(parents=True, exist_ok=True)
 
     rows: list[StudyRow] = []
     for name in names:
         kwargs = STUDY_VARIANTS[name]
         run = out / "runs" / name
         summary_path = run / "summary.json"
-        if not summary_path.is_file():
+        if not _done(run):
             cfg = base.replace(model_kwargs=dict(kwargs), out_dir=str(run))
             resume = (run / "last.pt").is_file()
-            console.print(f"[{name}] training{' (resumed)' if resume else ''}", markup=False)
-            Trainer(cfg, objective=objective_cls(), console=console).fit(resume=resume)
+            if resume:  # an interrupted run trains for what is left of its budget, not a second one
+                cfg = cfg.replace(max_minutes=max(minutes - _spent_minutes(run), 1e-3))
+            console.print(f"[{name}] training{f' (resumed, {cfg.max_minutes:.3g} min left)' if resume else ''}",
+                          markup=False)
+            result = Trainer(cfg, objective=objective_cls(), console=console).fit(resume=resume)
+            if result.stop_reason == "interrupted":
+                raise StudyInterrupted(name, result.steps, result.signal)
         else:
             console.print(f"[{name}] trained already ({summary_path})", markup=False)
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
@@ -314,8 +354,7 @@ def run_study(
         rows.append(StudyRow(name, "variant", params, macs, ms, score_model(model, tasks), dict(kwargs),
                              summary.get("steps"), summary.get("wall_time_s"), summary.get("best_val")))
         console.print(f"[{name}] {params} params, {macs / 1e9:.3f} GMACs, {ms:.1f} ms", markup=False)
-    for ref in references:
-        model = load_model(ref)
+    for ref, model in refs.items():
         params, macs, ms = complexity(model, latency_runs)
         rows.append(StudyRow(ref, "reference", params, macs or None, ms, score_model(model, tasks)))
 
