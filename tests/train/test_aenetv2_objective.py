@@ -358,15 +358,17 @@ def test_study_stops_at_a_signal_and_the_rerun_resumes_that_variant(tmp_path, mo
 
 
 @pytest.mark.parametrize("extra", [["--variants", ""], ["--per-variant-minutes", "inf"], ["--references", "max,nope"],
-                                   ["--data", "missing-folder"], ["--set", "lr=-1"]])
+                                   ["--data", "missing-folder"], ["--set", "lr=-1"], ["--set", "batch_size=64"]])
 def test_study_refuses_bad_inputs_and_leaves_no_folder(tmp_path, monkeypatch, extra):
     """From a QA pass: an unknown reference failed only after all the training; a refused study
-    (missing data, bad --set) left an empty output folder; --variants '' studied all 14."""
+    (missing data, bad --set, a batch larger than the data) left an empty output folder; --variants ''
+    studied all 14."""
     from typer.testing import CliRunner
 
     from litefuse.cli import app
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LITEFUSE_TEACHER_CACHE", str(tmp_path / "cache"))  # not the user's cache
     ivif = _write_task(tmp_path / "data" / "ivif", ("ir", "vi"), 3, h=48)
     out = tmp_path / "study"
     args = ["study", "aenetv2", "--output", str(out), "--data", str(ivif), "--max-steps", "1"]

@@ -51,7 +51,7 @@ from PIL import Image
 
 from ..data import collect_pairs, pair_hash, split_pairs
 from ..data.datasets import decode_pairs
-from ..errors import InputError
+from ..errors import InputError, LitefuseError
 from ..io import Norm
 from .._files import atomic_write_text
 from ..viz import PLOT_HINT, plotting_available
@@ -329,6 +329,7 @@ def run_study(
         warm.build_datasets(*split_pairs(collect_pairs(first.data), first.val_fraction), first)
     tasks = eval_set(base.data, base.val_fraction, eval_pairs, eval_size, base.norm)
     console.print("evaluation set: " + ", ".join(f"{t} {len(v)}" for t, v in tasks.items()), markup=False)
+    fresh = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
 
     rows: list[StudyRow] = []
@@ -343,7 +344,17 @@ def run_study(
                 cfg = cfg.replace(max_minutes=max(minutes - _spent_minutes(run), 1e-3))
             console.print(f"[{name}] training{f' (resumed, {cfg.max_minutes:.3g} min left)' if resume else ''}",
                           markup=False)
-            result = Trainer(cfg, objective=objective_cls(), console=console).fit(resume=resume)
+            try:
+                result = Trainer(cfg, objective=objective_cls(), console=console).fit(resume=resume)
+            except LitefuseError:  # refused at its start (batch, device): its run folder is gone; so is ours, if empty
+                for folder in (out / "runs", out) if fresh else ():
+                    try:
+                        folder.rmdir()
+                    except FileNotFoundError:
+                        continue
+                    except OSError:  # not empty: other runs are there
+                        break
+                raise
             if result.stop_reason == "interrupted":
                 raise StudyInterrupted(name, result.steps, result.signal)
         else:
