@@ -202,3 +202,25 @@ def test_eval_notes_every_fusing_option_given_without_input(tmp_path):
                     "--metrics", "EN", "-j", "1", "--threads", "2", "--tile", "64")
     assert result.exit_code == 0, result.output
     assert "note: --tile and --threads apply with --input only" in result.output, result.output
+
+
+def test_fuse_format_writes_folders_in_the_format_named(tmp_path):
+    """--format jpg: a folder's fused images (and a pair into a folder) as JPEG; a file output keeps its
+    own suffix; 16 bits only as TIFF; an unknown format is one line, before any work."""
+    from PIL import Image
+
+    folder = _pair_folder(tmp_path / "set", size=(32, 40))
+    result = invoke("fuse", "-i", str(folder), "-o", str(tmp_path / "out"), "-m", "max", "--format", "jpg")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["p.jpg"]
+    assert Image.open(tmp_path / "out" / "p.jpg").format == "JPEG"
+    pair = ["--ir", str(folder / "ir" / "p.png"), "--vi", str(folder / "vi" / "p.png"), "-m", "max"]
+    assert invoke("fuse", *pair, "-o", str(tmp_path / "one") + "/", "--format", ".TIF").exit_code == 0
+    assert Image.open(tmp_path / "one" / "p.tif").format == "TIFF"
+    for extra, message in ((["--format", "webp"], "expected one of png, tif, jpg, bmp"),
+                           (["--format", "jpg", "--bits", "16"], "16 bits per sample are written as TIFF"),
+                           (["--format", "jpg", "-o", str(tmp_path / "x.png")], "names its own")):
+        args = [*pair, *extra] if "-o" in extra else [*pair, "-o", str(tmp_path / "bad") + "/", *extra]
+        result = invoke("fuse", *args)
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "x.png").exists()

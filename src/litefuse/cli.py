@@ -85,10 +85,14 @@ def fuse(
     compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (CUDA graphs on GPU): the first frame of each size compiles (slow), then faster; for folders and videos."),
     stretch: bool = typer.Option(False, "--stretch", help=STRETCH_HELP),
     tile: Optional[int] = typer.Option(None, "--tile", min=16, help=TILE_HELP),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", metavar="<png|tif|jpg|bmp>",
+        help="Folder mode (and a pair into a folder): file format of the fused images (default: png; tif with --bits 16).",
+    ),
 ) -> None:
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
     from .api import Fuser, folder_task, fuse_files
-    from .folder import fuse_folder
+    from .folder import fuse_folder, output_suffix
     from .video import is_video
 
     model = with_alias(model, method_alias, "--model", "--method")
@@ -111,6 +115,10 @@ def fuse(
     if overwrite and skip_existing:
         raise fail("--overwrite replaces existing outputs and --skip-existing keeps them; give one")
     norm = parse_ir_norm(ir_norm)
+    try:
+        suffix = output_suffix(fmt, bits)
+    except LitefuseError as exc:
+        raise fail(f"--format: {exc}") from None
     if not output.strip():
         raise fail("--output is empty: give a file or folder to write to")
     into_folder = output.endswith(("/", os.sep))  # a pair into a folder that may not exist yet
@@ -143,19 +151,21 @@ def fuse(
         if input_dir is not None:
             report = fuse_folder(
                 input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm,
-                overwrite=overwrite, progress=progress_bar(f"fusing ({fuser.label})"), batch_size=batch_size, bits=bits,
+                overwrite=overwrite, progress=progress_bar(f"fusing ({fuser.label})"), batch_size=batch_size, bits=bits, fmt=fmt,
                 skip_existing=skip_existing,
             )
             _print_skips(report.skipped, output)
             console.print(f"{report.summary.split(': ')[0]} -> {output}", markup=False)
             raise typer.Exit(0 if not report.skipped else (1 if report.fused else 2))
         if is_video(ir) or is_video(vi):
-            if bits != 8:
-                raise fail("--bits 16 applies to images; videos are encoded with 8 bits")
+            if bits != 8 or fmt is not None:
+                raise fail(f"{'--bits 16' if bits != 8 else '--format'} applies to images; videos are encoded as H.264 with 8 bits")
             _fuse_video(ir, vi, output, fuser, into_folder, sources, grey=grey, resize_vi=resize_vi, overwrite=overwrite,
                         batch_size=batch_size, shortest=shortest, ir_norm=norm)
             return
-        out = output / f"{ir.stem}{'.png' if bits == 8 else '.tif'}" if into_folder else output
+        if fmt is not None and not into_folder:
+            raise fail(f"--format names the format of fused images written into a folder; {output} names its own (its suffix)")
+        out = output / f"{ir.stem}{suffix}" if into_folder else output
         path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm, overwrite=overwrite, bits=bits)
         console.print(f"fused ({fuser.label}) -> {path}", markup=False)
     except LitefuseError as exc:

@@ -54,6 +54,23 @@ class FolderReport:
         return text + (": " + "; ".join(self.skipped) if self.skipped else "")
 
 
+FORMATS = {"png": ".png", "tif": ".tif", "tiff": ".tif", "jpg": ".jpg", "jpeg": ".jpg", "bmp": ".bmp"}
+
+
+def output_suffix(fmt: str | None = None, bits: int = 8) -> str:
+    """The file suffix of fused images written into a folder: ``fmt`` (``png``, ``tif``, ``jpg``,
+    ``bmp``; a leading dot allowed), by default ``.png``, or ``.tif`` for ``bits=16`` (the one
+    format that holds 16-bit colour; JPEG and BMP hold 8 bits)."""
+    if fmt is None:
+        return ".png" if bits == 8 else ".tif"
+    suffix = FORMATS.get(str(fmt).lower().lstrip("."))
+    if suffix is None:
+        raise OptionError(f"format {fmt!r}: expected one of png, tif, jpg, bmp")
+    if bits == 16 and suffix != ".tif":
+        raise OptionError(f"16 bits per sample are written as TIFF in folders (format tif), not {fmt!r}")
+    return suffix
+
+
 def fuse_folder(
     input_dir: str | Path,
     out_dir: str | Path,
@@ -71,9 +88,11 @@ def fuse_folder(
     workers: int | None = None,
     bits: int = 8,
     skip_existing: bool = False,
+    fmt: str | None = None,
 ) -> FolderReport:
     """Fuse every pair in ``input_dir`` (``ir/vi``, ``infrared/visible``, ``Inf/Vis`` or ``A/B``)
-    into ``out_dir/<stem>.png`` (``bits=16``: ``<stem>.tif``, 16 bits per sample, grey or colour);
+    into ``out_dir/<stem>.png`` (``bits=16``: ``<stem>.tif``, 16 bits per sample, grey or colour;
+    ``fmt``: another format, ``"jpg"``, ``"tif"`` or ``"bmp"``, see :func:`output_suffix`);
     a parent of pair folders (all of one kind) fuses each into ``out_dir/<its path below>/``. Unpaired and unreadable files are reported and skipped; a
     folder without a single pair, or an output folder that cannot be written, is an error
     before any work.
@@ -101,7 +120,7 @@ def fuse_folder(
         raise OptionError(f"bits must be 8 or 16 (got {bits})")
     if overwrite and skip_existing:  # one replaces existing outputs, the other keeps them: never chosen in silence
         raise OptionError("overwrite replaces existing outputs and skip_existing keeps them; give one")
-    suffix = ".png" if bits == 8 else ".tif"
+    suffix = output_suffix(fmt, bits)
     out_dir = Path(out_dir)
     work, problems = _folder_work(Path(input_dir), out_dir)
     if not work:
