@@ -104,7 +104,7 @@ def test_bad_numbers_are_one_line(tmp_path):
     for option in ("--budget-minutes", "--per-variant-minutes"):
         result = invoke("study", "aenetv2", option, "-1", "-o", str(tmp_path / "s"))
         assert result.exit_code == 2, result.output
-        assert f"{option} must be more than 0 minutes (got -1)" in result.output
+        assert f"{option} must be a finite number of minutes more than 0 (got -1)" in result.output
         assert not (tmp_path / "s").exists()
 
 
