@@ -364,6 +364,21 @@ def test_compare_stretch_applies_to_every_method(image_root, tmp_path):
     assert "stretched" not in (tmp_path / "p" / "summary.md").read_text()
 
 
+def test_compare_summary_names_precision_and_tile(image_root):
+    """QA pass: compare --precision bf16 / --tile N changed every network's scores, but summary.md
+    read as an fp32, default-tile run (--stretch and --ir-norm were said; these were not)."""
+    from litefuse.api import Fuser
+
+    pairs = image_root / "ivif" / "SetA"
+    plain = compare([pairs], ["aenetv2", "max"], metrics=["EN"], limit=1, preview=0)
+    assert plain.protocol == []
+    both = compare([pairs], [Fuser("aenetv2", precision="bf16", tile=256), "max"], metrics=["EN"], limit=1, preview=0)
+    assert both.protocol == ["networks run with `--precision bf16`", "networks run with `--tile 256`"]
+    one = compare([pairs], [Fuser("aenetv2", precision="bf16"), "lwc-densefuse"], metrics=["EN"], limit=1, preview=0)
+    assert one.protocol == ["`--precision`: aenetv2 bf16"]
+    assert "networks run with `--precision bf16`" in write_report(both, image_root / "rep")["markdown"].read_text()
+
+
 def test_compare_without_methods_shows_the_default_network_dwsfusion_and_max(image_root, tmp_path):
     """Without -m it compared max and gff only: no network at all."""
     from typer.testing import CliRunner

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ._files import atomic_write_text
-from .api import Fuser, _check_first_source, check_ir_norm, folder_task, outside_task, warn_ir_norm
+from .api import DEFAULT_TILE, Fuser, _check_first_source, check_ir_norm, folder_task, outside_task, warn_ir_norm
 from .data.pairs import Pair, find_pairs, pair_dirs, pair_folders, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
@@ -168,6 +168,14 @@ def compare_pairs(
     if stretched:
         result.protocol.append("fused images min-max stretched before scoring (`--stretch`)"
                                + ("" if len(stretched) == len(fusers) else f": {', '.join(stretched)}"))
+    nets = [f for f in fusers if f.info.kind == "network"]  # as --stretch: another precision or tile changes their numbers
+    for option, value in (("--precision", lambda f: None if f.precision == "fp32" else f.precision),
+                          ("--tile", lambda f: None if f.tile == getattr(f.model, "tile_size", DEFAULT_TILE) else f.tile)):
+        given = {f.label: value(f) for f in nets if value(f) is not None}
+        if len(given) == len(nets) and len(set(given.values())) == 1:
+            result.protocol.append(f"networks run with `{option} {next(iter(given.values()))}`")
+        elif given:
+            result.protocol.append(f"`{option}`: " + ", ".join(f"{k} {v}" for k, v in given.items()))
     if ir_norm != "range":
         result.protocol.append(f"infrared read with `--ir-norm {ir_norm:g}`" if isinstance(ir_norm, float)
                                else f"infrared read with `--ir-norm {ir_norm}`")
