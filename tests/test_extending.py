@@ -104,6 +104,25 @@ def test_registered_toys_work_by_name(toys, tmp_path):
     assert "toy-net" in report.markdown() and "toy-min" in report.markdown()
 
 
+def test_a_network_without_weights_names_the_option_on_the_command_line(tmp_path):
+    """QA pass (the docs' recipe, weights=None): `litefuse fuse -m tiny` said 'pass weights=PATH
+    or pretrained=False', Python names only; the command's option is --weights."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    registry.register_model("toy-bare", ToyNet, description="toy without weights", weights=None, tasks=("ivif",))
+    try:
+        pairs = _pairs(tmp_path / "pairs", n=1)
+        done = CliRunner().invoke(app, ["fuse", "--ir", str(pairs / "ir" / "p0.png"), "--vi", str(pairs / "vi" / "p0.png"),
+                                        "-m", "toy-bare", "-o", str(tmp_path / "f.png")])
+        assert done.exit_code == 2 and "--weights PATH" in done.output, done.output
+        with pytest.raises(ModelError, match=r"weights=PATH\) or pretrained=False"):
+            litefuse.load_model("toy-bare")
+    finally:
+        _forget("toy-bare")
+
+
 def test_registered_network_exports_to_onnx(toys, tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")

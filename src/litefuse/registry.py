@@ -329,7 +329,7 @@ def load_model(
         elif pretrained:
             if info.weights_path is None:
                 raise ModelError(
-                    f"model {name!r} has no shipped weights yet; pass weights=PATH or pretrained=False"
+                    f"model {name!r} has no shipped weights yet; pass --weights PATH (weights=PATH) or pretrained=False"
                 )
             load_weights(model, info.weights_path, checkpoint_filter=info.checkpoint_filter)
     elif weights is not None:
