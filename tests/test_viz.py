@@ -231,3 +231,19 @@ def test_grid_captions_scale_with_the_cells():
 
     small, large = ink_rows(120), ink_rows(432)
     assert 5 <= small <= 14 and large >= 1.6 * small, (small, large)
+
+
+def test_metric_chart_of_one_method_and_one_metric_has_room_for_its_title(tmp_path):
+    """One bar: the figure was 1.15 in tall and the two-line title ran into the panel (matplotlib
+    gave up its tight layout, with a warning)."""
+    import warnings
+
+    from litefuse.io import read_image
+    from litefuse.viz import metric_chart
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = metric_chart({"mean": {"EN": 5.77}}, tmp_path / "c.png", title="TNO — mean over 1 pair",
+                            directions={"EN": "↑"})
+    h, w = read_image(path).shape[:2]
+    assert h >= 200 and w >= 400

@@ -189,9 +189,11 @@ def metric_chart(
     names = ["\n".join(_wrap(m, 28, _Chars())) for m in methods]
     most = max(n.count("\n") + 1 for n in names)
     # rows of panels deepen with the methods (and their wrapped names), so bars keep their room
-    height = 0.9 + len(methods) * (0.12 + 0.13 * most)
+    height = max(1.5, 0.9 + len(methods) * (0.12 + 0.13 * most))
     label_w = 0.065 * max(len(line) for n in names for line in n.split("\n")) + 0.3
-    fig, axes = plt.subplots(nrows, ncols, figsize=(label_w + 2.7 * ncols, height * nrows), squeeze=False, sharey=True)
+    # the two-line title (title, key) needs ~0.6 in above the panels and ~4.5 in across
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.8, label_w + 2.7 * ncols), height * nrows + 0.6),
+                             squeeze=False, sharey=True)
     colours = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20").colors  # one colour per method up to 20
     ys = np.arange(len(methods))
     for ax, metric in zip(axes.flat, metrics):
