@@ -144,7 +144,9 @@ class Fuser:
     """A loaded fusion method, reused across many pairs.
 
     ``model``: a registered name; ``None`` takes the model a litefuse ``weights`` file names,
-    else :func:`default_model` for ``task``. ``task``: ``"ivif"`` (a grey infrared + a grey or
+    else :func:`default_model` for ``task``. ``weights``: a file to load instead of the shipped
+    weights; ``device``: ``"cpu"``, ``"cuda[:N]"`` or ``"auto"``; ``model_kwargs`` go to the
+    model's factory (:func:`~litefuse.registry.load_model`). ``task``: ``"ivif"`` (a grey infrared + a grey or
     colour visible image) or an A/B task (``"mff"``, ``"mef"``, ``"medical"``, ``"ab"``), where
     both sources may be colour. ``threads``: CPU threads for torch (process-wide; default: a
     count you gave torch yourself -- ``torch.set_num_threads`` after importing litefuse, or
@@ -369,6 +371,8 @@ class Fuser:
         return self.finish(self.fuse_prepared([prepared], grey)[0], prepared, grey)
 
     def __call__(self, ir: ImageLike, vi: ImageLike, **kwargs) -> np.ndarray:
+        """``fuse(ir, vi, model=self, **kwargs)``: any image-like sources, checked for this Fuser's
+        task; keywords as :func:`fuse` takes them (``grey``, ``resize_vi``, ``ir_norm``, ``task``)."""
         return fuse(ir, vi, model=self, **kwargs)
 
 
@@ -474,10 +478,16 @@ def fuse(
     :mod:`litefuse.io` (uint8, uint16, floats in [0, 1]; other integers need ``ir_norm``, which
     scales an infrared source only: with an A/B ``task`` it must stay ``"range"``).
     Returns a float32 array in [0, 1] with the first image's H×W: ``H×W×3`` when a source is
-    colour (unless ``grey``), ``H×W`` otherwise. For ``task="ivif"`` (the default) the
+    colour (unless ``grey``), ``H×W`` otherwise. For ``task="ivif"`` the
     infrared must be grey (three identical channels count as grey); ``task="mef"``, ``"mff"``,
     ``"medical"`` or ``"ab"`` accept two colour sources (chroma weighted by saturation).
-    ``threads``: CPU threads for torch (see :class:`Fuser`).
+    ``task`` defaults to a given Fuser's, else ``"ivif"``.
+    ``model``: a registered name (default: :func:`default_model` of the task; loaded once with ``weights``
+    and ``device``, then cached) or a loaded :class:`Fuser`. ``resize_vi``: resample the second
+    source to the first's size (else a size mismatch is an error). ``threads``: CPU threads for
+    torch (see :class:`Fuser`). Raises :class:`~litefuse.errors.InputError` for a bad source,
+    :class:`~litefuse.errors.ModelError` for an unknown model or bad weights and
+    :class:`~litefuse.errors.OptionError` for bad options (all :class:`~litefuse.errors.LitefuseError`).
     """
     check_loaded(model, weights, device)
     task = check_task(task or (model.task if isinstance(model, Fuser) else "ivif"))
