@@ -44,7 +44,7 @@ from .errors import ModelError, OptionError
 from .io import check_output_path
 from .registry import get_model_info, load_model
 
-__all__ = ["CONTRACT", "ExportReport", "export_onnx", "check_onnx", "ort_session", "nchwc_block", "widest_conv"]
+__all__ = ["CONTRACT", "TOLERANCE", "ExportReport", "export_onnx", "check_onnx", "ort_session", "nchwc_block", "widest_conv"]
 
 #: the oldest ONNX opset torch's exporter writes (older requests come back as 18, or fail to convert)
 MIN_OPSET = 18
@@ -69,6 +69,7 @@ class ExportReport:
     ort_ms: float | None = None  # onnxruntime latency of one call (a batch) at the first checked size and batch
 
     def summary(self) -> str:
+        """One line for a console: file, model, frame size and batch, opset, size on disk, check."""
         shape = f"{self.size[1]}×{self.size[0]}" if self.size else "dynamic size"  # W×H, as --size takes it
         if self.batch != 1:
             shape += f", batch {self.batch or 'dynamic'}"
@@ -111,7 +112,11 @@ def export_onnx(
     The file is written atomically; with ``check`` it is run by onnxruntime on the built-in
     synthetic pair (and, for dynamic axes, also at an odd size, and at batch 1 and 3) and
     compared with PyTorch; a difference above :data:`TOLERANCE` is an error and leaves no file
-    behind. ``batch``: pairs per call, a fixed N or ``None`` for a dynamic batch axis.
+    behind. ``model``: a registered network's name (a classical method or DWSFusion, whose FFTs
+    do not export, is a :class:`~litefuse.errors.ModelError`). ``size``: the fixed ``(H, W)``
+    of the graph, or ``None`` for dynamic height and width. ``batch``: pairs per call, a fixed
+    N or ``None`` for a dynamic batch axis. ``opset``: ONNX opset, 18 or newer. An existing
+    ``path`` is an :class:`~litefuse.errors.OutputError` unless ``overwrite``.
     """
     info = get_model_info(model)
     if info.kind != "network":

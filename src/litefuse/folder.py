@@ -41,7 +41,8 @@ def _folder_work(input_dir: Path, out_dir: Path) -> tuple[list[tuple[Pair, Path]
 
 @dataclass
 class FolderReport:
-    """Outcome of :func:`fuse_folder`."""
+    """Outcome of :func:`fuse_folder`: the outputs written (``fused``), one line per pair or file
+    not fused (``skipped``), and the outputs left as they were (``existing``)."""
 
     fused: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -49,6 +50,7 @@ class FolderReport:
 
     @property
     def summary(self) -> str:
+        """``"N fused[, E already there], M skipped[: why; ...]"``, as the CLI prints it."""
         text = f"{len(self.fused)} fused" + (f", {len(self.existing)} already there" if self.existing else "")
         text += f", {len(self.skipped)} skipped"
         return text + (": " + "; ".join(self.skipped) if self.skipped else "")
@@ -110,6 +112,7 @@ def fuse_folder(
     :class:`Fuser`, which has its own weights and device (giving them too is an
     :class:`~litefuse.errors.OptionError`, as in :func:`litefuse.fuse`); ``threads`` applies either way.
 
+    ``grey``, ``resize_vi``, ``ir_norm``: as :func:`litefuse.fuse` takes them.
     ``progress``: optional callable ``(iterable, total) -> iterable`` (e.g. a rich progress
     tracker) wrapped around the pairs.
     """

@@ -371,7 +371,11 @@ def _stretch(x: np.ndarray) -> np.ndarray:
 
 
 def read_image(path: str | Path, norm: Norm = "range") -> np.ndarray:
-    """Read an image file as float32 in [0, 1]: ``H×W`` (grey) or ``H×W×3`` (colour)."""
+    """Read an image file as float32 in [0, 1]: ``H×W`` (grey) or ``H×W×3`` (colour).
+
+    ``norm``: how integer data are scaled (:func:`to_float`): ``"range"`` (uint8 / 255, uint16 /
+    65535), ``"minmax"`` (stretched per image) or a peak value such as ``4095`` for 12-bit data.
+    A missing, unreadable or out-of-contract file raises :class:`~litefuse.errors.InputError`."""
     path = Path(path)
     return to_float(_decode(path), norm=norm, source=path)
 
@@ -399,8 +403,11 @@ def check_output_path(
     out: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = False, suffixes: tuple[str, ...] = (".png",),
     *, folder_checked: bool = False,
 ) -> Path:
-    """Validate an output path before any work is done; returns it resolved. ``folder_checked``:
-    its folder was already found writable (a folder run checks it once, not once per pair)."""
+    """Validate an output path before any work is done; returns it resolved. Raises
+    :class:`~litefuse.errors.OutputError` when ``out`` is one of ``inputs``, its suffix is not
+    in ``suffixes``, its folder cannot take files, or it exists and not ``overwrite``.
+    ``folder_checked``: its folder was already found writable (a folder run checks it once,
+    not once per pair)."""
     out = Path(out)
     resolved = out.resolve()
     for src in inputs:

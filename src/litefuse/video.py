@@ -33,7 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from .colour import rgb_to_ycbcr
 from ._files import publish, temporary_beside
 from .errors import InputError, LitefuseError, OptionError
 from .io import MIN_SIDE, Norm, check_norm, check_output_path, to_float, writable_dir
+
+if TYPE_CHECKING:
+    from .api import Fuser
 
 __all__ = ["VIDEO_SUFFIXES", "VideoReport", "is_video", "high_bit_depth", "read_video", "fuse_video"]
 
@@ -60,6 +63,7 @@ class VideoReport:
 
 
 def is_video(path: str | Path) -> bool:
+    """Whether ``path``'s suffix is a video container litefuse reads (``.mp4``, ``.mkv``, ``.webm``, ...)."""
     return Path(path).suffix.lower() in READ_SUFFIXES
 
 
@@ -143,7 +147,7 @@ def fuse_video(
     ir: str | Path,
     vi: str | Path,
     out: str | Path,
-    fuser=None,
+    fuser: Fuser | str | None = None,
     *,
     grey: bool = False,
     resize_vi: bool = False,
@@ -155,12 +159,16 @@ def fuse_video(
     ir_norm: Norm = "range",
 ) -> VideoReport:
     """Fuse two videos frame by frame into ``out`` (written atomically) with ``fuser`` (a
-    :class:`~litefuse.api.Fuser`, or a method name); ``batch_size`` frames
+    :class:`~litefuse.api.Fuser`, or a method name; default: the default IVIF method; A/B
+    videos: a ``Fuser(..., task="mef")`` or another A/B task); ``batch_size`` frames
     go through a network per call (the same frames as one at a time, to float rounding).
     Streams of different lengths are an error naming the shorter one, or with ``shortest`` fuse
     up to its end (:attr:`VideoReport.shorter` names it). ``ir_norm`` scales an infrared stream
     of more than 8 bits as images are scaled (a peak such as 4095, or ``minmax`` per frame); an
-    8-bit stream takes ``range`` or ``minmax``."""
+    8-bit stream takes ``range`` or ``minmax``. ``grey``, ``resize_vi``, ``overwrite``: as
+    :func:`litefuse.fuse_folder` takes them; ``max_frames``: stop after that many frames;
+    ``progress``: ``(iterable, total) -> iterable`` wrapped around the frames. Returns a
+    :class:`VideoReport`; bad or missing streams raise :class:`~litefuse.errors.InputError`."""
     if batch_size < 1:
         raise OptionError(f"batch_size must be at least 1 (got {batch_size})")
     if max_frames is not None and max_frames < 1:
