@@ -77,6 +77,12 @@ def compare(
 ) -> Comparison:
     """Fuse every pair of every folder with every method and score the results.
 
+    ``folders``: pair folders, or parents of them (each pair folder a dataset of its own).
+    ``methods``: names, ``[label=]name[@weights]`` specs (:class:`~litefuse.api.MethodSpec`) or
+    loaded :class:`~litefuse.api.Fuser`\ s. ``metrics`` (default: the core metrics) are scored
+    under ``convention`` (:data:`~litefuse.metrics.CONVENTIONS`). ``limit``: at most that many
+    pairs per folder. ``progress``: ``(iterable, total) -> iterable`` wrapped around the pairs.
+
     ``jobs > 1`` spreads the pairs over that many worker processes (one torch thread each);
     rows come back in the same order as a serial run. ``preview`` pairs, taken from every
     folder in turn, keep their images for the report's grid. ``ir_norm``: how the first

@@ -310,7 +310,9 @@ def load_model(
     ``weights``: a path to load instead of the shipped weights; a litefuse run's safetensors
     also supplies the constructor arguments it was trained with. ``pretrained=False`` skips
     loading (random initialisation, for training). Extra ``kwargs`` go to the factory; one it
-    does not take is an :class:`~litefuse.errors.OptionError` naming the model.
+    does not take is an :class:`~litefuse.errors.OptionError` naming the model. ``device``:
+    where the module is placed. An unknown ``name`` or unreadable / mismatched weights raise
+    :class:`~litefuse.errors.ModelError`.
     """
     info = get_model_info(name)
     if weights is not None and info.kind == "network":

@@ -13,15 +13,19 @@ needs to know about it (:class:`~litefuse.registry.ModelInfo`):
   model's own keys whenever weights are loaded.
 """
 
-from ..registry import add_model_facts
+from ..registry import add_model_facts as _add_model_facts
 from . import aenetv2, classical, densefuse, dwsfusion, lwc_densefuse  # noqa: F401  (registers each method)
 
-add_model_facts("aenetv2-ivif", objective="distill", config="aenetv2-ivif.toml", default_rank=0)
-add_model_facts("aenetv2", objective="aenetv2", config="aenetv2.toml", default_rank=1)
-add_model_facts("lwc-densefuse", objective="autoencoder", config="lwc-densefuse.toml", default_rank=2)
-add_model_facts("dwsfusion-plus", objective="dwsfusion", config="dwsfusion-plus.toml", default_rank=3,
+# the method modules; build a method by name with litefuse.load_model, count its cost with
+# litefuse.models.complexity (imported on demand)
+__all__ = ["aenetv2", "classical", "densefuse", "dwsfusion", "lwc_densefuse"]
+
+_add_model_facts("aenetv2-ivif", objective="distill", config="aenetv2-ivif.toml", default_rank=0)
+_add_model_facts("aenetv2", objective="aenetv2", config="aenetv2.toml", default_rank=1)
+_add_model_facts("lwc-densefuse", objective="autoencoder", config="lwc-densefuse.toml", default_rank=2)
+_add_model_facts("dwsfusion-plus", objective="dwsfusion", config="dwsfusion-plus.toml", default_rank=3,
                 checkpoint_filter=dwsfusion.DWSFusion.remap_state_dict)
-add_model_facts("dwsfusion", objective="dwsfusion", config="dwsfusion.toml", default_rank=4,
+_add_model_facts("dwsfusion", objective="dwsfusion", config="dwsfusion.toml", default_rank=4,
                 checkpoint_filter=dwsfusion.DWSFusion.remap_state_dict)
-add_model_facts("densefuse", objective="autoencoder", config="densefuse.toml", default_rank=5)
-add_model_facts("gff", default_rank=6)  # classical: always available, for every task
+_add_model_facts("densefuse", objective="autoencoder", config="densefuse.toml", default_rank=5)
+_add_model_facts("gff", default_rank=6)  # classical: always available, for every task
