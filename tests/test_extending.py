@@ -136,9 +136,9 @@ def test_register_metric_contract(toys):
     assert M.METRICS["ToyMean"].arrow == "↑"
     with pytest.raises(Exception, match="too small: ToyMean needs 4"):
         M.evaluate(a[:3, :3], b[:3, :3], f[:3, :3], "ToyMean")
-    with pytest.raises(ValueError, match="registered twice"):
+    with pytest.raises(OptionError, match="registered twice"):
         M.register_metric("toymean", lambda a, b, f: 0.0, higher_is_better=False, description="clash")
-    with pytest.raises(ValueError, match="registered twice"):
+    with pytest.raises(OptionError, match="registered twice"):
         M.register_metric("SSIM", lambda a, b, f: 0.0, higher_is_better=True, description="clash")
     with pytest.raises(OptionError, match="unknown metric"):
         M.resolve_metrics("NoSuchMetric")

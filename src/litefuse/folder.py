@@ -19,7 +19,7 @@ from .errors import InputError, LitefuseError, OptionError, OutputError
 from .io import Norm, check_output_dir, check_output_path, read_image, same_path, save_image, writable_dir
 from .runtime import available_cores, prepare
 
-__all__ = ["FolderReport", "fuse_folder"]
+__all__ = ["FORMATS", "FolderReport", "fuse_folder", "output_suffix"]
 
 _STOPS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}  # write errors that end a folder run
 

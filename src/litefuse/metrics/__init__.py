@@ -107,14 +107,14 @@ def register_metric(
     then works by name (case-insensitive) wherever a metric does: :func:`evaluate`,
     ``litefuse eval --metrics`` / ``compare --metrics`` and their tables and charts. ``min_side``: the smallest
     image side it is defined on (smaller images are refused). Its value is the same under every
-    convention. A name already taken, whatever its case, raises ``ValueError``. Worker processes
+    convention. A name already taken, whatever its case, raises ``OptionError`` (a ``ValueError``). Worker processes
     (``eval``/``compare -j N``) know the metric when its module is a plugin (:mod:`litefuse.plugins`).
     """
     key = name.lower().replace("-", "_")
     if not name or not name.replace("_", "").isalnum():
-        raise ValueError(f"metric name {name!r}: letters, digits and '_' only")
+        raise OptionError(f"metric name {name!r}: letters, digits and '_' only")
     if key in _BY_LOWER:
-        raise ValueError(f"metric {name!r} registered twice (as {_BY_LOWER[key]!r})")
+        raise OptionError(f"metric {name!r} registered twice (as {_BY_LOWER[key]!r})")
     if not callable(compute):
         raise TypeError(f"metric {name!r}: compute must be callable, got {compute!r}")
     _TABLE[name] = (bool(higher_is_better), description, lambda c, a, b, f: compute(a, b, f))
