@@ -224,3 +224,29 @@ def test_fuse_format_writes_folders_in_the_format_named(tmp_path):
         result = invoke("fuse", *args)
         assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "bad").exists() and not (tmp_path / "x.png").exists()
+
+
+def test_eval_scores_another_methods_outputs_named_after_the_stems(tmp_path):
+    """Fused files named `<stem>_fused.png`: eval says the template it sees and --fused-name scores them."""
+    import shutil
+
+    folder = _pair_folder(tmp_path / "set", size=(32, 40))
+    (tmp_path / "other").mkdir()
+    shutil.copy(folder / "vi" / "p.png", tmp_path / "other" / "p_fused.png")
+    args = ["eval", "--ir", str(folder / "ir"), "--vi", str(folder / "vi"), "--fused", str(tmp_path / "other"),
+            "--metrics", "EN", "-j", "1"]
+    result = invoke(*args)
+    assert result.exit_code == 2 and "pass --fused-name '{stem}_fused'" in result.output, result.output
+    result = invoke(*args, "--fused-name", "{stem}_fused")
+    assert result.exit_code == 0 and "1 scored, 0 skipped" in result.output, result.output
+    result = invoke(*args, "--fused-name", "fused")
+    assert result.exit_code == 2 and "expected exactly one {stem}" in result.output
+
+
+def test_guess_template_names_the_common_affix():
+    from litefuse.data.pairs import guess_template
+
+    assert guess_template(["01_fused", "02_fused", "x"], ["01", "02", "03"]) == ("{stem}_fused", 2)
+    assert guess_template(["F_01", "F_02"], ["01", "02"]) == ("F_{stem}", 2)
+    assert guess_template(["01", "02"], ["01", "02"]) is None  # already named as the sources
+    assert guess_template(["a", "b"], ["01"]) is None

@@ -46,6 +46,15 @@ def score_triple(task: tuple[str, dict[str, Path]], context: dict[str, Any]) -> 
         return name, None, f"internal error ({exc.__class__.__name__}: {exc})"
 
 
+def _guess_fused_name(ir: Path, vi: Path, fused: Path) -> tuple[str, int] | None:
+    """The ``{stem}`` template most fused files follow after a stem of both ``ir`` and ``vi``."""
+    from .data.pairs import guess_template, match_stems
+
+    pairs, _ = match_stems({"ir": ir, "vi": vi})
+    stems, _ = match_stems({"fused": fused})
+    return guess_template(stems, pairs)
+
+
 def _size(x) -> str:
     return f"{x.shape[1]}×{x.shape[0]}"
 
@@ -54,6 +63,10 @@ def eval_command(
     ir: Optional[Path] = typer.Option(None, "--ir", help="Folder of infrared images."),
     vi: Optional[Path] = typer.Option(None, "--vi", help="Folder of visible images (colour is converted to grey)."),
     fused: Optional[Path] = typer.Option(None, "--fused", help="Folder of fused images, paired by file stem."),
+    fused_name: Optional[str] = typer.Option(
+        None, "--fused-name", metavar="<template>",
+        help="How the fused files are named after the sources' stem, e.g. '{stem}_fused' (another method's outputs).",
+    ),
     input_dir: Optional[Path] = typer.Option(
         None, "--input", "-i", help="Pair folder (ir/vi, A/B, ...): fuse it with --model first, then score."
     ),
@@ -92,6 +105,8 @@ def eval_command(
     if input_dir is not None:
         if ir is not None or vi is not None or fused is not None:
             raise fail("give either --input DIR --model NAME, or --ir/--vi/--fused, not both")
+        if fused_name is not None:  # --input fuses into <stem>.png itself
+            raise fail("--fused-name names the files of --fused DIR; --input fuses them under the sources' names")
     elif ir is None or vi is None or fused is None:
         raise fail("give --ir DIR --vi DIR --fused DIR (or --input DIR --model NAME to fuse first)")
     else:
@@ -111,6 +126,7 @@ def eval_command(
     except LitefuseError as exc:
         raise fail(str(exc)) from None
 
+    guess = None  # how fused files seem named, when no name matches a source pair
     try:
         if csv_path is not None:
             from .io import check_output_path
@@ -134,7 +150,9 @@ def eval_command(
         for flag, folder in (("--ir", ir), ("--vi", vi), ("--fused", fused)):
             if not folder.is_dir():
                 raise fail(f"{flag} {folder}: {'not a directory' if folder.exists() else 'directory not found'}")
-        triples, pair_problems = match_stems({"ir": ir, "vi": vi, "fused": fused})
+        triples, pair_problems = match_stems({"ir": ir, "vi": vi, "fused": fused},
+                                             {"fused": fused_name} if fused_name else None)
+        guess = _guess_fused_name(ir, vi, fused) if not triples and not fused_name else None
     except LitefuseError as exc:
         raise fail(str(exc)) from None
     problems = [str(p) for p in pair_problems]
@@ -160,6 +178,9 @@ def eval_command(
     for line in sorted(problems):
         err_console.print(line, markup=False)
 
+    if guess:  # another method's outputs, named after the stems: say how, beside the error
+        err_console.print(f"note: {guess[1]} fused file(s) are named like '{guess[0]}' after a source pair; "
+                          f"pass --fused-name '{guess[0]}' to score them", markup=False)
     if not rows:
         raise fail(f"nothing could be scored: {len(problems)} pair(s) skipped (reasons above)" if problems
                    else "nothing could be scored: no fused image matches a source pair")

@@ -10,15 +10,16 @@ folders.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
-from ..errors import InputError
+from ..errors import InputError, OptionError
 from ..io import IMAGE_EXTENSIONS
 
-__all__ = ["PAIR_LAYOUTS", "Pair", "PairProblem", "find_pairs", "match_stems", "pair_dirs", "pair_folders", "pair_task"]
+__all__ = ["PAIR_LAYOUTS", "Pair", "PairProblem", "find_pairs", "guess_template", "match_stems", "pair_dirs", "pair_folders", "pair_task"]
 
 PAIR_LAYOUTS: tuple[tuple[str, str], ...] = (("ir", "vi"), ("infrared", "visible"), ("inf", "vis"), ("a", "b"))
 
@@ -117,14 +118,55 @@ def _loose(stem: str) -> str:
     return unicodedata.normalize("NFC", stem).casefold()
 
 
-def match_stems(folders: Mapping[str, Path]) -> tuple[dict[str, dict[str, Path]], list[PairProblem]]:
+def _template(template: str) -> re.Pattern:
+    """A file-name template such as ``"{stem}_fused"`` as a pattern capturing the stem."""
+    if template.count("{stem}") != 1:
+        raise OptionError(f"name template {template!r}: expected exactly one {{stem}}, e.g. '{{stem}}_fused'")
+    before, after = template.split("{stem}")
+    return re.compile(re.escape(before) + "(?P<stem>.+)" + re.escape(after))
+
+
+def _renamed(found: dict[str, list[Path]], template: str) -> dict[str, list[Path]]:
+    """``found`` keyed by the stems that ``template`` names (a stem it does not fit keeps its own)."""
+    pattern, out = _template(template), {}
+    for stem, paths in found.items():
+        m = pattern.fullmatch(stem)
+        out.setdefault(m["stem"] if m else stem, []).extend(paths)
+    return out
+
+
+def guess_template(stems: Iterable[str], sources: Iterable[str]) -> tuple[str, int] | None:
+    """The ``{stem}`` template (``"{stem}_fused"``, ``"fused_{stem}"``) that names the most of
+    ``stems`` after a stem in ``sources``, with how many it names; ``None`` when none names any.
+    What another method's output folder most likely does, said to the user, never applied unasked."""
+    sources = set(sources)
+    counts: dict[str, int] = {}
+    for stem in set(stems) - sources:
+        for src in sources:
+            if len(stem) > len(src) and stem.startswith(src):
+                counts["{stem}" + stem[len(src):]] = counts.get("{stem}" + stem[len(src):], 0) + 1
+            if len(stem) > len(src) and stem.endswith(src):
+                counts[stem[: -len(src)] + "{stem}"] = counts.get(stem[: -len(src)] + "{stem}", 0) + 1
+    if not counts:
+        return None
+    best = max(counts, key=lambda t: (counts[t], -len(t)))
+    return best, counts[best]
+
+
+def match_stems(
+    folders: Mapping[str, Path], names: Mapping[str, str] | None = None
+) -> tuple[dict[str, dict[str, Path]], list[PairProblem]]:
     """Group the images of several folders by file stem: the one pairing rule of litefuse.
 
     Returns ``{stem: {role: path}}`` for the stems with exactly one image in every folder
     (sorted), and a :class:`PairProblem` for each other stem: a file with no partner in some
     folder, or a stem shared by several files of one folder (ambiguous, so skipped).
+    ``names``: a role's file-name template, e.g. ``{"fused": "{stem}_fused"}`` (another method's
+    outputs, ``00001D_fused.png`` for the sources' ``00001D``).
     """
     by_role = {role: _images_by_stem(folder) for role, folder in folders.items()}
+    for role, template in (names or {}).items():
+        by_role[role] = _renamed(by_role[role], template)
     matched: dict[str, dict[str, Path]] = {}
     problems: list[PairProblem] = []
     for folder in folders.values():  # pairs are the files directly inside: say so, not "no pairs"
