@@ -392,3 +392,41 @@ def test_compare_without_methods_shows_the_default_network_dwsfusion_and_max(ima
         done = CliRunner().invoke(app, ["compare", "-i", str(folder), "--metrics", "EN", "--limit", "1", "-j", "1", "-o", str(out)])
         assert done.exit_code == 0, done.output
         assert [row.split(",")[2] for row in (out / "scores.csv").read_text().splitlines()[1:]] == expected
+
+
+def test_stored_results_are_scored_beside_the_methods(tmp_path):
+    """compare --fused DIR: another method's results (here max's, written by `fuse --input`, one
+    set per folder, and named '{stem}_x' in a second copy) score exactly as the method itself;
+    a missing result leaves the pair out of every mean, said."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+    from litefuse.compare import FusedFolder
+
+    rng = np.random.default_rng(3)
+    for s in ("SetA", "SetB"):
+        for i in range(2):
+            save_image(tmp_path / "data" / s / "ir" / f"p{i}.png", rng.random((40, 48)).astype(np.float32))
+            save_image(tmp_path / "data" / s / "vi" / f"p{i}.png", rng.random((40, 48, 3)).astype(np.float32))
+    runner = CliRunner()
+    done = runner.invoke(app, ["fuse", "-i", str(tmp_path / "data"), "-o", str(tmp_path / "res"), "-m", "max"])
+    assert done.exit_code == 0, done.output
+    result = compare([tmp_path / "data"], ["max", FusedFolder("mine", tmp_path / "res")], metrics=["EN", "Qabf"], preview=0)
+    by = {(r["set"], r["image"], r["method"]): (r["EN"], r["Qabf"]) for r in result.rows}
+    assert len(by) == 8 and all(by[(s, i, "mine")] == by[(s, i, "max")] for s, i, m in by)
+    assert any("results read from folders" in p for p in result.protocol)
+    # named otherwise, flat (one set), one missing: that pair is out of both means, and said
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    shutil.copy(tmp_path / "res" / "SetA" / "p0.png", flat / "p0_x.png")
+    result = compare([tmp_path / "data" / "SetA"], ["max", FusedFolder("x", flat, "{stem}_x")], metrics=["EN"], preview=0)
+    assert {r["image"] for r in result.rows} == {"p0"} and any("x: no fused image p1_x.*" in p for p in result.skipped)
+    out = runner.invoke(app, ["compare", "-i", str(tmp_path / "data" / "SetA"), "-m", "mean", "--fused", f"theirs={flat}",
+                              "--fused-name", "{stem}_x", "--metrics", "EN", "-j", "1", "-o", str(tmp_path / "rep")])
+    assert out.exit_code == 1, out.output  # a pair skipped
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert "| theirs |" in summary and "| max |" in summary  # stored results get the reference beside them too
+    bad = runner.invoke(app, ["compare", "-i", str(tmp_path / "data"), "--fused", str(tmp_path / "nope"), "-o", str(tmp_path / "r2")])
+    assert bad.exit_code == 2 and "directory not found" in bad.output

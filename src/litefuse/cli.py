@@ -378,6 +378,14 @@ def _default_methods(inputs: list[Path]) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
+def _fused_folder(item: str, name: str | None):
+    """``compare --fused [label=]DIR``: a :class:`~litefuse.compare.FusedFolder` (label: DIR's name)."""
+    from .compare import FusedFolder
+
+    label, _, folder = item.partition("=") if "=" in item and not Path(item).exists() else ("", "", item)
+    return FusedFolder(label or Path(folder).name, Path(folder), name or "{stem}")
+
+
 @app.command()
 def compare(
     inputs: list[Path] = typer.Option(..., "--input", "-i", metavar="<path>", help="Pair folder(s) (ir/vi or A/B), or a parent of such (each pair folder below is a set); repeat."),
@@ -403,6 +411,13 @@ def compare(
     precision: Precision = typer.Option(Precision.fp32, "--precision", help=PRECISION_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch with -j 1 (workers of -j N run one each); default as fuse."),
     tile: Optional[int] = typer.Option(None, "--tile", min=16, help=TILE_HELP),
+    stored: Optional[list[str]] = typer.Option(
+        None, "--fused", metavar="<[label=]dir>",
+        help="Another method's results, scored beside: fused images named by the pairs' stems, in DIR or DIR/<set>/; repeat.",
+    ),
+    fused_name: Optional[str] = typer.Option(
+        None, "--fused-name", metavar="<template>", help="How --fused files are named after the pairs' stems, e.g. '{stem}_fused'."
+    ),
 ) -> None:
     """Fuse the same pairs with several methods; write scores.csv, summary.md, chart.png, grid.png."""
     from .api import Fuser
@@ -416,8 +431,11 @@ def compare(
         check_report_dir(output, overwrite, inputs)
         names = check_scoring([m.strip() for m in metrics.split(",")] if metrics else None, convention)  # likewise
         options = dict(stretch=stretch, device=device.value, precision=precision.value, threads=threads, tile=tile)
+        if fused_name is not None and not stored:
+            raise fail("--fused-name names the files of --fused DIR; give --fused too")
         fusers = [Fuser.from_spec(m, **options) for m in methods or _default_methods(inputs)]
-        if reference and any(f.info.kind == "network" for f in fusers) and not any(f.name == "max" for f in fusers):
+        folders = [_fused_folder(item, fused_name) for item in stored or []]
+        if reference and (folders or any(f.info.kind == "network" for f in fusers)) and not any(f.name == "max" for f in fusers):
             fusers.append(Fuser("max", **options))
             err_console.print("note: `max` added as the classical reference (--no-reference leaves it out)", markup=False)
         if fusers[0].device.type != "cpu":  # the models live on the device: one process uses it
@@ -425,6 +443,7 @@ def compare(
                 err_console.print(f"note: -j {jobs} applies on the CPU; on {fusers[0].device} the pairs run in one process",
                                   markup=False)
             jobs = 1
+        fusers += folders
         result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
                              progress=progress_bar("comparing"), jobs=jobs or default_jobs(), ir_norm=norm)
         if not result.rows:

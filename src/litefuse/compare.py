@@ -22,7 +22,7 @@ from .evaluation import markdown_table, parallel_map, summarise, write_scores_cs
 from .io import Norm, check_norm, check_output_dir, read_image, same_path, save_image
 from .viz import thumbnail
 
-__all__ = ["Comparison", "REPORT_FILES", "check_report_dir", "check_scoring", "compare", "compare_pairs", "write_report"]
+__all__ = ["Comparison", "FusedFolder", "REPORT_FILES", "check_report_dir", "check_scoring", "compare", "compare_pairs", "write_report"]
 
 #: The files :func:`write_report` writes into its folder.
 REPORT_FILES = ("scores.csv", "summary.md", "chart.png", "grid.png")
@@ -66,7 +66,7 @@ def _u8_grey(image: np.ndarray) -> np.ndarray:
 
 def compare(
     folders: Sequence[str | Path],
-    methods: Sequence[str | Fuser],
+    methods: Sequence[str | Fuser | FusedFolder],
     metrics: Sequence[str] | None = None,
     convention: str = "cddfuse",
     limit: int | None = None,
@@ -79,7 +79,8 @@ def compare(
 
     ``folders``: pair folders, or parents of them (each pair folder a dataset of its own).
     ``methods``: names, ``[label=]name[@weights]`` specs (:class:`~litefuse.api.MethodSpec`) or
-    loaded :class:`~litefuse.api.Fuser`\ s. ``metrics`` (default: the core metrics) are scored
+    loaded :class:`~litefuse.api.Fuser`\ s, and :class:`FusedFolder`\ s: another method's stored
+    results, scored beside them. ``metrics`` (default: the core metrics) are scored
     under ``convention`` (:data:`~litefuse.metrics.CONVENTIONS`). ``limit``: at most that many
     pairs per folder. ``progress``: ``(iterable, total) -> iterable`` wrapped around the pairs.
 
@@ -135,6 +136,52 @@ def _previewed(work: Sequence[tuple[str, Pair]], preview: int) -> list[bool]:
     return [n in kept for n in range(len(work))]
 
 
+@dataclass
+class FusedFolder:
+    """Another method's results, scored beside litefuse's methods: fused images named by the pairs'
+    stems (``name``: a template such as ``"{stem}_fused"``), in ``folder`` itself or, for several
+    sets, in ``folder/<set>/`` (``results/MSRS/00001D.png``). Any image format :func:`read_image`
+    reads; a pair without its image, or with one of another size, is left out of every method's
+    means and said, as a pair a method cannot fuse."""
+
+    label: str
+    folder: Path
+    name: str = "{stem}"
+
+    def __post_init__(self) -> None:
+        from .data.pairs import _template
+
+        self.folder = Path(self.folder)
+        _template(self.name)  # a template without one {stem}: an OptionError now
+        if not self.folder.is_dir():
+            raise InputError("not a directory" if self.folder.exists() else "directory not found", self.folder)
+        self._index: dict[Path, dict[str, list[Path]]] = {}
+
+    def path(self, dataset: str, pair: Pair) -> Path:
+        """The fused image of ``pair`` of set ``dataset``; :class:`InputError` when there is none."""
+        from .data.pairs import _images_by_stem
+
+        stem = self.name.format(stem=pair.name)
+        for base in dict.fromkeys((self.folder / dataset, self.folder / Path(dataset).name, self.folder)):
+            if base not in self._index:
+                self._index[base] = _images_by_stem(base) if base.is_dir() else {}
+            found = self._index[base].get(stem, [])
+            if len(found) > 1:
+                raise InputError(f"several fused images named {stem} ({', '.join(p.name for p in found)})", base)
+            if found:
+                return found[0]
+        raise InputError(f"{self.label}: no fused image {stem}.* for this pair (here or in {Path(dataset).name}/)", self.folder)
+
+    def fuse_images(self, a: np.ndarray, b: np.ndarray, dataset: str, pair: Pair) -> np.ndarray:
+        """The stored result of ``pair``, checked to be the sources' size."""
+        path = self.path(dataset, pair)
+        fused = read_image(path)
+        if fused.shape[:2] != a.shape[:2]:
+            (h, w), (hf, wf) = a.shape[:2], fused.shape[:2]
+            raise InputError(f"size mismatch: {wf}×{hf} here but {w}×{h} for the sources of {pair.name}", path)
+        return fused
+
+
 _SOURCE_LABELS = {True: ("infrared", "visible"), False: ("A", "B")}  # grid columns: IVIF pairs / A/B pairs
 GRID_HEIGHT = 200  # pixel rows of each image in the report's grid (and of the previews kept for it)
 
@@ -152,7 +199,7 @@ def set_labels(folders: Sequence[Path]) -> list[str]:
 
 def compare_pairs(
     work: Sequence[tuple[str, Pair]],
-    methods: Sequence[str | Fuser],
+    methods: Sequence[str | Fuser | FusedFolder],
     metrics: Sequence[str] | None = None,
     convention: str = "cddfuse",
     preview: int = 4,
@@ -164,17 +211,21 @@ def compare_pairs(
     :func:`~litefuse.data.split_pairs` (pairs a network did not train on)."""
     names = check_scoring(metrics, convention)  # an error now, not a problem per pair after fusing them all
     check_norm(ir_norm)
-    fusers = [m if isinstance(m, Fuser) else Fuser.from_spec(m) for m in methods]
+    fusers = [m if isinstance(m, (Fuser, FusedFolder)) else Fuser.from_spec(m) for m in methods]
     labels = [f.label for f in fusers]
     if len(set(labels)) != len(labels):
         twice = next(label for label in labels if labels.count(label) > 1)
         raise OptionError(f"method {twice!r} given twice; give each method once (label=name@weights to compare weights)")
     result = Comparison(labels, names, convention)
-    stretched = [f.label for f in fusers if f.stretch]  # protocol choices that change every number: said in the report
+    stored = [f.label for f in fusers if isinstance(f, FusedFolder)]
+    if stored:  # results made elsewhere: scored as they are, by whatever protocol made them
+        result.protocol.append(f"{', '.join(stored)}: results read from folders, scored as they are")
+    fusers_here = [f for f in fusers if isinstance(f, Fuser)]
+    stretched = [f.label for f in fusers_here if f.stretch]  # protocol choices that change every number: said in the report
     if stretched:
         result.protocol.append("fused images min-max stretched before scoring (`--stretch`)"
-                               + ("" if len(stretched) == len(fusers) else f": {', '.join(stretched)}"))
-    nets = [f for f in fusers if f.info.kind == "network"]  # as --stretch: another precision or tile changes their numbers
+                               + ("" if len(stretched) == len(fusers_here) else f": {', '.join(stretched)}"))
+    nets = [f for f in fusers_here if f.info.kind == "network"]  # as --stretch: another precision or tile changes their numbers
     for option, value in (("--precision", lambda f: None if f.precision == "fp32" else f.precision),
                           ("--tile", lambda f: None if f.tile == getattr(f.model, "tile_size", DEFAULT_TILE) else f.tile)):
         given = {f.label: value(f) for f in nets if value(f) is not None}
@@ -186,11 +237,11 @@ def compare_pairs(
         result.protocol.append(f"infrared read with `--ir-norm {ir_norm:g}`" if isinstance(ir_norm, float)
                                else f"infrared read with `--ir-norm {ir_norm}`")
     for task in sorted({pair_task(pair) for _, pair in work}):  # as fuse and eval --input say it
-        for fuser in fusers:
-            note = outside_task(fuser.label, fuser.info, task) if fuser.info.kind == "network" else None
+        for fuser in nets:
+            note = outside_task(fuser.label, fuser.info, task)
             if note:
                 warnings.warn(note, UserWarning, stacklevel=2)
-    for fuser in fusers:
+    for fuser in fusers_here:
         warn_ir_norm(fuser, ir_norm)
     tasks = [(dataset, pair, keep) for (dataset, pair), keep in zip(work, _previewed(work, preview))]
     context = dict(fusers=fusers, labels=labels, metrics=result.metrics, convention=convention, ir_norm=ir_norm)
@@ -231,7 +282,8 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
     unscored = 0  # methods fused (every failing one is named, the grid shows the rest) but not scored
     for fuser, label in zip(ctx["fusers"], ctx["labels"]):
         try:
-            fused = fuser.fuse_images(a_img, b_img)
+            fused = (fuser.fuse_images(a_img, b_img, dataset, pair) if isinstance(fuser, FusedFolder)
+                     else fuser.fuse_images(a_img, b_img))
         except LitefuseError as exc:
             problems.append(f"{label}: {exc}")
             continue
