@@ -161,7 +161,7 @@ class FusedFolder:
         """The fused image of ``pair`` of set ``dataset``; :class:`InputError` when there is none."""
         from .data.pairs import _images_by_stem
 
-        stem = self.name.format(stem=pair.name)
+        stem = self.name.replace("{stem}", pair.name)  # as data.pairs._template reads it: other braces are text
         for base in dict.fromkeys((self.folder / dataset, self.folder / Path(dataset).name, self.folder)):
             if base not in self._index:
                 self._index[base] = _images_by_stem(base) if base.is_dir() else {}
@@ -170,7 +170,7 @@ class FusedFolder:
                 raise InputError(f"several fused images named {stem} ({', '.join(p.name for p in found)})", base)
             if found:
                 return found[0]
-        raise InputError(f"{self.label}: no fused image {stem}.* for this pair (here or in {Path(dataset).name}/)", self.folder)
+        raise InputError(f"no fused image {stem}.* for this pair (here or in {Path(dataset).name}/)", self.folder)
 
     def fuse_images(self, a: np.ndarray, b: np.ndarray, dataset: str, pair: Pair) -> np.ndarray:
         """The stored result of ``pair``, checked to be the sources' size."""
