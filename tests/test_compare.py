@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from litefuse.compare import compare, write_report
-from litefuse.errors import InputError
+from litefuse.errors import InputError, OptionError
 from litefuse.io import read_image, save_image
 from litefuse.metrics import evaluate
 
@@ -446,3 +446,16 @@ def test_stored_results_template_with_other_braces(tmp_path):
     save_image(tmp_path / "res" / "p0_{v2}.png", np.maximum(ir, vi))
     result = compare([tmp_path / "data"], ["max", FusedFolder("theirs", tmp_path / "res", "{stem}_{v2}")], metrics=["EN"], preview=0)
     assert not result.skipped and {r["method"] for r in result.rows} == {"max", "theirs"}
+
+
+def test_stored_results_label_clash_says_how_to_label_a_folder(tmp_path):
+    """--fused results/gff beside -m gff: both are labelled 'gff'; the error says --fused LABEL=DIR,
+    not 'label=name@weights' (which is for methods)."""
+    from litefuse.compare import FusedFolder
+
+    rng = np.random.default_rng(5)
+    save_image(tmp_path / "data" / "ir" / "p0.png", rng.random((40, 48)).astype(np.float32))
+    save_image(tmp_path / "data" / "vi" / "p0.png", rng.random((40, 48)).astype(np.float32))
+    (tmp_path / "max").mkdir()
+    with pytest.raises(OptionError, match="--fused LABEL=DIR"):
+        compare([tmp_path / "data"], ["max", FusedFolder("max", tmp_path / "max")], metrics=["EN"], preview=0)

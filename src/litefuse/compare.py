@@ -215,6 +215,9 @@ def compare_pairs(
     labels = [f.label for f in fusers]
     if len(set(labels)) != len(labels):
         twice = next(label for label in labels if labels.count(label) > 1)
+        if any(isinstance(f, FusedFolder) and f.label == twice for f in fusers):  # a folder named as a method or another folder
+            raise OptionError(f"method {twice!r} given twice (a --fused folder is labelled by its name); "
+                              "label it: --fused LABEL=DIR")
         raise OptionError(f"method {twice!r} given twice; give each method once (label=name@weights to compare weights)")
     result = Comparison(labels, names, convention)
     stored = [f.label for f in fusers if isinstance(f, FusedFolder)]
