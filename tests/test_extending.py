@@ -142,6 +142,11 @@ def test_register_metric_contract(toys):
         M.register_metric("SSIM", lambda a, b, f: 0.0, higher_is_better=True, description="clash")
     with pytest.raises(OptionError, match="unknown metric"):
         M.resolve_metrics("NoSuchMetric")
+    # a score keyed 'method' or 'image' overwrote that column of compare's rows and scores.csv
+    for column in ("method", "Image", "set", "convention"):
+        with pytest.raises(OptionError, match="column of the score tables"):
+            M.register_metric(column, lambda a, b, f: 0.0, higher_is_better=True, description="clash")
+        assert column not in M.METRICS
 
 
 def test_plugins_load_from_the_environment(tmp_path, monkeypatch):

@@ -92,6 +92,7 @@ _TABLE: dict[str, tuple[str, str, Compute]] = {
 METRICS: dict[str, MetricInfo] = {name: MetricInfo(d, text) for name, (d, text, _) in _TABLE.items()}
 _BY_LOWER = {name.lower(): name for name in _TABLE}
 _MIN_SIDES: dict[str, int] = {}  # of the metrics added by register_metric
+_RESERVED = frozenset({"set", "image", "method", "convention"})  # the other columns of scores.csv (eval, compare)
 
 
 def register_metric(
@@ -107,7 +108,8 @@ def register_metric(
     then works by name (case-insensitive) wherever a metric does: :func:`evaluate`,
     ``litefuse eval --metrics`` / ``compare --metrics`` and their tables and charts. ``min_side``: the smallest
     image side it is defined on (smaller images are refused). Its value is the same under every
-    convention. A name already taken, whatever its case, raises ``OptionError`` (a ``ValueError``). Worker processes
+    convention. A name already taken, whatever its case, or one of the score tables' other columns
+    (``set``, ``image``, ``method``, ``convention``) raises ``OptionError`` (a ``ValueError``). Worker processes
     (``eval``/``compare -j N``) know the metric when its module is a plugin (:mod:`litefuse.plugins`).
     """
     key = name.lower().replace("-", "_")
@@ -115,6 +117,8 @@ def register_metric(
         raise OptionError(f"metric name {name!r}: letters, digits and '_' only")
     if key in _BY_LOWER:
         raise OptionError(f"metric {name!r} registered twice (as {_BY_LOWER[key]!r})")
+    if key in _RESERVED:  # a score under this key would overwrite the column of the scores tables
+        raise OptionError(f"metric name {name!r} is a column of the score tables ({', '.join(sorted(_RESERVED))}); choose another")
     if not callable(compute):
         raise TypeError(f"metric {name!r}: compute must be callable, got {compute!r}")
     _TABLE[name] = (bool(higher_is_better), description, lambda c, a, b, f: compute(a, b, f))
