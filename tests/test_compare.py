@@ -459,3 +459,24 @@ def test_stored_results_label_clash_says_how_to_label_a_folder(tmp_path):
     (tmp_path / "max").mkdir()
     with pytest.raises(OptionError, match="--fused LABEL=DIR"):
         compare([tmp_path / "data"], ["max", FusedFolder("max", tmp_path / "max")], metrics=["EN"], preview=0)
+
+
+def test_stored_results_found_where_fuse_writes_a_parent(tmp_path):
+    """`fuse -i PARENT -o res` writes res/<path below PARENT>/ (res/day/SetA); compare labels that
+    set 'SetA' and looked only in res/SetA/ and res/: every pair was 'no fused image'."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+    from litefuse.compare import FusedFolder
+
+    rng = np.random.default_rng(6)
+    for s in ("day/SetA", "night/SetB"):
+        for i in range(2):
+            save_image(tmp_path / "data" / s / "ir" / f"p{i}.png", rng.random((40, 48)).astype(np.float32))
+            save_image(tmp_path / "data" / s / "vi" / f"p{i}.png", rng.random((40, 48)).astype(np.float32))
+    done = CliRunner().invoke(app, ["fuse", "-i", str(tmp_path / "data"), "-o", str(tmp_path / "res"), "-m", "max"])
+    assert done.exit_code == 0 and (tmp_path / "res" / "day" / "SetA" / "p0.png").is_file(), done.output
+    result = compare([tmp_path / "data"], ["max", FusedFolder("mine", tmp_path / "res")], metrics=["EN"], preview=0)
+    assert not result.skipped, result.skipped
+    by = {(r["set"], r["image"], r["method"]): r["EN"] for r in result.rows}
+    assert len(by) == 8 and all(by[(s, i, "mine")] == by[(s, i, "max")] for s, i, m in by)

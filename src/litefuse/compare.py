@@ -140,7 +140,8 @@ def _previewed(work: Sequence[tuple[str, Pair]], preview: int) -> list[bool]:
 class FusedFolder:
     """Another method's results, scored beside litefuse's methods: fused images named by the pairs'
     stems (``name``: a template such as ``"{stem}_fused"``), in ``folder`` itself or, for several
-    sets, in ``folder/<set>/`` (``results/MSRS/00001D.png``). Any image format :func:`read_image`
+    sets, in ``folder/<set>/`` (``results/MSRS/00001D.png``) or the one folder below whose path
+    ends with the set's (``results/day/MSRS/``, as ``fuse -i PARENT`` writes). Any image format :func:`read_image`
     reads; a pair without its image, or with one of another size, is left out of every method's
     means and said, as a pair a method cannot fuse."""
 
@@ -156,13 +157,14 @@ class FusedFolder:
         if not self.folder.is_dir():
             raise InputError("not a directory" if self.folder.exists() else "directory not found", self.folder)
         self._index: dict[Path, dict[str, list[Path]]] = {}
+        self._where: dict[str, list[Path]] = {}
 
     def path(self, dataset: str, pair: Pair) -> Path:
         """The fused image of ``pair`` of set ``dataset``; :class:`InputError` when there is none."""
         from .data.pairs import _images_by_stem
 
         stem = self.name.replace("{stem}", pair.name)  # as data.pairs._template reads it: other braces are text
-        for base in dict.fromkeys((self.folder / dataset, self.folder / Path(dataset).name, self.folder)):
+        for base in self._bases(dataset):
             if base not in self._index:
                 self._index[base] = _images_by_stem(base) if base.is_dir() else {}
             found = self._index[base].get(stem, [])
@@ -171,6 +173,18 @@ class FusedFolder:
             if found:
                 return found[0]
         raise InputError(f"no fused image {stem}.* for this pair (here or in {Path(dataset).name}/)", self.folder)
+
+    def _bases(self, dataset: str) -> list[Path]:
+        """Where set ``dataset``'s results may be: ``folder/<set>/``, ``folder/<set's name>/``, the one
+        folder below ``folder`` whose path ends as the set's (``fuse -i PARENT`` writes ``out/<path
+        below PARENT>/``: ``day/MSRS`` for the set labelled ``MSRS``), then ``folder`` itself."""
+        if dataset not in self._where:
+            parts = Path(dataset).parts
+            below = [p for depth in range(1, 4) for p in self.folder.glob("/".join(["*"] * depth))
+                     if p.is_dir() and p.relative_to(self.folder).parts[-len(parts):] == parts]
+            self._where[dataset] = list(dict.fromkeys((self.folder / dataset, self.folder / Path(dataset).name,
+                                                       *(below if len(below) == 1 else []), self.folder)))
+        return self._where[dataset]
 
     def fuse_images(self, a: np.ndarray, b: np.ndarray, dataset: str, pair: Pair) -> np.ndarray:
         """The stored result of ``pair``, checked to be the sources' size."""
