@@ -480,3 +480,27 @@ def test_stored_results_found_where_fuse_writes_a_parent(tmp_path):
     assert not result.skipped, result.skipped
     by = {(r["set"], r["image"], r["method"]): r["EN"] for r in result.rows}
     assert len(by) == 8 and all(by[(s, i, "mine")] == by[(s, i, "max")] for s, i, m in by)
+
+
+def test_stored_results_in_an_unreadable_folder_skip_the_pair_in_one_line(tmp_path, monkeypatch):
+    """A --fused folder that cannot be listed (permissions): each pair is skipped with the folder and
+    the reason named, as an unreadable image is; the OSError escaped compare as an internal error."""
+    from pathlib import Path
+
+    from litefuse.compare import FusedFolder
+
+    rng = np.random.default_rng(7)
+    save_image(tmp_path / "data" / "ir" / "p0.png", rng.random((40, 48)).astype(np.float32))
+    save_image(tmp_path / "data" / "vi" / "p0.png", rng.random((40, 48)).astype(np.float32))
+    (tmp_path / "res").mkdir()
+    stored = FusedFolder("theirs", tmp_path / "res")
+    listing = Path.iterdir
+
+    def iterdir(self):
+        if self == tmp_path / "res":
+            raise PermissionError(13, "Permission denied")
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    result = compare([tmp_path / "data"], ["max", stored], metrics=["EN"], preview=0)
+    assert not result.rows and "cannot read the folder (Permission denied)" in result.skipped[0], result.skipped
