@@ -147,6 +147,9 @@ def test_register_metric_contract(toys):
         with pytest.raises(OptionError, match="column of the score tables"):
             M.register_metric(column, lambda a, b, f: 0.0, higher_is_better=True, description="clash")
         assert column not in M.METRICS
+    for bad in (None, "", "my-metric", 3):  # not a name: OptionError, not AttributeError from .lower()
+        with pytest.raises(OptionError, match="letters, digits"):
+            M.register_metric(bad, lambda a, b, f: 0.0, higher_is_better=True, description="bad")
 
 
 def test_plugins_load_from_the_environment(tmp_path, monkeypatch):
@@ -200,3 +203,8 @@ def test_the_command_says_a_broken_plugin_in_one_line(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip() == ("error: litefuse plugin 'lf_broken_plugin' (named by $LITEFUSE_PLUGINS) failed to import: "
                                    "RuntimeError: broken on purpose")
+    # help still shows (how else would one find the option to drop it), the failure as a note beside it
+    for args in (["--help"], ["fuse", "--help"]):
+        proc = subprocess.run([sys.executable, "-m", "litefuse", *args], capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0 and "Usage" in proc.stdout, proc.stderr
+        assert proc.stderr.startswith("note: litefuse plugin 'lf_broken_plugin'"), proc.stderr

@@ -525,9 +525,14 @@ def main() -> None:  # pragma: no cover - exercised through the console script
     warnings.showwarning = _note  # library warnings as one "note:" line, not file:line + source
     signal.signal(signal.SIGTERM, _terminated)  # a CI timeout or `kill`: clean up as Ctrl-C does
     try:
-        from .plugins import check_plugins
+        from .plugins import PluginError, check_plugins
 
-        check_plugins()  # a plugin that failed to import: one line, before any command runs
+        try:
+            check_plugins()  # a plugin that failed to import: one line, before any command runs
+        except PluginError as exc:
+            if "--help" not in sys.argv[1:] and len(sys.argv) > 1:
+                raise
+            err_console.print(f"note: {exc}", markup=False)  # help still shows, the failure beside it
         code = app(standalone_mode=False)  # usage errors come here, reported as one line
     except typer.Abort:
         err_console.print("terminated" if _TERMINATED else "interrupted", markup=False)

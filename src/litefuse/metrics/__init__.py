@@ -112,9 +112,9 @@ def register_metric(
     (``set``, ``image``, ``method``, ``convention``) raises ``OptionError`` (a ``ValueError``). Worker processes
     (``eval``/``compare -j N``) know the metric when its module is a plugin (:mod:`litefuse.plugins`).
     """
-    key = name.lower().replace("-", "_")
-    if not name or not name.replace("_", "").isalnum():
+    if not isinstance(name, str) or not name or not name.replace("_", "").isalnum():
         raise OptionError(f"metric name {name!r}: letters, digits and '_' only")
+    key = name.lower()
     if key in _BY_LOWER:
         raise OptionError(f"metric {name!r} registered twice (as {_BY_LOWER[key]!r})")
     if key in _RESERVED:  # a score under this key would overwrite the column of the scores tables
