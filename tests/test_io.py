@@ -476,3 +476,21 @@ def test_a_16_bit_file_holding_12_bits_is_noted_once(tmp_path, monkeypatch):
 
     with pytest.warns(io.OnceWarning, match=r"b\.tif: 16-bit image with values up to 4095"):  # scoring reads it so too
         assert load_grey_u8(tmp_path / "b.tif").max() == 16  # round(4095 / 257)
+
+
+def test_a_failed_text_write_is_one_output_error(tmp_path, monkeypatch):
+    """CSV, Markdown and JSON outputs (compare's report, bench --json, a run's config) on a full
+    disk: an OutputError naming the file, keeping ENOSPC, and no temporary file left -- not an
+    OSError the CLI reports as an internal error."""
+    import errno
+
+    import litefuse._files
+    from litefuse._files import atomic_write_text
+
+    def full(tmp, path, fsync=False):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(litefuse._files, "publish", full)
+    with pytest.raises(OutputError, match="scores.csv: cannot write \\(No space left on device\\)") as caught:
+        atomic_write_text(tmp_path / "scores.csv", "a,b\n")
+    assert caught.value.errno == errno.ENOSPC and not list(tmp_path.iterdir())

@@ -71,10 +71,22 @@ def publish(tmp: str, path: Path, fsync: bool = False) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically, creating its folder."""
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically, creating its folder.
+
+    A failed write (a full disk, a read-only file system) is an
+    :class:`~litefuse.errors.OutputError` naming ``path``, with the OS error number kept as
+    ``errno`` (as :func:`litefuse.io.save_image` raises it), so commands report it as one line.
+    """
+    from .errors import OutputError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with temporary_beside(path) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        publish(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with temporary_beside(path) as tmp:
+            with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+            publish(tmp, path)
+    except OSError as exc:
+        error = OutputError(f"{path}: cannot write ({exc.strerror or exc})")
+        error.errno = exc.errno
+        raise error from None
