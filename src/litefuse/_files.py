@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["temporary_beside", "new_folders", "publish", "atomic_write_text"]
+__all__ = ["temporary_beside", "new_folders", "publish", "atomic_write_bytes", "atomic_write_text"]
 
 
 @contextmanager
@@ -70,8 +70,8 @@ def publish(tmp: str, path: Path, fsync: bool = False) -> None:
     os.replace(tmp, path)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically, creating its folder.
+def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically, creating its folder.
 
     A failed write (a full disk, a read-only file system) is an
     :class:`~litefuse.errors.OutputError` naming ``path``, with the OS error number kept as
@@ -83,10 +83,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with temporary_beside(path) as tmp:
-            with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-            publish(tmp, path)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            publish(tmp, path, fsync=fsync)
     except OSError as exc:
         error = OutputError(f"{path}: cannot write ({exc.strerror or exc})")
         error.errno = exc.errno
         raise error from None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` as :func:`atomic_write_bytes` does."""
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
+import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
@@ -71,3 +73,56 @@ def test_a_checkpoint_from_before_a_config_key_existed_resumes(image_root, tmp_p
     done = CliRunner().invoke(app, ["train", "--resume", "--max-steps", "2", *common])
     assert done.exit_code == 0, done.output
     assert json.loads((run / "summary.json").read_text())["steps"] == 2
+
+
+def _disk_full_under(folder, monkeypatch):
+    """Every file opened for writing under ``folder`` fails its first write with ENOSPC."""
+    import builtins
+    import errno
+    import os
+
+    real_open = builtins.open
+
+    class Full:
+        def __init__(self, fh):
+            self._fh = fh
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self._fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._fh.close()
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        inside = isinstance(file, (str, os.PathLike)) and str(Path(file).resolve()).startswith(str(Path(folder).resolve()))
+        return Full(fh) if inside and any(c in mode for c in "wa+") else fh
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+
+
+@pytest.mark.parametrize("what", ["checkpoint", "safetensors"])
+def test_a_full_disk_while_saving_is_one_output_error(tmp_path, monkeypatch, what):
+    """A training run's last.pt / model.safetensors on a full disk: an OutputError naming the file
+    (the CLI's one line, exit 2), no temporary file left -- not torch's RuntimeError ("unexpected
+    pos") or a bare OSError, which the CLI reports as an internal error."""
+    import errno
+
+    from litefuse.errors import OutputError
+    from litefuse.train.state import atomic_torch_save
+
+    state = {"w": torch.arange(64, dtype=torch.float32)}
+    _disk_full_under(tmp_path, monkeypatch)
+    path = tmp_path / ("last.pt" if what == "checkpoint" else "model.safetensors")
+    with pytest.raises(OutputError, match=f"{path.name}: cannot write \\(No space left on device\\)") as caught:
+        if what == "checkpoint":
+            atomic_torch_save({"model": state}, path)
+        else:
+            save_safetensors(state, path, {"model": "aenetv2"})
+    assert caught.value.errno == errno.ENOSPC and not list(tmp_path.iterdir())

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._files import publish, temporary_beside
+from .._files import atomic_write_bytes, atomic_write_text
+from ..errors import OutputError
 from .config import ConfigError, TrainConfig
 
 if TYPE_CHECKING:
@@ -198,11 +199,14 @@ def load_checkpoint(path: Path, config: TrainConfig) -> dict[str, Any]:
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``:
-    a crash at any moment leaves either the previous file or the new one, never half."""
-    with temporary_beside(path) as tmp:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-        publish(tmp, path, fsync=True)
+    a crash at any moment leaves either the previous file or the new one, never half. Serialised
+    in memory first: torch's writer turns a full disk into a RuntimeError without the OS error,
+    where :func:`~litefuse._files.atomic_write_bytes` raises an OutputError naming the file."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue(), fsync=True)
 
 
 def save_safetensors(state: Mapping[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
@@ -212,9 +216,7 @@ def save_safetensors(state: Mapping[str, torch.Tensor], path: Path, metadata: di
     from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
-    with temporary_beside(path) as tmp:
-        Path(tmp).write_bytes(canonical_safetensors(save(tensors, metadata=metadata)))
-        publish(tmp, path, fsync=True)
+    atomic_write_bytes(path, canonical_safetensors(save(tensors, metadata=metadata)), fsync=True)
 
 
 def canonical_safetensors(blob: bytes) -> bytes:
@@ -300,12 +302,13 @@ class LossLog:
             return list(csv.DictReader(fh))
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        with temporary_beside(self.path) as tmp:
-            with open(tmp, "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=self.fields, restval="")
-                writer.writeheader()
-                writer.writerows(rows)
-            publish(tmp, self.path)
+        import io
+
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.fields, restval="", lineterminator="\r\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path, buf.getvalue())
 
     def truncate_after(self, step: int) -> None:
         """Drop rows logged after ``step`` (a killed run's tail that the resume will redo)."""
@@ -320,8 +323,13 @@ class LossLog:
         if new or not self.path.is_file():
             self.fields += new
             self._rewrite(self._rows())
-        with self.path.open("a", newline="") as fh:
-            csv.DictWriter(fh, fieldnames=self.fields, restval="").writerow({k: _fmt(v) for k, v in row.items()})
+        try:
+            with self.path.open("a", newline="") as fh:
+                csv.DictWriter(fh, fieldnames=self.fields, restval="").writerow({k: _fmt(v) for k, v in row.items()})
+        except OSError as exc:  # a full disk: one line naming the log, as every other output
+            error = OutputError(f"{self.path}: cannot write ({exc.strerror or exc})")
+            error.errno = exc.errno
+            raise error from None
 
 
 def _fmt(value: Any) -> Any:
