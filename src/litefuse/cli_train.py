@@ -197,14 +197,19 @@ def card_command(
         if not (run / "summary.json").is_file():
             raise fail(f"{run}: not a finished training run (no summary.json); train first, or --resume it")
         card_path = check_output_path(card_path, overwrite=overwrite, suffixes=(".md",))
+        curve_path = None
+        if plotting_available() and (run / "log.csv").is_file():  # the log is optional (read_run)
+            # written beside the card: an existing file of that name is replaced only with --overwrite, as the card
+            curve_path = check_output_path(card_path.with_name(card_path.stem + "_loss.png"), overwrite=overwrite,
+                                           folder_checked=True)
         text, result = run_card(run, folders or (), limit=limit, jobs=jobs or default_jobs(), progress=progress_bar("scoring"))
         if not result.rows:
             for problem in result.skipped:
                 err_console.print(f"skipped: {problem}", markup=False)
             raise fail(f"nothing could be scored: {len(result.skipped)} problem(s) above; no card written")
         curve = None
-        if plotting_available() and (run / "log.csv").is_file():  # the log is optional (read_run)
-            curve = loss_curve(run, card_path.with_name(card_path.stem + "_loss.png"))
+        if curve_path is not None:
+            curve = loss_curve(run, curve_path)
             text += f"\n![training loss]({curve.name})\n"
         atomic_write_text(card_path, text)
     except LitefuseError as exc:

@@ -215,3 +215,19 @@ def test_a_run_without_tensorboard_says_so(image_root, tmp_path, monkeypatch):
     done = CliRunner().invoke(app, ["train", MODEL, "-d", str(image_root / "ivif"), "-o", str(tmp_path / "r"), *args])
     assert done.exit_code == 0, done.output
     assert "note: no TensorBoard logs (tensorboard is not installed" in done.output and not (tmp_path / "r" / "tb").exists()
+
+
+def test_card_never_replaces_a_file_named_like_its_loss_curve(tmp_path):
+    """The card's loss curve (``<card>_loss.png`` beside it) replaced a file of that name in
+    silence, though the card itself is refused when it exists: both need --overwrite."""
+    data, run = _scored_run(tmp_path, 3, seed=4)
+    mine = tmp_path / "cards" / "card_loss.png"
+    mine.parent.mkdir()
+    mine.write_bytes(b"someone else's file")
+    args = ["card", str(run), "-j", "1", "--eval", str(data), "--limit", "1", "-o", str(tmp_path / "cards" / "card.md")]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "card_loss.png: output exists" in refused.output, refused.output
+    assert mine.read_bytes() == b"someone else's file" and not (tmp_path / "cards" / "card.md").exists()
+    replaced = CliRunner().invoke(app, [*args, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert mine.read_bytes().startswith(b"\x89PNG") and "card_loss.png" in (tmp_path / "cards" / "card.md").read_text()
