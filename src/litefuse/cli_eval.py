@@ -185,11 +185,9 @@ def eval_command(
         raise fail(f"nothing could be scored: {len(problems)} pair(s) skipped (reasons above)" if problems
                    else "nothing could be scored: no fused image matches a source pair")
     if csv_path is not None:
-        try:
-            write_scores_csv(csv_path, ({"image": k, **rows[k], "convention": conv.name} for k in sorted(rows)),
-                             ["image", *names, "convention"])  # the same names mean other numbers elsewhere
-        except OSError as exc:
-            raise fail(f"{csv_path}: cannot write CSV ({exc.strerror or exc})") from None
+        # written atomically; a full disk is an OutputError naming the file (one line)
+        write_scores_csv(csv_path, ({"image": k, **rows[k], "convention": conv.name} for k in sorted(rows)),
+                         ["image", *names, "convention"])  # the same names mean other numbers elsewhere
 
     # ---- summary
     summary = summarise(rows.values(), names)

@@ -271,7 +271,7 @@ def test_a_run_never_goes_into_a_data_folder(tmp_path):
     for out in (data, data / "ir"):
         result = _train("--data", str(data), "-o", str(out), "--max-steps", "1")
         assert result.exit_code == 2 and _error_lines(result.output) == [
-            f"error: {out}: is a training data folder; write the run elsewhere (--out)"], result.output
+            f"error: {out}: is a training data folder; write the run elsewhere (--output)"], result.output
     assert sorted(p.relative_to(data) for p in data.rglob("*")) == before
     result = _train("--data", str(data), "--set", "val_fraction=0.99", "-o", str(tmp_path / "r"), "--max-steps", "1")
     assert result.exit_code == 2 and "val_fraction 0.99 left none of 4 pairs for training" in result.output, result.output

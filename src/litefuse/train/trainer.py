@@ -509,7 +509,7 @@ def _check_not_a_data_folder(out: Path, roots: list[str], pairs: Sequence[Pair])
     files would land among the pairs (and a later run would read them as unpaired images)."""
     folders = {Path(r).resolve() for r in roots} | {p.parent.resolve() for pair in pairs for p in (pair.a, pair.b)}
     if Path(out).resolve() in folders:
-        raise ConfigError(f"{out}: is a training data folder; write the run elsewhere (--out)")
+        raise ConfigError(f"{out}: is a training data folder; write the run elsewhere (--output)")
 
 
 def _with_init_architecture(config: TrainConfig) -> TrainConfig:
