@@ -267,3 +267,21 @@ def test_a_file_where_a_pair_folders_output_folder_goes_is_an_output_error(folde
     (tmp_path / "out" / "two").write_text("not a folder")
     with pytest.raises(OutputError, match="exists and is not a directory"):
         fuse_folder(parent, tmp_path / "out", "max")
+
+
+def test_a_run_that_writes_nothing_leaves_no_empty_folders(folder, tmp_path):
+    """Every pair skipped (here: only the broken pair is given): the output folders the run
+    created are removed again, so '0 fused' leaves nothing behind; a folder that existed stays."""
+    only_bad = tmp_path / "bad"
+    for side in ("ir", "vi"):
+        (only_bad / side).mkdir(parents=True)
+        (only_bad / side / "bad.png").write_bytes((folder / side / "bad.png").read_bytes())
+    (only_bad / "vi" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    report = fuse_folder(only_bad, tmp_path / "out" / "deep", "max")
+    assert not report.fused and len(report.skipped) == 1
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "kept").mkdir()
+    fuse_folder(only_bad, tmp_path / "kept", "max")
+    assert (tmp_path / "kept").is_dir()
+    report = fuse_folder(folder, tmp_path / "out" / "deep", "max")  # something written: the folders stay
+    assert len(report.fused) == 5 and (tmp_path / "out" / "deep" / "0.png").is_file()

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["temporary_beside", "new_folders", "publish", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["temporary_beside", "new_folders", "missing_folders", "remove_empty", "publish", "atomic_write_bytes", "atomic_write_text"]
 
 
 @contextmanager
@@ -31,20 +31,31 @@ def temporary_beside(path: Path, suffix: str = ".tmp") -> Iterator[str]:
         Path(tmp).unlink(missing_ok=True)
 
 
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    return [p for p in (folder, *folder.parents) if not p.exists()]
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) where they are still empty: what a run that wrote
+    nothing created is not left behind."""
+    for made_folder in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
+        try:
+            made_folder.rmdir()
+        except OSError:  # not empty (outputs, someone else's files) or already gone: leave it
+            pass
+
+
 @contextmanager
 def new_folders(folder: Path) -> Iterator[None]:
     """Create ``folder`` and its missing parents; when the block fails, remove the folders made
     here again (those still empty), so a failed write leaves nothing behind."""
-    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    made = missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         yield
     except BaseException:
-        for made_folder in made:
-            try:
-                made_folder.rmdir()
-            except OSError:  # not empty (someone else's files) or already gone: leave it
-                break
+        remove_empty(made)
         raise
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from ._checks import whole
 from .api import Fuser, Prepared, _check_first_source, check_ir_norm, check_loaded, folder_task, warn_ir_norm
 from .data.pairs import Pair, PairProblem, find_pairs, pair_dirs, pair_folders, pair_task
+from ._files import missing_folders, remove_empty
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .io import Norm, check_output_dir, check_output_path, read_image, same_path, save_image, writable_dir
 from .runtime import available_cores, prepare
@@ -143,70 +144,74 @@ def fuse_folder(
     else:
         fuser = Fuser(model, weights=weights, device=device, task=found, threads=threads)
     warn_ir_norm(fuser, ir_norm)
-    out_dir = writable_dir(out_dir)
-    for folder in dict.fromkeys(sub for _, sub in work):  # a parent's pair folders: one output folder each
-        writable_dir(folder)  # a file in the way: an OutputError, as for out_dir itself
-    if workers is None:  # a GPU outruns two decoders; on the CPU more would hold more frames in memory
-        workers = 2 if fuser.device.type == "cpu" else max(2, min(8, available_cores() - 1))
-    report = FolderReport(skipped=[str(p) for p in problems])
+    made = [p for sub in dict.fromkeys([out_dir, *(sub for _, sub in work)]) for p in missing_folders(sub)]
+    try:  # a run that wrote nothing (every pair skipped, or stopped at once) leaves no empty folders
+        out_dir = writable_dir(out_dir)
+        for folder in dict.fromkeys(sub for _, sub in work):  # a parent's pair folders: one output folder each
+            writable_dir(folder)  # a file in the way: an OutputError, as for out_dir itself
+        if workers is None:  # a GPU outruns two decoders; on the CPU more would hold more frames in memory
+            workers = 2 if fuser.device.type == "cpu" else max(2, min(8, available_cores() - 1))
+        report = FolderReport(skipped=[str(p) for p in problems])
 
-    def load(item: tuple[Pair, Path]) -> tuple[Path, Prepared | None]:
-        pair, folder = item
-        out = folder / f"{pair.name}{suffix}"
-        if skip_existing and out.is_file():
-            return out, None  # a finished earlier run's (or an interrupted one's) output: kept
-        out = check_output_path(out, (pair.a, pair.b), overwrite=overwrite, suffixes=(suffix,), folder_checked=True)
-        a, b = read_image(pair.a, norm=ir_norm), read_image(pair.b)
-        _check_first_source(a, pair.a, pair_task(pair, fuser.task))
-        return out, fuser.prepare(a, b, resize_b=resize_vi, names=(pair.a, pair.b))
+        def load(item: tuple[Pair, Path]) -> tuple[Path, Prepared | None]:
+            pair, folder = item
+            out = folder / f"{pair.name}{suffix}"
+            if skip_existing and out.is_file():
+                return out, None  # a finished earlier run's (or an interrupted one's) output: kept
+            out = check_output_path(out, (pair.a, pair.b), overwrite=overwrite, suffixes=(suffix,), folder_checked=True)
+            a, b = read_image(pair.a, norm=ir_norm), read_image(pair.b)
+            _check_first_source(a, pair.a, pair_task(pair, fuser.task))
+            return out, fuser.prepare(a, b, resize_b=resize_vi, names=(pair.a, pair.b))
 
-    fatal: list[str] = []  # a write no later write can escape: the disk or quota full, a read-only file system
+        fatal: list[str] = []  # a write no later write can escape: the disk or quota full, a read-only file system
 
-    def write(out: Path, fused_y: np.ndarray, prepared: Prepared) -> Path | str:
-        # a problem as its message, not as an exception kept in the future: its traceback would
-        # hold this frame's images until the end of the run (a full disk: every pair's, GBs)
-        try:
-            return save_image(out, fuser.finish(fused_y, prepared, grey), bits=bits)
-        except LitefuseError as exc:
-            if getattr(exc, "errno", None) in _STOPS:
-                fatal.append(str(exc))
-            return str(exc)
-
-    writes: list[Future | str] = []  # in pair order: a pending write, or a problem
-
-    def flush(batch: list[tuple[Path, Prepared]]) -> None:
-        lumas = fuser.fuse_prepared([p for _, p in batch], grey)
-        for (out, prepared), fused_y in zip(batch, lumas):
-            writes.append(pool.submit(write, out, fused_y, prepared))
-        batch.clear()
-
-    depth = max(2 * batch_size, workers + 1)  # decoded pairs held ahead of the network
-    with ThreadPoolExecutor(workers, thread_name_prefix="litefuse-io") as pool:
-        ahead: deque = deque()
-        todo = iter(work)
-        batch: list[tuple[Path, Prepared]] = []
-        for _ in progress(work, len(work)) if progress else work:
-            if fatal:  # every later pair would be decoded and fused only to fail the same way
-                written = sum(1 for w in writes if isinstance(w, Future) and w.done() and isinstance(w.result(), Path))
-                raise OutputError(f"{fatal[0]}; stopped, {written} fused images written before it")
-            while len(ahead) < depth and (nxt := next(todo, None)) is not None:
-                ahead.append(pool.submit(load, nxt))
+        def write(out: Path, fused_y: np.ndarray, prepared: Prepared) -> Path | str:
+            # a problem as its message, not as an exception kept in the future: its traceback would
+            # hold this frame's images until the end of the run (a full disk: every pair's, GBs)
             try:
-                out, prepared = ahead.popleft().result()
+                return save_image(out, fuser.finish(fused_y, prepared, grey), bits=bits)
             except LitefuseError as exc:
-                writes.append(str(exc))
-                continue
-            if prepared is None:
-                report.existing.append(out)
-                continue
-            if batch and (len(batch) == batch_size or prepared.shape != batch[0][1].shape):
+                if getattr(exc, "errno", None) in _STOPS:
+                    fatal.append(str(exc))
+                return str(exc)
+
+        writes: list[Future | str] = []  # in pair order: a pending write, or a problem
+
+        def flush(batch: list[tuple[Path, Prepared]]) -> None:
+            lumas = fuser.fuse_prepared([p for _, p in batch], grey)
+            for (out, prepared), fused_y in zip(batch, lumas):
+                writes.append(pool.submit(write, out, fused_y, prepared))
+            batch.clear()
+
+        depth = max(2 * batch_size, workers + 1)  # decoded pairs held ahead of the network
+        with ThreadPoolExecutor(workers, thread_name_prefix="litefuse-io") as pool:
+            ahead: deque = deque()
+            todo = iter(work)
+            batch: list[tuple[Path, Prepared]] = []
+            for _ in progress(work, len(work)) if progress else work:
+                if fatal:  # every later pair would be decoded and fused only to fail the same way
+                    written = sum(1 for w in writes if isinstance(w, Future) and w.done() and isinstance(w.result(), Path))
+                    raise OutputError(f"{fatal[0]}; stopped, {written} fused images written before it")
+                while len(ahead) < depth and (nxt := next(todo, None)) is not None:
+                    ahead.append(pool.submit(load, nxt))
+                try:
+                    out, prepared = ahead.popleft().result()
+                except LitefuseError as exc:
+                    writes.append(str(exc))
+                    continue
+                if prepared is None:
+                    report.existing.append(out)
+                    continue
+                if batch and (len(batch) == batch_size or prepared.shape != batch[0][1].shape):
+                    flush(batch)
+                batch.append((out, prepared))
+                if batch_size == 1:
+                    flush(batch)
+            if batch:
                 flush(batch)
-            batch.append((out, prepared))
-            if batch_size == 1:
-                flush(batch)
-        if batch:
-            flush(batch)
-        for item in writes:
-            item = item.result() if isinstance(item, Future) else item
-            report.fused.append(item) if isinstance(item, Path) else report.skipped.append(item)
+            for item in writes:
+                item = item.result() if isinstance(item, Future) else item
+                report.fused.append(item) if isinstance(item, Path) else report.skipped.append(item)
+    finally:
+        remove_empty(made)
     return report
