@@ -565,3 +565,23 @@ def test_train_and_study_take_output_as_every_other_command_does(tmp_path):
     assert bad.exit_code == 2 and "directory not found" in bad.output, bad.output
     bad = runner.invoke(app, ["study", "aenetv2", "--variants", "nope", "--output", str(tmp_path / "y")])
     assert bad.exit_code == 2 and "unknown study variant 'nope'" in bad.output, bad.output
+
+
+def test_a_second_run_into_a_folder_being_trained_is_refused(image_root, tmp_path):
+    # two `train -o OUT` at once (a job array, a shell loop) both trained and interleaved
+    # last.pt, log.csv and the weights; now the second is refused and leaves the first's files
+    from litefuse.errors import OutputError
+    from litefuse.train.rundir import LOCK, RunFolder
+
+    out = tmp_path / "run"
+    with RunFolder(out) as holder:  # another invocation, still before its first checkpoint
+        holder.create()
+        (out / "config.json").write_text("{}")
+        for resume in (False, True):
+            with pytest.raises(OutputError, match="another litefuse train is writing"):
+                _trainer(_config(image_root, out, max_steps=2)).fit(resume=resume)
+        assert (out / "config.json").read_text() == "{}" and not (out / "last.pt").exists()
+    assert not (out / LOCK).exists()
+    (out / "config.json").unlink()
+    _trainer(_config(image_root, out, max_steps=2)).fit()  # free again once the first ended
+    assert not (out / LOCK).exists()

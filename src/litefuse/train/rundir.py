@@ -6,10 +6,17 @@ spent in a pre-pass, an interrupt) has nothing worth keeping and nothing to ``--
 any parents it made) when this invocation created it and nothing else is left in it. A folder
 that cannot be created or written is an :class:`~litefuse.errors.OutputError`, reported as one
 line like every other user-facing failure.
+
+Two invocations never write one folder at once: ``create()`` takes an exclusive lock on the
+folder's ``.litefuse-train.lock`` (``flock``; the OS drops it when the process ends, even on
+``kill -9``), held until the ``with`` block ends (the file is then removed), and a second run into the folder is refused
+with an :class:`~litefuse.errors.OutputError` (without it both wrote ``last.pt``, ``log.csv``
+and the weights, interleaved). Where ``fcntl`` is missing (Windows) there is no lock.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,6 +32,7 @@ SUMMARY = "summary.json"
 LOG = "log.csv"
 CONFIG = "config.json"
 TENSORBOARD = "tb"
+LOCK = ".litefuse-train.lock"
 #: everything a run writes into its folder
 RUN_FILES = (CONFIG, LOG, TENSORBOARD, CHECKPOINT, WEIGHTS, SUMMARY)
 
@@ -48,14 +56,23 @@ class RunFolder:
         self.path = Path(path)
         self._before: set[str] = set()
         self._made: list[Path] = []  # folders this invocation created, deepest first
+        self._lock: int | None = None  # the lock file's descriptor, while this invocation holds it
+        self._refused = False  # another run holds the folder
 
     def __enter__(self) -> "RunFolder":
         self._before = _entries(self.path)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if kind is not None and not (self.path / CHECKPOINT).exists():
-            self.discard()
+        try:
+            # only the lock's holder cleans up: a run refused for another's lock leaves its files alone
+            if kind is not None and not self._refused and not (self.path / CHECKPOINT).exists():
+                self.discard()
+        finally:
+            if self._lock is not None:
+                (self.path / LOCK).unlink(missing_ok=True)  # a run folder keeps only its run files
+                os.close(self._lock)  # releases the lock
+                self._lock = None
 
     def create(self) -> None:
         """Create the folder (and parents) and check that it can be written; :class:`OutputError` if not."""
@@ -68,10 +85,34 @@ class RunFolder:
                 pass
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write the run folder ({exc.strerror or exc}); choose another --out") from None
+        self._take_lock()
+
+    def _take_lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks here
+            return
+        path = self.path / LOCK
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                self._refused = True
+                raise OutputError(f"{self.path}: another litefuse train is writing to this run folder; "
+                                  "wait for it to end (then --resume), or choose another --out") from None
+            try:
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:  # not a file its last holder removed meanwhile
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        self._lock = fd
 
     def discard(self) -> None:
         """Remove the run files that appeared since entry, then the folders made here if empty."""
-        for name in RUN_FILES:
+        for name in (*RUN_FILES, LOCK):
             target = self.path / name
             if name in self._before or not (target.exists() or target.is_symlink()):
                 continue

@@ -278,6 +278,7 @@ class Trainer:
     def _setup(self, resume: bool, folder: RunFolder, start: float) -> bool:
         """Seed, build model, objective and data, restore a checkpoint; True for a fresh run."""
         cfg = self.config
+        folder.create()  # and locked: what is read and checked below is not another run's half-written work
         ckpt = load_checkpoint(self.out / CHECKPOINT, cfg) if resume else None
         if ckpt is None and any((self.out / name).exists() for name in (CHECKPOINT, WEIGHTS, SUMMARY)):
             # a finished run whose last.pt was removed still holds weights that must not be replaced
@@ -289,7 +290,6 @@ class Trainer:
         unpaired: list[PairProblem] = []
         pairs = training_pairs(cfg.data, unpaired)  # listed once: checked against the run folder, then split
         _check_not_a_data_folder(self.out, cfg.data, pairs)
-        folder.create()
         # the order below is the order of random draws (model init, critics, crops): keep it
         seed_everything(cfg.seed)
         self.device = resolve_device(cfg.device)
