@@ -86,6 +86,34 @@ def test_folder_with_colour_on_device(folder, tmp_path, one_thread):
         assert np.abs(read_image(a) - read_image(b)).max() <= 1 / 255 + 1e-6
 
 
+@pytest.mark.parametrize("mode", ["skip_existing", "neither", "overwrite"])
+def test_an_output_another_run_writes_meanwhile_is_kept(folder, tmp_path, mode, one_thread):
+    # two `fuse --input DIR -o OUT` at once (a job array): both found an output missing, both
+    # wrote it, the second replaced the first's without --overwrite and both counted it fused
+    out = tmp_path / "out"
+    theirs = np.full((48, 64), 0.5, np.float32)
+
+    class Racing(Fuser):  # the other run writes every output while this one fuses
+        def fuse_prepared(self, prepared, grey=False):
+            for name in ("0", "1", "2", "4"):
+                if not (out / f"{name}.png").exists():
+                    save_image(out / f"{name}.png", theirs)
+            return super().fuse_prepared(prepared, grey)
+
+    report = fuse_folder(folder, out, Racing("max"), skip_existing=mode == "skip_existing", overwrite=mode == "overwrite")
+    ref = save_image(tmp_path / "theirs.png", theirs).read_bytes()
+    kept = [(out / f"{n}.png").read_bytes() == ref for n in "0124"]
+    if mode == "overwrite":
+        assert len(report.fused) == 5 and not any(kept)
+    else:
+        assert all(kept) and [p.name for p in report.fused] == ["3.png"]
+        if mode == "skip_existing":
+            assert sorted(p.name for p in report.existing) == ["0.png", "1.png", "2.png", "4.png"] and len(report.skipped) == 1
+        else:
+            assert sum("output exists" in s for s in report.skipped) == 4 and not report.existing
+    assert not list(out.glob(".*"))
+
+
 def test_skip_existing_resumes_a_folder_run(folder, tmp_path, one_thread):
     out = tmp_path / "out"
     first = fuse_folder(folder, out, "max")
@@ -123,7 +151,7 @@ def test_failed_writes_do_not_keep_their_images(tmp_path, monkeypatch):
     alive = []
     earlier: list[weakref.ref] = []
 
-    def full_disk(path, image, bits=8):
+    def full_disk(path, image, bits=8, overwrite=True):
         alive.append(sum(ref() is not None for ref in earlier))
         earlier.append(weakref.ref(image))
         raise OutputError(f"{path}: cannot write (No space left on device)")
@@ -145,7 +173,7 @@ def test_a_full_disk_stops_the_run(tmp_path, monkeypatch):
     root = _small_pairs(tmp_path / "set", 20)
     calls = []
 
-    def fills_up(path, image, bits=8):
+    def fills_up(path, image, bits=8, overwrite=True):
         calls.append(path)
         if len(calls) <= 2:
             return save_image(path, image, bits=bits)

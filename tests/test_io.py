@@ -354,7 +354,7 @@ def test_a_failed_write_keeps_its_os_error_number(tmp_path, monkeypatch):
 
     import litefuse.io
 
-    def full(tmp, path, fsync=False):
+    def full(tmp, path, fsync=False, replace=True):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(litefuse.io, "publish", full)

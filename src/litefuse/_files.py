@@ -8,6 +8,7 @@ file is removed and an existing destination stays untouched.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from contextlib import contextmanager
@@ -70,14 +71,27 @@ def _shortened(name: str, suffix: str) -> str:
     return name if len(raw) <= room else raw[:room].decode("utf-8", "ignore")
 
 
-def publish(tmp: str, path: Path, fsync: bool = False) -> None:
-    """Give a finished temporary file the usual permissions and move it over ``path``."""
+def publish(tmp: str, path: Path, fsync: bool = False, replace: bool = True) -> None:
+    """Give a finished temporary file the usual permissions and move it over ``path``.
+
+    ``replace=False``: a ``path`` that exists by now (another process wrote it since it was
+    checked) is kept and :class:`FileExistsError` raised -- a hard link, which cannot replace,
+    where the file system has them."""
     if fsync:
         with open(tmp, "r+b") as fh:  # Windows flushes only a handle open for writing (EBADF otherwise)
             os.fsync(fh.fileno())
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
+    if not replace:
+        try:
+            os.link(tmp, path)  # atomic, and fails on an existing name; the caller's cleanup removes tmp
+            return
+        except FileExistsError:
+            raise
+        except OSError:  # no hard links here (FAT, some network shares): check, then rename
+            if os.path.lexists(path):
+                raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
     os.replace(tmp, path)
 
 

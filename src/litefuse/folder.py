@@ -165,12 +165,14 @@ def fuse_folder(
 
         fatal: list[str] = []  # a write no later write can escape: the disk or quota full, a read-only file system
 
-        def write(out: Path, fused_y: np.ndarray, prepared: Prepared) -> Path | str:
+        def write(out: Path, fused_y: np.ndarray, prepared: Prepared) -> Path | str | tuple[Path]:
             # a problem as its message, not as an exception kept in the future: its traceback would
             # hold this frame's images until the end of the run (a full disk: every pair's, GBs)
-            try:
-                return save_image(out, fuser.finish(fused_y, prepared, grey), bits=bits)
+            try:  # never over an output another run (a job array, a loop) wrote since it was checked
+                return save_image(out, fuser.finish(fused_y, prepared, grey), bits=bits, overwrite=overwrite)
             except LitefuseError as exc:
+                if skip_existing and getattr(exc, "errno", None) == errno.EEXIST:
+                    return (out,)  # already there: counted as such, not as fused
                 if getattr(exc, "errno", None) in _STOPS:
                     fatal.append(str(exc))
                 return str(exc)
@@ -211,7 +213,10 @@ def fuse_folder(
                 flush(batch)
             for item in writes:
                 item = item.result() if isinstance(item, Future) else item
-                report.fused.append(item) if isinstance(item, Path) else report.skipped.append(item)
+                if isinstance(item, tuple):
+                    report.existing.append(item[0])
+                else:
+                    report.fused.append(item) if isinstance(item, Path) else report.skipped.append(item)
     finally:
         remove_empty(made)
     return report

@@ -491,11 +491,13 @@ def check_bits(path: str | Path, bits: int, colour: bool = False) -> str:
     return fmt
 
 
-def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
+def save_image(path: str | Path, image: np.ndarray, bits: int = 8, *, overwrite: bool = True) -> Path:
     """Write a float image in [0, 1] (to rounding, as read; never rescaled) or a uint8/uint16
     array atomically, in the format its suffix names: PNG or TIFF (8 or 16 ``bits``; 16-bit
     colour: TIFF only), JPEG or BMP (8 bits). Other suffixes are refused. ``bits`` sets the
-    depth floats are written at; a uint8 / uint16 array keeps its own."""
+    depth floats are written at; a uint8 / uint16 array keeps its own. ``overwrite=False``: a
+    file that exists at ``path`` when the image is written is kept, an OutputError (``errno``
+    EEXIST), also one another process wrote since ``path`` was checked."""
     path = Path(path)
     suffix = path.suffix.lower()
     fmt = check_bits(path, bits)
@@ -531,7 +533,11 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8) -> Path:
                 tifffile.imwrite(tmp, arr, photometric="rgb" if arr.shape[-1] == 3 else None)
             else:
                 Image.fromarray(arr).save(tmp, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
-            publish(tmp, path)
+            publish(tmp, path, replace=overwrite)
+    except FileExistsError as exc:
+        error = OutputError(f"{path}: output exists; pass --overwrite (overwrite=True) to replace it")
+        error.errno = exc.errno
+        raise error from None
     except OSError as exc:
         error = OutputError(f"{path}: cannot write ({exc.strerror or exc})")
         error.errno = exc.errno  # a full disk or a read-only file system stops a folder run
