@@ -261,7 +261,7 @@ def test_a_read_only_parent_is_one_line_and_exit_2(tmp_path):
     finally:
         parent.chmod(0o700)
     assert result.exit_code == 2 and _error_lines(result.output) == [
-        f"error: {parent / 'run'}: cannot write the run folder (Permission denied); choose another --out"
+        f"error: {parent / 'run'}: cannot write the run folder (Permission denied); choose another --output"
     ]
 
 

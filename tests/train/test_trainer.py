@@ -585,3 +585,20 @@ def test_a_second_run_into_a_folder_being_trained_is_refused(image_root, tmp_pat
     (out / "config.json").unlink()
     _trainer(_config(image_root, out, max_steps=2)).fit()  # free again once the first ended
     assert not (out / LOCK).exists()
+
+
+def test_a_file_system_without_locks_still_trains(image_root, tmp_path, monkeypatch):
+    """flock unsupported (some network file systems: ENOLCK/EOPNOTSUPP) is not 'another run is
+    writing': the run goes on without the lock."""
+    import errno
+
+    fcntl = pytest.importorskip("fcntl")
+    from litefuse.train.rundir import LOCK
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    out = tmp_path / "run"
+    _trainer(_config(image_root, out, max_steps=2)).fit()
+    assert (out / "model.safetensors").is_file() and not (out / LOCK).exists()

@@ -16,6 +16,7 @@ and the weights, interleaved). Where ``fcntl`` is missing (Windows) there is no 
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -77,14 +78,14 @@ class RunFolder:
     def create(self) -> None:
         """Create the folder (and parents) and check that it can be written; :class:`OutputError` if not."""
         if self.path.exists() and not self.path.is_dir():
-            raise OutputError(f"{self.path}: exists and is not a folder; choose another --out")
+            raise OutputError(f"{self.path}: exists and is not a folder; choose another --output")
         self._made = [p for p in (self.path, *self.path.parents) if not p.exists()]
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=self.path):
                 pass
         except OSError as exc:
-            raise OutputError(f"{self.path}: cannot write the run folder ({exc.strerror or exc}); choose another --out") from None
+            raise OutputError(f"{self.path}: cannot write the run folder ({exc.strerror or exc}); choose another --output") from None
         self._take_lock()
 
     def _take_lock(self) -> None:
@@ -97,11 +98,14 @@ class RunFolder:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except OSError as exc:
                 os.close(fd)
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # no locks on this file system
+                    (self.path / LOCK).unlink(missing_ok=True)
+                    return
                 self._refused = True
                 raise OutputError(f"{self.path}: another litefuse train is writing to this run folder; "
-                                  "wait for it to end (then --resume), or choose another --out") from None
+                                  "wait for it to end (then --resume), or choose another --output") from None
             try:
                 if os.stat(path).st_ino == os.fstat(fd).st_ino:  # not a file its last holder removed meanwhile
                     break

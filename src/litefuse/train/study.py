@@ -241,7 +241,7 @@ def _check_same_recipe(run: Path, cfg: TrainConfig) -> None:
     if changed:
         k = changed[0]
         raise ConfigError(f"{run}: trained with a different {k!r} ({saved.get(k)!r}, now {now[k]!r}); "
-                          "use another --out, or remove that run to train it again")
+                          "use another --output, or remove that run to train it again")
 
 
 def _done(run: Path) -> bool:

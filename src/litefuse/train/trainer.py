@@ -278,6 +278,9 @@ class Trainer:
     def _setup(self, resume: bool, folder: RunFolder, start: float) -> bool:
         """Seed, build model, objective and data, restore a checkpoint; True for a fresh run."""
         cfg = self.config
+        unpaired: list[PairProblem] = []
+        pairs = training_pairs(cfg.data, unpaired)  # listed once: checked against the run folder, then split
+        _check_not_a_data_folder(self.out, cfg.data, pairs)  # before anything is written there
         folder.create()  # and locked: what is read and checked below is not another run's half-written work
         ckpt = load_checkpoint(self.out / CHECKPOINT, cfg) if resume else None
         if ckpt is None and any((self.out / name).exists() for name in (CHECKPOINT, WEIGHTS, SUMMARY)):
@@ -287,9 +290,6 @@ class Trainer:
             if Path(cfg.init).is_dir():
                 raise ConfigError(f"init: {cfg.init} is a folder, not a weights file (a run's is {Path(cfg.init) / WEIGHTS})")
             raise ConfigError(f"init: weights file not found: {cfg.init} (use 'pretrained' for the shipped weights)")
-        unpaired: list[PairProblem] = []
-        pairs = training_pairs(cfg.data, unpaired)  # listed once: checked against the run folder, then split
-        _check_not_a_data_folder(self.out, cfg.data, pairs)
         # the order below is the order of random draws (model init, critics, crops): keep it
         seed_everything(cfg.seed)
         self.device = resolve_device(cfg.device)
