@@ -473,3 +473,79 @@ def test_undefined_values_on_flat_images_are_as_documented() -> None:
     assert np.isnan(evaluate(black, black, x, ["Qabf"])["Qabf"]) and np.isfinite(evaluate(grey, grey, x, ["Qabf"])["Qabf"])
     assert np.isnan(evaluate(grey, grey, x, ["Qy"], "liu")["Qy"])
     assert evaluate(x, x[::-1], grey, ["CE"], "vifb")["CE"] < 0
+
+
+# ---------------------------------------------------------------- mutation-testing pass (qa14)
+
+
+def test_load_grey_u8_keeps_8_bit_levels_of_a_signed_or_wide_integer_file(tmp_path: Path) -> None:
+    """Only uint16 data or values above 255 are 16-bit levels (/257): an int16 or int32 TIFF whose
+    values stay within 0..255 (peak 255 included) holds 8-bit levels, scored as they are."""
+    import tifffile
+
+    ramp = (np.arange(16 * 16).reshape(16, 16) % 256).astype(np.int16)  # 0..255
+    for dtype in (np.int16, np.int32):
+        tifffile.imwrite(tmp_path / "x.tif", ramp.astype(dtype))
+        np.testing.assert_array_equal(load_grey_u8(tmp_path / "x.tif"), ramp.astype(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float64])
+def test_values_above_255_are_refused_at_256_not_beyond(dtype) -> None:
+    """255 is the last 8-bit level: a 256 is outside the metrics' domain (it would add a 257th bin)."""
+    x = _smooth_image(4).astype(dtype)
+    assert evaluate(x, x, x, ["EN"])["EN"] > 0  # up to 255: accepted
+    x[0, 0] = 256
+    with pytest.raises(InputError, match="outside 0..255"):
+        evaluate(x, x, x, ["EN"])
+
+
+def test_rebin_minmax_rounds_half_away_and_maps_a_flat_image_to_zero() -> None:
+    """VIFB's re-binning: round(255·(x − min)/(max − min)), halves up (127.5 → 128); flat → 0."""
+    np.testing.assert_array_equal(information.rebin_minmax(np.array([0.0, 1.0, 2.0])), [0.0, 128.0, 255.0])
+    np.testing.assert_array_equal(information.rebin_minmax(np.full((3, 3), 7.0)), np.zeros((3, 3)))
+
+
+def test_ms_ssim_is_wangs_weighted_product_over_five_dyadic_scales() -> None:
+    """MS-SSIM = Π_j cs_j^β_j · SSIM_5^β_5 with Wang et al. 2003's exponents and 2×2 block means
+    (on even sizes): the per-scale terms recomputed here, the weights and down-sampling from the paper."""
+    betas = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
+    x = _smooth_image(5, (176, 176)).astype(np.float64)
+    y = np.round(0.5 * x + 0.5 * _smooth_image(6, (176, 176)))
+    mine = structural.ms_ssim(x, y)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    expected = 1.0
+    for j, beta in enumerate(betas):
+        if j:
+            h, w = x.shape
+            x, y = (z.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)) for z in (x, y))
+        mx, my, vx, vy, vxy = structural._moments(x, y, structural._G11, "valid")
+        cs = np.mean((2 * vxy + c2) / (vx + vy + c2))
+        term = np.mean((2 * mx * my + c1) * (2 * vxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2))) if j == 4 else cs
+        assert term > 0
+        expected *= term**beta
+    assert mine == pytest.approx(expected, rel=1e-12)
+
+
+def test_piella_weight_is_one_half_where_both_sources_are_flat() -> None:
+    """Liu's metricPeilla adds 0.5 to both variances where both are 0: λ = 1/2, so on constant
+    images Qs is the mean of the two constant-image SSIMs (2μ_Fμ_S + C1)/(μ_F² + μ_S² + C1)."""
+    a, b, f = np.full((16, 16), 50.0), np.full((16, 16), 200.0), np.full((16, 16), 100.0)
+    c1 = (0.01 * 255) ** 2
+
+    def s(x, y):
+        return (2 * x * y + c1) / (x * x + y * y + c1)
+
+    assert structural.qs(a, b, f) == pytest.approx(0.5 * s(100, 50) + 0.5 * s(100, 200), rel=1e-12)
+
+
+def test_vifb_scores_qabf_on_255_times_the_image() -> None:
+    """VIFB's Qabf runs on 255·x: through the g_S == g_F quirk that differs (slightly) where edges are faint."""
+    from litefuse.metrics import gradient
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 3, (32, 32)).astype(np.uint8) for _ in range(2))
+    fa, fb = a.astype(np.float64), b.astype(np.float64)
+    vifb = evaluate(a, b, a, ["Qabf"], "vifb")["Qabf"]
+    assert vifb == gradient.qabf(fa, fb, fa, scale=255.0)
+    assert vifb != gradient.qabf(fa, fb, fa)
+    assert evaluate(a, b, a, ["Qabf"])["Qabf"] == gradient.qabf(fa, fb, fa)
