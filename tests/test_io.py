@@ -494,3 +494,75 @@ def test_a_failed_text_write_is_one_output_error(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="scores.csv: cannot write \\(No space left on device\\)") as caught:
         atomic_write_text(tmp_path / "scores.csv", "a,b\n")
     assert caught.value.errno == errno.ENOSPC and not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------- mutation-testing pass (qa14)
+
+
+@pytest.mark.parametrize("bits, peak", [(8, 255), (16, 65535)])
+def test_floats_are_written_rounded_to_the_nearest_level_of_the_full_range(tmp_path, bits, peak):
+    """round(x·peak), not floor, and 1.0 is the top level (255 / 65535), not one short of it."""
+    levels = np.array([0, 1, 100, peak // 2, peak - 1, peak], np.float64)
+    x = np.tile(np.clip((levels + np.array([0, 0.6, 0.6, -0.4, 0.4, 0])) / peak, 0, 1), (8, 2)).astype(np.float32)
+    path = save_image(tmp_path / "x.png", x, bits=bits)
+    stored = np.asarray(Image.open(path))
+    np.testing.assert_array_equal(stored.astype(np.int64), np.round(x.astype(np.float64) * peak).astype(np.int64))
+    assert stored.max() == peak and stored[0, 1] == 2  # 1.6 rounds up
+
+
+def test_the_smallest_image_read_is_min_side_square():
+    from litefuse.io import MIN_SIDE, to_float
+
+    assert to_float(np.zeros((MIN_SIDE, MIN_SIDE), np.uint8)).shape == (MIN_SIDE, MIN_SIDE)
+    with pytest.raises(InputError, match="at least"):
+        to_float(np.zeros((MIN_SIDE - 1, MIN_SIDE), np.uint8))
+
+
+def test_colour_with_two_equal_channels_stays_colour():
+    """Only R = G = B collapses to grey: R = G with another B is a colour image."""
+    from litefuse.io import to_float
+
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[..., 0] = rgb[..., 1] = 100
+    rgb[..., 2] = 200
+    out = to_float(rgb)
+    assert out.shape == (8, 8, 3) and out[0, 0, 2] == pytest.approx(200 / 255)
+
+
+def test_narrow_16_bit_data_is_noted_up_to_14_bits(monkeypatch, tmp_path):
+    """The note covers data of at most 14 bits (peak < 2^14), 13- and 14-bit sensors included."""
+    import warnings
+
+    from litefuse import io
+
+    for peak, noted in ((16383, True), (8191, True), (16384, False)):
+        monkeypatch.setattr(io, "_NARROW_NOTED", [])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            io.note_narrow_bits(peak, tmp_path / "x.tif")
+        assert bool(caught) == noted, peak
+
+
+def test_ycbcr_to_rgb_clamps_out_of_gamut_values():
+    """Y = 1 with full red chroma lies outside the RGB cube: R clamps to 1, G and B by the formulas."""
+    import torch
+
+    y, cb, cr = np.ones((2, 2)), np.full((2, 2), 0.5), np.ones((2, 2))
+    expected = [1.0, 1.0 - 0.714 * 0.5, 1.0]
+    np.testing.assert_allclose(ycbcr_to_rgb(y, cb, cr)[0, 0], expected, rtol=1e-12)
+    t = ycbcr_to_rgb(torch.ones(2, 2), torch.full((2, 2), 0.5), torch.ones(2, 2))
+    np.testing.assert_allclose(t[0, 0].numpy(), expected, rtol=1e-6)
+
+
+def test_chroma_blend_weights_each_source_by_its_own_saturation():
+    """(c1·|c1 − ½| + c2·|c2 − ½|) / (|c1 − ½| + |c2 − ½|): 0.7 and 0.4 blend to 0.6; a neutral source adds nothing."""
+    import torch
+
+    from litefuse.colour import fuse_chroma
+
+    c1, c2 = np.array([[0.7, 0.9]]), np.array([[0.4, 0.5]])
+    cb, cr = fuse_chroma(c1, c1, c2, c2)
+    np.testing.assert_allclose(cb, [[0.6, 0.9]], rtol=1e-12)
+    np.testing.assert_allclose(cr, [[0.6, 0.9]], rtol=1e-12)
+    tcb, _ = fuse_chroma(*(torch.from_numpy(c) for c in (c1, c1, c2, c2)))
+    np.testing.assert_allclose(tcb.numpy(), [[0.6, 0.9]], rtol=1e-12)
