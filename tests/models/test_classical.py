@@ -125,3 +125,43 @@ def test_tiled_colour_fusion_matches_the_direct_formulas(large_pair):
     out = Fuser("max", tile=256).fuse_images(ir, vi)
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, np.clip(rgb, 0.0, 1.0))
+
+
+# ---------------------------------------------------------------- mutation-testing pass (qa14)
+
+
+@pytest.mark.parametrize("name", ["laplacian", "wavelet"])
+def test_multiscale_fusers_average_the_base_of_flat_sources(name):
+    """Flat sources have no detail: the fused image is the averaged base, (0.2 + 0.6)/2 = 0.4."""
+    model = load_model(name)
+    out = model(torch.full((1, 1, 48, 40), 0.2), torch.full((1, 1, 48, 40), 0.6))
+    torch.testing.assert_close(out, torch.full_like(out, 0.4), atol=1e-6, rtol=0)
+
+
+def test_gff_gives_equal_saliency_to_the_first_source():
+    """Li et al.'s P = 1 where S_A = max(S_A, S_B): two flat sources (saliency 0 both) fuse to A."""
+    out = load_model("gff")(torch.full((1, 1, 40, 40), 0.2), torch.full((1, 1, 40, 40), 0.7))
+    torch.testing.assert_close(out, torch.full_like(out, 0.2), atol=1e-6, rtol=0)
+
+
+def test_gff_saliency_smoothing_is_the_papers_11x11_gaussian_sigma_5():
+    x = np.arange(-5, 6)
+    g = np.exp(-(x[:, None] ** 2 + x[None, :] ** 2) / (2 * 25.0))
+    np.testing.assert_allclose(load_model("gff").gauss[0, 0].numpy(), g / g.sum(), rtol=1e-6)
+
+
+def test_pyramid_depth_keeps_the_coarsest_level_at_least_8_pixels():
+    from litefuse.models.classical import _levels_for
+
+    for side in range(16, 400, 7):
+        levels = _levels_for(side, side + 5, 10)
+        assert side >> levels >= 8 and side >> (levels + 1) < 8, side
+    assert _levels_for(1000, 1000, 4) == 4
+
+
+def test_guided_filter_windows_fit_inside_small_images():
+    from litefuse.models.classical import _fit_radius
+
+    for side in (3, 8, 10, 11, 90, 200):
+        r = _fit_radius(torch.zeros(1, 1, side, 300), 45)
+        assert 2 * r + 1 <= side and (r == 45 or 2 * r + 3 > side), side
