@@ -66,3 +66,34 @@ def test_bench_counts_the_macs_of_the_tiles_fuse_runs():
     assert 1.1 * one_pass < tiled < 1.5 * one_pass
     report = benchmark(["lwc-densefuse"], size=(608, 640), rounds=1, warmup=0)
     assert next(r for r in report.rows if r.name == "lwc-densefuse").macs == tiled
+
+
+# ---------------------------------------------------------------- mutation-testing pass (qa14)
+
+
+def test_overlap_is_rounded_up_to_the_alignment_never_down():
+    """overlap 6 on a 4-pixel grid is 8: every kept pixel keeps at least the 6 pixels asked for."""
+    for t in tile_windows(100, 90, 40, 6, align=4):
+        assert t.y0 - t.ty0 == min(8, t.y0) and t.x0 - t.tx0 == min(8, t.x0)
+        assert t.ty1 - t.y1 == min(8, 100 - t.y1) and t.tx1 - t.x1 == min(8, 90 - t.x1)
+
+
+def test_tiles_grow_to_three_overlaps_when_the_tile_is_smaller():
+    """tile 20 with overlap 8: the kept step is 8 (tiles 3 × 8 wide), not the 4 that 20 − 2·8 leaves."""
+    windows = tile_windows(100, 100, 20, 8)
+    assert len(windows) == 13 * 13
+    assert {t.y1 - t.y0 for t in windows} == {8, 4}
+
+
+def test_a_frame_of_exactly_tile_squared_pixels_is_one_pass():
+    model = Conv5()
+    assert tiled_macs(model, 64, 64, tile=64, overlap=8) == 64 * 64 * 2 * 25
+
+
+def test_tile_context_is_the_larger_of_overlap_and_the_models_reach():
+    from litefuse.registry import load_model
+
+    assert tile_context(Conv5(), 8) == (8, 1)
+    assert tile_context(load_model("gff"), 8) == (2 * 45 + 6, 1)
+    assert tile_context(load_model("gff"), 200) == (200, 1)
+    assert tile_context(load_model("laplacian"), 0) == (2 ** 7, 16)
