@@ -80,3 +80,67 @@ def test_a_parent_of_pair_folders_is_named_as_such(tmp_path):
     (tmp_path / "notes").mkdir()
     with pytest.raises(InputError, match=r"it holds pair folders \(MSRS, TNO\): give one of them"):
         find_pairs(tmp_path)
+
+
+# ---------------------------------------------------------------- mutation-testing pass (qa14)
+
+
+def test_a_name_template_must_fit_the_whole_stem(tmp_path):
+    """'{stem}_fused' names a_fused.png; a_fused_old.png is another file, not a second 'a'."""
+    from litefuse.data.pairs import match_stems
+
+    _img(tmp_path / "ir" / "a.png")
+    _img(tmp_path / "fused" / "a_fused.png")
+    _img(tmp_path / "fused" / "a_fused_old.png")
+    matched, problems = match_stems({"ir": tmp_path / "ir", "fused": tmp_path / "fused"}, {"fused": "{stem}_fused"})
+    assert matched == {"a": {"ir": tmp_path / "ir" / "a.png", "fused": tmp_path / "fused" / "a_fused.png"}}
+    assert [p.name for p in problems] == ["a_fused_old"]
+
+
+@pytest.mark.parametrize("template", ["{stem}_{stem}", "fused", ""])
+def test_a_name_template_needs_exactly_one_stem(tmp_path, template):
+    from litefuse.data.pairs import match_stems
+    from litefuse.errors import OptionError
+
+    _img(tmp_path / "ir" / "a.png")
+    _img(tmp_path / "fused" / "a.png")
+    with pytest.raises(OptionError, match="exactly one"):
+        match_stems({"ir": tmp_path / "ir", "fused": tmp_path / "fused"}, {"fused": template})
+
+
+def test_guess_template_prefers_the_shorter_of_equally_good_templates():
+    from litefuse.data.pairs import guess_template
+
+    assert guess_template(["11_f"], ["1", "11"]) == ("{stem}_f", 1)
+    assert guess_template(["x_fused", "y_fused", "fused_x"], ["x", "y"]) == ("{stem}_fused", 2)
+    assert guess_template(["x"], ["x"]) is None
+
+
+def test_hidden_files_are_not_images_to_pair(tmp_path):
+    """macOS's ._name.png resource forks and other dot-files are neither pairs nor problems."""
+    _img(tmp_path / "ir" / "01.png")
+    _img(tmp_path / "vi" / "01.png")
+    (tmp_path / "ir" / "._01.png").write_bytes(b"\0\5\26\7")
+    pairs, problems = find_pairs(tmp_path)
+    assert [p.name for p in pairs] == ["01"] and not problems
+
+
+def test_pair_folders_are_searched_depth_levels_down_and_no_further(tmp_path):
+    from litefuse.data.pairs import pair_folders
+
+    _img(tmp_path / "x" / "y" / "ir" / "01.png")
+    _img(tmp_path / "x" / "y" / "vi" / "01.png")
+    assert pair_folders(tmp_path, depth=1) == []
+    assert pair_folders(tmp_path, depth=2) == [tmp_path / "x" / "y"]
+
+
+def test_an_a_b_pair_is_task_ab_whatever_the_letter_case(tmp_path):
+    from litefuse.data.pairs import pair_task
+
+    _img(tmp_path / "A" / "01.png")
+    _img(tmp_path / "B" / "01.png")
+    pair = find_pairs(tmp_path)[0][0]
+    assert pair_task(pair) == "ab"
+    _img(tmp_path / "ir2" / "ir" / "01.png")
+    _img(tmp_path / "ir2" / "vi" / "01.png")
+    assert pair_task(find_pairs(tmp_path / "ir2")[0][0]) == "ivif"
