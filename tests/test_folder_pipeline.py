@@ -313,3 +313,17 @@ def test_a_run_that_writes_nothing_leaves_no_empty_folders(folder, tmp_path):
     assert (tmp_path / "kept").is_dir()
     report = fuse_folder(folder, tmp_path / "out" / "deep", "max")  # something written: the folders stay
     assert len(report.fused) == 5 and (tmp_path / "out" / "deep" / "0.png").is_file()
+
+
+# ---------------------------------------------------------------- mutation-testing pass (qa14)
+
+
+def test_folder_output_suffixes():
+    """8 bits: PNG by default; 16 bits: TIFF by default and only (16-bit colour is TIFF only)."""
+    from litefuse.folder import output_suffix
+
+    assert output_suffix() == ".png" and output_suffix(None, 16) == ".tif"
+    assert output_suffix(".JPG") == ".jpg" and output_suffix("tif", 16) == ".tif"
+    for fmt in ("png", "jpg", "bmp"):
+        with pytest.raises(OptionError, match="16 bits"):
+            output_suffix(fmt, 16)
