@@ -315,9 +315,6 @@ def test_a_run_that_writes_nothing_leaves_no_empty_folders(folder, tmp_path):
     assert len(report.fused) == 5 and (tmp_path / "out" / "deep" / "0.png").is_file()
 
 
-# ---------------------------------------------------------------- mutation-testing pass (qa14)
-
-
 def test_folder_output_suffixes():
     """8 bits: PNG by default; 16 bits: TIFF by default and only (16-bit colour is TIFF only)."""
     from litefuse.folder import output_suffix

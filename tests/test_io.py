@@ -496,9 +496,6 @@ def test_a_failed_text_write_is_one_output_error(tmp_path, monkeypatch):
     assert caught.value.errno == errno.ENOSPC and not list(tmp_path.iterdir())
 
 
-# ---------------------------------------------------------------- mutation-testing pass (qa14)
-
-
 @pytest.mark.parametrize("bits, peak", [(8, 255), (16, 65535)])
 def test_floats_are_written_rounded_to_the_nearest_level_of_the_full_range(tmp_path, bits, peak):
     """round(x·peak), not floor, and 1.0 is the top level (255 / 65535), not one short of it."""

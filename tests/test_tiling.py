@@ -68,9 +68,6 @@ def test_bench_counts_the_macs_of_the_tiles_fuse_runs():
     assert next(r for r in report.rows if r.name == "lwc-densefuse").macs == tiled
 
 
-# ---------------------------------------------------------------- mutation-testing pass (qa14)
-
-
 def test_overlap_is_rounded_up_to_the_alignment_never_down():
     """overlap 6 on a 4-pixel grid is 8: every kept pixel keeps at least the 6 pixels asked for."""
     for t in tile_windows(100, 90, 40, 6, align=4):

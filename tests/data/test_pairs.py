@@ -82,9 +82,6 @@ def test_a_parent_of_pair_folders_is_named_as_such(tmp_path):
         find_pairs(tmp_path)
 
 
-# ---------------------------------------------------------------- mutation-testing pass (qa14)
-
-
 def test_a_name_template_must_fit_the_whole_stem(tmp_path):
     """'{stem}_fused' names a_fused.png; a_fused_old.png is another file, not a second 'a'."""
     from litefuse.data.pairs import match_stems

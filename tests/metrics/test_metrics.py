@@ -475,9 +475,6 @@ def test_undefined_values_on_flat_images_are_as_documented() -> None:
     assert evaluate(x, x[::-1], grey, ["CE"], "vifb")["CE"] < 0
 
 
-# ---------------------------------------------------------------- mutation-testing pass (qa14)
-
-
 def test_load_grey_u8_keeps_8_bit_levels_of_a_signed_or_wide_integer_file(tmp_path: Path) -> None:
     """Only uint16 data or values above 255 are 16-bit levels (/257): an int16 or int32 TIFF whose
     values stay within 0..255 (peak 255 included) holds 8-bit levels, scored as they are."""

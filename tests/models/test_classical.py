@@ -127,9 +127,6 @@ def test_tiled_colour_fusion_matches_the_direct_formulas(large_pair):
     np.testing.assert_array_equal(out, np.clip(rgb, 0.0, 1.0))
 
 
-# ---------------------------------------------------------------- mutation-testing pass (qa14)
-
-
 @pytest.mark.parametrize("name", ["laplacian", "wavelet"])
 def test_multiscale_fusers_average_the_base_of_flat_sources(name):
     """Flat sources have no detail: the fused image is the averaged base, (0.2 + 0.6)/2 = 0.4."""
