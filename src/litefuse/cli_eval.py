@@ -147,12 +147,15 @@ def eval_command(
             report = fuse_folder(input_dir, fused, model=method, overwrite=overwrite, ir_norm=norm,
                                  progress=progress_bar(f"fusing ({model})"))
             console.print(f"{len(report.fused)} fused -> {fused}", markup=False)
-        for flag, folder in (("--ir", ir), ("--vi", vi), ("--fused", fused)):
-            if not folder.is_dir():
-                raise fail(f"{flag} {folder}: {'not a directory' if folder.exists() else 'directory not found'}")
-        triples, pair_problems = match_stems({"ir": ir, "vi": vi, "fused": fused},
-                                             {"fused": fused_name} if fused_name else None)
-        guess = _guess_fused_name(ir, vi, fused) if not triples and not fused_name else None
+        if input_dir is not None and not report.fused:  # nothing fused (no output folder left): the reasons below
+            triples, pair_problems, guess = {}, [], None
+        else:
+            for flag, folder in (("--ir", ir), ("--vi", vi), ("--fused", fused)):
+                if not folder.is_dir():
+                    raise fail(f"{flag} {folder}: {'not a directory' if folder.exists() else 'directory not found'}")
+            triples, pair_problems = match_stems({"ir": ir, "vi": vi, "fused": fused},
+                                                 {"fused": fused_name} if fused_name else None)
+            guess = _guess_fused_name(ir, vi, fused) if not triples and not fused_name else None
     except LitefuseError as exc:
         raise fail(str(exc)) from None
     problems = [str(p) for p in pair_problems]
