@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -170,3 +172,24 @@ def test_fuse_files_reads_the_trained_ir_norm_once_per_fuser(tmp_path, monkeypat
             fuse_files(tmp_path / "ir.png", tmp_path / "vi.png", tmp_path / f"{i}.png", fuser)
     assert len(reads) == 1
     assert sum("--ir-norm 4095" in str(w.message) for w in caught) == 3  # still said on each call
+
+
+def test_fuse_files_scales_the_infrared_by_ir_norm_without_a_note_for_shipped_weights(tmp_path):
+    """``fuse_files(..., ir_norm=4095)``: a 16-bit infrared is read as value / 4095 (12-bit data),
+    the visible as its own range; a Fuser without a weights file says nothing about ir_norm."""
+    from PIL import Image
+
+    from litefuse.api import fuse_files
+
+    ir = np.full((16, 16), 2000, np.uint16)
+    ir[:8] = 4095
+    vi = np.full((16, 16), 100, np.uint8)
+    Image.fromarray(ir).save(tmp_path / "ir.png")
+    Image.fromarray(vi).save(tmp_path / "vi.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = fuse_files(tmp_path / "ir.png", tmp_path / "vi.png", tmp_path / "f.png",
+                         litefuse.Fuser("max", threads=1), ir_norm=4095, bits=16)
+    fused = np.asarray(Image.open(out)).astype(np.float64) / 65535
+    np.testing.assert_allclose(fused[:8], 1.0, atol=1e-4)
+    np.testing.assert_allclose(fused[8:], 2000 / 4095, atol=1e-4)

@@ -7,7 +7,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from litefuse.colour import rgb_to_ycbcr, ycbcr_to_rgb
+from litefuse.colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from litefuse.errors import InputError, OutputError
 from litefuse.io import FLOAT_TOLERANCE, check_output_path, read_image, save_image
 
@@ -555,7 +555,6 @@ def test_chroma_blend_weights_each_source_by_its_own_saturation():
     """(c1·|c1 − ½| + c2·|c2 − ½|) / (|c1 − ½| + |c2 − ½|): 0.7 and 0.4 blend to 0.6; a neutral source adds nothing."""
     import torch
 
-    from litefuse.colour import fuse_chroma
 
     c1, c2 = np.array([[0.7, 0.9]]), np.array([[0.4, 0.5]])
     cb, cr = fuse_chroma(c1, c1, c2, c2)
@@ -563,3 +562,31 @@ def test_chroma_blend_weights_each_source_by_its_own_saturation():
     np.testing.assert_allclose(cr, [[0.6, 0.9]], rtol=1e-12)
     tcb, _ = fuse_chroma(*(torch.from_numpy(c) for c in (c1, c1, c2, c2)))
     np.testing.assert_allclose(tcb.numpy(), [[0.6, 0.9]], rtol=1e-12)
+
+
+def test_rgb_to_ycbcr_fills_every_row_of_a_tall_image():
+    """Images taller than a conversion block (257 and 513 rows) give the per-pixel BT.601
+    values on every row, the last one included."""
+    for rows in (257, 513):
+        rgb = np.random.default_rng(rows).random((rows, 5, 3)).astype(np.float32)
+        y, cb, cr = rgb_to_ycbcr(rgb)
+        r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+        ey = 0.299 * r + 0.587 * g + 0.114 * b
+        np.testing.assert_allclose(y, ey, atol=1e-6)
+        np.testing.assert_allclose(cb, 0.564 * (b - ey) + 0.5, atol=1e-6)
+        np.testing.assert_allclose(cr, 0.713 * (r - ey) + 0.5, atol=1e-6)
+
+
+def test_two_neutral_chroma_planes_blend_to_neutral():
+    """Where both sources are grey (chroma exactly 0.5) the blend is 0.5, numpy and torch alike,
+    so a grey region of two colour sources stays grey."""
+    import torch
+
+    half = np.full((4, 6), 0.5, np.float32)
+    col = half.copy()
+    col[0, 0] = 0.8
+    cb, cr = fuse_chroma(half, half, col, half)
+    assert cb[0, 0] == pytest.approx(0.8) and np.all(cb.ravel()[1:] == 0.5) and np.all(cr == 0.5)
+    tcb, tcr = fuse_chroma(*(torch.from_numpy(x) for x in (half, half, col, half)))
+    np.testing.assert_array_equal(tcb.numpy(), cb)
+    np.testing.assert_array_equal(tcr.numpy(), cr)

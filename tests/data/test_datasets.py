@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +121,26 @@ def test_colour_infrared_is_skipped_as_fuse_refuses_it_but_a_b_colour_is_kept(tm
             assert not usable and len(skipped) == 1 and "01.png: infrared image has 3 distinct colour channels" in skipped[0]
         else:
             assert len(usable) == 1 and not skipped
+
+
+def _sha1_number(name: str) -> float:
+    return int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big") / 2**64
+
+
+def test_validation_split_holds_out_exactly_the_names_hashed_below_the_fraction():
+    """A pair is held out when the SHA-1 number of its name is below ``val_fraction``; a tiny set
+    none of whose names qualifies holds out ``ceil(fraction·n)`` of the lowest-hashed names."""
+    from litefuse.data.datasets import split_pairs
+    from litefuse.data.pairs import Pair
+
+    pairs = [Pair(f"set/{i:03d}", Path(f"a{i}"), Path(f"b{i}")) for i in range(60)]
+    train, val = split_pairs(pairs, 0.25)
+    assert {p.name for p in val} == {p.name for p in pairs if _sha1_number(p.name) < 0.25}
+    assert len(train) + len(val) == 60 and 5 < len(val) < 30
+    small = [p for p in pairs if _sha1_number(p.name) >= 0.05][:3]
+    lowest = min(small, key=lambda p: _sha1_number(p.name))
+    _, val = split_pairs(small, 0.05)  # ceil(0.15) = 1 pair
+    assert [p.name for p in val] == [lowest.name]
+    two = [p for p in pairs if _sha1_number(p.name) >= 0.6][:2]
+    _, val = split_pairs(two, 0.55)  # ceil(0.55·2) = 2, but never every pair
+    assert len(val) == 1

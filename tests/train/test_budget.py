@@ -6,20 +6,27 @@ errors (exit 2) for every user-facing failure."""
 from __future__ import annotations
 
 import json
+import math
 import os
+import time
 from pathlib import Path
 
 import pytest
+from conftest import to_u8
 from PIL import Image
 from typer.testing import CliRunner
 
 from litefuse.cli import app
 from litefuse.demo import synthetic_pair
 from litefuse.train import budget
-from litefuse.train.budget import CheckpointSchedule, Deadline, NoProgressError, TimeBudgetError, require_progress
+from litefuse.train.budget import (
+    CheckpointSchedule,
+    Deadline,
+    NoProgressError,
+    TimeBudgetError,
+    require_progress,
+)
 from litefuse.train.trainset import config_base, resolve_data_path
-
-from conftest import to_u8
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -389,3 +396,12 @@ def test_a_run_stopped_before_its_stage_validated_says_so(tmp_path, monkeypatch)
     assert result.exit_code == 130, result.output
     assert "val @ step" in result.output  # stage 1 validated
     assert "not yet validated in stage 2 (each stage keeps its own best weights), so the last weights" in result.output
+
+
+def test_a_deadline_counts_minutes_as_sixty_seconds():
+    """``Deadline(1)`` started 30 s ago has about 30 s left; one started 61 s ago has expired."""
+    from litefuse.train.budget import Deadline
+
+    assert Deadline(1.0, start=time.monotonic() - 30).remaining_s() == pytest.approx(30, abs=2)
+    assert Deadline(1.0, start=time.monotonic() - 61).expired()
+    assert Deadline(None).remaining_s() == math.inf
