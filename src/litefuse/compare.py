@@ -79,7 +79,7 @@ def compare(
 
     ``folders``: pair folders, or parents of them (each pair folder a dataset of its own).
     ``methods``: names, ``[label=]name[@weights]`` specs (:class:`~litefuse.api.MethodSpec`) or
-    loaded :class:`~litefuse.api.Fuser`\ s, and :class:`FusedFolder`\ s: another method's stored
+    loaded :class:`~litefuse.api.Fuser` objects, and :class:`FusedFolder` objects: another method's stored
     results, scored beside them. ``metrics`` (default: the core metrics) are scored
     under ``convention`` (:data:`~litefuse.metrics.CONVENTIONS`). ``limit``: at most that many
     pairs per folder. ``progress``: ``(iterable, total) -> iterable`` wrapped around the pairs.
