@@ -94,7 +94,8 @@ def test_bad_streams_name_the_file_and_leave_nothing(pair, tmp_path):
     other = write_video(tmp_path / "big.mp4", scene(6, 40, 50)[1])
     with pytest.raises(InputError, match="big.mp4.*size mismatch"):
         fuse_video(ir_path, other, out, litefuse.Fuser("max"))
-    assert fuse_video(ir_path, other, out, litefuse.Fuser("max"), resize_vi=True).frames == 6
+    with pytest.warns(UserWarning, match="big.mp4: resampled from 50×40 to 50×36, which changes its aspect ratio"):
+        assert fuse_video(ir_path, other, out, litefuse.Fuser("max"), resize_vi=True).frames == 6
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video at all" * 10)
     with pytest.raises(InputError, match="junk.mp4.*not a readable video"):

@@ -368,13 +368,17 @@ def test_a_constant_image_has_entropy_zero_not_minus_zero() -> None:
     assert str(evaluate(flat, flat, flat, ["EN"])["EN"]) == "0.0"
 
 
-def test_load_grey_u8_reads_a_sensor_peak_as_fuse_does(tmp_path) -> None:
+def test_load_grey_u8_reads_a_sensor_peak_as_fuse_does(tmp_path, monkeypatch) -> None:
     from PIL import Image
 
+    from litefuse import io
+
+    monkeypatch.setattr(io, "_NARROW_NOTED", [])
     levels = np.random.default_rng(0).integers(0, 4096, (24, 32)).astype(np.uint16)
     Image.fromarray(levels).save(tmp_path / "ir12.png")
     np.testing.assert_array_equal(load_grey_u8(tmp_path / "ir12.png", norm=4095), to_uint8(levels / 4095))
-    np.testing.assert_array_equal(load_grey_u8(tmp_path / "ir12.png"), np.round(levels / 257))  # range: / 257
+    with pytest.warns(io.OnceWarning, match=r"ir12.png: 16-bit image with values up to 40\d\d \(12-bit data\?\)"):
+        np.testing.assert_array_equal(load_grey_u8(tmp_path / "ir12.png"), np.round(levels / 257))  # range: / 257
     with pytest.raises(InputError, match="outside 0..1000"):
         load_grey_u8(tmp_path / "ir12.png", norm=1000)
 
