@@ -191,6 +191,25 @@ def test_freeze_restores_what_the_model_itself_keeps_fixed():
     assert grads() == {"enc.weight": True, "enc.bias": True, "dec.weight": True, "dec.bias": False}
 
 
+def test_every_later_stage_starts_from_the_initial_lr_or_its_row_lr():
+    """Entering stage 2 and stage 3 undoes the plateau cuts of the stage before (lr back to the
+    config's 3e-3), and a row's own ``lr`` overrides it; re-entering the same stage changes nothing."""
+    cfg = TrainConfig.from_dict(dict(model="densefuse", lr=3e-3, stages=[
+        {"epochs": 1}, {"epochs": 1}, {"epochs": 1}, {"epochs": 1, "lr": 5e-4}]))
+    objective = get_objective("densefuse")()
+    objective.build(TinyAE(), cfg)
+    lr = lambda: objective.optimizers["model"].param_groups[0]["lr"]  # noqa: E731
+    cut = lambda: objective.optimizers["model"].param_groups[0].update(lr=lr() / 10)  # noqa: E731
+    seen = []
+    for epoch in range(4):
+        objective.stage(epoch)
+        seen.append(lr())
+        cut()  # a plateau cut inside the stage
+        objective.stage(epoch)  # same stage again: no reset
+        seen.append(lr())
+    assert seen == pytest.approx([3e-3, 3e-4, 3e-3, 3e-4, 3e-3, 3e-4, 5e-4, 5e-5])
+
+
 def test_frozen_parameters_get_no_updates_until_their_stage_ends(image_root, tmp_path):
     # 4 steps per epoch: stage 1 (2 epochs, first module frozen) ends at step 8
     name = AE_MODEL or "densefuse"
