@@ -103,6 +103,50 @@ def test_pair_crops_are_aligned_and_validation_is_centred(image_root):
 
 
 
+def _position_pair(root: Path, h: int, w: int) -> list:
+    """One ir/vi pair whose pixel (r, c) holds 16·r + c (ir) and 255 − that (vi)."""
+    img = (16 * np.arange(h)[:, None] + np.arange(w)[None, :]).astype(np.uint8)
+    for sub, data in (("ir", img), ("vi", 255 - img)):
+        (root / sub).mkdir(parents=True)
+        Image.fromarray(data).save(root / sub / "01.png")
+    return collect_pairs([root])
+
+
+def test_training_crops_reach_every_offset_including_the_last_row_and_column(tmp_path):
+    """A 12×10 image cut in 8×8 crops has 5×3 top-left corners; over enough epochs the random
+    crops take all of them (the bottom row and right column of pixels included), no other."""
+    ds = GreyCropDataset(_position_pair(tmp_path, 12, 10), 8, seed=0, flips=False)
+    corners = set()
+    for epoch in range(120):
+        ds.set_epoch(epoch)
+        value = int(round(float(ds[0][0, 0, 0]) * 255))
+        corners.add(divmod(value, 16))
+    assert corners == {(top, left) for top in range(5) for left in range(3)}
+
+
+def test_small_images_are_reflect_padded_not_edge_padded(tmp_path):
+    """A 9×10 image under a 12×13 crop is mirrored about its last row and column (rows
+    0..8,7,6,5; columns 0..9,8,7,6), in training and validation alike."""
+    pairs = _position_pair(tmp_path, 9, 10)
+    img = (16 * np.arange(9)[:, None] + np.arange(10)[None, :]).astype(np.float32)
+    expected = img[np.ix_([*range(9), 7, 6, 5], [*range(10), 8, 7, 6])] / 255
+    for train in (True, False):
+        ds = GreyCropDataset(pairs, (12, 13), train=train, flips=False)
+        np.testing.assert_allclose(ds[0][0].numpy(), expected, atol=1e-6)
+        np.testing.assert_allclose(ds[1][0].numpy(), 1 - expected, atol=1e-6)  # the visible source
+
+
+def test_validation_holds_one_centre_crop_per_image_whatever_crops_per_image(tmp_path):
+    """``crops_per_image`` multiplies training items only: validation keeps one fixed centre
+    crop per image (2 for one pair) for both dataset kinds."""
+    pairs = _position_pair(tmp_path, 12, 10)
+    assert len(GreyCropDataset(pairs, 8, crops_per_image=4)) == 8
+    assert len(PairCropDataset(pairs, 8, crops_per_image=4)) == 4
+    val = GreyCropDataset(pairs, 8, train=False, crops_per_image=4)
+    assert len(val) == 2 and len(PairCropDataset(pairs, 8, train=False, crops_per_image=4)) == 1
+    assert int(round(float(val[0][0, 0, 0]) * 255)) == 16 * 2 + 1  # centre: top (12-8)//2, left (10-8)//2
+
+
 def test_colour_infrared_is_skipped_as_fuse_refuses_it_but_a_b_colour_is_kept(tmp_path):
     """A false-colour infrared (a thermal palette) was reduced to luminance and trained on in
     silence, while `fuse` refuses it; A/B pairs hold two colour sources by design."""
