@@ -504,3 +504,35 @@ def test_stored_results_in_an_unreadable_folder_skip_the_pair_in_one_line(tmp_pa
     monkeypatch.setattr(Path, "iterdir", iterdir)
     result = compare([tmp_path / "data"], ["max", stored], metrics=["EN"], preview=0)
     assert not result.rows and "cannot read the folder (Permission denied)" in result.skipped[0], result.skipped
+
+
+def test_a_pair_the_first_method_cannot_fuse_is_said_to_be_out_of_every_mean(pairs, monkeypatch):
+    """When the failing method comes first, the others are fused (for the grid) but not scored,
+    and the pair is still said to be left out of every method's means."""
+    from litefuse import Fuser
+
+    mean = Fuser("mean")
+    real = mean.fuse_images
+
+    def fails_on_p0(a, b, *args, **kwargs):
+        if float(np.asarray(a)[10, 20]) > 0.5:  # only p0's target reaches row 10
+            raise InputError("cannot fuse this one")
+        return real(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(mean, "fuse_images", fails_on_p0)
+    result = compare([pairs], [mean, "max"], metrics=["EN"], preview=2)
+    assert not [r for r in result.rows if r["image"] == "p0"] and "max" in result.previews["Set/p0"]
+    assert any("Set/p0: left out of every method's means" in s for s in result.skipped)
+
+
+def test_means_of_one_set_average_only_that_sets_rows():
+    """``means("A")`` averages set A's rows (1 and 3 -> 2), ``means("B")`` set B's (10),
+    ``means()`` all three (14/3), per method."""
+    from litefuse.compare import Comparison
+
+    rows = [{"set": s, "image": f"{s}{i}", "method": m, "EN": v + (m == "y")}
+            for s, i, v in (("A", 0, 1.0), ("A", 1, 3.0), ("B", 0, 10.0)) for m in ("x", "y")]
+    result = Comparison(["x", "y"], ["EN"], "cddfuse", rows)
+    assert result.means("A") == {"x": {"EN": 2.0}, "y": {"EN": 3.0}}
+    assert result.means("B") == {"x": {"EN": 10.0}, "y": {"EN": 11.0}}
+    assert result.means()["x"]["EN"] == pytest.approx(14 / 3) and result.datasets() == ["A", "B"]
