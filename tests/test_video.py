@@ -297,3 +297,29 @@ def test_an_ab_video_pair_is_worded_as_a_b(pair, tmp_path, capsys):
     with pytest.raises(OptionError, match=r"infrared stream; A/B videos are read as they are") as refused:
         fuse_video(*pair, tmp_path / "y.mp4", litefuse.Fuser("max", task="ab"), ir_norm="minmax")
     assert "(ab)" not in str(refused.value)
+
+
+def test_max_frames_fuses_exactly_that_many_and_the_progress_total_says_so(pair, tmp_path):
+    """``max_frames=3`` of 6-frame streams writes 3 frames (not 4) and tells the progress
+    display a total of 3, not the streams' 6."""
+    totals = []
+
+    def progress(items, total):
+        totals.append(total)
+        return items
+
+    out = tmp_path / "three.mp4"
+    report = fuse_video(*pair, out, litefuse.Fuser("max"), max_frames=3, progress=progress)
+    assert report.frames == 3 and len(list(read_video(out)[1])) == 3
+    assert totals == [3]
+
+
+def test_an_odd_height_with_an_even_width_keeps_every_row(tmp_path):
+    """4:2:0 chroma needs both sides even: a 50×35 video (even width, odd height) is written
+    in 4:4:4 and comes back 50×35 with its frames, not cropped or refused."""
+    ir, vi = scene(3, 35, 50)
+    out = tmp_path / "odd.mp4"
+    report = fuse_video(write_video(tmp_path / "ir.mp4", ir), write_video(tmp_path / "vi.mp4", vi), out,
+                        litefuse.Fuser("max"))
+    meta, frames = read_video(out)
+    assert report.frames == 3 and meta["size"] == (50, 35) and len(list(frames)) == 3
