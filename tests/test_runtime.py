@@ -192,3 +192,19 @@ def test_fusers_built_at_once_in_threads_decide_the_cap_once(monkeypatch):
         t.join()
     assert errors == []
     assert runtime.isa_capped() and "ONEDNN_MAX_CPU_ISA" not in os.environ
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_either_reduced_precision_after_a_capped_float32_model_warns(monkeypatch, precision):
+    """Once float32 capped oneDNN at AVX2, an fp16 model warns just as a bf16 one does (both
+    need AVX-512 kernels); float32 itself does not."""
+    import warnings
+
+    import litefuse.runtime as runtime
+
+    monkeypatch.setattr(runtime, "_ISA_CAPPED", True)
+    with pytest.warns(RuntimeWarning, match=f"{precision} on the CPU after a float32 model"):
+        assert runtime.apply_isa_policy(precision) is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert runtime.apply_isa_policy("fp32") is True
