@@ -382,3 +382,24 @@ def test_fuser_tiles_the_densefuse_family_and_keeps_640x480_whole(one_thread):
     with torch.inference_mode():
         whole = fuser.model(torch.from_numpy(ir)[None, None], torch.from_numpy(y)[None, None])[0, 0].clamp(0, 1).numpy()
     assert np.abs(tiled - whole).max() < 1e-5
+
+
+def test_count_macs_auto_sees_functional_convs_and_params_can_count_frozen_ones() -> None:
+    """A module that runs ``F.conv2d`` on its own weight has 0 MACs by hooks, 4·3·9·6·6 by the
+    flop counter, and "auto" reports the larger; ``count_params`` leaves out frozen parameters
+    unless ``trainable_only=False``."""
+    import torch.nn.functional as F
+
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.rand(4, 3, 3, 3))
+            self.bias = nn.Parameter(torch.rand(4), requires_grad=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.conv2d(x, self.weight, self.bias, padding=1)
+
+    x, expected = torch.rand(1, 3, 6, 6), 4 * 3 * 9 * 6 * 6
+    assert count_macs(Functional(), x) == 0
+    assert count_macs(Functional(), x, method="executed") == count_macs(Functional(), x, method="auto") == expected
+    assert count_params(Functional()) == 108 and count_params(Functional(), trainable_only=False) == 112
