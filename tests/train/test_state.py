@@ -126,3 +126,46 @@ def test_a_full_disk_while_saving_is_one_output_error(tmp_path, monkeypatch, wha
         else:
             save_safetensors(state, path, {"model": "aenetv2"})
     assert caught.value.errno == errno.ENOSPC and not list(tmp_path.iterdir())
+
+
+def test_running_means_divide_by_the_steps_accumulated():
+    """Two steps with losses 1 and 3 average to 2 (not 4/3); a reset starts the next mean afresh."""
+    from litefuse.train.state import TrainState
+
+    st = TrainState()
+    st.accumulate({"loss": 1.0})
+    st.accumulate({"loss": 3.0})
+    assert st.running_means(reset=True) == {"loss": 2.0}
+    st.accumulate({"loss": 5.0})
+    assert st.running_means() == {"loss": 5.0}
+
+
+def test_best_weights_ignore_ties_and_nan_and_are_forgotten_by_a_new_stage():
+    """``improve`` keeps the first of equal values and never a NaN one (its weights would be
+    kept as the best); ``new_stage`` forgets the best value, step and weights."""
+    from torch import nn
+
+    from litefuse.train.state import EarlyStopping, TrainState
+
+    model, st = nn.Linear(1, 1), TrainState()
+    st.step = 3
+    assert st.improve(0.5, model)
+    st.step = 5
+    assert not st.improve(0.5, model) and not st.improve(float("nan"), model)
+    assert (st.best_val, st.best_step) == (0.5, 3)
+    st.new_stage(EarlyStopping(2), {})
+    assert (st.best_val, st.best_step, st.best_model) == (float("inf"), None, None)
+    assert st.improve(0.9, model) and st.best_val == 0.9  # a worse value than the old stage's counts now
+
+
+def test_early_stopping_counts_patience_exactly_and_needs_a_relative_gain():
+    """patience 2, rel_delta 0.1: from 1.0, a value of 0.95 is no improvement (under 10 %), so
+    the second such validation stops; 0.85 is one and resets the count."""
+    from litefuse.train.state import EarlyStopping
+
+    stopper = EarlyStopping(2, rel_delta=0.1)
+    assert not stopper.update(1.0) and stopper.best == 1.0
+    assert not stopper.update(0.95) and stopper.bad == 1
+    assert not stopper.update(0.85) and (stopper.best, stopper.bad) == (0.85, 0)
+    assert not stopper.update(0.8)
+    assert stopper.update(0.8) and stopper.bad == 2
