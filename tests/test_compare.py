@@ -125,6 +125,34 @@ def test_an_earlier_report_is_replaced_only_with_overwrite(pairs, tmp_path, monk
     assert not (tmp_path / "rep" / "chart.png").exists() and "| mean |" in (tmp_path / "rep" / "summary.md").read_text()
 
 
+def test_a_report_that_fails_midway_leaves_the_earlier_one_whole(pairs, tmp_path, monkeypatch):
+    """A full disk at the grid (the last file): with --overwrite the earlier report stays as it
+    was, not a new scores.csv beside an old chart; without an earlier one no folder is left;
+    no staging folder remains either way."""
+    import errno
+
+    import litefuse.compare
+    from litefuse.errors import OutputError
+
+    first = compare([pairs], ["max"], metrics=["EN"], preview=1)
+    write_report(first, tmp_path / "rep")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "rep").iterdir()}
+
+    def full(path, image, bits=8):
+        error = OutputError(f"{path}: cannot write (No space left on device)")
+        error.errno = errno.ENOSPC
+        raise error
+
+    monkeypatch.setattr(litefuse.compare, "save_image", full)
+    second = compare([pairs], ["mean"], metrics=["EN"], preview=1)
+    with pytest.raises(OutputError, match="No space left"):
+        write_report(second, tmp_path / "rep", overwrite=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "rep").iterdir()} == before
+    with pytest.raises(OutputError, match="No space left"):
+        write_report(second, tmp_path / "new" / "rep")
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_report_never_goes_into_a_source_folder(pairs, tmp_path):
     from litefuse.compare import check_report_dir
     from litefuse.errors import OutputError

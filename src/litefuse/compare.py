@@ -7,6 +7,7 @@ would be saved (colour results converted with the CDDFuse grey rule).
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ._files import atomic_write_text
+from ._files import atomic_write_text, new_folders
 from .api import DEFAULT_TILE, Fuser, _check_first_source, check_ir_norm, folder_task, outside_task, warn_ir_norm
 from .data.pairs import Pair, find_pairs, pair_dirs, pair_folders, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
@@ -351,11 +352,38 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "", overw
     """Write ``scores.csv``, ``summary.md``, ``chart.png`` (where matplotlib is installed) and
     ``grid.png`` into ``out_dir``; the returned paths name what was written. A folder holding
     an earlier report is refused unless ``overwrite`` (then a stale ``chart.png`` or
-    ``grid.png`` this report does not write is removed, so the folder shows one report)."""
+    ``grid.png`` this report does not write is removed, so the folder shows one report).
+
+    The files are written into a hidden folder inside ``out_dir`` first and moved into place
+    once all are written: a failure (a full disk) leaves the earlier report, or none, never
+    a mix of the two."""
+    import shutil
+    import tempfile
+
+    out_dir = check_report_dir(out_dir, overwrite)
+    with new_folders(out_dir):
+        stage = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
+        try:
+            staged = _write_report_files(result, stage, title)
+            check_report_dir(out_dir, overwrite)  # another run's report may have arrived meanwhile
+            paths = {key: out_dir / path.name for key, path in staged.items()}
+            for key, path in staged.items():
+                os.replace(path, paths[key])  # renames in one folder: no space needed, no half file
+        except OSError as exc:
+            raise OutputError(f"{out_dir}: cannot write the report ({exc.strerror or exc})") from None
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    for name in REPORT_FILES:
+        if name not in {path.name for path in paths.values()}:
+            (out_dir / name).unlink(missing_ok=True)  # from an earlier report
+    return paths
+
+
+def _write_report_files(result: Comparison, out_dir: Path, title: str) -> dict[str, Path]:
+    """The report's files in ``out_dir``, by kind (csv, markdown, chart, grid)."""
     from .metrics import METRICS
     from .viz import image_grid, metric_chart, plotting_available
 
-    out_dir = check_report_dir(out_dir, overwrite)
     paths = {"csv": out_dir / "scores.csv", "markdown": out_dir / "summary.md"}
     write_scores_csv(paths["csv"], ({**r, "convention": result.convention} for r in result.rows),
                      ["set", "image", "method", *result.metrics, "convention"])  # the same names mean other numbers elsewhere
@@ -383,7 +411,4 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "", overw
                 for cells in result.previews.values()]
         grid = image_grid(rows, col_labels=cols, row_labels=list(result.previews), height=GRID_HEIGHT)
         paths["grid"] = save_image(out_dir / "grid.png", grid)
-    for name, key in (("chart.png", "chart"), ("grid.png", "grid")):
-        if key not in paths:
-            (out_dir / name).unlink(missing_ok=True)  # from an earlier report
     return paths
