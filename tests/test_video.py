@@ -143,6 +143,9 @@ def test_streams_at_different_frame_rates_fuse_with_a_note(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         fuse_video(a, write_video(tmp_path / "vi10.mp4", vi, fps=10.0), tmp_path / "p.mp4", litefuse.Fuser("max"))
+    # 5 % apart is said too (2.9 s a minute); the threshold is 1 %
+    with pytest.warns(UserWarning, match=r"vi105.mp4 runs at 10.5 fps, ir.mp4 at 10.*2.9 s a minute"):
+        fuse_video(a, write_video(tmp_path / "vi105.mp4", vi, fps=10.5), tmp_path / "q.mp4", litefuse.Fuser("max"))
 
 
 def test_fuse_video_takes_a_method_name(pair, tmp_path):
