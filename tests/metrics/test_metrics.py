@@ -383,10 +383,14 @@ def test_load_grey_u8_reads_a_sensor_peak_as_fuse_does(tmp_path, monkeypatch) ->
         load_grey_u8(tmp_path / "ir12.png", norm=1000)
 
 
-def test_cli_eval_reads_the_infrared_at_its_peak(eval_dirs: Path, triple) -> None:
-    """12-bit infrared in 16-bit files: `--ir-norm 4080` scores what `fuse --ir-norm 4080` saw."""
+def test_cli_eval_reads_the_infrared_at_its_peak(eval_dirs: Path, triple, monkeypatch) -> None:
+    """12-bit infrared in 16-bit files: `--ir-norm 4080` scores what `fuse --ir-norm 4080` saw;
+    without it they score as read (/ 257), with the note that says so."""
     from PIL import Image
 
+    from litefuse import io
+
+    monkeypatch.setattr(io, "_NARROW_NOTED", [])
     d = eval_dirs
     for png in (d / "ir").glob("*.png"):
         Image.fromarray(np.asarray(Image.open(png)).astype(np.uint16) * 16).save(png)
@@ -395,7 +399,8 @@ def test_cli_eval_reads_the_infrared_at_its_peak(eval_dirs: Path, triple) -> Non
     scaled = _run_eval(*args, "--ir-norm", "4080", "--csv", str(d / "a.csv"))
     assert scaled.exit_code == 0, scaled.output
     assert float((d / "a.csv").read_text().splitlines()[1].split(",")[1]) == pytest.approx(want, rel=1e-12)
-    assert _run_eval(*args, "--csv", str(d / "b.csv")).exit_code == 0
+    with pytest.warns(io.OnceWarning, match="12-bit data"):
+        assert _run_eval(*args, "--csv", str(d / "b.csv")).exit_code == 0
     assert float((d / "b.csv").read_text().splitlines()[1].split(",")[1]) != pytest.approx(want, rel=1e-3)
     bad = _run_eval(*args, "--ir-norm", "twelve")
     assert bad.exit_code == 2 and "--ir-norm twelve" in bad.output
