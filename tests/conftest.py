@@ -56,6 +56,15 @@ def _torch_threads_restored():
     runtime._LAST_SET, runtime._LAST_WAS_USERS = last, users
 
 
+@pytest.fixture(autouse=True)
+def _once_notes_reset(monkeypatch):
+    """Each test starts with litefuse's once-per-process notes unsaid, so whether a test sees one
+    does not depend on which tests ran before it."""
+    from litefuse import io
+
+    monkeypatch.setattr(io, "_NARROW_NOTED", [])
+
+
 @pytest.fixture()
 def one_thread():
     """Run a test with one torch thread (training tests: deterministic and polite to the CPU)."""

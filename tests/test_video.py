@@ -13,6 +13,7 @@ ff = pytest.importorskip("imageio_ffmpeg")
 
 import litefuse
 from litefuse.errors import InputError, OutputError
+from litefuse.io import OnceWarning
 from litefuse.video import fuse_video, read_video
 
 
@@ -176,7 +177,8 @@ def test_a_16_bit_infrared_stream_is_read_at_its_peak(tmp_path):
     report = fuse_video(tmp_path / "ir16.mkv", vi_path, tmp_path / "a.mp4", "max", ir_norm=4080)
     assert report.frames == 4
     scaled = list(read_video(tmp_path / "a.mp4")[1])
-    plain = list(read_video(fuse_video(tmp_path / "ir16.mkv", vi_path, tmp_path / "b.mp4", "max").path)[1])
+    with pytest.warns(OnceWarning, match="12-bit data"):  # without --ir-norm: said
+        plain = list(read_video(fuse_video(tmp_path / "ir16.mkv", vi_path, tmp_path / "b.mp4", "max").path)[1])
     eight = fuse_video(write_video(tmp_path / "ir8.mp4", ir8), vi_path, tmp_path / "c8.mp4", "max")
     want = list(read_video(eight.path)[1])  # the same scene from an 8-bit stream
     hot = (slice(16, 21), slice(4, 9))  # frame 0's warm square

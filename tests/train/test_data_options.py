@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from litefuse.cli import app
 from litefuse.data import PairCropDataset, collect_pairs
+from litefuse.io import OnceWarning
 from litefuse.train import ConfigError, TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -89,7 +90,8 @@ def test_ir_norm_scales_the_training_infrared_as_fuse_does(tmp_path):
     """12-bit infrared in 16-bit files trained near-black (max 16 of 255): ``fuse --ir-norm 4095``
     had no counterpart in training."""
     pairs = collect_pairs([_twelve_bit_root(tmp_path / "d")])
-    dark = PairCropDataset(pairs, 32, train=False)
+    with pytest.warns(OnceWarning, match="12-bit data"):  # said, as fuse says it
+        dark = PairCropDataset(pairs, 32, train=False)
     scaled = PairCropDataset(pairs, 32, train=False, ir_norm=4095.0)
     assert max(a.max() for a, _ in dark.images) <= 16 and min(a.max() for a, _ in scaled.images) >= 250
     assert all(np.array_equal(b1, b2) for (_, b1), (_, b2) in zip(dark.images, scaled.images))  # the visible as it was
@@ -112,7 +114,8 @@ def test_ir_norm_in_configs_and_on_the_command_line(tmp_path):
     weights = tmp_path / "r" / "model.safetensors"
     assert "fuse with `--ir-norm 4095`" in model_card(MODEL, weights, tmp_path / "r", "cmd", "")
     pair = ["--ir", str(root / "ir" / "p0.png"), "--vi", str(root / "vi" / "p0.png"), "--weights", str(weights)]
-    with pytest.warns(UserWarning, match="trained on infrared read with --ir-norm 4095"):  # without it: said
+    with pytest.warns(OnceWarning, match="12-bit data"), \
+            pytest.warns(UserWarning, match="trained on infrared read with --ir-norm 4095"):  # without it: said
         plain = CliRunner().invoke(app, ["fuse", *pair, "-o", str(tmp_path / "a.png")])
     assert plain.exit_code == 0, plain.output
     with warnings.catch_warnings():
