@@ -621,3 +621,38 @@ def test_a_file_system_without_locks_still_trains(image_root, tmp_path, monkeypa
     out = tmp_path / "run"
     _trainer(_config(image_root, out, max_steps=2)).fit()
     assert (out / "model.safetensors").is_file() and not (out / LOCK).exists()
+
+
+def test_a_run_that_ends_never_removes_the_lock_of_the_run_that_took_the_folder_after_it(tmp_path, monkeypatch):
+    """A failed run's discard removes its lock file; another run may create and lock a new one
+    at once. The ending run then unlinked that path a second time, removing the new holder's
+    lock file, so a third run could lock a fresh file and train beside the second."""
+    fcntl = pytest.importorskip("fcntl")
+    import os
+
+    from litefuse.errors import OutputError
+    from litefuse.train.rundir import LOCK, RunFolder
+
+    out = tmp_path / "run"
+    taken: list[int] = []
+    discard = RunFolder.discard
+
+    def discard_then_another_run_locks(self):
+        discard(self)
+        out.mkdir(exist_ok=True)  # the next run, between this one's discard and its exit
+        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        taken.append(fd)
+
+    monkeypatch.setattr(RunFolder, "discard", discard_then_another_run_locks)
+    with pytest.raises(RuntimeError):
+        with RunFolder(out) as first:
+            first.create()
+            raise RuntimeError("diverged before the first checkpoint")
+    try:
+        assert (out / LOCK).exists() and os.stat(out / LOCK).st_ino == os.fstat(taken[0]).st_ino
+        with pytest.raises(OutputError, match="another litefuse train is writing"):
+            with RunFolder(out) as third:
+                third.create()
+    finally:
+        os.close(taken[0])

@@ -71,7 +71,12 @@ class RunFolder:
                 self.discard()
         finally:
             if self._lock is not None:
-                (self.path / LOCK).unlink(missing_ok=True)  # a run folder keeps only its run files
+                try:  # a run folder keeps only its run files; discard() may have removed it already,
+                    # and the path may now be the lock file of a run that took the folder since: kept
+                    if os.stat(self.path / LOCK).st_ino == os.fstat(self._lock).st_ino:
+                        (self.path / LOCK).unlink(missing_ok=True)
+                except FileNotFoundError:
+                    pass
                 os.close(self._lock)  # releases the lock
                 self._lock = None
 
