@@ -153,6 +153,29 @@ def test_a_report_that_fails_midway_leaves_the_earlier_one_whole(pairs, tmp_path
     assert not (tmp_path / "new").exists()
 
 
+def test_a_failed_report_names_the_report_file_not_the_staging_folder(pairs, tmp_path, monkeypatch):
+    """A full disk while staging said '<rep>/.report-1a2b/grid.png: cannot write', a hidden
+    folder that is gone by the time the line is read; it names <rep>/grid.png, errno kept."""
+    import errno
+
+    import litefuse._files
+    from litefuse.errors import OutputError
+
+    publish = litefuse._files.publish
+
+    def full_at_grid(tmp, path, **kwargs):
+        if path.name == "grid.png":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        publish(tmp, path, **kwargs)
+
+    monkeypatch.setattr("litefuse.io.publish", full_at_grid)
+    result = compare([pairs], ["max"], metrics=["EN"], preview=1)
+    with pytest.raises(OutputError) as caught:
+        write_report(result, tmp_path / "rep")
+    assert str(caught.value).startswith(f"{tmp_path / 'rep' / 'grid.png'}: cannot write (No space left"), str(caught.value)
+    assert ".report-" not in str(caught.value) and caught.value.errno == errno.ENOSPC
+
+
 def test_a_report_never_goes_into_a_source_folder(pairs, tmp_path):
     from litefuse.compare import check_report_dir
     from litefuse.errors import OutputError

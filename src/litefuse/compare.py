@@ -371,6 +371,10 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "", overw
                 os.replace(path, paths[key])  # renames in one folder: no space needed, no half file
         except OSError as exc:
             raise OutputError(f"{out_dir}: cannot write the report ({exc.strerror or exc})") from None
+        except OutputError as exc:  # a file's write failed: named where it was to go, not in the stage
+            error = OutputError(str(exc).replace(str(stage), str(out_dir)))
+            error.errno = getattr(exc, "errno", None)
+            raise error from None
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     for name in REPORT_FILES:
