@@ -656,3 +656,18 @@ def test_a_run_that_ends_never_removes_the_lock_of_the_run_that_took_the_folder_
                 third.create()
     finally:
         os.close(taken[0])
+
+
+def test_a_lock_file_the_run_cannot_open_is_one_line_naming_it(tmp_path):
+    """A lock file left by a killed run of another user (0644: no O_RDWR here), or anything else
+    in its place, escaped as a bare OSError (an internal error, exit 3)."""
+    pytest.importorskip("fcntl")
+    from litefuse.errors import OutputError
+    from litefuse.train.rundir import LOCK, RunFolder
+
+    out = tmp_path / "run"
+    (out / LOCK).mkdir(parents=True)
+    with pytest.raises(OutputError, match=r"\.litefuse-train\.lock: cannot open the run folder's lock"):
+        with RunFolder(out) as folder:
+            folder.create()
+    assert (out / LOCK).is_dir()

@@ -100,7 +100,11 @@ class RunFolder:
             return
         path = self.path / LOCK
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:  # another user's file left by a killed run, or a folder in its place
+                raise OutputError(f"{path}: cannot open the run folder's lock ({exc.strerror or exc}); "
+                                  "remove it if no litefuse train is writing here, or choose another --output") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
