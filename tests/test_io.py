@@ -114,6 +114,19 @@ def test_save_is_atomic_and_refuses_inputs(tmp_path):
         check_output_path(out)
 
 
+def test_a_folder_or_a_broken_link_at_an_output_name_is_said_as_it_is(tmp_path):
+    """A folder where the output goes is 'is a directory' (it said 'output exists; pass
+    --overwrite', which then failed); a broken symlink counts as existing (it was written
+    through to its target, or named the target in the error)."""
+    (tmp_path / "x.png").mkdir()
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match="is a directory"):
+            check_output_path(tmp_path / "x.png", overwrite=overwrite)
+    (tmp_path / "l.png").symlink_to(tmp_path / "gone" / "t.png")
+    with pytest.raises(OutputError, match=r"l.png: output exists"):
+        check_output_path(tmp_path / "l.png")
+
+
 def test_written_files_get_the_usual_permissions(tmp_path):
     """Atomic writes go through ``mkstemp`` (mode 0600); published files must be readable by
     others like any ``open()``-created file (0666 minus the umask)."""

@@ -417,10 +417,10 @@ def check_output_path(
         raise OutputError(f"{out}: not a format written here; use a file name ending in {_choices(suffixes)}")
     if not folder_checked:
         _check_creatable(out, resolved.parent)
-    if out.exists() and not overwrite:
+    if out.is_dir():  # before 'exists': --overwrite would not help
+        raise OutputError(f"{out}: is a directory; name a file")
+    if (out.exists() or out.is_symlink()) and not overwrite:  # a broken link too: not written through in silence
         raise OutputError(f"{out}: output exists; pass --overwrite (overwrite=True) to replace it")
-    if out.is_dir():
-        raise OutputError(f"{out}: is a directory")
     return resolved
 
 
