@@ -308,10 +308,9 @@ def test_a_fuser_for_another_task_does_not_fit_a_folder(pairs, tmp_path):
         fuse_folder(pairs, tmp_path / "o", Fuser("max", task="mef"))
 
 
-def test_grid_leaves_a_failed_method_blank_in_its_own_column(pairs, tmp_path, monkeypatch):
-    import litefuse.viz
+def _mean_failing_on_p0(monkeypatch):
+    """A ``mean`` Fuser that cannot fuse pair p0 (an InputError), as a method fails on one pair."""
     from litefuse import Fuser
-    from litefuse.errors import InputError
 
     mean = Fuser("mean")
     real = mean.fuse_images
@@ -322,6 +321,13 @@ def test_grid_leaves_a_failed_method_blank_in_its_own_column(pairs, tmp_path, mo
         return real(a, b, *args, **kwargs)
 
     monkeypatch.setattr(mean, "fuse_images", fails_on_p0)
+    return mean
+
+
+def test_grid_leaves_a_failed_method_blank_in_its_own_column(pairs, tmp_path, monkeypatch):
+    import litefuse.viz
+
+    mean = _mean_failing_on_p0(monkeypatch)
     result = compare([pairs], ["max", mean, "gff"], metrics=["EN"], preview=2)
     assert any("mean" in s for s in result.skipped) and "mean" not in result.previews["Set/p0"]
     # the pair is in no method's means (they were averaged over different pairs), and that is said
@@ -564,17 +570,8 @@ def test_stored_results_in_an_unreadable_folder_skip_the_pair_in_one_line(tmp_pa
 def test_a_pair_the_first_method_cannot_fuse_is_said_to_be_out_of_every_mean(pairs, monkeypatch):
     """When the failing method comes first, the others are fused (for the grid) but not scored,
     and the pair is still said to be left out of every method's means."""
-    from litefuse import Fuser
 
-    mean = Fuser("mean")
-    real = mean.fuse_images
-
-    def fails_on_p0(a, b, *args, **kwargs):
-        if float(np.asarray(a)[10, 20]) > 0.5:  # only p0's target reaches row 10
-            raise InputError("cannot fuse this one")
-        return real(a, b, *args, **kwargs)
-
-    monkeypatch.setattr(mean, "fuse_images", fails_on_p0)
+    mean = _mean_failing_on_p0(monkeypatch)
     result = compare([pairs], [mean, "max"], metrics=["EN"], preview=2)
     assert not [r for r in result.rows if r["image"] == "p0"] and "max" in result.previews["Set/p0"]
     assert any("Set/p0: left out of every method's means" in s for s in result.skipped)
