@@ -205,6 +205,36 @@ def test_plan_follows_parameter_changes() -> None:
     torch.testing.assert_close(after, reference, atol=TOL, rtol=0)
 
 
+def test_plan_follows_in_place_changes_through_data() -> None:
+    # p.data.mul_ (old-style EMA) bumps no version counter: the plan compares values too
+    model = _unsaturated(LWCDenseFuse(), seed=4).eval()
+    x, y = torch.rand(1, 1, 40, 50), torch.rand(1, 1, 40, 50)
+    with torch.no_grad():
+        before = model(x, y)
+        model.conv3.dw.weight.data.mul_(1.5)
+        model.dense.layers[1].pw.weight.data.mul_(0.5)
+        after = model(x, y)
+        reference = model.fuse_for_inference(False)(x, y)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, reference, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["densefuse", "lwc-densefuse"])
+def test_frozen_network_passes_the_gradient_of_either_source(name: str) -> None:
+    # frozen weights, one source needing its gradient (an adversarial or input-optimising loss):
+    # the training form runs, whichever source it is
+    model = load_model(name).requires_grad_(False)
+    torch.manual_seed(0)
+    ir, vi = torch.rand(1, 1, 24, 20), torch.rand(1, 1, 24, 20)
+    grads = []
+    for source in (ir, vi):
+        source.requires_grad_(True)
+        model(ir, vi).sum().backward()
+        grads.append(source.grad.abs().sum().item())
+        source.requires_grad_(False)
+    assert min(grads) > 0
+
+
 def test_gradients_flow_in_eval_mode() -> None:
     model = load_model("lwc-densefuse")
     x = torch.rand(1, 1, 20, 24)

@@ -36,6 +36,8 @@ from .layers import (
     exporting,
     lerp,
     observed,
+    ParameterSnapshot,
+    check_pair,
     parameter_key,
 )
 
@@ -470,7 +472,7 @@ class FusionAutoEncoder(nn.Module):
         self.conv4 = block(widths[2], widths[3])
         self.conv5 = ConvLayer(widths[3], 1, relu=False)
         self.channels_last = channels_last  # activations only: weights stay contiguous (safetensors)
-        self._plan: tuple[tuple, InferencePlan | None] | None = None  # (parameter key, plan)
+        self._plan: tuple[tuple, ParameterSnapshot, InferencePlan | None] | None = None  # (key, values, plan)
 
     def fuse_for_inference(self, enabled: bool = True) -> FusionAutoEncoder:
         """Build the inference form now (``enabled``), or run the training form in eval mode too.
@@ -487,17 +489,19 @@ class FusionAutoEncoder(nn.Module):
     def inference_plan(self) -> InferencePlan | None:
         """The current :class:`InferencePlan`, or ``None`` when a block has no inference form."""
         key = parameter_key(self)
-        if self._plan is None or self._plan[0] != key:
+        if self._plan is None or self._plan[0] != key or not self._plan[1].matches(self):
             with torch.no_grad():
                 blocks = (self.conv1, *self.dense.layers, self.conv2, self.conv3, self.conv4, self.conv5)
                 plan = InferencePlan(self) if all(hasattr(b, "inference_plan") for b in blocks) else None
-            self._plan = (key, plan)
-        return self._plan[1]
+            self._plan = (key, ParameterSnapshot(self), plan)
+        return self._plan[2]
 
-    def _use_inference_form(self, x: torch.Tensor) -> bool:
+    def _use_inference_form(self, *inputs: torch.Tensor) -> bool:
         if self.training or not self.inference_form or torch.compiler.is_compiling() or torch.compiler.is_exporting():
             return False
-        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in self.parameters())):
+        if inputs[0].shape[0] == 0:  # an empty batch: the training form returns an empty batch
+            return False
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (*inputs, *self.parameters())):
             return False  # the plan's weights are detached copies
         return not observed(self)
 
@@ -527,11 +531,10 @@ class FusionAutoEncoder(nn.Module):
 
     def forward(self, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
         """Fuse ``(B, 1, H, W)`` infrared and visible luminance in ``[0, 1]``; returns ``(B, 1, H, W)`` in ``[0, 1]``."""
-        if ir.dim() != 4 or ir.shape[1] != 1 or ir.shape != vi.shape:
-            raise ValueError(f"expected two (B, 1, H, W) tensors of equal shape, got {tuple(ir.shape)} and {tuple(vi.shape)}")
+        check_pair(ir, vi)
         if exporting():
             return self._export_forward(ir, vi)
-        if self._use_inference_form(ir):
+        if self._use_inference_form(ir, vi):
             plan = self.inference_plan()
             if plan is not None:
                 with torch.no_grad():

@@ -62,7 +62,9 @@ __all__ = [
     "conv_add_act",
     "observed",
     "exporting",
+    "check_pair",
     "parameter_key",
+    "ParameterSnapshot",
     "Conv2d",
     "ECA",
     "SqueezeExcite",
@@ -97,6 +99,19 @@ def _dispatch_mode_outside_compile() -> bool:
 def exporting() -> bool:
     """``torch.export`` (the ONNX exporter): record graph-friendly variants of a few ops."""
     return torch.compiler.is_exporting()
+
+
+def check_pair(ir: torch.Tensor, vi: torch.Tensor) -> None:
+    """A fusion network's input contract: two ``(B, 1, H, W)`` tensors of one shape, each image
+    at least one pixel (an empty batch is allowed). A clear ``ValueError`` instead of whatever
+    the first layer would raise. Not checked under ``torch.export``, whose symbolic sizes have
+    their own ranges."""
+    if exporting():
+        return
+    if ir.dim() != 4 or ir.shape[1] != 1 or ir.shape != vi.shape:
+        raise ValueError(f"expected two (B, 1, H, W) tensors of equal shape, got {tuple(ir.shape)} and {tuple(vi.shape)}")
+    if ir.shape[-2] == 0 or ir.shape[-1] == 0:
+        raise ValueError(f"expected images of at least 1x1 pixels, got H x W = {ir.shape[-2]} x {ir.shape[-1]}")
 
 
 def _dispatch_mode() -> bool:
@@ -326,6 +341,24 @@ def parameter_key(module: nn.Module) -> tuple:
             return (object(),)
         key.append((p.data_ptr(), version, p.dtype, p.device))
     return tuple(key)
+
+
+class ParameterSnapshot:
+    """A copy of ``module``'s parameter values, to tell whether a cache derived from them is
+    stale. :func:`parameter_key` misses one kind of change: an in-place update through
+    ``p.data`` (old-style EMA, ``p.data.mul_``) does not bump the version counter. Comparing the
+    values costs microseconds for these small networks (74 k parameters at most)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.values = [p.detach().clone() for p in module.parameters()]
+
+    def matches(self, module: nn.Module) -> bool:
+        """Whether ``module``'s parameters still hold the copied values (same shapes, devices, dtypes)."""
+        params = list(module.parameters())
+        return len(params) == len(self.values) and all(
+            p.shape == v.shape and p.device == v.device and p.dtype == v.dtype and torch.equal(p.detach(), v)
+            for p, v in zip(params, self.values)
+        )
 
 
 # --------------------------------------------------------------------------------------------
