@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from litefuse.models import layers as L
+from litefuse.registry import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -140,3 +141,15 @@ def test_upsample2x_equals_bilinear_interpolate(shape, nhwc) -> None:
     y = x.clone().requires_grad_(True)  # under autograd: ATen's op and its gradient
     L.upsample2x(y).sum().backward()
     assert y.grad is not None and torch.allclose(y.grad, torch.full_like(y.grad, 4.0))
+
+
+@pytest.mark.parametrize("name", ["densefuse", "lwc-densefuse", "aenetv2", "dwsfusion"])
+def test_every_network_checks_its_pair(name: str) -> None:
+    # check_pair: an empty batch gives an empty batch, an empty image a clear error
+    model = load_model(name)
+    with torch.no_grad():
+        assert model(torch.rand(0, 1, 8, 8), torch.rand(0, 1, 8, 8)).shape == (0, 1, 8, 8)
+        with pytest.raises(ValueError, match="at least 1x1 pixels, got H x W = 0 x 5"):
+            model(torch.rand(1, 1, 0, 5), torch.rand(1, 1, 0, 5))
+        with pytest.raises(ValueError, match="equal shape"):
+            model(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 9))

@@ -61,6 +61,7 @@ from ..registry import register_model
 from .layers import (  # Conv2d: nn.Conv2d under the shared CPU convolution policy
     Conv2d,
     channels_last,
+    check_pair,
     conv_add_act,
     exporting,
     lerp,
@@ -370,6 +371,7 @@ class AENetV2(nn.Module):
         self.head = _conv(skip_width, 2 if self.residual else 1)
 
     def forward(self, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+        check_pair(ir, vi)
         h, w = ir.shape[-2:]
         # even size for the stride-2 grid (pool) / right-bottom pad for the 2x2 kernel (no pool)
         ph, pw = (h % 2, w % 2) if self.pool else (1, 1)

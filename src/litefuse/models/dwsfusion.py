@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from ..errors import ModelError
 from ..registry import register_model
 from .deform import _TAPS, dilated_deform_conv3x3, modulated_deform_conv3x3, offsets_to_grid
-from .layers import channel_attention, max_pool2x2
+from .layers import channel_attention, check_pair, max_pool2x2
 from .layers import conv2d as _policy_conv2d
 from .lowpass import lowpass_masks_like
 
@@ -449,6 +449,9 @@ class DWSFusion(nn.Module):
 
     def forward(self, ir: Tensor, vi: Tensor) -> Tensor:
         """Fused luminance (B, 1, H, W) in [0, 1]; skips the training-only dual-weight branch."""
+        check_pair(ir, vi)
+        if ir.shape[0] == 0:  # the FFT of the frequency selection refuses an empty batch
+            return ir.new_empty(ir.shape)
         return self.forward_all(ir, vi, dual=False)["fused"]
 
     def make_critic(self, patch_size: tuple[int, int] = (240, 320)) -> DWSCritic:
