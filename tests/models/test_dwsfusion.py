@@ -320,6 +320,20 @@ def test_dilated_samplers_agree() -> None:
         dws.dilated_deform_conv3x3(x, dilation, mask, weight, bias, sampler="triton")
 
 
+def test_grid_sampler_in_float64_is_as_exact_as_the_shifts() -> None:
+    """A float64 model's sampling grid is float64 (it was rounded to float32: 1.6e-5 off the
+    shift sampler on a 640-wide frame, 3.6e-6 in float64)."""
+    torch.manual_seed(5)
+    b, c, o, h, w = 1, 2, 2, 6, 640
+    x = torch.rand(b, c, h + 2, w + 2, dtype=torch.float64)
+    dilation = 1 + 2.5 * torch.rand(b, 1, h, w, dtype=torch.float64)
+    mask, weight, bias = (torch.rand(b, 9, h, w, dtype=torch.float64), torch.randn(o, c, 3, 3, dtype=torch.float64),
+                          torch.randn(o, dtype=torch.float64))
+    lerp = dws.dilated_deform_conv3x3(x, dilation, mask, weight, bias, sampler="shift")
+    grid = dws.dilated_deform_conv3x3(x, dilation, mask, weight, bias, sampler="grid")
+    torch.testing.assert_close(grid, lerp, atol=1e-10, rtol=0)
+
+
 def test_lowpass_masks_cached_per_device() -> None:
     """Off the CPU the FreqSelect masks are uploaded once per size and reused (meta device here)."""
     x = torch.empty(1, 2, 30, 41, device="meta")
@@ -343,7 +357,7 @@ def test_deformable_grid_constants_made_once_per_device() -> None:
         got = deform.dilation_grid(dilation, (32, 43)), deform.offsets_to_grid(offset, (32, 43))
     assert mode.count == 0
     assert all(torch.equal(g, e) for g, e in zip(got, expected))
-    base = deform._tap_grid(30, 41, 32, 43)
+    base = deform._tap_grid(30, 41, 32, 43).float()  # built in float64
     torch.testing.assert_close(deform.dilation_grid(torch.ones(1, 1, 30, 41), (32, 43))[0], base)  # dilation 1: the taps
 
 

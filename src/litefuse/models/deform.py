@@ -39,8 +39,8 @@ def _tap_offsets(dtype: torch.dtype, device: torch.device | str | None) -> tuple
 
 
 def _tap_grid(h: int, w: int, hp: int, wp: int, device: torch.device | str | None = None) -> Tensor:
-    """Normalised (x, y) sampling grid of the 9 undeformed taps, shape (9, h, w, 2), float32 on
-    ``device`` (default: the CPU).
+    """Normalised (x, y) sampling grid of the 9 undeformed taps, shape (9, h, w, 2), float64 on
+    ``device`` (default: the CPU); callers round it once to the dtype they sample in.
 
     Output pixel (i, j) reads the unpadded-conv window of a ``hp x wp`` input centred at
     (i + 1, j + 1); coordinates are normalised for ``grid_sample(align_corners=True)``.
@@ -53,7 +53,7 @@ def _tap_grid(h: int, w: int, hp: int, wp: int, device: torch.device | str | Non
     xs = torch.arange(w, dtype=torch.float64, device=device) + 1.0
     gy = (ys[None, :, None] + ty[:, None, None]) * sy - 1.0  # (9, h, 1)
     gx = (xs[None, None, :] + tx[:, None, None]) * sx - 1.0  # (9, 1, w)
-    return torch.stack(torch.broadcast_tensors(gx, gy), dim=-1).float().contiguous()
+    return torch.stack(torch.broadcast_tensors(gx, gy), dim=-1)
 
 
 def _grid_constants(
@@ -64,10 +64,11 @@ def _grid_constants(
     inference mode: the cached copies must stay usable under autograd."""
     with torch.inference_mode(False):
         sx, sy = 2.0 / max(wp - 1, 1), 2.0 / max(hp - 1, 1)
-        scale = torch.where(torch.arange(2, device=device) == 0, sx, sy).float()  # (sx, sy)
-        ty, tx = _tap_offsets(torch.float32, device)
+        # built in float64 and rounded once: a float64 model samples as precisely as its shift path
+        scale = torch.where(torch.arange(2, device=device) == 0, torch.full((2,), sx, dtype=torch.float64, device=device), sy)
+        ty, tx = _tap_offsets(torch.float64, device)
         steps = torch.stack([tx, ty], dim=1) * scale
-        return tuple(t.to(device, dtype) for t in (_tap_grid(h, w, hp, wp, device), scale, steps))
+        return tuple(t.to(device, dtype).contiguous() for t in (_tap_grid(h, w, hp, wp, device), scale, steps))
 
 
 # made once per size and device: a GPU call then copies nothing from the host (the base grid of a
