@@ -10,6 +10,7 @@ import torch
 
 import litefuse
 from litefuse.api import _cached_fuser
+from litefuse.errors import InputError
 
 
 def test_fuse_threads_hold_on_the_first_call(monkeypatch):
@@ -193,3 +194,16 @@ def test_fuse_files_scales_the_infrared_by_ir_norm_without_a_note_for_shipped_we
     fused = np.asarray(Image.open(out)).astype(np.float64) / 65535
     np.testing.assert_allclose(fused[:8], 1.0, atol=1e-4)
     np.testing.assert_allclose(fused[8:], 2000 / 4095, atol=1e-4)
+
+
+def test_fuse_luma_says_its_contract():
+    fuser = litefuse.Fuser("aenetv2-ivif")
+    grey = np.full((8, 8), 0.5, np.float32)
+    with pytest.raises(InputError, match=r"one non-empty shape, got \(0, 5\) and \(0, 5\)"):
+        fuser.fuse_luma(np.zeros((0, 5), np.float32), np.zeros((0, 5), np.float32))
+    with pytest.raises(InputError, match=r"\(pair 1\), got \(8, 8\) and \(8, 9\)"):
+        fuser.fuse_luma_batch([grey, grey], [grey, np.zeros((8, 9), np.float32)])
+    with pytest.raises(InputError, match="2 images on one side but 1 on the other"):
+        fuser.fuse_luma_batch([grey, grey], [grey])
+    assert fuser.fuse_luma_batch([], []) == []
+    assert fuser.fuse_luma(grey, grey).shape == (8, 8)

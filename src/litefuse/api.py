@@ -273,12 +273,16 @@ class Fuser:
     def fuse_luma(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Fuse two grey float images of equal size; returns float32 ``H×W`` in [0, 1]
         (tiled above ``tile²`` pixels, see :meth:`_fuse_tensors`)."""
+        _check_luma([a], [b])
         return self._fuse_tensors(self._upload([a])[:, None], self._upload([b])[:, None])[0, 0].cpu().numpy()
 
     @torch.inference_mode()
     def fuse_luma_batch(self, a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> list[np.ndarray]:
         """:meth:`fuse_luma` over several pairs; equal-size frames that fit one pass go through a
         network as one batch (same result as one at a time, to float rounding)."""
+        _check_luma(a, b)
+        if not len(a):
+            return []
         if not self._batchable(a, b):
             return [self.fuse_luma(x, y) for x, y in zip(a, b)]
         return list(self._fuse_tensors(self._upload(a)[:, None], self._upload(b)[:, None])[:, 0].cpu().numpy())
@@ -374,6 +378,18 @@ class Fuser:
         """``fuse(ir, vi, model=self, **kwargs)``: any image-like sources, checked for this Fuser's
         task; keywords as :func:`fuse` takes them (``grey``, ``resize_vi``, ``ir_norm``, ``task``)."""
         return fuse(ir, vi, model=self, **kwargs)
+
+
+def _check_luma(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> None:
+    """:meth:`Fuser.fuse_luma`'s contract, said as an :class:`InputError` rather than whatever a
+    network's first layer raises: as many images on each side, each pair two ``H×W`` arrays of
+    one non-empty shape."""
+    if len(a) != len(b):
+        raise InputError(f"{len(a)} images on one side but {len(b)} on the other")
+    for i, (x, y) in enumerate(zip(a, b)):
+        where = f" (pair {i})" if len(a) > 1 else ""
+        if np.ndim(x) != 2 or np.ndim(y) != 2 or np.shape(x) != np.shape(y) or not np.size(x):
+            raise InputError(f"expected two grey H×W images of one non-empty shape{where}, got {np.shape(x)} and {np.shape(y)}")
 
 
 def _unit_floats(x) -> bool:
