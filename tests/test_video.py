@@ -210,8 +210,11 @@ def test_tiny_frames_and_zero_frames_are_refused_up_front(pair, tmp_path):
     tiny = write_video(tmp_path / "tiny.mp4", [np.full((6, 6), 100, np.uint8)] * 2)
     with pytest.raises(InputError, match=r"tiny.mp4: frames are 6×6 pixels; at least 8×8"):
         fuse_video(tiny, tiny, tmp_path / "t.mp4", "max")
-    with pytest.raises(OptionError, match="max_frames must be at least 1"):
+    with pytest.raises(OptionError, match="max_frames must be a whole number of at least 1"):
         fuse_video(*pair, tmp_path / "z.mp4", "max", max_frames=0)
+    for bad in (2.5, "2", True, 0):  # 2.5 never filled a batch: the whole video went through in one call
+        with pytest.raises(OptionError, match=f"batch_size must be a whole number of at least 1 \\(got {bad!r}\\)"):
+            fuse_video(*pair, tmp_path / "z.mp4", "max", batch_size=bad)
     assert not (tmp_path / "t.mp4").exists() and not (tmp_path / "z.mp4").exists()
 
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
+from ._checks import whole
 from .colour import rgb_to_ycbcr
 from ._files import publish, temporary_beside
 from .errors import InputError, LitefuseError, OptionError
@@ -169,10 +170,10 @@ def fuse_video(
     :func:`litefuse.fuse_folder` takes them; ``max_frames``: stop after that many frames;
     ``progress``: ``(iterable, total) -> iterable`` wrapped around the frames. Returns a
     :class:`VideoReport`; bad or missing streams raise :class:`~litefuse.errors.InputError`."""
-    if batch_size < 1:
-        raise OptionError(f"batch_size must be at least 1 (got {batch_size})")
-    if max_frames is not None and max_frames < 1:
-        raise OptionError(f"max_frames must be at least 1 (got {max_frames})")
+    if not whole(batch_size, 1):  # 2.5 never filled a batch: the whole video went in one call
+        raise OptionError(f"batch_size must be a whole number of at least 1 (got {batch_size!r})")
+    if max_frames is not None and not whole(max_frames, 1):
+        raise OptionError(f"max_frames must be a whole number of at least 1 (got {max_frames!r})")
     ir_norm = check_norm(ir_norm)
     out = check_output_path(out, (ir, vi), overwrite, suffixes=VIDEO_SUFFIXES)
     from .api import Fuser, warn_ir_norm
