@@ -189,6 +189,9 @@ def test_thousands_of_problems_do_not_flood_the_console(tmp_path):
     assert len(lines) == SKIPS_SHOWN + 1 and f"5 more; all {SKIPS_SHOWN + 5} listed in" in lines[-1], proc.stderr
     listed = (out / SKIPS_FILE).read_text(encoding="utf-8").splitlines()
     assert len(listed) == SKIPS_SHOWN + 5 and all("no partner in vi/" in line for line in listed)
+    # resuming the finished run: its output already there counts as fused (exit 1, not 2: "none fused")
+    proc = run("fuse", "--input", str(root), "-o", str(out), "-m", "max", "--skip-existing")
+    assert proc.returncode == 1 and f"0 fused, 1 already there, {SKIPS_SHOWN + 5} skipped -> {out}" in proc.stdout, proc.stderr
     for orphan in root.glob("ir/orphan*.png"):  # a later run with few problems leaves no stale list
         orphan.unlink()
     proc = run("fuse", "--input", str(root), "-o", str(out), "-m", "max", "--skip-existing")
@@ -233,6 +236,17 @@ def test_version():
 def test_overwrite_and_skip_existing_together_is_a_usage_error(tmp_path, pair):
     proc = run("fuse", "--input", str(tmp_path), "-o", str(tmp_path / "out"), "--overwrite", "--skip-existing")
     assert_one_line_error(proc, "--overwrite replaces existing outputs and --skip-existing keeps them")
+
+
+def test_a_folder_run_that_writes_nothing_says_so(tmp_path):
+    # the output folder it created is removed again: the result line must not point at it
+    root = tmp_path / "set"
+    save_image(root / "ir" / "p.png", synthetic_pair(40, 56)[0])
+    (root / "vi").mkdir()
+    (root / "vi" / "p.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    proc = run("fuse", "--input", str(root), "-o", str(tmp_path / "out"), "-m", "max")
+    assert proc.returncode == 2 and "0 fused, 1 skipped -> nothing written" in proc.stdout, proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_legacy_console_encoding_prints_what_it_can(tmp_path):

@@ -351,7 +351,9 @@ def compile_for_inference(model: nn.Module, device: torch.device, compile: bool 
     dynamic shapes) that serves later sizes, plus one more graph each time a frame crosses a
     size threshold torch guards on (e.g. its convolution algorithm choice; 3 graphs for 7 sizes
     from 64×80 to 100×60 in the tests); ``torch._dynamo.config.recompile_limit`` (8) caps the
-    total, after which new sizes run eagerly. Fusing a folder or video of one size compiles once. On CUDA the inductor backend uses ``mode="reduce-overhead"``, which replays
+    total, after which new sizes run eagerly. Fusing a folder or video of one size compiles once,
+    or twice with a batch size that does not divide the frame count (the last, smaller batch: the
+    second graph takes any batch). On CUDA the inductor backend uses ``mode="reduce-overhead"``, which replays
     the frame as one CUDA graph (one recorded graph per distinct size). Parameters are shared
     with ``model``; attribute access falls through to it.
     """
