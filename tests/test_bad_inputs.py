@@ -423,6 +423,10 @@ def test_folder_options_given_for_one_pair_are_noted(capsys, pair, tmp_path):
     assert rc == 0 and "note: --batch-size and --compile apply to folders and videos" in err, err
     rc, _, err = cli(capsys, "fuse", "-m", "max", "--ir", str(pair[0]), "--vi", str(pair[1]), "-o", str(tmp_path / "p.png"))
     assert rc == 0 and "note:" not in err, err
+    # network options given for a classical method: said, as bench's settings line says it
+    rc, _, err = cli(capsys, "fuse", "-m", "max", "--ir", str(pair[0]), "--vi", str(pair[1]), "-o", str(tmp_path / "q.png"),
+                     "--precision", "bf16")
+    assert rc == 0 and "note: --precision bf16 applies to networks; max runs in float32, as it is" in err, err
 
 
 def test_eval_counts_pairs_it_did_not_fuse_and_keeps_an_existing_csv(capsys, tmp_path):

@@ -138,7 +138,7 @@ def test_resize_vi_opt_in(tmp_path, pair):
     assert "aspect ratio" not in proc.stderr  # 64×48 -> 128×96: the same shape
     wide_vi = save_image(tmp_path / "wvi.png", synthetic_pair(48, 96)[1])
     proc = run("fuse", "-m", "mean", "--ir", str(ir), "--vi", str(wide_vi), "-o", str(tmp_path / "w.png"), "--resize-vi")
-    assert proc.returncode == 0 and "note: wvi.png: resampled from 96×48 to 128×96, which changes its aspect ratio" in proc.stderr
+    assert proc.returncode == 0 and f"note: {wide_vi}: resampled from 96×48 to 128×96, which changes its aspect ratio" in proc.stderr
 
 
 def test_16bit_rgba_inputs(tmp_path):

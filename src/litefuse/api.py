@@ -326,7 +326,7 @@ class Fuser:
                 )
             (ha, wa), (hb, wb) = a.shape[:2], b.shape[:2]
             if abs((wb / hb) / (wa / ha) - 1) > 0.01:  # resampling stretches the scene: say so
-                name = Path(str(names[1])).name if names[1] is not None else "the second image"
+                name = str(names[1]) if names[1] is not None else "the second image"  # the path, as skip lines give it
                 warnings.warn(f"{name}: resampled from {wb}×{hb} to {wa}×{ha}, which changes its aspect ratio "
                               f"({wb / hb:.3f} to {wa / ha:.3f}); crop it to the partner's field of view for a true match",
                               UserWarning, stacklevel=2)

@@ -148,6 +148,10 @@ def fuse(
             fuser = Fuser.from_spec(model if weights is None else f"{model}@{weights}", **options)
         else:
             fuser = Fuser(model, weights=weights, **options)
+        if fuser.info.kind != "network" and (precision.value != "fp32" or compile):  # as bench's settings line says it
+            unused = [o for o, on in ((f"--precision {precision.value}", precision.value != "fp32"), ("--compile", compile)) if on]
+            err_console.print(f"note: {' and '.join(unused)} {'apply' if len(unused) > 1 else 'applies'} to networks; "
+                              f"{fuser.label} runs in float32, as it is", markup=False)
         if input_dir is not None:
             report = fuse_folder(
                 input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm,
