@@ -231,6 +231,13 @@ def test_webp_pairs_and_subfolders_are_not_passed_over_in_silence(tmp_path):
     pairs, problems = find_pairs(root)
     assert [p.name for p in pairs] == ["a"]
     assert len(problems) == 1 and "day: subfolder not searched" in str(problems[0])
+    # a folder named like its partner file: one problem (it was two, one saying "no partner")
+    save_image(root / "vi" / "c.png", vi)
+    (root / "ir" / "c.png").mkdir()
+    pairs, problems = find_pairs(root)
+    assert [str(p) for p in problems] == [f"{root / 'vi' / 'c.png'}: no partner in ir/ (ir/c.png is a folder)",
+                                          f"{root / 'ir' / 'day'}: subfolder not searched (pairs are the files directly in "
+                                          "ir/; fuse it as its own pair folder)"]
 
 
 def test_options_a_fuser_would_ignore_are_refused(folder, tmp_path):

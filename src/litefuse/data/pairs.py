@@ -169,10 +169,8 @@ def match_stems(
         by_role[role] = _renamed(by_role[role], template)
     matched: dict[str, dict[str, Path]] = {}
     problems: list[PairProblem] = []
-    for folder in folders.values():  # pairs are the files directly inside: say so, not "no pairs"
-        for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            problems.append(PairProblem(sub.name, sub, "subfolder not searched (pairs are the files directly in "
-                                                       f"{folder.name}/; fuse it as its own pair folder)"))
+    subfolders = {role: {p.name: p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+                  for role, folder in folders.items()}
     for stem in sorted(set().union(*by_role.values())):
         files = {role: found[stem] for role, found in by_role.items() if stem in found}
         first = next(iter(files.values()))[0]
@@ -187,9 +185,15 @@ def match_stems(
             near = [p.name for r in folders if r not in files for st, ps in by_role[r].items()
                     if st != stem and _loose(st) == _loose(stem) for p in ps]
             hint = f" ({', '.join(near)} there differs in letter case or Unicode form; stems match exactly)" if near else ""
+            # a folder named like the file (ir/a.png/ beside vi/a.png): one problem, said here
+            dirs = [f"{folders[r].name}/{first.name}" for r in folders if subfolders[r].pop(first.name, None)]
+            hint += f" ({' and '.join(dirs)} is a folder)" if dirs else ""
             problems.append(PairProblem(stem, first, f"no partner in {missing}{hint}"))
         else:
             matched[stem] = {role: paths[0] for role, paths in files.items()}
+    for role, subs in subfolders.items():  # pairs are the files directly inside: say so, not "no pairs"
+        problems += [PairProblem(name, sub, "subfolder not searched (pairs are the files directly in "
+                                            f"{folders[role].name}/; fuse it as its own pair folder)") for name, sub in subs.items()]
     return matched, problems
 
 
