@@ -274,3 +274,67 @@ def test_a_graph_whose_output_is_not_finite_fails_the_check(tmp_path):
 
     worst, _ = check_onnx(tmp_path / "a.onnx", Broken(), [(48, 64)])
     assert np.isnan(worst)
+
+
+def test_lwc_graph_matches_pytorch_on_a_white_frame(tmp_path):
+    """The channel gates' global means: onnxruntime summed a whole map in one float32 run, 2.8e-5
+    off PyTorch on a white 640×480 frame (2.8e-4 at 1280×1024); row means first (the check
+    now feeds a white frame too)."""
+    import torch
+
+    report = export_onnx("lwc-densefuse", tmp_path / "l.onnx", size=(480, 640))
+    white = np.ones((480, 640), np.float32)
+    with torch.no_grad():
+        ref = litefuse.load_model("lwc-densefuse")(*(torch.from_numpy(white)[None, None],) * 2)[0, 0].numpy()
+    assert np.abs(_run(report.path, white, white) - ref).max() < 2e-6 and report.max_abs_error < 2e-6
+
+
+def test_dynamic_graphs_name_the_output_axes_as_the_inputs(tmp_path):
+    # AE-Netv2's even-size pad and crop named the output height Min(height, 2*((height + Mod(height, 2))//2))
+    report = export_onnx("aenetv2", tmp_path / "a.onnx", size=None, batch=None)
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].shape == session.get_inputs()[0].shape == ["batch", 1, "height", "width"]
+    onnx.checker.check_model(onnx.load(str(report.path)), full_check=True)
+
+
+def test_export_bounds_and_memory_are_one_line(tmp_path, monkeypatch):
+    import litefuse.export as export
+    from litefuse.errors import OptionError
+
+    with pytest.raises(OptionError, match="8 to 16384 pixels a side, got 20000×20000"):
+        export_onnx("aenetv2", tmp_path / "a.onnx", size=(20000, 20000))
+    with pytest.raises(OptionError, match="at most 4096 pairs"):
+        export_onnx("aenetv2", tmp_path / "a.onnx", size=(16, 16), batch=10**20)
+    with pytest.raises(OptionError, match=r"--opset 18.0: .* \(a whole number\)"):
+        export_onnx("aenetv2", tmp_path / "a.onnx", size=(16, 16), opset=18.0)
+
+    def no_memory(*args, **kwargs):  # onnxruntime's arena failing, as on a 10 GB machine at 1920x1080 batch 16
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : BFCArena::AllocateRawInternal Failed to allocate memory")
+
+    monkeypatch.setattr(export, "check_onnx", no_memory)
+    with pytest.raises(ModelError, match=r"aenetv2: not enough memory checking the graph at 16×16, batch 1; .*--no-check"):
+        export_onnx("aenetv2", tmp_path / "a.onnx", size=(16, 16))
+    monkeypatch.setattr(export, "_example", lambda *a: (_ for _ in ()).throw(MemoryError()))
+    with pytest.raises(ModelError, match="not enough memory exporting at 16×16, batch 2"):
+        export_onnx("aenetv2", tmp_path / "a.onnx", size=(16, 16), batch=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_contract_says_how_these_weights_take_the_infrared(tmp_path, monkeypatch):
+    import litefuse.registry as registry
+
+    shipped = export_onnx("aenetv2", tmp_path / "a.onnx", size=(16, 16), check=False).path
+    props = {p.key: p.value for p in onnx.load(str(shipped)).metadata_props}
+    assert "both of one size, each side at least 8 pixels" in props["litefuse.inputs"] and "three equal ones" in props["litefuse.colour"]
+    assert props["litefuse.ir_norm"].startswith("range: ") and "65535" in props["litefuse.ir_norm"]
+    assert "infrared-visible or A/B" in onnx.load(str(shipped)).doc_string  # the general network is not only infrared-visible
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"")  # read through the (patched) metadata, never loaded here
+    monkeypatch.setattr(registry, "weights_metadata", lambda path: {"ir_norm": "4095"})
+    import litefuse.export as export
+
+    graph = onnx.load_from_string(onnx.load(str(shipped)).SerializeToString())
+    export._describe(graph, "aenetv2", weights)
+    props = {p.key: p.value for p in graph.metadata_props}
+    assert "these weights take the infrared divided by 4095, the sensor's peak" in props["litefuse.inputs"]
+    assert "divided by 4095" in graph.doc_string and props["litefuse.ir_norm"].startswith("4095: ")

@@ -41,13 +41,16 @@ from ._checks import size_hw, whole
 from ._files import new_folders, publish, temporary_beside
 from .demo import synthetic_luma_pair
 from .errors import ModelError, OptionError
-from .io import check_output_path
+from .io import MIN_SIDE, check_output_path
 from .registry import get_model_info, load_model
 
 __all__ = ["CONTRACT", "TOLERANCE", "ExportReport", "export_onnx", "check_onnx", "ort_session", "nchwc_block", "widest_conv"]
 
 #: the oldest ONNX opset torch's exporter writes (older requests come back as 18, or fail to convert)
 MIN_OPSET = 18
+
+#: the largest side and batch an export takes (a dynamic graph's traced bounds)
+MAX_SIDE, MAX_BATCH = 16384, 4096
 
 #: tolerance of the PyTorch-vs-onnxruntime check (float32 rounding of a different op order)
 TOLERANCE = 1e-4
@@ -125,11 +128,13 @@ def export_onnx(
         raise OptionError(f"size must be (H, W) in whole pixels, or None for dynamic sizes (got {size!r})")
     if batch is not None and not whole(batch, 1):
         raise OptionError(f"batch must be a whole number of pairs (1 or more), or None for a dynamic batch (got {batch!r})")
-    if size is not None and min(size) < 8:
-        raise OptionError(f"export size must be at least 8×8, got {size[1]}×{size[0]} (W×H)")
+    if size is not None and not MIN_SIDE <= min(size) <= max(size) <= MAX_SIDE:
+        raise OptionError(f"export size must be {MIN_SIDE} to {MAX_SIDE} pixels a side, got {size[1]}×{size[0]} (W×H)")
+    if batch is not None and batch > MAX_BATCH:
+        raise OptionError(f"batch must be at most {MAX_BATCH} pairs (got {batch}); --batch-size dynamic takes any up to it")
     if not whole(opset, MIN_OPSET):
         # torch's exporter writes opset 18 and would down-convert (silently keeping 18, or failing)
-        raise OptionError(f"--opset {opset}: the exporter writes ONNX opset {MIN_OPSET} or newer")
+        raise OptionError(f"--opset {opset!r}: the exporter writes ONNX opset {MIN_OPSET} or newer (a whole number)")
     newest = _newest_opset()
     if newest is not None and opset > newest:
         raise OptionError(f"--opset {opset}: the newest ONNX opset the installed onnx package knows is {newest}")
@@ -143,12 +148,13 @@ def export_onnx(
 
     h, w = size if size is not None else (64, 96)
     # a dynamic batch is traced at 2: torch.export fixes an axis its example has at size 1
-    example = _example(h, w, batch or 2)
+    with _memory(model, h, w, batch or 2):
+        example = _example(h, w, batch or 2)
     dims = {}
     if batch is None:
-        dims[0] = torch.export.Dim("batch", min=1, max=4096)
+        dims[0] = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     if size is None:
-        dims.update({2: torch.export.Dim("height", min=8, max=16384), 3: torch.export.Dim("width", min=8, max=16384)})
+        dims.update({2: torch.export.Dim("height", min=MIN_SIDE, max=MAX_SIDE), 3: torch.export.Dim("width", min=MIN_SIDE, max=MAX_SIDE)})
     dynamic = {"ir": dims, "vi": dims} if dims else None
     with new_folders(path.parent), temporary_beside(path, suffix=".onnx") as tmp:
         try:
@@ -160,7 +166,7 @@ def export_onnx(
         except Exception as exc:  # exporter failures are long; keep the first line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise ModelError(f"{model}: ONNX export failed ({first[:200]})") from None
-        _finish_graph(tmp, model, weights)
+        _finish_graph(tmp, model, weights, dynamic is not None)
         written = _opset_of(tmp)
         if written != opset:
             raise ModelError(f"{model}: asked for ONNX opset {opset}, the exporter wrote {written}; not written")
@@ -168,7 +174,8 @@ def export_onnx(
         if check:
             sizes = [(h, w)] if size is not None else [(h, w), (75, 101)]
             batches = [batch] if batch is not None else [1, 3]
-            report.max_abs_error, report.ort_ms = check_onnx(tmp, net, sizes, batches)
+            with _memory(model, *sizes[0], batches[0], checking=True):
+                report.max_abs_error, report.ort_ms = check_onnx(tmp, net, sizes, batches)
             report.checked, report.checked_batches = sizes, batches
             if not report.max_abs_error <= TOLERANCE:  # NaN too
                 raise ModelError(
@@ -178,28 +185,52 @@ def export_onnx(
     return report
 
 
+@contextlib.contextmanager
+def _memory(model: str, h: int, w: int, batch: int, checking: bool = False):
+    """Running out of memory building the example or checking the graph (a large ``--size`` or
+    ``--batch-size``; onnxruntime's arena fails as a RuntimeError) as one :class:`ModelError`."""
+    try:
+        yield
+    except Exception as exc:
+        text = str(exc)
+        if not isinstance(exc, MemoryError) and "allocate" not in text.lower() and "bad_alloc" not in text:
+            raise
+        what = "checking the graph" if checking else "exporting"
+        hint = " (--no-check writes the graph unchecked)" if checking else ""
+        raise ModelError(f"{model}: not enough memory {what} at {w}×{h}, batch {batch}; "
+                         f"export a smaller --size or --batch-size{hint}") from None
+
+
 #: the graph's contract, written into every exported file (``doc_string`` and ``metadata_props``)
 CONTRACT = {
-    "inputs": "ir, vi: float32 Nx1xHxW in [0, 1] (8-bit / 255, 16-bit / 65535); ir: the infrared image, one channel "
+    "inputs": "ir, vi: float32 Nx1xHxW in [0, 1] (8-bit / 255, 16-bit / 65535), both of one size, each side at least "
+              f"{MIN_SIDE} pixels (a dynamic graph takes up to {MAX_SIDE}); ir: the infrared image, one channel "
               "(stored as three equal channels: one of them); vi: the visible image's luma, full-range BT.601 "
               "Y = 0.299R + 0.587G + 0.114B; an A/B pair (aenetv2: two exposures, focal planes or scans) gives "
               "each source's luma, A as ir and B as vi",
     "output": "fused: float32 Nx1xHxW, the fused luma, bounded to [0, 1] in the graph; 8-bit: round(255 * fused)",
     "colour": "a colour visible image keeps its chroma: Cb = 0.564(B - Y) + 0.5, Cr = 0.713(R - Y) + 0.5 from the "
               "visible, then R = Y' + 1.403(Cr - 0.5), G = Y' - 0.714(Cr - 0.5) - 0.344(Cb - 0.5), "
-              "B = Y' + 1.773(Cb - 0.5) with Y' = fused, each clamped to [0, 1]; a grey visible gives a grey result; "
+              "B = Y' + 1.773(Cb - 0.5) with Y' = fused, each clamped to [0, 1]; a grey visible (one channel, or three "
+              "equal ones) gives a grey result, one channel; "
               "two colour sources (A/B): each chroma plane is the sources' planes weighted by |C - 0.5| per pixel "
               "(their mean where both are 0.5), as litefuse.colour.fuse_chroma",
 }
 
 
-def _finish_graph(path: str | Path, model: str, weights: str | Path | None) -> None:
-    """Rewrite the exported file once: the oldest IR version its opset allows, and its contract."""
+def _finish_graph(path: str | Path, model: str, weights: str | Path | None, dynamic: bool = False) -> None:
+    """Rewrite the exported file once: the oldest IR version its opset allows, its contract, and
+    (``dynamic``) the output's axes named as the inputs' (AE-Netv2's even-size padding and crop
+    left ``Min(height, 2*((height + Mod(height, 2))//2))`` for ``height``: the same size, which
+    tools that match axes by name took for another)."""
     import onnx
 
     graph_model = onnx.load(str(path), load_external_data=False)
     _lowest_ir_version(graph_model)
     _describe(graph_model, model, weights)
+    if dynamic:
+        source = graph_model.graph.input[0].type.tensor_type.shape
+        graph_model.graph.output[0].type.tensor_type.shape.CopyFrom(source)
     onnx.save(graph_model, str(path))
 
 
@@ -213,13 +244,19 @@ def _describe(graph_model, model: str, weights: str | Path | None) -> None:
     from .registry import weights_metadata
 
     source = Path(weights).name if weights else "shipped"
-    graph_model.doc_string = f"litefuse {__version__} {model} ({source} weights): infrared-visible fusion on luminance. " + (
-        " ".join(f"{key.capitalize()}: {text}." for key, text in CONTRACT.items())
-    )
+    pairs = "infrared-visible" if get_model_info(model).tasks == ("ivif",) else "infrared-visible or A/B (two exposures, focal planes, scans)"
     trained = weights_metadata(weights).get("ir_norm", "range") if weights else "range"
+    scale = {"range": "8-bit / 255, 16-bit / 65535", "minmax": "each image min-max stretched to [0, 1]"}.get(
+        trained, f"divided by {trained}, the sensor's peak (raw data in 16-bit files)")
+    contract = dict(CONTRACT)
+    if trained != "range":  # the infrared is scaled as these weights were trained, not by its container's range
+        contract["inputs"] += f"; these weights take the infrared {scale} (litefuse.ir_norm)"
+    graph_model.doc_string = f"litefuse {__version__} {model} ({source} weights): {pairs} fusion on luminance. " + (
+        " ".join(f"{key.capitalize()}: {text}." for key, text in contract.items())
+    )
     props = {"litefuse.version": __version__, "litefuse.model": model, "litefuse.weights": source,
-             "litefuse.ir_norm": f"{trained}: the infrared scale the weights were trained on (litefuse fuse --ir-norm {trained})",
-             **{f"litefuse.{key}": text for key, text in CONTRACT.items()}}
+             "litefuse.ir_norm": f"{trained}: the infrared scale the weights were trained on, {scale} (litefuse fuse --ir-norm {trained})",
+             **{f"litefuse.{key}": text for key, text in contract.items()}}
     del graph_model.metadata_props[:]
     onnx.helper.set_model_props(graph_model, props)
     docs = {"ir": "infrared, float32 Nx1xHxW in [0, 1]", "vi": "visible luma (BT.601 Y), float32 Nx1xHxW in [0, 1]",
@@ -324,19 +361,21 @@ def _example(h: int, w: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
 def check_onnx(
     path: str | Path, net: torch.nn.Module, sizes: list[tuple[int, int]], batches: Sequence[int] = (1,)
 ) -> tuple[float, float]:
-    """Max |onnxruntime - PyTorch| over the synthetic pairs at ``sizes`` and ``batches`` (NaN
-    when either output is not finite), and the onnxruntime latency (ms per call, best of 3) at
-    the first size and batch."""
+    """Max |onnxruntime - PyTorch| over the synthetic pairs at ``sizes`` and ``batches``, and a
+    white (saturated) pair at the first (NaN when either output is not finite), and the
+    onnxruntime latency (ms per call, best of 3) at the first size and batch. The white frame
+    finds what a textured one hides: global means summed in one long float32 run."""
     session = ort_session(path)
     worst, ms = 0.0, float("nan")
     for i, (h, w, n) in enumerate((h, w, n) for h, w in sizes for n in batches):
         ir, vi = _example(h, w, n)
         feed = {"ir": ir.numpy(), "vi": vi.numpy()}
-        got = session.run(None, feed)[0]
-        with torch.no_grad():
-            ref = net(ir, vi).numpy()
-        diff = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("nan")
-        worst = diff if not np.isfinite(diff) else max(worst, diff)  # NaN is never "within tolerance"
+        for a, b in [(ir, vi)] + ([(torch.ones_like(ir),) * 2] if i == 0 else []):
+            got = session.run(None, {"ir": a.numpy(), "vi": b.numpy()})[0]
+            with torch.no_grad():
+                ref = net(a, b).numpy()
+            diff = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("nan")
+            worst = diff if not np.isfinite(diff) else max(worst, diff)  # NaN is never "within tolerance"
         if i == 0:
             times = []
             for _ in range(3):
