@@ -142,10 +142,13 @@ def test_gpu_statistics_path_builds_nothing_on_the_host(monkeypatch) -> None:
 
 def test_generic_path_in_float64() -> None:
     """Off oneDNN (another dtype, as on a GPU) the plan runs plain convolutions."""
-    model = _unsaturated(LWCDenseFuse(), seed=3).double()
     ir, vi = torch.rand(1, 1, 150, 160, dtype=torch.float64), torch.rand(1, 1, 150, 160, dtype=torch.float64)
-    train, infer = _forms(model, ir, vi)
-    torch.testing.assert_close(infer, train, atol=1e-10, rtol=0)
+    # random weights, and the shipped ones (whose gates moved 4e-8 while their statistics were summed in float32)
+    for model in (_unsaturated(LWCDenseFuse(), seed=3).double(), load_model("lwc-densefuse").double()):
+        train, infer = _forms(model, ir, vi)
+        torch.testing.assert_close(infer, train, atol=1e-10, rtol=0)
+        train, infer = _forms(model, ir[..., :2, :3], vi[..., :2, :3])  # statistics from the depthwise output
+        torch.testing.assert_close(infer, train, atol=1e-10, rtol=0)
 
 
 def _plan_calls(monkeypatch) -> list:

@@ -197,11 +197,11 @@ def window_sums(p: torch.Tensor) -> torch.Tensor:
     two border columns (plus their four corners), so one pass over ``p`` and a few border
     strips give all nine.
 
-    Sums are float32 whatever the map's dtype: a half-precision sum over a 640x480 map exceeds
-    float16's range (65,504) and the gate would turn every output into NaN.
+    Sums are float32 for half-precision maps (a float16 sum over a 640x480 map exceeds its range,
+    65,504, and the gate would turn every output into NaN), float64 for float64 ones.
     """
     idx = [0, 1, -2, -1]
-    f32 = torch.float32
+    f32 = torch.promote_types(p.dtype, torch.float32)
     # ex[k, i] = 1: border line i (padded 0, 1, H, H + 1) lies outside the window of tap row k
     ex = torch.tensor([[0.0, 0, 1, 1], [1, 0, 0, 1], [1, 1, 0, 0]], dtype=f32, device=p.device)
     total = p.sum((0, 2, 3), dtype=f32)[:, None, None]  # (C, 1, 1)
@@ -303,9 +303,11 @@ class SCLWCPlan:
             for i, p in enumerate(pieces):
                 if sums[i] is None:
                     sums[i] = window_sums(p)
-            mean_d = (torch.cat(sums) * self.dw.flatten(1).float()).sum(1).div_(h * w)
-        else:  # float32 sums (see window_sums)
-            mean_d = torch.cat([d[..., 1:-1, 1:-1].sum((0, 2, 3), dtype=torch.float32) for d in ds]).div_(h * w)
+            sums_all = torch.cat(sums)
+            mean_d = (sums_all * self.dw.flatten(1).to(sums_all.dtype)).sum(1).div_(h * w)
+        else:  # float32 sums at least (see window_sums)
+            acc = torch.promote_types(ds[0].dtype, torch.float32)
+            mean_d = torch.cat([d[..., 1:-1, 1:-1].sum((0, 2, 3), dtype=acc) for d in ds]).div_(h * w)
         s = self.gate(mean_d.to(weight.dtype))
         return ds, weight * s[:, None], bias * s
 
