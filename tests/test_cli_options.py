@@ -250,3 +250,24 @@ def test_guess_template_names_the_common_affix():
     assert guess_template(["F_01", "F_02"], ["01", "02"]) == ("F_{stem}", 2)
     assert guess_template(["01", "02"], ["01", "02"]) is None  # already named as the sources
     assert guess_template(["a", "b"], ["01"]) is None
+
+
+def test_a_second_interrupt_while_the_progress_bar_stops_is_not_a_traceback(monkeypatch):
+    # the first Ctrl-C closes the tracker; a second one while rich joins its display thread
+    # printed "Exception ignored in: <generator ...>" and a traceback
+    from rich.progress import Progress
+
+    from litefuse.cli_common import progress_bar
+
+    stop = Progress.stop
+
+    def interrupted(self):
+        stop(self)
+        raise KeyboardInterrupt
+
+    track = progress_bar("fusing")(range(3), 3)
+    assert next(track) == 0
+    monkeypatch.setattr(Progress, "stop", interrupted)
+    track.close()  # raised KeyboardInterrupt out of the generator
+    monkeypatch.undo()
+    assert list(progress_bar("again")(range(2), 2)) == [0, 1]

@@ -87,8 +87,14 @@ def progress_bar(description: str):
     )
 
     def track(iterable, total):
-        with bar:
+        bar.start()
+        try:
             yield from bar.track(iterable, total=total, description=description)
+        finally:
+            try:
+                bar.stop()  # joins the display thread
+            except KeyboardInterrupt:  # a second Ctrl-C while it stops: the first is already ending the run
+                pass  # (it printed "Exception ignored in: <generator ...>" and a traceback)
 
     return track
 
