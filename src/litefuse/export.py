@@ -207,7 +207,7 @@ CONTRACT = {
               f"{MIN_SIDE} pixels (a dynamic graph takes up to {MAX_SIDE}); ir: the infrared image, one channel "
               "(stored as three equal channels: one of them); vi: the visible image's luma, full-range BT.601 "
               "Y = 0.299R + 0.587G + 0.114B; an A/B pair (aenetv2: two exposures, focal planes or scans) gives "
-              "each source's luma, A as ir and B as vi",
+              "each source's luma, A as ir and B as vi; images upright (EXIF / TIFF orientation applied), any alpha channel dropped",
     "output": "fused: float32 Nx1xHxW, the fused luma, bounded to [0, 1] in the graph; 8-bit: round(255 * fused)",
     "colour": "a colour visible image keeps its chroma: Cb = 0.564(B - Y) + 0.5, Cr = 0.713(R - Y) + 0.5 from the "
               "visible, then R = Y' + 1.403(Cr - 0.5), G = Y' - 0.714(Cr - 0.5) - 0.344(Cb - 0.5), "
