@@ -206,13 +206,13 @@ class BenchReport:
         return "\n".join(lines) + "\n"
 
     def chart(self, path: str | Path) -> Path:
-        """Median ms per call as bars (:func:`litefuse.viz.speed_chart`), the 30 FPS line at
+        """Median ms per call as dots (:func:`litefuse.viz.speed_chart`), the 30 FPS line at
         ``batch_size`` × 33 ms (a call fuses that many pairs); needs matplotlib."""
         from .viz import REAL_TIME_MS, speed_chart
 
         h, w = self.size
         s = self.settings
-        title = f"{w}×{h}, batch {s.get('batch_size')}, {s.get('precision')}, {s.get('device')}, {s.get('threads')} thread(s)"
+        title = f"median of each method, {w}×{h}, batch {s.get('batch_size')}, {s.get('precision')}, {s.get('device')}, {s.get('threads')} thread(s)"
         n = s.get("batch_size", 1)
         return speed_chart([{"label": r.name, "ms": r.median_ms, "kind": r.kind} for r in self.rows], path, title=title,
                            real_time_ms=REAL_TIME_MS * n, xlabel=f"ms per call{f' of {n} pairs' if n > 1 else ''} (log scale)")
