@@ -28,16 +28,16 @@ from torch import nn
 
 from ..registry import register_model
 from .layers import (
+    ParameterSnapshot,
     channel_sum,
     channels_last,
+    check_pair,
     conv2d,
     conv_act,
     conv_add_,
     exporting,
     lerp,
     observed,
-    ParameterSnapshot,
-    check_pair,
     parameter_key,
 )
 
