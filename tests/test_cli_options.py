@@ -269,5 +269,8 @@ def test_a_second_interrupt_while_the_progress_bar_stops_is_not_a_traceback(monk
     assert next(track) == 0
     monkeypatch.setattr(Progress, "stop", interrupted)
     track.close()  # raised KeyboardInterrupt out of the generator
+    # at a normal end the same Ctrl-C is the user's first: it interrupts
+    with pytest.raises(KeyboardInterrupt):
+        list(progress_bar("end")(range(2), 2))
     monkeypatch.undo()
     assert list(progress_bar("again")(range(2), 2)) == [0, 1]

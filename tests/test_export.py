@@ -289,6 +289,23 @@ def test_lwc_graph_matches_pytorch_on_a_white_frame(tmp_path):
     assert np.abs(_run(report.path, white, white) - ref).max() < 2e-6 and report.max_abs_error < 2e-6
 
 
+def test_a_dynamic_graph_is_checked_on_a_large_white_frame(tmp_path, monkeypatch):
+    # the gate-mean drift grows with the frame: a white 96×64 frame could not show it
+    import litefuse.export as export
+
+    sizes = []
+    real = export.check_onnx
+
+    def spy(path, net, checked, batches, white=None):
+        sizes.append(white)
+        return real(path, net, checked, batches, white=white)
+
+    monkeypatch.setattr(export, "check_onnx", spy)
+    export_onnx("lwc-densefuse", tmp_path / "l.onnx", size=None)
+    export_onnx("aenetv2", tmp_path / "a.onnx", size=(48, 64))
+    assert sizes == [(480, 640), (48, 64)]
+
+
 def test_dynamic_graphs_name_the_output_axes_as_the_inputs(tmp_path):
     # AE-Netv2's even-size pad and crop named the output height Min(height, 2*((height + Mod(height, 2))//2))
     report = export_onnx("aenetv2", tmp_path / "a.onnx", size=None, batch=None)
@@ -312,8 +329,11 @@ def test_export_bounds_and_memory_are_one_line(tmp_path, monkeypatch):
         raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : BFCArena::AllocateRawInternal Failed to allocate memory")
 
     monkeypatch.setattr(export, "check_onnx", no_memory)
-    with pytest.raises(ModelError, match=r"aenetv2: not enough memory checking the graph at 16×16, batch 1; .*--no-check"):
+    with pytest.raises(ModelError, match=r"aenetv2: not enough memory checking the graph \(at 16×16, batch 1\); "
+                                         r"export a smaller --size or --batch-size, or --no-check writes the graph unchecked"):
         export_onnx("aenetv2", tmp_path / "a.onnx", size=(16, 16))
+    with pytest.raises(ModelError, match=r"checking the graph \(at 96×64, 101×75, 640×480, batch 1 and 3\); --no-check writes"):
+        export_onnx("aenetv2", tmp_path / "a.onnx", size=None, batch=None)  # sizes litefuse chose: no --size advice
     monkeypatch.setattr(export, "_example", lambda *a: (_ for _ in ()).throw(MemoryError()))
     with pytest.raises(ModelError, match="not enough memory exporting at 16×16, batch 2"):
         export_onnx("aenetv2", tmp_path / "a.onnx", size=(16, 16), batch=2)

@@ -179,6 +179,7 @@ def test_speed_chart_is_a_dot_plot_whose_legend_covers_no_point_or_value(monkeyp
 
         dots = [Bbox.from_bounds(x - 5, y - 5, 10, 10) for c in ax.collections for x, y in ax.transData.transform(c.get_offsets())]
         seen.update(legend=ax.get_legend().get_window_extent(r), fig=fig.bbox, bars=len(ax.patches),
+                    values=[t.get_text() for t in ax.texts if "FPS" not in t.get_text()],
                     drawn=dots + [t.get_window_extent(r) for t in ax.texts])
         plt.close(fig)
         return path
@@ -192,6 +193,8 @@ def test_speed_chart_is_a_dot_plot_whose_legend_covers_no_point_or_value(monkeyp
     assert seen["fig"].contains(legend.x1 - 1, legend.y1 - 1), "the legend is inside the picture"
     # dots, not bars: on a log axis a bar's length starts at an arbitrary edge (max's 0.08 ms read 1/6 of densefuse's 141)
     assert seen["bars"] == 0 and len(seen["drawn"]) >= 2 * len(points)
+    litefuse.viz.speed_chart([{"label": "slow", "ms": 3000.0, "kind": "network"}], "unused.png")
+    assert seen["values"][0] == "3,000"  # not 3e+03
 
 
 def test_loss_curve_labels_its_log_axis_in_plain_numbers(monkeypatch, tmp_path):

@@ -90,11 +90,13 @@ def progress_bar(description: str):
         bar.start()
         try:
             yield from bar.track(iterable, total=total, description=description)
-        finally:
+        except BaseException:  # an interrupt (or an error) is ending the run
             try:
                 bar.stop()  # joins the display thread
-            except KeyboardInterrupt:  # a second Ctrl-C while it stops: the first is already ending the run
-                pass  # (it printed "Exception ignored in: <generator ...>" and a traceback)
+            except KeyboardInterrupt:  # a second Ctrl-C meanwhile: it printed "Exception ignored in:
+                pass  # <generator ...>" and a traceback
+            raise
+        bar.stop()  # a Ctrl-C here, at a normal end, still interrupts
 
     return track
 

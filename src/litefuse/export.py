@@ -148,7 +148,7 @@ def export_onnx(
 
     h, w = size if size is not None else (64, 96)
     # a dynamic batch is traced at 2: torch.export fixes an axis its example has at size 1
-    with _memory(model, h, w, batch or 2):
+    with _memory(model, f"exporting at {w}×{h}, batch {batch or 2}", "export a smaller --size or --batch-size"):
         example = _example(h, w, batch or 2)
     dims = {}
     if batch is None:
@@ -174,8 +174,12 @@ def export_onnx(
         if check:
             sizes = [(h, w)] if size is not None else [(h, w), (75, 101)]
             batches = [batch] if batch is not None else [1, 3]
-            with _memory(model, *sizes[0], batches[0], checking=True):
-                report.max_abs_error, report.ort_ms = check_onnx(tmp, net, sizes, batches)
+            white = (h, w) if size is not None else (480, 640)  # where gate-mean drift would show (it grows with pixels)
+            checked = ", ".join(f"{cw}×{ch}" for ch, cw in sizes + ([white] if size is None else []))
+            smaller = "export a smaller --size or --batch-size, or " if size is not None or batch is not None else ""
+            with _memory(model, f"checking the graph (at {checked}, batch {' and '.join(map(str, batches))})",
+                         f"{smaller}--no-check writes the graph unchecked"):
+                report.max_abs_error, report.ort_ms = check_onnx(tmp, net, sizes, batches, white=white)
             report.checked, report.checked_batches = sizes, batches
             if not report.max_abs_error <= TOLERANCE:  # NaN too
                 raise ModelError(
@@ -186,19 +190,17 @@ def export_onnx(
 
 
 @contextlib.contextmanager
-def _memory(model: str, h: int, w: int, batch: int, checking: bool = False):
+def _memory(model: str, doing: str, hint: str):
     """Running out of memory building the example or checking the graph (a large ``--size`` or
-    ``--batch-size``; onnxruntime's arena fails as a RuntimeError) as one :class:`ModelError`."""
+    ``--batch-size``; onnxruntime's arena fails as a RuntimeError) as one :class:`ModelError`
+    saying what was being done and what to do."""
     try:
         yield
     except Exception as exc:
         text = str(exc)
         if not isinstance(exc, MemoryError) and "allocate" not in text.lower() and "bad_alloc" not in text:
             raise
-        what = "checking the graph" if checking else "exporting"
-        hint = " (--no-check writes the graph unchecked)" if checking else ""
-        raise ModelError(f"{model}: not enough memory {what} at {w}×{h}, batch {batch}; "
-                         f"export a smaller --size or --batch-size{hint}") from None
+        raise ModelError(f"{model}: not enough memory {doing}; {hint}") from None
 
 
 #: the graph's contract, written into every exported file (``doc_string`` and ``metadata_props``)
@@ -359,23 +361,25 @@ def _example(h: int, w: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def check_onnx(
-    path: str | Path, net: torch.nn.Module, sizes: list[tuple[int, int]], batches: Sequence[int] = (1,)
+    path: str | Path, net: torch.nn.Module, sizes: list[tuple[int, int]], batches: Sequence[int] = (1,),
+    white: tuple[int, int] | None = None,
 ) -> tuple[float, float]:
-    """Max |onnxruntime - PyTorch| over the synthetic pairs at ``sizes`` and ``batches``, and a
-    white (saturated) pair at the first (NaN when either output is not finite), and the
-    onnxruntime latency (ms per call, best of 3) at the first size and batch. The white frame
-    finds what a textured one hides: global means summed in one long float32 run."""
+    """Max |onnxruntime - PyTorch| over the synthetic pairs at ``sizes`` and ``batches`` and a
+    white (saturated) pair at ``white`` (default: the first size) and the first batch (NaN when
+    either output is not finite), and the onnxruntime latency (ms per call, best of 3) at the
+    first size and batch. The white frame finds what a textured one hides: global means summed
+    in one long float32 run, whose drift grows with the frame (so a dynamic graph is checked large)."""
     session = ort_session(path)
     worst, ms = 0.0, float("nan")
-    for i, (h, w, n) in enumerate((h, w, n) for h, w in sizes for n in batches):
-        ir, vi = _example(h, w, n)
+    white_pair = torch.ones(batches[0], 1, *(white or sizes[0]))
+    pairs = [_example(h, w, n) for h, w in sizes for n in batches] + [(white_pair, white_pair)]
+    for i, (ir, vi) in enumerate(pairs):
         feed = {"ir": ir.numpy(), "vi": vi.numpy()}
-        for a, b in [(ir, vi)] + ([(torch.ones_like(ir),) * 2] if i == 0 else []):
-            got = session.run(None, {"ir": a.numpy(), "vi": b.numpy()})[0]
-            with torch.no_grad():
-                ref = net(a, b).numpy()
-            diff = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("nan")
-            worst = diff if not np.isfinite(diff) else max(worst, diff)  # NaN is never "within tolerance"
+        got = session.run(None, feed)[0]
+        with torch.no_grad():
+            ref = net(ir, vi).numpy()
+        diff = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("nan")
+        worst = diff if not np.isfinite(diff) else max(worst, diff)  # NaN is never "within tolerance"
         if i == 0:
             times = []
             for _ in range(3):

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 import numpy as np
 
 from ._checks import whole
-from .colour import rgb_to_ycbcr
 from ._files import publish, temporary_beside
+from .colour import rgb_to_ycbcr
 from .errors import InputError, LitefuseError, OptionError
 from .io import MIN_SIDE, Norm, check_norm, check_output_path, to_float, writable_dir
 

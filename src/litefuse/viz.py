@@ -329,7 +329,8 @@ def speed_chart(points: list[dict], path: str | Path, title: str = "", xlabel: s
     for i, p in enumerate(points):
         ax.scatter(p["ms"], i, marker=_KIND_MARKERS.get(p["kind"], "o"), s=46, color=colours.get(p["kind"], "grey"),
                    edgecolors="black", linewidths=0.5, zorder=3)
-        ax.annotate(f"{p['ms']:.3g}", (p["ms"], i), xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
+        text = f"{p['ms']:.3g}" if p["ms"] < 1000 else f"{p['ms']:,.0f}"  # 3000 ms, not 3e+03
+        ax.annotate(text, (p["ms"], i), xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
     ax.set_yticks(range(len(points)), [p["label"] for p in points], fontsize=9)
     ax.axvline(real_time_ms, color="grey", linestyle="--", linewidth=1)
     ax.set_ylim(-0.6, len(points) - 0.1)  # room above the top row for the line's label

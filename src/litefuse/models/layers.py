@@ -346,19 +346,29 @@ def parameter_key(module: nn.Module) -> tuple:
 class ParameterSnapshot:
     """A copy of ``module``'s parameter values, to tell whether a cache derived from them is
     stale. :func:`parameter_key` misses one kind of change: an in-place update through
-    ``p.data`` (old-style EMA, ``p.data.mul_``) does not bump the version counter. Comparing the
-    values costs microseconds for these small networks (74 k parameters at most)."""
+    ``p.data`` (old-style EMA, ``p.data.mul_``) does not bump the version counter. The values
+    are compared as one flat tensor: about 0.1 ms a call on a CPU for these small networks (74 k
+    parameters at most), one synchronisation on a GPU (not one per parameter)."""
 
     def __init__(self, module: nn.Module) -> None:
-        self.values = [p.detach().clone() for p in module.parameters()]
+        params = [p.detach() for p in module.parameters()]
+        self.layout = [(p.shape, p.dtype, p.device) for p in params]
+        self.values = _flat(params)
 
     def matches(self, module: nn.Module) -> bool:
         """Whether ``module``'s parameters still hold the copied values (same shapes, devices, dtypes)."""
-        params = list(module.parameters())
-        return len(params) == len(self.values) and all(
-            p.shape == v.shape and p.device == v.device and p.dtype == v.dtype and torch.equal(p.detach(), v)
-            for p, v in zip(params, self.values)
-        )
+        params = [p.detach() for p in module.parameters()]
+        if [(p.shape, p.dtype, p.device) for p in params] != self.layout:
+            return False
+        return all(torch.equal(a, b) for a, b in zip(_flat(params), self.values))
+
+
+def _flat(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``params`` as one flat copy per (dtype, device) group (one group for a network)."""
+    groups: dict = {}
+    for p in params:
+        groups.setdefault((p.dtype, p.device), []).append(p.reshape(-1))
+    return [torch.cat(g) for g in groups.values()]
 
 
 # --------------------------------------------------------------------------------------------
