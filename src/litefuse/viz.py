@@ -297,14 +297,20 @@ def speed_quality_chart(
         ax.set_title(f"{name} against speed", fontsize=10)
         ax.tick_params(labelsize=8)
         ax.grid(True, which="both", alpha=0.25)
-    kinds = [k for k in _KIND_MARKERS if any(p["kind"] == k for p in points)]
-    handles = [Line2D([], [], linestyle="", marker=_KIND_MARKERS[k], color=colours[k], markeredgecolor="black",
-                      label=k) for k in kinds]
+    handles = _kind_handles(points, colours)
     handles.append(Line2D([], [], linestyle="--", color="grey", label="real time (30 FPS)"))
     axes.flat[0].legend(handles=handles, fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=11)
     return save_figure(fig, path)
+
+
+def _kind_handles(points: list[dict], colours: dict) -> list:
+    """Legend entries, one marker per kind of method among ``points`` (network, classical, ...)."""
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], linestyle="", marker=_KIND_MARKERS[k], color=colours[k], markeredgecolor="black", label=k)
+            for k in _KIND_MARKERS if any(p["kind"] == k for p in points)]
 
 
 def speed_chart(points: list[dict], path: str | Path, title: str = "", xlabel: str = "ms per call (log scale)",
@@ -316,7 +322,6 @@ def speed_chart(points: list[dict], path: str | Path, title: str = "", xlabel: s
     would start at an arbitrary left edge and misstate the ratios. Needs matplotlib
     (``pip install litefuse[plot]``); written atomically as PNG."""
     plt = pyplot()
-    from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter
 
     if not points or any(not p["ms"] > 0 for p in points):
@@ -340,10 +345,8 @@ def speed_chart(points: list[dict], path: str | Path, title: str = "", xlabel: s
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel(xlabel, fontsize=9)
     ax.grid(True, axis="x", which="both", alpha=0.25)
-    kinds = [k for k in colours if any(p["kind"] == k for p in points)]
-    # outside the axes: inside, "lower right" covered the slowest bar's value label
-    ax.legend(handles=[Line2D([], [], linestyle="", marker=_KIND_MARKERS[k], color=colours[k], markeredgecolor="black", label=k)
-                       for k in kinds], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    # outside the axes: inside, "lower right" covered the slowest point's value label
+    ax.legend(handles=_kind_handles(points, colours), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     if title:
         ax.set_title(title, fontsize=10)
     return save_figure(fig, path)

@@ -38,7 +38,6 @@ from .layers import (
     exporting,
     lerp,
     observed,
-    parameter_key,
 )
 
 __all__ = [
@@ -472,7 +471,7 @@ class FusionAutoEncoder(nn.Module):
         self.conv4 = block(widths[2], widths[3])
         self.conv5 = ConvLayer(widths[3], 1, relu=False)
         self.channels_last = channels_last  # activations only: weights stay contiguous (safetensors)
-        self._plan: tuple[tuple, ParameterSnapshot, InferencePlan | None] | None = None  # (key, values, plan)
+        self._plan: tuple[ParameterSnapshot, InferencePlan | None] | None = None  # (the values it was built from, plan)
 
     def fuse_for_inference(self, enabled: bool = True) -> FusionAutoEncoder:
         """Build the inference form now (``enabled``), or run the training form in eval mode too.
@@ -488,13 +487,12 @@ class FusionAutoEncoder(nn.Module):
 
     def inference_plan(self) -> InferencePlan | None:
         """The current :class:`InferencePlan`, or ``None`` when a block has no inference form."""
-        key = parameter_key(self)
-        if self._plan is None or self._plan[0] != key or not self._plan[1].matches(self):
+        if self._plan is None or not self._plan[0].matches(self):
             with torch.no_grad():
                 blocks = (self.conv1, *self.dense.layers, self.conv2, self.conv3, self.conv4, self.conv5)
                 plan = InferencePlan(self) if all(hasattr(b, "inference_plan") for b in blocks) else None
-            self._plan = (key, ParameterSnapshot(self), plan)
-        return self._plan[2]
+            self._plan = (ParameterSnapshot(self), plan)
+        return self._plan[1]
 
     def _use_inference_form(self, *inputs: torch.Tensor) -> bool:
         if self.training or not self.inference_form or torch.compiler.is_compiling() or torch.compiler.is_exporting():

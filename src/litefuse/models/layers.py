@@ -63,7 +63,6 @@ __all__ = [
     "observed",
     "exporting",
     "check_pair",
-    "parameter_key",
     "ParameterSnapshot",
     "Conv2d",
     "ECA",
@@ -329,26 +328,13 @@ def observed(module: nn.Module) -> bool:
     return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 
-def parameter_key(module: nn.Module) -> tuple:
-    """Identity of ``module``'s parameter values: storage, version counter, device and dtype of
-    each. It changes on ``load_state_dict``, optimiser steps and ``.to()``, which is when a cache
-    derived from the parameters (an inference form's folded weights) must be rebuilt."""
-    key = []
-    for p in module.parameters():
-        try:
-            version = p._version
-        except RuntimeError:  # inference tensors keep no version counter: never cache them
-            return (object(),)
-        key.append((p.data_ptr(), version, p.dtype, p.device))
-    return tuple(key)
-
-
 class ParameterSnapshot:
-    """A copy of ``module``'s parameter values, to tell whether a cache derived from them is
-    stale. :func:`parameter_key` misses one kind of change: an in-place update through
-    ``p.data`` (old-style EMA, ``p.data.mul_``) does not bump the version counter. The values
-    are compared as one flat tensor: about 0.1 ms a call on a CPU for these small networks (74 k
-    parameters at most), one synchronisation on a GPU (not one per parameter)."""
+    """A copy of ``module``'s parameter values (and their shapes, dtypes, devices), to tell whether
+    a cache derived from them (an inference form's folded weights) is stale: after
+    ``load_state_dict``, an optimiser step, ``.to()``, and an in-place update through ``p.data``
+    (old-style EMA), which bumps no version counter. The values are compared as one flat
+    tensor: about 0.1 ms a call on a CPU for these small networks (74 k parameters at most), one
+    synchronisation on a GPU (not one per parameter)."""
 
     def __init__(self, module: nn.Module) -> None:
         params = [p.detach() for p in module.parameters()]
