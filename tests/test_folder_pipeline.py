@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -84,6 +86,24 @@ def test_folder_with_colour_on_device(folder, tmp_path, one_thread):
     assert [p.name for p in dev.fused] == [p.name for p in host.fused] and len(dev.skipped) == 1
     for a, b in zip(host.fused, dev.fused):
         assert np.abs(read_image(a) - read_image(b)).max() <= 1 / 255 + 1e-6
+
+
+def test_an_output_written_between_the_two_checks_counts_as_already_there(folder, tmp_path, monkeypatch, one_thread):
+    # --skip-existing: another run wrote 2.png after the is-it-there test, before the output check,
+    # which then said "output exists; pass --overwrite" and skipped the pair (a flaky CI test found it)
+    import litefuse.folder as folder_module
+
+    out = tmp_path / "out"
+    real = folder_module.check_output_path
+
+    def racing(path, *args, **kwargs):
+        if Path(path).name == "2.png":
+            save_image(path, np.full((48, 64), 0.5, np.float32))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(folder_module, "check_output_path", racing)
+    report = fuse_folder(folder, out, "max", skip_existing=True)
+    assert [p.name for p in report.existing] == ["2.png"] and len(report.fused) == 4 and len(report.skipped) == 1
 
 
 @pytest.mark.parametrize("mode", ["skip_existing", "neither", "overwrite"])

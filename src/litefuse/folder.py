@@ -158,7 +158,12 @@ def fuse_folder(
             out = folder / f"{pair.name}{suffix}"
             if skip_existing and out.is_file():
                 return out, None  # a finished earlier run's (or an interrupted one's) output: kept
-            out = check_output_path(out, (pair.a, pair.b), overwrite=overwrite, suffixes=(suffix,), folder_checked=True)
+            try:
+                out = check_output_path(out, (pair.a, pair.b), overwrite=overwrite, suffixes=(suffix,), folder_checked=True)
+            except OutputError:
+                if skip_existing and out.is_file():  # another run wrote it since the line above: kept too
+                    return out, None
+                raise
             a, b = read_image(pair.a, norm=ir_norm), read_image(pair.b)
             _check_first_source(a, pair.a, pair_task(pair, fuser.task))
             return out, fuser.prepare(a, b, resize_b=resize_vi, names=(pair.a, pair.b))
