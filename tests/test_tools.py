@@ -137,3 +137,31 @@ def test_missing_shared_data_is_one_line(script, args, tmp_path):
     done = subprocess.run([sys.executable, str(root / script), *args, str(tmp_path / "absent")], capture_output=True, text=True, env=env, timeout=240)
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
     assert str(tmp_path / "absent") in done.stderr.strip().splitlines()[-1], done.stderr  # one line (argparse's usage above it)
+
+
+def test_shipping_records_run_settings_in_the_weights_file(tmp_path):
+    """``record_kwargs`` merges settings into a weights file's ``model_kwargs`` (tensors and other
+    metadata kept, written once), and ``load_model`` then builds the network with them; the shipped
+    ``aenetv2`` file is in the state the tool leaves it in."""
+    import hashlib
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from litefuse.registry import get_model_info, load_model, weights_metadata
+
+    ship = _tool("ship_weights")
+    shipped = get_model_info("aenetv2").weights_path
+    assert not ship.record_kwargs(shipped, ship.SHIP_KWARGS["aenetv2"])  # already recorded: file untouched
+    path = tmp_path / "w.safetensors"
+    shutil.copyfile(shipped, path)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert ship.record_kwargs(path, {"border": 4})
+    assert hashlib.sha256(path.read_bytes()).hexdigest() != before
+    meta = weights_metadata(path)
+    assert meta["model_kwargs"] == '{"border": 4}' and meta["step"] == weights_metadata(shipped)["step"]
+    got, want = load_file(str(path)), load_file(str(shipped))
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    assert load_model("aenetv2", weights=path).border == 4
+    assert load_model("aenetv2", weights=path, border=0).border == 0

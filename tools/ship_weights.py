@@ -70,7 +70,8 @@ NOTES: dict[str, list[str]] = {
         'Positive samples: the cache in `~/.cache/litefuse/teachers` is rebuilt on first use (about 5 minutes for all pairs).',
         'Names: these weights were trained before the positive-sample loss became the `bank` case of the teacher (distillation) objective (commit 4d6eaf0); the same settings are now spelled `teachers = ["bank"]`, `teacher_weight` (was `positive_weight`), `teacher_cache` (`positive_cache`) and `bank_work_size` (`positive_work_size`), and the log columns `sim` / `pos` / `pos_l1` / `pos_ssim` are now `content` / `teacher` / `t_l1` / `t_ssim`. The objective row above is the run\'s record, in the names of its day.',
         'Targets: beats `densefuse` on 5 of 8 core metrics over all 254 IVIF pairs (EN, SF, SCD, Qabf, SSIM; loses SD, MI, VIF) — met. Does **not** beat the best classical fuser on multi-focus, multi-exposure or medical pairs (Laplacian/GFF lead on MFF and MEF, `max` on medical); it wins EN on medical and SF on MEF. That target is above what the positive-sample loss can give on MFF and medical: a network reproducing its positive samples exactly (the per-pair oracle) would beat Laplacian on MFF on only 3 of 8 metrics and `max` on medical on 4 of 8 (`tools/positive_ceiling.py`, docs/aenetv2-study.md); on MEF the oracle would win (5–7 of 8), so that gap belongs to the network.',
-        'Speed: 17 ms (59 FPS) at 640×480 on the 2-core CPU, batch 1 (docs/benchmarks.md, 2026-11-30 run).',
+        'Speed at 640×480 on the 2-core CPU, batch 1, with the border: 16.5 ms (60 FPS) with 2 threads, 28.3 ms (35 FPS) with 1 (docs/benchmarks.md, 2026-12-07 14:56 run, busy host; 0.99× / 0.95× the time of `aenetv2-ivif` in that run). Without it: 17 ms (59 FPS) in the 2026-11-30 run.',
+        "Border: the shipped file records `border = 16` (SHIP_KWARGS above): both sources edge-replicated by 16 pixels, the result cropped. Without it the convs' zero padding drew a frame (up to 45 grey levels at the edge of two flat sources); with it MEFB's first 24 pairs scored MI +2.2 %, SSIM +1.7 % (2026-12-07). Cost: +12 % pixels at 640×480.",
     ],
     'aenetv2-ivif': [
         "Teacher: the shipped `dwsfusion` weights (results cached per pair). Loss L1(F, T) + 0.5·L1(|∇F|, |∇T|); no content terms. The study behind each choice (training length, loss terms, teacher ensembles, width, the blend head and its selection prior) is docs/distillation.md.",
@@ -91,10 +92,34 @@ NOTES: dict[str, list[str]] = {
         'Control: the same fine-tune for the faithful model (`litefuse train dwsfusion --init runs/full-s2c/model.safetensors` with the same overrides but `--set threads=1 --out runs/dws-ft3`, stopped by hand at step 132) also had its best val at step 98 (1.2975 vs 1.2973 here), and over all 254 pairs 6.854 / 40.56 / 11.05 / 3.567 / 1.345 / 0.869 / 0.556 / 0.994: the same 6 of 8. So the step from the shipped `dwsfusion` (5 of 8) to these weights comes from the lower-lr fine-tune, not from the bounded α; what the bounded α buys is training that does not depend on a lucky seed.',
     ],
 }
+# Run settings a shipped file records beside its training run's (``model_kwargs`` in its header,
+# which litefuse.registry.load_model applies): aenetv2 runs its weights (trained without one) with
+# a 16-pixel edge border, which removes the frame its zero-padded convs drew (its card).
+SHIP_KWARGS: dict[str, dict] = {"aenetv2": {"border": 16}}
 IVIF_SETS = ["MSRS", "TNO", "RoadScene", "LLVIP"]
 OTHER_TASKS = {"mff": ["MFIFB"], "mef": ["MEFB"], "medical": ["MRI_CT", "MRI_PET", "MRI_SPECT"]}
 CLASSICAL = ["max", "mean", "laplacian", "wavelet", "gff"]
 IVIF_CLASSICAL = ["max", "laplacian", "gff"]  # the strongest three on IVIF; all five on the other tasks
+
+
+def record_kwargs(path: Path, kwargs: dict) -> bool:
+    """Merge ``kwargs`` into the ``model_kwargs`` a weights file's header records (tensors and
+    other metadata kept; canonical header, atomic write). True when the file changed."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from litefuse.train.state import save_safetensors
+
+    with safe_open(str(path), "pt") as f:
+        meta = dict(f.metadata() or {})
+    old = json.loads(meta.get("model_kwargs") or "{}")
+    if {**old, **kwargs} == old:
+        return False
+    meta["model_kwargs"] = json.dumps({**old, **kwargs}, sort_keys=True)
+    save_safetensors(load_file(str(path)), path, meta)
+    return True
 
 
 def demo_grid(methods: list, path: Path) -> None:
@@ -171,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, run in runs.items():
         WEIGHTS.mkdir(exist_ok=True)
         shutil.copyfile(Path(run) / "model.safetensors", WEIGHTS / f"{name}.safetensors")
+    for name, kwargs in SHIP_KWARGS.items():
+        if (WEIGHTS / f"{name}.safetensors").is_file() and record_kwargs(WEIGHTS / f"{name}.safetensors", kwargs):
+            print(f"{name}.safetensors now records {kwargs}")
     shipped = [n for n in RECIPES if get_model_info(n).weights_path is not None]
     methods: list = [Fuser(n) for n in shipped]
     if RELEASE.is_file():
@@ -253,7 +281,7 @@ def rescore_card(name: str, results: str) -> None:
     (``count_macs(method="auto")``, as ``model_card`` writes them)."""
     import re
 
-    from litefuse.train.card import model_complexity
+    from litefuse.train.card import model_complexity, weights_row
 
     path = WEIGHTS / f"{name}.md"
     header = "## Results on the development sets"
@@ -261,8 +289,9 @@ def rescore_card(name: str, results: str) -> None:
     if header not in text:
         print(f"{name}: no run folder and no card to re-score; card not rewritten", file=sys.stderr)
         return
-    _, macs = model_complexity(name)
+    _, macs = model_complexity(name, weights=WEIGHTS / f"{name}.safetensors")  # as the shipped file runs
     text = re.sub(r"(\| MACs, one 640×480 fusion \| )[0-9.]+ G \|", lambda m: f"{m.group(1)}{macs / 1e9:.3f} G |", text)
+    text = re.sub(r"^\| weights \| .*\|$", lambda m: weights_row(WEIGHTS / f"{name}.safetensors"), text, count=1, flags=re.M)
     text = text[: text.index(header)] + "\n".join([header, "", results.strip(), ""])
     atomic_write_text(path, text)
     print(f"re-scored {name}'s card (training facts kept: no run folder)")

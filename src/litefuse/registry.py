@@ -307,16 +307,18 @@ def load_model(
 ) -> nn.Module:
     """Build a registered model, load weights and return it in eval mode.
 
-    ``weights``: a path to load instead of the shipped weights; a litefuse run's safetensors
-    also supplies the constructor arguments it was trained with. ``pretrained=False`` skips
+    ``weights``: a path to load instead of the shipped weights. A weights file (shipped or not)
+    also supplies the constructor arguments it records: those a litefuse run was trained with,
+    or a shipped file's run settings (``aenetv2``'s ``border``). ``pretrained=False`` skips
     loading (random initialisation, for training). Extra ``kwargs`` go to the factory; one it
     does not take is an :class:`~litefuse.errors.OptionError` naming the model. ``device``:
     where the module is placed. An unknown ``name`` or unreadable / mismatched weights raise
     :class:`~litefuse.errors.ModelError`.
     """
     info = get_model_info(name)
-    if weights is not None and info.kind == "network":
-        kwargs = {**_file_kwargs(info, Path(weights)), **kwargs}  # explicit arguments win
+    if info.kind == "network" and (weights is not None or (pretrained and info.weights_path is not None)):
+        source = Path(weights) if weights is not None else info.weights_path
+        kwargs = {**_file_kwargs(info, source), **kwargs}  # explicit arguments win
     try:
         model = info.factory(**kwargs)
     except OptionError:

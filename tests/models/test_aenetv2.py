@@ -163,6 +163,45 @@ def test_bad_arguments() -> None:
         AENetV2(fusion="mean")
     with pytest.raises(ValueError, match="fuse_at"):
         AENetV2(num_blocks=2, fuse_at=3)
+    for border in (-1, 1.5, True, "16"):
+        with pytest.raises(ValueError, match="border must be a whole number"):
+            AENetV2(border=border)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (8, 8), (9, 13), (37, 53)])
+def test_border_is_edge_replication_then_crop(size: tuple[int, int]) -> None:
+    """``border=b`` computes the border-free network on the sources edge-replicated by ``b``
+    pixels and crops the result back: any size, the batch items still independent."""
+    torch.manual_seed(0)
+    plain = aenetv2().eval()
+    bordered = aenetv2(border=5).eval()
+    bordered.load_state_dict(plain.state_dict())
+    g = torch.Generator().manual_seed(1)
+    ir, vi = torch.rand(2, 1, *size, generator=g), torch.rand(2, 1, *size, generator=g)
+    pad = lambda x: torch.nn.functional.pad(x, (5,) * 4, mode="replicate")  # noqa: E731
+    with torch.inference_mode():
+        out = bordered(ir, vi)
+        assert out.shape == ir.shape and out.is_contiguous()
+        torch.testing.assert_close(out, plain(pad(ir), pad(vi))[..., 5 : 5 + size[0], 5 : 5 + size[1]], rtol=0, atol=1e-6)
+        torch.testing.assert_close(out[1:], bordered(ir[1:], vi[1:]), rtol=0, atol=1e-6)
+
+
+def _edge_excess(model: torch.nn.Module) -> float:
+    """Largest grey-level departure from the centre on two flat sources (45 and 236 of 255)."""
+    ir, vi = torch.full((1, 1, 120, 160), 45 / 255), torch.full((1, 1, 120, 160), 236 / 255)
+    with torch.inference_mode():
+        out = model(ir, vi)[0, 0] * 255
+    return float((out - out[60, 80]).abs().max())
+
+
+def test_shipped_weights_draw_no_frame() -> None:
+    """The shipped file records ``border=16`` (its header's ``model_kwargs``): on two flat sources
+    the output is flat to the edge. Without the border the same weights draw a frame (their
+    zero-padded convs)."""
+    shipped = load_model("aenetv2")
+    assert shipped.border == 16 and load_model("aenetv2", pretrained=False).border == 0
+    assert _edge_excess(shipped) < 1.0
+    assert _edge_excess(load_model("aenetv2", border=0)) > 30  # an explicit argument wins over the file's
 
 
 

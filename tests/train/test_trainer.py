@@ -398,6 +398,19 @@ def test_fine_tuning_starts_from_the_shipped_or_given_weights(image_root, tmp_pa
         _trainer(_config(image_root, tmp_path / "kw", init="pretrained", model_kwargs={"attention": None})).fit()
 
 
+def test_fine_tuning_the_shipped_weights_keeps_the_settings_their_file_records():
+    """``init = "pretrained"`` builds the network as the shipped file runs (aenetv2's header records
+    ``border = 16``), so a fine-tune runs as the weights it started from; the config's own
+    ``model_kwargs`` win."""
+    from litefuse.train.trainer import _with_init_architecture
+
+    tuned = _with_init_architecture(TrainConfig(model="aenetv2", init="pretrained", max_steps=1))
+    assert tuned.model_kwargs == {"border": 16}
+    assert _with_init_architecture(TrainConfig(model="aenetv2", init="", max_steps=1)).model_kwargs == {}
+    own = TrainConfig(model="aenetv2", init="pretrained", max_steps=1, model_kwargs={"border": 4})
+    assert _with_init_architecture(own).model_kwargs == {"border": 4}
+
+
 def test_model_card_reports_measured_facts_of_the_run(image_root, tmp_path):
     import hashlib
 

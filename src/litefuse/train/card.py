@@ -64,12 +64,15 @@ def _json_object(path: Path) -> dict:
     return value
 
 
-def model_complexity(name: str, size: tuple[int, int] = (480, 640), **kwargs) -> tuple[int, int]:
-    """(trainable params, MACs of one fusion of an ``H×W`` pair) of a registered network."""
+def model_complexity(
+    name: str, size: tuple[int, int] = (480, 640), weights: str | Path | None = None, **kwargs
+) -> tuple[int, int]:
+    """(trainable params, MACs of one fusion of an ``H×W`` pair) of a registered network, built
+    as ``weights`` runs (the constructor arguments its header records, ``kwargs`` over them)."""
     from ..models.complexity import count_macs, count_params
     from ..registry import load_model
 
-    model = load_model(name, pretrained=False, **kwargs)
+    model = load_model(name, weights=weights, **kwargs) if weights is not None else load_model(name, pretrained=False, **kwargs)
     x = torch.zeros(1, 1, *size)
     with torch.inference_mode():
         macs = count_macs(model, (x, x), method="auto")
@@ -133,6 +136,11 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def weights_row(weights: Path) -> str:
+    """The card's ``weights`` row: file name, size and the start of its sha256."""
+    return f"| weights | `{weights.name}` ({weights.stat().st_size / 1024:.1f} KiB, sha256 `{_sha256(weights)[:16]}…`) |"
+
+
 def model_card(
     name: str,
     weights: str | Path,
@@ -155,7 +163,7 @@ def model_card(
     run = read_run(run_dir)
     cfg, s = run.config, run.summary
     weights = Path(weights)
-    params, macs = model_complexity(name, **(model_kwargs or cfg.get("model_kwargs") or {}))
+    params, macs = model_complexity(name, weights=weights, **(model_kwargs or cfg.get("model_kwargs") or {}))
     if params != s.get("params", params):
         raise ValueError(f"{name}: run trained {s['params']} params but the registered model has {params}")
     data = ", ".join(f"`{Path(d).parent.name}/{Path(d).name}`" for d in cfg.get("data", []))
@@ -170,7 +178,7 @@ def model_card(
         "",
         "| | |",
         "|---|---|",
-        f"| weights | `{weights.name}` ({weights.stat().st_size / 1024:.1f} KiB, sha256 `{_sha256(weights)[:16]}…`) |",
+        weights_row(weights),
         f"| parameters | {params:,} |",
         f"| MACs, one 640×480 fusion | {macs / 1e9:.3f} G |",
         f"| tasks | {', '.join(info.tasks)} |",

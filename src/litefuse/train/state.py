@@ -178,8 +178,7 @@ def save_checkpoint(path: Path, *, model: nn.Module, objective: Objective, state
     )
 
 
-def load_checkpoint(path: Path, config: TrainConfig) -> dict[str, Any]:
-    """Read a checkpoint and check that ``config`` may continue it (only :attr:`TrainConfig.RESUMABLE` fields may differ)."""
+def _read_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: no checkpoint to resume from")
     try:
@@ -188,6 +187,17 @@ def load_checkpoint(path: Path, config: TrainConfig) -> dict[str, Any]:
         raise ConfigError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path}: not a litefuse training checkpoint")
+    return ckpt
+
+
+def checkpoint_config(path: Path) -> dict[str, Any]:
+    """The training configuration a checkpoint was written with (as :meth:`TrainConfig.to_dict`)."""
+    return dict(_read_checkpoint(path)["config"])
+
+
+def load_checkpoint(path: Path, config: TrainConfig) -> dict[str, Any]:
+    """Read a checkpoint and check that ``config`` may continue it (only :attr:`TrainConfig.RESUMABLE` fields may differ)."""
+    ckpt = _read_checkpoint(path)
     # a key the checkpoint lacks was added to TrainConfig after it was written: the run had its default
     saved, now = {**TrainConfig().to_dict(), **ckpt["config"]}, config.to_dict()
     changed = sorted(k for k in now if k not in TrainConfig.RESUMABLE and now[k] != saved.get(k))

@@ -35,7 +35,7 @@ from .budget import CheckpointSchedule, Deadline, require_progress, stop_on_sign
 from .config import ConfigError, TrainConfig
 from .objective import Objective, get_objective
 from .rundir import CHECKPOINT, CONFIG, LOG, SUMMARY, TENSORBOARD, WEIGHTS, RunFolder
-from .state import EarlyStopping, LossLog, TrainState, load_checkpoint, save_checkpoint, save_safetensors, seed_everything, set_rng_state
+from .state import EarlyStopping, LossLog, TrainState, checkpoint_config, load_checkpoint, save_checkpoint, save_safetensors, seed_everything, set_rng_state
 from .trainset import batch_size, build_datasets, epoch_loader, to_device, training_pairs
 
 __all__ = ["Trainer", "TrainResult"]
@@ -282,6 +282,9 @@ class Trainer:
         pairs = training_pairs(cfg.data, unpaired)  # listed once: checked against the run folder, then split
         _check_not_a_data_folder(self.out, cfg.data, pairs)  # before anything is written there
         folder.create()  # and locked: what is read and checked below is not another run's half-written work
+        if resume and cfg.init and not cfg.model_kwargs:
+            # the architecture a run adopted from its init file's record; the resume does not need the file
+            cfg = self.config = cfg.replace(model_kwargs=checkpoint_config(self.out / CHECKPOINT).get("model_kwargs") or {})
         ckpt = load_checkpoint(self.out / CHECKPOINT, cfg) if resume else None
         if ckpt is None and any((self.out / name).exists() for name in (CHECKPOINT, WEIGHTS, SUMMARY)):
             # a finished run whose last.pt was removed still holds weights that must not be replaced
@@ -514,20 +517,22 @@ def _check_not_a_data_folder(out: Path, roots: list[str], pairs: Sequence[Pair])
 
 def _with_init_architecture(config: TrainConfig) -> TrainConfig:
     """``config`` with the constructor arguments its ``init`` weights file records in its
-    metadata (a litefuse run's safetensors), unless the config sets its own: fine-tuning a run
-    trained with ``model_kwargs`` then needs no repetition of them. A file that names another
-    model is a one-line :class:`ModelError` here, not a tensor-shape dump at load time."""
-    if not config.init or config.init == "pretrained" or not Path(config.init).is_file():
+    metadata (a litefuse run's safetensors; ``"pretrained"``: the shipped file, e.g. aenetv2's
+    ``border``), unless the config sets its own: fine-tuning a run trained with ``model_kwargs``
+    then needs no repetition of them. A file that names another model is a one-line
+    :class:`ModelError` here, not a tensor-shape dump at load time."""
+    if not config.init or config.model not in {m.name for m in list_models()}:
         return config
-    if config.model not in {m.name for m in list_models()}:
+    path = get_model_info(config.model).weights_path if config.init == "pretrained" else Path(config.init)
+    if path is None or not path.is_file():
         return config
-    meta = weights_metadata(config.init)
+    meta = weights_metadata(path)
     try:
         recorded = json.loads(meta.get("model_kwargs") or "{}")
     except ValueError:  # not a litefuse run's record: loading the file reports any problem
         return config
     if meta.get("model") and meta["model"] != config.model:
-        raise ModelError(f"{config.init}: weights of {meta['model']!r}, not {config.model!r}; train that model, "
+        raise ModelError(f"{path}: weights of {meta['model']!r}, not {config.model!r}; train that model, "
                          "or start from another file")
     if not isinstance(recorded, dict) or not recorded or config.model_kwargs:
         return config
