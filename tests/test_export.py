@@ -259,6 +259,22 @@ def test_graphs_carry_their_contract(tmp_path):
     assert paths[0].read_bytes() == paths[1].read_bytes()
 
 
+def test_only_a_graph_that_fuses_ab_pairs_describes_them(tmp_path):
+    """aenetv2 also fuses A/B pairs (exposures, focal planes, scans): its contract says how they
+    are fed; an infrared-visible network's graph says nothing about A/B."""
+    from litefuse.export import AB_CONTRACT, CONTRACT
+
+    def props(name: str) -> dict:
+        graph = onnx.load(str(export_onnx(name, tmp_path / f"{name}.onnx", size=(16, 16), check=False).path))
+        return {p.key: p.value for p in graph.metadata_props} | {"doc": graph.doc_string}
+
+    ivif, ab = props("aenetv2-ivif"), props("aenetv2")
+    assert "A/B" not in ivif["doc"] and not any("A/B" in v for v in ivif.values())
+    assert ivif["litefuse.inputs"] == CONTRACT["inputs"]
+    assert ab["litefuse.inputs"] == f"{CONTRACT['inputs']}; {AB_CONTRACT['inputs']}" and "A as ir" in ab["doc"]
+    assert ab["litefuse.colour"].endswith(AB_CONTRACT["colour"]) and "fuse_chroma" in ab["doc"]
+
+
 def test_a_graph_whose_output_is_not_finite_fails_the_check(tmp_path):
     """max(0.0, nan) is 0.0 in Python: a NaN output passed the check as 'max |Δ| 0'."""
     import torch

@@ -44,7 +44,7 @@ from .errors import ModelError, OptionError
 from .io import MIN_SIDE, check_output_path
 from .registry import get_model_info, load_model
 
-__all__ = ["CONTRACT", "TOLERANCE", "ExportReport", "export_onnx", "check_onnx", "ort_session", "nchwc_block", "widest_conv"]
+__all__ = ["AB_CONTRACT", "CONTRACT", "TOLERANCE", "ExportReport", "export_onnx", "check_onnx", "ort_session", "nchwc_block", "widest_conv"]
 
 #: the oldest ONNX opset torch's exporter writes (older requests come back as 18, or fail to convert)
 MIN_OPSET = 18
@@ -208,14 +208,17 @@ CONTRACT = {
     "inputs": "ir, vi: float32 Nx1xHxW in [0, 1] (8-bit / 255, 16-bit / 65535), both of one size, each side at least "
               f"{MIN_SIDE} pixels (a dynamic graph takes up to {MAX_SIDE}); ir: the infrared image, one channel "
               "(stored as three equal channels: one of them); vi: the visible image's luma, full-range BT.601 "
-              "Y = 0.299R + 0.587G + 0.114B; an A/B pair (aenetv2: two exposures, focal planes or scans) gives "
-              "each source's luma, A as ir and B as vi; images upright (EXIF / TIFF orientation applied), any alpha channel dropped",
+              "Y = 0.299R + 0.587G + 0.114B; images upright (EXIF / TIFF orientation applied), any alpha channel dropped",
     "output": "fused: float32 Nx1xHxW, the fused luma, bounded to [0, 1] in the graph; 8-bit: round(255 * fused)",
     "colour": "a colour visible image keeps its chroma: Cb = 0.564(B - Y) + 0.5, Cr = 0.713(R - Y) + 0.5 from the "
               "visible, then R = Y' + 1.403(Cr - 0.5), G = Y' - 0.714(Cr - 0.5) - 0.344(Cb - 0.5), "
               "B = Y' + 1.773(Cb - 0.5) with Y' = fused, each clamped to [0, 1]; a grey visible (one channel, or three "
-              "equal ones) gives a grey result, one channel; "
-              "two colour sources (A/B): each chroma plane is the sources' planes weighted by |C - 0.5| per pixel "
+              "equal ones) gives a grey result, one channel",
+}
+#: what a graph of a network that also fuses A/B pairs adds to :data:`CONTRACT` (appended per key)
+AB_CONTRACT = {
+    "inputs": "an A/B pair (two exposures, focal planes or scans) gives each source's luma, A as ir and B as vi",
+    "colour": "two colour sources (A/B): each chroma plane is the sources' planes weighted by |C - 0.5| per pixel "
               "(their mean where both are 0.5), as litefuse.colour.fuse_chroma",
 }
 
@@ -246,11 +249,12 @@ def _describe(graph_model, model: str, weights: str | Path | None) -> None:
     from .registry import weights_metadata
 
     source = Path(weights).name if weights else "shipped"
-    pairs = "infrared-visible" if get_model_info(model).tasks == ("ivif",) else "infrared-visible or A/B (two exposures, focal planes, scans)"
+    ab = get_model_info(model).tasks != ("ivif",)
+    pairs = "infrared-visible or A/B (two exposures, focal planes, scans)" if ab else "infrared-visible"
     trained = weights_metadata(weights).get("ir_norm", "range") if weights else "range"
     scale = {"range": "8-bit / 255, 16-bit / 65535", "minmax": "each image min-max stretched to [0, 1]"}.get(
         trained, f"divided by {trained}, the sensor's peak (raw data in 16-bit files)")
-    contract = dict(CONTRACT)
+    contract = {key: f"{text}; {AB_CONTRACT[key]}" if ab and key in AB_CONTRACT else text for key, text in CONTRACT.items()}
     if trained != "range":  # the infrared is scaled as these weights were trained, not by its container's range
         contract["inputs"] += f"; these weights take the infrared {scale} (litefuse.ir_norm)"
     graph_model.doc_string = f"litefuse {__version__} {model} ({source} weights): {pairs} fusion on luminance. " + (
