@@ -273,3 +273,26 @@ def test_metric_chart_values_tell_the_best_from_the_runner_up(monkeypatch):
     monkeypatch.setattr(litefuse.viz, "save_figure", keep)
     litefuse.viz.metric_chart({"aenetv2-ivif": {"EN": 6.5973}, "dwsfusion": {"EN": 6.6048}}, "unused.png", directions={"EN": "↑"})
     assert seen["values"] == ["6.597", "6.605"]
+
+
+def test_metric_panels_say_the_scale_a_reader_could_misread(monkeypatch):
+    """A summed SSIM of 1.47 reads like a bug on a chart, and MI's unit depends on the code that
+    defines it: the panels of those metrics say their scale under the convention scored."""
+    import litefuse.viz
+    from litefuse.metrics.conventions import scale_notes
+
+    assert scale_notes("cddfuse") == {"MI": "nats", "SSIM": "SSIM(F,A) + SSIM(F,B), up to 2"}
+    assert scale_notes("tang") == {"MI": "bits"} and scale_notes("cddfuse+psnr=textbook") == scale_notes("cddfuse")
+    titles = {}
+
+    def keep(fig, path):
+        import matplotlib.pyplot as plt
+
+        titles.update({ax.get_title(): ax for ax in fig.axes if ax.axison})
+        plt.close(fig)
+        return path
+
+    monkeypatch.setattr(litefuse.viz, "save_figure", keep)
+    scores = {"aenetv2": {"EN": 6.9, "MI": 1.8, "SSIM": 1.47}, "max": {"EN": 6.8, "MI": 4.8, "SSIM": 1.0}}
+    litefuse.viz.metric_chart(scores, "unused.png", directions={"EN": "↑", "MI": "↑", "SSIM": "↑"}, notes=scale_notes())
+    assert set(titles) == {"EN ↑", "MI ↑\nnats", "SSIM ↑\nSSIM(F,A) + SSIM(F,B), up to 2"}

@@ -243,10 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         return write_cards([args.only], runs, sections, task_results, args.notes, img)
     from litefuse.metrics import METRICS
+    from litefuse.metrics.conventions import scale_notes
     from litefuse.viz import metric_chart
 
     metric_chart(ivif.means(), img / "results_ivif.png", title="Infrared-visible development sets (mean)",
-                 directions={m: METRICS[m].arrow for m in ivif.metrics})
+                 directions={m: METRICS[m].arrow for m in ivif.metrics}, notes=scale_notes(ivif.convention))
     demo_grid(methods, img / "demo_methods.png")
     doc = [
         "# Results on the development sets",

@@ -386,6 +386,7 @@ def write_report(result: Comparison, out_dir: str | Path, title: str = "", overw
 def _write_report_files(result: Comparison, out_dir: Path, title: str) -> dict[str, Path]:
     """The report's files in ``out_dir``, by kind (csv, markdown, chart, grid)."""
     from .metrics import METRICS
+    from .metrics.conventions import scale_notes
     from .viz import image_grid, metric_chart, plotting_available
 
     paths = {"csv": out_dir / "scores.csv", "markdown": out_dir / "summary.md"}
@@ -406,7 +407,8 @@ def _write_report_files(result: Comparison, out_dir: Path, title: str) -> dict[s
         n = len({(r["set"], r["image"]) for r in result.rows})
         pooled = f"{title or ', '.join(sets)} — convention {result.convention}, mean over {n} pair{'s' * (n != 1)}"
         pooled += " of all sets (per-set tables in summary.md)" if len(sets) > 1 else ""
-        paths["chart"] = metric_chart(result.means(), out_dir / "chart.png", title=pooled, directions=directions)
+        paths["chart"] = metric_chart(result.means(), out_dir / "chart.png", title=pooled, directions=directions,
+                                      notes=scale_notes(result.convention))
     if result.previews:
         kinds = {tuple(c for c in cells if c not in result.methods) for cells in result.previews.values()}
         sources = list(kinds.pop()) if len(kinds) == 1 else ["source A", "source B"]  # one set of names, or neutral

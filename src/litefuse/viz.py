@@ -170,13 +170,15 @@ def metric_chart(
     title: str = "",
     directions: dict[str, str] | None = None,
     reference: str = "max",
+    notes: dict[str, str] | None = None,
 ) -> Path:
     """Bar chart, one panel per metric, one horizontal bar per method (``scores[method][metric]``).
 
     Methods run top to bottom in the order given, named once per row of panels (long names
     wrap); each bar carries its value; the best bar of a metric with a direction (``↑``/``↓``
     in ``directions``) has a thick black outline and a bold value, and the ``reference``
-    method's bars are hatched, so neither depends on telling colours apart.
+    method's bars are hatched, so neither depends on telling colours apart. ``notes``: a short
+    line under a metric's panel title (its scale: :func:`litefuse.metrics.conventions.scale_notes`).
     Needs matplotlib (``pip install litefuse[plot]``); written atomically as PNG.
     """
     plt = pyplot()
@@ -215,7 +217,8 @@ def metric_chart(
             # 4 significant digits: with 3 the outlined best and the runner-up often read alike (6.6 and 6.6)
             ax.annotate("n/a" if not np.isfinite(v) else f"{v:.4g}", (bar.get_width(), i), xytext=(3, 0),
                         textcoords="offset points", va="center", fontsize=7, fontweight="bold" if top else "normal")
-        ax.set_title(f"{metric} {arrow}".strip(), fontsize=10)
+        note = (notes or {}).get(metric)
+        ax.set_title(f"{metric} {arrow}".strip() + (f"\n{note}" if note else ""), fontsize=10 if not note else 8.5)
         ax.margins(x=0.22)  # room for the value labels
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(True, axis="x", alpha=0.25)

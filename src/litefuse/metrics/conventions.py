@@ -17,7 +17,7 @@ from ..errors import OptionError
 
 from dataclasses import dataclass, replace
 
-__all__ = ["Convention", "CONVENTIONS", "PSNR_KINDS", "get_convention"]
+__all__ = ["Convention", "CONVENTIONS", "PSNR_KINDS", "get_convention", "scale_notes"]
 
 PSNR_KINDS = ("cddfuse", "tang", "vifb", "textbook")
 
@@ -93,3 +93,13 @@ def get_convention(convention: str | Convention = "cddfuse", *, psnr: str | None
             raise OptionError(f"unknown PSNR kind {psnr!r}; expected one of {', '.join(PSNR_KINDS)}")
         convention = replace(convention, psnr=psnr, name=f"{convention.name}+psnr={psnr}")
     return convention
+
+
+def scale_notes(convention: str | Convention = "cddfuse") -> dict[str, str]:
+    """Per metric, the scale a reader could misread under ``convention`` (for chart panels): a
+    summed SSIM runs to 2, and MI is in nats or bits."""
+    c = get_convention(convention.split("+", 1)[0]) if isinstance(convention, str) else convention  # "cddfuse+psnr=…"
+    notes = {"MI": "bits" if c.mi_bits else "nats"}
+    if c.ssim_combine == "sum":
+        notes["SSIM"] = "SSIM(F,A) + SSIM(F,B), up to 2"
+    return notes
