@@ -148,3 +148,15 @@ def test_card_facts_match_the_weights_file_and_the_model(name):
     assert meta["model"] == name and rows["seed"] == meta["seed"], (rows.get("seed"), meta)
     params, macs = model_complexity(name, weights=info.weights_path)  # as the shipped file runs (its recorded settings)
     assert rows["parameters"] == f"{params:,}" and rows["MACs, one 640×480 fusion"] == f"{macs / 1e9:.3f} G"
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_shipped_network_draws_no_frame_at_the_image_edge(name):
+    """On flat sources a fused image is flat to its edge (within 4 grey levels of its centre): the
+    shipped aenetv2 drew up to 45 at the edge before its border (zero-padded convs)."""
+    model = litefuse.load_model(name)
+    for a, b in ((45, 236), (236, 45), (128, 128)):
+        ir, vi = torch.full((1, 1, 120, 160), a / 255), torch.full((1, 1, 120, 160), b / 255)
+        with torch.inference_mode():
+            out = model(ir, vi)[0, 0] * 255
+        assert float((out - out[60, 80]).abs().max()) <= 4.0, (name, a, b)
