@@ -178,7 +178,11 @@ def save_checkpoint(path: Path, *, model: nn.Module, objective: Objective, state
     )
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path, config: TrainConfig) -> tuple[dict[str, Any], TrainConfig]:
+    """Read a checkpoint and check that ``config`` may continue it (only :attr:`TrainConfig.RESUMABLE`
+    fields may differ): ``(checkpoint, config)``. A config that starts from an ``init`` file and sets
+    no ``model_kwargs`` takes the checkpoint's: what the run adopted from that file's record (the
+    resume does not need the file)."""
     if not path.is_file():
         raise ConfigError(f"{path}: no checkpoint to resume from")
     try:
@@ -187,24 +191,15 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path}: not a litefuse training checkpoint")
-    return ckpt
-
-
-def checkpoint_config(path: Path) -> dict[str, Any]:
-    """The training configuration a checkpoint was written with (as :meth:`TrainConfig.to_dict`)."""
-    return dict(_read_checkpoint(path)["config"])
-
-
-def load_checkpoint(path: Path, config: TrainConfig) -> dict[str, Any]:
-    """Read a checkpoint and check that ``config`` may continue it (only :attr:`TrainConfig.RESUMABLE` fields may differ)."""
-    ckpt = _read_checkpoint(path)
+    if config.init and not config.model_kwargs:
+        config = config.replace(model_kwargs=ckpt["config"].get("model_kwargs") or {})
     # a key the checkpoint lacks was added to TrainConfig after it was written: the run had its default
     saved, now = {**TrainConfig().to_dict(), **ckpt["config"]}, config.to_dict()
     changed = sorted(k for k in now if k not in TrainConfig.RESUMABLE and now[k] != saved.get(k))
     if changed:
         k = changed[0]
         raise ConfigError(f"cannot resume with a different {k!r} (checkpoint: {saved.get(k)!r}, now: {now[k]!r})")
-    return ckpt
+    return ckpt, config
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:

@@ -35,7 +35,7 @@ from .budget import CheckpointSchedule, Deadline, require_progress, stop_on_sign
 from .config import ConfigError, TrainConfig
 from .objective import Objective, get_objective
 from .rundir import CHECKPOINT, CONFIG, LOG, SUMMARY, TENSORBOARD, WEIGHTS, RunFolder
-from .state import EarlyStopping, LossLog, TrainState, checkpoint_config, load_checkpoint, save_checkpoint, save_safetensors, seed_everything, set_rng_state
+from .state import EarlyStopping, LossLog, TrainState, load_checkpoint, save_checkpoint, save_safetensors, seed_everything, set_rng_state
 from .trainset import batch_size, build_datasets, epoch_loader, to_device, training_pairs
 
 __all__ = ["Trainer", "TrainResult"]
@@ -282,10 +282,10 @@ class Trainer:
         pairs = training_pairs(cfg.data, unpaired)  # listed once: checked against the run folder, then split
         _check_not_a_data_folder(self.out, cfg.data, pairs)  # before anything is written there
         folder.create()  # and locked: what is read and checked below is not another run's half-written work
-        if resume and cfg.init and not cfg.model_kwargs:
-            # the architecture a run adopted from its init file's record; the resume does not need the file
-            cfg = self.config = cfg.replace(model_kwargs=checkpoint_config(self.out / CHECKPOINT).get("model_kwargs") or {})
-        ckpt = load_checkpoint(self.out / CHECKPOINT, cfg) if resume else None
+        ckpt = None
+        if resume:  # the config may take the model_kwargs the run adopted from its init file (load_checkpoint)
+            ckpt, cfg = load_checkpoint(self.out / CHECKPOINT, cfg)
+            self.config = cfg
         if ckpt is None and any((self.out / name).exists() for name in (CHECKPOINT, WEIGHTS, SUMMARY)):
             # a finished run whose last.pt was removed still holds weights that must not be replaced
             raise ConfigError(f"{self.out} already holds a run; pass --resume to continue it or choose another output folder")
