@@ -52,6 +52,24 @@ def test_compiled_network_matches_eager_and_recompiles_are_bounded(counting_back
     assert counts[:4] == [1, 2, 2, 2] and counts[-1] <= 3, counts
 
 
+def test_a_last_smaller_batch_reuses_the_compiled_graph(counting_backend, one_thread):
+    """A folder's last, smaller batch runs padded to the batch compiled at its frame size: one
+    graph, not two (the second compile costs tens of seconds on a CPU, a new CUDA graph on a GPU),
+    and the outputs are the pairs' own. A larger batch still compiles."""
+    torch._dynamo.reset()
+    COMPILES.clear()
+    fuser, eager = Fuser("aenetv2-ivif", compile=counting_backend), Fuser("aenetv2-ivif")
+    rng = np.random.default_rng(0)
+    a, b = list(rng.random((5, 40, 56), dtype=np.float32)), list(rng.random((5, 40, 56), dtype=np.float32))
+    assert len(fuser.fuse_luma_batch(a[:4], b[:4])) == 4 and len(COMPILES) == 1
+    last = fuser.fuse_luma_batch(a[4:] * 2, b[4:] * 2) + fuser.fuse_luma_batch(a[:3], b[:3])
+    assert len(COMPILES) == 1, COMPILES
+    for got, want in zip(last, eager.fuse_luma_batch(a[4:] * 2, b[4:] * 2) + eager.fuse_luma_batch(a[:3], b[:3])):
+        np.testing.assert_allclose(got, want, atol=2e-6)
+    fuser.fuse_luma_batch(a, b)  # 5 > 4: a new graph (torch's dynamic batch), then any batch up to 5 reuses it
+    assert len(COMPILES) == 2 and len(fuser.fuse_luma_batch(a[:2], b[:2])) == 2 and len(COMPILES) == 2
+
+
 def test_dwsfusion_traces_as_one_graph(counting_backend, one_thread):
     """DWSFusion under torch.compile: the FFT masks are traced from index arithmetic (from_numpy
     in inference mode tripped a dynamo guard) and the deformable sampling takes the gather path

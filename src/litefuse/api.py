@@ -32,7 +32,7 @@ from .io import (
     RESIZE_HINT, to_float, value_range,
 )
 from .registry import get_model_info, list_models, load_model, weights_metadata, weights_model
-from .runtime import check_precision, compile_backend, compile_for_inference, prepare, release_free_heap, resolve_device, with_precision
+from .runtime import check_precision, compile_backend, compile_for_inference, prepare, release_free_heap, resolve_device, run_padded, with_precision
 from .tiling import run_tiled as _tiled, tile_context
 
 __all__ = ["ImageLike", "Fuser", "MethodSpec", "default_model", "folder_task", "fuse", "fuse_files"]
@@ -213,6 +213,7 @@ class Fuser:
         backend = compile_backend(compile)  # checked for every method: a typo is an error, not ignored
         self.compiled = backend if self.info.kind == "network" else None
         self.model: nn.Module = compile_for_inference(model, self.device, self.compiled)
+        self._batches: dict = {}  # the largest batch a compiled network ran, by frame shape (run_padded)
         self.tile = tile or getattr(model, "tile_size", DEFAULT_TILE)
         self.overlap = overlap
         self.colour_on_device = self.device.type != "cpu" if colour_on_device is None else bool(colour_on_device)
@@ -253,7 +254,7 @@ class Fuser:
         """
         h, w = ta.shape[-2:]
         if h * w <= self.tile * self.tile:
-            out = self.model(ta, tb).clamp(0.0, 1.0).float()
+            out = (run_padded(self.model, ta, tb, self._batches) if self.compiled else self.model(ta, tb)).clamp(0.0, 1.0).float()
         else:
             context, align = tile_context(self.model, self.overlap)
             outs = [_tiled(self.model, ta[i : i + 1], tb[i : i + 1], self.tile, context, align) for i in range(ta.shape[0])]

@@ -32,7 +32,7 @@ from .errors import OptionError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
-__all__ = ["PRECISIONS", "check_precision", "with_precision", "compile_for_inference", "compile_backend", "resolve_device", "available_cores", "free_cores", "default_threads", "user_threads", "set_threads", "keep_heap_resident", "release_free_heap", "apply_heap_policy", "parse_cpuinfo", "cpu_facts", "onednn_isa_cap", "apply_isa_policy", "keep_full_isa", "isa_capped", "prepare"]
+__all__ = ["PRECISIONS", "check_precision", "with_precision", "compile_for_inference", "compile_backend", "resolve_device", "available_cores", "free_cores", "default_threads", "user_threads", "set_threads", "keep_heap_resident", "release_free_heap", "apply_heap_policy", "parse_cpuinfo", "cpu_facts", "onednn_isa_cap", "apply_isa_policy", "keep_full_isa", "isa_capped", "prepare", "run_padded"]
 
 _HEAP_DONE: bool | None = None
 _IMPORT_THREADS = torch.get_num_threads()  # torch's count when litefuse was imported
@@ -351,9 +351,9 @@ def compile_for_inference(model: nn.Module, device: torch.device, compile: bool 
     dynamic shapes) that serves later sizes, plus one more graph each time a frame crosses a
     size threshold torch guards on (e.g. its convolution algorithm choice; 3 graphs for 7 sizes
     from 64×80 to 100×60 in the tests); ``torch._dynamo.config.recompile_limit`` (8) caps the
-    total, after which new sizes run eagerly. Fusing a folder or video of one size compiles once,
-    or twice with a batch size that does not divide the frame count (the last, smaller batch: the
-    second graph takes any batch). On CUDA the inductor backend uses ``mode="reduce-overhead"``, which replays
+    total, after which new sizes run eagerly. Fusing a folder or video of one size compiles once:
+    :class:`~litefuse.Fuser` pads a last, smaller batch to the compiled one (:func:`run_padded`).
+    On CUDA the inductor backend uses ``mode="reduce-overhead"``, which replays
     the frame as one CUDA graph (one recorded graph per distinct size). Parameters are shared
     with ``model``; attribute access falls through to it.
     """
@@ -362,3 +362,18 @@ def compile_for_inference(model: nn.Module, device: torch.device, compile: bool 
         return model
     mode = "reduce-overhead" if device.type == "cuda" and backend == "inductor" else None
     return torch.compile(model, backend=backend, mode=mode)
+
+
+def run_padded(model: nn.Module, ta: torch.Tensor, tb: torch.Tensor, largest: dict) -> torch.Tensor:
+    """``model(ta, tb)`` for a compiled network: a batch smaller than the largest run at its frame
+    shape goes through padded with copies of its last pair, the extra outputs dropped, so a
+    folder's or video's last, smaller batch reuses the compiled graph instead of compiling
+    another (tens of seconds on a small CPU; a new CUDA graph on a GPU). Batch items are
+    independent, so the outputs are the pairs' own. ``largest``: the caller's record, by shape."""
+    n, key = ta.shape[0], (tuple(ta.shape[1:]), ta.dtype, ta.device)
+    full = largest.get(key, 0)
+    if n >= full:
+        largest[key] = n
+        return model(ta, tb)
+    pad = [ta.shape[0] - 1] * (full - n)  # the last pair, repeated
+    return model(torch.cat([ta, ta[pad]]), torch.cat([tb, tb[pad]]))[:n]
