@@ -375,5 +375,5 @@ def run_padded(model: nn.Module, ta: torch.Tensor, tb: torch.Tensor, largest: di
     if n >= full:
         largest[key] = n
         return model(ta, tb)
-    pad = [ta.shape[0] - 1] * (full - n)  # the last pair, repeated
+    pad = [n - 1] * (full - n)  # the last pair, repeated
     return model(torch.cat([ta, ta[pad]]), torch.cat([tb, tb[pad]]))[:n]

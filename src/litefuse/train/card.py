@@ -72,7 +72,7 @@ def model_complexity(
     from ..models.complexity import count_macs, count_params
     from ..registry import load_model
 
-    model = load_model(name, weights=weights, **kwargs) if weights is not None else load_model(name, pretrained=False, **kwargs)
+    model = load_model(name, weights=weights, pretrained=weights is not None, **kwargs)
     x = torch.zeros(1, 1, *size)
     with torch.inference_mode():
         macs = count_macs(model, (x, x), method="auto")
