@@ -588,3 +588,29 @@ def test_means_of_one_set_average_only_that_sets_rows():
     assert result.means("A") == {"x": {"EN": 2.0}, "y": {"EN": 3.0}}
     assert result.means("B") == {"x": {"EN": 10.0}, "y": {"EN": 11.0}}
     assert result.means()["x"]["EN"] == pytest.approx(14 / 3) and result.datasets() == ["A", "B"]
+
+
+def test_a_report_over_several_sets_charts_each_set_not_a_pooled_mean(pairs, tmp_path, monkeypatch):
+    """chart.png drew one mean pooled over every set (a large set hides a loss on a small one,
+    and an IVIF set beside a MEF set mixes tasks); now one group of bars per set, as summary.md."""
+    import shutil
+
+    import litefuse.viz
+
+    small = tmp_path / "Small"
+    shutil.copytree(pairs, small)
+    (small / "ir" / "p2.png").unlink()
+    (small / "vi" / "p2.png").unlink()
+    result = compare([pairs, small], ["max", "mean"], metrics=["EN", "SF"], preview=0)
+    seen = {}
+
+    def chart(per_set, path, **kw):
+        seen.update(per_set=per_set, **kw)
+        path.write_bytes(b"")
+        return path
+
+    monkeypatch.setattr(litefuse.viz, "metric_chart_by_set", chart)
+    write_report(result, tmp_path / "rep")
+    assert list(seen["per_set"]) == ["Set (3 pairs)", "Small (2 pairs)"]
+    assert seen["per_set"]["Small (2 pairs)"] == result.means("Small") != result.means()
+    assert "each set" in seen["title"] and "pooled" not in seen["title"]

@@ -296,3 +296,31 @@ def test_metric_panels_say_the_scale_a_reader_could_misread(monkeypatch):
     scores = {"aenetv2": {"EN": 6.9, "MI": 1.8, "SSIM": 1.47}, "max": {"EN": 6.8, "MI": 4.8, "SSIM": 1.0}}
     litefuse.viz.metric_chart(scores, "unused.png", directions={"EN": "↑", "MI": "↑", "SSIM": "↑"}, notes=scale_notes())
     assert set(titles) == {"EN ↑", "MI ↑\nnats", "SSIM ↑\nSSIM(F,A) + SSIM(F,B), up to 2"}
+
+
+def test_metric_chart_by_set_heads_each_set_and_outlines_the_best_within_it(monkeypatch):
+    """One group of bars per set: the set named in bold above its methods, a method in one
+    colour in every group, and the best bar outlined per set (not once over all sets)."""
+    import litefuse.viz
+
+    per_set = {"MSRS": {"a": {"EN": 6.0}, "max": {"EN": 5.0}}, "TNO": {"a": {"EN": 4.0}, "max": {"EN": 7.0}}}
+    seen = {}
+
+    def keep(fig, path):
+        import matplotlib.pyplot as plt
+
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        seen.update(labels=[(t.get_text(), t.get_fontweight()) for t in ax.get_yticklabels()],
+                    bars=[(p.get_y() + p.get_height() / 2, p.get_linewidth(), tuple(p.get_facecolor())) for p in ax.patches],
+                    title=fig.get_suptitle())
+        plt.close(fig)
+        return path
+
+    monkeypatch.setattr(litefuse.viz, "save_figure", keep)
+    litefuse.viz.metric_chart_by_set(per_set, "unused.png", directions={"EN": "↑"})
+    assert seen["labels"] == [("MSRS", "bold"), ("a", "normal"), ("max", "normal"), ("TNO", "bold"), ("a", "normal"), ("max", "normal")]
+    (_, a1, c_a1), (_, m1, c_m1), (_, a2, c_a2), (_, m2, _) = sorted(seen["bars"])
+    assert a1 > m1 and m2 > a2, "the best bar of each set is outlined"
+    assert c_a1 == c_a2 != c_m1, "a method keeps its colour across sets"
+    assert "best per set" in seen["title"]

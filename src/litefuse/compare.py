@@ -49,6 +49,14 @@ class Comparison:
             out[method] = {m: mean for m, (mean, _) in summarise(rows, self.metrics).items()}
         return out
 
+    def means_by_set(self) -> dict[str, dict[str, dict[str, float]]]:
+        """:meth:`means` of each set, keyed ``"<set> (<n> pairs)"`` (a chart's group headings)."""
+        out = {}
+        for dataset in self.datasets():
+            n = len({r["image"] for r in self.rows if r["set"] == dataset})
+            out[f"{dataset} ({n} pair{'s' * (n != 1)})"] = self.means(dataset)
+        return out
+
     def datasets(self) -> list[str]:
         """The sets scored, in the order they were given."""
         return list(dict.fromkeys(r["set"] for r in self.rows))
@@ -387,7 +395,7 @@ def _write_report_files(result: Comparison, out_dir: Path, title: str) -> dict[s
     """The report's files in ``out_dir``, by kind (csv, markdown, chart, grid)."""
     from .metrics import METRICS
     from .metrics.conventions import scale_notes
-    from .viz import image_grid, metric_chart, plotting_available
+    from .viz import image_grid, metric_chart, metric_chart_by_set, plotting_available
 
     paths = {"csv": out_dir / "scores.csv", "markdown": out_dir / "summary.md"}
     write_scores_csv(paths["csv"], ({**r, "convention": result.convention} for r in result.rows),
@@ -403,12 +411,15 @@ def _write_report_files(result: Comparison, out_dir: Path, title: str) -> dict[s
     atomic_write_text(paths["markdown"], "\n".join(parts))
     directions = {m: METRICS[m].arrow for m in result.metrics}
     if plotting_available():
-        sets = result.datasets()
-        n = len({(r["set"], r["image"]) for r in result.rows})
-        pooled = f"{title or ', '.join(sets)} — convention {result.convention}, mean over {n} pair{'s' * (n != 1)}"
-        pooled += " of all sets (per-set tables in summary.md)" if len(sets) > 1 else ""
-        paths["chart"] = metric_chart(result.means(), out_dir / "chart.png", title=pooled, directions=directions,
-                                      notes=scale_notes(result.convention))
+        sets, notes = result.datasets(), scale_notes(result.convention)
+        if len(sets) == 1:
+            n = len({r["image"] for r in result.rows})
+            label = f"{title or sets[0]} — convention {result.convention}, mean over {n} pair{'s' * (n != 1)}"
+            paths["chart"] = metric_chart(result.means(), out_dir / "chart.png", title=label, directions=directions, notes=notes)
+        else:  # one group per set, as summary.md: a mean pooled over sets hides a loss on a small one
+            label = f"{title or ', '.join(sets)} — convention {result.convention}, mean over each set's pairs"
+            paths["chart"] = metric_chart_by_set(result.means_by_set(), out_dir / "chart.png", title=label,
+                                                 directions=directions, notes=notes)
     if result.previews:
         kinds = {tuple(c for c in cells if c not in result.methods) for cells in result.previews.values()}
         sources = list(kinds.pop()) if len(kinds) == 1 else ["source A", "source B"]  # one set of names, or neutral

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .errors import LitefuseError
 
-__all__ = ["side_by_side", "image_grid", "thumbnail", "metric_chart", "speed_quality_chart", "speed_chart", "save_figure", "plotting_available",
+__all__ = ["side_by_side", "image_grid", "thumbnail", "metric_chart", "metric_chart_by_set", "speed_quality_chart", "speed_chart", "save_figure", "plotting_available",
            "pyplot", "PLOT_HINT", "plain_log_ticks"]
 
 _CAPTION = 18
@@ -181,63 +181,107 @@ def metric_chart(
     line under a metric's panel title (its scale: :func:`litefuse.metrics.conventions.scale_notes`).
     Needs matplotlib (``pip install litefuse[plot]``); written atomically as PNG.
     """
+    return metric_chart_by_set({"": scores}, path, title, directions, reference, notes)
+
+
+def metric_chart_by_set(
+    per_set: dict[str, dict[str, dict[str, float]]],
+    path: str | Path,
+    title: str = "",
+    directions: dict[str, str] | None = None,
+    reference: str = "max",
+    notes: dict[str, str] | None = None,
+) -> Path:
+    """:func:`metric_chart` with one group of bars per set (``per_set[set][method][metric]``).
+
+    Each group is headed by its set's name (in bold, where the methods are named); a method
+    keeps its colour in every group, and the best bar is outlined within each group: a mean
+    pooled over sets lets a large set hide a loss on a small one, and mixes tasks whose scores
+    mean different things (an empty set name draws no heading: :func:`metric_chart`).
+    """
     plt = pyplot()
 
-    methods = list(scores)
-    metrics = [m for m in next(iter(scores.values()))]
+    groups = list(per_set.items())
+    methods = list(dict.fromkeys(m for _, scores in groups for m in scores))
+    metrics = list(dict.fromkeys(k for _, scores in groups for values in scores.values() for k in values))
     directions = directions or {}
+    headed = any(name for name, _ in groups)
+    rows: list[tuple[float, str, bool]] = []  # (y, label, whether a set's heading)
+    group_ys: list[list[float]] = []  # each group's bar positions
+    y = 0.0
+    for name, scores in groups:
+        if headed:
+            rows.append((y, name, True))
+            y += 1
+        group_ys.append([y + i for i in range(len(scores))])
+        rows += [(y + i, m, False) for i, m in enumerate(scores)]
+        y += len(scores) + 0.5  # a half-row gap between sets
+    labels = [label if heading else "\n".join(_wrap(label, 28, _Chars())) for _, label, heading in rows]
+    most = max(n.count("\n") + 1 for n in labels)
+    bar_rows = sum(len(scores) for _, scores in groups)
+    # rows of panels deepen with the methods (and their wrapped names), so bars keep their room
+    height = max(1.5, 0.9 + bar_rows * (0.12 + 0.13 * most) + (len(groups) * 0.3 if headed else 0.0))
+    label_w = 0.065 * max(len(line) for n in labels for line in n.split("\n")) + 0.3
     ncols = min(4, len(metrics))
     nrows = -(-len(metrics) // ncols)
-    names = ["\n".join(_wrap(m, 28, _Chars())) for m in methods]
-    most = max(n.count("\n") + 1 for n in names)
-    # rows of panels deepen with the methods (and their wrapped names), so bars keep their room
-    height = max(1.5, 0.9 + len(methods) * (0.12 + 0.13 * most))
-    label_w = 0.065 * max(len(line) for n in names for line in n.split("\n")) + 0.3
     # the two-line title (title, key) needs ~0.6 in above the panels and ~4.5 in across
     fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.8, label_w + 2.7 * ncols), height * nrows + 0.6),
                              squeeze=False, sharey=True)
     colours = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20").colors  # one colour per method up to 20
-    ys = np.arange(len(methods))
+    colour = {m: colours[i % len(colours)] for i, m in enumerate(methods)}
     for ax, metric in zip(axes.flat, metrics):
-        values = np.array([scores[m].get(metric, np.nan) for m in methods], float)
+        for (_, scores), ys in zip(groups, group_ys):
+            values = np.array([scores[m].get(metric, np.nan) for m in scores], float)
+            _bars(ax, ys, list(scores), values, directions.get(metric, ""), colour, reference)
         arrow = directions.get(metric, "")
-        finite = np.isfinite(values)
-        best = None
-        if arrow in ("↑", "↓") and finite.any():
-            best = float(np.nanmax(values) if arrow == "↑" else np.nanmin(values))
-        bars = ax.barh(ys, np.where(finite, values, 0.0), color=[colours[i % len(colours)] for i in ys])
-        for i, (bar, v) in enumerate(zip(bars, values)):
-            top = best is not None and np.isfinite(v) and v == best
-            if methods[i] == reference:
-                bar.set_hatch("///")
-                bar.set_edgecolor("white")
-            if top:
-                bar.set_edgecolor("black")
-                bar.set_linewidth(2.0)
-            # 4 significant digits: with 3 the outlined best and the runner-up often read alike (6.6 and 6.6)
-            ax.annotate("n/a" if not np.isfinite(v) else f"{v:.4g}", (bar.get_width(), i), xytext=(3, 0),
-                        textcoords="offset points", va="center", fontsize=7, fontweight="bold" if top else "normal")
         note = (notes or {}).get(metric)
         ax.set_title(f"{metric} {arrow}".strip() + (f"\n{note}" if note else ""), fontsize=10 if not note else 8.5)
         ax.margins(x=0.22)  # room for the value labels
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(True, axis="x", alpha=0.25)
         ax.set_axisbelow(True)
-    axes.flat[0].set_yticks(ys, names)
-    axes.flat[0].invert_yaxis()  # the first method on top (shared by every panel)
+    axes.flat[0].set_yticks([r[0] for r in rows], labels)
+    axes.flat[0].set_ylim(rows[-1][0] + 0.6, rows[0][0] - 0.6)  # the first row on top (shared by every panel)
     for ax in axes.flat:
         ax.tick_params(axis="y", labelleft=ax.get_subplotspec().is_first_col(), length=0, labelsize=8)
+        for tick, (_, _, heading) in zip(ax.get_yticklabels(), rows):
+            tick.set_fontweight("bold" if heading else "normal")
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     arrows = set(directions.values())
     key = " · ".join(text for arrow, text in (("↑", "↑ higher is better"), ("↓", "↓ lower is better")) if arrow in arrows)
     if arrows & {"↑", "↓"}:
-        key += " · best: black outline"
+        key += " · best" + (" per set" if headed and len(groups) > 1 else "") + ": black outline"
     if reference in methods:
         key += f"{' · ' if key else ''}hatched: {reference} (reference)"
     if title or key:
-        fig.suptitle("\n".join(t for t in (title, key) if t), fontsize=10)
+        # placed in inches from the top: at its default (98 % of the height) a tall chart's
+        # two-line title ran into the first row of panel titles
+        fig_h = fig.get_figheight()
+        fig.suptitle("\n".join(t for t in (title, key) if t), fontsize=10, y=1 - 0.08 / fig_h, va="top")
+        fig.set_layout_engine("tight", rect=(0, 0, 1, 1 - 0.12 / fig_h))
     return save_figure(fig, path)
+
+
+def _bars(ax, ys: list[float], methods: list[str], values: np.ndarray, arrow: str, colour: dict, reference: str) -> None:
+    """One group of horizontal bars with their values; the best (by ``arrow``) outlined, the
+    ``reference`` method hatched."""
+    finite = np.isfinite(values)
+    best = None
+    if arrow in ("↑", "↓") and finite.any():
+        best = float(np.nanmax(values) if arrow == "↑" else np.nanmin(values))
+    bars = ax.barh(ys, np.where(finite, values, 0.0), color=[colour[m] for m in methods])
+    for y, method, bar, v in zip(ys, methods, bars, values):
+        top = best is not None and np.isfinite(v) and v == best
+        if method == reference:
+            bar.set_hatch("///")
+            bar.set_edgecolor("white")
+        if top:
+            bar.set_edgecolor("black")
+            bar.set_linewidth(2.0)
+        # 4 significant digits: with 3 the outlined best and the runner-up often read alike (6.6 and 6.6)
+        ax.annotate("n/a" if not np.isfinite(v) else f"{v:.4g}", (bar.get_width(), y), xytext=(3, 0),
+                    textcoords="offset points", va="center", fontsize=7, fontweight="bold" if top else "normal")
 
 
 _KIND_MARKERS = {"network": "o", "classical": "s", "reference": "^"}
@@ -372,7 +416,8 @@ def save_figure(fig, path: str | Path) -> Path:
 
     from .io import save_image
 
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a chart that set its own (margins) keeps it
+        fig.tight_layout()
     fig.canvas.draw()
     rgba = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
     plt.close(fig)
