@@ -281,18 +281,21 @@ def weights_model(path: str | Path) -> str:
     return name
 
 
-def _file_kwargs(info: ModelInfo, path: Path) -> dict:
-    """Constructor arguments of a weights file, from one read of its header: those a litefuse
-    training run recorded (``litefuse train --set model_kwargs=...``), so its weights load by
-    model name alone, over those the model reads off the tensor shapes
-    (:attr:`ModelInfo.infer_kwargs`, for files that do not record them)."""
-    meta, shapes = _weights_header(path, shapes=info.infer_kwargs is not None)
+def file_kwargs(name: str, path: str | Path, hint: str | None = None) -> dict:
+    """Constructor arguments of model ``name``'s weights file ``path``, from one read of its
+    header: those a litefuse training run recorded (``litefuse train --set model_kwargs=...``)
+    or a shipped file records (``aenetv2``'s ``border``), so its weights load by model name
+    alone, over those the model reads off the tensor shapes (:attr:`ModelInfo.infer_kwargs`,
+    for files that record none). A file that names another model is a :class:`ModelError`
+    ending in ``hint`` (default: ``use --model <its model>``); ``{}`` for other files."""
+    info = get_model_info(name)
+    meta, shapes = _weights_header(Path(path), shapes=info.infer_kwargs is not None)
     trained = meta.get("model")
     if trained and trained != info.name:
-        raise ModelError(f"{path}: weights of {trained!r}, not {info.name!r}; use --model {trained}")
+        raise ModelError(f"{path}: weights of {trained!r}, not {info.name!r}; {hint or f'use --model {trained}'}")
     try:
         kwargs = json.loads(meta.get("model_kwargs", "{}"))
-    except ValueError:
+    except ValueError:  # not a litefuse record: loading the file reports any problem
         kwargs = {}
     inferred = info.infer_kwargs(shapes) if info.infer_kwargs and shapes else {}
     return {**inferred, **(kwargs if isinstance(kwargs, dict) else {})}
@@ -318,7 +321,7 @@ def load_model(
     info = get_model_info(name)
     if info.kind == "network" and (weights is not None or (pretrained and info.weights_path is not None)):
         source = Path(weights) if weights is not None else info.weights_path
-        kwargs = {**_file_kwargs(info, source), **kwargs}  # explicit arguments win
+        kwargs = {**file_kwargs(name, source), **kwargs}  # explicit arguments win
     try:
         model = info.factory(**kwargs)
     except OptionError:

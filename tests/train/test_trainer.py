@@ -411,6 +411,25 @@ def test_fine_tuning_the_shipped_weights_keeps_the_settings_their_file_records()
     assert _with_init_architecture(own).model_kwargs == {"border": 4}
 
 
+def test_fine_tuning_a_file_that_records_no_settings_takes_them_from_its_shapes(tmp_path):
+    """A weights file of lwc-densefuse's old default (g = 4 pointwise groups) records no
+    ``model_kwargs``: ``load_model`` reads the groups off its tensor shapes, and ``--init FILE``
+    now does too (the run built the g = 2 default and failed: tensors of another shape)."""
+    from safetensors.torch import save_file
+
+    from litefuse.registry import load_model
+    from litefuse.train.trainer import _with_init_architecture
+
+    old = tmp_path / "g4.safetensors"
+    save_file(load_model("lwc-densefuse", pretrained=False, groups=4).state_dict(), str(old))
+    tuned = _with_init_architecture(TrainConfig(model="lwc-densefuse", init=str(old), max_steps=1))
+    assert tuned.model_kwargs == {"groups": 4}
+    load_model("lwc-densefuse", pretrained=False, **tuned.model_kwargs).load_state_dict(load_model("lwc-densefuse", weights=old).state_dict())
+    with pytest.raises(ModelError, match="weights of 'lwc-densefuse', not 'densefuse'; train that model"):
+        save_file(load_model("lwc-densefuse", pretrained=False).state_dict(), str(old), metadata={"model": "lwc-densefuse"})
+        _with_init_architecture(TrainConfig(model="densefuse", init=str(old), max_steps=1))
+
+
 def test_model_card_reports_measured_facts_of_the_run(image_root, tmp_path):
     import hashlib
 

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from .._files import atomic_write_text
 from ..data.pairs import Pair, PairProblem
 from ..errors import InputError, ModelError, OptionError, TrainingError
-from ..registry import get_model_info, list_models, load_model, load_weights, weights_metadata
+from ..registry import file_kwargs, get_model_info, list_models, load_model, load_weights
 from ..runtime import keep_full_isa, resolve_device
 from .budget import CheckpointSchedule, Deadline, require_progress, stop_on_signal
 from .config import ConfigError, TrainConfig
@@ -516,24 +516,16 @@ def _check_not_a_data_folder(out: Path, roots: list[str], pairs: Sequence[Pair])
 
 
 def _with_init_architecture(config: TrainConfig) -> TrainConfig:
-    """``config`` with the constructor arguments its ``init`` weights file records in its
-    metadata (a litefuse run's safetensors; ``"pretrained"``: the shipped file, e.g. aenetv2's
-    ``border``), unless the config sets its own: fine-tuning a run trained with ``model_kwargs``
-    then needs no repetition of them. A file that names another model is a one-line
-    :class:`ModelError` here, not a tensor-shape dump at load time."""
+    """``config`` with the constructor arguments of its ``init`` weights file
+    (:func:`~litefuse.registry.file_kwargs`: a litefuse run's record, the shipped file's for
+    ``"pretrained"``, e.g. aenetv2's ``border``, or what its tensor shapes imply), unless the
+    config sets its own: fine-tuning a run trained with ``model_kwargs`` then needs no
+    repetition of them. A file that names another model is a one-line :class:`ModelError`
+    here, not a tensor-shape dump at load time."""
     if not config.init or config.model not in {m.name for m in list_models()}:
         return config
     path = get_model_info(config.model).weights_path if config.init == "pretrained" else Path(config.init)
     if path is None or not path.is_file():
         return config
-    meta = weights_metadata(path)
-    try:
-        recorded = json.loads(meta.get("model_kwargs") or "{}")
-    except ValueError:  # not a litefuse run's record: loading the file reports any problem
-        return config
-    if meta.get("model") and meta["model"] != config.model:
-        raise ModelError(f"{path}: weights of {meta['model']!r}, not {config.model!r}; train that model, "
-                         "or start from another file")
-    if not isinstance(recorded, dict) or not recorded or config.model_kwargs:
-        return config
-    return config.replace(model_kwargs=recorded)
+    recorded = file_kwargs(config.model, path, hint="train that model, or start from another file")
+    return config if not recorded or config.model_kwargs else config.replace(model_kwargs=recorded)
