@@ -268,3 +268,29 @@ def test_threads_help_names_the_default_in_the_order_it_is_taken():
 
     order = [THREADS_HELP.find(key) for key in ("$LITEFUSE_THREADS", "OMP_NUM_THREADS", "load average")]
     assert -1 not in order and order == sorted(order), THREADS_HELP
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_while_the_command_imports_torch_is_one_line_not_a_traceback(tmp_path):
+    """Ctrl-C in the first second or two (the package importing torch) printed a 15-25 line
+    traceback from the import machinery; now ``interrupted`` and exit code 130, as during a
+    command. The signal is sent once the child has imported a torch submodule (``-X importtime``
+    lines on stderr), so it lands inside the import on any machine."""
+    import signal
+
+    from litefuse._interrupt import running_as_command
+
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "litefuse", "demo", "-o", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.split("|")[-1].strip().startswith("torch."):  # a torch submodule done: `import torch` still running
+            proc.send_signal(signal.SIGINT)
+            break
+    out, rest = proc.communicate(timeout=120)
+    said = [line for line in ("".join(lines) + rest).splitlines() if not line.startswith("import time:")]
+    assert said == ["interrupted"], said[-30:]
+    assert proc.returncode in (130, -signal.SIGINT) and not list(tmp_path.iterdir())
+    assert running_as_command(["/usr/bin/litefuse", "fuse"]) and running_as_command(["-m"])
+    assert not running_as_command(["my_script.py"]) and not running_as_command([])

@@ -14,13 +14,16 @@ from enum import Enum
 from pathlib import Path
 from typing import Optional
 
-import typer
-from rich.table import Table
+from ._interrupt import quiet_interrupt
 
-from ._checks import parse_wxh
-from .cli_common import (TILE_HELP, Device, Precision, CONVENTION_HELP, CONVENTION_METAVAR, DEVICE_HELP, IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP, PRECISION_HELP,
-                         STRETCH_HELP, THREADS_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar, with_alias)
-from .errors import LitefuseError
+with quiet_interrupt():  # Ctrl-C while the command starts: one line, not a traceback
+    import typer
+    from rich.table import Table
+
+    from ._checks import parse_wxh
+    from .cli_common import (TILE_HELP, Device, Precision, CONVENTION_HELP, CONVENTION_METAVAR, DEVICE_HELP, IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP,
+                             PRECISION_HELP, STRETCH_HELP, THREADS_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar, with_alias)
+    from .errors import LitefuseError
 
 app = typer.Typer(
     name="litefuse",
