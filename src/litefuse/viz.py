@@ -164,14 +164,7 @@ class _Chars:
     getlength = staticmethod(len)
 
 
-def metric_chart(
-    scores: dict[str, dict[str, float]],
-    path: str | Path,
-    title: str = "",
-    directions: dict[str, str] | None = None,
-    reference: str = "max",
-    notes: dict[str, str] | None = None,
-) -> Path:
+def metric_chart(scores: dict[str, dict[str, float]], path: str | Path, **options) -> Path:
     """Bar chart, one panel per metric, one horizontal bar per method (``scores[method][metric]``).
 
     Methods run top to bottom in the order given, named once per row of panels (long names
@@ -179,9 +172,11 @@ def metric_chart(
     in ``directions``) has a thick black outline and a bold value, and the ``reference``
     method's bars are hatched, so neither depends on telling colours apart. ``notes``: a short
     line under a metric's panel title (its scale: :func:`litefuse.metrics.conventions.scale_notes`).
-    Needs matplotlib (``pip install litefuse[plot]``); written atomically as PNG.
+    ``options``: ``title``, ``directions``, ``reference``, ``notes``, as
+    :func:`metric_chart_by_set` (this is its one-group case). Needs matplotlib
+    (``pip install litefuse[plot]``); written atomically as PNG.
     """
-    return metric_chart_by_set({"": scores}, path, title, directions, reference, notes)
+    return metric_chart_by_set({"": scores}, path, **options)
 
 
 def metric_chart_by_set(
@@ -192,7 +187,8 @@ def metric_chart_by_set(
     reference: str = "max",
     notes: dict[str, str] | None = None,
 ) -> Path:
-    """:func:`metric_chart` with one group of bars per set (``per_set[set][method][metric]``).
+    """:func:`metric_chart` with one group of bars per set (``per_set[set][method][metric]``);
+    ``reference``: the method whose bars are hatched, ``notes``: a line under a metric's title.
 
     Each group is headed by its set's name (in bold, where the methods are named); a method
     keeps its colour in every group, and the best bar is outlined within each group: a mean
