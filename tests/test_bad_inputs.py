@@ -152,6 +152,32 @@ def test_two_colour_sources_fuse_as_an_ab_pair():
     assert fused.shape == (48, 64, 3) and 0.0 <= fused.min() and fused.max() <= 1.0
 
 
+def test_grey_infrared_in_a_lossy_colour_format_is_read_as_grey_and_false_colour_is_refused(capsys, tmp_path):
+    """A grey infrared frame saved as WebP (or JPEG by other encoders) decodes as RGB whose
+    channels differ by a level or so: it was refused as "3 distinct colour channels". Channels
+    within ``NEAR_GREY`` are compression noise: the frame fuses as its luminance, in the API, a
+    pair and a folder; a false-colour one (channels 3+ levels apart) is still refused."""
+    from litefuse.io import NEAR_GREY
+
+    ir, vi = synthetic_pair(48, 64)
+    (tmp_path / "ir").mkdir()
+    (tmp_path / "vi").mkdir()
+    Image.fromarray(np.rint(ir * 255).astype(np.uint8)).save(tmp_path / "ir" / "p.webp", quality=80)
+    vi = read_image(save_image(tmp_path / "vi" / "p.png", vi))
+    stored = read_image(tmp_path / "ir" / "p.webp")
+    spread = (stored.max(-1) - stored.min(-1)).max()
+    assert stored.ndim == 3 and 0 < spread <= NEAR_GREY, "Pillow's WebP keeps a little chroma noise"
+    y = 0.299 * stored[..., 0] + 0.587 * stored[..., 1] + 0.114 * stored[..., 2]
+    expected = litefuse.fuse(y, vi, model="max")
+    np.testing.assert_allclose(litefuse.fuse(tmp_path / "ir" / "p.webp", tmp_path / "vi" / "p.png", model="max"), expected, atol=1e-6)
+    rc, _, err = cli(capsys, "fuse", "-m", "max", "--input", str(tmp_path), "-o", str(tmp_path / "out"))
+    assert rc == 0, err
+    np.testing.assert_allclose(read_image(tmp_path / "out" / "p.png"), expected, atol=0.5 / 255 + 1e-6)
+    tinted = np.clip(stored + np.array([3.0, 0.0, -3.0]) / 255, 0, 1)  # a palette's 3 levels of colour
+    with pytest.raises(InputError, match="3 distinct colour channels"):
+        litefuse.fuse(tinted, vi, model="max")
+
+
 def test_weights_cache_follows_the_file_not_the_path(tmp_path):
     from safetensors.torch import load_file, save_file
 

@@ -28,7 +28,7 @@ from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import pair_dirs, pair_folders
 from .errors import InputError, ModelError, OptionError
 from .io import (
-    MIN_SIDE, Norm, check_bits, check_grey_infrared, equal_channels, check_norm, check_output_path, in_unit_range, parse_norm, pil_array, read_image, save_image,
+    MIN_SIDE, Norm, check_bits, grey_infrared, equal_channels, check_norm, check_output_path, in_unit_range, parse_norm, pil_array, read_image, save_image,
     RESIZE_HINT, to_float, value_range,
 )
 from .registry import get_model_info, list_models, load_model, weights_metadata, weights_model
@@ -516,7 +516,7 @@ def fuse(
     vi_name = vi if isinstance(vi, (str, Path)) else ("b" if task != "ivif" else "visible")
     a = as_image(ir, norm=ir_norm, name=ir_name)
     b = as_image(vi, name=vi_name)
-    _check_first_source(a, ir_name, task)
+    a = _first_source(a, ir_name, task)
     return fuser.fuse_images(a, b, grey=grey, resize_b=resize_vi, names=(ir_name, vi_name))
 
 
@@ -558,9 +558,11 @@ def outside_task(label: str, info, task: str) -> str | None:
     return f"{label} is made for {'/'.join(info.tasks)} pairs, not {'A/B' if task == 'ab' else task}: its weights never saw such pairs, expect weaker results"
 
 
-def _check_first_source(a: np.ndarray, name, task: str) -> None:
+def _first_source(a: np.ndarray, name, task: str) -> np.ndarray:
+    """The first source as fused: for infrared-visible pairs grey (:func:`~litefuse.io.grey_infrared`)."""
     if task == "ivif":
-        check_grey_infrared(a, name, "two colour sources: --a/--b on the command line, task='mef', 'mff' or 'medical' in Python")
+        return grey_infrared(a, name, "two colour sources: --a/--b on the command line, task='mef', 'mff' or 'medical' in Python")
+    return a
 
 
 def check_ir_norm(ir_norm: Norm, task: str) -> Norm:
@@ -594,7 +596,7 @@ def fuse_files(
     a = read_image(ir, norm=check_ir_norm(ir_norm, check_task(task or fuser.task)))
     warn_ir_norm(fuser, ir_norm)
     b = read_image(vi)
-    _check_first_source(a, ir, check_task(task or fuser.task))
+    a = _first_source(a, ir, check_task(task or fuser.task))
     check_bits(out, bits, colour=not grey and (a.ndim == 3 or b.ndim == 3))  # before the fusion, not after it
     fused = fuser.fuse_images(a, b, grey=grey, resize_b=resize_vi, names=(ir, vi))
     return save_image(out, fused, bits=bits)

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ._files import atomic_write_text, new_folders
-from .api import DEFAULT_TILE, Fuser, _check_first_source, check_ir_norm, folder_task, outside_task, warn_ir_norm
+from .api import DEFAULT_TILE, Fuser, _first_source, check_ir_norm, folder_task, outside_task, warn_ir_norm
 from .data.pairs import Pair, find_pairs, pair_dirs, pair_folders, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
@@ -299,7 +299,7 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
         a_img, b_img = read_image(pair.a, norm=ctx["ir_norm"]), read_image(pair.b)
         # what fuse and eval refuse is not scored here either: a colour "infrared" source
         task = pair_task(pair)
-        _check_first_source(a_img, pair.a, task)
+        a_img = _first_source(a_img, pair.a, task)
         if a_img.shape[:2] != b_img.shape[:2]:  # named as fuse names it (compare resamples nothing)
             (ha, wa), (hb, wb) = a_img.shape[:2], b_img.shape[:2]
             raise InputError(f"size mismatch: {wb}×{hb} here but {wa}×{ha} for its partner {pair.a.name}", pair.b)

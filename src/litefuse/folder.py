@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from ._checks import whole
-from .api import Fuser, Prepared, _check_first_source, check_ir_norm, check_loaded, folder_task, warn_ir_norm
+from .api import Fuser, Prepared, _first_source, check_ir_norm, check_loaded, folder_task, warn_ir_norm
 from .data.pairs import Pair, PairProblem, find_pairs, pair_dirs, pair_folders, pair_task
 from ._files import missing_folders, remove_empty
 from .errors import InputError, LitefuseError, OptionError, OutputError
@@ -165,7 +165,7 @@ def fuse_folder(
                     return out, None
                 raise
             a, b = read_image(pair.a, norm=ir_norm), read_image(pair.b)
-            _check_first_source(a, pair.a, pair_task(pair, fuser.task))
+            a = _first_source(a, pair.a, pair_task(pair, fuser.task))
             return out, fuser.prepare(a, b, resize_b=resize_vi, names=(pair.a, pair.b))
 
         fatal: list[str] = []  # a write no later write can escape: the disk or quota full, a read-only file system

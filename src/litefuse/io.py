@@ -279,12 +279,26 @@ def equal_channels(x: np.ndarray) -> bool:
     return bool(np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 0], x[..., 2]))
 
 
-def check_grey_infrared(img: np.ndarray, source: str | Path | None, hint: str) -> None:
-    """Refuse a colour infrared image (read through the input contract, so three equal channels
-    are already grey): its luminance would be a false-colour palette's, not the scene's heat.
-    ``hint`` says where two colour sources belong in the caller's terms."""
+#: most difference between the channels of a colour-stored image that is read as grey infrared:
+#: lossy formats store a grey image with a little chroma noise (a grey WebP from Pillow decodes
+#: with channels 1 level apart; JPEG from other encoders alike), which no false-colour palette has
+NEAR_GREY = 2.5 / 255
+
+
+def grey_infrared(img: np.ndarray, source: str | Path | None, hint: str) -> np.ndarray:
+    """An infrared image as grey ``H×W``: a colour-stored one whose channels agree to within
+    :data:`NEAR_GREY` (compression noise) becomes its BT.601 luminance, as the metrics read it
+    (:func:`litefuse.metrics.load_grey_u8`); one with distinct colour channels
+    is refused, since its luminance would be a false-colour palette's, not the scene's heat
+    (read through the input contract, three equal channels are already grey). ``hint`` says
+    where two colour sources belong in the caller's terms."""
     if img.ndim == 3:
-        raise InputError(f"infrared image has 3 distinct colour channels; expected grey (1 channel) ({hint})", source)
+        if float((img.max(-1) - img.min(-1)).max()) > NEAR_GREY:
+            raise InputError(f"infrared image has 3 distinct colour channels; expected grey (1 channel) ({hint})", source)
+        from .colour import rgb_to_ycbcr
+
+        img = np.ascontiguousarray(rgb_to_ycbcr(img)[0], dtype=np.float32)
+    return img
 
 
 def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.ndarray:

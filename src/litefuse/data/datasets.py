@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 
 from ..colour import rgb_to_ycbcr
 from ..errors import InputError
-from ..io import Norm, check_grey_infrared, read_image
+from ..io import Norm, grey_infrared, read_image
 from .pairs import Pair, PairProblem, find_pairs, pair_folders, pair_task
 
 __all__ = [
@@ -123,12 +123,12 @@ def split_pairs(pairs: Sequence[Pair], val_fraction: float = 0.1) -> tuple[list[
 
 def load_luma_u8(path: str | Path, infrared: bool = False, ir_norm: Norm = "range") -> np.ndarray:
     """Read an image as ``uint8`` luminance ``H×W`` (BT.601 Y for colour). An ``infrared``
-    source must be grey (three equal channels count), as :func:`litefuse.fuse` requires: the
+    source must be grey (three equal channels, or channels within compression noise, count), as :func:`litefuse.fuse` requires: the
     luminance of a false-colour palette is not the scene's thermal intensity; it is scaled by
     ``ir_norm`` (as ``fuse --ir-norm``: e.g. 4095 for 12-bit data in 16-bit files)."""
     img = read_image(path, norm=ir_norm if infrared else "range")
     if infrared:
-        check_grey_infrared(img, path, "an A/B folder holds two colour sources")
+        img = grey_infrared(img, path, "an A/B folder holds two colour sources")
     if img.ndim == 3:
         img = rgb_to_ycbcr(img)[0]
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
