@@ -614,3 +614,19 @@ def test_a_report_over_several_sets_charts_each_set_not_a_pooled_mean(pairs, tmp
     assert list(seen["per_set"]) == ["Set (3 pairs)", "Small (2 pairs)"]
     assert seen["per_set"]["Small (2 pairs)"] == result.means("Small") != result.means()
     assert "each set" in seen["title"] and "pooled" not in seen["title"]
+
+
+def test_cli_compare_preview_sets_the_pairs_in_the_grid(pairs, tmp_path):
+    """The grid showed 4 pairs, fixed; --preview N shows N (0: no grid.png)."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+
+    base = ["compare", "-i", str(pairs), "-m", "mean", "--metrics", "EN", "-j", "1"]
+    heights = {}
+    for n in (0, 1, 3):
+        done = CliRunner().invoke(app, [*base, "--preview", str(n), "-o", str(tmp_path / str(n))])
+        assert done.exit_code == 0, done.output
+        grid = tmp_path / str(n) / "grid.png"
+        heights[n] = Image.open(grid).height if grid.exists() else 0
+    assert heights[0] == 0 and heights[3] > 2.5 * heights[1] > 0, heights

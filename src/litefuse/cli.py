@@ -411,6 +411,7 @@ def compare(
     metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metric names (default: the 8 core metrics)."),
     convention: str = typer.Option("cddfuse", "--convention", metavar=CONVENTION_METAVAR, help=CONVENTION_HELP),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs per folder."),
+    preview: int = typer.Option(4, "--preview", min=0, help="Pairs shown in grid.png, each set's first, then second, ... (0: no grid)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help=JOBS_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in the --output folder."),
     ir_norm: str = typer.Option("range", "--ir-norm", metavar=IR_NORM_METAVAR, help=IR_NORM_HELP + " Used for fusing and scoring alike."),
@@ -452,7 +453,7 @@ def compare(
                                   markup=False)
             jobs = 1
         fusers += folders
-        result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit,
+        result = run_compare(inputs, fusers, metrics=names, convention=convention, limit=limit, preview=preview,
                              progress=progress_bar("comparing"), jobs=jobs or default_jobs(), ir_norm=norm)
         if not result.rows:
             for problem in result.skipped:
