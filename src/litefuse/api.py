@@ -27,10 +27,8 @@ from ._checks import whole
 from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .data.pairs import pair_dirs, pair_folders
 from .errors import InputError, ModelError, OptionError
-from .io import (
-    MIN_SIDE, Norm, check_bits, grey_infrared, equal_channels, check_norm, check_output_path, in_unit_range, parse_norm, pil_array, read_image, save_image,
-    RESIZE_HINT, to_float, value_range,
-)
+from .io import (MIN_SIDE, RESIZE_HINT, Norm, check_bits, check_norm, check_output_path, equal_channels, grey_infrared, in_unit_range, parse_norm,
+                 pil_array, read_image, save_image, to_float, value_range)
 from .registry import get_model_info, list_models, load_model, weights_metadata, weights_model
 from .runtime import check_precision, compile_backend, compile_for_inference, prepare, release_free_heap, resolve_device, run_padded, with_precision
 from .tiling import run_tiled as _tiled, tile_context
@@ -560,9 +558,8 @@ def outside_task(label: str, info, task: str) -> str | None:
 
 def _first_source(a: np.ndarray, name, task: str) -> np.ndarray:
     """The first source as fused: for infrared-visible pairs grey (:func:`~litefuse.io.grey_infrared`)."""
-    if task == "ivif":
-        return grey_infrared(a, name, "two colour sources: --a/--b on the command line, task='mef', 'mff' or 'medical' in Python")
-    return a
+    two_colour = "two colour sources: --a/--b on the command line, task='mef', 'mff' or 'medical' in Python"
+    return grey_infrared(a, name, two_colour) if task == "ivif" else a
 
 
 def check_ir_norm(ir_norm: Norm, task: str) -> Norm:
