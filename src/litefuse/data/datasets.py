@@ -123,9 +123,10 @@ def split_pairs(pairs: Sequence[Pair], val_fraction: float = 0.1) -> tuple[list[
 
 def load_luma_u8(path: str | Path, infrared: bool = False, ir_norm: Norm = "range") -> np.ndarray:
     """Read an image as ``uint8`` luminance ``H×W`` (BT.601 Y for colour). An ``infrared``
-    source must be grey (three equal channels, or channels within compression noise, count), as :func:`litefuse.fuse` requires: the
-    luminance of a false-colour palette is not the scene's thermal intensity; it is scaled by
-    ``ir_norm`` (as ``fuse --ir-norm``: e.g. 4095 for 12-bit data in 16-bit files)."""
+    source must be grey (three equal channels, or channels within compression noise, count), as
+    :func:`litefuse.fuse` requires: the luminance of a false-colour palette is not the scene's
+    thermal intensity; it is scaled by ``ir_norm`` (as ``fuse --ir-norm``: e.g. 4095 for 12-bit
+    data in 16-bit files)."""
     img = read_image(path, norm=ir_norm if infrared else "range")
     if infrared:
         img = grey_infrared(img, path, "an A/B folder holds two colour sources")
