@@ -12,6 +12,7 @@ from PIL import Image
 
 from conftest import SAMPLE_PAIRS, sample_pair_paths
 from litefuse import Fuser
+from litefuse.api import fuse_files
 from litefuse.demo import synthetic_pair
 from litefuse.io import read_image, save_image
 
@@ -197,6 +198,21 @@ def test_thousands_of_problems_do_not_flood_the_console(tmp_path):
     proc = run("fuse", "--input", str(root), "-o", str(out), "-m", "max", "--skip-existing")
     assert proc.returncode == 0 and not (out / SKIPS_FILE).exists(), proc.stderr
 
+def test_a_named_a_b_task_picks_its_default_and_an_unnamed_one_says_so(tmp_path):
+    """Multi-exposure pairs named as such fuse with `laplacian` (measured ahead of aenetv2 there);
+    unnamed A/B pairs keep aenetv2 and a note says what --task would pick."""
+    under, over = synthetic_pair(96, 128)[1], synthetic_pair(96, 128, seed=1)[1]
+    a, b = save_image(tmp_path / "a.png", under), save_image(tmp_path / "b.png", over)
+    proc = run("fuse", "--a", str(a), "--b", str(b), "-o", str(tmp_path / "any.png"))
+    assert proc.returncode == 0 and "fused (aenetv2)" in proc.stdout, proc.stderr
+    assert proc.stderr.strip() == ("note: aenetv2 fuses A/B pairs of any task; --task mef|mff picks laplacian, "
+                                   "measured ahead of it on those pairs")
+    proc = run("fuse", "--a", str(a), "--b", str(b), "-o", str(tmp_path / "mef.png"), "--task", "mef")
+    assert proc.returncode == 0 and "fused (laplacian)" in proc.stdout and not proc.stderr.strip(), proc.stderr
+    reference = fuse_files(a, b, tmp_path / "laplacian.png", Fuser("laplacian", task="mef"))
+    assert np.array_equal(read_image(tmp_path / "mef.png"), read_image(reference))
+
+
 def test_models_table():
     proc = run("models")
     assert proc.returncode == 0
@@ -204,6 +220,8 @@ def test_models_table():
         assert name in proc.stdout
     line = next(row for row in proc.stdout.splitlines() if "aenetv2-ivif" in row)
     assert "2,917" in line and "ivif" in line.split("2,917")[1]  # params, and the default for ivif
+    line = next(row for row in proc.stdout.splitlines() if "laplacian" in row)
+    assert "mff,mef" in line  # the default for named multi-focus and multi-exposure pairs
     assert "74,193" in next(row for row in proc.stdout.splitlines() if "densefuse " in row and "lwc" not in row)
 
 

@@ -441,14 +441,15 @@ def test_compare_summary_names_precision_and_tile(image_root):
 
 
 def test_compare_without_methods_shows_the_default_network_dwsfusion_and_max(image_root, tmp_path):
-    """Without -m it compared max and gff only: no network at all."""
+    """Without -m it compared max and gff only: no network at all. An A/B folder does not say its
+    task: every A/B task's default is shown (aenetv2; laplacian for named mff and mef pairs)."""
     from typer.testing import CliRunner
 
     from litefuse.api import default_model
     from litefuse.cli import app
 
     for folder, expected in ((image_root / "ivif" / "SetA", [default_model("ivif"), "dwsfusion", "max"]),
-                             (image_root / "mff" / "SetB", [default_model("ab"), "max"])):
+                             (image_root / "mff" / "SetB", [default_model("ab"), "laplacian", "max"])):
         out = tmp_path / folder.name
         done = CliRunner().invoke(app, ["compare", "-i", str(folder), "--metrics", "EN", "--limit", "1", "-j", "1", "-o", str(out)])
         assert done.exit_code == 0, done.output

@@ -130,6 +130,23 @@ def test_registered_network_exports_to_onnx(toys, tmp_path):
     assert (tmp_path / "toy.onnx").is_file() and report.max_abs_error < 1e-4
 
 
+def test_a_rank_per_task_makes_a_method_the_default_of_those_tasks_only():
+    """``default_rank={"medical": -1}``: first for medical pairs, never the default elsewhere (an
+    int ranks a method for every task it covers)."""
+    from litefuse.api import default_model
+
+    before = {task: default_model(task) for task in ("ivif", "ab", "mff", "mef", "medical")}
+    registry.register_model("toy-min", MinFusion, description="per-pixel minimum", kind="classical",
+                            tasks=("ivif", "mff", "mef", "medical"), default_rank={"medical": -1})
+    try:
+        assert default_model("medical") == "toy-min"
+        assert {task: default_model(task) for task in ("ivif", "ab", "mff", "mef")} == {
+            task: name for task, name in before.items() if task != "medical"}
+    finally:
+        _forget("toy-min")
+    assert default_model("medical") == before["medical"]
+
+
 def test_register_metric_contract(toys):
     a = b = f = np.full((8, 8), 100, np.uint8)
     assert M.evaluate(a, b, f, "ToyMean") == {"ToyMean": 100.0}

@@ -13,6 +13,7 @@ its Y fused with the infrared and the colour restored from its chroma; two colou
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -39,7 +40,7 @@ ImageLike = Union[str, Path, np.ndarray, torch.Tensor, "PIL.Image.Image"]  # noq
 
 OUTPUT_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")  # what save_image writes
 _AB_TASKS = frozenset({"mff", "mef", "medical"})
-TASKS = ("ivif", "ab", *sorted(_AB_TASKS))
+TASKS = ("ivif", "ab", *sorted(_AB_TASKS))  # "ab": an A/B pair of any of the A/B tasks
 
 
 DEFAULT_TILE = 1024  # pixels per tile side when the model declares no ``tile_size``
@@ -57,14 +58,23 @@ def _covers(info, task: str) -> bool:
     return (_AB_TASKS if task == "ab" else {task}) <= set(info.tasks)
 
 
+def _rank(info, task: str) -> int | None:
+    """``info``'s place among the defaults for ``task`` (None: never its default)."""
+    rank = info.default_rank
+    if isinstance(rank, Mapping):  # ranked for the tasks named only
+        return rank.get(task)
+    return rank if rank is not None and _covers(info, task) else None
+
+
 def default_model(task: str = "ivif") -> str:
     """The default method for ``task``: of the methods that ship weights and cover it, the one
     of lowest :attr:`~litefuse.registry.ModelInfo.default_rank` (the networks first, classical
-    ``gff`` last). ``task="ab"`` stands for the A/B pair tasks (multi-focus, multi-exposure,
-    medical) together, which one general network covers."""
+    ``gff`` last; ``laplacian`` first for multi-focus and multi-exposure pairs, where it was
+    measured ahead of every network). ``task="ab"`` stands for the A/B pair tasks (multi-focus,
+    multi-exposure, medical) together, which one general network covers."""
     check_task(task)
-    ranked = sorted((m.default_rank, m.name) for m in list_models()
-                    if m.default_rank is not None and m.has_weights and _covers(m, task))
+    ranked = sorted((rank, m.name) for m in list_models()
+                    if (rank := _rank(m, task)) is not None and m.has_weights)
     if not ranked:
         raise ModelError(f"no registered method is a default for task {task!r}")
     return ranked[0][1]

@@ -151,6 +151,8 @@ def fuse(
             fuser = Fuser.from_spec(model if weights is None else f"{model}@{weights}", **options)
         else:
             fuser = Fuser(model, weights=weights, **options)
+        if model is None and kind == "ab" and (note := _unstated_ab_note(fuser.name)):
+            err_console.print(note, markup=False)
         if fuser.info.kind != "network" and (precision.value != "fp32" or compile):  # as bench's settings line says it
             unused = [o for o, on in ((f"--precision {precision.value}", precision.value != "fp32"), ("--compile", compile)) if on]
             err_console.print(f"note: {' and '.join(unused)} {'apply' if len(unused) > 1 else 'applies'} to networks; "
@@ -217,12 +219,12 @@ def _fuse_video(ir: Path, vi: Path, output: Path, fuser, into_folder: bool, sour
 @app.command()
 def models() -> None:
     """List the registered fusion methods: kind, weights, parameters, tasks and where each is the default."""
-    from .api import default_model
+    from .api import TASKS, default_model
     from .models.complexity import count_params
     from .registry import list_models
 
     defaults: dict[str, list[str]] = {}
-    for task in ("ivif", "ab"):  # "ab": multi-focus, multi-exposure and medical pairs together
+    for task in TASKS:  # "ab": A/B pairs whose task is not given
         try:
             defaults.setdefault(default_model(task), []).append("A/B" if task == "ab" else task)
         except LitefuseError:
@@ -375,14 +377,28 @@ def _parse_size(text: str, allow_dynamic: bool = True) -> tuple[int, int] | None
     return h, w
 
 
+def _unstated_ab_note(name: str) -> str | None:
+    """The note for A/B pairs fused with the default of no stated task, where a stated one picks another method."""
+    from .api import TASKS, default_model
+
+    picks: dict[str, list[str]] = {}
+    for task in TASKS[2:]:  # the A/B tasks
+        if (other := default_model(task)) != name:
+            picks.setdefault(other, []).append(task)
+    said = "; ".join(f"--task {'|'.join(tasks)} picks {other}" for other, tasks in picks.items())
+    return f"note: {name} fuses A/B pairs of any task; {said}, measured ahead of it on those pairs" if picks else None
+
+
 def _default_methods(inputs: list[Path]) -> list[str]:
-    """What `compare` shows without -m: the default network of each kind of pairs given,
-    `dwsfusion` beside it for infrared/visible pairs, and the classical bar `max`."""
-    from .api import default_model, folder_task
+    """What `compare` shows without -m: the default method of each kind of pairs given (for A/B
+    pairs, whose task a folder does not say, each A/B task's), `dwsfusion` beside it for
+    infrared/visible pairs, and the classical bar `max`."""
+    from .api import TASKS, default_model, folder_task
     from .compare import expand_folders
 
     kinds = sorted({folder_task(f) for f in expand_folders(inputs)})
-    methods = [default_model(kind) for kind in kinds] + (["dwsfusion"] if "ivif" in kinds else []) + ["max"]
+    tasks = [t for kind in kinds for t in ((kind,) if kind == "ivif" else TASKS[1:])]
+    methods = [default_model(t) for t in tasks] + (["dwsfusion"] if "ivif" in kinds else []) + ["max"]
     return list(dict.fromkeys(methods))
 
 
@@ -400,7 +416,7 @@ def compare(
     methods: Optional[list[str]] = typer.Option(
         None, "--method", "-m", metavar="<str>",
         help="Method as \\[label=]name\\[@weights], e.g. mine=aenetv2@runs/a/model.safetensors; repeat "
-             "(default: the pairs' default network, dwsfusion for infrared/visible pairs, and max).",
+             "(default: the pairs' default methods, dwsfusion for infrared/visible pairs, and max).",
     ),
     model_alias: Optional[list[str]] = typer.Option(None, "--model", hidden=True),
     reference: bool = typer.Option(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -66,8 +67,9 @@ class ModelInfo:
     #: default training config: file name under ``litefuse/configs``, or an absolute path (a plugin's)
     config: str | None = None
     #: place among the default methods (0 = first choice); the default for a task is the
-    #: lowest-ranked method that ships weights and covers it; None = never the default
-    default_rank: int | None = None
+    #: lowest-ranked method that ships weights and covers it; a mapping ranks the method for the
+    #: tasks it names only (``{"mef": 0}``); None = never the default
+    default_rank: int | Mapping[str, int] | None = None
     #: applied to every state dict loaded into the model (e.g. a published release's key layout)
     checkpoint_filter: CheckpointFilter | None = None
 
@@ -114,7 +116,7 @@ def register_model(
     infer_kwargs: Callable[[dict[str, tuple[int, ...]]], dict] | None = None,
     objective: str | None = None,
     config: str | None = None,
-    default_rank: int | None = None,
+    default_rank: int | Mapping[str, int] | None = None,
     checkpoint_filter: CheckpointFilter | None = None,
 ) -> Callable[..., nn.Module]:
     """Register ``factory`` ``(**kwargs) -> nn.Module`` under ``name`` with its facts (:class:`ModelInfo`).
