@@ -62,7 +62,7 @@ def fuse(
     vi: Optional[Path] = typer.Option(None, "--vi", help="Visible image (grey or colour), or video when --ir is one."),
     a: Optional[Path] = typer.Option(None, "--a", help="First source of an A/B pair (multi-focus, multi-exposure, medical; grey or colour)."),
     b: Optional[Path] = typer.Option(None, "--b", help="Second source of an A/B pair."),
-    task: Optional[Task] = typer.Option(None, "--task", help="What the pair is: ivif for --ir/--vi (default), mff|mef|medical for --a/--b (default: any)."),
+    task: Optional[Task] = typer.Option(None, "--task", help="What the pair is, which picks the default method (`litefuse models`): ivif for --ir/--vi (default), mff|mef|medical for --a/--b (default: any)."),
     input_dir: Optional[Path] = typer.Option(
         None, "--input", "-i", help="Folder with ir/vi (or infrared/visible, Inf/Vis, A/B) sub-folders, or a parent of such; pairs by file stem."
     ),
