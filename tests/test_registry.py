@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import litefuse
-from litefuse.api import TASKS, _rank, default_model
+from litefuse.tasks import TASKS, default_model, default_rank
 from litefuse.registry import get_model_info, list_models, load_model
 from litefuse.train import Objective, TrainConfig, default_config_path, get_objective
 
@@ -107,13 +107,13 @@ def test_registry_facts_are_consistent():
     infos = list_models()
     assert len({m.name for m in infos}) == len(infos)
     for task in TASKS:  # per task, no two methods share a place among the defaults
-        ranks = [r for m in infos if (r := _rank(m, task)) is not None]
+        ranks = [r for m in infos if (r := default_rank(m, task)) is not None]
         assert len(ranks) == len(set(ranks)), f"two methods share a default_rank for {task}"
     for m in list_models("classical"):
         assert m.objective is None and m.config is None and m.checkpoint_filter is None, m.name
     for task in TASKS:  # every task has a default that runs as shipped
         info = get_model_info(default_model(task))
-        assert info.has_weights and _rank(info, task) is not None, task
+        assert info.has_weights and default_rank(info, task) is not None, task
     assert {m.name for m in litefuse.list_models()} == set(ALL)
 
 

@@ -13,7 +13,6 @@ its Y fused with the infrared and the colour restored from its chroma; two colou
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -26,12 +25,12 @@ from torch import nn
 
 from ._checks import whole
 from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
-from .data.pairs import pair_dirs, pair_folders
-from .errors import InputError, ModelError, OptionError
+from .errors import InputError, OptionError
 from .io import (MIN_SIDE, RESIZE_HINT, Norm, check_bits, check_norm, check_output_path, equal_channels, grey_infrared, in_unit_range, parse_norm,
                  pil_array, read_image, save_image, to_float, value_range)
 from .registry import get_model_info, list_models, load_model, weights_metadata, weights_model
 from .runtime import check_precision, compile_backend, compile_for_inference, prepare, release_free_heap, resolve_device, run_padded, with_precision
+from .tasks import check_task, default_model, folder_task, outside_task  # noqa: F401  (folder_task: part of this API)
 from .tiling import run_tiled as _tiled, tile_context
 
 __all__ = ["ImageLike", "Fuser", "MethodSpec", "default_model", "folder_task", "fuse", "fuse_files"]
@@ -39,54 +38,7 @@ __all__ = ["ImageLike", "Fuser", "MethodSpec", "default_model", "folder_task", "
 ImageLike = Union[str, Path, np.ndarray, torch.Tensor, "PIL.Image.Image"]  # noqa: F821
 
 OUTPUT_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")  # what save_image writes
-_AB_TASKS = frozenset({"mff", "mef", "medical"})
-TASKS = ("ivif", "ab", *sorted(_AB_TASKS))  # "ab": an A/B pair of any of the A/B tasks
-
-
 DEFAULT_TILE = 1024  # pixels per tile side when the model declares no ``tile_size``
-
-
-def check_task(task: str) -> str:
-    """Validate a task name: ``ivif`` (infrared + visible), ``mff``, ``mef``, ``medical`` or ``ab``."""
-    if task not in TASKS:
-        raise OptionError(f"task {task!r}: expected one of {', '.join(TASKS)}")
-    return task
-
-
-def _covers(info, task: str) -> bool:
-    """Whether a method's weights were made for ``task`` (``"ab"``: every A/B task)."""
-    return (_AB_TASKS if task == "ab" else {task}) <= set(info.tasks)
-
-
-def _rank(info, task: str) -> int | None:
-    """``info``'s place among the defaults for ``task`` (None: never its default)."""
-    rank = info.default_rank
-    if isinstance(rank, Mapping):  # ranked for the tasks named only
-        return rank.get(task)
-    return rank if rank is not None and _covers(info, task) else None
-
-
-def default_model(task: str = "ivif") -> str:
-    """The default method for ``task``: of the methods that ship weights and cover it, the one
-    of lowest :attr:`~litefuse.registry.ModelInfo.default_rank` (the networks first, classical
-    ``gff`` last; ``laplacian`` first for multi-focus and multi-exposure pairs, where it was
-    measured ahead of every network). ``task="ab"`` stands for the A/B pair tasks (multi-focus,
-    multi-exposure, medical) together, which one general network covers."""
-    check_task(task)
-    ranked = sorted((rank, m.name) for m in list_models()
-                    if (rank := _rank(m, task)) is not None and m.has_weights)
-    if not ranked:
-        raise ModelError(f"no registered method is a default for task {task!r}")
-    return ranked[0][1]
-
-
-def folder_task(folder: str | Path) -> str:
-    """``"ab"`` for a folder of ``A/B`` pairs (multi-focus, multi-exposure, medical), else
-    ``"ivif"``; for a parent of pair folders, theirs (all of one kind, else :class:`InputError`)."""
-    kinds = {"ab" if pair_dirs(f)[0].name.lower() == "a" else "ivif" for f in pair_folders(folder) or [Path(folder)]}
-    if len(kinds) > 1:
-        raise InputError("holds both infrared/visible and A/B pair folders; give one kind at a time", folder)
-    return kinds.pop()
 
 
 @dataclass(frozen=True)
@@ -557,13 +509,6 @@ def ir_norm_note(fuser: Fuser, ir_norm: Norm) -> str | None:
     if same:
         return None
     return f"{fuser.label} was trained on infrared read with --ir-norm {trained}; give it the same to fuse as it learned"
-
-
-def outside_task(label: str, info, task: str) -> str | None:
-    """The note for a method used on pairs of a ``task`` its weights never saw, or ``None``."""
-    if _covers(info, task):
-        return None
-    return f"{label} is made for {'/'.join(info.tasks)} pairs, not {'A/B' if task == 'ab' else task}: its weights never saw such pairs, expect weaker results"
 
 
 def _first_source(a: np.ndarray, name, task: str) -> np.ndarray:

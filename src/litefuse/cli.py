@@ -94,7 +94,8 @@ def fuse(
     ),
 ) -> None:
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
-    from .api import Fuser, folder_task, fuse_files
+    from .api import Fuser, fuse_files
+    from .tasks import folder_task
     from .folder import fuse_folder, output_suffix
     from .video import is_video
 
@@ -219,9 +220,9 @@ def _fuse_video(ir: Path, vi: Path, output: Path, fuser, into_folder: bool, sour
 @app.command()
 def models() -> None:
     """List the registered fusion methods: kind, weights, parameters, tasks and where each is the default."""
-    from .api import TASKS, default_model
     from .models.complexity import count_params
     from .registry import list_models
+    from .tasks import TASKS, default_model
 
     defaults: dict[str, list[str]] = {}
     for task in TASKS:  # "ab": A/B pairs whose task is not given
@@ -379,7 +380,7 @@ def _parse_size(text: str, allow_dynamic: bool = True) -> tuple[int, int] | None
 
 def _unstated_ab_note(name: str) -> str | None:
     """The note for A/B pairs fused with the default of no stated task, where a stated one picks another method."""
-    from .api import TASKS, default_model
+    from .tasks import TASKS, default_model
 
     picks: dict[str, list[str]] = {}
     for task in TASKS[2:]:  # the A/B tasks
@@ -393,8 +394,8 @@ def _default_methods(inputs: list[Path]) -> list[str]:
     """What `compare` shows without -m: the default method of each kind of pairs given (for A/B
     pairs, whose task a folder does not say, each A/B task's), `dwsfusion` beside it for
     infrared/visible pairs, and the classical bar `max`."""
-    from .api import TASKS, default_model, folder_task
     from .compare import expand_folders
+    from .tasks import TASKS, default_model, folder_task
 
     kinds = sorted({folder_task(f) for f in expand_folders(inputs)})
     tasks = [t for kind in kinds for t in ((kind,) if kind == "ivif" else TASKS[1:])]

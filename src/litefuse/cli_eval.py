@@ -134,7 +134,8 @@ def eval_command(
             check_output_path(csv_path, overwrite=overwrite, suffixes=(".csv",))
         # ---- optionally fuse first (litefuse.folder.fuse_folder)
         if input_dir is not None:
-            from .api import Fuser, default_model, folder_task
+            from .api import Fuser
+            from .tasks import default_model, folder_task
             from .folder import fuse_folder
             from .data.pairs import pair_dirs
 

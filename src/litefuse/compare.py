@@ -16,11 +16,12 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ._files import atomic_write_text, new_folders
-from .api import DEFAULT_TILE, Fuser, _first_source, check_ir_norm, folder_task, outside_task, warn_ir_norm
+from .api import DEFAULT_TILE, Fuser, _first_source, check_ir_norm, warn_ir_norm
 from .data.pairs import Pair, find_pairs, pair_dirs, pair_folders, pair_task
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
 from .io import Norm, check_norm, check_output_dir, read_image, same_path, save_image
+from .tasks import folder_task, outside_task
 from .viz import thumbnail
 
 __all__ = ["Comparison", "FusedFolder", "REPORT_FILES", "check_report_dir", "check_scoring", "compare", "compare_pairs", "write_report"]

@@ -13,12 +13,13 @@ from typing import Callable
 import numpy as np
 
 from ._checks import whole
-from .api import Fuser, Prepared, _first_source, check_ir_norm, check_loaded, folder_task, warn_ir_norm
+from .api import Fuser, Prepared, _first_source, check_ir_norm, check_loaded, warn_ir_norm
 from .data.pairs import Pair, PairProblem, find_pairs, pair_dirs, pair_folders, pair_task
 from ._files import missing_folders, remove_empty
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .io import Norm, check_output_dir, check_output_path, read_image, same_path, save_image, writable_dir
 from .runtime import available_cores, prepare
+from .tasks import folder_task
 
 __all__ = ["FORMATS", "FolderReport", "fuse_folder", "output_suffix"]
 

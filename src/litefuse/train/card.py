@@ -249,7 +249,8 @@ def run_card(
     shipped weights of its network, the classical ``max`` fuser and ``dwsfusion`` (infrared–visible
     pairs) on the run's validation pairs (:func:`validation_pairs`), or on the pairs of
     ``folders`` (at most ``limit`` per set); per set, then pooled. Returns the card and the scores."""
-    from ..api import Fuser, folder_task
+    from ..api import Fuser
+    from ..tasks import folder_task
     from ..compare import compare, compare_pairs, expand_folders
     from ..data.pairs import pair_task
     from ..errors import InputError
