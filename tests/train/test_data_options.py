@@ -165,7 +165,8 @@ def test_card_of_an_incomplete_run_folder_is_one_line(tmp_path):
 
 def test_card_on_ab_folders_leaves_dwsfusion_out(image_root, tmp_path, monkeypatch):
     """dwsfusion fuses infrared-visible pairs only: the card left it out of held-out A/B pairs
-    but scored it on ``--eval`` A/B folders (with a 'made for ivif pairs' note)."""
+    but scored it on ``--eval`` A/B folders (with a 'made for ivif pairs' note). On A/B pairs
+    ``laplacian``, the default for named multi-focus and multi-exposure pairs, stands beside max."""
     import litefuse.compare
     from litefuse.train.card import run_card
 
@@ -182,7 +183,7 @@ def test_card_on_ab_folders_leaves_dwsfusion_out(image_root, tmp_path, monkeypat
     for folders in ([image_root / "mff"], [image_root / "ivif"]):
         with pytest.raises(RuntimeError, match="recorded"):
             run_card(run, folders)
-    assert asked == [["run (this run)", f"{MODEL} (shipped)", "max"],
+    assert asked == [["run (this run)", f"{MODEL} (shipped)", "max", "laplacian"],  # the mff/mef default is the A/B bar
                      ["run (this run)", f"{MODEL} (shipped)", "max", "dwsfusion"]]
 
 

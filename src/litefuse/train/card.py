@@ -247,14 +247,14 @@ def run_card(
 ) -> tuple[str, "Comparison"]:
     """A model card for the weights a run exported (``model.safetensors``), scored beside the
     shipped weights of its network, the classical ``max`` fuser and ``dwsfusion`` (infrared–visible
-    pairs) on the run's validation pairs (:func:`validation_pairs`), or on the pairs of
+    pairs; A/B pairs: the multi-focus / multi-exposure default, ``laplacian``) on the run's validation pairs (:func:`validation_pairs`), or on the pairs of
     ``folders`` (at most ``limit`` per set); per set, then pooled. Returns the card and the scores."""
     from ..api import Fuser
-    from ..tasks import folder_task
     from ..compare import compare, compare_pairs, expand_folders
     from ..data.pairs import pair_task
     from ..errors import InputError
     from ..registry import get_model_info, weights_model
+    from ..tasks import default_model, folder_task
     from .config import TrainConfig
 
     run = Path(run_dir)
@@ -276,7 +276,9 @@ def run_card(
         ivif = all(folder_task(f) == "ivif" for f in expand_folders(folders))
     else:
         ivif = all(pair_task(p) == "ivif" for _, p in work)
-    methods += ["max", "dwsfusion"] if ivif else ["max"]  # dwsfusion fuses infrared-visible pairs only
+    # dwsfusion fuses infrared-visible pairs only; on A/B pairs the bar beside max is the
+    # classical default for named multi-focus / multi-exposure pairs (laplacian)
+    methods += ["max", "dwsfusion"] if ivif else ["max", *sorted({default_model(t) for t in ("mff", "mef")} - {name})]
     if folders:
         result = compare(folders, methods, limit=limit, preview=0, progress=progress, jobs=jobs, ir_norm=norm)
     else:
