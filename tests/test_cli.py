@@ -211,6 +211,10 @@ def test_a_named_a_b_task_picks_its_default_and_an_unnamed_one_says_so(tmp_path)
     assert proc.returncode == 0 and "fused (laplacian)" in proc.stdout and not proc.stderr.strip(), proc.stderr
     reference = fuse_files(a, b, tmp_path / "laplacian.png", Fuser("laplacian", task="mef"))
     assert np.array_equal(read_image(tmp_path / "mef.png"), read_image(reference))
+    save_image(tmp_path / "set" / "A" / "p.png", under), save_image(tmp_path / "set" / "B" / "p.png", over)
+    proc = run("eval", "-i", str(tmp_path / "set"), "-o", str(tmp_path / "fused"), "--metrics", "EN")  # eval fuses as fuse
+    assert proc.returncode == 0 and "1 fused" in proc.stdout, proc.stderr
+    assert "note: aenetv2 fuses A/B pairs of any task; -m laplacian for mef|mff pairs" in proc.stderr, proc.stderr  # no --task
 
 
 def test_models_table():

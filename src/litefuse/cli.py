@@ -95,7 +95,7 @@ def fuse(
 ) -> None:
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
     from .api import Fuser, fuse_files
-    from .tasks import folder_task
+    from .tasks import folder_task, unnamed_ab_note
     from .folder import fuse_folder, output_suffix
     from .video import is_video
 
@@ -152,7 +152,7 @@ def fuse(
             fuser = Fuser.from_spec(model if weights is None else f"{model}@{weights}", **options)
         else:
             fuser = Fuser(model, weights=weights, **options)
-        if model is None and kind == "ab" and (note := _unstated_ab_note(fuser.name)):
+        if model is None and kind == "ab" and (note := unnamed_ab_note(fuser.name)):
             err_console.print(note, markup=False)
         if fuser.info.kind != "network" and (precision.value != "fp32" or compile):  # as bench's settings line says it
             unused = [o for o, on in ((f"--precision {precision.value}", precision.value != "fp32"), ("--compile", compile)) if on]
@@ -376,18 +376,6 @@ def _parse_size(text: str, allow_dynamic: bool = True) -> tuple[int, int] | None
     except ValueError:
         raise fail(f"--size {text!r}: expected WxH (e.g. 640x480){' or dynamic' if allow_dynamic else ''}") from None
     return h, w
-
-
-def _unstated_ab_note(name: str) -> str | None:
-    """The note for A/B pairs fused with the default of no stated task, where a stated one picks another method."""
-    from .tasks import TASKS, default_model
-
-    picks: dict[str, list[str]] = {}
-    for task in TASKS[2:]:  # the A/B tasks
-        if (other := default_model(task)) != name:
-            picks.setdefault(other, []).append(task)
-    said = "; ".join(f"--task {'|'.join(tasks)} picks {other}" for other, tasks in picks.items())
-    return f"note: {name} fuses A/B pairs of any task; {said}, measured ahead of it on those pairs" if picks else None
 
 
 def _default_methods(inputs: list[Path]) -> list[str]:

@@ -135,12 +135,14 @@ def eval_command(
         # ---- optionally fuse first (litefuse.folder.fuse_folder)
         if input_dir is not None:
             from .api import Fuser
-            from .tasks import default_model, folder_task
             from .folder import fuse_folder
             from .data.pairs import pair_dirs
+            from .tasks import default_model, folder_task, unnamed_ab_note
 
             ir, vi = pair_dirs(input_dir)
             task = folder_task(input_dir)
+            if model is None and task == "ab" and (note := unnamed_ab_note(default_model(task), task_option=False)):
+                err_console.print(note, markup=False)
             method = Fuser.from_spec(model or default_model(task), task=task, stretch=stretch, device=device.value,  # as compare
                                      precision=precision.value, threads=threads, tile=tile)
             model = method.label

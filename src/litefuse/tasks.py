@@ -15,7 +15,7 @@ from .data.pairs import pair_dirs, pair_folders
 from .errors import InputError, ModelError, OptionError
 from .registry import ModelInfo, list_models
 
-__all__ = ["TASKS", "AB_TASKS", "check_task", "covers", "default_model", "default_rank", "folder_task", "outside_task"]
+__all__ = ["TASKS", "AB_TASKS", "check_task", "covers", "default_model", "default_rank", "folder_task", "outside_task", "unnamed_ab_note"]
 
 AB_TASKS = frozenset({"mff", "mef", "medical"})
 TASKS = ("ivif", "ab", *sorted(AB_TASKS))  # "ab": an A/B pair of any of the A/B tasks
@@ -70,3 +70,16 @@ def outside_task(label: str, info: ModelInfo, task: str) -> str | None:
     if covers(info, task):
         return None
     return f"{label} is made for {'/'.join(info.tasks)} pairs, not {'A/B' if task == 'ab' else task}: its weights never saw such pairs, expect weaker results"
+
+
+def unnamed_ab_note(name: str, task_option: bool = True) -> str | None:
+    """The note for A/B pairs fused with ``name``, the default of A/B pairs whose task is not
+    named, where a named task would pick another method; ``None`` where none would.
+    ``task_option``: the command takes ``--task`` (else the note names ``-m``)."""
+    picks: dict[str, list[str]] = {}
+    for task in sorted(AB_TASKS):
+        if (other := default_model(task)) != name:
+            picks.setdefault(other, []).append(task)
+    said = "; ".join(f"--task {'|'.join(tasks)} picks {other}" if task_option else f"-m {other} for {'|'.join(tasks)} pairs"
+                     for other, tasks in picks.items())
+    return f"note: {name} fuses A/B pairs of any task; {said}, measured ahead of it on those pairs" if picks else None
