@@ -95,8 +95,8 @@ def fuse(
 ) -> None:
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
     from .api import Fuser, fuse_files
-    from .tasks import folder_task, unnamed_ab_note
     from .folder import fuse_folder, output_suffix
+    from .tasks import folder_task, unnamed_ab_note
     from .video import is_video
 
     model = with_alias(model, method_alias, "--model", "--method")
@@ -383,10 +383,10 @@ def _default_methods(inputs: list[Path]) -> list[str]:
     pairs, whose task a folder does not say, each A/B task's), `dwsfusion` beside it for
     infrared/visible pairs, and the classical bar `max`."""
     from .compare import expand_folders
-    from .tasks import TASKS, default_model, folder_task
+    from .tasks import AB_TASKS, default_model, folder_task
 
     kinds = sorted({folder_task(f) for f in expand_folders(inputs)})
-    tasks = [t for kind in kinds for t in ((kind,) if kind == "ivif" else TASKS[1:])]
+    tasks = [t for kind in kinds for t in ((kind,) if kind == "ivif" else ("ab", *sorted(AB_TASKS)))]
     methods = [default_model(t) for t in tasks] + (["dwsfusion"] if "ivif" in kinds else []) + ["max"]
     return list(dict.fromkeys(methods))
 

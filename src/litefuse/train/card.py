@@ -247,8 +247,9 @@ def run_card(
 ) -> tuple[str, "Comparison"]:
     """A model card for the weights a run exported (``model.safetensors``), scored beside the
     shipped weights of its network, the classical ``max`` fuser and ``dwsfusion`` (infrared–visible
-    pairs; A/B pairs: the multi-focus / multi-exposure default, ``laplacian``) on the run's validation pairs (:func:`validation_pairs`), or on the pairs of
-    ``folders`` (at most ``limit`` per set); per set, then pooled. Returns the card and the scores."""
+    pairs; A/B pairs: ``laplacian``, the multi-focus / multi-exposure default) on the run's
+    validation pairs (:func:`validation_pairs`), or on the pairs of ``folders`` (at most ``limit``
+    per set); per set, then pooled. Returns the card and the scores."""
     from ..api import Fuser
     from ..compare import compare, compare_pairs, expand_folders
     from ..data.pairs import pair_task
