@@ -198,23 +198,30 @@ def test_thousands_of_problems_do_not_flood_the_console(tmp_path):
     proc = run("fuse", "--input", str(root), "-o", str(out), "-m", "max", "--skip-existing")
     assert proc.returncode == 0 and not (out / SKIPS_FILE).exists(), proc.stderr
 
-def test_a_named_a_b_task_picks_its_default_and_an_unnamed_one_says_so(tmp_path):
-    """Multi-exposure pairs named as such fuse with `laplacian` (measured ahead of aenetv2 there);
-    unnamed A/B pairs keep aenetv2 and a note says what --task would pick."""
-    under, over = synthetic_pair(96, 128)[1], synthetic_pair(96, 128, seed=1)[1]
+def test_a_named_a_b_task_picks_its_default_and_an_unnamed_one_is_read_from_the_pixels(tmp_path):
+    """Multi-exposure pairs fuse with `laplacian` (measured ahead of aenetv2 there), named as such
+    or read as such from their pixels (a note says so); pairs that disagree keep aenetv2 and a note."""
+    from test_tasks import exposures, scans
+
+    under, over = exposures()
     a, b = save_image(tmp_path / "a.png", under), save_image(tmp_path / "b.png", over)
-    proc = run("fuse", "--a", str(a), "--b", str(b), "-o", str(tmp_path / "any.png"))
-    assert proc.returncode == 0 and "fused (aenetv2)" in proc.stdout, proc.stderr
-    assert proc.stderr.strip() == ("note: aenetv2 fuses A/B pairs of any task; --task mef|mff picks laplacian, "
-                                   "measured ahead of it on those pairs")
     proc = run("fuse", "--a", str(a), "--b", str(b), "-o", str(tmp_path / "mef.png"), "--task", "mef")
     assert proc.returncode == 0 and "fused (laplacian)" in proc.stdout and not proc.stderr.strip(), proc.stderr
     reference = fuse_files(a, b, tmp_path / "laplacian.png", Fuser("laplacian", task="mef"))
     assert np.array_equal(read_image(tmp_path / "mef.png"), read_image(reference))
+    proc = run("fuse", "--a", str(a), "--b", str(b), "-o", str(tmp_path / "any.png"))  # no task: read
+    assert proc.returncode == 0 and "fused (laplacian)" in proc.stdout, proc.stderr
+    assert proc.stderr.strip() == (f"note: {a} and {b} read as multi-exposure photographs (no task named): laplacian "
+                                   "fuses them; --task mef|mff|medical or -m METHOD to say otherwise")
+    assert np.array_equal(read_image(tmp_path / "any.png"), read_image(reference))
     save_image(tmp_path / "set" / "A" / "p.png", under), save_image(tmp_path / "set" / "B" / "p.png", over)
     proc = run("eval", "-i", str(tmp_path / "set"), "-o", str(tmp_path / "fused"), "--metrics", "EN")  # eval fuses as fuse
-    assert proc.returncode == 0 and "1 fused" in proc.stdout, proc.stderr
-    assert "note: aenetv2 fuses A/B pairs of any task; -m laplacian for mef|mff pairs" in proc.stderr, proc.stderr  # no --task
+    assert proc.returncode == 0 and "1 fused" in proc.stdout and "laplacian" in proc.stdout, proc.stderr
+    assert "read as multi-exposure photographs (no task named): laplacian fuses them; -m METHOD to say" in proc.stderr
+    save_image(tmp_path / "set" / "A" / "q.png", scans()[0]), save_image(tmp_path / "set" / "B" / "q.png", scans()[1])
+    proc = run("fuse", "-i", str(tmp_path / "set"), "-o", str(tmp_path / "mixed"))  # scans beside photographs
+    assert proc.returncode == 0 and "fusing (aenetv2)" in proc.stderr and "2 fused" in proc.stdout, proc.stderr
+    assert "note: aenetv2 fuses A/B pairs of any task; --task mef|mff picks laplacian" in proc.stderr, proc.stderr
 
 
 def test_models_table():

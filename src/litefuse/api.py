@@ -30,7 +30,7 @@ from .io import (MIN_SIDE, RESIZE_HINT, Norm, check_bits, check_norm, check_outp
                  pil_array, read_image, save_image, to_float, value_range)
 from .registry import get_model_info, list_models, load_model, weights_metadata, weights_model
 from .runtime import check_precision, compile_backend, compile_for_inference, prepare, release_free_heap, resolve_device, run_padded, with_precision
-from .tasks import check_task, default_model, folder_task, outside_task  # noqa: F401  (folder_task: part of this API)
+from .tasks import check_task, default_model, folder_task, outside_task, read_ab_task  # noqa: F401  (folder_task: part of this API)
 from .tiling import run_tiled as _tiled, tile_context
 
 __all__ = ["ImageLike", "Fuser", "MethodSpec", "default_model", "folder_task", "fuse", "fuse_files"]
@@ -458,7 +458,8 @@ def fuse(
     colour (unless ``grey``), ``H×W`` otherwise. For ``task="ivif"`` the
     infrared must be grey (three identical channels count as grey); ``task="mef"``, ``"mff"``,
     ``"medical"`` or ``"ab"`` accept two colour sources (chroma weighted by saturation).
-    ``task`` defaults to a given Fuser's, else ``"ivif"``.
+    ``task`` defaults to a given Fuser's, else ``"ivif"``; with ``task="ab"`` and no ``model`` or ``weights``,
+    the pair's task is read from its pixels (:func:`~litefuse.tasks.read_ab_task`) and picks the default.
     ``model``: a registered name (default: :func:`default_model` of the task; loaded once with ``weights``
     and ``device``, then cached) or a loaded :class:`Fuser`. ``resize_vi``: resample the second
     source to the first's size (else a size mismatch is an error). ``threads``: CPU threads for
@@ -469,13 +470,15 @@ def fuse(
     check_loaded(model, weights, device)
     task = check_task(task or (model.task if isinstance(model, Fuser) else "ivif"))
     ir_norm = check_ir_norm(ir_norm, task)  # before loading; A/B sources are read as they are, as in fuse_files
-    fuser = model if isinstance(model, Fuser) else _cached_fuser(model, _weights_key(weights), device, task)
-    if threads is not None:  # after loading: a Fuser built on a cache miss sets the default count
-        prepare(threads)
     ir_name = ir if isinstance(ir, (str, Path)) else ("a" if task != "ivif" else "infrared")
     vi_name = vi if isinstance(vi, (str, Path)) else ("b" if task != "ivif" else "visible")
     a = as_image(ir, norm=ir_norm, name=ir_name)
     b = as_image(vi, name=vi_name)
+    if task == "ab" and model is None and weights is None:  # the default of the task its pixels suggest
+        task = read_ab_task(a, b)
+    fuser = model if isinstance(model, Fuser) else _cached_fuser(model, _weights_key(weights), device, task)
+    if threads is not None:  # after loading: a Fuser built on a cache miss sets the default count
+        prepare(threads)
     a = _first_source(a, ir_name, task)
     return fuser.fuse_images(a, b, grey=grey, resize_b=resize_vi, names=(ir_name, vi_name))
 

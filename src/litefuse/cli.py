@@ -96,7 +96,7 @@ def fuse(
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
     from .api import Fuser, fuse_files
     from .folder import fuse_folder, output_suffix
-    from .tasks import folder_task, unnamed_ab_note
+    from .tasks import folder_task, read_folder_task, read_pair_task, read_task_note, unnamed_ab_note
     from .video import is_video
 
     model = with_alias(model, method_alias, "--model", "--method")
@@ -138,6 +138,10 @@ def fuse(
         else:
             kind = task.value if task is not None else ("ab" if pair_ab else "ivif")
         single = input_dir is None and not (is_video(ir) or is_video(vi))
+        read = None  # an A/B pair's task read from its pixels, where none and no method is named
+        if kind == "ab" and model is None and weights is None and (single or input_dir is not None):
+            read = read_pair_task(ir, vi) if single else read_folder_task(input_dir)
+            kind = read or kind
         if single and (batch_size > 1 or compile):
             unused = [o for o, on in (("--batch-size", batch_size > 1), ("--compile", compile)) if on]
             verb = "apply" if len(unused) > 1 else "applies"
@@ -152,7 +156,10 @@ def fuse(
             fuser = Fuser.from_spec(model if weights is None else f"{model}@{weights}", **options)
         else:
             fuser = Fuser(model, weights=weights, **options)
-        if model is None and kind == "ab" and (note := unnamed_ab_note(fuser.name)):
+        if read is not None:
+            subject = f"the A/B pairs of {input_dir}" if input_dir is not None else f"{ir} and {vi}"
+            err_console.print(read_task_note(read, fuser.name, subject), markup=False)
+        elif model is None and kind == "ab" and (note := unnamed_ab_note(fuser.name)):
             err_console.print(note, markup=False)
         if fuser.info.kind != "network" and (precision.value != "fp32" or compile):  # as bench's settings line says it
             unused = [o for o, on in ((f"--precision {precision.value}", precision.value != "fp32"), ("--compile", compile)) if on]

@@ -137,12 +137,16 @@ def eval_command(
             from .api import Fuser
             from .folder import fuse_folder
             from .data.pairs import pair_dirs
-            from .tasks import default_model, folder_task, unnamed_ab_note
+            from .tasks import default_model, folder_task, read_folder_task, read_task_note, unnamed_ab_note
 
             ir, vi = pair_dirs(input_dir)
             task = folder_task(input_dir)
-            if model is None and task == "ab" and (note := unnamed_ab_note(default_model(task), task_option=False)):
-                err_console.print(note, markup=False)
+            if model is None and task == "ab":  # as fuse: the pairs' task read from their pixels
+                task = read_folder_task(input_dir) or task
+                note = (unnamed_ab_note(default_model(task), task_option=False) if task == "ab" else
+                        read_task_note(task, default_model(task), f"the A/B pairs of {input_dir}", ("-m METHOD",)))
+                if note:
+                    err_console.print(note, markup=False)
             method = Fuser.from_spec(model or default_model(task), task=task, stretch=stretch, device=device.value,  # as compare
                                      precision=precision.value, threads=threads, tile=tile)
             model = method.label

@@ -4,18 +4,23 @@
 (multi-focus, multi-exposure, medical); ``ab`` is an A/B pair whose task is not said (a folder
 of ``A/B`` pairs does not say it). The default method per task follows each method's
 :attr:`~litefuse.registry.ModelInfo.default_rank` (docs/models.md, "The default method per task").
+Where neither a task nor a method is named, an A/B pair's task is read from its pixels
+(:func:`read_ab_task`), so that its default fuses it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .data.pairs import pair_dirs, pair_folders
+import numpy as np
+
+from .data.pairs import Pair, find_pairs, pair_dirs, pair_folders
 from .errors import InputError, ModelError, OptionError
 from .registry import ModelInfo, list_models
 
-__all__ = ["TASKS", "AB_TASKS", "check_task", "covers", "default_model", "default_rank", "folder_task", "outside_task", "unnamed_ab_note"]
+__all__ = ["TASKS", "AB_TASKS", "check_task", "covers", "default_model", "default_rank", "folder_task", "outside_task", "unnamed_ab_note",
+           "read_ab_task", "read_pair_task", "read_folder_task", "read_task_note"]
 
 AB_TASKS = frozenset({"mff", "mef", "medical"})
 TASKS = ("ivif", "ab", *sorted(AB_TASKS))  # "ab": an A/B pair of any of the A/B tasks
@@ -83,3 +88,68 @@ def unnamed_ab_note(name: str, task_option: bool = True) -> str | None:
     said = "; ".join(f"--task {'|'.join(tasks)} picks {other}" if task_option else f"-m {other} for {'|'.join(tasks)} pairs"
                      for other, tasks in picks.items())
     return f"note: {name} fuses A/B pairs of any task; {said}, measured ahead of it on those pairs" if picks else None
+
+
+# ------------------------------------------------------------------------------------------
+# An A/B pair's task read from its pixels
+# ------------------------------------------------------------------------------------------
+
+#: A medical scan's background: the share of near-black pixels (luminance below
+#: :data:`DARK`) in *each* source. Development pairs (docs/models.md): every medical pair 0.53-0.83,
+#: every multi-focus and multi-exposure photograph 0.00-0.32 (training split; threshold midway).
+SCAN_BACKGROUND = 0.42
+DARK = 0.04
+#: Multi-exposure: ``|log|`` of the ratio of the sources' mean luminances (each + 0.02), i.e. one
+#: source ~1.46x as bright as the other. Development pairs: multi-exposure 0.48-2.78,
+#: multi-focus 0.00-0.28 (training split; threshold midway).
+EXPOSURE_GAP = 0.38
+
+_TASK_WORDS = {"mef": "multi-exposure photographs", "mff": "multi-focus photographs", "medical": "medical scans"}
+
+
+def _luma(x: np.ndarray) -> np.ndarray:
+    return x.mean(2) if x.ndim == 3 else x
+
+
+def read_ab_task(a: np.ndarray, b: np.ndarray) -> str:
+    """The A/B task a pair's pixels suggest (float images in [0, 1], grey or colour, any sizes):
+    ``"medical"`` where both sources are mostly black background (:data:`SCAN_BACKGROUND`),
+    else ``"mef"`` where one source is on average much brighter (:data:`EXPOSURE_GAP`), else
+    ``"mff"``. On all 341 A/B pairs of the development data (MFIFB, MEFB, MRI_CT, MRI_PET,
+    MRI_SPECT) it names each pair's own task."""
+    ya, yb = _luma(a), _luma(b)
+    if min(float((ya < DARK).mean()), float((yb < DARK).mean())) >= SCAN_BACKGROUND:
+        return "medical"
+    gap = abs(float(np.log((ya.mean() + 0.02) / (yb.mean() + 0.02))))
+    return "mef" if gap >= EXPOSURE_GAP else "mff"
+
+
+def read_pair_task(a: str | Path, b: str | Path) -> str:
+    """:func:`read_ab_task` of two image files (an unreadable one: its :class:`InputError`)."""
+    from .io import read_image
+
+    return read_ab_task(read_image(a), read_image(b))
+
+
+def read_folder_task(folder: str | Path, sample: int = 5) -> str | None:
+    """The A/B task of a folder of ``A/B`` pairs (or a parent of such folders) read from up to
+    ``sample`` of its pairs, spread over them all: their common :func:`read_ab_task`, or
+    ``None`` where they disagree or none could be read (unreadable pairs are left to the run)."""
+    pairs: list[Pair] = []
+    for f in pair_folders(folder) or [Path(folder)]:
+        pairs += find_pairs(f)[0]
+    k = min(sample, len(pairs))
+    found: set[str] = set()
+    for pair in (pairs[round(i * (len(pairs) - 1) / max(k - 1, 1))] for i in range(k)):
+        try:
+            found.add(read_pair_task(pair.a, pair.b))
+        except InputError:
+            continue
+    return found.pop() if len(found) == 1 else None
+
+
+def read_task_note(task: str, name: str, subject: str, options: Sequence[str] = ("--task mef|mff|medical", "-m METHOD")) -> str:
+    """The note for A/B pairs of unnamed task that :func:`read_ab_task` read as ``task`` and
+    ``name`` fuses: what they were read as, and the options that say otherwise."""
+    return (f"note: {subject} read as {_TASK_WORDS[task]} (no task named): {name} fuses them; "
+            f"{' or '.join(options)} to say otherwise")

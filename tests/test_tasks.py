@@ -1,0 +1,102 @@
+"""A/B pairs of unnamed task: the task read from the pixels picks the default method."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import litefuse
+from litefuse.data.datasets import collect_pairs
+from litefuse.demo import synthetic_pair
+from litefuse.io import read_image, save_image
+from litefuse.tasks import SCAN_BACKGROUND, default_model, read_ab_task, read_folder_task, read_pair_task
+
+
+def photo(seed: int = 0, size: tuple[int, int] = (96, 128)) -> np.ndarray:
+    return synthetic_pair(*size, seed=seed)[1]
+
+
+def exposures(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An under- and an over-exposed shot of one scene."""
+    vi = photo(seed)
+    return vi * 0.3, np.clip(vi * 1.8, 0, 1)
+
+
+def focus_pair(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The scene sharp on its left half in one shot and on its right half in the other."""
+    vi = photo(seed)
+    blurred = (vi + np.roll(vi, 1, 0) + np.roll(vi, -1, 0) + np.roll(vi, 1, 1) + np.roll(vi, -1, 1)) / 5
+    left, right = vi.copy(), vi.copy()
+    left[:, 64:], right[:, :64] = blurred[:, 64:], blurred[:, :64]
+    return left, right
+
+
+def scans(size: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """An MRI-like grey slice and a PET-like colour one: a head on a black background."""
+    yy, xx = np.mgrid[:size, :size] / size - 0.5
+    head = (yy**2 + xx**2 < 0.3**2).astype(np.float32)
+    mri = head * (0.5 + 0.3 * np.sin(20 * xx))
+    pet = np.stack([head * 0.9, head * 0.3 * (yy > 0), head * 0.1], -1)
+    return mri, pet
+
+
+def test_read_ab_task_tells_scans_exposures_and_focus_apart():
+    assert read_ab_task(*exposures()) == "mef"
+    assert read_ab_task(*exposures()[::-1]) == "mef"  # either order
+    assert read_ab_task(*focus_pair()) == "mff"
+    assert read_ab_task(*scans()) == "medical"
+    # a dark photograph is not a scan: the background share counts in *each* source
+    dark, bright = exposures()
+    dark[: int(dark.shape[0] * SCAN_BACKGROUND) + 10] = 0
+    assert read_ab_task(dark, bright) == "mef"
+
+
+def test_read_ab_task_names_the_task_of_every_development_pair(shared):
+    """All 341 A/B pairs of the development data (MFIFB, MEFB, MRI_CT/PET/SPECT) read as their own task."""
+    found = Counter()
+    for task in ("mef", "mff", "medical"):
+        for pair in collect_pairs([shared / "data" / task]):
+            found[task, read_pair_task(pair.a, pair.b)] += 1
+    assert found == {("mef", "mef"): 100, ("mff", "mff"): 105, ("medical", "medical"): 136}
+
+
+def _ab_folder(root, pairs) -> None:
+    for i, (a, b) in enumerate(pairs):
+        save_image(root / "A" / f"p{i}.png", a)
+        save_image(root / "B" / f"p{i}.png", b)
+
+
+def test_read_folder_task_agrees_or_says_none(tmp_path):
+    _ab_folder(tmp_path / "mef", [exposures(s) for s in range(3)])
+    _ab_folder(tmp_path / "mixed", [exposures(), scans()])
+    assert read_folder_task(tmp_path / "mef") == "mef"
+    assert read_folder_task(tmp_path / "mixed") is None  # the pairs disagree: no one default
+    (tmp_path / "mef" / "A" / "p1.png").write_bytes(b"x")  # unreadable: left to the run, the others decide
+    assert read_folder_task(tmp_path / "mef") == "mef"
+
+
+def test_fuse_and_fuse_folder_read_an_unnamed_a_b_task(tmp_path):
+    """Without a task or a method, A/B pairs fuse with the default of the task their pixels show:
+    the same output as naming it."""
+    under, over = exposures()
+    got = litefuse.fuse(under, over, task="ab")
+    assert default_model("mef") != default_model("ab")  # else this test shows nothing
+    assert np.array_equal(got, litefuse.fuse(under, over, model=default_model("mef"), task="mef"))
+    mri, pet = scans()
+    assert np.array_equal(litefuse.fuse(mri, pet, task="ab"), litefuse.fuse(mri, pet, model=default_model("medical"), task="medical"))
+    # a named method is kept
+    assert np.array_equal(litefuse.fuse(under, over, model="aenetv2", task="ab"), litefuse.fuse(under, over, model="aenetv2", task="mef"))
+    _ab_folder(tmp_path / "set", [exposures(s) for s in range(2)])
+    report = litefuse.fuse_folder(tmp_path / "set", tmp_path / "out")
+    assert len(report.fused) == 2
+    for i in range(2):
+        expected = litefuse.fuse(tmp_path / "set" / "A" / f"p{i}.png", tmp_path / "set" / "B" / f"p{i}.png",
+                                 model=default_model("mef"), task="mef")
+        assert np.abs(read_image(tmp_path / "out" / f"p{i}.png") - expected).max() <= 0.5 / 255 + 1e-6
+
+
+@pytest.mark.parametrize("task", ["mef", "mff", "medical"])
+def test_every_read_task_has_a_default(task):
+    assert default_model(task)
