@@ -156,10 +156,12 @@ def fuse(
             fuser = Fuser.from_spec(model if weights is None else f"{model}@{weights}", **options)
         else:
             fuser = Fuser(model, weights=weights, **options)
+        note = None  # the method a pair of unnamed task got and why: a single pair's after it is fused (a bad one: its error alone)
         if read is not None:
-            subject = f"the A/B pairs of {input_dir}" if input_dir is not None else f"{ir} and {vi}"
-            err_console.print(read_task_note(read, fuser.name, subject), markup=False)
-        elif model is None and kind == "ab" and (note := unnamed_ab_note(fuser.name)):
+            note = read_task_note(read, fuser.name, f"the A/B pairs of {input_dir}" if input_dir is not None else f"{ir} and {vi}")
+        elif model is None and kind == "ab":
+            note = unnamed_ab_note(fuser.name)
+        if note and not single:
             err_console.print(note, markup=False)
         if fuser.info.kind != "network" and (precision.value != "fp32" or compile):  # as bench's settings line says it
             unused = [o for o, on in ((f"--precision {precision.value}", precision.value != "fp32"), ("--compile", compile)) if on]
@@ -185,6 +187,8 @@ def fuse(
             raise fail(f"--format names the format of fused images written into a folder; {output} names its own (its suffix)")
         out = output / f"{ir.stem}{suffix}" if into_folder else output
         path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm, overwrite=overwrite, bits=bits)
+        if note:
+            err_console.print(note, markup=False)
         console.print(f"fused ({fuser.label}) -> {path}", markup=False)
     except LitefuseError as exc:
         raise fail(str(exc)) from None
