@@ -198,7 +198,9 @@ class BenchReport:
         ]
         ref = self.row(REFERENCE).median_ms if any(r.name == REFERENCE for r in self.rows) else None
         for r in self.rows:
-            cells = [r.name, f"{r.params:,}", f"{r.macs / 1e9:.3f}", f"{r.median_ms:.1f} ({r.min_ms:.1f})", f"{r.pairs_per_s:.1f}"]
+            counted = r.kind == "network"  # a classical fuser has no weights, and its arithmetic is no MACs counted: "-", as `models` shows it
+            cells = [r.name, f"{r.params:,}" if counted else "-", f"{r.macs / 1e9:.3f}" if counted else "-",
+                     f"{r.median_ms:.1f} ({r.min_ms:.1f})", f"{r.pairs_per_s:.1f}"]
             if base:
                 cells.append(f"{self.speedup(r.name, base):.2f}")
             cells.append(f"{r.median_ms / ref:.1f}" if ref else "–")
@@ -218,7 +220,8 @@ class BenchReport:
                            real_time_ms=REAL_TIME_MS * n, xlabel=f"ms per call{f' of {n} pairs' if n > 1 else ''} (log scale)")
 
     def to_dict(self) -> dict:
-        """JSON-ready: settings, machine, torch and per method params, MACs, ms median/min, pairs/s."""
+        """JSON-ready: settings, machine, torch and per method params, MACs (``None`` for classical
+        fusers: not counted), ms median/min, pairs/s."""
         return {
             "started": self.started,
             "machine": "\n".join(line.removeprefix("- ") for line in self.machine.splitlines()),  # and the GPU line
@@ -226,7 +229,7 @@ class BenchReport:
             "size": f"{self.size[1]}x{self.size[0]}",
             "settings": self.settings,
             "methods": {
-                r.name: {"kind": r.kind, "params": r.params, "macs": r.macs, "ms_median": r.median_ms,
+                r.name: {"kind": r.kind, "params": r.params, "macs": r.macs if r.kind == "network" else None, "ms_median": r.median_ms,
                          "ms_min": r.min_ms, "pairs_per_s": r.pairs_per_s}
                 for r in self.rows
             },
