@@ -108,7 +108,9 @@ class Fuser:
     weights; ``device``: ``"cpu"``, ``"cuda[:N]"`` or ``"auto"``; ``model_kwargs`` go to the
     model's factory (:func:`~litefuse.registry.load_model`). ``task``: ``"ivif"`` (a grey infrared + a grey or
     colour visible image) or an A/B task (``"mff"``, ``"mef"``, ``"medical"``, ``"ab"``), where
-    both sources may be colour. ``threads``: CPU threads for torch (process-wide; default: a
+    both sources may be colour (a Fuser is loaded before it sees a pair, so ``"ab"`` takes its
+    default, ``aenetv2``; :func:`fuse` and :func:`~litefuse.folder.fuse_folder` without a method
+    read an A/B pair's task from its pixels, :func:`~litefuse.tasks.read_ab_task`). ``threads``: CPU threads for torch (process-wide; default: a
     count you gave torch yourself -- ``torch.set_num_threads`` after importing litefuse, or
     ``OMP_NUM_THREADS`` -- else :func:`litefuse.runtime.default_threads`, which avoids
     oversubscribing busy cores).
