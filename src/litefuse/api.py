@@ -110,10 +110,10 @@ class Fuser:
     colour visible image) or an A/B task (``"mff"``, ``"mef"``, ``"medical"``, ``"ab"``), where
     both sources may be colour (a Fuser is loaded before it sees a pair, so ``"ab"`` takes its
     default, ``aenetv2``; :func:`fuse` and :func:`~litefuse.folder.fuse_folder` without a method
-    read an A/B pair's task from its pixels, :func:`~litefuse.tasks.read_ab_task`). ``threads``: CPU threads for torch (process-wide; default: a
-    count you gave torch yourself -- ``torch.set_num_threads`` after importing litefuse, or
-    ``OMP_NUM_THREADS`` -- else :func:`litefuse.runtime.default_threads`, which avoids
-    oversubscribing busy cores).
+    read an A/B pair's task from its pixels, :func:`~litefuse.tasks.read_ab_task`).
+    ``threads``: CPU threads for torch (process-wide; default: a count you gave torch yourself
+    -- ``torch.set_num_threads`` after importing litefuse, or ``OMP_NUM_THREADS`` -- else
+    :func:`litefuse.runtime.default_threads`, which avoids oversubscribing busy cores).
     ``precision``: ``"fp32"``, ``"fp16"`` or ``"bf16"`` for networks (weights and activations;
     DWSFusion's FFT stays float32); classical fusers always run in float32. Half precision
     changes a fused image by at most ~0.02 (bf16) or ~0.003 (fp16) of the range (tests).
