@@ -222,6 +222,13 @@ def test_a_named_a_b_task_picks_its_default_and_an_unnamed_one_is_read_from_the_
     proc = run("fuse", "-i", str(tmp_path / "set"), "-o", str(tmp_path / "mixed"))  # scans beside photographs
     assert proc.returncode == 0 and "fusing (aenetv2)" in proc.stderr and "2 fused" in proc.stdout, proc.stderr
     assert "note: aenetv2 fuses A/B pairs of any task; --task mef|mff picks laplacian" in proc.stderr, proc.stderr
+    # notes come once the checks have passed: a run that cannot start shows its error alone
+    (tmp_path / "afile").write_text("x")
+    assert_one_line_error(run("fuse", "-i", str(tmp_path / "set"), "-o", str(tmp_path / "afile")), "afile")
+    assert_one_line_error(run("eval", "-i", str(tmp_path / "set"), "-o", str(tmp_path / "afile"), "--metrics", "EN"), "afile")
+    assert_one_line_error(run("fuse", "--a", str(a), "--b", str(b), "-o", str(tmp_path / "x.gif"), "--precision", "fp16"), "x.gif")
+    proc = run("fuse", "--a", str(a), "--b", str(b), "-o", str(tmp_path / "p16.png"), "--precision", "fp16")
+    assert proc.returncode == 0 and "laplacian runs in float32" in proc.stderr and "read as multi-exposure" in proc.stderr
 
 
 def test_models_table():

@@ -6,12 +6,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import litefuse
 from litefuse.data.datasets import collect_pairs
 from litefuse.demo import synthetic_pair
 from litefuse.io import read_image, save_image
-from litefuse.tasks import SCAN_BACKGROUND, default_model, read_ab_task, read_folder_task, read_pair_task
+from litefuse.tasks import SCAN_BACKGROUND, default_model, read_ab_task, read_folder_tasks, read_pair_task, read_task_note, shared_task
 
 
 def photo(seed: int = 0, size: tuple[int, int] = (96, 128)) -> np.ndarray:
@@ -68,13 +69,54 @@ def _ab_folder(root, pairs) -> None:
         save_image(root / "B" / f"p{i}.png", b)
 
 
-def test_read_folder_task_agrees_or_says_none(tmp_path):
+def test_read_folder_tasks_reads_each_set_and_shares_a_default_where_the_tasks_do(tmp_path):
     _ab_folder(tmp_path / "mef", [exposures(s) for s in range(3)])
+    _ab_folder(tmp_path / "photos", [exposures(), focus_pair()])
     _ab_folder(tmp_path / "mixed", [exposures(), scans()])
-    assert read_folder_task(tmp_path / "mef") == "mef"
-    assert read_folder_task(tmp_path / "mixed") is None  # the pairs disagree: no one default
+    assert read_folder_tasks(tmp_path / "mef") == ("mef",)
+    # multi-exposure beside multi-focus pairs: one default (the pyramid) fuses both
+    assert read_folder_tasks(tmp_path / "photos") == ("mef", "mff") and shared_task(("mef", "mff")) in ("mef", "mff")
+    assert read_folder_tasks(tmp_path / "mixed") == ("medical", "mef") and shared_task(("medical", "mef")) is None
+    assert shared_task(()) is None
     (tmp_path / "mef" / "A" / "p1.png").write_bytes(b"x")  # unreadable: left to the run, the others decide
-    assert read_folder_task(tmp_path / "mef") == "mef"
+    assert read_folder_tasks(tmp_path / "mef") == ("mef",)
+    # a parent: every set is read, however many pairs its neighbours hold
+    parent = tmp_path / "parent"
+    _ab_folder(parent / "a_day", [exposures(s) for s in range(6)])
+    _ab_folder(parent / "b_scan", [scans()])
+    _ab_folder(parent / "c_day", [exposures(s) for s in range(6)])
+    assert read_folder_tasks(parent) == ("medical", "mef")
+    note = read_task_note(("mef", "mff"), "laplacian", "the A/B pairs of x")
+    assert note.startswith("note: the A/B pairs of x read as multi-exposure and multi-focus photographs (no task named): laplacian")
+
+
+def test_read_ab_task_measures_against_the_pair_peak():
+    """12-bit data in 16-bit files reads near-black (at most 6 % grey) but is no scan."""
+    under, over = exposures()
+    left, right = focus_pair()
+    assert read_ab_task(under * 0.0625, over * 0.0625) == "mef"
+    assert read_ab_task(left * 0.0625, right * 0.0625) == "mff"
+    assert read_ab_task(np.zeros((16, 16)), np.zeros((16, 16))) == "medical"  # all black: nothing to read, no error
+
+
+def test_reading_a_pair_leaves_its_notes_to_the_run(tmp_path):
+    """The pixels are read quietly: the once-per-process note on 12-bit data is said by the fusion's own read."""
+    import warnings
+
+    from litefuse.io import OnceWarning, unsaid_notes
+
+    a, b = (tmp_path / n for n in ("a.png", "b.png"))
+    for path, image in zip((a, b), exposures()):
+        Image.fromarray((image.mean(2) * 4095).astype(np.uint16)).save(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert read_pair_task(a, b) == "mef"
+        assert not caught
+        with unsaid_notes():
+            read_image(a)
+        assert not caught
+        read_image(a)  # the run's read: said now
+    assert any(issubclass(w.category, OnceWarning) and "-bit data?" in str(w.message) for w in caught)
 
 
 def test_fuse_and_fuse_folder_read_an_unnamed_a_b_task(tmp_path):

@@ -22,7 +22,8 @@ with quiet_interrupt():  # Ctrl-C while the command starts: one line, not a trac
 
     from ._checks import parse_wxh
     from .cli_common import (TILE_HELP, Device, Precision, CONVENTION_HELP, CONVENTION_METAVAR, DEVICE_HELP, IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP,
-                             PRECISION_HELP, STRETCH_HELP, THREADS_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar, with_alias)
+                             PRECISION_HELP, STRETCH_HELP, THREADS_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar, say, saying_first,
+                             with_alias)
     from .errors import LitefuseError
 
 app = typer.Typer(
@@ -62,7 +63,7 @@ def fuse(
     vi: Optional[Path] = typer.Option(None, "--vi", help="Visible image (grey or colour), or video when --ir is one."),
     a: Optional[Path] = typer.Option(None, "--a", help="First source of an A/B pair (multi-focus, multi-exposure, medical; grey or colour)."),
     b: Optional[Path] = typer.Option(None, "--b", help="Second source of an A/B pair."),
-    task: Optional[Task] = typer.Option(None, "--task", help="What the pair is, which picks the default method (`litefuse models`): ivif for --ir/--vi (default), mff|mef|medical for --a/--b (default: any)."),
+    task: Optional[Task] = typer.Option(None, "--task", help="What the pair is, which picks the default method (`litefuse models`): ivif for --ir/--vi (default), mff|mef|medical for --a/--b (default: read from the pixels of an A/B pair or folder)."),
     input_dir: Optional[Path] = typer.Option(
         None, "--input", "-i", help="Folder with ir/vi (or infrared/visible, Inf/Vis, A/B) sub-folders, or a parent of such; pairs by file stem."
     ),
@@ -70,7 +71,8 @@ def fuse(
     model: Optional[str] = typer.Option(
         None, "--model", "-m", metavar="<str>",
         help="Method name (see `litefuse models`), or \\[label=]name\\[@weights] as compare takes it; "
-             "default: aenetv2-ivif for infrared-visible, aenetv2 for A/B pairs and folders.",
+             "default: aenetv2-ivif for infrared-visible pairs; for A/B pairs the default of their task (--task, else read "
+             "from their pixels): laplacian for mef|mff, aenetv2 for medical.",
     ),
     method_alias: Optional[str] = typer.Option(None, "--method", hidden=True),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file to load instead of the shipped ones (.safetensors or .pth)."),
@@ -96,7 +98,7 @@ def fuse(
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
     from .api import Fuser, fuse_files
     from .folder import fuse_folder, output_suffix
-    from .tasks import folder_task, read_folder_task, read_pair_task, read_task_note, unnamed_ab_note
+    from .tasks import folder_task, read_folder_tasks, read_task_note, shared_task, unnamed_ab_note
     from .video import is_video
 
     model = with_alias(model, method_alias, "--model", "--method")
@@ -138,15 +140,17 @@ def fuse(
         else:
             kind = task.value if task is not None else ("ab" if pair_ab else "ivif")
         single = input_dir is None and not (is_video(ir) or is_video(vi))
-        read = None  # an A/B pair's task read from its pixels, where none and no method is named
+        # notes come once the run's checks have passed (a bad run's error stands alone): a single
+        # pair's and a video's after fusing, a folder's as its work starts
+        notes: list[str] = []
+        read: tuple[str, ...] = ()  # an A/B pair's task read from its pixels, where none and no method is named
         if kind == "ab" and model is None and weights is None and (single or input_dir is not None):
-            read = read_pair_task(ir, vi) if single else read_folder_task(input_dir)
-            kind = read or kind
+            read = read_folder_tasks(input_dir) if input_dir is not None else _read_pair(ir, vi)
+            kind = shared_task(read) or kind
         if single and (batch_size > 1 or compile):
             unused = [o for o, on in (("--batch-size", batch_size > 1), ("--compile", compile)) if on]
             verb = "apply" if len(unused) > 1 else "applies"
-            err_console.print(f"note: {' and '.join(unused)} {verb} to folders and videos; one pair is fused once, as it is",
-                              markup=False)
+            notes.append(f"note: {' and '.join(unused)} {verb} to folders and videos; one pair is fused once, as it is")
             compile = False  # compiling for a single call only costs time
         options = dict(device=device.value, task=kind, threads=threads, precision=precision.value, compile=compile, stretch=stretch,
                        tile=tile)
@@ -156,21 +160,18 @@ def fuse(
             fuser = Fuser.from_spec(model if weights is None else f"{model}@{weights}", **options)
         else:
             fuser = Fuser(model, weights=weights, **options)
-        note = None  # the method a pair of unnamed task got and why: a single pair's after it is fused (a bad one: its error alone)
-        if read is not None:
-            note = read_task_note(read, fuser.name, f"the A/B pairs of {input_dir}" if input_dir is not None else f"{ir} and {vi}")
-        elif model is None and kind == "ab":
-            note = unnamed_ab_note(fuser.name)
-        if note and not single:
-            err_console.print(note, markup=False)
+        if kind != "ab" and read:
+            notes.append(read_task_note(read, fuser.name, f"the A/B pairs of {input_dir}" if input_dir is not None else f"{ir} and {vi}"))
+        elif kind == "ab" and model is None and weights is None and (note := unnamed_ab_note(fuser.name)):
+            notes.append(note)
         if fuser.info.kind != "network" and (precision.value != "fp32" or compile):  # as bench's settings line says it
             unused = [o for o, on in ((f"--precision {precision.value}", precision.value != "fp32"), ("--compile", compile)) if on]
-            err_console.print(f"note: {' and '.join(unused)} {'apply' if len(unused) > 1 else 'applies'} to networks; "
-                              f"{fuser.label} runs in float32, as it is", markup=False)
+            notes.append(f"note: {' and '.join(unused)} {'apply' if len(unused) > 1 else 'applies'} to networks; "
+                         f"{fuser.label} runs in float32, as it is")
         if input_dir is not None:
             report = fuse_folder(
-                input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm,
-                overwrite=overwrite, progress=progress_bar(f"fusing ({fuser.label})"), batch_size=batch_size, bits=bits, fmt=fmt,
+                input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm, overwrite=overwrite,
+                progress=saying_first(notes, progress_bar(f"fusing ({fuser.label})")), batch_size=batch_size, bits=bits, fmt=fmt,
                 skip_existing=skip_existing,
             )
             _print_skips(report.skipped, output)
@@ -182,16 +183,26 @@ def fuse(
                 raise fail(f"{'--bits 16' if bits != 8 else '--format'} applies to images; videos are encoded as H.264 with 8 bits")
             _fuse_video(ir, vi, output, fuser, into_folder, sources, grey=grey, resize_vi=resize_vi, overwrite=overwrite,
                         batch_size=batch_size, shortest=shortest, ir_norm=norm)
+            say(notes)
             return
         if fmt is not None and not into_folder:
             raise fail(f"--format names the format of fused images written into a folder; {output} names its own (its suffix)")
         out = output / f"{ir.stem}{suffix}" if into_folder else output
         path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm, overwrite=overwrite, bits=bits)
-        if note:
-            err_console.print(note, markup=False)
+        say(notes)
         console.print(f"fused ({fuser.label}) -> {path}", markup=False)
     except LitefuseError as exc:
         raise fail(str(exc)) from None
+
+
+def _read_pair(a: Path, b: Path) -> tuple[str, ...]:
+    """The task an A/B pair's pixels suggest, ``()`` where a file cannot be read: the run says why, in its order."""
+    from .tasks import read_pair_task
+
+    try:
+        return (read_pair_task(a, b),)
+    except LitefuseError:
+        return ()
 
 
 SKIPS_SHOWN = 20  # problems printed one a line; more (thousands of unpaired files) go to a file
@@ -236,9 +247,9 @@ def models() -> None:
     from .tasks import TASKS, default_model
 
     defaults: dict[str, list[str]] = {}
-    for task in TASKS:  # "ab": A/B pairs whose task is not given
+    for task in sorted(TASKS, key=lambda t: t == "ab"):  # "ab" (last): A/B pairs whose task is neither named nor read from their pixels
         try:
-            defaults.setdefault(default_model(task), []).append("A/B" if task == "ab" else task)
+            defaults.setdefault(default_model(task), []).append("A/B of unread task" if task == "ab" else task)
         except LitefuseError:
             pass
     table = Table(title="litefuse methods (`litefuse bench -m NAME` times them here)")

@@ -101,6 +101,21 @@ def progress_bar(description: str):
     return track
 
 
+def say(notes: list[str]) -> None:
+    """Each note on its own stderr line."""
+    for note in notes:
+        err_console.print(note, markup=False)
+
+
+def saying_first(notes: list[str], progress):
+    """``progress`` that first says ``notes``: a folder run calls it once its checks have passed,
+    so a run that cannot start shows its error alone."""
+    def wrapped(iterable, total):
+        say(notes)
+        return progress(iterable, total)
+    return wrapped
+
+
 def parse_ir_norm(value: str) -> str | float:
     """``--ir-norm``: ``range``, ``minmax`` or a positive peak value such as ``4095``."""
     from .io import parse_norm

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import typer
 
 from .cli_common import (CONVENTION_HELP, CONVENTION_METAVAR, IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP, PRECISION_HELP, STRETCH_HELP,
-                         THREADS_HELP, TILE_HELP, Device, Precision)
+                         THREADS_HELP, TILE_HELP, Device, Precision, saying_first)
 
 __all__ = ["eval_command", "score_triple"]
 
@@ -137,22 +137,23 @@ def eval_command(
             from .api import Fuser
             from .folder import fuse_folder
             from .data.pairs import pair_dirs
-            from .tasks import default_model, folder_task, read_folder_task, read_task_note, unnamed_ab_note
+            from .tasks import default_model, folder_task, read_folder_tasks, read_task_note, shared_task, unnamed_ab_note
 
             ir, vi = pair_dirs(input_dir)
             task = folder_task(input_dir)
+            notes = []  # said as the fusion starts, once its checks have passed (as fuse)
             if model is None and task == "ab":  # as fuse: the pairs' task read from their pixels
-                task = read_folder_task(input_dir) or task
+                read = read_folder_tasks(input_dir)
+                task = shared_task(read) or task
                 note = (unnamed_ab_note(default_model(task), task_option=False) if task == "ab" else
-                        read_task_note(task, default_model(task), f"the A/B pairs of {input_dir}", ("-m METHOD",)))
-                if note:
-                    err_console.print(note, markup=False)
+                        read_task_note(read, default_model(task), f"the A/B pairs of {input_dir}", ("-m METHOD",)))
+                notes += [note] if note else []
             method = Fuser.from_spec(model or default_model(task), task=task, stretch=stretch, device=device.value,  # as compare
                                      precision=precision.value, threads=threads, tile=tile)
             model = method.label
             fused = output if output is not None else Path(f"fused-{model}")
             report = fuse_folder(input_dir, fused, model=method, overwrite=overwrite, ir_norm=norm,
-                                 progress=progress_bar(f"fusing ({model})"))
+                                 progress=saying_first(notes, progress_bar(f"fusing ({model})")))
             console.print(f"{len(report.fused)} fused -> {fused}", markup=False)
         if input_dir is not None and not report.fused:  # nothing fused (no output folder left): the reasons below
             triples, pair_problems, guess = {}, [], None

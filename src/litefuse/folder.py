@@ -19,7 +19,7 @@ from ._files import missing_folders, remove_empty
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .io import Norm, check_output_dir, check_output_path, read_image, same_path, save_image, writable_dir
 from .runtime import available_cores, prepare
-from .tasks import folder_task, read_folder_task
+from .tasks import folder_task, read_folder_tasks, shared_task
 
 __all__ = ["FORMATS", "FolderReport", "fuse_folder", "output_suffix"]
 
@@ -114,7 +114,8 @@ def fuse_folder(
     :class:`Fuser`, which has its own weights and device (giving them too is an
     :class:`~litefuse.errors.OptionError`, as in :func:`litefuse.fuse`); ``threads`` applies either way.
     Without either, the default method of the folder's task: for ``A/B`` pairs, of the task read
-    from their pixels (:func:`~litefuse.tasks.read_folder_task`; ``"ab"`` where pairs disagree).
+    from their pixels (:func:`~litefuse.tasks.read_folder_tasks`; ``"ab"`` where the tasks read
+    have different defaults).
 
     ``grey``, ``resize_vi``, ``ir_norm``: as :func:`litefuse.fuse` takes them.
     ``progress``: optional callable ``(iterable, total) -> iterable`` (e.g. a rich progress
@@ -145,7 +146,7 @@ def fuse_folder(
         if threads is not None:  # as fuse(): the given count, not the one the Fuser was built with
             prepare(threads)
     else:  # no method named: the default of the task the pairs' pixels suggest (as `fuse --input`)
-        task = (read_folder_task(input_dir) or found) if found == "ab" and model is None and weights is None else found
+        task = (shared_task(read_folder_tasks(input_dir)) or found) if found == "ab" and model is None and weights is None else found
         fuser = Fuser(model, weights=weights, device=device, task=task, threads=threads)
     warn_ir_norm(fuser, ir_norm)
     made = [p for sub in dict.fromkeys([out_dir, *(sub for _, sub in work)]) for p in missing_folders(sub)]

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 import warnings
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, Union
 
@@ -334,6 +336,19 @@ class OnceWarning(UserWarning):
 
 
 _NARROW_NOTED: list[Path] = []  # the first 16-bit file read near-black, said once per process
+
+
+@contextmanager
+def unsaid_notes() -> Iterator[None]:
+    """Reads inside say no notes and leave the once-per-process ones unsaid, for the run's own
+    read of the file to say (an A/B pair's task is read from its pixels before the run)."""
+    before = len(_NARROW_NOTED)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        del _NARROW_NOTED[before:]
 
 
 def note_narrow_bits(peak: int, source: Path) -> None:

@@ -20,7 +20,7 @@ from .errors import InputError, ModelError, OptionError
 from .registry import ModelInfo, list_models
 
 __all__ = ["TASKS", "AB_TASKS", "check_task", "covers", "default_model", "default_rank", "folder_task", "outside_task", "unnamed_ab_note",
-           "read_ab_task", "read_pair_task", "read_folder_task", "read_task_note"]
+           "read_ab_task", "read_pair_task", "read_folder_tasks", "shared_task", "read_task_note"]
 
 AB_TASKS = frozenset({"mff", "mef", "medical"})
 TASKS = ("ivif", "ab", *sorted(AB_TASKS))  # "ab": an A/B pair of any of the A/B tasks
@@ -94,17 +94,21 @@ def unnamed_ab_note(name: str, task_option: bool = True) -> str | None:
 # An A/B pair's task read from its pixels
 # ------------------------------------------------------------------------------------------
 
-#: A medical scan's background: the share of near-black pixels (luminance below
-#: :data:`DARK`) in *each* source. Development pairs (docs/models.md): every medical pair 0.53-0.83,
-#: every multi-focus and multi-exposure photograph 0.00-0.32 (training split; threshold midway).
+#: A medical scan's background: the share of near-black pixels (luminance below :data:`DARK` of
+#: the pair's peak) in *each* source. Development pairs (docs/models.md): every medical pair
+#: 0.53-0.83, every multi-focus and multi-exposure photograph 0.00-0.32 (training split; threshold midway).
 SCAN_BACKGROUND = 0.42
 DARK = 0.04
-#: Multi-exposure: ``|log|`` of the ratio of the sources' mean luminances (each + 0.02), i.e. one
-#: source ~1.46x as bright as the other. Development pairs: multi-exposure 0.48-2.78,
-#: multi-focus 0.00-0.28 (training split; threshold midway).
+#: Multi-exposure: ``|log|`` of the ratio of the sources' mean luminances (each + 0.02 of the
+#: pair's peak), i.e. one source ~1.46x as bright as the other. Development pairs: multi-exposure
+#: 0.48-2.78, multi-focus 0.00-0.28 (training split; threshold midway).
 EXPOSURE_GAP = 0.38
+#: Pairs read per pair folder (spread over it) by :func:`read_folder_tasks`, fewer where a parent
+#: holds many folders (:data:`FOLDER_READS` in all, at least one per folder)
+FOLDER_SAMPLE = 3
+FOLDER_READS = 24
 
-_TASK_WORDS = {"mef": "multi-exposure photographs", "mff": "multi-focus photographs", "medical": "medical scans"}
+_TASK_WORDS = {"mef": ("multi-exposure", "photographs"), "mff": ("multi-focus", "photographs"), "medical": ("medical", "scans")}
 
 
 def _luma(x: np.ndarray) -> np.ndarray:
@@ -112,44 +116,59 @@ def _luma(x: np.ndarray) -> np.ndarray:
 
 
 def read_ab_task(a: np.ndarray, b: np.ndarray) -> str:
-    """The A/B task a pair's pixels suggest (float images in [0, 1], grey or colour, any sizes):
+    """The A/B task a pair's pixels suggest (float images in [0, 1], grey or colour, any sizes),
+    measured against the pair's peak (12-bit data in 16-bit files reads as 8-bit data does):
     ``"medical"`` where both sources are mostly black background (:data:`SCAN_BACKGROUND`),
     else ``"mef"`` where one source is on average much brighter (:data:`EXPOSURE_GAP`), else
     ``"mff"``. On all 341 A/B pairs of the development data (MFIFB, MEFB, MRI_CT, MRI_PET,
     MRI_SPECT) it names each pair's own task."""
     ya, yb = _luma(a), _luma(b)
-    if min(float((ya < DARK).mean()), float((yb < DARK).mean())) >= SCAN_BACKGROUND:
+    peak = max(float(ya.max(initial=0.0)), float(yb.max(initial=0.0))) or 1.0
+    if min(float((ya < DARK * peak).mean()), float((yb < DARK * peak).mean())) >= SCAN_BACKGROUND:
         return "medical"
-    gap = abs(float(np.log((ya.mean() + 0.02) / (yb.mean() + 0.02))))
+    gap = abs(float(np.log((ya.mean() + 0.02 * peak) / (yb.mean() + 0.02 * peak))))
     return "mef" if gap >= EXPOSURE_GAP else "mff"
 
 
 def read_pair_task(a: str | Path, b: str | Path) -> str:
-    """:func:`read_ab_task` of two image files (an unreadable one: its :class:`InputError`)."""
-    from .io import read_image
+    """:func:`read_ab_task` of two image files, read quietly (:func:`litefuse.io.unsaid_notes`:
+    the run that fuses them says its notes); an unreadable one: its :class:`InputError`."""
+    from .io import read_image, unsaid_notes
 
-    return read_ab_task(read_image(a), read_image(b))
+    with unsaid_notes():
+        return read_ab_task(read_image(a), read_image(b))
 
 
-def read_folder_task(folder: str | Path, sample: int = 5) -> str | None:
-    """The A/B task of a folder of ``A/B`` pairs (or a parent of such folders) read from up to
-    ``sample`` of its pairs, spread over them all: their common :func:`read_ab_task`, or
-    ``None`` where they disagree or none could be read (unreadable pairs are left to the run)."""
-    pairs: list[Pair] = []
-    for f in pair_folders(folder) or [Path(folder)]:
-        pairs += find_pairs(f)[0]
-    k = min(sample, len(pairs))
+def read_folder_tasks(folder: str | Path) -> tuple[str, ...]:
+    """The A/B tasks the pairs of a folder of ``A/B`` pairs (or of each folder below a parent)
+    read as (:func:`read_ab_task` of :data:`FOLDER_SAMPLE` pairs per folder, spread over it),
+    sorted; unreadable pairs are left to the run, so none read gives ``()``."""
+    folders = pair_folders(folder) or [Path(folder)]
+    k = max(1, min(FOLDER_SAMPLE, FOLDER_READS // len(folders)))
     found: set[str] = set()
-    for pair in (pairs[round(i * (len(pairs) - 1) / max(k - 1, 1))] for i in range(k)):
-        try:
-            found.add(read_pair_task(pair.a, pair.b))
-        except InputError:
-            continue
-    return found.pop() if len(found) == 1 else None
+    for f in folders:
+        pairs: list[Pair] = find_pairs(f)[0]
+        m = min(k, len(pairs))
+        for i in sorted({round(j * (len(pairs) - 1) / max(m - 1, 1)) for j in range(m)}):
+            try:
+                found.add(read_pair_task(pairs[i].a, pairs[i].b))
+            except InputError:
+                continue
+    return tuple(sorted(found))
 
 
-def read_task_note(task: str, name: str, subject: str, options: Sequence[str] = ("--task mef|mff|medical", "-m METHOD")) -> str:
-    """The note for A/B pairs of unnamed task that :func:`read_ab_task` read as ``task`` and
+def shared_task(tasks: Sequence[str]) -> str | None:
+    """One of ``tasks`` whose default method is every one's (multi-focus and multi-exposure
+    pairs share theirs), else ``None`` (none given, or their defaults differ)."""
+    return tasks[0] if tasks and len({default_model(t) for t in tasks}) == 1 else None
+
+
+def read_task_note(tasks: Sequence[str], name: str, subject: str, options: Sequence[str] = ("--task mef|mff|medical", "-m METHOD")) -> str:
+    """The note for A/B pairs of unnamed task that :func:`read_ab_task` read as ``tasks`` and
     ``name`` fuses: what they were read as, and the options that say otherwise."""
-    return (f"note: {subject} read as {_TASK_WORDS[task]} (no task named): {name} fuses them; "
-            f"{' or '.join(options)} to say otherwise")
+    groups: dict[str, list[str]] = {}
+    for t in tasks:
+        kind, noun = _TASK_WORDS[t]
+        groups.setdefault(noun, []).append(kind)
+    said = " and ".join(f"{' and '.join(kinds)} {noun}" for noun, kinds in groups.items())
+    return f"note: {subject} read as {said} (no task named): {name} fuses them; {' or '.join(options)} to say otherwise"
