@@ -112,6 +112,8 @@ def test_reading_a_pair_leaves_its_notes_to_the_run(tmp_path):
         warnings.simplefilter("always")
         assert read_pair_task(a, b) == "mef"
         assert not caught
+        (tmp_path / "bad.png").write_bytes(b"x")
+        assert read_pair_task(tmp_path / "bad.png", b) is None  # the run says what is wrong, in its order
         with unsaid_notes():
             read_image(a)
         assert not caught

@@ -98,7 +98,7 @@ def fuse(
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
     from .api import Fuser, fuse_files
     from .folder import fuse_folder, output_suffix
-    from .tasks import folder_task, read_folder_tasks, read_task_note, shared_task, unnamed_ab_note
+    from .tasks import folder_task, read_folder_tasks, read_pair_task, read_task_note, shared_task, unnamed_ab_note
     from .video import is_video
 
     model = with_alias(model, method_alias, "--model", "--method")
@@ -145,7 +145,7 @@ def fuse(
         notes: list[str] = []
         read: tuple[str, ...] = ()  # an A/B pair's task read from its pixels, where none and no method is named
         if kind == "ab" and model is None and weights is None and (single or input_dir is not None):
-            read = read_folder_tasks(input_dir) if input_dir is not None else _read_pair(ir, vi)
+            read = read_folder_tasks(input_dir) if input_dir is not None else tuple(t for t in [read_pair_task(ir, vi)] if t)
             kind = shared_task(read) or kind
         if single and (batch_size > 1 or compile):
             unused = [o for o, on in (("--batch-size", batch_size > 1), ("--compile", compile)) if on]
@@ -193,16 +193,6 @@ def fuse(
         console.print(f"fused ({fuser.label}) -> {path}", markup=False)
     except LitefuseError as exc:
         raise fail(str(exc)) from None
-
-
-def _read_pair(a: Path, b: Path) -> tuple[str, ...]:
-    """The task an A/B pair's pixels suggest, ``()`` where a file cannot be read: the run says why, in its order."""
-    from .tasks import read_pair_task
-
-    try:
-        return (read_pair_task(a, b),)
-    except LitefuseError:
-        return ()
 
 
 SKIPS_SHOWN = 20  # problems printed one a line; more (thousands of unpaired files) go to a file

@@ -130,13 +130,16 @@ def read_ab_task(a: np.ndarray, b: np.ndarray) -> str:
     return "mef" if gap >= EXPOSURE_GAP else "mff"
 
 
-def read_pair_task(a: str | Path, b: str | Path) -> str:
-    """:func:`read_ab_task` of two image files, read quietly (:func:`litefuse.io.unsaid_notes`:
-    the run that fuses them says its notes); an unreadable one: its :class:`InputError`."""
+def read_pair_task(a: str | Path, b: str | Path) -> str | None:
+    """:func:`read_ab_task` of two image files, read quietly (:func:`litefuse.io.unsaid_notes`);
+    ``None`` where one cannot be read: the run that fuses them says its notes and errors, in its order."""
     from .io import read_image, unsaid_notes
 
-    with unsaid_notes():
-        return read_ab_task(read_image(a), read_image(b))
+    try:
+        with unsaid_notes():
+            return read_ab_task(read_image(a), read_image(b))
+    except InputError:
+        return None
 
 
 def read_folder_tasks(folder: str | Path) -> tuple[str, ...]:
@@ -145,16 +148,12 @@ def read_folder_tasks(folder: str | Path) -> tuple[str, ...]:
     sorted; unreadable pairs are left to the run, so none read gives ``()``."""
     folders = pair_folders(folder) or [Path(folder)]
     k = max(1, min(FOLDER_SAMPLE, FOLDER_READS // len(folders)))
-    found: set[str] = set()
+    found: set[str | None] = set()
     for f in folders:
         pairs: list[Pair] = find_pairs(f)[0]
         m = min(k, len(pairs))
-        for i in sorted({round(j * (len(pairs) - 1) / max(m - 1, 1)) for j in range(m)}):
-            try:
-                found.add(read_pair_task(pairs[i].a, pairs[i].b))
-            except InputError:
-                continue
-    return tuple(sorted(found))
+        found |= {read_pair_task(pairs[i].a, pairs[i].b) for i in {round(j * (len(pairs) - 1) / max(m - 1, 1)) for j in range(m)}}
+    return tuple(sorted(found - {None}))
 
 
 def shared_task(tasks: Sequence[str]) -> str | None:
