@@ -88,6 +88,8 @@ def test_read_folder_tasks_reads_each_set_and_shares_a_default_where_the_tasks_d
     assert read_folder_tasks(parent) == ("medical", "mef")
     note = read_task_note(("mef", "mff"), "laplacian", "the A/B pairs of x")
     assert note.startswith("note: the A/B pairs of x read as multi-exposure and multi-focus photographs (no task named): laplacian")
+    note = read_task_note(("medical", "mef"), "aenetv2", "the A/B pairs of x")
+    assert note.startswith("note: the A/B pairs of x read as medical scans and multi-exposure photographs, whose default methods differ")
 
 
 def test_read_ab_task_measures_against_the_pair_peak():

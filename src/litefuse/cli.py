@@ -160,7 +160,7 @@ def fuse(
             fuser = Fuser.from_spec(model if weights is None else f"{model}@{weights}", **options)
         else:
             fuser = Fuser(model, weights=weights, **options)
-        if kind != "ab" and read:
+        if read:
             notes.append(read_task_note(read, fuser.name, f"the A/B pairs of {input_dir}" if input_dir is not None else f"{ir} and {vi}"))
         elif kind == "ab" and model is None and weights is None and (note := unnamed_ab_note(fuser.name)):
             notes.append(note)

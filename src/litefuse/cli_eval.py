@@ -145,8 +145,8 @@ def eval_command(
             if model is None and task == "ab":  # as fuse: the pairs' task read from their pixels
                 read = read_folder_tasks(input_dir)
                 task = shared_task(read) or task
-                note = (unnamed_ab_note(default_model(task), task_option=False) if task == "ab" else
-                        read_task_note(read, default_model(task), f"the A/B pairs of {input_dir}", ("-m METHOD",)))
+                note = (read_task_note(read, default_model(task), f"the A/B pairs of {input_dir}", ("-m METHOD",)) if read else
+                        unnamed_ab_note(default_model(task), task_option=False))
                 notes += [note] if note else []
             method = Fuser.from_spec(model or default_model(task), task=task, stretch=stretch, device=device.value,  # as compare
                                      precision=precision.value, threads=threads, tile=tile)

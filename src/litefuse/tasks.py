@@ -164,10 +164,14 @@ def shared_task(tasks: Sequence[str]) -> str | None:
 
 def read_task_note(tasks: Sequence[str], name: str, subject: str, options: Sequence[str] = ("--task mef|mff|medical", "-m METHOD")) -> str:
     """The note for A/B pairs of unnamed task that :func:`read_ab_task` read as ``tasks`` and
-    ``name`` fuses: what they were read as, and the options that say otherwise."""
+    ``name`` fuses: what they were read as, and the options that say otherwise; where the tasks'
+    defaults differ (:func:`shared_task`), that ``name``, the default of unread A/B pairs, fuses them all."""
     groups: dict[str, list[str]] = {}
     for t in tasks:
         kind, noun = _TASK_WORDS[t]
         groups.setdefault(noun, []).append(kind)
     said = " and ".join(f"{' and '.join(kinds)} {noun}" for noun, kinds in groups.items())
+    if shared_task(tasks) is None:
+        return (f"note: {subject} read as {said}, whose default methods differ: {name} fuses them all; fuse each set on its "
+                f"own, or name the task or method ({' or '.join(options)})")
     return f"note: {subject} read as {said} (no task named): {name} fuses them; {' or '.join(options)} to say otherwise"
