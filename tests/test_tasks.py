@@ -146,3 +146,24 @@ def test_fuse_and_fuse_folder_read_an_unnamed_a_b_task(tmp_path):
 @pytest.mark.parametrize("task", ["mef", "mff", "medical"])
 def test_every_read_task_has_a_default(task):
     assert default_model(task)
+
+
+def test_fuse_files_picks_the_method_from_the_sources_it_reads_after_its_checks(tmp_path):
+    """The command line's A/B default: one read of each file, and none where the output is refused first."""
+    from litefuse import Fuser
+    from litefuse.api import fuse_files
+    from litefuse.errors import OutputError
+
+    under, over = exposures()
+    a, b = save_image(tmp_path / "a.png", under), save_image(tmp_path / "b.png", over)
+    seen = []
+
+    def pick(x, y):
+        seen.append((x.shape, y.shape))
+        return Fuser(default_model(read_ab_task(x, y)), task="mef")
+
+    out = fuse_files(a, b, tmp_path / "f.png", pick)
+    assert len(seen) == 1 and np.array_equal(read_image(out), read_image(fuse_files(a, b, tmp_path / "g.png", Fuser("laplacian", task="mef"))))
+    with pytest.raises(OutputError, match="output exists"):
+        fuse_files(a, b, out, pick)
+    assert len(seen) == 1  # refused before reading

@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import torch
@@ -536,7 +536,7 @@ def fuse_files(
     ir: str | Path,
     vi: str | Path,
     out: str | Path,
-    fuser: Fuser,
+    fuser: Fuser | Callable[[np.ndarray, np.ndarray], Fuser],
     *,
     grey: bool = False,
     resize_vi: bool = False,
@@ -547,13 +547,18 @@ def fuse_files(
 ) -> Path:
     """Fuse two files and write the result atomically (format by suffix, ``bits`` per sample:
     16 keeps a 16-bit source's precision, in PNG / TIFF; colour in TIFF); checks the output path
-    first. ``task`` defaults to the fuser's (``"ivif"``: the first file must be grey)."""
+    first. ``task`` defaults to the fuser's (``"ivif"``: the first file must be grey). ``fuser``
+    may also be a function of the two decoded sources that returns one (the command line picks
+    an A/B pair's default from its pixels: the files are read once, after the output checks);
+    ``task`` then defaults to ``"ab"``."""
     out = check_output_path(out, (ir, vi), overwrite=overwrite, suffixes=OUTPUT_SUFFIXES)
     check_bits(out, bits)
-    a = read_image(ir, norm=check_ir_norm(ir_norm, check_task(task or fuser.task)))
-    warn_ir_norm(fuser, ir_norm)
+    task = check_task(task or (fuser.task if isinstance(fuser, Fuser) else "ab"))
+    a = read_image(ir, norm=check_ir_norm(ir_norm, task))
     b = read_image(vi)
-    a = _first_source(a, ir, check_task(task or fuser.task))
+    fuser = fuser if isinstance(fuser, Fuser) else fuser(a, b)
+    warn_ir_norm(fuser, ir_norm)
+    a = _first_source(a, ir, task)
     check_bits(out, bits, colour=not grey and (a.ndim == 3 or b.ndim == 3))  # before the fusion, not after it
     fused = fuser.fuse_images(a, b, grey=grey, resize_b=resize_vi, names=(ir, vi))
     return save_image(out, fused, bits=bits)

@@ -98,7 +98,7 @@ def fuse(
     """Fuse one infrared/visible pair (images or videos), one A/B pair, or every pair in a folder."""
     from .api import Fuser, fuse_files
     from .folder import fuse_folder, output_suffix
-    from .tasks import folder_task, read_folder_tasks, read_pair_task, read_task_note, shared_task, unnamed_ab_note
+    from .tasks import folder_task, read_ab_task, read_folder_tasks, read_task_note, shared_task, unnamed_ab_note
     from .video import is_video
 
     model = with_alias(model, method_alias, "--model", "--method")
@@ -140,34 +140,36 @@ def fuse(
         else:
             kind = task.value if task is not None else ("ab" if pair_ab else "ivif")
         single = input_dir is None and not (is_video(ir) or is_video(vi))
-        # notes come once the run's checks have passed (a bad run's error stands alone): a single
-        # pair's and a video's after fusing, a folder's as its work starts
-        notes: list[str] = []
-        read: tuple[str, ...] = ()  # an A/B pair's task read from its pixels, where none and no method is named
-        if kind == "ab" and model is None and weights is None and (single or input_dir is not None):
-            read = read_folder_tasks(input_dir) if input_dir is not None else tuple(t for t in [read_pair_task(ir, vi)] if t)
-            kind = shared_task(read) or kind
+        notes: list[str] = []  # said once the checks passed (a bad run's error stands alone): a pair's after it, a folder's as it starts
+        # an A/B task none names is read from the pixels: a folder's from a few pairs, a pair's from what fuse_files reads
+        unnamed = kind == "ab" and model is None and weights is None
         if single and (batch_size > 1 or compile):
             unused = [o for o, on in (("--batch-size", batch_size > 1), ("--compile", compile)) if on]
             verb = "apply" if len(unused) > 1 else "applies"
             notes.append(f"note: {' and '.join(unused)} {verb} to folders and videos; one pair is fused once, as it is")
             compile = False  # compiling for a single call only costs time
-        options = dict(device=device.value, task=kind, threads=threads, precision=precision.value, compile=compile, stretch=stretch,
-                       tile=tile)
-        if model is not None and ("@" in model or "=" in model):  # [label=]name[@weights], as compare, eval and bench take it
-            if weights is not None and "@" in model:
-                raise fail(f"-m {model} and --weights {weights} both name weights; give one")
-            fuser = Fuser.from_spec(model if weights is None else f"{model}@{weights}", **options)
-        else:
-            fuser = Fuser(model, weights=weights, **options)
-        if read:
-            notes.append(read_task_note(read, fuser.name, f"the A/B pairs of {input_dir}" if input_dir is not None else f"{ir} and {vi}"))
-        elif kind == "ab" and model is None and weights is None and (note := unnamed_ab_note(fuser.name)):
-            notes.append(note)
-        if fuser.info.kind != "network" and (precision.value != "fp32" or compile):  # as bench's settings line says it
-            unused = [o for o, on in ((f"--precision {precision.value}", precision.value != "fp32"), ("--compile", compile)) if on]
-            notes.append(f"note: {' and '.join(unused)} {'apply' if len(unused) > 1 else 'applies'} to networks; "
-                         f"{fuser.label} runs in float32, as it is")
+
+        def load(read: tuple[str, ...] = ()) -> Fuser:
+            """The method for ``kind`` (or the task ``read`` from the pixels), and the notes on it."""
+            options = dict(device=device.value, task=shared_task(read) or kind, threads=threads, precision=precision.value,
+                           compile=compile, stretch=stretch, tile=tile)
+            if model is not None and ("@" in model or "=" in model):  # [label=]name[@weights], as compare, eval and bench take it
+                if weights is not None and "@" in model:
+                    raise fail(f"-m {model} and --weights {weights} both name weights; give one")
+                fuser = Fuser.from_spec(model if weights is None else f"{model}@{weights}", **options)
+            else:
+                fuser = Fuser(model, weights=weights, **options)
+            if read:
+                notes.append(read_task_note(read, fuser.name, f"the A/B pairs of {input_dir}" if input_dir is not None else f"{ir} and {vi}"))
+            elif unnamed and (note := unnamed_ab_note(fuser.name)):
+                notes.append(note)
+            if fuser.info.kind != "network" and (precision.value != "fp32" or compile):  # as bench's settings line says it
+                unused = [o for o, on in ((f"--precision {precision.value}", precision.value != "fp32"), ("--compile", compile)) if on]
+                notes.append(f"note: {' and '.join(unused)} {'apply' if len(unused) > 1 else 'applies'} to networks; "
+                             f"{fuser.label} runs in float32, as it is")
+            return fuser
+
+        fuser = None if unnamed and single else load(read_folder_tasks(input_dir) if unnamed and input_dir is not None else ())
         if input_dir is not None:
             report = fuse_folder(
                 input_dir, output, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm, overwrite=overwrite,
@@ -188,7 +190,11 @@ def fuse(
         if fmt is not None and not into_folder:
             raise fail(f"--format names the format of fused images written into a folder; {output} names its own (its suffix)")
         out = output / f"{ir.stem}{suffix}" if into_folder else output
-        path = fuse_files(ir, vi, out, fuser, grey=grey, resize_vi=resize_vi, ir_norm=norm, overwrite=overwrite, bits=bits)
+        def pick(a_image, b_image) -> Fuser:  # the default of the task the pair's pixels show
+            nonlocal fuser
+            fuser = load((read_ab_task(a_image, b_image),))
+            return fuser
+        path = fuse_files(ir, vi, out, fuser or pick, task=kind, grey=grey, resize_vi=resize_vi, ir_norm=norm, overwrite=overwrite, bits=bits)
         say(notes)
         console.print(f"fused ({fuser.label}) -> {path}", markup=False)
     except LitefuseError as exc:
