@@ -208,3 +208,33 @@ def test_either_reduced_precision_after_a_capped_float32_model_warns(monkeypatch
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert runtime.apply_isa_policy("fp32") is True
+
+
+_HEAP_PROBE = r"""
+import json, sys
+import numpy as np
+import litefuse
+
+def rss_mb():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS")) / 1024
+
+litefuse.load_model(sys.argv[1])
+a = np.ones(50_000_000, np.float32)  # 200 MB, every page touched
+held = rss_mb()
+del a
+print("RESULT " + json.dumps({"released_mb": held - rss_mb()}), flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc heap and /proc/self/status")
+@pytest.mark.parametrize(("name", "env", "kept"), [("aenetv2", {}, True), ("aenetv2", {"LITEFUSE_RESIDENT_HEAP": "0"}, False), ("max", {}, False)])
+def test_load_model_keeps_the_heap_resident_for_cpu_networks(name, env, kept):
+    """A network loaded on the CPU applies the CLI's heap policy (a freed full-resolution map stays in
+    the heap for the next call instead of being unmapped and page-faulted anew); the user's opt-out and
+    classical methods, which need none, leave glibc's default."""
+    base = {k: v for k, v in os.environ.items() if k != "LITEFUSE_RESIDENT_HEAP"}
+    proc = subprocess.run([sys.executable, "-c", _HEAP_PROBE, name], env={**base, **env}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    released = json.loads(proc.stdout.split("RESULT ", 1)[1])["released_mb"]
+    assert (released < 20) if kept else (released > 150), released

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .errors import ModelError, OptionError
-from .runtime import resolve_device
+from .runtime import apply_heap_policy, resolve_device
 
 __all__ = [
     "CheckpointFilter",
@@ -319,6 +319,13 @@ def load_model(
     does not take is an :class:`~litefuse.errors.OptionError` naming the model. ``device``:
     where the module is placed. An unknown ``name`` or unreadable / mismatched weights raise
     :class:`~litefuse.errors.ModelError`.
+
+    A network placed on the CPU applies litefuse's heap policy, as the CLI does for every command
+    (:func:`~litefuse.runtime.apply_heap_policy`; ``LITEFUSE_RESIDENT_HEAP=0`` keeps glibc's
+    default): without it each call page-faults its full-resolution maps anew, and a model called
+    directly ran slower than the same model in a :class:`~litefuse.Fuser` (lwc-densefuse at
+    640x480: 1.5x). :func:`litefuse.runtime.prepare` applies the rest of what a Fuser sets
+    (threads, oneDNN's instruction set for float32 inference).
     """
     info = get_model_info(name)
     if info.kind == "network" and (weights is not None or (pretrained and info.weights_path is not None)):
@@ -343,4 +350,7 @@ def load_model(
             load_weights(model, info.weights_path, checkpoint_filter=info.checkpoint_filter)
     elif weights is not None:
         raise ModelError(f"model {name!r} is classical and takes no weights")
-    return model.to(resolve_device(device)).eval()
+    dev = resolve_device(device)
+    if info.kind == "network" and dev.type == "cpu":
+        apply_heap_policy()
+    return model.to(dev).eval()
