@@ -123,6 +123,36 @@ def test_reading_a_pair_leaves_its_notes_to_the_run(tmp_path):
     assert any(issubclass(w.category, OnceWarning) and "-bit data?" in str(w.message) for w in caught)
 
 
+def test_a_quiet_read_in_one_thread_leaves_other_threads_notes_said(tmp_path):
+    """A task read in one thread (a Fuser shared by threads) does not silence another thread's read."""
+    import threading
+    import warnings
+
+    from litefuse.io import OnceWarning, unsaid_notes
+
+    path = tmp_path / "a.png"
+    Image.fromarray((exposures()[0].mean(2) * 4095).astype(np.uint16)).save(path)
+    entered, done = threading.Event(), threading.Event()
+
+    def quiet_reader() -> None:
+        with unsaid_notes():
+            read_image(path)
+            entered.set()
+            done.wait(30)
+
+    worker = threading.Thread(target=quiet_reader)
+    worker.start()
+    try:
+        assert entered.wait(30)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            read_image(path)  # this thread's read, while the other is inside unsaid_notes
+    finally:
+        done.set()
+        worker.join()
+    assert any(issubclass(w.category, OnceWarning) and "-bit data?" in str(w.message) for w in caught)
+
+
 def test_fuse_and_fuse_folder_read_an_unnamed_a_b_task(tmp_path):
     """Without a task or a method, A/B pairs fuse with the default of the task their pixels show:
     the same output as naming it."""

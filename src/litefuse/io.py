@@ -336,25 +336,27 @@ class OnceWarning(UserWarning):
 
 
 _NARROW_NOTED: list[Path] = []  # the first 16-bit file read near-black, said once per process
+_QUIET = threading.local()  # reads of this thread inside unsaid_notes()
 
 
 @contextmanager
 def unsaid_notes() -> Iterator[None]:
-    """Reads inside say no notes and leave the once-per-process ones unsaid, for the run's own
-    read of the file to say (an A/B pair's task is read from its pixels before the run)."""
-    before = len(_NARROW_NOTED)
+    """Reads inside, in this thread, say no notes and leave the once-per-process ones unsaid,
+    for the run's own read of the file to say (an A/B pair's task is read from its pixels before
+    the run). Per thread: other threads' reads and warnings are untouched (``warnings.catch_warnings``
+    would swap the filters of the whole process)."""
+    outer = getattr(_QUIET, "on", False)
+    _QUIET.on = True
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
+        yield
     finally:
-        del _NARROW_NOTED[before:]
+        _QUIET.on = outer
 
 
 def note_narrow_bits(peak: int, source: Path) -> None:
     """Say once when a 16-bit file holds at most 14 bits of data: a 12- or 14-bit sensor's raw
     frames, divided by 65535, fuse near-black (at most 6 % or 25 % grey) unless their peak is given."""
-    if not 0 < peak < 1 << 14 or _NARROW_NOTED:
+    if not 0 < peak < 1 << 14 or _NARROW_NOTED or getattr(_QUIET, "on", False):
         return
     _NARROW_NOTED.append(source)
     bits = peak.bit_length()
