@@ -175,7 +175,7 @@ def test_folder_mode_reports_skips(tmp_path):
 def test_thousands_of_problems_do_not_flood_the_console(tmp_path):
     """From a folder QA pass: 5,000 unpaired files printed 5,000 lines, burying the pairs that
     failed to read. The first ones are printed, and all of them listed in a file."""
-    from litefuse.cli import SKIPS_FILE, SKIPS_SHOWN
+    from litefuse.cli_fuse import SKIPS_FILE, SKIPS_SHOWN
 
     root = tmp_path / "set"
     ir, vi = synthetic_pair(40, 56)

@@ -45,6 +45,13 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
+class Task(str, Enum):
+    ivif = "ivif"
+    mff = "mff"
+    mef = "mef"
+    medical = "medical"
+
+
 # Piped output (files, CI logs) gets a wide console so metric tables are never truncated.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
