@@ -112,3 +112,18 @@ def test_inductor_matches_eager(one_thread):
     ir, vi = synthetic_pair(96, 128)
     out = Fuser("aenetv2-ivif", compile=True).fuse_images(ir, vi)
     assert np.abs(out - Fuser("aenetv2-ivif").fuse_images(ir, vi)).max() < 1e-5
+
+
+def test_compiling_for_the_cpu_says_it_runs_slower(counting_backend, recwarn):
+    """inductor on the CPU ran every network slower than eager (docs/benchmarks.md): a Fuser asked for
+    it says so (building it compiles nothing yet); other backends and classical methods say nothing."""
+    from litefuse.api import CPU_COMPILE_NOTE
+
+    said = lambda: [str(w.message) for w in recwarn.list].count(CPU_COMPILE_NOTE)  # noqa: E731
+    Fuser("aenetv2-ivif", compile=True)
+    assert said() == 1
+    recwarn.clear()
+    Fuser("aenetv2-ivif", compile=counting_backend)
+    Fuser("max", compile=True)
+    Fuser("aenetv2-ivif")
+    assert said() == 0

@@ -100,6 +100,11 @@ def as_image(x: ImageLike, norm: Norm = "range", name: str | None = None) -> np.
     raise InputError(f"cannot read an image from {type(x).__name__}", name)
 
 
+#: Said when a network is compiled for the CPU (measured 2026-12-07, docs/benchmarks.md "torch.compile on the CPU").
+CPU_COMPILE_NOTE = ("compile on the CPU: torch.compile ran slower than eager for every litefuse network (640x480: 0.18-0.95x eager's "
+                    "speed, dwsfusion slowest), after up to 2 minutes of compiling; it is meant for GPUs, where it records CUDA graphs")
+
+
 class Fuser:
     """A loaded fusion method, reused across many pairs.
 
@@ -174,6 +179,8 @@ class Fuser:
         model = with_precision(model, self.precision)
         backend = compile_backend(compile)  # checked for every method: a typo is an error, not ignored
         self.compiled = backend if self.info.kind == "network" else None
+        if self.compiled == "inductor" and self.device.type == "cpu":
+            warnings.warn(CPU_COMPILE_NOTE, UserWarning, stacklevel=2)
         self.model: nn.Module = compile_for_inference(model, self.device, self.compiled)
         self._batches: dict = {}  # the largest batch a compiled network ran, by frame shape (run_padded)
         self.tile = tile or getattr(model, "tile_size", DEFAULT_TILE)

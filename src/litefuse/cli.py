@@ -143,7 +143,7 @@ def bench(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help=PRECISION_HELP),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Pairs per call."),
-    compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (warm-up rounds absorb the compilation)."),
+    compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (warm-up rounds absorb the compilation); for GPUs: on the CPU it measured slower than eager."),
     rounds: int = typer.Option(15, "--rounds", min=1, help="Timed rounds; each calls every method once."),
     warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed rounds first."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the measurements as JSON."),

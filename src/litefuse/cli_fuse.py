@@ -49,7 +49,7 @@ def fuse_command(
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Folder and video mode: same-size pairs (frames) fused per network call (GPU throughput)."),
     shortest: bool = typer.Option(False, "--shortest", help="Video mode: when the streams' frame counts differ, stop at the shorter one (default: an error)."),
     bits: int = typer.Option(8, "--bits", help="Bits per sample of fused images: 8, or 16 to keep a 16-bit source's precision (PNG/TIFF; colour and folders: TIFF)."),
-    compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (CUDA graphs on GPU): the first batch of each size compiles (slow), then faster (a last, smaller batch runs padded to it); for folders and videos."),
+    compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (CUDA graphs on GPU): the first batch of each size compiles (slow), then faster (a last, smaller batch runs padded to it); for folders and videos on a GPU (on the CPU it measured slower than eager)."),
     stretch: bool = typer.Option(False, "--stretch", help=STRETCH_HELP),
     tile: Optional[int] = typer.Option(None, "--tile", min=16, help=TILE_HELP),
     fmt: Optional[str] = typer.Option(
