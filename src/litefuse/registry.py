@@ -324,7 +324,7 @@ def load_model(
     (:func:`~litefuse.runtime.apply_heap_policy`; ``LITEFUSE_RESIDENT_HEAP=0`` keeps glibc's
     default): without it each call page-faults its full-resolution maps anew, and a model called
     directly ran slower than the same model in a :class:`~litefuse.Fuser` (lwc-densefuse at
-    640x480: 1.5x). :func:`litefuse.runtime.prepare` applies the rest of what a Fuser sets
+    640x480: 1.5-2x, as README says). :func:`litefuse.runtime.prepare` applies the rest of what a Fuser sets
     (threads, oneDNN's instruction set for float32 inference).
     """
     info = get_model_info(name)
