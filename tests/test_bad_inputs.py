@@ -631,3 +631,42 @@ def test_deployment_options_are_checked_first_and_named(capsys, tmp_path):
         litefuse.benchmark([])
     with pytest.raises(OptionError, match="compile='nosuchbackend'"):
         litefuse.Fuser("max", compile="nosuchbackend")
+
+
+def _unlistable(monkeypatch, *folders: Path) -> None:
+    """``Path.iterdir`` of ``folders`` raises as a folder without read permission does (for root too)."""
+    listing = Path.iterdir
+
+    def iterdir(self):
+        if self in folders:
+            raise PermissionError(13, "Permission denied")
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+
+
+def test_a_source_folder_that_cannot_be_listed_is_one_line_naming_it(capsys, tmp_path, monkeypatch):
+    """An unreadable vi/ of a pair folder: `error: .../vi: cannot read the folder (...)`, exit 2,
+    nothing written (it was an internal error, exit 3, from the listing's PermissionError)."""
+    data = pair_set(tmp_path / "data", [(32, 40)])
+    _unlistable(monkeypatch, data / "vi")
+    for command in ("fuse", "compare"):
+        one_line_error(capsys, command, "-i", str(data), "-o", str(tmp_path / command), "-m", "max",
+                       fragments=(f"{data / 'vi'}: cannot read the folder (Permission denied)",))
+        assert not (tmp_path / command).exists() or not any((tmp_path / command).iterdir())
+
+
+def test_a_set_below_a_parent_that_cannot_be_listed_is_named_not_dropped(capsys, tmp_path, monkeypatch):
+    """A parent of two sets, one unreadable: the other is fused and a note names the unreadable one
+    (it vanished without a word); both unreadable: the notes, then the error."""
+    parent = tmp_path / "parent"
+    pair_set(parent / "S1", [(32, 40)])
+    pair_set(parent / "S2", [(32, 40)])
+    _unlistable(monkeypatch, parent / "S1")
+    rc, out, err = cli(capsys, "fuse", "-i", str(parent), "-o", str(tmp_path / "out"), "-m", "max")
+    assert rc == 0 and (tmp_path / "out" / "S2" / "p0.png").is_file() and not (tmp_path / "out" / "S1").exists(), err
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert notes == [f"note: {parent / 'S1'}: cannot read the folder (Permission denied); not searched for pairs"], err
+    _unlistable(monkeypatch, parent / "S1", parent / "S2")
+    rc, out, err = cli(capsys, "fuse", "-i", str(parent), "-o", str(tmp_path / "out2"), "-m", "max")
+    assert rc == 2 and f"{parent / 'S2'}: cannot read the folder" in err and "Traceback" not in err, err

@@ -175,11 +175,8 @@ class FusedFolder:
 
         stem = self.name.replace("{stem}", pair.name)  # as data.pairs._template reads it: other braces are text
         for base in self._bases(dataset):
-            if base not in self._index:
-                try:
-                    self._index[base] = _images_by_stem(base) if base.is_dir() else {}
-                except OSError as e:  # unreadable: said for the pair, as a file that cannot be read
-                    raise InputError(f"cannot read the folder ({e.strerror or e})", base) from None
+            if base not in self._index:  # unreadable: an InputError, said for the pair as a file that cannot be read
+                self._index[base] = _images_by_stem(base) if base.is_dir() else {}
             found = self._index[base].get(stem, [])
             if len(found) > 1:
                 raise InputError(f"several fused images named {stem} ({', '.join(p.name for p in found)})", base)

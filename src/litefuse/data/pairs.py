@@ -11,6 +11,7 @@ folders.
 from __future__ import annotations
 
 import re
+import warnings
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,12 +68,14 @@ def pair_dirs(root: str | Path) -> tuple[Path, Path]:
 
 
 _MAX_DEPTH = 3  # how deep a parent is searched for pair folders
+_SAID: set[str] = set()  # notes of unreadable folders given in this process (warnings' own "once" is reset by catch_warnings)
 
 
-def pair_folders(root: str | Path, depth: int = _MAX_DEPTH) -> list[Path]:
+def pair_folders(root: str | Path, depth: int = _MAX_DEPTH, _below: bool = False) -> list[Path]:
     """``root`` itself when it is a pair folder, else the pair folders below it (sorted), at most
     ``depth`` levels down (``shared/data/ivif`` gives LLVIP, MSRS, RoadScene, TNO); ``[]`` when
-    ``root`` is not a folder."""
+    ``root`` is not a folder. A folder below ``root`` that cannot be listed is left out with a
+    warning naming it (a set the user meant would otherwise vanish without a word)."""
     root = Path(root)
     if not root.is_dir():
         return []
@@ -82,9 +85,13 @@ def pair_folders(root: str | Path, depth: int = _MAX_DEPTH) -> list[Path]:
         return []
     try:
         children = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    except OSError:
+    except OSError as exc:
+        note = f"{root}: cannot read the folder ({exc.strerror or exc}); not searched for pairs"
+        if _below and note not in _SAID:  # once: a command walks its input more than once
+            _SAID.add(note)
+            warnings.warn(note, UserWarning, stacklevel=2)
         return []
-    return [folder for child in children for folder in pair_folders(child, depth - 1)]
+    return [folder for child in children for folder in pair_folders(child, depth - 1, _below=True)]
 
 
 def _layout(root: Path, quiet: bool = True) -> tuple[Path, Path] | None:
@@ -102,9 +109,17 @@ def _layout(root: Path, quiet: bool = True) -> tuple[Path, Path] | None:
     return None
 
 
+def _listing(folder: Path) -> list[Path]:
+    """``folder``'s entries, sorted; one that cannot be listed is an :class:`InputError` naming it."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        raise InputError(f"cannot read the folder ({exc.strerror or exc})", folder) from None
+
+
 def _images_by_stem(folder: Path) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
-    for path in sorted(folder.iterdir()):
+    for path in _listing(folder):
         # a broken link is listed too, so reading it names it (rather than its partner as unpaired)
         listed = path.is_file() or (path.is_symlink() and not path.exists())
         if listed and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS:
@@ -169,7 +184,7 @@ def match_stems(
         by_role[role] = _renamed(by_role[role], template)
     matched: dict[str, dict[str, Path]] = {}
     problems: list[PairProblem] = []
-    subfolders = {role: {p.name: p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+    subfolders = {role: {p.name: p for p in _listing(folder) if p.is_dir() and not p.name.startswith(".")}
                   for role, folder in folders.items()}
     for stem in sorted(set().union(*by_role.values())):
         files = {role: found[stem] for role, found in by_role.items() if stem in found}
