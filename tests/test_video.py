@@ -331,3 +331,27 @@ def test_an_odd_height_with_an_even_width_keeps_every_row(tmp_path):
                         litefuse.Fuser("max"))
     meta, frames = read_video(out)
     assert report.frames == 3 and meta["size"] == (50, 35) and len(list(frames)) == 3
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the stand-in encoder is a shell script")
+@pytest.mark.parametrize("when", ["at the end", "at once"])
+def test_an_encoder_that_fails_is_one_output_error_and_the_old_video_stays(tmp_path, monkeypatch, when):
+    """ffmpeg failing (a full disk: at the trailer, or at the header while frames still come, which breaks
+    the pipe) is an OutputError naming the output with the OS reason; nothing is published, an existing
+    video under --overwrite stays whole, no temporary file is left. Before, the first gave an empty video
+    and exit 0, the second a multi-line OSError (exit 3)."""
+    ir, vi = scene(4, 120, 160)  # frames of 57 kB: the pipe's buffer fills and breaks when ffmpeg quits at once
+    ir_path, vi_path = write_video(tmp_path / "ir.mp4", ir), write_video(tmp_path / "vi.mp4", vi)
+    out = tmp_path / "out" / "fused.mp4"
+    out.parent.mkdir()
+    out.write_bytes(b"an earlier, good video")
+    lines = {"at the end": "cat > /dev/null\necho '[out#0/mp4 @ 0x5] Error writing trailer: No space left on device' >&2\nexit 1",
+             "at once": "echo '[out#0/mp4 @ 0x5] Could not write header (incorrect codec parameters ?): No space left on device' >&2\nexit 228"}
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\n" + lines[when] + "\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(ff, "get_ffmpeg_exe", lambda: str(fake))
+    with pytest.raises(OutputError) as error:
+        fuse_video(ir_path, vi_path, out, "max", overwrite=True)
+    assert str(error.value) == f"{out}: cannot write (No space left on device)"
+    assert out.read_bytes() == b"an earlier, good video" and [p.name for p in out.parent.iterdir()] == ["fused.mp4"]

@@ -24,9 +24,13 @@ with ``pip install litefuse[video]``). Frames are fused one at a time with a loa
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import queue
 import re
+import subprocess
+import tempfile
 import threading
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,7 +44,7 @@ import numpy as np
 from ._checks import whole
 from ._files import publish, temporary_beside
 from .colour import rgb_to_ycbcr
-from .errors import InputError, LitefuseError, OptionError
+from .errors import InputError, LitefuseError, OptionError, OutputError
 from .io import MIN_SIDE, Norm, check_norm, check_output_path, to_float, writable_dir
 
 if TYPE_CHECKING:
@@ -232,8 +236,7 @@ def fuse_video(
         return fuser.prepare(a, vi_rgb, resize_b=resize_vi, names=(ir, vi))
 
     with temporary_beside(out, suffix=out.suffix) as tmp:  # ffmpeg picks the container by suffix
-        writer = ff.write_frames(tmp, (w, h), fps=rate, codec="libx264", pix_fmt_out=pix_fmt, macro_block_size=1,
-                                 output_params=["-crf", "17"], ffmpeg_log_level="error")
+        writer = _Encoder(ff.get_ffmpeg_exe(), tmp, out, (w, h), rate, pix_fmt)
 
         def encode(fused_y: np.ndarray, prepared) -> None:  # encode thread, frames in order
             fused = fuser.finish(fused_y, prepared, grey)
@@ -243,7 +246,6 @@ def fuse_video(
 
         n = 0
         try:
-            writer.send(None)
             ended: list[Path] = []
             pairs = _zip_strict(ir_frames, vi_frames, Path(ir), Path(vi), max_frames, ended if shortest else None,
                                 {Path(ir): ir_total, Path(vi): vi_total})
@@ -258,12 +260,84 @@ def fuse_video(
                     n += len(batch)
                 for job in pending:
                     job.result()
-        finally:
-            writer.close()
-        if n == 0:
-            raise InputError("no frames", ir)
+            if n == 0:
+                raise InputError("no frames", ir)
+        except BaseException:
+            writer.kill()
+            raise
+        writer.finish()  # a full disk or a failed encoder: an OutputError, and nothing published
         publish(tmp, out)
     return VideoReport(out, n, fps, (w, h), ended[0] if ended else None)
+
+
+class _Encoder:
+    """ffmpeg's libx264 encoder fed RGB frames on its stdin, writing ``tmp``.
+
+    Unlike imageio-ffmpeg's ``write_frames`` (which does not look at ffmpeg's exit code, so a
+    full disk left an empty video behind a successful run, and a pipe broken mid-stream escaped
+    as a multi-line ``OSError``), every failure of ffmpeg is an :class:`OutputError` naming
+    ``out`` with ffmpeg's own reason ("No space left on device"), one line. ffmpeg runs in its own
+    session, so Ctrl-C reaches litefuse alone, which then stops it (:meth:`kill`).
+    """
+
+    def __init__(self, exe: str, tmp: str, out: Path, size: tuple[int, int], rate: Fraction, pix_fmt: str) -> None:
+        self.out = out
+        self._log = tempfile.TemporaryFile()  # not a pipe: ffmpeg never blocks on a full stderr pipe
+        cmd = [exe, "-y", "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{size[0]}x{size[1]}", "-pix_fmt", "rgb24",
+               "-r", str(rate), "-i", "-", "-an", "-vcodec", "libx264", "-pix_fmt", pix_fmt, "-crf", "17",
+               "-v", "error", tmp]
+        session = ({"start_new_session": True} if os.name == "posix"
+                   else {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)})
+        try:
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log, **session)
+        except OSError as exc:
+            self._log.close()
+            raise LitefuseError(f"cannot start ffmpeg ({exc.strerror or exc})") from None
+
+    def send(self, frame: bytes) -> None:
+        try:
+            self._proc.stdin.write(frame)
+        except (OSError, ValueError):  # ffmpeg has quit: a broken pipe (ValueError: stdin closed)
+            self._proc.wait()
+            raise self._failure() from None
+
+    def finish(self) -> None:
+        """Close the stream and wait for ffmpeg; :class:`OutputError` unless it wrote the file."""
+        try:
+            self._proc.stdin.close()
+        except OSError:  # ffmpeg quit before reading everything; its exit code says why
+            pass
+        code = self._proc.wait()
+        failure = self._failure() if code else None
+        self._log.close()
+        if failure:
+            raise failure
+
+    def kill(self) -> None:
+        """Stop ffmpeg at once (an error or an interrupt elsewhere)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        if self._proc.stdin:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+        self._log.close()
+
+    def _failure(self) -> OutputError:
+        self._log.seek(0)
+        lines = [line.strip() for line in self._log.read().decode(errors="replace").splitlines() if line.strip()]
+        # an OS error among ffmpeg's lines ("... Could not write header ...: No space left on device") is
+        # the reason, as for images; else its last line without the tags ("[out#0/mp4 @ 0x55...] ")
+        said = [reason for line in lines for reason in _OS_REASONS if reason in line]
+        reason = (said[0] if said else re.sub(r"^(\[[^\]]*\]\s*)+", "", lines[-1]) if lines
+                  else f"ffmpeg exited with code {self._proc.returncode}")
+        return OutputError(f"{self.out}: cannot write ({reason})")
+
+
+_OS_REASONS = tuple(os.strerror(getattr(errno, name)) for name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EACCES", "EPERM", "EIO")
+                    if hasattr(errno, name))
 
 
 def _rotated(meta: dict) -> bool:
