@@ -207,6 +207,33 @@ def test_a_full_disk_stops_the_run(tmp_path, monkeypatch):
     assert len(calls) < 10 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00.png", "01.png"]
 
 
+def test_a_full_disk_seen_after_every_pair_was_fused_stops_the_run_too(tmp_path, monkeypatch):
+    """A fast method fuses every pair before the first write fails: the run still ends with the
+    same stop (it ended "1 fused, 4 skipped", exit 1), and the writes queued behind it are not tried."""
+    import errno
+    import time
+
+    import litefuse.folder
+    from litefuse.errors import OutputError
+
+    root = _small_pairs(tmp_path / "set", 5)
+    calls = []
+
+    def fills_up(path, image, bits=8, overwrite=True):
+        calls.append(path)
+        if len(calls) == 1:
+            time.sleep(0.5)  # meanwhile every pair is decoded, fused and queued
+            return save_image(path, image, bits=bits)
+        error = OutputError(f"{path}: cannot write (No space left on device)")
+        error.errno = errno.ENOSPC
+        raise error
+
+    monkeypatch.setattr(litefuse.folder, "save_image", fills_up)
+    with pytest.raises(OutputError, match=r"No space left on device\); stopped, 1 fused images written before it"):
+        fuse_folder(root, tmp_path / "out", "max", workers=1)
+    assert len(calls) == 2 and [p.name for p in (tmp_path / "out").iterdir()] == ["00.png"]
+
+
 def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
     """A CI timeout or `kill` mid-folder: exit 143, whole outputs only, no temporary files left."""
     import os

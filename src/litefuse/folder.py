@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -178,6 +178,8 @@ def fuse_folder(
         def write(out: Path, fused_y: np.ndarray, prepared: Prepared) -> Path | str | tuple[Path]:
             # a problem as its message, not as an exception kept in the future: its traceback would
             # hold this frame's images until the end of the run (a full disk: every pair's, GBs)
+            if fatal:  # queued before the first such failure was seen (a fast method): not tried
+                return fatal[0]
             try:  # never over an output another run (a job array, a loop) wrote since it was checked
                 return save_image(out, fuser.finish(fused_y, prepared, grey), bits=bits, overwrite=overwrite)
             except LitefuseError as exc:
@@ -200,10 +202,13 @@ def fuse_folder(
             ahead: deque = deque()
             todo = iter(work)
             batch: list[tuple[Path, Prepared]] = []
+            def stop() -> OutputError:
+                written = sum(1 for w in writes if isinstance(w, Future) and w.done() and isinstance(w.result(), Path))
+                return OutputError(f"{fatal[0]}; stopped, {written} fused images written before it")
+
             for _ in progress(work, len(work)) if progress else work:
                 if fatal:  # every later pair would be decoded and fused only to fail the same way
-                    written = sum(1 for w in writes if isinstance(w, Future) and w.done() and isinstance(w.result(), Path))
-                    raise OutputError(f"{fatal[0]}; stopped, {written} fused images written before it")
+                    raise stop()
                 while len(ahead) < depth and (nxt := next(todo, None)) is not None:
                     ahead.append(pool.submit(load, nxt))
                 try:
@@ -221,6 +226,9 @@ def fuse_folder(
                     flush(batch)
             if batch:
                 flush(batch)
+            wait([w for w in writes if isinstance(w, Future)])
+            if fatal:  # every pair was fused before the first write failed (a fast method): the same stop
+                raise stop()
             for item in writes:
                 item = item.result() if isinstance(item, Future) else item
                 if isinstance(item, tuple):
