@@ -670,3 +670,18 @@ def test_a_set_below_a_parent_that_cannot_be_listed_is_named_not_dropped(capsys,
     _unlistable(monkeypatch, parent / "S1", parent / "S2")
     rc, out, err = cli(capsys, "fuse", "-i", str(parent), "-o", str(tmp_path / "out2"), "-m", "max")
     assert rc == 2 and f"{parent / 'S2'}: cannot read the folder" in err and "Traceback" not in err, err
+
+
+def test_a_folder_with_files_but_no_pairs_names_the_first_unpaired_file_of_each_side(capsys, tmp_path):
+    """`IR_000.png` beside `VIS_000.png` (names that differ): the one line names a file of each side
+    and why, so the mismatch shows without a skipped list (it said only "6 unpaired ... files")."""
+    for i in range(3):
+        ir, vi = synthetic_pair(32, 40)
+        save_image(tmp_path / "set" / "ir" / f"IR_{i:03d}.png", ir)
+        save_image(tmp_path / "set" / "vi" / f"VIS_{i:03d}.png", vi)
+    detail = "(6 unpaired or unreadable files, e.g. ir/IR_000.png: no partner in vi/; vi/VIS_000.png: no partner in ir/)"
+    for command in ("fuse", "compare"):
+        one_line_error(capsys, command, "-i", str(tmp_path / "set"), "-o", str(tmp_path / command), "-m", "max",
+                       fragments=("no image pairs found", detail))
+    one_line_error(capsys, "train", "-m", "aenetv2", "--data", str(tmp_path / "set"), "-o", str(tmp_path / "run"),
+                   fragments=("no image pairs found", detail))

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._files import atomic_write_text, new_folders
 from .api import DEFAULT_TILE, Fuser, _first_source, check_ir_norm, warn_ir_norm
-from .data.pairs import Pair, find_pairs, pair_dirs, pair_folders, pair_task
+from .data.pairs import Pair, PairProblem, find_pairs, pair_dirs, pair_folders, pair_task, unpaired_detail
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .evaluation import markdown_table, parallel_map, summarise, write_scores_csv
 from .io import Norm, check_norm, check_output_dir, read_image, same_path, save_image
@@ -105,17 +105,16 @@ def compare(
         raise OptionError(f"jobs must be at least 1 (got {jobs})")
     folders = expand_folders(folders)
     work: list[tuple[str, Pair]] = []
-    skipped: list[str] = []
+    unpaired: list[PairProblem] = []
     for folder, label in zip(folders, set_labels(folders)):
         check_ir_norm(ir_norm, folder_task(folder))
         pairs, problems = find_pairs(folder)
-        skipped += [str(p) for p in problems]
+        unpaired += problems
         work += [(label, p) for p in pairs[:limit]]
     if not work:
-        detail = f" ({len(skipped)} unpaired or unreadable files)" if skipped else ""
-        raise InputError(f"no image pairs found in {', '.join(map(str, folders))}{detail}")
+        raise InputError(f"no image pairs found in {', '.join(map(str, folders))}{unpaired_detail(unpaired)}")
     result = compare_pairs(work, methods, metrics, convention, preview, progress, jobs, ir_norm)
-    result.skipped[:0] = skipped
+    result.skipped[:0] = [str(p) for p in unpaired]
     return result
 
 

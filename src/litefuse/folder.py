@@ -14,7 +14,7 @@ import numpy as np
 
 from ._checks import whole
 from .api import Fuser, Prepared, _first_source, check_ir_norm, check_loaded, warn_ir_norm
-from .data.pairs import Pair, PairProblem, find_pairs, pair_dirs, pair_folders, pair_task
+from .data.pairs import Pair, PairProblem, find_pairs, pair_dirs, pair_folders, pair_task, unpaired_detail
 from ._files import missing_folders, remove_empty
 from .errors import InputError, LitefuseError, OptionError, OutputError
 from .io import Norm, check_output_dir, check_output_path, read_image, same_path, save_image, writable_dir
@@ -132,8 +132,7 @@ def fuse_folder(
     out_dir = Path(out_dir)
     work, problems = _folder_work(Path(input_dir), out_dir)
     if not work:
-        detail = f" ({len(problems)} unpaired or unreadable files)" if problems else ""
-        raise InputError(f"no image pairs found{detail}", input_dir)
+        raise InputError(f"no image pairs found{unpaired_detail(problems)}", input_dir)
     check_output_dir(out_dir)  # before loading the model; created only once everything checked out
     found = folder_task(input_dir)
     check_ir_norm(ir_norm, found)

@@ -20,7 +20,7 @@ from typing import Iterable, Mapping
 from ..errors import InputError, OptionError
 from ..io import IMAGE_EXTENSIONS
 
-__all__ = ["PAIR_LAYOUTS", "Pair", "PairProblem", "find_pairs", "guess_template", "match_stems", "pair_dirs", "pair_folders", "pair_task"]
+__all__ = ["PAIR_LAYOUTS", "Pair", "PairProblem", "find_pairs", "guess_template", "match_stems", "pair_dirs", "pair_folders", "pair_task", "unpaired_detail"]
 
 PAIR_LAYOUTS: tuple[tuple[str, str], ...] = (("ir", "vi"), ("infrared", "visible"), ("inf", "vis"), ("a", "b"))
 
@@ -210,6 +210,20 @@ def match_stems(
         problems += [PairProblem(name, sub, "subfolder not searched (pairs are the files directly in "
                                             f"{folders[role].name}/; fuse it as its own pair folder)") for name, sub in subs.items()]
     return matched, problems
+
+
+def unpaired_detail(problems: Iterable[PairProblem]) -> str:
+    """What follows "no image pairs found" when files were there: how many could not be paired and
+    the first of each folder with why, so a naming mismatch (``ir/IR_001.png`` beside
+    ``vi/VIS_001.png``) shows in the one line; ``""`` when there were none."""
+    problems = list(problems)
+    if not problems:
+        return ""
+    first: dict[Path, PairProblem] = {}
+    for problem in problems:
+        first.setdefault(problem.path.parent, problem)
+    shown = "; ".join(f"{p.path.parent.name}/{p.path.name}: {p.problem}" for p in list(first.values())[:2])
+    return f" ({len(problems)} unpaired or unreadable files, e.g. {shown})"
 
 
 def find_pairs(root: str | Path) -> tuple[list[Pair], list[PairProblem]]:

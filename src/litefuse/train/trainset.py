@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import collect_pairs, split_pairs
-from ..data.pairs import Pair, PairProblem
+from ..data.pairs import Pair, PairProblem, unpaired_detail
 from ..errors import InputError
 
 if TYPE_CHECKING:
@@ -83,12 +83,16 @@ def training_pairs(roots: Sequence[str], unpaired: list[PairProblem] | None = No
     for root in roots:
         if not Path(root).exists():
             raise InputError("validation folder (val_data, --val) not found" if validation else f"data directory not found; {_HINT}", root)
+    problems: list[PairProblem] = []
     try:
-        pairs = collect_pairs(roots, unpaired)
+        pairs = collect_pairs(roots, problems)
     except OSError as exc:  # e.g. a folder without read permission
         raise InputError(f"cannot read the data folder ({exc.strerror or exc})", exc.filename or roots[0]) from None
+    if unpaired is not None:
+        unpaired += problems
     if not pairs:
-        raise InputError(f"no image pairs found in {'the validation folder(s) ' if validation else ''}{', '.join(roots)}")
+        raise InputError(f"no image pairs found in {'the validation folder(s) ' if validation else ''}{', '.join(roots)}"
+                         f"{unpaired_detail(problems)}")
     return pairs
 
 
