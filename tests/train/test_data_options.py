@@ -163,6 +163,17 @@ def test_card_of_an_incomplete_run_folder_is_one_line(tmp_path):
     assert not (tmp_path / "d.md").exists() and not (tmp_path / "m.md").exists()
 
 
+def test_card_of_a_run_never_validated_says_so(tmp_path):
+    """A run that held out no validation pairs has ``best_val`` null in its summary: ``card -i``
+    (which its own error asks for) wrote no card but an internal error (formatting None)."""
+    data, run = _scored_run(tmp_path, 3, seed=2)
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "best_val": None, "best_step": None, "weights_from": "last"}))
+    card = CliRunner().invoke(app, ["card", str(run), "-j", "1", "--eval", str(data), "--limit", "1", "-o", str(tmp_path / "c.md")])
+    assert card.exit_code == 0, card.output
+    assert f"| weights taken from | last (step {summary['steps']}; no validation loss" in (tmp_path / "c.md").read_text()
+
+
 def test_card_on_ab_folders_leaves_dwsfusion_out(image_root, tmp_path, monkeypatch):
     """dwsfusion fuses infrared-visible pairs only: the card left it out of held-out A/B pairs
     but scored it on ``--eval`` A/B folders (with a 'made for ivif pairs' note). On A/B pairs

@@ -105,6 +105,15 @@ def loss_curve(run_dir: str | Path, out_png: str | Path, title: str = "") -> Pat
     return save_figure(fig, Path(out_png))
 
 
+def _weights_from(summary: dict) -> str:
+    """Which weights the run kept: the best validated (its loss and step), or the last ones of a
+    run that was never validated (no validation pairs held out: ``best_val`` is null)."""
+    best = summary.get("best_val")
+    if best is None:
+        return f"{summary.get('weights_from')} (step {summary.get('steps')}; no validation loss: the run held out no validation pairs)"
+    return f"{summary.get('weights_from')} validation loss {best:.5g} at step {summary.get('best_step')}"
+
+
 def _init_text(init: str) -> str:
     """How the run started: from scratch, the shipped weights, or a named file (fine-tuning)."""
     if not init:
@@ -195,7 +204,7 @@ def model_card(
         *([f"| frozen parameters | {', '.join(f'`{x}`' for x in cfg['freeze'])} |"] if cfg.get("freeze") else []),
         f"| seed | {s.get('seed')} |",
         f"| steps, epochs | {s.get('steps')} steps, {s.get('epochs_completed')} epochs; stopped by `{s.get('stop_reason')}` |",
-        f"| weights taken from | {s.get('weights_from')} validation loss {s.get('best_val', float('nan')):.5g} at step {s.get('best_step')} |",
+        f"| weights taken from | {_weights_from(s)} |",
         f"| training time | {run.wall_minutes:.1f} min on `{s.get('device')}`, torch {s.get('torch')}, {cfg.get('threads') or 'default'} thread(s) |",
         "",
         "## Reproduce",
