@@ -382,6 +382,23 @@ def test_study_refuses_bad_inputs_and_leaves_no_folder(tmp_path, monkeypatch, ex
 
 
 
+def test_study_refuses_an_output_that_is_a_file_before_any_work(tmp_path, monkeypatch):
+    """From a QA pass: `study -o afile` failed only after the teacher bank and the evaluation set
+    were built, as an internal error (FileExistsError, exit 3); `train -o afile` said it at once."""
+    from typer.testing import CliRunner
+
+    from litefuse.cli import app
+    from litefuse.train import study
+
+    monkeypatch.setattr(study, "eval_set", lambda *a, **k: pytest.fail("work started before the output was checked"))
+    ivif = _write_task(tmp_path / "data" / "ivif", ("ir", "vi"), 3, h=48)
+    (tmp_path / "afile").write_text("not a folder")
+    result = CliRunner().invoke(app, ["study", "aenetv2", "--output", str(tmp_path / "afile"), "--data", str(ivif),
+                                      "--variants", "dws-pool", "--max-steps", "1", "--references", ""])
+    assert result.exit_code == 2 and f"{tmp_path / 'afile'}: exists and is not a directory" in result.output, result.output
+    assert (tmp_path / "afile").read_text() == "not a folder"
+
+
 def test_study_counts_functional_convs_in_macs():
     """The study counted MACs by module hooks only: DWSFusion (F.conv2d on module weights) came out
     at 0.003 GMACs at 640x480 beside 0.678 in docs/benchmarks.md."""

@@ -52,7 +52,7 @@ from PIL import Image
 from ..data import collect_pairs, pair_hash, split_pairs
 from ..data.datasets import decode_pairs
 from ..errors import InputError, LitefuseError
-from ..io import Norm
+from ..io import Norm, check_output_dir, writable_dir
 from .._files import atomic_write_text
 from ..viz import PLOT_HINT, plotting_available
 from .config import ConfigError, TrainConfig, default_config_path
@@ -294,7 +294,7 @@ def run_study(
     minutes = per_variant_minutes if per_variant_minutes is not None else budget_minutes / len(names)
     if minutes <= 0:
         raise ConfigError(f"the per-variant budget must be > 0 minutes, got {minutes}")
-    out = Path(out)  # created once the inputs are checked: a refused study leaves no folder behind
+    out = check_output_dir(out)  # a file or an unwritable place: said now, not after the work; created once the inputs are checked
     if threads:
         torch.set_num_threads(threads)
 
@@ -330,7 +330,7 @@ def run_study(
     tasks = eval_set(base.data, base.val_fraction, eval_pairs, eval_size, base.norm)
     console.print("evaluation set: " + ", ".join(f"{t} {len(v)}" for t, v in tasks.items()), markup=False)
     fresh = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    writable_dir(out)  # (made or vanished since the check above: one line, as there)
 
     rows: list[StudyRow] = []
     for name in names:
