@@ -269,6 +269,8 @@ def test_weights_files_errors_are_one_short_line(capsys, tmp_path, pair):
         line = one_line_error(capsys, "fuse", "-m", "aenetv2", "--weights", str(path), "--ir", ir, "--vi", vi,
                               "-o", str(tmp_path / "o.png"), fragments=(path.name, fragment))
         assert len(line) < 300, line
+    from safetensors.torch import load_file
+
     from litefuse.registry import get_model_info
 
     shipped = get_model_info("densefuse").weights_path
@@ -278,6 +280,17 @@ def test_weights_files_errors_are_one_short_line(capsys, tmp_path, pair):
     missing = tmp_path / "missing.safetensors"  # without -m: the missing file, not an unnamed model
     one_line_error(capsys, "fuse", "--weights", str(missing), "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"),
                    fragments=("missing.safetensors: weights file not found",))
+    # a cut-off file without -m: unreadable, said as such (it was "does not name its model; pass -m")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(shipped.read_bytes()[:5000])
+    one_line_error(capsys, "fuse", "--weights", str(cut), "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"),
+                   fragments=("cut.safetensors: cannot read weights (SafetensorError", "incomplete metadata"))
+    checkpoint = tmp_path / "cut.pt"
+    torch.save({"config": {"model": "densefuse"}, "model": load_file(str(shipped))}, checkpoint)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:5000])
+    for model in ((), ("-m", "densefuse")):
+        one_line_error(capsys, "fuse", *model, "--weights", str(checkpoint), "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"),
+                       fragments=("cut.pt: cannot read weights (corrupt or truncated file)",))
     rc, out, err = cli(capsys, "fuse", "--weights", str(shipped), "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"))
     assert rc == 0 and "densefuse" in out, err  # the file names its model: no -m needed
     assert not (tmp_path / "o.png").exists() or read_image(tmp_path / "o.png").shape[:2] == (48, 64)

@@ -16,6 +16,7 @@ luminance with the same shape, in ``[0, 1]``.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -214,6 +215,8 @@ def _first_line(exc: BaseException) -> str:
     line = text.splitlines()[0].strip() if text else ""
     if isinstance(exc, (KeyError, EOFError)) or "Unpickl" in exc.__class__.__name__ or "magic number" in line:
         return "corrupt, or not a PyTorch/safetensors weights file"
+    if isinstance(exc, OSError) and exc.errno == errno.EINVAL:  # torch.load of a cut-off zip checkpoint
+        return "corrupt or truncated file"
     line = line if len(line) <= 160 else line[:157] + "..."
     return f"{exc.__class__.__name__}: {line}" if line else exc.__class__.__name__
 
@@ -233,11 +236,12 @@ def _state_mismatch(model: nn.Module, state: dict) -> str:
     return "; ".join(parts) + ("; a file of another model or configuration?" if parts else "")
 
 
-def _weights_header(path: Path, shapes: bool = False) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+def _weights_header(path: Path, shapes: bool = False, strict: bool = False) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
     """The metadata and (with ``shapes``) tensor shapes of a weights file, from one read: a
     safetensors header, or a litefuse training checkpoint (``last.pt``), whose recorded config
     names the model and its constructor arguments as a run's safetensors metadata does.
-    ``({}, {})`` for other and unreadable files (loading them reports the problem)."""
+    ``({}, {})`` for other and unreadable files (loading them reports the problem), or with
+    ``strict`` a :class:`ModelError` for an unreadable one (a truncated file, said as such)."""
     if not path.is_file():
         return {}, {}
     try:
@@ -254,8 +258,9 @@ def _weights_header(path: Path, shapes: bool = False) -> tuple[dict[str, str], d
                 meta = {"model": config["model"], "model_kwargs": json.dumps(config.get("model_kwargs") or {}),
                         "ir_norm": str(config.get("ir_norm") or "range")}
                 return meta, ({k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)} if shapes else {})
-    except Exception:  # foreign or corrupt file: load_weights reports it
-        pass
+    except Exception as exc:  # foreign or corrupt file: load_weights reports it
+        if strict:
+            raise ModelError(f"{path}: cannot read weights ({_first_line(exc)})") from None
     return {}, {}
 
 
@@ -277,8 +282,8 @@ def weights_model(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: {'is a folder, not a weights file' if path.is_dir() else 'weights file not found'}")
-    name = read_weights_model(path)
-    if name is None:
+    name = _weights_header(path, strict=True)[0].get("model")  # an unreadable file: said as such, not as nameless
+    if not name:
         raise ModelError(f"{path}: the file does not name its model; pass the model (-m NAME)")
     return name
 
