@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import sys
+
 import pytest
 
 from litefuse.evaluation import format_value, markdown_table, parallel_map, summarise, write_scores_csv
@@ -55,6 +57,49 @@ def test_parallel_map_workers_ignore_ctrl_c_without_inheriting_it(monkeypatch):
 
     monkeypatch.setattr(signal, "signal", lambda signum, handler: signal.getsignal(signum))
     assert parallel_map(_sigint_ignored, [1, 2], 2) == [True, True]
+
+
+class _SignalledWhilePickled:
+    """A context whose pickling (the parent starting a worker) sends the process ``signum``."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __reduce__(self):
+        import os
+
+        os.kill(os.getpid(), self.signum)
+        return (int, ())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="signal masks are POSIX")
+def test_a_ctrl_c_while_workers_start_is_held_then_raised_not_lost():
+    """Starting a worker writes the pickled context while the child imports torch (seconds with
+    networks in it): a Ctrl-C then was ignored and lost (compare -j 2 ran to the end, exit 0), a
+    SIGTERM cut the pickle (a worker's UnpicklingError traceback). Now it is held and raised once
+    the workers are up, and the parent's handlers are as they were."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        parallel_map(_sigint_ignored, [1, 2], 2, _SignalledWhilePickled(signal.SIGINT))
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def _held_signals(task: int, context) -> set:
+    import signal
+
+    return {signal.SIGINT, signal.SIGTERM} & signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="signal masks are POSIX")
+def test_workers_never_see_the_terminals_ctrl_c_or_sigterm():
+    """The workers inherit the mask they were started under: a Ctrl-C or SIGTERM to the process
+    group is the parent's, which ends the pool in order."""
+    import signal
+
+    assert parallel_map(_held_signals, [1, 2], 2) == [{signal.SIGINT, signal.SIGTERM}] * 2
 
 
 def _touch_slowly(task: int, folder) -> int:

@@ -15,7 +15,8 @@ import io
 import math
 import sys
 import warnings
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from ._files import atomic_write_text
 
@@ -75,6 +76,45 @@ def default_jobs() -> int:
     return min(MAX_DEFAULT_JOBS, free_cores())
 
 
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM while worker processes start: held, then acted on as they arrived.
+
+    Ctrl-C is the parent's to handle: a terminal sends it to every process of the group, and a
+    worker still importing torch printed its own traceback, or died and broke the pool. Workers
+    forked while the signals are blocked inherit the blocked mask, so they never see them. The
+    parent only notes a signal that comes meanwhile -- starting a worker writes the pickled
+    context while the child imports torch, seconds in which an ignored Ctrl-C was lost and a
+    SIGTERM cut the pickle (the worker printed an UnpicklingError) -- and raises it once the
+    workers are up. Windows (no signal masks): SIGINT ignored meanwhile, as its workers ignore it.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # signals are the main thread's
+        yield
+        return
+    if not hasattr(signal, "pthread_sigmask"):
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    caught: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in held}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if caught:
+        signal.raise_signal(caught[0])  # the usual handler now: KeyboardInterrupt, the CLI's SIGTERM exit
+
+
 def parallel_map(
     fn: Callable[[T, Any], R],
     tasks: Sequence[T],
@@ -94,25 +134,15 @@ def parallel_map(
         results: Iterable[R] = (fn(task, context) for task in tasks)
         return list(progress(results, len(tasks)) if progress else results)
     import multiprocessing as mp
-    import signal
-    import threading
     from concurrent.futures import ProcessPoolExecutor
 
-    # Ctrl-C is the parent's to handle: workers spawned while SIGINT is ignored inherit that (a
-    # terminal sends it to every process of the group, and a worker still importing torch printed
-    # its own traceback, or died and broke the pool).
-    main_thread = threading.current_thread() is threading.main_thread()
     # Windows waits on at most 61 process handles: ProcessPoolExecutor refuses more workers there
     workers = min(jobs, len(tasks), _WINDOWS_MAX_WORKERS if sys.platform == "win32" else jobs)
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                                initializer=_init_worker, initargs=(context,))  # no worker before the first submit
     try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
-        try:
+        with _signals_held():
             futures = [pool.submit(_call, fn, task) for task in tasks]  # starts the workers
-        finally:
-            if main_thread:
-                signal.signal(signal.SIGINT, previous)
         said: set = set()
         results = (_relay(future.result(), said) for future in futures)  # in input order
         return list(progress(results, len(tasks)) if progress else results)
