@@ -18,11 +18,13 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -172,6 +174,17 @@ def get_model_info(name: str) -> ModelInfo:
         raise ModelError(f"unknown model {name!r}; known models: {known}{failure_note()}") from None
 
 
+def read_checkpoint(path: str | Path) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, without torch's note on a file that is
+    not a zip checkpoint ("Detected pickle protocol 4 ... please file an issue"), which garbage
+    starting with a pickle opcode also prompts: the error that follows names the file's problem."""
+    if zipfile.is_zipfile(path):
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    with warnings.catch_warnings():  # a legacy or broken file only: the filter is swapped for that read
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
 def load_weights(model: nn.Module, path: str | Path, *, checkpoint_filter: CheckpointFilter | None = None) -> nn.Module:
     """Load a safetensors or torch checkpoint into ``model`` (strict).
 
@@ -187,7 +200,7 @@ def load_weights(model: nn.Module, path: str | Path, *, checkpoint_filter: Check
 
             state = load_file(str(path))
         else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
+            state = read_checkpoint(path)
             if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
                 state = state["model"]
     except Exception as exc:  # corrupt or foreign file
@@ -252,7 +265,7 @@ def _weights_header(path: Path, shapes: bool = False, strict: bool = False) -> t
                 meta = dict(f.metadata() or {})
                 return meta, ({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()} if shapes else {})
         if path.suffix in (".pt", ".pth"):
-            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+            ckpt = read_checkpoint(path)
             config, state = (ckpt.get("config"), ckpt.get("model")) if isinstance(ckpt, dict) else (None, None)
             if isinstance(config, dict) and isinstance(state, dict) and isinstance(config.get("model"), str):
                 meta = {"model": config["model"], "model_kwargs": json.dumps(config.get("model_kwargs") or {}),

@@ -31,6 +31,7 @@ from torch import nn
 
 from .._files import atomic_write_bytes, atomic_write_text
 from ..errors import OutputError
+from ..registry import read_checkpoint
 from .config import ConfigError, TrainConfig
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ def load_checkpoint(path: Path, config: TrainConfig) -> tuple[dict[str, Any], Tr
     if not path.is_file():
         raise ConfigError(f"{path}: no checkpoint to resume from")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = read_checkpoint(path)
     except Exception as exc:
         raise ConfigError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:

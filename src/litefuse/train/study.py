@@ -53,6 +53,7 @@ from ..data import collect_pairs, pair_hash, split_pairs
 from ..data.datasets import decode_pairs
 from ..errors import InputError, LitefuseError
 from ..io import Norm, check_output_dir, writable_dir
+from ..registry import read_checkpoint
 from .._files import atomic_write_text
 from ..viz import PLOT_HINT, plotting_available
 from .config import ConfigError, TrainConfig, default_config_path
@@ -256,7 +257,7 @@ def _done(run: Path) -> bool:
 def _spent_minutes(run: Path) -> float:
     """Training wall time (minutes) already spent by the resumable run in ``run``."""
     try:
-        ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+        ckpt = read_checkpoint(run / "last.pt")
         return float(ckpt["trainer"]["wall_time_s"]) / 60.0
     except Exception:  # unreadable: the trainer's resume says so
         return 0.0
