@@ -26,6 +26,7 @@ def test_dynamic_export_matches_pytorch_at_any_size_and_batch(tmp_path):
     assert report.max_abs_error is not None and report.max_abs_error < 1e-4
     assert (75, 101) in report.checked  # odd sizes exercise the pad in front of the stride-2 pool
     assert report.checked_batches == [1, 3] and "batch dynamic" in report.summary()
+    assert "at 96×64, 101×75 (batch 1 and 3) and a white 640×480 frame;" in report.summary()  # every size it was checked at
     onnx.checker.check_model(str(report.path))
     # no in-place update of the cropped up-sampled map: scattered back whole, 3x the graph's time
     assert not {n.op_type for n in onnx.load(str(report.path)).graph.node} & {"ScatterND", "Transpose"}

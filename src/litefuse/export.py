@@ -70,6 +70,7 @@ class ExportReport:
     max_abs_error: float | None = None  # over every checked size and batch; None when not checked
     checked: list[tuple[int, int]] = field(default_factory=list)
     checked_batches: list[int] = field(default_factory=list)
+    white: tuple[int, int] | None = None  # the white frame's size (H, W), where not among ``checked``
     ort_ms: float | None = None  # onnxruntime latency of one call (a batch) at the first checked size and batch
 
     def summary(self) -> str:
@@ -81,7 +82,8 @@ class ExportReport:
         if self.max_abs_error is not None:
             sizes = ", ".join(f"{w}×{h}" for h, w in self.checked)
             batches = f" (batch {' and '.join(map(str, self.checked_batches))})" if self.checked_batches not in ([], [1]) else ""
-            text += f"; onnxruntime vs PyTorch max |Δ| {self.max_abs_error:.1e} at {sizes}{batches}; {self.ort_ms:.1f} ms per call"
+            white = f" and a white {self.white[1]}×{self.white[0]} frame" if self.white and self.white not in self.checked else ""
+            text += f"; onnxruntime vs PyTorch max |Δ| {self.max_abs_error:.1e} at {sizes}{batches}{white}; {self.ort_ms:.1f} ms per call"
         return text
 
 
@@ -181,7 +183,7 @@ def export_onnx(
             with _memory(model, f"checking the graph (at {checked}, batch {' and '.join(map(str, batches))})",
                          f"{smaller}--no-check writes the graph unchecked"):
                 report.max_abs_error, report.ort_ms = check_onnx(tmp, net, sizes, batches, white=white)
-            report.checked, report.checked_batches = sizes, batches
+            report.checked, report.checked_batches, report.white = sizes, batches, white
             if not report.max_abs_error <= TOLERANCE:  # NaN too
                 raise ModelError(
                     f"{model}: the ONNX graph differs from PyTorch by {report.max_abs_error:.2e} (> {TOLERANCE:g}); not written"
