@@ -456,11 +456,12 @@ def test_compare_without_methods_shows_the_default_network_dwsfusion_and_max(ima
         assert [row.split(",")[2] for row in (out / "scores.csv").read_text().splitlines()[1:]] == expected
 
 
-def test_stored_results_are_scored_beside_the_methods(tmp_path):
+def test_stored_results_are_scored_beside_the_methods(tmp_path, monkeypatch):
     """compare --fused DIR: another method's results (here max's, written by `fuse --input`, one
     set per folder, and named '{stem}_x' in a second copy) score exactly as the method itself;
     a missing result leaves the pair out of every mean, said."""
     import shutil
+    from pathlib import Path
 
     from typer.testing import CliRunner
 
@@ -487,6 +488,9 @@ def test_stored_results_are_scored_beside_the_methods(tmp_path):
     assert {r["image"] for r in result.rows} == {"p0"}
     missing = [p for p in result.skipped if "no fused image p1_x.*" in p]
     assert len(missing) == 1 and missing[0].count("x:") == 1, result.skipped  # the label said once, not thrice
+    monkeypatch.chdir(tmp_path)  # a folder given relatively, labelled by its name: "flat: flat: no fused image" said it twice
+    result = compare([tmp_path / "data" / "SetA"], ["max", FusedFolder("flat", Path("flat"), "{stem}_x")], metrics=["EN"], preview=0)
+    assert [p for p in result.skipped if "no fused image" in p][0].startswith("flat: no fused image p1_x.*"), result.skipped
     out = runner.invoke(app, ["compare", "-i", str(tmp_path / "data" / "SetA"), "-m", "mean", "--fused", f"theirs={flat}",
                               "--fused-name", "{stem}_x", "--metrics", "EN", "-j", "1", "-o", str(tmp_path / "rep")])
     assert out.exit_code == 1, out.output  # a pair skipped

@@ -310,8 +310,8 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
         try:
             fused = (fuser.fuse_images(a_img, b_img, dataset, pair) if isinstance(fuser, FusedFolder)
                      else fuser.fuse_images(a_img, b_img))
-        except LitefuseError as exc:
-            problems.append(f"{label}: {exc}")
+        except LitefuseError as exc:  # named by the method (a stored folder's error may start with it already)
+            problems.append(str(exc) if str(exc).startswith(f"{label}: ") else f"{label}: {exc}")
             continue
         if previews is not None:
             previews[label] = thumbnail(fused, GRID_HEIGHT)
