@@ -134,6 +134,8 @@ def test_budget_bounds_the_prepass_and_the_next_run_reuses_its_cache(tmp_path, m
     again = _train(*args, model="aenetv2")
     assert again.exit_code == 0, again.output
     assert "2 cached, 1 computed" in again.output  # 3 training pairs, two from the cut run
+    # each split's line says which it is (two alike lines, "teacher bank (mean): ...", read as one repeated)
+    assert ", training: 3 pairs, 2 cached, 1 computed" in again.output and ", validation: 1 pairs, 0 cached, 1 computed" in again.output
     assert (out / "model.safetensors").is_file()
 
 

@@ -224,7 +224,8 @@ class TeacherCache:
         total: int | None = None,
     ) -> Callable[[list[str], list[tuple[np.ndarray, np.ndarray]]], list[np.ndarray]]:
         """A :class:`~litefuse.data.PairCropDataset` ``targets`` function: every pair's combined
-        teacher result, with a rich progress bar; prints hits, misses and time.
+        teacher result, with a rich progress bar; prints hits, misses and time (``split``: the
+        pairs' name in that line, e.g. "validation").
 
         The pre-pass checks ``deadline`` before each pair and raises its
         :class:`~litefuse.train.budget.TimeBudgetError` once it has expired ("pre-pass: N of M
@@ -233,7 +234,7 @@ class TeacherCache:
         """
         done = 0  # pairs whose target is in the cache, over every call
 
-        def build(names: list[str], pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        def build(names: list[str], pairs: list[tuple[np.ndarray, np.ndarray]], split: str = "") -> list[np.ndarray]:
             from rich.console import Console
 
             out_console = console or Console(stderr=True, highlight=False)
@@ -263,8 +264,9 @@ class TeacherCache:
                         bar.advance(task)
             else:
                 out = [one(a, b) for a, b in pairs]
+            how = f" (combined by {rule})" if len(teachers) > 1 else ""
             out_console.print(
-                f"teacher {label} ({rule}): {len(pairs)} pairs, {self.hits - hits0} cached, {self.misses - misses0} computed "
+                f"teacher {label}{how}{', ' + split if split else ''}: {len(pairs)} pairs, {self.hits - hits0} cached, {self.misses - misses0} computed "
                 f"({time.monotonic() - start:.0f} s; cache {self.root})",
                 markup=False,
             )

@@ -26,6 +26,7 @@ scoring size). Validation reports the same loss and its terms on centre crops of
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Sequence
 
@@ -110,13 +111,13 @@ class DistillObjective(Objective):
         common = dict(crop=config.crop, small=config.small_images, workers=max(2, os.cpu_count() or 1), ir_norm=config.norm)
         train_ds = PairCropDataset(train, train=True, seed=config.seed, crops_per_image=config.crops_per_image, **common)
         val_ds = PairCropDataset(val, train=False, **common) if val else None
-        kept = [ds for ds in (train_ds, val_ds) if ds is not None]
+        kept = {split: ds for split, ds in (("training", train_ds), ("validation", val_ds)) if ds is not None}
         # one pre-pass over the usable pairs of both splits, counted as one ("N of M pairs cached")
         cache = TeacherCache(self.params["teacher_cache"] or None)
         targets = cache.targets(self.teachers, self.params["combine"], progress=config.progress,
-                                deadline=self.deadline, total=sum(len(ds.names) for ds in kept))
-        for ds in kept:
-            ds.add_targets(targets)
+                                deadline=self.deadline, total=sum(len(ds.names) for ds in kept.values()))
+        for split, ds in kept.items():
+            ds.add_targets(functools.partial(targets, split=split))
         return train_ds, val_ds  # the trainer drops an empty validation set (after reporting its skipped pairs)
 
     def losses(self, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
