@@ -282,6 +282,11 @@ def test_weights_files_errors_are_one_short_line(capsys, tmp_path, pair):
     missing = tmp_path / "missing.safetensors"  # without -m: the missing file, not an unnamed model
     one_line_error(capsys, "fuse", "--weights", str(missing), "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"),
                    fragments=("missing.safetensors: weights file not found",))
+    run = tmp_path / "run"  # a training run's folder given for its weights: the file inside is named
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(shipped.read_bytes())
+    one_line_error(capsys, "fuse", "-m", f"densefuse@{run}", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"),
+                   fragments=(f"run: is a folder, not a weights file (a training run's is {run / 'model.safetensors'})",))
     # a cut-off file without -m: unreadable, said as such (it was "does not name its model; pass -m")
     cut = tmp_path / "cut.safetensors"
     cut.write_bytes(shipped.read_bytes()[:5000])

@@ -174,6 +174,15 @@ def get_model_info(name: str) -> ModelInfo:
         raise ModelError(f"unknown model {name!r}; known models: {known}{failure_note()}") from None
 
 
+def _no_weights_file(path: Path) -> ModelError:
+    """The error for a ``path`` that is not a file: missing, or a folder (a training run's names
+    the weights file inside it)."""
+    if not path.is_dir():
+        return ModelError(f"{path}: weights file not found")
+    inside = path / "model.safetensors"
+    return ModelError(f"{path}: is a folder, not a weights file" + (f" (a training run's is {inside})" if inside.is_file() else ""))
+
+
 def read_checkpoint(path: str | Path) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, without torch's note on a file that is
     not a zip checkpoint ("Detected pickle protocol 4 ... please file an issue"), which garbage
@@ -193,7 +202,7 @@ def load_weights(model: nn.Module, path: str | Path, *, checkpoint_filter: Check
     """
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"{path}: {'is a folder, not a weights file' if path.is_dir() else 'weights file not found'}")
+        raise _no_weights_file(path)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -294,7 +303,7 @@ def weights_model(path: str | Path) -> str:
     file is missing or names none (then the caller must be told the model)."""
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"{path}: {'is a folder, not a weights file' if path.is_dir() else 'weights file not found'}")
+        raise _no_weights_file(path)
     name = _weights_header(path, strict=True)[0].get("model")  # an unreadable file: said as such, not as nameless
     if not name:
         raise ModelError(f"{path}: the file does not name its model; pass the model (-m NAME)")
