@@ -705,3 +705,14 @@ def test_a_folder_with_files_but_no_pairs_names_the_first_unpaired_file_of_each_
                        fragments=("no image pairs found", detail))
     one_line_error(capsys, "train", "-m", "aenetv2", "--data", str(tmp_path / "set"), "-o", str(tmp_path / "run"),
                    fragments=("no image pairs found", detail))
+
+
+def test_an_empty_model_name_and_a_flag_given_a_value_are_one_line(capsys, tmp_path, pair):
+    """`-m ""` (an empty shell variable) fused with the default method in silence; `--overwrite=false`
+    pointed to `litefuse --help` rather than the command's own."""
+    ir, vi = map(str, pair)
+    one_line_error(capsys, "fuse", "-m", "", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"),
+                   fragments=("the model name is empty",))
+    one_line_error(capsys, "fuse", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"), "--overwrite=false",
+                   fragments=("'--overwrite' does not take a value", "(see: litefuse fuse --help)"))
+    assert not (tmp_path / "o.png").exists()

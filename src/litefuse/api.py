@@ -162,6 +162,8 @@ class Fuser:
             raise OptionError(f"tile must be an integer of at least 16 pixels (got {tile!r})")
         if not whole(overlap, 0):
             raise OptionError(f"overlap must be an integer >= 0 (got {overlap!r})")
+        if model is not None and not str(model).strip():  # `-m ""` (an empty shell variable): not "the default"
+            raise OptionError("the model name is empty; leave it out for the default method, or see `litefuse models`")
         if model is None and weights is not None:
             model = weights_model(weights)
         self.name = model or default_model(task)

@@ -394,8 +394,13 @@ def main() -> None:  # pragma: no cover - exercised through the console script
         if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
             # click's (or typer's vendored click's) usage errors: bad option, missing value...
             ctx = getattr(exc, "ctx", None)
-            # a sub-command's context has a parent; the top one is named after argv[0] ("python -m litefuse")
-            command = f"litefuse {ctx.info_name}" if ctx is not None and ctx.parent is not None else "litefuse"
+            # a sub-command's context has a parent; the top one is named after argv[0] ("python -m litefuse");
+            # some errors carry none (`--overwrite=false`): the command is then argv's first word, when it is one
+            if ctx is not None:
+                command = f"litefuse {ctx.info_name}" if ctx.parent is not None else "litefuse"
+            else:
+                names = {c.name or c.callback.__name__ for c in app.registered_commands}
+                command = f"litefuse {sys.argv[1]}" if len(sys.argv) > 1 and sys.argv[1] in names else "litefuse"
             if exc.format_message().strip():  # empty when the help was shown for missing arguments
                 err_console.print(f"error: {exc.format_message()} (see: {command} --help)", markup=False)
             sys.exit(exc.exit_code)
