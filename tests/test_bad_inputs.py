@@ -716,3 +716,16 @@ def test_an_empty_model_name_and_a_flag_given_a_value_are_one_line(capsys, tmp_p
     one_line_error(capsys, "fuse", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"), "--overwrite=false",
                    fragments=("'--overwrite' does not take a value", "(see: litefuse fuse --help)"))
     assert not (tmp_path / "o.png").exists()
+
+
+def test_skip_existing_keeps_a_single_pairs_output_and_says_so(capsys, tmp_path, pair):
+    """--skip-existing on one pair whose output exists: kept, said, exit 0 (it was 'exists; pass
+    --overwrite', exit 2, though the option says to leave outputs already there)."""
+    ir, vi = map(str, pair)
+    out = tmp_path / "o.png"
+    out.write_bytes(b"an earlier result")
+    rc, stdout, err = cli(capsys, "fuse", "-m", "max", "--ir", ir, "--vi", vi, "-o", str(out), "--skip-existing")
+    assert rc == 0 and f"{out}: already there, kept (--skip-existing)" in stdout and not err.strip(), (stdout, err)
+    assert out.read_bytes() == b"an earlier result"
+    rc, stdout, err = cli(capsys, "fuse", "-m", "max", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "new.png"), "--skip-existing")
+    assert rc == 0 and read_image(tmp_path / "new.png").shape[:2] == (48, 64), err

@@ -43,7 +43,7 @@ def fuse_command(
     resize_vi: bool = typer.Option(False, "--resize-vi", help="Resample the visible image to the infrared grid when sizes differ."),
     ir_norm: str = typer.Option("range", "--ir-norm", metavar=IR_NORM_METAVAR, help=IR_NORM_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs (inputs are never touched)."),
-    skip_existing: bool = typer.Option(False, "--skip-existing", help="Folders: leave outputs already there as they are (resume an interrupted run)."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Leave outputs already there as they are: a folder run resumes where it was interrupted; a pair or video whose output exists is not fused again."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help=PRECISION_HELP),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Folder and video mode: same-size pairs (frames) fused per network call (GPU throughput)."),
@@ -146,12 +146,15 @@ def fuse_command(
             if bits != 8 or fmt is not None:
                 raise fail(f"{'--bits 16' if bits != 8 else '--format'} applies to images; videos are encoded as H.264 with 8 bits")
             _fuse_video(ir, vi, output, fuser, into_folder, sources, grey=grey, resize_vi=resize_vi, overwrite=overwrite,
-                        batch_size=batch_size, shortest=shortest, ir_norm=norm)
+                        batch_size=batch_size, shortest=shortest, ir_norm=norm, skip_existing=skip_existing)
             say(notes)
             return
         if fmt is not None and not into_folder:
             raise fail(f"--format names the format of fused images written into a folder; {output} names its own (its suffix)")
         out = output / f"{ir.stem}{suffix}" if into_folder else output
+        if skip_existing and _kept(out):
+            return
+
         def pick(a_image, b_image) -> Fuser:  # the default of the task the pair's pixels show
             nonlocal fuser
             fuser = load((read_ab_task(a_image, b_image),))
@@ -184,13 +187,24 @@ def _print_skips(skipped: list[str], output: Path) -> None:
     err_console.print(f"skipped: ... {len(skipped) - SKIPS_SHOWN} more; all {len(skipped)} listed in {listing}", markup=False)
 
 
-def _fuse_video(ir: Path, vi: Path, output: Path, fuser, into_folder: bool, sources: str, **kwargs) -> None:
+def _kept(out: Path) -> bool:
+    """``--skip-existing`` for one pair or video: an output already there is kept, and said."""
+    if not out.is_file():
+        return False
+    console.print(f"{out}: already there, kept (--skip-existing)", markup=False)
+    return True
+
+
+def _fuse_video(ir: Path, vi: Path, output: Path, fuser, into_folder: bool, sources: str, skip_existing: bool = False,
+                **kwargs) -> None:
     from .video import fuse_video, is_video
 
     for path in (ir, vi):
         if not is_video(path):  # sources: "--ir and --vi", or "--a and --b" for an A/B pair
             raise fail(f"{path}: not a video (both {sources} must be videos to fuse a video)")
     out = output / f"{ir.stem}_fused.mp4" if into_folder else output
+    if skip_existing and _kept(out):
+        return
     report = fuse_video(ir, vi, out, fuser, progress=progress_bar(f"fusing frames ({fuser.label})"), **kwargs)
     console.print(f"fused {report.frames} frame{'s' * (report.frames != 1)} ({fuser.label}, {report.size[0]}×{report.size[1]} @ {report.fps:g} fps) -> {report.path}", markup=False)
     if report.shorter is not None:
