@@ -729,3 +729,22 @@ def test_skip_existing_keeps_a_single_pairs_output_and_says_so(capsys, tmp_path,
     assert out.read_bytes() == b"an earlier result"
     rc, stdout, err = cli(capsys, "fuse", "-m", "max", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "new.png"), "--skip-existing")
     assert rc == 0 and read_image(tmp_path / "new.png").shape[:2] == (48, 64), err
+
+
+def test_a_size_mismatch_made_by_an_orientation_tag_says_so(capsys, tmp_path):
+    """A phone photo stored landscape with an EXIF quarter-turn tag beside an upright infrared image:
+    read upright, its sides swap; the error names the tag rather than suggesting --resize-vi, which
+    would squash the picture. Sides swapped without a tag: the usual message."""
+    vi = Image.new("RGB", (64, 48), (10, 200, 30))
+    exif = vi.getexif()
+    exif[0x0112] = 6
+    vi.save(tmp_path / "vi.jpg", exif=exif)
+    Image.new("L", (64, 48), 100).save(tmp_path / "ir.png")
+    args = ("fuse", "-m", "max", "--vi", str(tmp_path / "vi.jpg"), "-o", str(tmp_path / "o.png"))
+    one_line_error(capsys, *args, "--ir", str(tmp_path / "ir.png"),
+                   fragments=("size mismatch: 48×64 here but 64×48", "vi.jpg is turned a quarter by an orientation tag (EXIF)"))
+    Image.new("RGB", (48, 64), (10, 200, 30)).save(tmp_path / "vi_plain.jpg")
+    line = one_line_error(capsys, "fuse", "-m", "max", "--vi", str(tmp_path / "vi_plain.jpg"), "--ir", str(tmp_path / "ir.png"),
+                          "-o", str(tmp_path / "o.png"), fragments=("size mismatch", "--resize-vi"))
+    assert "orientation" not in line
+    assert not (tmp_path / "o.png").exists()

@@ -27,7 +27,7 @@ from ._checks import whole
 from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import InputError, OptionError
 from .io import (MIN_SIDE, RESIZE_HINT, Norm, check_bits, check_norm, check_output_path, equal_channels, grey_infrared, in_unit_range, parse_norm,
-                 pil_array, read_image, save_image, to_float, value_range)
+                 pil_array, read_image, save_image, to_float, turned_by_tag, value_range)
 from .registry import get_model_info, list_models, load_model, weights_metadata, weights_model
 from .runtime import check_precision, compile_backend, compile_for_inference, prepare, release_free_heap, resolve_device, run_padded, with_precision
 from .tasks import check_task, default_model, folder_task, outside_task, read_ab_task  # noqa: F401  (folder_task: part of this API)
@@ -292,6 +292,13 @@ class Fuser:
                 (ha, wa), (hb, wb) = a.shape[:2], b.shape[:2]
                 partner = "its partner" if names[0] is None else f"its partner {Path(str(names[0])).name}"
                 where = "here" if names[1] is not None else "in the second image"
+                turned = [Path(str(n)).name for n in names if n is not None and turned_by_tag(n)] if (wa, ha) == (hb, wb) else []
+                if turned:  # resampling would squash the picture: it is turned, not smaller
+                    raise InputError(
+                        f"size mismatch: {wb}×{hb} {where} but {wa}×{ha} for {partner}: {' and '.join(turned)} "
+                        f"{'is' if len(turned) == 1 else 'are'} turned a quarter by an orientation tag (EXIF), so the two do "
+                        "not face the same way; clear the tag (e.g. exiftool -Orientation= FILE) or turn the other image; "
+                        "--resize-vi would squash the picture", names[1])
                 raise InputError(
                     f"size mismatch: {wb}×{hb} {where} but {wa}×{ha} for {partner}{RESIZE_HINT}",
                     names[1],

@@ -140,6 +140,16 @@ def _decode_pillow(path: Path) -> np.ndarray:
     return arr
 
 
+def turned_by_tag(path: str | Path) -> bool:
+    """Whether ``path`` carries an orientation tag (EXIF, TIFF) that turns it a quarter turn, so
+    read upright its width and height are swapped from the stored pixels'."""
+    try:
+        with Image.open(path) as im:
+            return im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception:  # unreadable here: nothing to say
+        return False
+
+
 def _first_sentence(exc: BaseException) -> str:
     return str(exc).split(" exceeds")[0].strip() or exc.__class__.__name__
 
