@@ -104,11 +104,11 @@ def _signals_held() -> Iterator[None]:
     held = {signal.SIGINT, signal.SIGTERM}
     caught: list[int] = []
     previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in held}
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal pending meanwhile comes now, to the note above
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if caught:

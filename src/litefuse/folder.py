@@ -201,6 +201,7 @@ def fuse_folder(
             ahead: deque = deque()
             todo = iter(work)
             batch: list[tuple[Path, Prepared]] = []
+
             def stop() -> OutputError:
                 written = sum(1 for w in writes if isinstance(w, Future) and w.done() and isinstance(w.result(), Path))
                 return OutputError(f"{fatal[0]}; stopped, {written} fused images written before it")

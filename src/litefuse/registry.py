@@ -300,7 +300,7 @@ def read_weights_model(path: str | Path) -> str | None:
 
 def weights_model(path: str | Path) -> str:
     """The model a weights file names (:func:`read_weights_model`); :class:`ModelError` when the
-    file is missing or names none (then the caller must be told the model)."""
+    file is missing, unreadable, or names none (then the caller must be told the model)."""
     path = Path(path)
     if not path.is_file():
         raise _no_weights_file(path)

@@ -11,8 +11,8 @@ folders.
 from __future__ import annotations
 
 import re
-import warnings
 import unicodedata
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
