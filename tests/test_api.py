@@ -207,3 +207,10 @@ def test_fuse_luma_says_its_contract():
         fuser.fuse_luma_batch([grey, grey], [grey])
     assert fuser.fuse_luma_batch([], []) == []
     assert fuser.fuse_luma(grey, grey).shape == (8, 8)
+    # 0..255 planes came back saturated (99.9 % at 1.0) and NaN as NaN, without a word
+    with pytest.raises(InputError, match=r"float arrays in \[0, 1\], got uint8 pixels"):
+        fuser.fuse_luma((grey * 255).astype(np.uint8), grey)
+    with pytest.raises(InputError, match=r"float arrays in \[0, 1\] \(pair 0\), got values 0\.\.255"):
+        fuser.fuse_luma_batch([grey, grey], [np.linspace(0, 255, 64, dtype=np.float32).reshape(8, 8), grey])
+    with pytest.raises(InputError, match="got NaN or infinity"):
+        fuser.fuse_luma(grey, np.full((8, 8), np.nan, np.float32))

@@ -361,14 +361,21 @@ class Fuser:
 
 def _check_luma(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> None:
     """:meth:`Fuser.fuse_luma`'s contract, said as an :class:`InputError` rather than whatever a
-    network's first layer raises: as many images on each side, each pair two ``H×W`` arrays of
-    one non-empty shape."""
+    network's first layer raises: as many images on each side, each pair two ``H×W`` float arrays
+    of one non-empty shape in [0, 1] (0..255 values or NaN came back saturated or NaN, unsaid)."""
     if len(a) != len(b):
         raise InputError(f"{len(a)} images on one side but {len(b)} on the other")
     for i, (x, y) in enumerate(zip(a, b)):
         where = f" (pair {i})" if len(a) > 1 else ""
         if np.ndim(x) != 2 or np.ndim(y) != 2 or np.shape(x) != np.shape(y) or not np.size(x):
             raise InputError(f"expected two grey H×W images of one non-empty shape{where}, got {np.shape(x)} and {np.shape(y)}")
+        for z in (x, y):
+            if not (isinstance(z, np.ndarray) and np.issubdtype(z.dtype, np.floating) and in_unit_range(value_range(z))):
+                got = (f"a {type(z).__name__}" if not isinstance(z, np.ndarray)
+                       else f"{z.dtype} pixels" if not np.issubdtype(z.dtype, np.floating)
+                       else "NaN or infinity" if value_range(z) is None else "values {:g}..{:g}".format(*value_range(z)))
+                raise InputError(f"fuse_luma takes float arrays in [0, 1]{where}, got {got}; fuse_images and litefuse.fuse "
+                                 "read any image as the input contract says (scaled, checked)")
 
 
 def _unit_floats(x) -> bool:
