@@ -603,3 +603,21 @@ def test_two_neutral_chroma_planes_blend_to_neutral():
     tcb, tcr = fuse_chroma(*(torch.from_numpy(x) for x in (half, half, col, half)))
     np.testing.assert_array_equal(tcb.numpy(), cb)
     np.testing.assert_array_equal(tcr.numpy(), cr)
+
+
+def test_a_uint16_array_or_pil_image_of_narrow_data_is_noted_as_a_file_is(monkeypatch):
+    """A uint16 array (or a PIL 32-bit integer image) holding 8- or 12-bit data is divided by 65535 and
+    fuses near-black: said once, as for a 16-bit file (arrays and PIL images were darkened in silence)."""
+    from PIL import Image
+
+    import litefuse
+    from litefuse import io
+
+    vi = np.zeros((64, 64), np.uint8)
+    monkeypatch.setattr(io, "_NARROW_NOTED", [])
+    with pytest.warns(io.OnceWarning, match=r"16-bit image with values up to 4095 \(12-bit data\?\) reads as at most 6% grey"):
+        litefuse.fuse((np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16), vi, model="max")
+    monkeypatch.setattr(io, "_NARROW_NOTED", [])
+    image = Image.fromarray((np.arange(64 * 64).reshape(64, 64) % 256).astype(np.int32))  # mode "I"
+    with pytest.warns(io.OnceWarning, match=r"values up to 255 \(8-bit data\?\) reads as at most 0\.4% grey .*; for an 8-bit"):
+        assert litefuse.fuse(image, vi, model="max").max() == pytest.approx(255 / 65535)

@@ -324,7 +324,7 @@ def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.
                 "or give the scale: norm='minmax' or norm=<peak> (on the command line --ir-norm minmax | PEAK, for the infrared)",
                 source,
             )
-        if arr.dtype == np.uint16 and isinstance(source, Path):
+        if arr.dtype == np.uint16:  # a file's, an array's or a PIL image's alike
             note_narrow_bits(int(arr.max()), source)
         return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
     if arr.dtype in (np.uint8, np.uint16) and norm > np.iinfo(arr.dtype).max:
@@ -363,17 +363,20 @@ def unsaid_notes() -> Iterator[None]:
         _QUIET.on = outer
 
 
-def note_narrow_bits(peak: int, source: Path) -> None:
-    """Say once when a 16-bit file holds at most 14 bits of data: a 12- or 14-bit sensor's raw
-    frames, divided by 65535, fuse near-black (at most 6 % or 25 % grey) unless their peak is given."""
+def note_narrow_bits(peak: int, source: str | Path | None) -> None:
+    """Say once when a 16-bit image (a file, an array) holds at most 14 bits of data: a 12- or
+    14-bit sensor's raw frames, divided by 65535, fuse near-black (at most 6 % or 25 % grey)
+    unless their peak is given."""
     if not 0 < peak < 1 << 14 or _NARROW_NOTED or getattr(_QUIET, "on", False):
         return
     _NARROW_NOTED.append(source)
     bits = peak.bit_length()
-    warnings.warn(f"{source}: 16-bit image with values up to {peak} ({bits}-bit data?) reads as at most "
-                  f"{peak / 65535:.0%} grey (16-bit files are divided by 65535); for a {bits}-bit infrared give its peak "
-                  f"(--ir-norm {(1 << bits) - 1}, ir_norm={(1 << bits) - 1}) or minmax (said for the first such file only)",
-                  OnceWarning, stacklevel=2)
+    grey = f"{peak / 65535:.0%}" if peak >= 655 else f"{peak / 65535:.1%}"  # 255 reads as 0.4 %, not "0 %"
+    article = "an" if bits in (8, 11) else "a"
+    warnings.warn(f"{source if source is not None else 'a uint16 array'}: 16-bit image with values up to {peak} ({bits}-bit data?) "
+                  f"reads as at most {grey} grey (16-bit images are divided by 65535); for {article} {bits}-bit infrared give "
+                  f"its peak (--ir-norm {(1 << bits) - 1}, ir_norm={(1 << bits) - 1}) or minmax; scale a visible image of such "
+                  "data before fusing (said for the first such image only)", OnceWarning, stacklevel=2)
 
 
 def value_range(x: np.ndarray) -> tuple[float, float] | None:
