@@ -41,7 +41,7 @@ from ._files import publish, temporary_beside
 from .errors import InputError, OptionError, OutputError
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "MIN_SIDE", "FLOAT_TOLERANCE", "Norm", "check_norm", "read_image", "to_float", "save_image",
+    "IMAGE_EXTENSIONS", "MIN_SIDE", "FLOAT_TOLERANCE", "Norm", "check_norm", "read_image", "to_float", "quantise", "save_image",
     "check_output_path", "check_output_dir", "check_bits", "writable_dir", "value_range", "in_unit_range", "same_path",
 ]
 
@@ -535,6 +535,19 @@ def check_bits(path: str | Path, bits: int, colour: bool = False) -> str:
     return fmt
 
 
+def quantise(x: np.ndarray, bits: int = 8) -> np.ndarray:
+    """A [0, 1] float image as uint8 / uint16: ``clip(round(peak·x))`` (half to even) in float64
+    whatever the input's float type, so a file written and :func:`litefuse.metrics.to_uint8`
+    agree on every pixel (float32 products rounded the fused mean of two 8-bit images, exact
+    halves, the other way on a quarter of its pixels). Row blocks bound the float64 copy."""
+    peak = 255 if bits == 8 else 65535
+    out = np.empty(x.shape, np.uint8 if bits == 8 else np.uint16)
+    step = max(1, (1 << 22) // max(1, x[0].size))  # ~4 M values (32 MB of float64) a block
+    for i in range(0, x.shape[0], step):
+        out[i : i + step] = np.clip(np.round(np.clip(x[i : i + step].astype(np.float64), 0.0, 1.0) * peak), 0, peak)
+    return out
+
+
 def save_image(path: str | Path, image: np.ndarray, bits: int = 8, *, overwrite: bool = True) -> Path:
     """Write a float image in [0, 1] (to rounding, as read; never rescaled) or a uint8/uint16
     array atomically, in the format its suffix names: PNG or TIFF (8 or 16 ``bits``; 16-bit
@@ -558,8 +571,7 @@ def save_image(path: str | Path, image: np.ndarray, bits: int = 8, *, overwrite:
         if not in_unit_range(bounds):  # e.g. 0..255 floats: never clipped to white
             raise OutputError(f"{path}: float image values span [{bounds[0]:g}, {bounds[1]:g}]; expected [0, 1] "
                               "(divide by your peak, or pass uint8 / uint16); nothing written")
-        peak = 255 if bits == 8 else 65535
-        arr = np.clip(np.round(np.clip(arr, 0.0, 1.0) * peak), 0, peak).astype(np.uint8 if bits == 8 else np.uint16)
+        arr = quantise(arr, bits)
     if arr.dtype not in (np.uint8, np.uint16) or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] in (3, 4))):
         raise OutputError(f"{path}: cannot write an array of {given} values and shape {arr.shape}; give H×W or H×W×3 "
                           "floats in [0, 1], uint8 or uint16")

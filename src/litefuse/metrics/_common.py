@@ -36,13 +36,15 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     if x.dtype == np.bool_ or np.issubdtype(x.dtype, np.integer):
         raise InputError(f"to_uint8 maps [0, 1] floats; got {x.dtype} values (uint8 needs no conversion, "
                          "16-bit data: litefuse.io.to_float first)")
+    from ..io import quantise
+
     try:
-        x = x.astype(np.float64)
+        x = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
     except (TypeError, ValueError):
         raise InputError(f"to_uint8 maps [0, 1] floats; got {x.dtype} values") from None
     if not np.all(np.isfinite(x)):
         raise InputError("image contains NaN or infinite values")
-    return np.clip(np.round(255.0 * x), 0, 255).astype(np.uint8)
+    return quantise(x, 8) if x.ndim else quantise(x[None], 8)[0]  # as save_image writes it, pixel for pixel
 
 
 def grey_from_rgb(rgb: np.ndarray) -> np.ndarray:
