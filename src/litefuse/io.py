@@ -536,10 +536,8 @@ def check_bits(path: str | Path, bits: int, colour: bool = False) -> str:
 
 
 def quantise(x: np.ndarray, bits: int = 8) -> np.ndarray:
-    """A [0, 1] float image as uint8 / uint16: ``clip(round(peak·x))`` (half to even) in float64
-    whatever the input's float type, so a file written and :func:`litefuse.metrics.to_uint8`
-    agree on every pixel (float32 products rounded the fused mean of two 8-bit images, exact
-    halves, the other way on a quarter of its pixels). Row blocks bound the float64 copy."""
+    """A [0, 1] float image as uint8 / uint16, ``clip(round(peak·x))`` (half to even) in float64 in
+    row blocks: what :func:`save_image` writes is what :func:`litefuse.metrics.to_uint8` scores."""
     peak = 255 if bits == 8 else 65535
     out = np.empty(x.shape, np.uint8 if bits == 8 else np.uint16)
     step = max(1, (1 << 22) // max(1, x[0].size))  # ~4 M values (32 MB of float64) a block
