@@ -748,3 +748,15 @@ def test_a_size_mismatch_made_by_an_orientation_tag_says_so(capsys, tmp_path):
                           "-o", str(tmp_path / "o.png"), fragments=("size mismatch", "--resize-vi"))
     assert "orientation" not in line
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_second_method_for_a_one_method_command_is_said(capsys, tmp_path, pair):
+    """`fuse -m gff -m max` fused with max and dropped gff without a word (eval --input and export alike)."""
+    ir, vi = map(str, pair)
+    one_line_error(capsys, "fuse", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"), "-m", "gff", "-m", "max",
+                   fragments=("-m names 2 methods (gff, max); fuse takes one",))
+    one_line_error(capsys, "export", "-m", "aenetv2", "--method", "densefuse", "-o", str(tmp_path / "o.onnx"),
+                   fragments=("-m names 2 methods (aenetv2, densefuse)",))
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.onnx").exists()
+    rc, out, err = cli(capsys, "fuse", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"), "-m", "max", "-m", "max")
+    assert rc == 0 and "fused (max)" in out, err  # the same one twice: that one

@@ -70,7 +70,7 @@ def test_fuse_takes_method_alias_and_spec(pair, tmp_path):
         assert result.exit_code == 0, result.output
         assert read_image(out).shape[:2] == (48, 64)
     twice = invoke("fuse", "--ir", str(ir), "--vi", str(vi), "-o", str(tmp_path / "x.png"), "-m", "max", "--method", "mean")
-    assert twice.exit_code == 2 and "given twice" in twice.output
+    assert twice.exit_code == 2 and "-m names 2 methods (max, mean)" in twice.output
     both = invoke("fuse", "--ir", str(ir), "--vi", str(vi), "-o", str(tmp_path / "y.png"), "-m", "aenetv2-ivif@a.safetensors",
                   "--weights", "b.safetensors")
     assert both.exit_code == 2 and "both name weights" in both.output

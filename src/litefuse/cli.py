@@ -21,7 +21,7 @@ with quiet_interrupt():  # Ctrl-C while the command starts: one line, not a trac
 
     from ._checks import parse_wxh
     from .cli_common import (TILE_HELP, Device, Precision, CONVENTION_HELP, CONVENTION_METAVAR, DEVICE_HELP, IR_NORM_HELP, IR_NORM_METAVAR, JOBS_HELP,
-                             PRECISION_HELP, STRETCH_HELP, THREADS_HELP, console, err_console, fail, one_model, parse_ir_norm, progress_bar, with_alias)
+                             PRECISION_HELP, STRETCH_HELP, THREADS_HELP, console, err_console, fail, one_method, one_model, parse_ir_norm, progress_bar, with_alias)
     from .cli_fuse import fuse_command
     from .errors import LitefuseError
 
@@ -103,8 +103,8 @@ def demo(
 def export(
     model: Optional[str] = typer.Argument(None, help="Network to export (see `litefuse models`), e.g. aenetv2; or -m NAME."),
     output: Path = typer.Option(..., "--output", "-o", help="Output .onnx file."),
-    model_option: Optional[str] = typer.Option(None, "--model", "-m", metavar="<str>", help="The network, as `fuse` and `bench` take it."),
-    method_alias: Optional[str] = typer.Option(None, "--method", hidden=True),
+    model_option: Optional[list[str]] = typer.Option(None, "--model", "-m", metavar="<str>", help="The network, as `fuse` and `bench` take it."),
+    method_alias: Optional[list[str]] = typer.Option(None, "--method", hidden=True),
     weights: Optional[Path] = typer.Option(
         None, "--weights", help="Weights file instead of the shipped ones (a run's model.safetensors also names its network)."
     ),
@@ -118,7 +118,7 @@ def export(
     from .export import export_onnx
     from .registry import weights_model
 
-    model = one_model(model, with_alias(model_option, method_alias, "--model", "--method"))
+    model = one_model(model, one_method(with_alias(model_option, method_alias, "--model", "--method"), "export writes one network a file"))
     if model is None and weights is None:
         raise fail("name the network to export, e.g. `litefuse export aenetv2 -o aenetv2.onnx` (see `litefuse models`)")
     try:

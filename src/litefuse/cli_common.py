@@ -71,6 +71,15 @@ def one_model(argument: str | None, option: str | None) -> str | None:
     return argument or option
 
 
+def one_method(values: list[str] | None, what: str) -> str | None:
+    """The one method of a command whose ``-m`` may be given once: ``-m`` is repeatable for typer
+    so that a second one is said (a plain option kept the last one given, in silence)."""
+    names = list(dict.fromkeys(values or []))
+    if len(names) > 1:
+        raise fail(f"-m names {len(names)} methods ({', '.join(names)}); {what}")
+    return names[0] if names else None
+
+
 def with_alias(value, alias_value, name: str, alias: str):
     """An option's value where a hidden second spelling (``--method`` beside ``--model``, the
     older ``--out`` beside ``--output``) may have been used instead: repeatable options

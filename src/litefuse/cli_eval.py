@@ -70,8 +70,8 @@ def eval_command(
     input_dir: Optional[Path] = typer.Option(
         None, "--input", "-i", help="Pair folder (ir/vi, A/B, ...): fuse it with --model first, then score."
     ),
-    model: Optional[str] = typer.Option(None, "--model", "-m", metavar="<str>", help="With --input: the fusion method (default: the task's default, as fuse; see `litefuse models`), as \\[label=]name\\[@weights] (e.g. aenetv2@runs/a/model.safetensors)."),
-    method_alias: Optional[str] = typer.Option(None, "--method", hidden=True),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", metavar="<str>", help="With --input: the fusion method (default: the task's default, as fuse; see `litefuse models`), as \\[label=]name\\[@weights] (e.g. aenetv2@runs/a/model.safetensors)."),
+    method_alias: Optional[list[str]] = typer.Option(None, "--method", hidden=True),
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="With --input: folder for the fused images (default: ./fused-<model>)."
     ),
@@ -94,14 +94,15 @@ def eval_command(
     """Score fused images with the fusion metrics: per-image CSV and a mean ± std table."""
     from rich.table import Table
 
-    from .cli_common import console, err_console, fail, parse_ir_norm, progress_bar, with_alias
+    from .cli_common import console, err_console, fail, one_method, parse_ir_norm, progress_bar, with_alias
     from .data.pairs import match_stems
     from .errors import LitefuseError
     from .evaluation import NAN_NOTE, default_jobs, format_value, markdown_table, parallel_map, summarise, write_scores_csv
     from .metrics import METRICS, get_convention, resolve_metrics
 
     # ---- arguments
-    model = with_alias(model, method_alias, "--model", "--method")
+    model = one_method(with_alias(model, method_alias, "--model", "--method"),
+                       "eval --input fuses with one (litefuse compare fuses the same pairs with several and scores them)")
     if input_dir is not None:
         if ir is not None or vi is not None or fused is not None:
             raise fail("give either --input DIR --model NAME, or --ir/--vi/--fused, not both")

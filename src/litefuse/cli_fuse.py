@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from .cli_common import (DEVICE_HELP, IR_NORM_HELP, IR_NORM_METAVAR, PRECISION_HELP, STRETCH_HELP, THREADS_HELP, TILE_HELP, Device, Precision,
-                         Task, console, err_console, fail, parse_ir_norm, progress_bar, say, saying_first, with_alias)
+                         Task, console, err_console, fail, one_method, parse_ir_norm, progress_bar, say, saying_first, with_alias)
 from .errors import LitefuseError
 
 __all__ = ["fuse_command", "SKIPS_SHOWN", "SKIPS_FILE"]
@@ -30,13 +30,13 @@ def fuse_command(
         None, "--input", "-i", help="Folder with ir/vi (or infrared/visible, Inf/Vis, A/B) sub-folders, or a parent of such; pairs by file stem."
     ),
     output: str = typer.Option(..., "--output", "-o", metavar="<path>", help="Output image (pair: .png, .tif, .jpg, .bmp), video file (video pair) or folder (folder mode, or a pair into a folder: an existing one, or a name ending in /)."),
-    model: Optional[str] = typer.Option(
+    model: Optional[list[str]] = typer.Option(
         None, "--model", "-m", metavar="<str>",
         help="Method name (see `litefuse models`), or \\[label=]name\\[@weights] as compare takes it; "
              "default: aenetv2-ivif for infrared-visible pairs; for A/B pairs the default of their task (--task, else read "
              "from their pixels): laplacian for mef|mff, aenetv2 for medical.",
     ),
-    method_alias: Optional[str] = typer.Option(None, "--method", hidden=True),
+    method_alias: Optional[list[str]] = typer.Option(None, "--method", hidden=True),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file to load instead of the shipped ones (.safetensors or .pth)."),
     device: Device = typer.Option(Device.cpu, "--device", help=DEVICE_HELP),
     grey: bool = typer.Option(False, "--grey", help="Write a grey result even when the visible image is colour."),
@@ -63,7 +63,8 @@ def fuse_command(
     from .tasks import folder_task, read_ab_task, read_folder_tasks, read_task_note, shared_task, unnamed_ab_note
     from .video import is_video
 
-    model = with_alias(model, method_alias, "--model", "--method")
+    model = one_method(with_alias(model, method_alias, "--model", "--method"),
+                       "fuse takes one (litefuse compare fuses the same pairs with several and scores them)")
     pair_ab = a is not None or b is not None
     if pair_ab and (ir is not None or vi is not None):
         raise fail("give either --ir/--vi (infrared + visible) or --a/--b (an A/B pair), not both")
