@@ -635,3 +635,22 @@ def test_cli_compare_preview_sets_the_pairs_in_the_grid(pairs, tmp_path):
         grid = tmp_path / str(n) / "grid.png"
         heights[n] = Image.open(grid).height if grid.exists() else 0
     assert heights[0] == 0 and heights[3] > 2.5 * heights[1] > 0, heights
+
+
+def test_one_folder_or_one_method_given_as_a_string_is_not_split_into_letters(pairs):
+    """`compare("data", ["max"])` walked "/" ... then "t: directory not found"; `compare([...], "max")`
+    said "unknown model 'm'"; `compare([...], [])` returned an empty comparison."""
+    one = compare(str(pairs), "max", metrics=["EN"], preview=0)
+    listed = compare([pairs], ["max"], metrics=["EN"], preview=0)
+    assert one.rows == listed.rows and one.rows
+    with pytest.raises(OptionError, match="no methods to compare"):
+        compare([pairs], [], metrics=["EN"], preview=0)
+
+
+@pytest.mark.parametrize("value", ["false", "no", 1, None])
+def test_stretch_takes_a_bool_only(value):
+    """`Fuser(stretch="false")` (truthy) stretched every output; compile= and threads= were already strict."""
+    from litefuse import Fuser
+
+    with pytest.raises(OptionError, match="stretch must be True or False"):
+        Fuser("max", stretch=value)

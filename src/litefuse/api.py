@@ -188,6 +188,8 @@ class Fuser:
         self.tile = tile or getattr(model, "tile_size", DEFAULT_TILE)
         self.overlap = overlap
         self.colour_on_device = self.device.type != "cpu" if colour_on_device is None else bool(colour_on_device)
+        if not isinstance(stretch, (bool, np.bool_)):  # "false" is truthy: it stretched every output
+            raise OptionError(f"stretch must be True or False (got {stretch!r})")
         self.stretch = bool(stretch)
         self.label = self.name  # how reports name it (:meth:`from_spec` sets a given label)
         self.weights = None if weights is None else Path(weights)

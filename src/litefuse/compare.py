@@ -75,8 +75,8 @@ def _u8_grey(image: np.ndarray) -> np.ndarray:
 
 
 def compare(
-    folders: Sequence[str | Path],
-    methods: Sequence[str | Fuser | FusedFolder],
+    folders: str | Path | Sequence[str | Path],
+    methods: str | Fuser | FusedFolder | Sequence[str | Fuser | FusedFolder],
     metrics: Sequence[str] | None = None,
     convention: str = "cddfuse",
     limit: int | None = None,
@@ -87,8 +87,8 @@ def compare(
 ) -> Comparison:
     """Fuse every pair of every folder with every method and score the results.
 
-    ``folders``: pair folders, or parents of them (each pair folder a dataset of its own).
-    ``methods``: names, ``[label=]name[@weights]`` specs (:class:`~litefuse.api.MethodSpec`) or
+    ``folders``: pair folders, or parents of them (each pair folder a dataset of its own), or one.
+    ``methods``: one or several: names, ``[label=]name[@weights]`` specs (:class:`~litefuse.api.MethodSpec`) or
     loaded :class:`~litefuse.api.Fuser` objects, and :class:`FusedFolder` objects: another method's stored
     results, scored beside them. ``metrics`` (default: the core metrics) are scored
     under ``convention`` (:data:`~litefuse.metrics.CONVENTIONS`). ``limit``: at most that many
@@ -103,7 +103,7 @@ def compare(
         raise OptionError(f"limit must be at least 1 pair per folder (got {limit})")
     if jobs < 1:
         raise OptionError(f"jobs must be at least 1 (got {jobs})")
-    folders = expand_folders(folders)
+    folders = expand_folders([folders] if isinstance(folders, (str, Path)) else folders)  # one folder as a string: not its letters
     work: list[tuple[str, Pair]] = []
     unpaired: list[PairProblem] = []
     for folder, label in zip(folders, set_labels(folders)):
@@ -222,7 +222,7 @@ def set_labels(folders: Sequence[Path]) -> list[str]:
 
 def compare_pairs(
     work: Sequence[tuple[str, Pair]],
-    methods: Sequence[str | Fuser | FusedFolder],
+    methods: str | Fuser | FusedFolder | Sequence[str | Fuser | FusedFolder],
     metrics: Sequence[str] | None = None,
     convention: str = "cddfuse",
     preview: int = 4,
@@ -234,6 +234,9 @@ def compare_pairs(
     :func:`~litefuse.data.split_pairs` (pairs a network did not train on)."""
     names = check_scoring(metrics, convention)  # an error now, not a problem per pair after fusing them all
     check_norm(ir_norm)
+    methods = [methods] if isinstance(methods, (str, Fuser, FusedFolder)) else list(methods)  # one method: not its letters
+    if not methods:
+        raise OptionError("no methods to compare; give at least one (e.g. methods=['aenetv2-ivif', 'max'])")
     fusers = [m if isinstance(m, (Fuser, FusedFolder)) else Fuser.from_spec(m) for m in methods]
     labels = [f.label for f in fusers]
     if len(set(labels)) != len(labels):
