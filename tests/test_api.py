@@ -214,3 +214,11 @@ def test_fuse_luma_says_its_contract():
         fuser.fuse_luma_batch([grey, grey], [np.linspace(0, 255, 64, dtype=np.float32).reshape(8, 8), grey])
     with pytest.raises(InputError, match="got NaN or infinity"):
         fuser.fuse_luma(grey, np.full((8, 8), np.nan, np.float32))
+
+
+def test_tensors_without_data_are_input_errors():
+    """A meta or sparse tensor raised torch's own NotImplementedError / TypeError from deep inside."""
+    grey = np.zeros((16, 16), np.float32)
+    for tensor, fragment in ((torch.zeros(16, 16, device="meta"), "meta"), (torch.zeros(16, 16).to_sparse(), "sparse_coo")):
+        with pytest.raises(InputError, match=f"cannot read an image from this tensor .*{fragment}"):
+            litefuse.fuse(tensor, grey, model="max")

@@ -147,6 +147,14 @@ def test_a_rank_per_task_makes_a_method_the_default_of_those_tasks_only():
     assert default_model("medical") == before["medical"]
 
 
+@pytest.mark.parametrize("tasks", [("foo",), "ivif", ()])
+def test_a_method_made_for_no_known_task_is_refused(tasks):
+    """`tasks=("foo",)` was accepted (the method then covered no task), `tasks="ivif"` read as its letters."""
+    with pytest.raises(ValueError, match="tasks must be a tuple of ivif, mff, mef, medical"):
+        registry.register_model("toy-tasks", MinFusion, description="toy", kind="classical", tasks=tasks)
+    assert "toy-tasks" not in registry.list_models()
+
+
 def test_register_metric_contract(toys):
     a = b = f = np.full((8, 8), 100, np.uint8)
     assert M.evaluate(a, b, f, "ToyMean") == {"ToyMean": 100.0}

@@ -88,9 +88,12 @@ def as_image(x: ImageLike, norm: Norm = "range", name: str | None = None) -> np.
     if isinstance(x, (str, Path)):
         return read_image(x, norm=norm)
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu()
-        x = x.float() if x.is_floating_point() and x.dtype != torch.float64 else x  # fp16/bf16 too
-        x = x.numpy()
+        try:
+            x = x.detach().cpu()
+            x = x.float() if x.is_floating_point() and x.dtype != torch.float64 else x  # fp16/bf16 too
+            x = x.numpy()
+        except (RuntimeError, NotImplementedError, TypeError) as exc:  # meta, sparse, complex-conj views...
+            raise InputError(f"cannot read an image from this tensor ({x.layout}, {x.device}: {str(exc).splitlines()[0][:120]})", name) from None
     if isinstance(x, np.ndarray):
         return to_float(_channels_last(x), norm=norm, source=name)
     from PIL import Image

@@ -107,6 +107,9 @@ _REGISTRY: dict[str, ModelInfo] = {}
 _FACTS = ("objective", "config", "default_rank", "checkpoint_filter")
 
 
+MODEL_TASKS = ("ivif", "mff", "mef", "medical")  # what a method may be made for (litefuse.tasks.TASKS adds "ab": any A/B pair)
+
+
 def register_model(
     name: str,
     factory: Callable[..., nn.Module] | None = None,
@@ -132,6 +135,9 @@ def register_model(
             raise ValueError(f"model {name!r} registered twice")
         if kind not in ("network", "classical"):
             raise ValueError(f"model {name!r}: kind must be 'network' or 'classical', got {kind!r}")
+        unknown = [t for t in ([tasks] if isinstance(tasks, str) else tasks) if t not in MODEL_TASKS]
+        if unknown or isinstance(tasks, str) or not tasks:  # "ivif" as a string was its letters
+            raise ValueError(f"model {name!r}: tasks must be a tuple of {', '.join(MODEL_TASKS)}, got {tasks!r}")
         _REGISTRY[name] = ModelInfo(
             name, description, factory, kind, weights, tuple(tasks), paper, infer_kwargs,
             objective, config, default_rank, checkpoint_filter,

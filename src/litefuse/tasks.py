@@ -17,12 +17,12 @@ import numpy as np
 
 from .data.pairs import Pair, find_pairs, pair_dirs, pair_folders
 from .errors import InputError, ModelError, OptionError
-from .registry import ModelInfo, list_models
+from .registry import MODEL_TASKS, ModelInfo, list_models
 
 __all__ = ["TASKS", "AB_TASKS", "check_task", "covers", "default_model", "default_rank", "folder_task", "outside_task", "unnamed_ab_note",
            "read_ab_task", "read_pair_task", "read_folder_tasks", "shared_task", "read_task_note"]
 
-AB_TASKS = frozenset({"mff", "mef", "medical"})
+AB_TASKS = frozenset(MODEL_TASKS) - {"ivif"}
 TASKS = ("ivif", "ab", *sorted(AB_TASKS))  # "ab": an A/B pair of any of the A/B tasks
 
 
