@@ -182,56 +182,35 @@ def test_failed_writes_do_not_keep_their_images(tmp_path, monkeypatch):
     assert alive == [0] * 6
 
 
-def test_a_full_disk_stops_the_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("pairs, written, pause", [(20, 2, 0.0), (5, 1, 0.5)])
+def test_a_full_disk_stops_the_run(tmp_path, monkeypatch, pairs, written, pause):
     """Once the disk is full no later write can succeed: the run stops with one error saying how
-    many images were written, instead of decoding and fusing every remaining pair to skip it."""
-    import errno
-
-    import litefuse.folder
-    from litefuse.errors import OutputError
-
-    root = _small_pairs(tmp_path / "set", 20)
-    calls = []
-
-    def fills_up(path, image, bits=8, overwrite=True):
-        calls.append(path)
-        if len(calls) <= 2:
-            return save_image(path, image, bits=bits)
-        error = OutputError(f"{path}: cannot write (No space left on device)")
-        error.errno = errno.ENOSPC
-        raise error
-
-    monkeypatch.setattr(litefuse.folder, "save_image", fills_up)
-    with pytest.raises(OutputError, match=r"No space left on device\); stopped, 2 fused images written before it"):
-        fuse_folder(root, tmp_path / "out", "max", workers=1)
-    assert len(calls) < 10 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00.png", "01.png"]
-
-
-def test_a_full_disk_seen_after_every_pair_was_fused_stops_the_run_too(tmp_path, monkeypatch):
-    """A fast method fuses every pair before the first write fails: the run still ends with the
-    same stop (it ended "1 fused, 4 skipped", exit 1), and the writes queued behind it are not tried."""
+    many images were written, instead of decoding and fusing every remaining pair to skip it.
+    Also when a fast method fused every pair before the first write failed (``pause``: the first
+    write is slow): it ended "1 fused, 4 skipped", exit 1; the writes queued behind are not tried."""
     import errno
     import time
 
     import litefuse.folder
     from litefuse.errors import OutputError
 
-    root = _small_pairs(tmp_path / "set", 5)
+    root = _small_pairs(tmp_path / "set", pairs)
     calls = []
 
     def fills_up(path, image, bits=8, overwrite=True):
         calls.append(path)
-        if len(calls) == 1:
-            time.sleep(0.5)  # meanwhile every pair is decoded, fused and queued
+        if len(calls) <= written:
+            time.sleep(pause)  # meanwhile every pair is decoded, fused and queued
             return save_image(path, image, bits=bits)
         error = OutputError(f"{path}: cannot write (No space left on device)")
         error.errno = errno.ENOSPC
         raise error
 
     monkeypatch.setattr(litefuse.folder, "save_image", fills_up)
-    with pytest.raises(OutputError, match=r"No space left on device\); stopped, 1 fused images written before it"):
+    with pytest.raises(OutputError, match=rf"No space left on device\); stopped, {written} fused images written before it"):
         fuse_folder(root, tmp_path / "out", "max", workers=1)
-    assert len(calls) == 2 and [p.name for p in (tmp_path / "out").iterdir()] == ["00.png"]
+    assert len(calls) < 10 if not pause else len(calls) == written + 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{i:02d}.png" for i in range(written)]
 
 
 def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
