@@ -555,3 +555,13 @@ def test_vifb_scores_qabf_on_255_times_the_image() -> None:
     assert vifb == gradient.qabf(fa, fb, fa, scale=255.0)
     assert vifb != gradient.qabf(fa, fb, fa)
     assert evaluate(a, b, a, ["Qabf"])["Qabf"] == gradient.qabf(fa, fb, fa)
+
+
+def test_a_path_given_to_the_metrics_is_named_as_one():
+    """`evaluate("ir.png", ...)` said "unsupported dtype <U6" (numpy's view of a string)."""
+    from litefuse.errors import InputError
+    from litefuse.metrics import evaluate
+
+    grey = np.zeros((16, 16), np.uint8)
+    with pytest.raises(InputError, match=r"ir: a path \(ir\.png\); the metrics take arrays: read a file with load_grey_u8"):
+        evaluate("ir.png", grey, grey, ["EN"])

@@ -65,6 +65,8 @@ def as_grey_f64(x: np.ndarray, name: str = "image") -> np.ndarray:
     else raises :class:`InputError`: [0, 1] floats must be converted with :func:`to_uint8` first,
     so that rescaling is never silent.
     """
+    if isinstance(x, (str, Path)):  # np.asarray made it a '<U28' array: "unsupported dtype <U28"
+        raise InputError(f"{name}: a path ({x}); the metrics take arrays: read a file with load_grey_u8(path)")
     x = np.asarray(x)
     if x.ndim == 3 and x.shape[2] == 1:
         x = x[..., 0]
