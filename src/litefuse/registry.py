@@ -299,9 +299,10 @@ def weights_metadata(path: str | Path) -> dict[str, str]:
     return _weights_header(Path(path))[0]
 
 
-def read_weights_model(path: str | Path) -> str | None:
-    """The model a litefuse safetensors file was trained as (its ``model`` metadata), or ``None``."""
-    return weights_metadata(path).get("model") or None
+def read_weights_model(path: str | Path, strict: bool = False) -> str | None:
+    """The model a litefuse safetensors file was trained as (its ``model`` metadata), or ``None``;
+    with ``strict`` an unreadable file is a :class:`ModelError` saying so (not a file naming none)."""
+    return _weights_header(Path(path), strict=strict)[0].get("model") or None
 
 
 def weights_model(path: str | Path) -> str:
@@ -310,7 +311,7 @@ def weights_model(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise _no_weights_file(path)
-    name = _weights_header(path, strict=True)[0].get("model")  # an unreadable file: said as such, not as nameless
+    name = read_weights_model(path, strict=True)  # an unreadable file: said as such, not as nameless
     if not name:
         raise ModelError(f"{path}: the file does not name its model; pass the model (-m NAME)")
     return name

@@ -61,6 +61,10 @@ def test_teacher_specs(tmp_path):
     save_file(model.state_dict(), str(bare))
     with pytest.raises(ModelError, match="does not name its model"):
         T.parse_teacher(str(bare))
+    cut = tmp_path / "cut.safetensors"  # unreadable: said as such (it said "does not name its model")
+    cut.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ModelError, match=r"cut\.safetensors: cannot read weights \(SafetensorError"):
+        T.parse_teacher(str(cut))
 
 
 def test_network_teacher_is_keyed_by_its_weights(pair, tmp_path):

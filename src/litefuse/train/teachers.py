@@ -136,7 +136,10 @@ def parse_teacher(spec: str, work_size: int = 256) -> Teacher:
     if weights is not None and not weights.is_file():
         raise ModelError(f"teacher {spec!r}: weights file not found: {weights}")
     if not name:
-        name = read_weights_model(weights) or ""
+        try:
+            name = read_weights_model(weights, strict=True) or ""
+        except ModelError as exc:  # a cut-off file: said as unreadable, not as naming no model
+            raise ModelError(f"teacher {spec!r}: {exc}") from None
         if not name:
             raise ModelError(f"teacher {spec!r}: the file does not name its model; write it as MODEL={path}")
     info = get_model_info(name)  # unknown name -> ModelError listing the known ones
