@@ -222,3 +222,17 @@ def test_tensors_without_data_are_input_errors():
     for tensor, fragment in ((torch.zeros(16, 16, device="meta"), "meta"), (torch.zeros(16, 16).to_sparse(), "sparse_coo")):
         with pytest.raises(InputError, match=f"cannot read an image from this tensor .*{fragment}"):
             litefuse.fuse(tensor, grey, model="max")
+
+
+def test_stretching_a_near_flat_result_is_said():
+    """An all-dark pair fused to a 1-level image, min-max stretched, became full-range noise in silence."""
+    from litefuse.io import OnceWarning
+
+    dark = np.zeros((32, 32), np.uint8)
+    dark[::2] = 1
+    with pytest.warns(OnceWarning, match="a fused image spans 1 grey level; stretched to the full range"):
+        out = litefuse.fuse(dark, np.zeros((32, 32), np.uint8), model=litefuse.Fuser("max", stretch=True))
+    assert out.max() == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        litefuse.fuse(np.zeros((32, 32), np.uint8), np.full((32, 32), 200, np.uint8), model=litefuse.Fuser("max", stretch=True))

@@ -26,7 +26,7 @@ from torch import nn
 from ._checks import whole
 from .colour import fuse_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import InputError, OptionError
-from .io import (MIN_SIDE, RESIZE_HINT, Norm, check_bits, check_norm, check_output_path, equal_channels, grey_infrared, in_unit_range, parse_norm,
+from .io import (MIN_SIDE, RESIZE_HINT, Norm, OnceWarning, check_bits, check_norm, check_output_path, equal_channels, grey_infrared, in_unit_range, parse_norm,
                  pil_array, read_image, save_image, to_float, turned_by_tag, value_range)
 from .registry import get_model_info, list_models, load_model, weights_metadata, weights_model
 from .runtime import check_precision, compile_backend, compile_for_inference, prepare, release_free_heap, resolve_device, run_padded, with_precision
@@ -441,6 +441,12 @@ def _stretch_range(y: torch.Tensor) -> torch.Tensor:
     """Each fused luma of a ``(B, 1, H, W)`` batch min-max stretched to [0, 1] (CDDFuse's
     ``test_IVF.py`` does this before saving; a flat image is left as it is)."""
     lo, hi = y.amin(dim=(1, 2, 3), keepdim=True), y.amax(dim=(1, 2, 3), keepdim=True)
+    spreads = (hi - lo).flatten()
+    flat = spreads[(spreads > 0) & (spreads < 2 / 255)]
+    if len(flat):  # a near-flat result (a black pair): stretched, its rounding noise fills 0..255
+        levels = f"{float(flat[0]) * 255:.2g}"
+        warnings.warn(f"--stretch / stretch=True: a fused image spans {levels} grey level{'' if levels == '1' else 's'}; stretched to the "
+                      "full range, its rounding noise becomes the picture", OnceWarning, stacklevel=2)
     return torch.where(hi > lo, (y - lo) / (hi - lo).clamp(min=1e-12), y)
 
 
