@@ -43,7 +43,8 @@ def test_interleaved_rounds_call_every_method_once_per_round():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"methods": ["nope"]}, "unknown model"),
-    ({"size": (4, 64)}, "at least 8"),
+    ({"size": (4, 64)}, "8 to 16384 pixels a side"),
+    ({"size": (100000, 100000)}, "8 to 16384 pixels a side"),  # was an internal error from the allocator (40 GB)
     ({"precision": "int4"}, "precision"),
     ({"batch_size": 0}, "at least 1"),
     ({"batch_size": "2"}, "whole numbers"),
@@ -52,6 +53,19 @@ def test_interleaved_rounds_call_every_method_once_per_round():
 def test_bad_settings_are_one_clear_error(kwargs, match):
     with pytest.raises(LitefuseError, match=match):
         benchmark(**{"methods": ["max"], "size": (16, 16), "rounds": 1, "warmup": 0, **kwargs})
+
+
+def test_a_size_this_machine_cannot_hold_is_an_option_error(monkeypatch):
+    """Within the side limit but beyond memory: torch's allocator raises a RuntimeError, said as one
+    option error (it was an internal error, exit 3)."""
+    import litefuse.bench as bench_module
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried")
+
+    monkeypatch.setattr(bench_module, "interleaved_times", no_memory)
+    with pytest.raises(LitefuseError, match=r"16×16, batch 1: more memory than this machine has .*smaller --size"):
+        benchmark(methods=["max"], size=(16, 16), rounds=1, warmup=0)
 
 
 def test_cli_prints_the_table_and_writes_json_atomically(tmp_path):

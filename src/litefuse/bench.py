@@ -30,6 +30,7 @@ from typing import Callable, Hashable, Iterable, Sequence
 import torch
 
 from ._checks import size_hw, whole
+from .io import MAX_SIDE, MIN_SIDE
 from .runtime import (
     check_precision,
     compile_backend,
@@ -289,8 +290,8 @@ def benchmark(
     if not size_hw(size):
         raise OptionError(f"size must be (H, W) in whole pixels, got {size!r}")
     h, w = size
-    if h < 8 or w < 8:
-        raise OptionError(f"size must be at least 8×8, got {w}×{h}")
+    if not MIN_SIDE <= min(h, w) <= max(h, w) <= MAX_SIDE:
+        raise OptionError(f"size must be {MIN_SIDE} to {MAX_SIDE} pixels a side (as an exported graph), got {w}×{h}")
     if not (whole(batch_size, 1) and whole(rounds, 1) and whole(warmup, 0)):
         raise OptionError(f"batch_size and rounds must be whole numbers of at least 1, warmup at least 0 "
                           f"(got {batch_size!r}, {rounds!r}, {warmup!r})")
@@ -321,7 +322,13 @@ def benchmark(
             calls[n] = lambda f=fuser: f._fuse_tensors(ir, vi)  # the path fuse takes: tiles above tile²
         load_start = load_average()
         sync = torch.cuda.synchronize if dev.type == "cuda" else None
-        times = interleaved_times(calls, rounds, warmup, sync, progress)
+        try:
+            times = interleaved_times(calls, rounds, warmup, sync, progress)
+        except (MemoryError, RuntimeError) as exc:  # torch's allocator says "can't allocate memory" as a RuntimeError
+            if not isinstance(exc, MemoryError) and "allocat" not in str(exc) and "out of memory" not in str(exc):
+                raise
+            raise OptionError(f"{w}×{h}, batch {batch_size}: more memory than this machine has ({str(exc).splitlines()[0][:120]}); "
+                              "time a smaller --size or --batch-size") from None
     rows = [BenchRow(n, infos[n].kind, int(stats[n][0]), int(stats[n][1]), tuple(times[n]), batch_size) for n in labels]
     machine = machine_line() + (f"\n- GPU: {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else "")
     settings = {

@@ -42,7 +42,7 @@ from ._checks import size_hw, whole
 from ._files import new_folders, publish, temporary_beside
 from .demo import synthetic_luma_pair
 from .errors import ModelError, OptionError
-from .io import MIN_SIDE, check_output_path
+from .io import MAX_SIDE, MIN_SIDE, check_output_path
 from .registry import get_model_info, load_model
 
 __all__ = ["AB_CONTRACT", "CONTRACT", "TOLERANCE", "ExportReport", "export_onnx", "check_onnx", "ort_session", "nchwc_block", "widest_conv"]
@@ -51,7 +51,7 @@ __all__ = ["AB_CONTRACT", "CONTRACT", "TOLERANCE", "ExportReport", "export_onnx"
 MIN_OPSET = 18
 
 #: the largest side and batch an export takes (a dynamic graph's traced bounds)
-MAX_SIDE, MAX_BATCH = 16384, 4096
+MAX_BATCH = 4096
 
 #: tolerance of the PyTorch-vs-onnxruntime check (float32 rounding of a different op order)
 TOLERANCE = 1e-4

@@ -47,6 +47,7 @@ __all__ = [
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # what folders pair: what read_image reads
 MIN_SIDE = 8  # smaller inputs are not images worth fusing, and break the networks' down-sampling
+MAX_SIDE = 16384  # the largest side an exported graph takes and bench times
 FLOAT_TOLERANCE = 1e-3  # float inputs this far outside [0, 1] are rounding, clipped; further out refused
 RESIZE_HINT = " (pass --resize-vi / resize_vi=True to resample it)"  # a size mismatch's remedy; eval --input has none
 Norm = Union[Literal["range", "minmax"], float]
