@@ -74,6 +74,18 @@ def test_fp32_is_the_unwrapped_model_and_classical_stays_fp32():
         Fuser("aenetv2", precision="fp8")
 
 
+def test_fp16_on_the_cpu_is_said_to_be_emulated(recwarn):
+    """fp16 ran lwc-densefuse 38x slower than fp32 on the CPU without a word (compile had its note)."""
+    from litefuse.api import CPU_FP16_NOTE
+
+    said = lambda: [str(w.message) for w in recwarn.list].count(CPU_FP16_NOTE)  # noqa: E731
+    Fuser("aenetv2", precision="fp16")
+    assert said() == 1
+    Fuser("aenetv2", precision="bf16")
+    Fuser("max", precision="fp16")  # classical: float32 anyway
+    assert said() == 1
+
+
 def test_dwsfusion_under_autocast(scene, one_thread):
     """Users who wrap the module in autocast themselves: the FFT stays float32 inside."""
     from litefuse.registry import load_model
