@@ -105,7 +105,7 @@ def as_image(x: ImageLike, norm: Norm = "range", name: str | None = None) -> np.
 
 #: Said when a network is compiled for the CPU (measured 2026-12-07, docs/benchmarks.md "torch.compile on the CPU").
 #: Said for float16 on the CPU (measured 2026-12-07, 320x240, 1 thread: aenetv2-ivif 85.6 vs 7.5 ms, lwc 2276 vs 59 ms).
-CPU_FP16_NOTE = "fp16 on the CPU: torch emulates float16 on most CPUs (aenetv2-ivif ran 11x, lwc-densefuse 38x slower than fp32); for GPUs"
+CPU_FP16_NOTE = "fp16 on the CPU: torch emulates float16 on most CPUs (aenetv2-ivif ran 11-13x, lwc-densefuse 38x slower than fp32); for GPUs"
 CPU_COMPILE_NOTE = ("compile on the CPU: torch.compile ran slower than eager for every litefuse network (640x480: 0.18-0.95x eager's "
                     "speed, dwsfusion slowest), after up to 2 minutes of compiling; it is meant for GPUs, where it records CUDA graphs")
 
