@@ -441,12 +441,12 @@ def _resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _stretch_range(y: torch.Tensor) -> torch.Tensor:
-    """Each fused luma of a ``(B, 1, H, W)`` batch min-max stretched to [0, 1] (CDDFuse's
-    ``test_IVF.py`` does this before saving; a flat image is left as it is)."""
+    """Each luma of a ``(B, 1, H, W)`` batch min-max stretched to [0, 1], as CDDFuse's ``test_IVF.py`` saves (flat: as it is)."""
     lo, hi = y.amin(dim=(1, 2, 3), keepdim=True), y.amax(dim=(1, 2, 3), keepdim=True)
     spreads = (hi - lo).flatten()
     flat = spreads[(spreads > 0) & (spreads < 2 / 255)]
-    if len(flat) and (levels := f"{float(flat[0]) * 255:.2g}"):  # a near-flat result (a dark pair): its rounding noise fills 0..255
+    if len(flat):  # a near-flat result (a dark pair): stretched, its rounding noise fills 0..255
+        levels = f"{float(flat[0]) * 255:.2g}"
         warnings.warn(f"--stretch / stretch=True: a fused image spans {levels} grey level{'' if levels == '1' else 's'}; "
                       "stretched to the full range, its rounding noise becomes the picture", OnceWarning, stacklevel=2)
     return torch.where(hi > lo, (y - lo) / (hi - lo).clamp(min=1e-12), y)
