@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -355,3 +357,24 @@ def test_an_encoder_that_fails_is_one_output_error_and_the_old_video_stays(tmp_p
         fuse_video(ir_path, vi_path, out, "max", overwrite=True)
     assert str(error.value) == f"{out}: cannot write (No space left on device)"
     assert out.read_bytes() == b"an earlier, good video" and [p.name for p in out.parent.iterdir()] == ["fused.mp4"]
+
+
+def test_video_readers_leave_no_open_pipes(pair, tmp_path):
+    """Every ffmpeg reader is closed with its pipes: after a fused video, a fully read one, an
+    unreadable file and a size mismatch found after both streams opened (imageio-ffmpeg alone
+    leaves the pipes of an exited ffmpeg to the garbage collector, a ResourceWarning each)."""
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"x" * 100)
+    ir, _ = scene(3, 40, 50)
+    taller = write_video(tmp_path / "taller.mp4", ir)
+    gc.collect()  # earlier tests' garbage is not this test's
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert fuse_video(*pair, tmp_path / "a.mp4", "max").frames == 6
+        assert len(list(read_video(tmp_path / "a.mp4")[1])) == 6
+        for streams in ((bad, pair[1]), (pair[0], bad), (pair[0], taller)):
+            with pytest.raises(InputError, match="not a readable video|size mismatch"):
+                fuse_video(*streams, tmp_path / "b.mp4", "max")
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert not (tmp_path / "b.mp4").exists()

@@ -32,8 +32,10 @@ import re
 import subprocess
 import tempfile
 import threading
+import traceback
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -104,9 +106,10 @@ def _open(path: Path, pix_fmt: str, bpp: int):
         logger.addFilter(_rotation_note)
     gen = _ffmpeg().read_frames(str(path), pix_fmt=pix_fmt, bpp=bpp)
     try:
-        return gen, next(gen)
+        meta = next(gen)
+        return gen, _process(gen.gi_frame), meta
     except (OSError, RuntimeError, StopIteration) as exc:
-        gen.close()
+        _end(gen, _process(*(frame for frame, _ in traceback.walk_tb(exc.__traceback__))))
         raise InputError(f"not a readable video ({str(exc).strip().splitlines()[-1] if str(exc).strip() else exc.__class__.__name__})", path) from None
 
 
@@ -125,11 +128,11 @@ def read_video(path: str | Path, *, grey16: bool = False) -> tuple[dict, Iterato
         raise InputError("file not found", path)
     if path.stat().st_size == 0:
         raise InputError("empty file (0 bytes)", path)
-    gen, meta = _open(path, "rgb24", 3)
+    gen, proc, meta = _open(path, "rgb24", 3)
     sixteen = grey16 and high_bit_depth(meta)
     if sixteen:
-        gen.close()
-        gen, meta = _open(path, "gray16le", 2)
+        _end(gen, proc)
+        gen, proc, meta = _open(path, "gray16le", 2)
     meta["grey16"] = sixteen
     w, h = meta["size"]
 
@@ -143,9 +146,50 @@ def read_video(path: str | Path, *, grey16: bool = False) -> tuple[dict, Iterato
         except (OSError, RuntimeError) as exc:
             raise InputError(f"video decoding failed ({exc.__class__.__name__})", path) from None
         finally:
-            gen.close()
+            _end(gen, proc)
 
-    return meta, frames()
+    return meta, _Frames(gen, proc, frames())
+
+
+class _Frames(Iterator[np.ndarray]):
+    """A video's decoded frames; :meth:`close` ends its ffmpeg reader (process and pipes) even
+    before the first frame is taken, which closing a generator that never started does not."""
+
+    def __init__(self, reader: Iterator, proc: subprocess.Popen | None, frames: Iterator[np.ndarray]) -> None:
+        self._reader, self._proc, self._frames = reader, proc, frames
+
+    def __next__(self) -> np.ndarray:
+        return next(self._frames)
+
+    def close(self) -> None:
+        self._frames.close()
+        _end(self._reader, self._proc)
+
+
+def _process(*frames) -> subprocess.Popen | None:
+    """The ffmpeg process in the local variables of imageio-ffmpeg's reader, from its suspended
+    generator's frame or a traceback's frames (None where it cannot be seen)."""
+    for frame in frames:
+        proc = frame.f_locals.get("process") if frame is not None else None
+        if isinstance(proc, subprocess.Popen):
+            return proc
+    return None
+
+
+def _end(reader: Iterator, proc: subprocess.Popen | None) -> None:
+    """Close an imageio-ffmpeg frame reader and its pipes: its own clean-up closes them only when
+    ffmpeg is still running, and leaves them to the garbage collector (a ``ResourceWarning``) when
+    ffmpeg has already exited, as it has after the last frame. ``proc``: :func:`_process` of the
+    reader, taken while it was suspended (an exhausted generator no longer shows its locals)."""
+    reader.close()
+    if proc is not None:
+        for pipe in (proc.stdin, proc.stdout):  # stderr: imageio-ffmpeg's log thread closes it
+            if pipe is not None:
+                pipe.close()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - imageio-ffmpeg has killed it
+            pass
 
 
 def fuse_video(
@@ -185,89 +229,92 @@ def fuse_video(
     if not hasattr(fuser, "fuse_prepared"):  # a method name (or None: the default), as fuse and fuse_folder take
         fuser = Fuser(fuser)
     ivif = fuser.task == "ivif"
-    ir_meta, ir_frames = read_video(ir, grey16=ivif)
-    vi_meta, vi_frames = read_video(vi)
-    if ir_norm != "range" and not ivif:
-        which = "A/B videos" + ("" if fuser.task == "ab" else f" ({fuser.task})")
-        raise OptionError(f"ir_norm={ir_norm!r} scales an infrared stream; {which} are read as they are")
-    warn_ir_norm(fuser, ir_norm)
-    if isinstance(ir_norm, float) and not ir_meta["grey16"]:
-        raise InputError(f"an 8-bit video (pix_fmt {ir_meta.get('pix_fmt', '?').split('(')[0]}): a sensor peak "
-                         f"({ir_norm:g}) applies to 16-bit infrared; use range or minmax", ir)
-    (w, h), (wv, hv) = ir_meta["size"], vi_meta["size"]
-    for (sw, sh), src in (((w, h), ir), ((wv, hv), vi)):
-        if min(sw, sh) < MIN_SIDE:  # as for images
-            raise InputError(f"frames are {sw}×{sh} pixels; at least {MIN_SIDE}×{MIN_SIDE} is needed", src)
-    if (w, h) != (wv, hv) and not resize_vi:
-        turned = [Path(p).name for p, m in ((ir, ir_meta), (vi, vi_meta)) if _rotated(m)]
-        if turned and (wv, hv) == (h, w):  # resampling would squash the picture: it is turned, not smaller
-            raise InputError(f"frames are {wv}×{hv} here but {w}×{h} in {Path(ir).name}: {' and '.join(turned)} "
-                             f"{'is' if len(turned) == 1 else 'are'} rotated by display-rotation metadata, so the streams "
-                             "do not face the same way; record both alike, or clear the rotation (ffmpeg -display_rotation 0 "
-                             "-i in.mp4 -c copy out.mp4); --resize-vi would squash the picture", vi)
-        raise InputError(f"size mismatch: {wv}×{hv} frames here but {w}×{h} in {Path(ir).name} (pass --resize-vi to resample)", vi)
-    rate = frame_rate(ir_meta.get("fps") or 25.0)  # exact, for the writer: 23.98 is 24000/1001
-    fps = float(rate)
-    vi_fps = float(vi_meta.get("fps") or fps)
-    if abs(vi_fps - fps) > 0.01 * fps:  # frames pair by index: the streams drift apart in time
-        warnings.warn(f"{Path(vi).name} runs at {vi_fps:g} fps, {Path(ir).name} at {fps:g}: frames are paired by "
-                      f"index, so the streams drift apart by {abs(1 / fps - 1 / vi_fps) * 60 * fps:.1f} s a minute; "
-                      f"the output keeps {fps:g} fps (resample one stream to the other's rate first)", UserWarning, stacklevel=2)
-    ir_total, vi_total = _frame_estimate(ir_meta), _frame_estimate(vi_meta)  # by each stream's header
-    # for the progress display only: the pairs are counted as they come
-    total = min(ir_total, vi_total) if ir_total and vi_total and shortest else ir_total
-    if vi_meta.get("audio_codec") or ir_meta.get("audio_codec"):
-        with_audio = " and ".join(Path(p).name for p, m in ((ir, ir_meta), (vi, vi_meta)) if m.get("audio_codec"))
-        warnings.warn(f"the audio of {with_audio} is not copied: the fused video has no sound", UserWarning, stacklevel=2)
-    if max_frames is not None:
-        total = min(total, max_frames) if total else max_frames
+    with ExitStack() as readers:  # every early error ends both ffmpeg readers
+        ir_meta, ir_frames = read_video(ir, grey16=ivif)
+        readers.callback(ir_frames.close)
+        vi_meta, vi_frames = read_video(vi)
+        readers.callback(vi_frames.close)
+        if ir_norm != "range" and not ivif:
+            which = "A/B videos" + ("" if fuser.task == "ab" else f" ({fuser.task})")
+            raise OptionError(f"ir_norm={ir_norm!r} scales an infrared stream; {which} are read as they are")
+        warn_ir_norm(fuser, ir_norm)
+        if isinstance(ir_norm, float) and not ir_meta["grey16"]:
+            raise InputError(f"an 8-bit video (pix_fmt {ir_meta.get('pix_fmt', '?').split('(')[0]}): a sensor peak "
+                             f"({ir_norm:g}) applies to 16-bit infrared; use range or minmax", ir)
+        (w, h), (wv, hv) = ir_meta["size"], vi_meta["size"]
+        for (sw, sh), src in (((w, h), ir), ((wv, hv), vi)):
+            if min(sw, sh) < MIN_SIDE:  # as for images
+                raise InputError(f"frames are {sw}×{sh} pixels; at least {MIN_SIDE}×{MIN_SIDE} is needed", src)
+        if (w, h) != (wv, hv) and not resize_vi:
+            turned = [Path(p).name for p, m in ((ir, ir_meta), (vi, vi_meta)) if _rotated(m)]
+            if turned and (wv, hv) == (h, w):  # resampling would squash the picture: it is turned, not smaller
+                raise InputError(f"frames are {wv}×{hv} here but {w}×{h} in {Path(ir).name}: {' and '.join(turned)} "
+                                 f"{'is' if len(turned) == 1 else 'are'} rotated by display-rotation metadata, so the streams "
+                                 "do not face the same way; record both alike, or clear the rotation (ffmpeg -display_rotation 0 "
+                                 "-i in.mp4 -c copy out.mp4); --resize-vi would squash the picture", vi)
+            raise InputError(f"size mismatch: {wv}×{hv} frames here but {w}×{h} in {Path(ir).name} (pass --resize-vi to resample)", vi)
+        rate = frame_rate(ir_meta.get("fps") or 25.0)  # exact, for the writer: 23.98 is 24000/1001
+        fps = float(rate)
+        vi_fps = float(vi_meta.get("fps") or fps)
+        if abs(vi_fps - fps) > 0.01 * fps:  # frames pair by index: the streams drift apart in time
+            warnings.warn(f"{Path(vi).name} runs at {vi_fps:g} fps, {Path(ir).name} at {fps:g}: frames are paired by "
+                          f"index, so the streams drift apart by {abs(1 / fps - 1 / vi_fps) * 60 * fps:.1f} s a minute; "
+                          f"the output keeps {fps:g} fps (resample one stream to the other's rate first)", UserWarning, stacklevel=2)
+        ir_total, vi_total = _frame_estimate(ir_meta), _frame_estimate(vi_meta)  # by each stream's header
+        # for the progress display only: the pairs are counted as they come
+        total = min(ir_total, vi_total) if ir_total and vi_total and shortest else ir_total
+        if vi_meta.get("audio_codec") or ir_meta.get("audio_codec"):
+            with_audio = " and ".join(Path(p).name for p, m in ((ir, ir_meta), (vi, vi_meta)) if m.get("audio_codec"))
+            warnings.warn(f"the audio of {with_audio} is not copied: the fused video has no sound", UserWarning, stacklevel=2)
+        if max_frames is not None:
+            total = min(total, max_frames) if total else max_frames
 
-    ff = _ffmpeg()
-    writable_dir(out.parent)
-    pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+        ff = _ffmpeg()
+        writable_dir(out.parent)
+        pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
 
-    def prepare(frames: tuple[np.ndarray, np.ndarray]):  # decode thread: luma + chroma split
-        a, vi_rgb = frames
-        if a.dtype == np.uint16:  # a high-bit-depth infrared stream, scaled as 16-bit images are
-            a = to_float(a, norm=ir_norm, source=ir)
-        elif ivif:
-            a = rgb_to_ycbcr(a)[0]
-            a = to_float(a, norm="minmax", source=ir) if ir_norm == "minmax" else a
-        return fuser.prepare(a, vi_rgb, resize_b=resize_vi, names=(ir, vi))
+        def prepare(frames: tuple[np.ndarray, np.ndarray]):  # decode thread: luma + chroma split
+            a, vi_rgb = frames
+            if a.dtype == np.uint16:  # a high-bit-depth infrared stream, scaled as 16-bit images are
+                a = to_float(a, norm=ir_norm, source=ir)
+            elif ivif:
+                a = rgb_to_ycbcr(a)[0]
+                a = to_float(a, norm="minmax", source=ir) if ir_norm == "minmax" else a
+            return fuser.prepare(a, vi_rgb, resize_b=resize_vi, names=(ir, vi))
 
-    with temporary_beside(out, suffix=out.suffix) as tmp:  # ffmpeg picks the container by suffix
-        writer = _Encoder(ff.get_ffmpeg_exe(), tmp, out, (w, h), rate, pix_fmt)
+        with temporary_beside(out, suffix=out.suffix) as tmp:  # ffmpeg picks the container by suffix
+            writer = _Encoder(ff.get_ffmpeg_exe(), tmp, out, (w, h), rate, pix_fmt)
 
-        def encode(fused_y: np.ndarray, prepared) -> None:  # encode thread, frames in order
-            fused = fuser.finish(fused_y, prepared, grey)
-            if fused.ndim == 2:
-                fused = np.repeat(fused[..., None], 3, axis=-1)
-            writer.send(np.ascontiguousarray(np.round(np.clip(fused, 0, 1) * 255).astype(np.uint8)).tobytes())
+            def encode(fused_y: np.ndarray, prepared) -> None:  # encode thread, frames in order
+                fused = fuser.finish(fused_y, prepared, grey)
+                if fused.ndim == 2:
+                    fused = np.repeat(fused[..., None], 3, axis=-1)
+                writer.send(np.ascontiguousarray(np.round(np.clip(fused, 0, 1) * 255).astype(np.uint8)).tobytes())
 
-        n = 0
-        try:
-            ended: list[Path] = []
-            pairs = _zip_strict(ir_frames, vi_frames, Path(ir), Path(vi), max_frames, ended if shortest else None,
-                                {Path(ir): ir_total, Path(vi): vi_total})
-            prepared_frames = _ahead(map(prepare, pairs), depth=2 * batch_size + 1)
-            with ThreadPoolExecutor(1, thread_name_prefix="litefuse-encode") as encoder:
-                pending: list[Future] = []
-                for batch in _batches(progress(prepared_frames, total) if progress else prepared_frames, batch_size):
-                    lumas = fuser.fuse_prepared(batch, grey)
-                    pending += [encoder.submit(encode, y, p) for y, p in zip(lumas, batch)]
-                    while pending and pending[0].done():
-                        pending.pop(0).result()  # an encoding error stops the run here
-                    n += len(batch)
-                for job in pending:
-                    job.result()
-            if n == 0:
-                raise InputError("no frames", ir)
-        except BaseException:
-            writer.kill()
-            raise
-        writer.finish()  # a full disk or a failed encoder: an OutputError, and nothing published
-        publish(tmp, out)
-    return VideoReport(out, n, fps, (w, h), ended[0] if ended else None)
+            n = 0
+            try:
+                ended: list[Path] = []
+                pairs = _zip_strict(ir_frames, vi_frames, Path(ir), Path(vi), max_frames, ended if shortest else None,
+                                    {Path(ir): ir_total, Path(vi): vi_total})
+                prepared_frames = _ahead(map(prepare, pairs), depth=2 * batch_size + 1)
+                with ThreadPoolExecutor(1, thread_name_prefix="litefuse-encode") as encoder:
+                    pending: list[Future] = []
+                    for batch in _batches(progress(prepared_frames, total) if progress else prepared_frames, batch_size):
+                        lumas = fuser.fuse_prepared(batch, grey)
+                        pending += [encoder.submit(encode, y, p) for y, p in zip(lumas, batch)]
+                        while pending and pending[0].done():
+                            pending.pop(0).result()  # an encoding error stops the run here
+                        n += len(batch)
+                    for job in pending:
+                        job.result()
+                if n == 0:
+                    raise InputError("no frames", ir)
+            except BaseException:
+                writer.kill()
+                raise
+            writer.finish()  # a full disk or a failed encoder: an OutputError, and nothing published
+            publish(tmp, out)
+        return VideoReport(out, n, fps, (w, h), ended[0] if ended else None)
 
 
 class _Encoder:
