@@ -760,3 +760,17 @@ def test_a_second_method_for_a_one_method_command_is_said(capsys, tmp_path, pair
     assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.onnx").exists()
     rc, out, err = cli(capsys, "fuse", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"), "-m", "max", "-m", "max")
     assert rc == 0 and "fused (max)" in out, err  # the same one twice: that one
+
+
+@pytest.mark.parametrize("name", ["fused.png", "fused.MP4"])
+def test_a_folder_run_into_a_file_name_is_one_error_and_writes_nothing(capsys, tmp_path, name):
+    """``fuse -i FOLDER -o fused.png`` made a folder named fused.png; a folder of that name that
+    exists is still taken (a rerun)."""
+    src = pair_set(tmp_path / "set", [(40, 48)])
+    one_line_error(capsys, "fuse", "-i", str(src), "-o", str(tmp_path / name), "-m", "max",
+                   fragments=(name, "names a file, but a folder is written here"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+    with pytest.raises(OutputError, match="names a file"):
+        litefuse.fuse_folder(src, tmp_path / name, "max")
+    (tmp_path / name).mkdir()
+    assert [p.name for p in litefuse.fuse_folder(src, tmp_path / name, "max").fused] == ["p0.png"]

@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jfif", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # what folders pair: what read_image reads
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")  # what litefuse writes videos as (litefuse.video)
 MIN_SIDE = 8  # smaller inputs are not images worth fusing, and break the networks' down-sampling
 MAX_SIDE = 16384  # the largest side an exported graph takes and bench times
 FLOAT_TOLERANCE = 1e-3  # float inputs this far outside [0, 1] are rounding, clipped; further out refused
@@ -489,10 +490,12 @@ def _check_creatable(out: Path, parent: Path) -> None:
 
 def check_output_dir(folder: str | Path) -> Path:
     """Validate an output folder before any work, without creating it: an existing writable
-    folder, or one that can be created under a writable parent."""
+    folder, or one that can be created under a writable parent, not named as an image or video."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder}: exists and is not a directory")
+    if not folder.exists() and folder.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_SUFFIXES:
+        raise OutputError(f"{folder}: names a file, but a folder is written here; give a folder name")
     _check_creatable(folder, folder if folder.exists() else folder.parent)
     return folder
 

@@ -47,14 +47,13 @@ from ._checks import whole
 from ._files import publish, temporary_beside
 from .colour import rgb_to_ycbcr
 from .errors import InputError, LitefuseError, OptionError, OutputError
-from .io import MIN_SIDE, Norm, check_norm, check_output_path, to_float, writable_dir
+from .io import MIN_SIDE, VIDEO_SUFFIXES, Norm, check_norm, check_output_path, to_float, writable_dir
 
 if TYPE_CHECKING:
     from .api import Fuser
 
 __all__ = ["VIDEO_SUFFIXES", "VideoReport", "is_video", "high_bit_depth", "read_video", "fuse_video"]
 
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi")
 READ_SUFFIXES = VIDEO_SUFFIXES + (".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 
