@@ -712,7 +712,7 @@ def test_an_empty_model_name_and_a_flag_given_a_value_are_one_line(capsys, tmp_p
     pointed to `litefuse --help` rather than the command's own."""
     ir, vi = map(str, pair)
     one_line_error(capsys, "fuse", "-m", "", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"),
-                   fragments=("the model name is empty",))
+                   fragments=("--model is empty",))
     one_line_error(capsys, "fuse", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"), "--overwrite=false",
                    fragments=("'--overwrite' does not take a value", "(see: litefuse fuse --help)"))
     assert not (tmp_path / "o.png").exists()
@@ -774,3 +774,22 @@ def test_a_folder_run_into_a_file_name_is_one_error_and_writes_nothing(capsys, t
         litefuse.fuse_folder(src, tmp_path / name, "max")
     (tmp_path / name).mkdir()
     assert [p.name for p in litefuse.fuse_folder(src, tmp_path / name, "max").fused] == ["p0.png"]
+
+
+@pytest.mark.parametrize("option, args", [
+    ("--output", ("compare", "-i", "{set}", "-o", "")),
+    ("--output", ("eval", "-i", "{set}", "-m", "max", "--output", "")),
+    ("--output", ("demo", "-o", "")),
+    ("--json", ("bench", "-m", "max", "--size", "64x64", "--json=")),
+    ("--ir", ("fuse", "--ir", "", "--vi", "{set}/vi/p0.png", "-o", "{tmp}/x.png")),
+])
+def test_an_empty_option_value_is_one_error_and_writes_nothing(capsys, tmp_path, monkeypatch, option, args):
+    """``compare -o ""`` and ``eval -o ""`` wrote their reports into the current folder (typer
+    reads an empty path as ``.``); ``demo -o ""`` its images."""
+    src = pair_set(tmp_path / "set", [(40, 48)])
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    args = tuple(a.format(set=src, tmp=tmp_path) for a in args)
+    one_line_error(capsys, *args, fragments=(f"error: {option} is empty", f"litefuse {args[0]} --help"))
+    assert list(work.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["set", "work"]

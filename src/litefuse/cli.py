@@ -362,6 +362,21 @@ def _tolerant_output() -> None:
             pass
 
 
+def _empty_value(argv: list[str]) -> str | None:
+    """The first option of ``argv``'s command given an empty value (``-o ""``, ``--json=``): typer
+    turns it into ``.`` for a path, so ``compare -o ""`` wrote its report into the current folder."""
+    command = typer.main.get_command(app).commands.get(argv[0]) if argv else None  # type: ignore[attr-defined]
+    if command is None:
+        return None
+    takes = {name: max(p.opts, key=len) for p in command.params  # each spelling -> the long one
+             if p.param_type_name == "option" and not getattr(p, "is_flag", False) for name in p.opts}
+    for i, token in enumerate(argv[1:], 1):
+        name, eq, value = token.partition("=")
+        if name in takes and ((eq and not value) or (not eq and argv[i + 1:i + 2] == [""])):
+            return takes[name]
+    return None
+
+
 def main() -> None:  # pragma: no cover - exercised through the console script
     # The CLI owns its process: freed heap memory stays resident so full-resolution feature maps
     # are not page-faulted anew on every call (litefuse.runtime.keep_heap_resident).
@@ -380,6 +395,9 @@ def main() -> None:  # pragma: no cover - exercised through the console script
             if "--help" not in sys.argv[1:] and len(sys.argv) > 1:
                 raise
             err_console.print(f"note: {exc}", markup=False)  # help still shows, the failure beside it
+        if (empty := _empty_value(sys.argv[1:])) is not None:
+            err_console.print(f"error: {empty} is empty: give a value (see: litefuse {sys.argv[1]} --help)", markup=False)
+            sys.exit(2)
         code = app(standalone_mode=False)  # usage errors come here, reported as one line
     except typer.Abort:
         err_console.print("terminated" if _TERMINATED else "interrupted", markup=False)
