@@ -181,8 +181,7 @@ def card_command(
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help=JOBS_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing card."),
 ) -> None:
-    """Write a model card for a run's weights: data, recipe, seed, params, MACs, and scores beside
-    the shipped weights, `max` and `dwsfusion`, per set, on the run's validation pairs."""
+    """Write a model card for a run's weights: data, recipe, seed, params, MACs, and validation scores beside the shipped weights, max and dwsfusion, per set."""
     from ._files import atomic_write_text
     from .cli_common import console, err_console, fail, progress_bar, with_alias
     from .errors import LitefuseError
