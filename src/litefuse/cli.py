@@ -45,7 +45,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", metavar="", callback=_print_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     pass
 
@@ -83,7 +83,7 @@ def demo(
     ),
     method_alias: Optional[list[str]] = typer.Option(None, "--method", hidden=True),
     device: Device = typer.Option(Device.cpu, "--device", help=DEVICE_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace demo images already in the folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace demo images already in the folder."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
 ) -> None:
     """Fuse a built-in synthetic infrared/visible scene and write the images."""
@@ -111,8 +111,8 @@ def export(
     size: str = typer.Option("640x480", "--size", metavar="<WxH|dynamic>", help="Frame size WxH baked into the graph, or 'dynamic' for any size."),
     batch_size: str = typer.Option("1", "--batch-size", metavar="<N|dynamic>", help="Pairs per call baked into the graph, or 'dynamic' for any number."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18 or newer: what torch's exporter writes)."),
-    check: bool = typer.Option(True, "--check/--no-check", help="Run the graph in onnxruntime and compare with PyTorch."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
+    check: bool = typer.Option(True, "--check/--no-check", metavar="", help="Run the graph in onnxruntime and compare with PyTorch."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace an existing file."),
 ) -> None:
     """Export a network to ONNX (inputs ir, vi: Nx1xHxW luminance in [0, 1]; output fused)."""
     from .export import export_onnx
@@ -143,12 +143,12 @@ def bench(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help=PRECISION_HELP),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Pairs per call."),
-    compile: bool = typer.Option(False, "--compile", help="Networks under torch.compile (warm-up rounds absorb the compilation); for GPUs: on the CPU it measured slower than eager."),
+    compile: bool = typer.Option(False, "--compile", metavar="", help="Networks under torch.compile (warm-up rounds absorb the compilation); for GPUs: on the CPU it measured slower than eager."),
     rounds: int = typer.Option(15, "--rounds", min=1, help="Timed rounds; each calls every method once."),
     warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed rounds first."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the measurements as JSON."),
     chart: Optional[Path] = typer.Option(None, "--chart", help="Also draw the latencies as a PNG bar chart (needs matplotlib)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --json / --chart file."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace an existing --json / --chart file."),
     tile: Optional[int] = typer.Option(None, "--tile", min=16, help=TILE_HELP),
 ) -> None:
     """Time fusion methods on this machine: params, MACs, latency and pairs/s, interleaved in one run."""
@@ -242,7 +242,7 @@ def compare(
     ),
     model_alias: Optional[list[str]] = typer.Option(None, "--model", hidden=True),
     reference: bool = typer.Option(
-        True, "--reference/--no-reference",
+        True, "--reference/--no-reference", metavar="",
         help="Add the classical `max` fuser beside networks compared without it: the bar a network must beat.",
     ),
     output: Path = typer.Option(Path("litefuse-compare"), "--output", "-o", help="Report folder."),
@@ -251,9 +251,9 @@ def compare(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs per folder."),
     preview: int = typer.Option(4, "--preview", min=0, help="Pairs shown in grid.png, each set's first, then second, ... (0: no grid)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help=JOBS_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in the --output folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace an earlier report in the --output folder."),
     ir_norm: str = typer.Option("range", "--ir-norm", metavar=IR_NORM_METAVAR, help=IR_NORM_HELP + " Used for fusing and scoring alike."),
-    stretch: bool = typer.Option(False, "--stretch", help=STRETCH_HELP + " Every method alike."),
+    stretch: bool = typer.Option(False, "--stretch", metavar="", help=STRETCH_HELP + " Every method alike."),
     device: Device = typer.Option(Device.cpu, "--device", help=DEVICE_HELP + " Not cpu: one process (-j 1)."),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help=PRECISION_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for torch with -j 1 (workers of -j N run one each); default as fuse."),

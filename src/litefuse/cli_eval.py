@@ -75,17 +75,17 @@ def eval_command(
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="With --input: folder for the fused images (default: ./fused-<model>)."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --csv file, and (with --input) fused images already in --output."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace an existing --csv file, and (with --input) fused images already in --output."),
     metrics: Optional[str] = typer.Option(
         None, "--metrics", help="Comma-separated metric names (default: the convention's set; cddfuse: 8 core + AG, CC, PSNR)."
     ),
     convention: str = typer.Option("cddfuse", "--convention", metavar=CONVENTION_METAVAR, help=CONVENTION_HELP),
     psnr: Optional[str] = typer.Option(None, "--psnr", metavar="<cddfuse|tang|vifb|textbook>", help="Override the PSNR kind, e.g. 'textbook' = 10·log10(255²/MSE)."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image scores to this CSV file."),
-    markdown: bool = typer.Option(False, "--markdown", help="Print the summary as a markdown table."),
+    markdown: bool = typer.Option(False, "--markdown", metavar="", help="Print the summary as a markdown table."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help=JOBS_HELP),
     ir_norm: str = typer.Option("range", "--ir-norm", metavar=IR_NORM_METAVAR, help=IR_NORM_HELP + " Scores the infrared (and with --input fuses it) as `fuse --ir-norm` reads it."),
-    stretch: bool = typer.Option(False, "--stretch", help="With --input: m" + STRETCH_HELP[1:]),
+    stretch: bool = typer.Option(False, "--stretch", metavar="", help="With --input: m" + STRETCH_HELP[1:]),
     device: Device = typer.Option(Device.cpu, "--device", help="With --input: where networks run."),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="With --input: " + PRECISION_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="With --input: " + THREADS_HELP),

@@ -33,7 +33,7 @@ def study_command(
     references: str = typer.Option("max", "--references", help="Classical fusers scored beside the variants (comma-separated; '' for none)."),
     threads: int = typer.Option(1, "--threads", min=1, help="Torch CPU threads for training and latency."),
     latency_runs: int = typer.Option(10, "--latency-runs", min=1, help="Timed calls per latency measurement."),
-    progress: bool = typer.Option(False, "--progress/--no-progress", help="Training progress bars."),
+    progress: bool = typer.Option(False, "--progress/--no-progress", metavar="", help="Training progress bars."),
 ) -> None:
     """Train and compare the AE-Netv2 study variants; writes study.csv, study.md and pareto.png."""
     from .cli_common import err_console as err

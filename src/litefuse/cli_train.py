@@ -42,7 +42,7 @@ def train_command(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config (default: the model's packaged config)."),
     out: Optional[Path] = typer.Option(None, "--output", "-o", help="Run folder (default: the config's out_dir, else runs/<model>)."),
     out_alias: Optional[Path] = typer.Option(None, "--out", hidden=True),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in the output folder from its last checkpoint."),
+    resume: bool = typer.Option(False, "--resume", metavar="", help="Continue the run in the output folder from its last checkpoint."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop cleanly (and save) after this many minutes."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Total epochs (default: the config's / its stages')."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimisation steps."),
@@ -59,7 +59,7 @@ def train_command(
         None, "--teacher", "-t", metavar="<str>",
         help="Distil from this method (name, NAME=WEIGHTS, or 'bank'); repeat for an ensemble. Any network can be the student.",
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Training progress bar (--no-progress: logs only)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", metavar="", help="Training progress bar (--no-progress: logs only)."),
 ) -> None:
     """Train a network; writes last.pt, log.csv, model.safetensors and summary.json to the run folder."""
     from .cli_common import err_console as err
@@ -179,7 +179,7 @@ def card_command(
     folders_alias: Optional[list[Path]] = typer.Option(None, "--eval", hidden=True),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most this many pairs per set."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help=JOBS_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing card."),
+    overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace an existing card."),
 ) -> None:
     """Write a model card for a run's weights: data, recipe, seed, params, MACs, and validation scores beside the shipped weights, max and dwsfusion, per set."""
     from ._files import atomic_write_text
