@@ -380,6 +380,14 @@ def test_fine_tuning_starts_from_the_shipped_or_given_weights(image_root, tmp_pa
     assert wrecked.best_step == 0, wrecked.best_step
     assert all(torch.equal(v, shipped[k]) for k, v in load_file(str(wrecked.weights)).items())
 
+    # with stages too: each stage keeps its own best, and the start competes in every one (a later
+    # stage exported its own best, however bad, when the step-0 validation counted in stage 1 only)
+    staged = dict(common, max_steps=None, lr=10.0, epochs=2,
+                  stages=[{"epochs": 1, "ssim_weight": 1.0}, {"epochs": 1, "ssim_weight": 10.0}])
+    wrecked = _trainer(_config(image_root, tmp_path / "staged", init="pretrained", **staged)).fit()
+    assert (wrecked.steps > wrecked.best_step == 0 and wrecked.stage == 1), (wrecked.steps, wrecked.best_step, wrecked.stage)
+    assert all(torch.equal(v, shipped[k]) for k, v in load_file(str(wrecked.weights)).items())
+
     # a weights file works the same way, and the card says where the run started
     again = _trainer(_config(image_root, tmp_path / "again", init=str(tuned.weights), **common)).fit()
     assert torch.allclose(load_file(str(again.weights))[next(iter(after))], after[next(iter(after))], atol=1e-6)

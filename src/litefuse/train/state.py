@@ -112,11 +112,12 @@ class TrainState:
         self.stopper, self.plateau = stopper, plateau
         self.best_val, self.best_step, self.best_model = math.inf, None, None
 
-    def improve(self, value: float, model: nn.Module) -> bool:
-        """Keep ``model``'s weights as the best if ``value`` beats the best so far; True if it did."""
+    def improve(self, value: float, model: nn.Module, step: int | None = None) -> bool:
+        """Keep ``model``'s weights as the best if ``value`` beats the best so far; True if it did.
+        ``step``: the step whose weights they are (default: the current one)."""
         if not value < self.best_val:
             return False
-        self.best_val, self.best_step = value, self.step
+        self.best_val, self.best_step = value, self.step if step is None else step
         self.best_model = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return True
 

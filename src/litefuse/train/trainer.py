@@ -350,17 +350,39 @@ class Trainer:
             except OptionError as exc:  # a keyword the constructor does not take
                 raise ConfigError(f"[model_kwargs] do not fit {exc}") from None
         if init and cfg.init:
-            # a model given without a registered name has no registry facts (shipped weights, filter)
-            info = get_model_info(cfg.model) if cfg.model in {m.name for m in list_models()} else None
-            if cfg.init != "pretrained":
-                source = Path(cfg.init)
-            elif info is not None and info.weights_path is not None:
-                source = info.weights_path
-            else:
-                raise ModelError(f"init = 'pretrained' but {cfg.model or 'this model'!r} ships no weights; pass a weights file")
-            load_weights(model, source, checkpoint_filter=info.checkpoint_filter if info is not None else None)
-            self.console.print(f"init: weights from {source}", markup=False)
+            self.console.print(f"init: weights from {self._load_init(model)}", markup=False)
         return model
+
+    def _load_init(self, model: nn.Module) -> Path:
+        """Load ``config.init`` into ``model``; returns the file it came from."""
+        cfg = self.config
+        # a model given without a registered name has no registry facts (shipped weights, filter)
+        info = get_model_info(cfg.model) if cfg.model in {m.name for m in list_models()} else None
+        if cfg.init != "pretrained":
+            source = Path(cfg.init)
+        elif info is not None and info.weights_path is not None:
+            source = info.weights_path
+        else:
+            raise ModelError(f"init = 'pretrained' but {cfg.model or 'this model'!r} ships no weights; pass a weights file")
+        load_weights(model, source, checkpoint_filter=info.checkpoint_filter if info is not None else None)
+        return source
+
+    def _start_as_rival(self) -> None:
+        """A fine-tune's starting weights, validated under the stage just entered, as that stage's
+        first best (step 0). Each stage keeps its own best under its own loss weights, so the step-0
+        validation competes in the first stage only: without this a later stage could export weights
+        worse than the start. No random draw and no log row: a resumed run stays step-exact."""
+        current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        try:
+            self._load_init(self.model)
+            metrics = self.validate()
+            st = self.state
+            improved = st.improve(self._sign() * metrics[self.config.monitor], self.model, step=0)
+        finally:
+            self.model.load_state_dict(current)
+        text = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        self.console.print(f"val of the starting weights (step 0) in stage {st.stage + 1}: {text}{' *' if improved else ''}",
+                           markup=False)
 
     def _stage_trackers(self) -> tuple[EarlyStopping, dict[str, torch.optim.lr_scheduler.ReduceLROnPlateau]]:
         """Fresh early stopping and plateau schedulers (on the objective's ``plateau_on`` optimizers)."""
@@ -383,7 +405,9 @@ class Trainer:
             if st.stage is not None:
                 self.console.print(f"stage {index + 1} from epoch {st.epoch + 1} (step {st.step})", markup=False)
             st.new_stage(*self._stage_trackers())
-            st.stage = index
+            entered, st.stage = st.stage is not None, index
+            if entered and self.config.init and self.val_set is not None:
+                self._start_as_rival()
         if hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(st.epoch)
 
