@@ -164,6 +164,9 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
             if value not in (None, [], ()):
                 raise ConfigError(f"--set {key}=... and {option} both set {key}; give one")
         cfg = cfg.apply_sets(sets)
+        if cfg.model != model:  # the model is the command's argument; a --set would train another one in silence
+            raise ConfigError(f"--set model={cfg.model}: the model is the command's argument ({model}); "
+                              f"train {cfg.model} with `litefuse train {cfg.model}`")
     get_objective(cfg.objective_name or model)
     # what is still relative came from the command line (--set data=...), so from the working
     # directory; store every path absolute so that a resumed run finds the same files from anywhere

@@ -246,3 +246,53 @@ def test_card_never_replaces_a_file_named_like_its_loss_curve(tmp_path):
     replaced = CliRunner().invoke(app, [*args, "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     assert mine.read_bytes().startswith(b"\x89PNG") and "card_loss.png" in (tmp_path / "cards" / "card.md").read_text()
+
+
+def test_a_crop_far_beyond_the_images_is_refused_and_a_larger_one_noted(tmp_path):
+    """A 4096×4096 crop of 160×120 images took 24 GB before the system killed it, a 100000 one
+    was an internal error; a crop some images cannot fill is padded, now said."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    for sub in ("ir", "vi"):
+        (data / sub).mkdir(parents=True)
+        for i, (h, w) in enumerate([(48, 56), (48, 56), (40, 90), (64, 64)]):
+            Image.fromarray((rng.random((h, w)) * 255).astype(np.uint8)).save(data / sub / f"s{i}.png")
+    common = ["train", MODEL, "-d", str(data), "--batch-size", "2", "--max-steps", "1", "--no-progress",
+              "--set", "tensorboard=false", "--set", "val_fraction=0"]
+    for crop, message in [("[200, 60]", "crop [200, 60] (H, W) is more than twice the largest training image (90×64 pixels)"),
+                          ("100000", "crop must be at least 8×8 and at most 16384×16384")]:
+        bad = CliRunner().invoke(app, [*common, "--set", f"crop={crop}", "-o", str(tmp_path / "bad")])
+        assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output, bad.output
+        assert not (tmp_path / "bad").exists()
+    ok = CliRunner().invoke(app, [*common, "--set", "crop=[50, 60]", "--epochs", "1", "-o", str(tmp_path / "ok")])
+    assert ok.exit_code == 0, ok.output
+    assert "note: 6 of 8 training images are smaller than the 60×50 crop: reflect-padded" in ok.output  # both sources
+    # lwc-densefuse's packaged schedule has three stages: one epoch never reaches the later two
+    assert "note: epochs = 1 ends in stage 1 of 3" in ok.output and "stages 2-3 never run" in ok.output
+
+
+def test_a_resume_on_other_data_is_refused(tmp_path):
+    """Removing a pair between a run and its --resume changed the split and mixed two validation
+    sets in one best-val comparison, in silence."""
+    rng = np.random.default_rng(1)
+    data = tmp_path / "data"
+    for sub in ("ir", "vi"):
+        (data / sub).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray((rng.random((40, 48)) * 255).astype(np.uint8)).save(data / sub / f"s{i}.png")
+    run = tmp_path / "run"
+    args = ["train", MODEL, "-d", str(data), "-o", str(run), "--set", "crop=32", "-b", "4", "--no-progress"]
+    assert CliRunner().invoke(app, [*args, "--max-steps", "1"]).exit_code == 0
+    kept = (data / "ir" / "s0.png").read_bytes()
+    (data / "ir" / "s0.png").unlink()
+    (data / "vi" / "s0.png").rename(tmp_path / "s0.png")
+    more = ["--resume", "--max-steps", "2"]
+    bad = CliRunner().invoke(app, [*args, *more])
+    assert bad.exit_code == 2 and "cannot resume: the training data changed since the checkpoint (6 pairs then, 5 now; ir/s0.png gone)" in bad.output, bad.output
+    (data / "ir" / "s0.png").write_bytes(kept + b"\0")  # the same names, another file
+    (tmp_path / "s0.png").rename(data / "vi" / "s0.png")
+    bad = CliRunner().invoke(app, [*args, *more])
+    assert bad.exit_code == 2 and "(6 pairs then, 6 now; ir/s0.png changed)" in bad.output, bad.output
+    (data / "ir" / "s0.png").write_bytes(kept)
+    ok = CliRunner().invoke(app, [*args, *more])
+    assert ok.exit_code == 0 and "resumed" in ok.output, ok.output

@@ -273,7 +273,8 @@ def test_train_command(image_root, tmp_path):
     bad = runner.invoke(app, ["train", "densefuse", "--init", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path / "y")])
     assert bad.exit_code == 2 and "weights file not found" in bad.output and "Traceback" not in bad.output
     assert not (tmp_path / "y").exists()  # nothing written for a command that cannot start
-    for args, message in [([], "name the network to train"), (["densefuse", "-m", "aenetv2"], "two models named")]:
+    for args, message in [([], "name the network to train"), (["densefuse", "-m", "aenetv2"], "two models named"),
+                          (["lwc-densefuse", "--set", 'model="densefuse"'], "--set model=densefuse: the model is the command's argument")]:
         bad = runner.invoke(app, ["train", *args, "-o", str(tmp_path / "z")])
         assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output, bad.output
     assert not (tmp_path / "z").exists()

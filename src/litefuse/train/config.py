@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from ..errors import LitefuseError
+from ..io import MAX_SIDE
 from ..registry import get_model_info
 
 if TYPE_CHECKING:
@@ -195,8 +196,8 @@ class TrainConfig:
             raise bad(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise bad(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if min(self.crop) < 8:
-            raise bad(f"crop must be at least 8×8, got {list(self.crop)}")
+        if min(self.crop) < 8 or max(self.crop) > MAX_SIDE:
+            raise bad(f"crop must be at least 8×8 and at most {MAX_SIDE}×{MAX_SIDE}, got {list(self.crop)}")
         try:
             self.norm
         except ValueError:
@@ -260,6 +261,17 @@ class TrainConfig:
     def stage_of(self, epoch: int) -> int:
         """Index of the stage ``epoch`` belongs to; the last stage continues past the table."""
         return max(i for i, start in enumerate(self.stage_starts()) if start <= epoch)
+
+    def unreached_stages(self) -> str | None:
+        """A note when ``epochs`` ends the run before its last stage (None otherwise)."""
+        if self.epochs is None or not self.stages:
+            return None
+        last, n = self.stage_of(self.epochs - 1), len(self.stages)
+        if last == n - 1:
+            return None
+        never = f"stage {n} never runs" if last == n - 2 else f"stages {last + 2}-{n} never run"
+        return (f"note: epochs = {self.epochs} ends in stage {last + 1} of {n} (the stages take "
+                f"{sum(row['epochs'] for row in self.stages)} epochs): {never}")
 
     @property
     def run_dir(self) -> Path:

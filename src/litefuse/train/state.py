@@ -164,8 +164,11 @@ class TrainState:
 # checkpoints
 
 
-def save_checkpoint(path: Path, *, model: nn.Module, objective: Objective, state: TrainState, config: TrainConfig) -> None:
-    """Write ``last.pt`` atomically: the whole of what :meth:`~.trainer.Trainer.fit` resumes from."""
+def save_checkpoint(
+    path: Path, *, model: nn.Module, objective: Objective, state: TrainState, config: TrainConfig, data: list | None = None,
+) -> None:
+    """Write ``last.pt`` atomically: the whole of what :meth:`~.trainer.Trainer.fit` resumes from
+    (``data``: the record of its pairs, :func:`~.trainset.data_record`)."""
     atomic_torch_save(
         {
             "format": CHECKPOINT_FORMAT,
@@ -175,6 +178,7 @@ def save_checkpoint(path: Path, *, model: nn.Module, objective: Objective, state
             "best_model": state.best_model,
             "rng": rng_state(),
             "config": config.to_dict(),
+            "data": data,
         },
         path,
     )

@@ -36,7 +36,7 @@ from .config import ConfigError, TrainConfig
 from .objective import Objective, get_objective
 from .rundir import CHECKPOINT, CONFIG, LOG, SUMMARY, TENSORBOARD, WEIGHTS, RunFolder
 from .state import EarlyStopping, LossLog, TrainState, load_checkpoint, save_checkpoint, save_safetensors, seed_everything, set_rng_state
-from .trainset import batch_size, build_datasets, epoch_loader, to_device, training_pairs
+from .trainset import batch_size, build_datasets, check_same_data, data_record, epoch_loader, to_device, training_pairs
 
 __all__ = ["Trainer", "TrainResult"]
 
@@ -105,6 +105,7 @@ class Trainer:
         self._checkpoints: CheckpointSchedule | None = None
         self._stop = threading.Event()  # set by SIGINT/SIGTERM: stop at the next step boundary
         self._signals: list[int] = []  # the signals received
+        self._data: list | None = None  # the record of the run's pairs (trainset.data_record)
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -283,8 +284,11 @@ class Trainer:
         _check_not_a_data_folder(self.out, cfg.data, pairs)  # before anything is written there
         folder.create()  # and locked: what is read and checked below is not another run's half-written work
         ckpt = None
+        # the pairs trained and validated on, as a checkpoint records them (val_data's listed here too)
+        self._data = data_record([*pairs, *(training_pairs(cfg.val_data, [], validation=True) if cfg.val_data else [])])
         if resume:  # the config may take the model_kwargs the run adopted from its init file (load_checkpoint)
             ckpt, cfg = load_checkpoint(self.out / CHECKPOINT, cfg)
+            check_same_data(ckpt.get("data"), self._data)
             self.config = cfg
         if ckpt is None and any((self.out / name).exists() for name in (CHECKPOINT, WEIGHTS, SUMMARY)):
             # a finished run whose last.pt was removed still holds weights that must not be replaced
@@ -312,6 +316,8 @@ class Trainer:
 
         self.state = TrainState(started=start)
         self.state.new_stage(*self._stage_trackers())
+        if note := cfg.unreached_stages():
+            self.console.print(note, markup=False)
         self._checkpoints = CheckpointSchedule(cfg.checkpoint_every, cfg.checkpoint_minutes)
         if ckpt is None:
             (self.out / LOG).unlink(missing_ok=True)
@@ -429,7 +435,8 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Write ``last.pt`` (between two steps; see :mod:`.state`); never of non-finite weights."""
         _require_finite(self.model.state_dict(), f"weights at step {self.state.step}")
-        save_checkpoint(self.out / CHECKPOINT, model=self.model, objective=self.objective, state=self.state, config=self.config)
+        save_checkpoint(self.out / CHECKPOINT, model=self.model, objective=self.objective, state=self.state, config=self.config,
+                        data=self._data)
 
     def _restore(self, ckpt: Mapping[str, Any]) -> None:
         st = self.state

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data import collect_pairs, split_pairs
 from ..data.pairs import Pair, PairProblem, unpaired_detail
 from ..errors import InputError
+from .config import ConfigError
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -121,12 +122,60 @@ def build_datasets(
         why = f"; val_fraction {config.val_fraction:g} left none of {len(val)} pairs for training" if not train and not config.val_data else ""
         raise InputError(f"no usable training pair in {', '.join(config.data)}{note}{why}")
     val_ds = val_ds if val_ds is not None and len(val_ds) else None
+    _check_crop(train_ds, config, console)
     console.print(
         f"data: {n_train} train / {n_val} val pairs{note} -> {len(train_ds)} train / "
         f"{len(val_ds) if val_ds is not None else 0} val crops",
         markup=False,
     )
     return train_ds, val_ds
+
+
+def _check_crop(train_ds: Dataset, config: "TrainConfig", console: Any) -> None:
+    """Refuse a crop more than twice the largest training image (each crop then mostly mirrored
+    copies of the image, and a far larger batch: 4096×4096 crops of 160×120 images took 24 GB);
+    note how many images a larger crop pads (``small_images = "pad"``)."""
+    shapes = [(img[0] if isinstance(img, tuple) else img).shape[:2] for img in getattr(train_ds, "images", ())]
+    (ch, cw), padded = config.crop, sum(h < config.crop[0] or w < config.crop[1] for h, w in shapes)
+    if not padded:
+        return
+    h, w = max(h for h, _ in shapes), max(w for _, w in shapes)
+    if ch > 2 * h or cw > 2 * w:
+        raise ConfigError(f"crop [{ch}, {cw}] (H, W) is more than twice the largest training image ({w}×{h} pixels): its "
+                          f"crops would be mostly mirrored copies; give at most --set crop=[{min(ch, h)}, {min(cw, w)}]")
+    console.print(f"note: {padded} of {len(shapes)} training images are smaller than the {cw}×{ch} crop: reflect-padded "
+                  "up to it (--set small_images=skip leaves them out)", markup=False)
+
+
+def data_record(pairs: Sequence[Pair]) -> list[list]:
+    """What a checkpoint keeps of its data: every pair's source files and their sizes in bytes. A
+    resume checks it (:func:`check_same_data`): another pair list changes the split, the crops and
+    what the best validation is compared against."""
+
+    def size(path: Path) -> int:
+        try:
+            return path.stat().st_size
+        except OSError:
+            return -1
+
+    return sorted([str(p.a), str(p.b), size(p.a), size(p.b)] for p in pairs)
+
+
+def check_same_data(saved: list | None, now: list) -> None:
+    """Refuse to resume on data other than the checkpoint's (``saved``: None in a checkpoint
+    written before the record was kept)."""
+    if saved is None or saved == now:
+        return
+    old, new = ({tuple(r[:2]): r for r in rows} for rows in (saved, now))
+
+    def name(key: tuple) -> str:
+        return f"{Path(key[0]).parent.name}/{Path(key[0]).name}"
+
+    gone, added = [k for k in old if k not in new], [k for k in new if k not in old]
+    what = (f"{name(gone[0])} gone" if gone else f"{name(added[0])} added" if added
+            else f"{name(next(k for k in old if old[k] != new[k]))} changed")
+    raise ConfigError(f"cannot resume: the training data changed since the checkpoint ({len(saved)} pairs then, "
+                      f"{len(now)} now; {what}); restore it, or start a new run")
 
 
 def run_split(pairs: list[Pair], config: "TrainConfig", unpaired: list[PairProblem], console: Any = None) -> tuple[list[Pair], list[Pair]]:
