@@ -793,3 +793,11 @@ def test_an_empty_option_value_is_one_error_and_writes_nothing(capsys, tmp_path,
     args = tuple(a.format(set=src, tmp=tmp_path) for a in args)
     one_line_error(capsys, *args, fragments=(f"error: {option} is empty", f"litefuse {args[0]} --help"))
     assert list(work.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["set", "work"]
+
+
+def test_an_unknown_option_is_not_answered_with_a_hidden_alias(capsys):
+    """``train --bogus`` suggested ``--out`` (a hidden alias of --output kept for old scripts)."""
+    line = one_line_error(capsys, "train", "lwc-densefuse", "--bogus", fragments=("No such option: --bogus",))
+    assert "--out" not in line and "Possible options" not in line, line
+    line = one_line_error(capsys, "train", "lwc-densefuse", "--outp", fragments=("Possible options: --output",))
+    assert "--out," not in line and "--out)" not in line, line

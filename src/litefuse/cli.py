@@ -416,6 +416,9 @@ def main() -> None:  # pragma: no cover - exercised through the console script
             # some errors carry none (`--overwrite=false`): the command is then argv's first word, when it is one
             if ctx is not None:
                 command = f"litefuse {ctx.info_name}" if ctx.parent is not None else "litefuse"
+                if getattr(exc, "possibilities", None):  # click's guesses take hidden aliases too (train --out)
+                    hidden = {o for p in ctx.command.params if getattr(p, "hidden", False) for o in p.opts}
+                    exc.possibilities = [o for o in exc.possibilities if o not in hidden]
             else:
                 names = {c.name or c.callback.__name__ for c in app.registered_commands}
                 command = f"litefuse {sys.argv[1]}" if len(sys.argv) > 1 and sys.argv[1] in names else "litefuse"

@@ -287,7 +287,7 @@ def run_study(
     from ..models.aenetv2 import STUDY_VARIANTS
     from ..registry import load_model
 
-    console = console or Console(stderr=True, highlight=False)
+    console = console or Console(stderr=True, highlight=False, soft_wrap=True)
     names = list(variants) if variants else list(STUDY_VARIANTS)
     unknown = [n for n in names if n not in STUDY_VARIANTS]
     if unknown:

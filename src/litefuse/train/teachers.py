@@ -240,7 +240,7 @@ class TeacherCache:
         def build(names: list[str], pairs: list[tuple[np.ndarray, np.ndarray]], split: str = "") -> list[np.ndarray]:
             from rich.console import Console
 
-            out_console = console or Console(stderr=True, highlight=False)
+            out_console = console or Console(stderr=True, highlight=False, soft_wrap=True)
             start, hits0, misses0 = time.monotonic(), self.hits, self.misses
             signatures = [t.signature for t in teachers]
             label = "+".join(t.label for t in teachers)

@@ -86,7 +86,7 @@ class Trainer:
         if console is None:
             from rich.console import Console
 
-            console = Console(stderr=True, highlight=False)
+            console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.config = _with_init_architecture(config) if model is None else config
         self.console = console
         self.out = config.run_dir
