@@ -801,3 +801,15 @@ def test_an_unknown_option_is_not_answered_with_a_hidden_alias(capsys):
     assert "--out" not in line and "Possible options" not in line, line
     line = one_line_error(capsys, "train", "lwc-densefuse", "--outp", fragments=("Possible options: --output",))
     assert "--out," not in line and "--out)" not in line, line
+
+
+def test_an_image_given_as_weights_is_named_as_not_weights(capsys, tmp_path, pair):
+    """``--weights photo.png`` without -m said the file "does not name its model; pass -m", as if
+    it were weights of an unknown network."""
+    ir, vi = map(str, pair)
+    one_line_error(capsys, "fuse", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"), "--weights", ir,
+                   fragments=(f"{ir}: not a weights file",))
+    torch.save({"w": torch.zeros(2)}, tmp_path / "plain.pt")  # weights, but of no named model
+    one_line_error(capsys, "fuse", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"), "--weights", str(tmp_path / "plain.pt"),
+                   fragments=("does not name its model; pass the model (-m NAME)",))
+    assert not (tmp_path / "o.png").exists()

@@ -313,6 +313,11 @@ def weights_model(path: str | Path) -> str:
         raise _no_weights_file(path)
     name = read_weights_model(path, strict=True)  # an unreadable file: said as such, not as nameless
     if not name:
+        with open(path, "rb") as f:
+            head = f.read(9)
+        # safetensors: an 8-byte header length, then JSON; torch: a zip, or a legacy pickle
+        if not (head[8:9] == b"{" or head.startswith((b"PK\x03\x04", b"\x80"))):
+            raise ModelError(f"{path}: not a weights file (a .safetensors file or a PyTorch checkpoint)")
         raise ModelError(f"{path}: the file does not name its model; pass the model (-m NAME)")
     return name
 
