@@ -175,7 +175,7 @@ def _build_config(model, data, config, out, resume, max_minutes, epochs, max_ste
 
 def card_command(
     run: Path = typer.Argument(..., help="A training run folder (model.safetensors, config.json, summary.json, log.csv)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The card (default: RUN/MODEL_CARD.md); its loss curve is written beside it."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The card (.md), or a folder for MODEL_CARD.md (default: RUN/MODEL_CARD.md); its loss curve is written beside it."),
     folders: Optional[list[Path]] = typer.Option(
         None, "--input", "-i", metavar="<path>", help="Score on these pair folders instead of the run's validation pairs; repeat."
     ),
@@ -195,7 +195,11 @@ def card_command(
 
     folders = with_alias(folders, folders_alias, "--input", "--eval")
     card_path = output if output is not None else run / "MODEL_CARD.md"
+    if output is not None and output.is_dir():  # a folder: the card goes in it
+        card_path = output / "MODEL_CARD.md"
     try:
+        if not run.is_dir():
+            raise fail(f"{run}: {'not a folder' if run.exists() else 'folder not found'} (a training run's folder)")
         if not (run / "summary.json").is_file():
             raise fail(f"{run}: not a finished training run (no summary.json); train first, or --resume it")
         card_path = check_output_path(card_path, overwrite=overwrite, suffixes=(".md",))

@@ -144,6 +144,11 @@ def test_card_command_scores_a_run_beside_the_shipped_weights_max_and_dwsfusion(
     assert not (tmp_path / "no.md").exists()
     not_a_run = CliRunner().invoke(app, ["card", str(tmp_path)])
     assert not_a_run.exit_code == 2 and "not a finished training run" in not_a_run.output
+    missing = CliRunner().invoke(app, ["card", str(tmp_path / "nope")])  # was "not a finished training run (no summary.json)"
+    assert missing.exit_code == 2 and f"{tmp_path / 'nope'}: folder not found" in missing.output, missing.output
+    (tmp_path / "cards").mkdir()  # -o FOLDER: the card goes in it (was "not a format written here")
+    into = CliRunner().invoke(app, ["card", str(run), "-j", "1", "--limit", "1", "-o", str(tmp_path / "cards")])
+    assert into.exit_code == 0 and (tmp_path / "cards" / "MODEL_CARD.md").is_file(), into.output
 
 
 def test_card_of_an_incomplete_run_folder_is_one_line(tmp_path):
