@@ -147,3 +147,23 @@ def test_constructor_arguments_that_do_not_fit_are_an_option_error():
         load_model("aenetv2", pretrained=False, foo=1)
     with pytest.raises(OptionError, match=r"aenetv2: unknown fusion 'nope'"):
         load_model("aenetv2", pretrained=False, fusion="nope")
+
+
+def test_load_model_takes_weights_that_name_their_model(tmp_path):
+    """``load_model(weights=FILE)`` was a TypeError (``name`` missing), though a Fuser works the
+    model out from the same file."""
+    from safetensors.torch import save_file
+
+    import litefuse
+    from litefuse.errors import ModelError, OptionError
+
+    shipped = litefuse.load_model("aenetv2-ivif")
+    path = tmp_path / "mine.safetensors"
+    save_file({k: v.contiguous() for k, v in shipped.state_dict().items()}, str(path),
+              metadata={"model": "aenetv2-ivif", "model_kwargs": "{}"})
+    again = litefuse.load_model(weights=path)
+    assert type(again) is type(shipped) and all(torch.equal(v, again.state_dict()[k]) for k, v in shipped.state_dict().items())
+    with pytest.raises(ModelError, match="weights of 'aenetv2-ivif', not 'densefuse'; load it as aenetv2-ivif"):
+        litefuse.load_model("densefuse", weights=path)
+    with pytest.raises(OptionError, match="needs a model name"):
+        litefuse.load_model()

@@ -328,12 +328,12 @@ def file_kwargs(name: str, path: str | Path, hint: str | None = None) -> dict:
     or a shipped file records (``aenetv2``'s ``border``), so its weights load by model name
     alone, over those the model reads off the tensor shapes (:attr:`ModelInfo.infer_kwargs`,
     for files that record none). A file that names another model is a :class:`ModelError`
-    ending in ``hint`` (default: ``use --model <its model>``); ``{}`` for other files."""
+    ending in ``hint`` (default: use that model); ``{}`` for other files."""
     info = get_model_info(name)
     meta, shapes = _weights_header(Path(path), shapes=info.infer_kwargs is not None)
     trained = meta.get("model")
     if trained and trained != info.name:
-        raise ModelError(f"{path}: weights of {trained!r}, not {info.name!r}; {hint or f'use --model {trained}'}")
+        raise ModelError(f"{path}: weights of {trained!r}, not {info.name!r}; {hint or f'load it as {trained} (-m {trained})'}")
     try:
         kwargs = json.loads(meta.get("model_kwargs", "{}"))
     except ValueError:  # not a litefuse record: loading the file reports any problem
@@ -343,7 +343,7 @@ def file_kwargs(name: str, path: str | Path, hint: str | None = None) -> dict:
 
 
 def load_model(
-    name: str,
+    name: str | None = None,
     weights: str | Path | None = None,
     device: str | torch.device = "cpu",
     pretrained: bool = True,
@@ -351,7 +351,8 @@ def load_model(
 ) -> nn.Module:
     """Build a registered model, load weights and return it in eval mode.
 
-    ``weights``: a path to load instead of the shipped weights. A weights file (shipped or not)
+    ``weights``: a path to load instead of the shipped weights (``name`` may then be left out when
+    the file names its model, as a litefuse run's files do). A weights file (shipped or not)
     also supplies the constructor arguments it records: those a litefuse run was trained with,
     or a shipped file's run settings (``aenetv2``'s ``border``). ``pretrained=False`` skips
     loading (random initialisation, for training). Extra ``kwargs`` go to the factory; one it
@@ -366,6 +367,10 @@ def load_model(
     640x480: 1.5-2x, as README says). :func:`litefuse.runtime.prepare` applies the rest of what a Fuser sets
     (threads, oneDNN's instruction set for float32 inference).
     """
+    if name is None:
+        if weights is None:
+            raise OptionError("load_model needs a model name, or weights that name their model")
+        name = weights_model(weights)
     info = get_model_info(name)
     if info.kind == "network" and (weights is not None or (pretrained and info.weights_path is not None)):
         source = Path(weights) if weights is not None else info.weights_path
