@@ -219,7 +219,7 @@ def load_weights(model: nn.Module, path: str | Path, *, checkpoint_filter: Check
             if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
                 state = state["model"]
     except Exception as exc:  # corrupt or foreign file
-        raise ModelError(f"{path}: cannot read weights ({_first_line(exc)})") from None
+        raise ModelError(f"{path}: cannot read weights ({first_line(exc)})") from None
     if checkpoint_filter is not None and isinstance(state, dict):
         state = checkpoint_filter(model, state)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -235,7 +235,7 @@ def load_weights(model: nn.Module, path: str | Path, *, checkpoint_filter: Check
     return model
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """``Type: first line`` of an exception, without terminal colour codes, at most 160 characters."""
     import re
 
@@ -243,7 +243,7 @@ def _first_line(exc: BaseException) -> str:
     line = text.splitlines()[0].strip() if text else ""
     if isinstance(exc, (KeyError, EOFError)) or "Unpickl" in exc.__class__.__name__ or "magic number" in line:
         return "corrupt, or not a PyTorch/safetensors weights file"
-    if isinstance(exc, OSError) and exc.errno == errno.EINVAL:  # torch.load of a cut-off zip checkpoint
+    if (isinstance(exc, OSError) and exc.errno == errno.EINVAL) or "PytorchStreamReader" in line:  # a cut-off zip checkpoint
         return "corrupt or truncated file"
     line = line if len(line) <= 160 else line[:157] + "..."
     return f"{exc.__class__.__name__}: {line}" if line else exc.__class__.__name__
@@ -288,7 +288,7 @@ def _weights_header(path: Path, shapes: bool = False, strict: bool = False) -> t
                 return meta, ({k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)} if shapes else {})
     except Exception as exc:  # foreign or corrupt file: load_weights reports it
         if strict:
-            raise ModelError(f"{path}: cannot read weights ({_first_line(exc)})") from None
+            raise ModelError(f"{path}: cannot read weights ({first_line(exc)})") from None
     return {}, {}
 
 

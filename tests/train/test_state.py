@@ -169,3 +169,16 @@ def test_early_stopping_counts_patience_exactly_and_needs_a_relative_gain():
     assert not stopper.update(0.85) and (stopper.best, stopper.bad) == (0.85, 0)
     assert not stopper.update(0.8)
     assert stopper.update(0.8) and stopper.bad == 2
+
+
+def test_a_truncated_checkpoint_is_said_without_torchs_internals(tmp_path):
+    """A cut-off ``last.pt`` gave torch's zip-reader text ("... This is an internal miniz error.
+    If you are seeing this error, there is a h...") in the one-line error."""
+    from litefuse.train import ConfigError, TrainConfig
+    from litefuse.train.state import load_checkpoint
+
+    path = tmp_path / "last.pt"
+    torch.save({"w": torch.zeros(4096)}, path)
+    path.write_bytes(path.read_bytes()[:3000])
+    with pytest.raises(ConfigError, match=r"last\.pt: unreadable checkpoint \(corrupt or truncated file\)$"):
+        load_checkpoint(path, TrainConfig())

@@ -31,7 +31,7 @@ from torch import nn
 
 from .._files import atomic_write_bytes, atomic_write_text
 from ..errors import OutputError
-from ..registry import read_checkpoint
+from ..registry import first_line, read_checkpoint
 from .config import ConfigError, TrainConfig
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def load_checkpoint(path: Path, config: TrainConfig) -> tuple[dict[str, Any], Tr
     try:
         ckpt = read_checkpoint(path)
     except Exception as exc:
-        raise ConfigError(f"{path}: unreadable checkpoint ({exc.__class__.__name__}: {exc})") from None
+        raise ConfigError(f"{path}: unreadable checkpoint ({first_line(exc)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(f"{path}: not a litefuse training checkpoint")
     if config.init and not config.model_kwargs:
