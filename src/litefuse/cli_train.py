@@ -57,7 +57,7 @@ def train_command(
     sets: Optional[list[str]] = typer.Option(None, "--set", metavar="<key=value>", help="Override any config field: KEY=VALUE (TOML value); repeatable."),
     teachers: Optional[list[str]] = typer.Option(
         None, "--teacher", "-t", metavar="<str>",
-        help="Distil from this method (name, NAME=WEIGHTS, or 'bank'); repeat for an ensemble. Any network can be the student.",
+        help="Distil from this method (name, NAME=WEIGHTS or NAME@WEIGHTS, a weights file, or 'bank'); repeat for an ensemble. Any network can be the student.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", metavar="", help="Training progress bar (--no-progress: logs only)."),
 ) -> None:

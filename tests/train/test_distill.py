@@ -55,6 +55,8 @@ def test_teacher_specs(tmp_path):
     save_file(model.state_dict(), str(path), metadata={"model": "aenetv2"})
     teacher = T.parse_teacher(str(path))
     assert (teacher.name, teacher.weights) == ("aenetv2", path)
+    for spec in (f"aenetv2={path}", f"aenetv2@{path}"):  # -m's NAME@WEIGHTS too (it said "unknown model")
+        assert (T.parse_teacher(spec).name, T.parse_teacher(spec).weights) == ("aenetv2", path)
     with pytest.raises(ModelError, match="classical"):
         T.parse_teacher(f"max={path}")
     bare = tmp_path / "bare.safetensors"

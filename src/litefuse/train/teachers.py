@@ -123,13 +123,16 @@ class Teacher:
 
 
 def parse_teacher(spec: str, work_size: int = 256) -> Teacher:
-    """A :class:`Teacher` from ``"bank"``, ``"NAME"``, ``"NAME=PATH"`` or ``"PATH"`` (see the module docstring)."""
+    """A :class:`Teacher` from ``"bank"``, ``"NAME"``, ``"NAME=PATH"`` (or ``"NAME@PATH"``, as
+    ``-m`` writes weights) or ``"PATH"`` (see the module docstring)."""
     from ..registry import get_model_info, read_weights_model
 
     spec = str(spec).strip()
     if spec == "bank":
         return Teacher("bank", work_size=work_size)
     name, sep, path = spec.partition("=")
+    if not sep and "@" in spec and not Path(spec).expanduser().is_file():  # NAME@PATH, as -m takes weights
+        name, sep, path = spec.partition("@")
     if not sep and (spec.endswith((".safetensors", ".pth", ".pt")) or os.sep in spec):
         path, name = spec, ""
     weights = Path(path).expanduser() if path else None
