@@ -277,7 +277,7 @@ def test_weights_files_errors_are_one_short_line(capsys, tmp_path, pair):
 
     shipped = get_model_info("densefuse").weights_path
     line = one_line_error(capsys, "fuse", "-m", "lwc-densefuse", "--weights", str(shipped), "--ir", ir, "--vi", vi,
-                          "-o", str(tmp_path / "o.png"), fragments=("--model densefuse",))
+                          "-o", str(tmp_path / "o.png"), fragments=("load it as densefuse (-m densefuse)",))
     assert len(line) < 300
     missing = tmp_path / "missing.safetensors"  # without -m: the missing file, not an unnamed model
     one_line_error(capsys, "fuse", "--weights", str(missing), "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"),

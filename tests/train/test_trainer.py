@@ -388,6 +388,14 @@ def test_fine_tuning_starts_from_the_shipped_or_given_weights(image_root, tmp_pa
     wrecked = _trainer(_config(image_root, tmp_path / "staged", init="pretrained", **staged)).fit()
     assert (wrecked.steps > wrecked.best_step == 0 and wrecked.stage == 1), (wrecked.steps, wrecked.best_step, wrecked.stage)
     assert all(torch.equal(v, shipped[k]) for k, v in load_file(str(wrecked.weights)).items())
+    # stopped in stage 1 and resumed without its init file: the checkpoint keeps the start
+    (tmp_path / "start.safetensors").write_bytes(wrecked.weights.read_bytes())
+    cut = _config(image_root, tmp_path / "cut", init=str(tmp_path / "start.safetensors"), **{**staged, "max_steps": 1})
+    assert _trainer(cut).fit().stage == 0
+    (tmp_path / "start.safetensors").unlink()
+    resumed = _trainer(cut.replace(max_steps=1000)).fit(resume=True)  # the epochs end it
+    assert (resumed.stage, resumed.best_step) == (1, 0), resumed
+    assert all(torch.equal(v, shipped[k]) for k, v in load_file(str(resumed.weights)).items())
 
     # a weights file works the same way, and the card says where the run started
     again = _trainer(_config(image_root, tmp_path / "again", init=str(tuned.weights), **common)).fit()

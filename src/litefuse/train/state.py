@@ -166,9 +166,11 @@ class TrainState:
 
 def save_checkpoint(
     path: Path, *, model: nn.Module, objective: Objective, state: TrainState, config: TrainConfig, data: list | None = None,
+    start: Mapping[str, torch.Tensor] | None = None,
 ) -> None:
     """Write ``last.pt`` atomically: the whole of what :meth:`~.trainer.Trainer.fit` resumes from
-    (``data``: the record of its pairs, :func:`~.trainset.data_record`)."""
+    (``data``: the record of its pairs, :func:`~.trainset.data_record`; ``start``: a fine-tune's
+    starting weights, which each stage compares against)."""
     atomic_torch_save(
         {
             "format": CHECKPOINT_FORMAT,
@@ -179,6 +181,7 @@ def save_checkpoint(
             "rng": rng_state(),
             "config": config.to_dict(),
             "data": data,
+            "start": start,
         },
         path,
     )

@@ -106,6 +106,7 @@ class Trainer:
         self._stop = threading.Event()  # set by SIGINT/SIGTERM: stop at the next step boundary
         self._signals: list[int] = []  # the signals received
         self._data: list | None = None  # the record of the run's pairs (trainset.data_record)
+        self._start: dict[str, torch.Tensor] | None = None  # a fine-tune's starting weights
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -304,6 +305,10 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.model = self._build_model(init=ckpt is None).to(self.device).train()
+        # a fine-tune's starting weights, which every stage compares against (_start_as_rival); a
+        # resume takes them from the checkpoint (None in one written before they were kept there)
+        self._start = (ckpt.get("start") if ckpt is not None else
+                       {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()} if cfg.init else None)
         given = self._given_objective
         self.objective = given if given is not None else get_objective(cfg.objective_name or cfg.model)()
         self.objective.build(self.model, cfg)
@@ -356,33 +361,30 @@ class Trainer:
             except OptionError as exc:  # a keyword the constructor does not take
                 raise ConfigError(f"[model_kwargs] do not fit {exc}") from None
         if init and cfg.init:
-            self.console.print(f"init: weights from {self._load_init(model)}", markup=False)
+            # a model given without a registered name has no registry facts (shipped weights, filter)
+            info = get_model_info(cfg.model) if cfg.model in {m.name for m in list_models()} else None
+            if cfg.init != "pretrained":
+                source = Path(cfg.init)
+            elif info is not None and info.weights_path is not None:
+                source = info.weights_path
+            else:
+                raise ModelError(f"init = 'pretrained' but {cfg.model or 'this model'!r} ships no weights; pass a weights file")
+            load_weights(model, source, checkpoint_filter=info.checkpoint_filter if info is not None else None)
+            self.console.print(f"init: weights from {source}", markup=False)
         return model
-
-    def _load_init(self, model: nn.Module) -> Path:
-        """Load ``config.init`` into ``model``; returns the file it came from."""
-        cfg = self.config
-        # a model given without a registered name has no registry facts (shipped weights, filter)
-        info = get_model_info(cfg.model) if cfg.model in {m.name for m in list_models()} else None
-        if cfg.init != "pretrained":
-            source = Path(cfg.init)
-        elif info is not None and info.weights_path is not None:
-            source = info.weights_path
-        else:
-            raise ModelError(f"init = 'pretrained' but {cfg.model or 'this model'!r} ships no weights; pass a weights file")
-        load_weights(model, source, checkpoint_filter=info.checkpoint_filter if info is not None else None)
-        return source
 
     def _start_as_rival(self) -> None:
         """A fine-tune's starting weights, validated under the stage just entered, as that stage's
         first best (step 0). Each stage keeps its own best under its own loss weights, so the step-0
         validation competes in the first stage only: without this a later stage could export weights
         worse than the start. No random draw and no log row: a resumed run stays step-exact."""
+        st = self.state
+        if self._start is None:  # resumed from a checkpoint written before the start was kept in it
+            return
         current = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         try:
-            self._load_init(self.model)
+            self.model.load_state_dict(self._start)
             metrics = self.validate()
-            st = self.state
             improved = st.improve(self._sign() * metrics[self.config.monitor], self.model, step=0)
         finally:
             self.model.load_state_dict(current)
@@ -436,7 +438,7 @@ class Trainer:
         """Write ``last.pt`` (between two steps; see :mod:`.state`); never of non-finite weights."""
         _require_finite(self.model.state_dict(), f"weights at step {self.state.step}")
         save_checkpoint(self.out / CHECKPOINT, model=self.model, objective=self.objective, state=self.state, config=self.config,
-                        data=self._data)
+                        data=self._data, start=self._start)
 
     def _restore(self, ckpt: Mapping[str, Any]) -> None:
         st = self.state
