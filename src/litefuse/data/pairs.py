@@ -142,11 +142,13 @@ def _template(template: str) -> re.Pattern:
 
 
 def _renamed(found: dict[str, list[Path]], template: str) -> dict[str, list[Path]]:
-    """``found`` keyed by the stems that ``template`` names (a stem it does not fit keeps its own)."""
+    """``found`` keyed by the stems that ``template`` names; files it does not fit are not this
+    role's (``a.png`` beside ``a_fused.png`` under ``{stem}_fused``: another file, not a duplicate,
+    and never scored in place of a missing ``a_x.png`` under ``{stem}_x``), as compare reads them."""
     pattern, out = _template(template), {}
     for stem, paths in found.items():
-        m = pattern.fullmatch(stem)
-        out.setdefault(m["stem"] if m else stem, []).extend(paths)
+        if m := pattern.fullmatch(stem):
+            out.setdefault(m["stem"], []).extend(paths)
     return out
 
 
