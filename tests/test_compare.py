@@ -254,7 +254,7 @@ def test_grid_takes_every_set_and_12_bit_infrared_is_read_at_its_peak(pairs, tmp
     summary = paths["markdown"].read_text()
     assert summary.index("## Set (") < summary.index("## Set12 (")  # the order given
     header, first = paths["csv"].read_text().splitlines()[:2]
-    assert header == "set,image,method,EN,MI,SSIM,convention" and first.endswith(",cddfuse")
+    assert header == "set,image,method,EN,MI,SSIM,convention,protocol" and first.endswith(",cddfuse,")  # the default protocol
 
 
 def test_ab_pairs_are_shown_as_a_and_b(tmp_path):
@@ -422,6 +422,7 @@ def test_compare_stretch_applies_to_every_method(image_root, tmp_path):
         rows[bool(flag)] = (out / "scores.csv").read_text().splitlines()[1:]
     assert all(a != b for a, b in zip(rows[False], rows[True]))  # max and mean alike: stretched images score otherwise
     assert "min-max stretched before scoring (`--stretch`)" in (tmp_path / "s" / "summary.md").read_text()  # said
+    assert all(row.endswith(",cddfuse,fused images min-max stretched before scoring (`--stretch`)") for row in rows[True])
     assert "stretched" not in (tmp_path / "p" / "summary.md").read_text()
 
 
@@ -438,6 +439,12 @@ def test_compare_summary_names_precision_and_tile(image_root):
     one = compare([pairs], [Fuser("aenetv2", precision="bf16"), "lwc-densefuse"], metrics=["EN"], limit=1, preview=0)
     assert one.protocol == ["`--precision`: aenetv2 bf16"]
     assert "networks run with `--precision bf16`" in write_report(both, image_root / "rep")["markdown"].read_text()
+    # a row labelled over its own weights says which file (it read "release" only, like the shipped weights)
+    from litefuse.registry import get_model_info
+
+    shipped = get_model_info("aenetv2").weights_path
+    own = compare([pairs], [f"release=aenetv2@{shipped}", "max"], metrics=["EN"], limit=1, preview=0)
+    assert own.protocol == [f"weights: release = aenetv2@{shipped}"]
 
 
 def test_compare_without_methods_shows_the_default_network_dwsfusion_and_max(image_root, tmp_path):

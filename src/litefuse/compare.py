@@ -250,6 +250,10 @@ def compare_pairs(
     if stored:  # results made elsewhere: scored as they are, by whatever protocol made them
         result.protocol.append(f"{', '.join(stored)}: results read from folders, scored as they are")
     fusers_here = [f for f in fusers if isinstance(f, Fuser)]
+    # which weights a row's numbers come from, where not the shipped ones ("release" = dwsfusion@FILE)
+    own = [f"{f.label} = {f.name}@{f.weights}" for f in fusers_here if f.weights is not None]
+    if own:
+        result.protocol.append("weights: " + ", ".join(own))
     stretched = [f.label for f in fusers_here if f.stretch]  # protocol choices that change every number: said in the report
     if stretched:
         result.protocol.append("fused images min-max stretched before scoring (`--stretch`)"
@@ -398,8 +402,11 @@ def _write_report_files(result: Comparison, out_dir: Path, title: str) -> dict[s
     from .viz import image_grid, metric_chart, metric_chart_by_set, plotting_available
 
     paths = {"csv": out_dir / "scores.csv", "markdown": out_dir / "summary.md"}
-    write_scores_csv(paths["csv"], ({**r, "convention": result.convention} for r in result.rows),
-                     ["set", "image", "method", *result.metrics, "convention"])  # the same names mean other numbers elsewhere
+    # every row carries how it was made (the same names mean other numbers under another convention,
+    # --stretch, --ir-norm or other weights), so rows merged from several reports stay apart
+    made = "; ".join(result.protocol)
+    write_scores_csv(paths["csv"], ({**r, "convention": result.convention, "protocol": made} for r in result.rows),
+                     ["set", "image", "method", *result.metrics, "convention", "protocol"])
     protocol = "".join(f"; {p}" for p in result.protocol)
     parts = [f"# {title or 'Comparison'}", "", f"Convention: `{result.convention}`; mean over images{protocol}; "
              "↑ higher is better, ↓ lower is better (definitions: litefuse docs/metrics.md).", ""]

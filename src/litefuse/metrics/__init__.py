@@ -92,7 +92,7 @@ _TABLE: dict[str, tuple[str, str, Compute]] = {
 METRICS: dict[str, MetricInfo] = {name: MetricInfo(d, text) for name, (d, text, _) in _TABLE.items()}
 _BY_LOWER = {name.lower(): name for name in _TABLE}
 _MIN_SIDES: dict[str, int] = {}  # of the metrics added by register_metric
-_RESERVED = frozenset({"set", "image", "method", "convention"})  # the other columns of scores.csv (eval, compare)
+_RESERVED = frozenset({"set", "image", "method", "convention", "protocol"})  # the other columns of scores.csv (eval, compare)
 
 
 def register_metric(
