@@ -368,14 +368,15 @@ def test_cli_compare_bad_ir_norm_is_one_line(pairs, tmp_path):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--convention", "foo", "error: unknown convention 'foo'"), ("--metrics", "EN,foo", "error: unknown metric 'foo'")])
+    ("--convention", "foo", "error: --convention: unknown convention 'foo'"), ("--metrics", "EN,foo", "error: --metrics: unknown metric 'foo'"),
+    ("-m", "nosuch", "error: -m nosuch: unknown model 'nosuch'"), ("-m", "max@x.safetensors", "error: -m max@x.safetensors: model 'max' is classical")])
 def test_cli_compare_bad_convention_or_metric_is_one_line_before_loading(pairs, tmp_path, option, value, message):
     """As --ir-norm: no `max added` note, no model loaded, before the error."""
     from typer.testing import CliRunner
 
     from litefuse.cli import app
 
-    done = CliRunner().invoke(app, ["compare", "-i", str(pairs), "-m", "aenetv2", "-o", str(tmp_path / "r"), option, value])
+    done = CliRunner().invoke(app, ["compare", "-i", str(pairs), "-m", "aenetv2", "-o", str(tmp_path / "r"), option, value])  # named by its option
     lines = done.output.strip().splitlines()
     assert done.exit_code == 2 and len(lines) == 1 and lines[0].startswith(message), done.output
 

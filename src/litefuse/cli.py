@@ -11,9 +11,12 @@ import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ._interrupt import quiet_interrupt
+
+if TYPE_CHECKING:
+    from .api import Fuser
 
 with quiet_interrupt():  # Ctrl-C while the command starts: one line, not a traceback
     import typer
@@ -224,6 +227,19 @@ def _default_methods(inputs: list[Path]) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
+def _method(spec: str, options: dict) -> "Fuser":
+    """``compare -m SPEC``'s Fuser; a bad name or weights file is said with the ``-m`` that gave it
+    (an error about a weights file already starts with that file)."""
+    from .api import Fuser
+    from .errors import ModelError, OptionError
+
+    try:
+        return Fuser.from_spec(spec, **options)
+    except (ModelError, OptionError) as exc:
+        text = str(exc)
+        raise fail(text if "@" in spec and text.startswith(spec.rpartition("@")[2]) else f"-m {spec}: {text}") from None
+
+
 def _fused_folder(item: str, name: str | None):
     """``compare --fused [label=]DIR``: a :class:`~litefuse.compare.FusedFolder` (label: DIR's name)."""
     from .compare import FusedFolder
@@ -276,11 +292,16 @@ def compare(
     norm = parse_ir_norm(ir_norm)  # a bad value is one line, before any note or model loading
     try:
         check_report_dir(output, overwrite, inputs)
-        names = check_scoring([m.strip() for m in metrics.split(",")] if metrics else None, convention)  # likewise
+        for option, check in (("--convention", lambda: check_scoring(None, convention)),  # likewise, each named
+                              ("--metrics", lambda: check_scoring([m.strip() for m in metrics.split(",")] if metrics else None, convention))):
+            try:
+                names = check()
+            except LitefuseError as exc:
+                raise fail(f"{option}: {exc}") from None
         options = dict(stretch=stretch, device=device.value, precision=precision.value, threads=threads, tile=tile)
         if fused_name is not None and not stored:
             raise fail("--fused-name names the files of --fused DIR; give --fused too")
-        fusers = [Fuser.from_spec(m, **options) for m in methods or _default_methods(inputs)]
+        fusers = [_method(m, options) for m in methods or _default_methods(inputs)]
         folders = [_fused_folder(item, fused_name) for item in stored or []]
         if reference and (folders or any(f.info.kind == "network" for f in fusers)) and not any(f.name == "max" for f in fusers):
             fusers.append(Fuser("max", **options))

@@ -123,9 +123,12 @@ def eval_command(
     norm = parse_ir_norm(ir_norm)
     try:
         conv = get_convention(convention, psnr=psnr)
+    except LitefuseError as exc:
+        raise fail(f"--convention: {exc}") from None
+    try:
         names = resolve_metrics(metrics, conv)
     except LitefuseError as exc:
-        raise fail(str(exc)) from None
+        raise fail(f"--metrics: {exc}") from None
 
     guess = None  # how fused files seem named, when no name matches a source pair
     try:
