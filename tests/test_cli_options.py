@@ -283,3 +283,19 @@ def test_a_second_interrupt_while_the_progress_bar_stops_is_not_a_traceback(monk
         list(progress_bar("end")(range(2), 2))
     monkeypatch.undo()
     assert list(progress_bar("again")(range(2), 2)) == [0, 1]
+
+
+def test_eval_of_a_parent_of_fused_folders_says_how_eval_takes_one(tmp_path):
+    """--fused PARENT (fused sets below it): the skip line told eval users to 'fuse it as its own
+    pair folder'; and the table's first column read 'method' over a folder's name."""
+    import shutil
+
+    folder = _pair_folder(tmp_path / "set", size=(48, 56))
+    (tmp_path / "out" / "SetA").mkdir(parents=True)
+    shutil.copy(folder / "vi" / "p.png", tmp_path / "out" / "SetA" / "p.png")
+    shutil.copy(folder / "vi" / "p.png", tmp_path / "out" / "p.png")
+    result = invoke("eval", "--ir", str(folder / "ir"), "--vi", str(folder / "vi"), "--fused", str(tmp_path / "out"),
+                    "--metrics", "EN", "-j", "1")
+    assert result.exit_code == 1 and "1 scored, 1 skipped" in result.output, result.output
+    assert "subfolder not searched" in result.output and "score it with --ir, --vi and --fused of its own" in result.output
+    assert "fuse it as its own pair folder" not in result.output and "fused folder" in result.output

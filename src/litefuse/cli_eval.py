@@ -166,7 +166,8 @@ def eval_command(
                 if not folder.is_dir():
                     raise fail(f"{flag} {folder}: {'not a directory' if folder.exists() else 'directory not found'}")
             triples, pair_problems = match_stems({"ir": ir, "vi": vi, "fused": fused},
-                                                 {"fused": fused_name} if fused_name else None)
+                                                 {"fused": fused_name} if fused_name else None,
+                                                 nested="score it with --ir, --vi and --fused of its own")
             guess = _guess_fused_name(ir, vi, fused) if not triples and not fused_name else None
     except LitefuseError as exc:
         raise fail(str(exc)) from None
@@ -214,7 +215,7 @@ def eval_command(
         console.print(markdown_table(means, names, stds), markup=False)
     else:  # CDDFuse's layout: one row per method, one column per metric
         table = Table(title=f"litefuse eval — convention {conv.name}, {len(rows)} image(s), mean ± std")
-        table.add_column("method")
+        table.add_column("method" if input_dir is not None else "fused folder")
         for m in names:
             table.add_column(f"{m} {METRICS[m].arrow}", justify="right")
         # as the markdown table: 4 decimals, or 3 significant digits where that would print 0.0000 (Nabf)

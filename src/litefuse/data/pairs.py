@@ -171,7 +171,7 @@ def guess_template(stems: Iterable[str], sources: Iterable[str]) -> tuple[str, i
 
 
 def match_stems(
-    folders: Mapping[str, Path], names: Mapping[str, str] | None = None
+    folders: Mapping[str, Path], names: Mapping[str, str] | None = None, nested: str = "fuse it as its own pair folder",
 ) -> tuple[dict[str, dict[str, Path]], list[PairProblem]]:
     """Group the images of several folders by file stem: the one pairing rule of litefuse.
 
@@ -179,7 +179,8 @@ def match_stems(
     (sorted), and a :class:`PairProblem` for each other stem: a file with no partner in some
     folder, or a stem shared by several files of one folder (ambiguous, so skipped).
     ``names``: a role's file-name template, e.g. ``{"fused": "{stem}_fused"}`` (another method's
-    outputs, ``00001D_fused.png`` for the sources' ``00001D``).
+    outputs, ``00001D_fused.png`` for the sources' ``00001D``). ``nested``: what to do with a
+    subfolder, said in its problem (folders are not searched below their own files).
     """
     by_role = {role: _images_by_stem(folder) for role, folder in folders.items()}
     for role, template in (names or {}).items():
@@ -210,7 +211,7 @@ def match_stems(
             matched[stem] = {role: paths[0] for role, paths in files.items()}
     for role, subs in subfolders.items():  # pairs are the files directly inside: say so, not "no pairs"
         problems += [PairProblem(name, sub, "subfolder not searched (pairs are the files directly in "
-                                            f"{folders[role].name}/; fuse it as its own pair folder)") for name, sub in subs.items()]
+                                            f"{folders[role].name}/; {nested})") for name, sub in subs.items()]
     return matched, problems
 
 
