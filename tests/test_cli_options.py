@@ -243,11 +243,12 @@ def test_eval_scores_another_methods_outputs_named_after_the_stems(tmp_path):
     assert result.exit_code == 0 and "1 scored, 0 skipped" in result.output, result.output
     result = invoke(*args, "--fused-name", "fused")
     assert result.exit_code == 2 and "expected exactly one {stem}" in result.output
-    # only files the template names count: a bare p.png beside p_fused.png is not a duplicate of it,
-    # and is not scored in place of a p_x.png that is not there (both were, or refused, before)
+    # only files the template names count: a bare p.png beside p_fused.png is not a duplicate of it
+    # (listed, not scored), and is not scored in place of a p_x.png that is not there
     shutil.copy(folder / "ir" / "p.png", tmp_path / "other" / "p.png")
-    result = invoke(*args, "--fused-name", "{stem}_fused", "--csv", str(tmp_path / "s.csv"))
-    assert result.exit_code == 0 and "1 scored, 0 skipped" in result.output, result.output
+    result = invoke(*args, "--fused-name", "{stem}_fused")
+    assert result.exit_code == 1 and "1 scored, 1 skipped" in result.output, result.output
+    assert "p.png: does not fit the name template '{stem}_fused'; not scored" in result.output
     result = invoke(*args, "--fused-name", "{stem}_x")
     assert result.exit_code == 2 and "nothing could be scored" in result.output, result.output
 

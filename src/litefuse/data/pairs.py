@@ -141,15 +141,17 @@ def _template(template: str) -> re.Pattern:
     return re.compile(re.escape(before) + "(?P<stem>.+)" + re.escape(after))
 
 
-def _renamed(found: dict[str, list[Path]], template: str) -> dict[str, list[Path]]:
-    """``found`` keyed by the stems that ``template`` names; files it does not fit are not this
-    role's (``a.png`` beside ``a_fused.png`` under ``{stem}_fused``: another file, not a duplicate,
-    and never scored in place of a missing ``a_x.png`` under ``{stem}_x``), as compare reads them."""
-    pattern, out = _template(template), {}
+def _renamed(found: dict[str, list[Path]], template: str) -> tuple[dict[str, list[Path]], list[PairProblem]]:
+    """``found`` keyed by the stems that ``template`` names, and a problem for each file it does
+    not fit: not this role's (``a.png`` beside ``a_fused.png`` under ``{stem}_fused`` is another
+    file, not a duplicate, and never scored in place of a missing ``a_x.png`` under ``{stem}_x``)."""
+    pattern, out, unfit = _template(template), {}, []
     for stem, paths in found.items():
         if m := pattern.fullmatch(stem):
             out.setdefault(m["stem"], []).extend(paths)
-    return out
+        else:
+            unfit += [PairProblem(stem, p, f"does not fit the name template '{template}'; not scored") for p in paths]
+    return out, unfit
 
 
 def guess_template(stems: Iterable[str], sources: Iterable[str]) -> tuple[str, int] | None:
@@ -183,10 +185,11 @@ def match_stems(
     subfolder, said in its problem (folders are not searched below their own files).
     """
     by_role = {role: _images_by_stem(folder) for role, folder in folders.items()}
-    for role, template in (names or {}).items():
-        by_role[role] = _renamed(by_role[role], template)
-    matched: dict[str, dict[str, Path]] = {}
     problems: list[PairProblem] = []
+    for role, template in (names or {}).items():
+        by_role[role], unfit = _renamed(by_role[role], template)
+        problems += unfit
+    matched: dict[str, dict[str, Path]] = {}
     subfolders = {role: {p.name: p for p in _listing(folder) if p.is_dir() and not p.name.startswith(".")}
                   for role, folder in folders.items()}
     for stem in sorted(set().union(*by_role.values())):
