@@ -217,8 +217,11 @@ def test_fuser_fuse_images_applies_the_input_contract_to_integer_arrays():
     got = fuser.fuse_images(ir, vi, grey=True)
     assert np.array_equal(got, fuser.fuse_images(ir / np.float32(255), vi / np.float32(255), grey=True))
     assert 0.05 < got.mean() < 0.95
-    with pytest.raises(InputError, match="no known range"):
+    with pytest.raises(InputError, match="no known range.*ir_norm='minmax' or ir_norm=<peak>"):  # what fuse takes (it said norm=)
         fuser.fuse_images(ir.astype(np.int32), vi, grey=True)
+    # big-endian 16-bit camera frames are uint16 too (refused as having "no known range")
+    deep = rng.integers(0, 65536, (40, 48), dtype=np.uint16)
+    assert np.array_equal(fuser.fuse_images(deep.astype(">u2"), vi, grey=True), fuser.fuse_images(deep, vi, grey=True))
 
 
 def test_fuser_takes_torch_tensors_as_their_numpy_twins():

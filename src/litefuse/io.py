@@ -261,6 +261,8 @@ def to_float(arr: np.ndarray, norm: Norm = "range", source: str | Path | None = 
     """
     norm = check_norm(norm)
     arr = np.asarray(arr)
+    if not arr.dtype.isnative:  # big-endian camera frames (np.frombuffer(buf, ">u2")): the same values
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3 and arr.shape[-1] == 2:  # grey + alpha
@@ -323,7 +325,7 @@ def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.
             lo, hi = int(arr.min()), int(arr.max())
             raise InputError(
                 f"{arr.dtype} pixels (values {lo}..{hi}) have no known range; convert to uint8/uint16 "
-                "or give the scale: norm='minmax' or norm=<peak> (on the command line --ir-norm minmax | PEAK, for the infrared)",
+                "or give the infrared's scale: ir_norm='minmax' or ir_norm=<peak> (read_image, to_float: norm=; command line: --ir-norm)",
                 source,
             )
         if arr.dtype == np.uint16:  # a file's, an array's or a PIL image's alike
@@ -405,7 +407,7 @@ def _float_to_unit(out: np.ndarray, norm: Norm, source: str | Path | None) -> np
     if not in_unit_range(bounds):
         raise InputError(
             f"float image values span [{lo:g}, {hi:g}]; expected [0, 1] (never rescaled silently: divide by "
-            "your peak, or give the scale: norm='minmax' or norm=<peak> (on the command line --ir-norm minmax | PEAK, for the infrared))",
+            "your peak, or give the infrared's scale: ir_norm='minmax' or ir_norm=<peak>; read_image, to_float: norm=; command line: --ir-norm)",
             source,
         )
     return np.clip(out, 0.0, 1.0) if lo < 0.0 or hi > 1.0 else out
