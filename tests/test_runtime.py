@@ -228,7 +228,8 @@ print("RESULT " + json.dumps({"released_mb": held - rss_mb()}), flush=True)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc heap and /proc/self/status")
-@pytest.mark.parametrize(("name", "env", "kept"), [("aenetv2", {}, True), ("aenetv2", {"LITEFUSE_RESIDENT_HEAP": "0"}, False), ("max", {}, False)])
+@pytest.mark.parametrize(("name", "env", "kept"), [("aenetv2", {}, True), ("aenetv2", {"LITEFUSE_RESIDENT_HEAP": "0"}, False),
+                                                   ("aenetv2", {"LITEFUSE_RESIDENT_HEAP": "false"}, False), ("max", {}, False)])
 def test_load_model_keeps_the_heap_resident_for_cpu_networks(name, env, kept):
     """A network loaded on the CPU applies the CLI's heap policy (a freed full-resolution map stays in
     the heap for the next call instead of being unmapped and page-faulted anew); the user's opt-out and
@@ -238,3 +239,16 @@ def test_load_model_keeps_the_heap_resident_for_cpu_networks(name, env, kept):
     assert proc.returncode == 0, proc.stderr
     released = json.loads(proc.stdout.split("RESULT ", 1)[1])["released_mb"]
     assert (released < 20) if kept else (released > 150), released
+
+
+def test_a_resident_heap_setting_of_no_known_meaning_is_refused(monkeypatch):
+    """``LITEFUSE_RESIDENT_HEAP=false`` kept the policy on in silence: only ``0`` turned it off."""
+    from litefuse import runtime
+    from litefuse.errors import OptionError
+
+    monkeypatch.setattr(runtime, "_HEAP_DONE", None)
+    monkeypatch.setenv("LITEFUSE_RESIDENT_HEAP", "maybe")
+    with pytest.raises(OptionError, match="LITEFUSE_RESIDENT_HEAP='maybe': expected 1"):
+        runtime.apply_heap_policy()
+    monkeypatch.setenv("LITEFUSE_RESIDENT_HEAP", "Off")
+    assert runtime.apply_heap_policy() is False

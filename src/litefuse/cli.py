@@ -404,10 +404,10 @@ def main() -> None:  # pragma: no cover - exercised through the console script
     from .runtime import apply_heap_policy
 
     _tolerant_output()
-    apply_heap_policy()
     warnings.showwarning = _note  # library warnings as one "note:" line, not file:line + source
     signal.signal(signal.SIGTERM, _terminated)  # a CI timeout or `kill`: clean up as Ctrl-C does
     try:
+        apply_heap_policy()  # a bad LITEFUSE_RESIDENT_HEAP: one line
         from .plugins import PluginError, check_plugins
 
         try:

@@ -209,10 +209,15 @@ def release_free_heap() -> None:
 
 
 def apply_heap_policy() -> bool:
-    """:func:`keep_heap_resident` once per process, unless ``LITEFUSE_RESIDENT_HEAP=0``."""
+    """:func:`keep_heap_resident` once per process, unless ``LITEFUSE_RESIDENT_HEAP=0`` (or
+    ``false``, ``no``, ``off``); a value that is none of these nor ``1``/``true``/``yes``/``on`` is an
+    :class:`~litefuse.errors.OptionError` (``false`` kept the policy on in silence)."""
     global _HEAP_DONE
     if _HEAP_DONE is None:
-        _HEAP_DONE = os.environ.get("LITEFUSE_RESIDENT_HEAP", "1") != "0" and keep_heap_resident()
+        value = os.environ.get("LITEFUSE_RESIDENT_HEAP", "1").strip().lower()
+        if value not in ("0", "false", "no", "off", "1", "true", "yes", "on", ""):
+            raise OptionError(f"LITEFUSE_RESIDENT_HEAP={value!r}: expected 1 (keep freed memory resident) or 0 (glibc's default)")
+        _HEAP_DONE = value not in ("0", "false", "no", "off") and keep_heap_resident()
     return _HEAP_DONE
 
 
