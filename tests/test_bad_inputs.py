@@ -266,7 +266,9 @@ def test_weights_files_errors_are_one_short_line(capsys, tmp_path, pair):
     torch.save({"a": torch.zeros(3)}, foreign)
     pickled = tmp_path / "pickled.pt"  # garbage after a pickle opcode: torch's "please file an issue" note was a second line
     pickled.write_bytes(b"\x80\x04garbage-bytes-here")
-    for path, fragment in ((corrupt, "not a PyTorch/safetensors"), (text, "not a PyTorch/safetensors"),
+    noname = tmp_path / "weights"  # no suffix: torch's IndexError was the message
+    noname.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    for path, fragment in ((corrupt, "not a weights file"), (text, "not a weights file"), (noname, "not a weights file"),
                            (foreign, "missing"), (pickled, "not a PyTorch/safetensors")):
         line = one_line_error(capsys, "fuse", "-m", "aenetv2", "--weights", str(path), "--ir", ir, "--vi", vi,
                               "-o", str(tmp_path / "o.png"), fragments=(path.name, fragment))

@@ -209,6 +209,7 @@ def load_weights(model: nn.Module, path: str | Path, *, checkpoint_filter: Check
     path = Path(path)
     if not path.is_file():
         raise _no_weights_file(path)
+    _check_weights_file(path)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -313,13 +314,22 @@ def weights_model(path: str | Path) -> str:
         raise _no_weights_file(path)
     name = read_weights_model(path, strict=True)  # an unreadable file: said as such, not as nameless
     if not name:
-        with open(path, "rb") as f:
-            head = f.read(9)
-        # safetensors: an 8-byte header length, then JSON; torch: a zip, or a legacy pickle
-        if not (head[8:9] == b"{" or head.startswith((b"PK\x03\x04", b"\x80"))):
-            raise ModelError(f"{path}: not a weights file (a .safetensors file or a PyTorch checkpoint)")
+        _check_weights_file(path)
         raise ModelError(f"{path}: the file does not name its model; pass the model (-m NAME)")
     return name
+
+
+def _check_weights_file(path: Path) -> None:
+    """A :class:`ModelError` for a file that is no weights file at all (an image, a text file), by
+    its first bytes: a safetensors file's 8-byte header length and then JSON, or a PyTorch zip or
+    legacy pickle. Torch's own error on such a file is an internal one (IndexError, ...)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read weights ({exc.strerror or exc})") from None
+    if not (head[8:9] == b"{" or head.startswith((b"PK\x03\x04", b"\x80"))):
+        raise ModelError(f"{path}: not a weights file (a .safetensors file or a PyTorch checkpoint)")
 
 
 def file_kwargs(name: str, path: str | Path, hint: str | None = None) -> dict:
