@@ -152,6 +152,9 @@ def test_a_nan_mean_is_explained_under_the_table():
     assert "| a | nan | 6.0000 |" in table and table.splitlines()[-1].startswith("nan: the metric is undefined")
     assert "nan:" not in markdown_table({"a": {"EN": 6.0}}, ["EN"])
     assert "nan:" not in markdown_table({"a": {"PSNR": float("inf")}, "b": {"PSNR": 60.0}}, ["PSNR"])  # MSE 0: defined
+    # but said: an all-black fused image gave cddfuse's PSNR -inf with no word on what it means
+    table = markdown_table({"a": {"PSNR": float("-inf")}, "b": {"PSNR": 60.0}}, ["PSNR"])
+    assert "| a | -inf |" in table and table.splitlines()[-1].startswith("inf / -inf: the reference formula's limit")
 
 
 def test_eval_and_compare_default_to_the_same_worker_count(monkeypatch):

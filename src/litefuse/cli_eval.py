@@ -11,7 +11,6 @@ registers it.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Optional
 
@@ -97,7 +96,7 @@ def eval_command(
     from .cli_common import console, err_console, fail, one_method, parse_ir_norm, progress_bar, with_alias
     from .data.pairs import match_stems
     from .errors import LitefuseError
-    from .evaluation import NAN_NOTE, default_jobs, format_value, markdown_table, parallel_map, summarise, write_scores_csv
+    from .evaluation import default_jobs, format_value, markdown_table, parallel_map, summarise, undefined_note, write_scores_csv
     from .metrics import METRICS, get_convention, resolve_metrics
 
     # ---- arguments
@@ -222,8 +221,8 @@ def eval_command(
         table.add_row(label, *(format_value(summary[m][0]) for m in names))
         table.add_row("± std", *(format_value(summary[m][1]) for m in names), style="dim")
         console.print(table)
-        if any(math.isnan(mean) for mean, _ in summary.values()):  # explained as under --markdown
-            console.print(NAN_NOTE, markup=False)
+        if note := undefined_note([{m: mean for m, (mean, _) in summary.items()}], names):  # as under --markdown
+            console.print(note, markup=False)
     tail = f"{len(rows)} scored, {len(problems)} skipped"
     console.print(tail + (f" -> {csv_path}" if csv_path is not None else ""), markup=False)
     raise typer.Exit(0 if not problems else 1)

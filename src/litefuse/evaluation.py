@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from ._files import atomic_write_text
 
-__all__ = ["NAN_NOTE", "format_value", "markdown_table", "parallel_map", "summarise", "write_scores_csv"]
+__all__ = ["INF_NOTE", "NAN_NOTE", "format_value", "markdown_table", "parallel_map", "summarise", "undefined_note", "write_scores_csv"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -169,6 +169,9 @@ def summarise(rows: Iterable[Mapping[str, float]], metrics: Sequence[str]) -> di
 
 NAN_NOTE = ("nan: the metric is undefined on at least one image (e.g. CC or SCD where the fused image is "
             "constant or equals a source), as in the reference code; the per-image CSV shows which.")
+INF_NOTE = ("inf / -inf: the reference formula's limit on at least one image (PSNR: inf where the fused image "
+            "equals its sources, -inf under cddfuse, whose peak is the fused maximum, for an all-black one); "
+            "the per-image CSV shows which.")
 
 
 def format_value(value: float, std: float | None = None) -> str:
@@ -206,9 +209,17 @@ def markdown_table(
             tied = m in best and format_value(row[m]) == format_value(best[m])
             cells.append(f"**{cell}**" if tied else cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    if any(math.isnan(row[m]) for row in means.values() for m in metrics):  # inf (a perfect PSNR) is defined
-        lines += ["", NAN_NOTE]
+    lines += ["", note] if (note := undefined_note(means.values(), metrics)) else []
     return "\n".join(lines)
+
+
+def undefined_note(rows: Iterable[Mapping[str, float]], metrics: Sequence[str]) -> str:
+    """What a table's ``nan`` and ``±inf`` cells mean (``""`` when it has none)."""
+    values = [row[m] for row in rows for m in metrics]
+    notes = [NAN_NOTE] if any(math.isnan(v) for v in values) else []
+    if any(math.isinf(v) for v in values):
+        notes.append(INF_NOTE)
+    return " ".join(notes)
 
 
 def write_scores_csv(path, rows: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> None:

@@ -276,7 +276,8 @@ def _bars(ax, ys: list[float], methods: list[str], values: np.ndarray, arrow: st
             bar.set_edgecolor("black")
             bar.set_linewidth(2.0)
         # 4 significant digits: with 3 the outlined best and the runner-up often read alike (6.6 and 6.6)
-        ax.annotate("n/a" if not np.isfinite(v) else f"{v:.4g}", (bar.get_width(), y), xytext=(3, 0),
+        label = f"{v:.4g}" if np.isfinite(v) else str(float(v))  # nan, inf, -inf: as the tables print them
+        ax.annotate(label, (bar.get_width(), y), xytext=(3, 0),
                     textcoords="offset points", va="center", fontsize=7, fontweight="bold" if top else "normal")
 
 
