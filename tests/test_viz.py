@@ -324,3 +324,14 @@ def test_metric_chart_by_set_heads_each_set_and_outlines_the_best_within_it(monk
     assert a1 > m1 and m2 > a2, "the best bar of each set is outlined"
     assert c_a1 == c_a2 != c_m1, "a method keeps its colour across sets"
     assert "best per set" in seen["title"]
+
+
+def test_a_small_image_is_enlarged_in_pixel_blocks_not_smoothed():
+    """30×30 results were enlarged with Lanczos in grid.png: a reader saw blur the method never made."""
+    from litefuse.viz import _fit
+
+    checker = (np.indices((30, 30)).sum(0) % 2).astype(np.float32)  # one-pixel checkerboard
+    big = np.asarray(_fit(checker, 120))[..., 0]
+    assert big.shape == (120, 120) and set(np.unique(big)) == {0, 255}  # only the two grey levels there were
+    small = np.asarray(_fit(np.zeros((400, 400), np.float32), 120))  # scaled down: still filtered
+    assert small.shape[:2] == (120, 120)

@@ -67,8 +67,8 @@ def _fit(img: np.ndarray, height: int) -> Image.Image:
     pil = Image.fromarray(_to_rgb_u8(img))
     scale = min(height / pil.height, MAX_ASPECT * height / pil.width)
     size = (max(1, round(pil.width * scale)), max(1, round(pil.height * scale)))
-    if size != pil.size:
-        pil = pil.resize(size, Image.Resampling.LANCZOS)
+    if size != pil.size:  # enlarged: pixel blocks, as they are (a smoothed 30×30 result hid its own pixels)
+        pil = pil.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.NEAREST)
     return pil
 
 
