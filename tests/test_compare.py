@@ -267,6 +267,23 @@ def test_ab_pairs_are_shown_as_a_and_b(tmp_path):
     assert set(result.previews["mff/x"]) == {"A", "B", "max"}
 
 
+def test_a_grid_of_ab_and_ivif_sets_names_both_kinds_of_source(tmp_path, monkeypatch):
+    """An A/B set beside an infrared-visible one: the grid's columns read "source A / source B",
+    wrong on the infrared-visible rows."""
+    import litefuse.viz as viz
+
+    rng = np.random.default_rng(0)
+    for root, subs in ((tmp_path / "mff", ("A", "B")), (tmp_path / "ivif", ("ir", "vi"))):
+        for sub in subs:
+            (root / sub).mkdir(parents=True)
+            Image.fromarray(rng.integers(0, 256, (48, 56), dtype=np.uint8)).save(root / sub / "x.png")
+    seen = {}
+    real = viz.image_grid
+    monkeypatch.setattr(viz, "image_grid", lambda rows, **kw: seen.update(kw) or real(rows, **kw))
+    write_report(compare([tmp_path / "mff", tmp_path / "ivif"], ["max"], metrics=["EN"], preview=2), tmp_path / "rep")
+    assert seen["col_labels"] == ["infrared / A", "visible / B", "max"], seen
+
+
 def test_a_pair_too_small_for_a_metric_is_skipped_with_its_reason(pairs):
     result = compare([pairs], ["max", "mean"], metrics=["EN", "VIF"], preview=0)  # 52×40: VIF needs 41 px
     assert not result.rows and len(result.skipped) == 3

@@ -429,7 +429,8 @@ def _write_report_files(result: Comparison, out_dir: Path, title: str) -> dict[s
                                                  directions=directions, notes=notes)
     if result.previews:
         kinds = {tuple(c for c in cells if c not in result.methods) for cells in result.previews.values()}
-        sources = list(kinds.pop()) if len(kinds) == 1 else ["source A", "source B"]  # one set of names, or neutral
+        # one set of names, or both (A/B sets beside infrared-visible ones: "source A" read wrong on an IVIF row)
+        sources = list(kinds.pop()) if len(kinds) == 1 else ["infrared / A", "visible / B"]
         cols = [*sources, *result.methods]
         rows = [list(cells.values())[:2] + [cells.get(m) for m in result.methods]  # a method that failed: a blank cell
                 for cells in result.previews.values()]
