@@ -288,6 +288,7 @@ def test_a_pair_too_small_for_a_metric_is_skipped_with_its_reason(pairs):
     result = compare([pairs], ["max", "mean"], metrics=["EN", "VIF"], preview=0)  # 52×40: VIF needs 41 px
     assert not result.rows and len(result.skipped) == 3
     assert "52×40 pixels is too small: VIF needs 41" in result.skipped[0]
+    assert result.skipped[0].startswith(f"{pairs.name}/"), result.skipped[0]  # named with its set, as other skips
 
 
 def test_ab_sets_refuse_ir_norm_and_name_a_size_mismatch_by_file(tmp_path):

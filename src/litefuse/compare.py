@@ -328,7 +328,7 @@ def _score_pair(task: tuple[str, Pair, bool], ctx: dict) -> tuple[str, Pair, lis
         try:
             scores = evaluate(a_u8, b_u8, _u8_grey(fused), metrics=ctx["metrics"], convention=ctx["convention"])
         except LitefuseError as exc:  # e.g. a pair smaller than a metric's window: skipped, said
-            problems.append(f"{pair.name}: {exc}")
+            problems.append(f"{dataset}/{pair.name}: {exc}")  # named with its set, as the other skip lines
             break
         rows.append({"set": dataset, "image": pair.name, "method": label, **scores})
     if problems and (rows or unscored):  # every method is averaged over the same pairs, or the means do not compare
