@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import subprocess
 import sys
 
@@ -252,3 +253,18 @@ def test_a_resident_heap_setting_of_no_known_meaning_is_refused(monkeypatch):
         runtime.apply_heap_policy()
     monkeypatch.setenv("LITEFUSE_RESIDENT_HEAP", "Off")
     assert runtime.apply_heap_policy() is False
+
+
+def test_more_threads_than_cores_is_said(monkeypatch):
+    """LITEFUSE_THREADS=999 on a 2-core machine was applied in silence (2 threads on a busy 2-core
+    machine already ran about 10x slower than 1)."""
+    from litefuse import runtime
+
+    monkeypatch.setattr(runtime, "available_cores", lambda: 2)
+    monkeypatch.setenv("LITEFUSE_THREADS", "999")
+    with pytest.warns(UserWarning, match="LITEFUSE_THREADS=999 is more threads than the 2 CPUs"):
+        assert runtime.default_threads() == 999
+    monkeypatch.setenv("LITEFUSE_THREADS", "2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert runtime.default_threads() == 2

@@ -136,6 +136,9 @@ def _check_threads(value: object, name: str = "threads") -> int:
         n = 0
     if n < 1:
         raise OptionError(f"{name}={value!r}: expected a positive whole number of CPU threads")
+    if n > (cores := available_cores()):  # oversubscribed: each op's threads wait on each other
+        warnings.warn(f"{name}={n} is more threads than the {cores} CPU{'s' * (cores != 1)} this process may use: "
+                      "slower, not faster (torch's threads wait on each other)", UserWarning, stacklevel=3)
     return n
 
 
