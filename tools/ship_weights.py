@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     from litefuse.metrics.conventions import scale_notes
     from litefuse.viz import metric_chart_by_set
 
-    metric_chart_by_set(ivif.means_by_set(), img / "results_ivif.png", title="Infrared-visible development sets, mean per set (all pairs)",
+    metric_chart_by_set(ivif.means_by_set(), img / "results_ivif.png",
+                        title=f"Infrared-visible development sets, mean per set (all pairs), convention {ivif.convention}",
                         directions={m: METRICS[m].arrow for m in ivif.metrics}, notes=scale_notes(ivif.convention))
     demo_grid(methods, img / "demo_methods.png")
     doc = [
