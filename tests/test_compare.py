@@ -438,6 +438,9 @@ def test_compare_stretch_applies_to_every_method(image_root, tmp_path):
         done = CliRunner().invoke(app, ["compare", "-i", str(image_root / "ivif" / "SetA"), "-m", "max", "-m", "mean",
                                         "--metrics", "SD", "--limit", "2", "-j", "1", "-o", str(out), *flag])
         assert done.exit_code == 0, done.output
+        # the console heads its tables as summary.md does (it printed the set's name alone)
+        assert "Convention: `cddfuse`; mean over images" in done.output and "SetA (2 pairs)" in done.output, done.output
+        assert ("min-max stretched" in done.output) == bool(flag)
         rows[bool(flag)] = (out / "scores.csv").read_text().splitlines()[1:]
     assert all(a != b for a, b in zip(rows[False], rows[True]))  # max and mean alike: stretched images score otherwise
     assert "min-max stretched before scoring (`--stretch`)" in (tmp_path / "s" / "summary.md").read_text()  # said

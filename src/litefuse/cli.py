@@ -323,8 +323,9 @@ def compare(
         raise fail(str(exc)) from None
     for problem in result.skipped:
         err_console.print(f"skipped: {problem}", markup=False)
+    console.print(f"\n{result.protocol_line()}", markup=False)  # as summary.md heads it
     for dataset in result.datasets():
-        console.print(f"\n{dataset}", markup=False)
+        console.print(f"\n{result.heading(dataset)}", markup=False)
         console.print(result.markdown(dataset), markup=False)
     for key, path in paths.items():
         console.print(f"{key:>9}: {path}", markup=False)

@@ -52,15 +52,20 @@ class Comparison:
 
     def means_by_set(self) -> dict[str, dict[str, dict[str, float]]]:
         """:meth:`means` of each set, keyed ``"<set> (<n> pairs)"`` (a chart's group headings)."""
-        out = {}
-        for dataset in self.datasets():
-            n = len({r["image"] for r in self.rows if r["set"] == dataset})
-            out[f"{dataset} ({n} pair{'s' * (n != 1)})"] = self.means(dataset)
-        return out
+        return {self.heading(dataset): self.means(dataset) for dataset in self.datasets()}
 
     def datasets(self) -> list[str]:
         """The sets scored, in the order they were given."""
         return list(dict.fromkeys(r["set"] for r in self.rows))
+
+    def heading(self, dataset: str) -> str:
+        """``"<set> (<n> pairs)"``: a set as the report, the console and the chart head it."""
+        n = len({r["image"] for r in self.rows if r["set"] == dataset})
+        return f"{dataset} ({n} pair{'s' * (n != 1)})"
+
+    def protocol_line(self) -> str:
+        """How the numbers were made, as the report and the console head them."""
+        return f"Convention: `{self.convention}`; mean over images" + "".join(f"; {p}" for p in self.protocol)
 
     def markdown(self, dataset: str | None = None) -> str:
         """The means as a Markdown table, best per metric in bold."""
@@ -407,12 +412,10 @@ def _write_report_files(result: Comparison, out_dir: Path, title: str) -> dict[s
     made = "; ".join(result.protocol)
     write_scores_csv(paths["csv"], ({**r, "convention": result.convention, "protocol": made} for r in result.rows),
                      ["set", "image", "method", *result.metrics, "convention", "protocol"])
-    protocol = "".join(f"; {p}" for p in result.protocol)
-    parts = [f"# {title or 'Comparison'}", "", f"Convention: `{result.convention}`; mean over images{protocol}; "
+    parts = [f"# {title or 'Comparison'}", "", f"{result.protocol_line()}; "
              "↑ higher is better, ↓ lower is better (definitions: litefuse docs/metrics.md).", ""]
     for dataset in result.datasets():
-        n = len({r["image"] for r in result.rows if r["set"] == dataset})
-        parts += [f"## {dataset} ({n} pair{'s' * (n != 1)})", "", result.markdown(dataset), ""]
+        parts += [f"## {result.heading(dataset)}", "", result.markdown(dataset), ""]
     if result.skipped:  # a report over fewer pairs than given says so itself, not only the console
         parts += [f"## Skipped ({len(result.skipped)}; not in the means)", "", *(f"- {p}" for p in result.skipped), ""]
     atomic_write_text(paths["markdown"], "\n".join(parts))
