@@ -313,8 +313,9 @@ def test_ab_sets_refuse_ir_norm_and_name_a_size_mismatch_by_file(tmp_path):
     assert result.skipped == [f"{root / 'B' / 'x.png'}: size mismatch: 48×44 here but 48×40 for its partner x.png"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        compare([root], ["aenetv2-ivif"], metrics=["EN"], preview=0)
+        outside = compare([root], ["aenetv2-ivif"], metrics=["EN"], preview=0)
     assert any("aenetv2-ivif is made for ivif pairs, not A/B:" in str(w.message) for w in caught)
+    assert [n.split(":")[0] for n in outside.notes] == ["aenetv2-ivif is made for ivif pairs, not A/B"]  # for summary.md too
 
 
 def test_a_fuser_for_another_task_does_not_fit_a_folder(pairs, tmp_path):

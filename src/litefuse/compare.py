@@ -41,6 +41,7 @@ class Comparison:
     previews: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # image → {label: grid-sized array}
     skipped: list[str] = field(default_factory=list)
     protocol: list[str] = field(default_factory=list)  # how the images were made where it is not the default
+    notes: list[str] = field(default_factory=list)  # what a reader should know (a method outside its task), as warned
 
     def means(self, dataset: str | None = None) -> dict[str, dict[str, float]]:
         """Mean of every metric per method (over one ``dataset``, or all)."""
@@ -279,6 +280,7 @@ def compare_pairs(
             note = outside_task(fuser.label, fuser.info, task)
             if note:
                 warnings.warn(note, UserWarning, stacklevel=2)
+                result.notes.append(note)
     for fuser in fusers_here:
         warn_ir_norm(fuser, ir_norm)
     tasks = [(dataset, pair, keep) for (dataset, pair), keep in zip(work, _previewed(work, preview))]
@@ -414,6 +416,7 @@ def _write_report_files(result: Comparison, out_dir: Path, title: str) -> dict[s
                      ["set", "image", "method", *result.metrics, "convention", "protocol"])
     parts = [f"# {title or 'Comparison'}", "", f"{result.protocol_line()}; "
              "↑ higher is better, ↓ lower is better (definitions: litefuse docs/metrics.md).", ""]
+    parts += [*(f"Note: {note}" for note in result.notes), ""] if result.notes else []
     for dataset in result.datasets():
         parts += [f"## {result.heading(dataset)}", "", result.markdown(dataset), ""]
     if result.skipped:  # a report over fewer pairs than given says so itself, not only the console
