@@ -211,7 +211,7 @@ def eval_command(
     if markdown:
         stds = {label: {m: std for m, (_, std) in summary.items()}}
         console.print(f"Convention `{conv.name}`, {len(rows)} image(s), mean ± std\n", markup=False)
-        console.print(markdown_table(means, names, stds), markup=False)
+        console.print(markdown_table(means, names, stds, label="method" if input_dir is not None else "fused folder"), markup=False)
     else:  # CDDFuse's layout: one row per method, one column per metric
         table = Table(title=f"litefuse eval — convention {conv.name}, {len(rows)} image(s), mean ± std")
         table.add_column("method" if input_dir is not None else "fused folder")

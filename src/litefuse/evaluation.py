@@ -189,16 +189,17 @@ def markdown_table(
     metrics: Sequence[str],
     stds: Mapping[str, Mapping[str, float]] | None = None,
     bold_best: bool = True,
+    label: str = "method",
 ) -> str:
     """A Markdown table, a row per method (``means``' keys) and a column per metric with its
     direction arrow; with ``stds``, cells read ``mean ± std``; with ``bold_best`` and more than
     one row, the best value of each column is bold (every row showing it: values that print
-    the same are tied)."""
+    the same are tied). ``label``: the first column's heading (what the rows are)."""
     from .metrics import METRICS
 
     info = {m: METRICS.get(m) for m in metrics}
     head = " | ".join(f"{m} {info[m].arrow}" if info[m] else m for m in metrics)
-    lines = [f"| method | {head} |", "|---" * (len(metrics) + 1) + "|"]
+    lines = [f"| {label} | {head} |", "|---" * (len(metrics) + 1) + "|"]
     best = {}
     if bold_best and len(means) > 1:
         best = {m: info[m].best(row[m] for row in means.values()) for m in metrics if info[m]}

@@ -300,7 +300,7 @@ def test_cli_eval_scores_and_writes_csv(eval_dirs: Path, triple) -> None:
     result = _run_eval("--ir", str(d / "ir"), "--vi", str(d / "vi"), "--fused", str(d / "fused"),
                        "--metrics", "EN,Qabf", "--csv", str(d / "out" / "s.csv"), "--markdown", "--jobs", "2")
     assert result.exit_code == 0, result.output
-    assert "| method | EN ↑ |" in result.output and "Qabf ↑" in result.output and "cddfuse" in result.output
+    assert "| fused folder | EN ↑ |" in result.output and "Qabf ↑" in result.output and "cddfuse" in result.output
     lines = (d / "out" / "s.csv").read_text().splitlines()
     assert lines[0] == "image,EN,Qabf,convention" and [row.split(",")[0] for row in lines[1:]] == ["s1", "s2"]
     assert all(row.endswith(",cddfuse") for row in lines[1:])
