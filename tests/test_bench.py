@@ -120,8 +120,6 @@ def test_runs_weights_are_timed_as_their_own_variant(tmp_path):
     assert report.row("lwc-densefuse").params == sum(p.numel() for p in shipped.parameters())
     with pytest.raises(LitefuseError, match="given twice"):
         benchmark(["max", "lwc-densefuse", f"lwc-densefuse=lwc-densefuse@{run / 'last.pt'}"], size=(16, 16), rounds=1)
-    with pytest.raises(LitefuseError, match="method 'mean' given twice"):  # the same method twice: said (it was dropped)
-        benchmark(["mean", "mean"], size=(16, 16), rounds=1)
     done = CliRunner().invoke(app, ["bench", "-m", f"mine=lwc-densefuse@{run / 'last.pt'}", "--size", "24x16",
                                     "--rounds", "1", "--warmup", "0", "--threads", "1"])
     assert done.exit_code == 0 and "| mine |" in done.output, done.output

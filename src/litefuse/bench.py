@@ -298,7 +298,7 @@ def benchmark(
     check_precision(precision)
     backend = compile_backend(compile)
     dev = resolve_device(device)
-    specs = [MethodSpec.parse(m) for m in (methods or default_methods())]  # one given twice: said, as compare says it
+    specs = [MethodSpec.parse(m) for m in dict.fromkeys(methods or default_methods())]
     if not any(s.label == s.name == REFERENCE and s.weights is None for s in specs):  # x=max leaves no row named max
         specs.append(MethodSpec(REFERENCE, REFERENCE))
     labels = [s.label for s in specs]
