@@ -65,7 +65,7 @@ def test_a_validation_pair_that_also_trains_is_said(image_root, tmp_path):
     done = CliRunner().invoke(app, ["train", MODEL, "-d", str(image_root / "ivif"), "--val", str(image_root / "ivif" / "SetA"),
                                     "-o", str(tmp_path / "run"), *SMALL])
     assert done.exit_code == 0, done.output
-    assert "note: 8 of 8 validation pairs are also training pairs" in done.output
+    assert "note: 8 of the 8 validation pairs listed (before unusable ones are skipped) are also training pairs" in done.output
 
 
 def test_a_missing_validation_folder_is_one_line(image_root, tmp_path):

@@ -189,7 +189,7 @@ def run_split(pairs: list[Pair], config: "TrainConfig", unpaired: list[PairProbl
     seen = {(p.a.resolve(), p.b.resolve()) for p in pairs}
     both = [p.name for p in val if (p.a.resolve(), p.b.resolve()) in seen]
     if both and console is not None:
-        console.print(f"note: {len(both)} of {len(val)} validation pairs are also training pairs "
+        console.print(f"note: {len(both)} of the {len(val)} validation pairs listed (before unusable ones are skipped) are also training pairs "
                       f"(e.g. {both[0]}): their scores do not measure unseen data", markup=False)
     return list(pairs), val
 
