@@ -815,3 +815,32 @@ def test_an_image_given_as_weights_is_named_as_not_weights(capsys, tmp_path, pai
     one_line_error(capsys, "fuse", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"), "--weights", str(tmp_path / "plain.pt"),
                    fragments=("does not name its model; pass the model (-m NAME)",))
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_bad_choice_and_a_device_file_as_weights_are_plain_lines(capsys, tmp_path, pair):
+    """``--task foo`` carried pydantic's "Value error," into the line; ``--weights /dev/null`` said
+    "weights file not found" of a file that exists."""
+    ir, vi = map(str, pair)
+    line = one_line_error(capsys, "fuse", "--ir", ir, "--vi", vi, "-o", str(tmp_path / "o.png"), "--task", "foo",
+                          fragments=("Invalid value for '--task': 'foo' is not one of",))
+    assert "Value error" not in line
+    if Path("/dev/null").exists():
+        one_line_error(capsys, "fuse", "-m", "aenetv2-ivif", "--weights", "/dev/null", "--ir", ir, "--vi", vi,
+                       "-o", str(tmp_path / "o.png"), fragments=("/dev/null: not a regular file",))
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_narrow_16_bit_and_no_range_hints_say_what_an_ab_source_takes(monkeypatch):
+    """A 12-bit A/B scan was told to use --ir-norm, which A/B pairs refuse; so was an int32 A/B array."""
+    import warnings
+
+    from litefuse import io
+
+    monkeypatch.setattr(io, "_NARROW_NOTED", [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        to_float(np.full((16, 16), 4095, np.uint16), source="scan.tif")
+    assert any("an A/B source (a 12-bit scan) to the full range before fusing: they take no --ir-norm" in str(w.message)
+               for w in caught), [str(w.message) for w in caught]
+    with pytest.raises(InputError, match="a visible or A/B source: convert or scale it first"):
+        to_float(np.full((16, 16), 7, np.int32), source="a")

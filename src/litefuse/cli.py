@@ -444,8 +444,9 @@ def main() -> None:  # pragma: no cover - exercised through the console script
             else:
                 names = {c.name or c.callback.__name__ for c in app.registered_commands}
                 command = f"litefuse {sys.argv[1]}" if len(sys.argv) > 1 and sys.argv[1] in names else "litefuse"
-            if exc.format_message().strip():  # empty when the help was shown for missing arguments
-                err_console.print(f"error: {exc.format_message()} (see: {command} --help)", markup=False)
+            message = exc.format_message().replace("Value error, ", "")  # typer's pydantic check prefixes choices with it
+            if message.strip():  # empty when the help was shown for missing arguments
+                err_console.print(f"error: {message} (see: {command} --help)", markup=False)
             sys.exit(exc.exit_code)
         if os.environ.get("LITEFUSE_DEBUG"):
             raise

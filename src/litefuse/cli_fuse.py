@@ -40,7 +40,7 @@ def fuse_command(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file to load instead of the shipped ones (.safetensors or .pth)."),
     device: Device = typer.Option(Device.cpu, "--device", help=DEVICE_HELP),
     grey: bool = typer.Option(False, "--grey", metavar="", help="Write a grey result even when the visible image is colour."),
-    resize_vi: bool = typer.Option(False, "--resize-vi", metavar="", help="Resample the visible image to the infrared grid when sizes differ."),
+    resize_vi: bool = typer.Option(False, "--resize-vi", metavar="", help="Resample the visible image to the infrared grid when sizes differ (A/B pairs: B to A's grid)."),
     ir_norm: str = typer.Option("range", "--ir-norm", metavar=IR_NORM_METAVAR, help=IR_NORM_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", metavar="", help="Replace existing outputs (inputs are never touched)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", metavar="", help="Leave outputs already there as they are: a folder run resumes where it was interrupted; a pair or video whose output exists is not fused again."),

@@ -325,7 +325,8 @@ def _int_to_float(arr: np.ndarray, norm: Norm, source: str | Path | None) -> np.
             lo, hi = int(arr.min()), int(arr.max())
             raise InputError(
                 f"{arr.dtype} pixels (values {lo}..{hi}) have no known range; convert to uint8/uint16 "
-                "or give the infrared's scale: ir_norm='minmax' or ir_norm=<peak> (read_image, to_float: norm=; command line: --ir-norm)",
+                "or, for an infrared source, give its scale: ir_norm='minmax' or ir_norm=<peak> (read_image, to_float: norm=; "
+                "command line: --ir-norm); a visible or A/B source: convert or scale it first",
                 source,
             )
         if arr.dtype == np.uint16:  # a file's, an array's or a PIL image's alike
@@ -379,8 +380,9 @@ def note_narrow_bits(peak: int, source: str | Path | None) -> None:
     article = "an" if bits in (8, 11) else "a"
     warnings.warn(f"{source if source is not None else 'a uint16 array'}: 16-bit image with values up to {peak} ({bits}-bit data?) "
                   f"reads as at most {grey} grey (16-bit images are divided by 65535); for {article} {bits}-bit infrared give "
-                  f"its peak (--ir-norm {(1 << bits) - 1}, ir_norm={(1 << bits) - 1}) or minmax; scale a visible image of such "
-                  "data before fusing (said for the first such image only)", OnceWarning, stacklevel=2)
+                  f"its peak (--ir-norm {(1 << bits) - 1}, ir_norm={(1 << bits) - 1}) or minmax; scale a visible image or an "
+                  "A/B source (a 12-bit scan) to the full range before fusing: they take no --ir-norm (said for the first such image only)",
+                  OnceWarning, stacklevel=2)
 
 
 def value_range(x: np.ndarray) -> tuple[float, float] | None:

@@ -184,7 +184,7 @@ def _no_weights_file(path: Path) -> ModelError:
     """The error for a ``path`` that is not a file: missing, or a folder (a training run's names
     the weights file inside it)."""
     if not path.is_dir():
-        return ModelError(f"{path}: weights file not found")
+        return ModelError(f"{path}: {'not a regular file' if path.exists() else 'weights file not found'}")
     inside = path / "model.safetensors"
     return ModelError(f"{path}: is a folder, not a weights file" + (f" (a training run's is {inside})" if inside.is_file() else ""))
 
