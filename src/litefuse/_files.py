@@ -1,4 +1,6 @@
-"""Atomic file output: every file litefuse writes appears complete or not at all.
+"""Atomic file output: every file litefuse writes appears complete or not at all, and the checks
+made before any work (:func:`check_output_path`, :func:`writable_dir`): an output that would
+replace an input, take a suffix not written, or land where no file can be created is refused first.
 
 A writer fills a temporary file in the destination's folder (same file system), which is then
 given the permissions a plain ``open`` would have (``0666 & ~umask``; ``mkstemp`` creates
@@ -15,7 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["temporary_beside", "new_folders", "missing_folders", "remove_empty", "publish", "atomic_write_bytes", "atomic_write_text"]
+from .errors import OutputError
+
+__all__ = ["check_output_path", "check_creatable", "choices", "same_path", "writable_dir", "temporary_beside", "new_folders", "missing_folders", "remove_empty", "publish", "atomic_write_bytes", "atomic_write_text"]
 
 
 @contextmanager
@@ -102,8 +106,6 @@ def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
     :class:`~litefuse.errors.OutputError` naming ``path``, with the OS error number kept as
     ``errno`` (as :func:`litefuse.io.save_image` raises it), so commands report it as one line.
     """
-    from .errors import OutputError
-
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,3 +122,79 @@ def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8, newlines as given) to ``path`` as :func:`atomic_write_bytes` does."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def choices(items) -> str:
+    """``".png, .tif or .jpg"``."""
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def same_path(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name one file or folder: the same resolved path, or, where both
+    exist, the same file by the OS (case-insensitive file systems -- macOS, Windows -- give one
+    file several spellings, and a hard link is another name)."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either does not exist
+        return False
+
+
+def check_output_path(
+    out: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = False, suffixes: tuple[str, ...] = (".png",),
+    *, folder_checked: bool = False,
+) -> Path:
+    """Validate an output path before any work is done; returns it resolved. Raises
+    :class:`~litefuse.errors.OutputError` when ``out`` is one of ``inputs``, its suffix is not
+    in ``suffixes``, its folder cannot take files, or it exists and not ``overwrite``.
+    ``folder_checked``: its folder was already found writable (a folder run checks it once,
+    not once per pair)."""
+    out = Path(out)
+    resolved = out.resolve()
+    for src in inputs:
+        if src is not None and same_path(src, resolved):
+            raise OutputError(f"{out}: output path is one of the inputs; refusing to overwrite an input")
+    if out.suffix.lower() not in suffixes:
+        raise OutputError(f"{out}: not a format written here; use a file name ending in {choices(suffixes)}")
+    if not folder_checked:
+        check_creatable(out, resolved.parent)
+    if out.is_dir():  # before 'exists': --overwrite would not help
+        raise OutputError(f"{out}: is a directory; name a file")
+    if (out.exists() or out.is_symlink()) and not overwrite:  # a broken link too: not written through in silence
+        raise OutputError(f"{out}: output exists; pass --overwrite (overwrite=True) to replace it")
+    return resolved
+
+
+def check_creatable(out: Path, parent: Path) -> None:
+    """Refuse early when ``parent`` (or the nearest folder above it that exists) cannot take files."""
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{out}: {existing} is not a directory")
+    what = "folder" if existing == parent else f"folder {parent} cannot be created: {existing}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: {what} is not writable")
+    try:  # access() says yes to root everywhere (/proc, read-only shares): create a file to be sure
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".litefuse-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"{out}: {what} is not writable ({exc.strerror or exc})") from None
+
+
+def writable_dir(folder: str | Path) -> Path:
+    """Create ``folder`` (and its parents) if needed and check that files can be written in it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise OutputError(f"{folder}: exists and is not a directory") from None
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: folder is not writable")
+    return folder

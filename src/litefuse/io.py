@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ from typing import Literal, Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ._files import publish, temporary_beside
+from ._files import check_creatable, check_output_path, publish, same_path, temporary_beside, writable_dir
 from .errors import InputError, OptionError, OutputError
 
 __all__ = [
@@ -430,68 +429,6 @@ def read_image(path: str | Path, norm: Norm = "range") -> np.ndarray:
     return to_float(_decode(path), norm=norm, source=path)
 
 
-def _choices(items) -> str:
-    """``".png, .tif or .jpg"``."""
-    items = list(items)
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
-
-
-def same_path(a: str | Path, b: str | Path) -> bool:
-    """Whether ``a`` and ``b`` name one file or folder: the same resolved path, or, where both
-    exist, the same file by the OS (case-insensitive file systems -- macOS, Windows -- give one
-    file several spellings, and a hard link is another name)."""
-    a, b = Path(a), Path(b)
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # either does not exist
-        return False
-
-
-def check_output_path(
-    out: str | Path, inputs: tuple[str | Path, ...] = (), overwrite: bool = False, suffixes: tuple[str, ...] = (".png",),
-    *, folder_checked: bool = False,
-) -> Path:
-    """Validate an output path before any work is done; returns it resolved. Raises
-    :class:`~litefuse.errors.OutputError` when ``out`` is one of ``inputs``, its suffix is not
-    in ``suffixes``, its folder cannot take files, or it exists and not ``overwrite``.
-    ``folder_checked``: its folder was already found writable (a folder run checks it once,
-    not once per pair)."""
-    out = Path(out)
-    resolved = out.resolve()
-    for src in inputs:
-        if src is not None and same_path(src, resolved):
-            raise OutputError(f"{out}: output path is one of the inputs; refusing to overwrite an input")
-    if out.suffix.lower() not in suffixes:
-        raise OutputError(f"{out}: not a format written here; use a file name ending in {_choices(suffixes)}")
-    if not folder_checked:
-        _check_creatable(out, resolved.parent)
-    if out.is_dir():  # before 'exists': --overwrite would not help
-        raise OutputError(f"{out}: is a directory; name a file")
-    if (out.exists() or out.is_symlink()) and not overwrite:  # a broken link too: not written through in silence
-        raise OutputError(f"{out}: output exists; pass --overwrite (overwrite=True) to replace it")
-    return resolved
-
-
-def _check_creatable(out: Path, parent: Path) -> None:
-    """Refuse early when ``parent`` (or the nearest folder above it that exists) cannot take files."""
-    existing = parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutputError(f"{out}: {existing} is not a directory")
-    what = "folder" if existing == parent else f"folder {parent} cannot be created: {existing}"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"{out}: {what} is not writable")
-    try:  # access() says yes to root everywhere (/proc, read-only shares): create a file to be sure
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=".litefuse-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise OutputError(f"{out}: {what} is not writable ({exc.strerror or exc})") from None
-
-
 def check_output_dir(folder: str | Path) -> Path:
     """Validate an output folder before any work, without creating it: an existing writable
     folder, or one that can be created under a writable parent, not named as an image or video."""
@@ -500,21 +437,7 @@ def check_output_dir(folder: str | Path) -> Path:
         raise OutputError(f"{folder}: exists and is not a directory")
     if not folder.exists() and folder.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_SUFFIXES:
         raise OutputError(f"{folder}: names a file, but a folder is written here; give a folder name")
-    _check_creatable(folder, folder if folder.exists() else folder.parent)
-    return folder
-
-
-def writable_dir(folder: str | Path) -> Path:
-    """Create ``folder`` (and its parents) if needed and check that files can be written in it."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise OutputError(f"{folder}: exists and is not a directory") from None
-    except OSError as exc:
-        raise OutputError(f"{folder}: cannot create the folder ({exc.strerror or exc})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{folder}: folder is not writable")
+    check_creatable(folder, folder if folder.exists() else folder.parent)
     return folder
 
 
