@@ -378,3 +378,47 @@ def test_video_readers_leave_no_open_pipes(pair, tmp_path):
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
     assert not (tmp_path / "b.mp4").exists()
+
+
+def test_a_failing_encoder_stops_the_decode_thread_before_the_readers_close(pair, tmp_path, monkeypatch):
+    """The readers were closed on the way out while the decode thread was still inside one of them:
+    'ValueError: generator already executing' in place of the encoder's OutputError (seen once in a
+    full run). A slow reader makes the overlap certain."""
+    import time
+
+    import litefuse.video as video
+
+    real = video.read_video
+
+    def slow(path, **kw):
+        meta, frames = real(path, **kw)
+
+        def crawl():
+            for f in frames:
+                time.sleep(0.3)  # the decode thread sits here when the encoder fails
+                yield f
+
+        class Closing:  # closes as read_video's frames do: the generator itself
+            def __init__(self):
+                self.gen = crawl()
+
+            def __iter__(self):
+                return self
+
+            def __next__(self):
+                return next(self.gen)
+
+            def close(self):
+                self.gen.close()
+                frames.close()
+
+        return meta, Closing()
+
+    monkeypatch.setattr(video, "read_video", slow)
+    fake = tmp_path / "ffmpeg"
+    fake.write_text("#!/bin/sh\necho 'Could not write header: No space left on device' >&2\nexit 228\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(ff, "get_ffmpeg_exe", lambda: str(fake))
+    with pytest.raises(OutputError, match="cannot write"):
+        fuse_video(*pair, tmp_path / "o.mp4", "max")
+    assert not (tmp_path / "o.mp4").exists()

@@ -296,6 +296,9 @@ def fuse_video(
                 pairs = _zip_strict(ir_frames, vi_frames, Path(ir), Path(vi), max_frames, ended if shortest else None,
                                     {Path(ir): ir_total, Path(vi): vi_total})
                 prepared_frames = _ahead(map(prepare, pairs), depth=2 * batch_size + 1)
+                # closed first on the way out (ExitStack: last in, first out): its decode thread stops
+                # before the readers it draws from are closed (closing them mid-read raced with it)
+                readers.callback(prepared_frames.close)
                 with ThreadPoolExecutor(1, thread_name_prefix="litefuse-encode") as encoder:
                     pending: list[Future] = []
                     for batch in _batches(progress(prepared_frames, total) if progress else prepared_frames, batch_size):
