@@ -207,14 +207,15 @@ def eval_command(
     # ---- summary
     summary = summarise(rows.values(), names)
     label = model if input_dir is not None else fused.name
+    rows_are = "method" if input_dir is not None else "fused folder"  # the first column's heading
     means = {label: {m: mean for m, (mean, _) in summary.items()}}
     if markdown:
         stds = {label: {m: std for m, (_, std) in summary.items()}}
         console.print(f"Convention `{conv.name}`, {len(rows)} image(s), mean ± std\n", markup=False)
-        console.print(markdown_table(means, names, stds, label="method" if input_dir is not None else "fused folder"), markup=False)
+        console.print(markdown_table(means, names, stds, label=rows_are), markup=False)
     else:  # CDDFuse's layout: one row per method, one column per metric
         table = Table(title=f"litefuse eval — convention {conv.name}, {len(rows)} image(s), mean ± std")
-        table.add_column("method" if input_dir is not None else "fused folder")
+        table.add_column(rows_are)
         for m in names:
             table.add_column(f"{m} {METRICS[m].arrow}", justify="right")
         # as the markdown table: 4 decimals, or 3 significant digits where that would print 0.0000 (Nabf)
